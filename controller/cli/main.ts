@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// qubesec: the controller, and the demo.
+import { parseFlags, usage } from '../config.js';
+import { startController } from '../controller.js';
+import { runDemo } from './demo.js';
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  async controller(argv) {
+    const flags = parseFlags(argv);
+    if (flags.help) {
+      console.log(`qubesec controller [flags]\n${usage()}`);
+      return;
+    }
+    const controller = await startController(flags);
+    await untilSignal();
+    await controller.stop();
+  },
+  demo: runDemo,
+};
+
+export function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
+  });
+}
+
+const [name = '', ...rest] = process.argv.slice(2);
+const run = COMMANDS[name];
+if (!run) {
+  console.error(`usage: qubesec <${Object.keys(COMMANDS).join('|')}> [flags]   (qubesec controller --help lists the flags)`);
+  process.exit(2);
+}
+run(rest).then(
+  () => process.exit(0),
+  (err: Error) => {
+    console.error(`qubesec ${name}: ${err.message}`);
+    process.exit(1);
+  },
+);

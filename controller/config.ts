@@ -1,0 +1,65 @@
+// Controller flags. Names follow ingress-nginx where the meaning is the same. docs/flags.md lists each.
+import { parseArgs } from 'node:util';
+import { parseSettings } from './model/annotations.js';
+import { BUILTIN_TLS_DEFAULTS, type Capabilities, type TlsDefaults } from './model/pq.js';
+
+export const FLAGS = {
+  kubeconfig: { type: 'string', default: '', description: 'kubeconfig file; empty: in-cluster service account, else ~/.kube/config' },
+  manifests: { type: 'string', default: '', description: 'standalone mode: read Ingresses, Services, EndpointSlices, Secrets from YAML files in this folder instead of a cluster' },
+  'watch-namespace': { type: 'string', default: '', description: 'only watch this namespace (default: all)' },
+  'ingress-class': { type: 'string', default: 'qubesec', description: 'class name accepted in the legacy kubernetes.io/ingress.class annotation' },
+  'controller-class': { type: 'string', default: 'qubesec.io/ingress-controller', description: 'spec.controller of the IngressClasses this controller serves' },
+  configmap: { type: 'string', default: '', description: 'namespace/name of a ConfigMap whose keys (pq-mode, tls-groups, tls-min-version) override the default-* flags' },
+  'default-pq-mode': { type: 'string', default: BUILTIN_TLS_DEFAULTS.pqMode, description: 'pq-mode of Ingresses without the qubesec.io/pq-mode annotation: hybrid, strict or classical' },
+  'default-tls-groups': { type: 'string', default: '', description: 'groups offered in hybrid mode, in order (default X25519MLKEM768:SecP256r1MLKEM768:SecP384r1MLKEM1024:X25519:secp256r1:secp384r1)' },
+  'default-tls-min-version': { type: 'string', default: '1.3', description: 'lowest TLS version for hosts that do not set qubesec.io/tls-min-version: 1.3 or 1.2' },
+  'bind-address': { type: 'string', default: '', description: 'address NGINX listens on for traffic (default: all)' },
+  'http-port': { type: 'string', default: '80', description: 'HTTP port' },
+  'https-port': { type: 'string', default: '443', description: 'HTTPS port' },
+  'metrics-address': { type: 'string', default: '0.0.0.0', description: 'address of the metrics and health server' },
+  'metrics-port': { type: 'string', default: '10254', description: 'port of /metrics, /healthz and /readyz' },
+  'status-port': { type: 'string', default: '10246', description: '127.0.0.1 port of NGINX\'s controller-only status server' },
+  'handshake-log-port': { type: 'string', default: '0', description: '127.0.0.1 UDP port that receives NGINX\'s per-connection TLS log (0: any free port)' },
+  'nginx-root': { type: 'string', default: '', description: 'run NGINX and OpenSSL chrooted in this folder (the development rootfs); empty: run them directly' },
+  'nginx-binary': { type: 'string', default: 'nginx', description: 'NGINX executable' },
+  'openssl-binary': { type: 'string', default: 'openssl', description: 'OpenSSL executable of the data plane (asked what it supports)' },
+  'conf-dir': { type: 'string', default: '/run/qubesec', description: 'folder (as NGINX sees it) for nginx.conf, certificates and sockets' },
+  'nginx-modules': { type: 'string', default: '', description: 'comma-separated dynamic modules to load (e.g. the stream module); empty: the distribution\'s usual path if present' },
+  'access-log': { type: 'string', default: '', description: 'NGINX access log (JSON lines); empty: /dev/stdout, or <conf-dir>/access.log when chrooted' },
+  'worker-processes': { type: 'string', default: 'auto', description: 'NGINX worker processes' },
+  'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one reload' },
+  'log-level': { type: 'string', default: 'info', description: 'debug, info, warn or error' },
+  help: { type: 'boolean', default: false, description: 'print the flags' },
+} as const;
+
+export type Flags = { [K in keyof typeof FLAGS]: (typeof FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
+
+export function parseFlags(argv: string[]): Flags {
+  const { values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
+  return values as Flags;
+}
+
+export function usage(): string {
+  return Object.entries(FLAGS)
+    .map(([name, f]) => `  --${name}${f.type === 'string' ? ` (default ${JSON.stringify(f.default)})` : ''}\n      ${f.description}`)
+    .join('\n');
+}
+
+export function port(flags: Flags, name: 'http-port' | 'https-port' | 'metrics-port' | 'status-port' | 'handshake-log-port'): number {
+  const n = Number(flags[name]);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`flag --${name}: ${JSON.stringify(flags[name])} is not a port number`);
+  return n;
+}
+
+/** The default-* flags, checked with the same parsers as the annotations. */
+export function tlsDefaultsFromFlags(flags: Flags, capabilities: Capabilities): TlsDefaults {
+  const entries: Record<string, string> = { 'pq-mode': flags['default-pq-mode'], 'tls-min-version': flags['default-tls-min-version'] };
+  if (flags['default-tls-groups']) entries['tls-groups'] = flags['default-tls-groups'];
+  const parsed = parseSettings(entries, capabilities, '', (key) => `flag --default-${key}`);
+  if (parsed.errors.length > 0) throw new Error(parsed.errors.join('; '));
+  return {
+    pqMode: parsed.settings.pqMode ?? BUILTIN_TLS_DEFAULTS.pqMode,
+    hybridGroups: parsed.settings.tlsGroups,
+    minVersion: parsed.settings.tlsMinVersion ?? BUILTIN_TLS_DEFAULTS.minVersion,
+  };
+}

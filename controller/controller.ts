@@ -1,0 +1,156 @@
+// Wires one controller: a source, the reconciler, the NGINX applier, metrics and health.
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import type { Server } from 'node:http';
+import chokidar, { type FSWatcher } from 'chokidar';
+import { Applier } from './dataplane/applier.js';
+import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
+import { selfSignedPair } from './dataplane/selfsigned.js';
+import { checkPair } from './model/certificates.js';
+import type { CertificatePair } from './model/types.js';
+import { port, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { listenForHandshakes } from './observability/handshakes.js';
+import { createLogger, type Level, type Logger } from './observability/log.js';
+import { createMetrics } from './observability/metrics.js';
+import { serveObservability } from './observability/server.js';
+import { Reconciler } from './reconciler.js';
+import { FilesSource, LogEventRecorder } from './sources/files.js';
+import { KubernetesEventRecorder, KubernetesSource, loadKubeConfig } from './sources/kubernetes.js';
+import type { EventRecorder, Source } from './sources/source.js';
+
+export interface RunningController {
+  reconciler: Reconciler;
+  applier: Applier;
+  metricsPort: number;
+  stop(): Promise<void>;
+}
+
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+
+export async function startController(flags: Flags, log: Logger = createLogger(flags['log-level'] as Level)): Promise<RunningController> {
+  const runtime: DataPlaneRuntime = {
+    root: flags['nginx-root'] ? resolve(flags['nginx-root']) : '',
+    nginxBinary: flags['nginx-binary'],
+    opensslBinary: flags['openssl-binary'],
+  };
+  const capabilities = await probeCapabilities(runtime);
+  log.info('data plane OpenSSL', { version: capabilities.opensslVersion, groups: capabilities.groups, signatureAlgorithms: capabilities.signatureAlgorithms });
+  const tlsDefaults = tlsDefaultsFromFlags(flags, capabilities);
+
+  const metrics = createMetrics();
+  const handshakes = await listenForHandshakes(metrics, port(flags, 'handshake-log-port'));
+  const modules = flags['nginx-modules']
+    ? flags['nginx-modules'].split(',').filter(Boolean)
+    : existsSync(hostPath(runtime, STREAM_MODULE)) ? [STREAM_MODULE] : [];
+  const confDir = flags['conf-dir'];
+  const applier = new Applier(
+    {
+      runtime,
+      confDir,
+      accessLog: flags['access-log'] || (runtime.root ? `${confDir}/access.log` : '/dev/stdout'),
+      errorLog: 'stderr',
+      render: {
+        bindAddress: flags['bind-address'],
+        httpPort: port(flags, 'http-port'),
+        httpsPort: port(flags, 'https-port'),
+        statusPort: port(flags, 'status-port') || (await freePort()),
+        handshakeLogPort: handshakes.port,
+        workerProcesses: flags['worker-processes'] === 'auto' ? 'auto' : Number(flags['worker-processes']),
+        workerConnections: 4096,
+        modules,
+      },
+    },
+    metrics,
+    log.child({ component: 'nginx' }),
+  );
+
+  let source: Source;
+  let recorder: EventRecorder;
+  if (flags.manifests) {
+    source = new FilesSource(resolve(flags.manifests), log.child({ component: 'files' }));
+    recorder = new LogEventRecorder(log);
+  } else {
+    const kc = loadKubeConfig(flags.kubeconfig);
+    source = new KubernetesSource(kc, { kubeconfig: flags.kubeconfig, watchNamespace: flags['watch-namespace'], configMap: flags.configmap }, log.child({ component: 'kubernetes' }));
+    recorder = new KubernetesEventRecorder(kc, flags['controller-class'], hostname(), log);
+  }
+
+  const reconciler = new Reconciler(
+    source,
+    applier,
+    recorder,
+    {
+      controllerName: flags['controller-class'],
+      ingressClass: flags['ingress-class'],
+      tlsDefaults,
+      configMap: flags.configmap,
+      capabilities,
+      defaultCertificates: await defaultCertificates(runtime),
+      debounceMs: Number(flags['debounce-ms']),
+    },
+    metrics,
+    log,
+  );
+
+  let observability: Server | undefined;
+  let watcher: FSWatcher | undefined;
+  try {
+    observability = await serveObservability(metrics, flags['metrics-address'], port(flags, 'metrics-port'), () => applier.serving);
+    await reconciler.start();
+    // Someone else changed a file we manage (an editor, a volume update): write ours back and reload.
+    watcher = chokidar.watch(applier.watchedDir, { ignoreInitial: true, ignored: (p) => /\.(next|tmp)$/.test(p) });
+    const onDisk = (file: string) =>
+      void applier.changedByOthers(file).then((changed) => {
+        if (!changed) return;
+        log.warn('managed file changed on disk; restoring and reloading', { file });
+        reconciler.schedule(true);
+      });
+    watcher.on('change', onDisk).on('unlink', onDisk);
+  } catch (err) {
+    await Promise.allSettled([reconciler.stop(), applier.stop()]);
+    observability?.close();
+    handshakes.socket.close();
+    throw err;
+  }
+
+  const address = observability.address();
+  return {
+    reconciler,
+    applier,
+    metricsPort: typeof address === 'object' && address ? address.port : 0,
+    async stop() {
+      await watcher?.close();
+      await reconciler.stop();
+      await applier.stop();
+      await new Promise((r) => observability!.close(r));
+      handshakes.socket.close();
+    },
+  };
+}
+
+/** A fresh pair of self-signed certificates (ML-DSA-65 and ECDSA) for hosts without a usable Secret. */
+async function defaultCertificates(runtime: DataPlaneRuntime): Promise<CertificatePair[]> {
+  const now = new Date();
+  const pairs: CertificatePair[] = [];
+  for (const algorithm of ['ml-dsa-65', 'ecdsa-p256'] as const) {
+    const made = await selfSignedPair(runtime, algorithm, 'QubeSec default certificate', ['ingress.local']);
+    const checked = checkPair(`(default ${algorithm})`, made.certificatePem, made.keyPem, now);
+    if ('error' in checked) throw new Error(checked.error);
+    pairs.push(checked.pair);
+  }
+  return pairs;
+}
+
+/** A TCP port free on 127.0.0.1 right now, for NGINX listeners the controller alone talks to. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}

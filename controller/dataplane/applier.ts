@@ -1,0 +1,179 @@
+// Model -> running NGINX: render, skip if unchanged, write, `nginx -t`, swap atomically, reload, confirm.
+// When the test or the reload fails, the last good configuration keeps serving and the next apply retries.
+import { createHash } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import type { Model } from '../model/types.js';
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import { render, type RenderSettings } from '../render/render.js';
+import { NginxProcess } from './nginx.js';
+import { hostPath, type DataPlaneRuntime } from './runtime.js';
+
+export interface ApplierSettings {
+  runtime: DataPlaneRuntime;
+  /** Folder (NGINX's path) that holds nginx.conf, certificates, sockets, logs and temp files. */
+  confDir: string;
+  render: Omit<RenderSettings, 'generation' | 'paths'>;
+  /** Where NGINX writes its access log; stdout of the container by default. */
+  accessLog: string;
+  errorLog: string;
+}
+
+export type ApplyResult =
+  | { status: 'unchanged' | 'applied'; hash: string }
+  | { status: 'failed'; hash: string; error: string };
+
+const CONFIRM_TIMEOUT_MS = 15_000;
+
+export class Applier {
+  readonly nginx: NginxProcess;
+  private runningHash = '';
+  /** What this process wrote, by host path: tells our own writes from changes made by others. */
+  private readonly written = new Map<string, string>();
+  private readonly paths: RenderSettings['paths'];
+
+  constructor(private readonly settings: ApplierSettings, private readonly metrics: Metrics, private readonly log: Logger) {
+    const dir = settings.confDir;
+    this.paths = {
+      pid: `${dir}/nginx.pid`,
+      errorLog: settings.errorLog,
+      accessLog: settings.accessLog,
+      temp: `${dir}/tmp`,
+      certificates: `${dir}/certs`,
+      sockets: `${dir}/sockets`,
+    };
+    const sockets = hostPath(settings.runtime, this.paths.sockets);
+    this.nginx = new NginxProcess(
+      settings.runtime,
+      `${dir}/nginx.conf`,
+      log,
+      () => {
+        metrics.nginxRestarts.inc();
+        this.runningHash = ''; // the restarted master reads nginx.conf afresh; confirm it on the next apply
+      },
+      () => {
+        rmSync(sockets, { recursive: true, force: true });
+        mkdirSync(sockets, { recursive: true, mode: 0o700 });
+      },
+    );
+  }
+
+  /** The host folder to watch for changes made by others. */
+  get watchedDir(): string {
+    return hostPath(this.settings.runtime, this.settings.confDir);
+  }
+
+  get serving(): boolean {
+    return this.runningHash !== '' && this.nginx.running;
+  }
+
+  /** Whether a file under watchedDir differs from what this controller wrote there. */
+  async changedByOthers(file: string): Promise<boolean> {
+    const mine = this.written.get(file);
+    if (mine === undefined) return false;
+    const now = await readFile(file).then(sha256, () => '');
+    return now !== mine;
+  }
+
+  async apply(model: Model, force = false): Promise<ApplyResult> {
+    const hash = sha256(JSON.stringify(model));
+    if (!force && hash === this.runningHash && this.nginx.running) return { status: 'unchanged', hash };
+    this.metrics.reloads.inc();
+    const generation = hash.slice(0, 12);
+    const rendered = render(model, { ...this.settings.render, generation, paths: this.paths });
+    const host = (p: string) => hostPath(this.settings.runtime, p);
+    const confFile = host(`${this.settings.confDir}/nginx.conf`);
+    const candidate = `${confFile}.next`;
+
+    await Promise.all(['certs', 'sockets', 'tmp'].map((d) => mkdir(host(`${this.settings.confDir}/${d}`), { recursive: true, mode: 0o700 })));
+    for (const [name, content] of rendered.certificateFiles) {
+      await this.write(join(host(this.paths.certificates), name), content, 0o600);
+    }
+    await this.write(candidate, rendered.config, 0o644);
+    const test = await this.nginx.test(`${this.settings.confDir}/nginx.conf.next`);
+    if (!test.ok) return this.fail(hash, `nginx -t refused the configuration: ${test.output}`);
+
+    const previous = await readFile(confFile, 'utf8').catch(() => undefined);
+    await rename(candidate, confFile);
+    this.written.set(confFile, sha256(rendered.config));
+    this.written.delete(candidate);
+    try {
+      if (this.nginx.running) this.nginx.reload();
+      else this.nginx.start();
+      await this.confirm(generation);
+    } catch (err) {
+      if (previous !== undefined) await this.write(confFile, previous, 0o644);
+      return this.fail(hash, `NGINX did not take the new configuration: ${(err as Error).message}`);
+    }
+    this.runningHash = hash;
+    this.metrics.lastReloadSuccessful.set(1);
+    this.metrics.lastReloadSuccessTimestamp.set(Date.now() / 1000);
+    this.metrics.configHash.set(parseInt(hash.slice(0, 12), 16));
+    await this.removeUnused(new Set(rendered.certificateFiles.keys()));
+    this.log.info('configuration applied', { hash: generation, servers: model.servers.length, upstreams: model.upstreams.length });
+    return { status: 'applied', hash };
+  }
+
+  async stop(): Promise<void> {
+    await this.nginx.stop();
+  }
+
+  private async fail(hash: string, error: string): Promise<ApplyResult> {
+    this.metrics.reloadFailures.inc();
+    this.metrics.lastReloadSuccessful.set(0);
+    this.log.error('configuration not applied; the last good one keeps serving', { error });
+    return { status: 'failed', hash, error };
+  }
+
+  private async write(file: string, content: string, mode: number): Promise<void> {
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, content, { mode });
+    await rename(tmp, file);
+    this.written.set(file, sha256(content));
+  }
+
+  /** Polls the status server until the running workers report `generation`: only new workers know it. */
+  private async confirm(generation: string): Promise<void> {
+    const deadline = Date.now() + CONFIRM_TIMEOUT_MS;
+    let last = '';
+    while (Date.now() < deadline) {
+      last = await fetchGeneration(this.settings.render.statusPort).catch((err: Error) => err.message);
+      if (last === generation) return;
+      if (!this.nginx.running) throw new Error('the NGINX master exited');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`workers still report ${JSON.stringify(last)} after ${CONFIRM_TIMEOUT_MS} ms`);
+  }
+
+  private async removeUnused(keep: Set<string>): Promise<void> {
+    const dir = hostPath(this.settings.runtime, this.paths.certificates);
+    for (const name of await readdir(dir)) {
+      if (!keep.has(name)) {
+        await rm(join(dir, name), { force: true });
+        this.written.delete(join(dir, name));
+      }
+    }
+  }
+}
+
+function sha256(content: string | Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+/** A fresh connection each time (no keep-alive): an old worker must not answer for the new configuration. */
+function fetchGeneration(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/qubesec/generation', agent: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body.trim()));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -1,0 +1,104 @@
+// Every qubesec.io annotation is parsed and validated here, and nowhere else. docs/annotations.md has a row for each.
+// The same parsers read the controller's global defaults (flags and ConfigMap keys of the same names).
+import { PQ_MODES, supportedGroup, type Capabilities } from './pq.js';
+import type { PqMode, TlsVersion } from './types.js';
+
+export const ANNOTATION_PREFIX = 'qubesec.io/';
+
+/** Values an Ingress may set; undefined means "use the global default". */
+export interface IngressSettings {
+  pqMode?: PqMode;
+  tlsGroups?: string[];
+  tlsMinVersion?: TlsVersion;
+}
+
+type Parsed<T> = { value: T } | { error: string };
+
+interface SettingParser<K extends keyof IngressSettings> {
+  /** Annotation suffix after qubesec.io/, also the ConfigMap key. */
+  key: string;
+  field: K;
+  parse(raw: string, capabilities: Capabilities): Parsed<NonNullable<IngressSettings[K]>>;
+}
+
+const pqMode: SettingParser<'pqMode'> = {
+  key: 'pq-mode',
+  field: 'pqMode',
+  parse(raw) {
+    const value = raw.trim();
+    return (PQ_MODES as readonly string[]).includes(value)
+      ? { value: value as PqMode }
+      : { error: `${quote(raw)} is not one of ${PQ_MODES.join(', ')}` };
+  },
+};
+
+const tlsGroups: SettingParser<'tlsGroups'> = {
+  key: 'tls-groups',
+  field: 'tlsGroups',
+  parse(raw, capabilities) {
+    const names = raw.split(/[\s:,]+/).filter((g) => g !== '');
+    if (names.length === 0) return { error: 'is empty: list TLS groups separated by ":" or ","' };
+    const groups: string[] = [];
+    for (const name of names) {
+      const group = supportedGroup(capabilities, name);
+      if (group === undefined) {
+        return { error: `group ${quote(name)} is not supported by the data plane (OpenSSL ${capabilities.opensslVersion})` };
+      }
+      if (!groups.includes(group)) groups.push(group);
+    }
+    return { value: groups };
+  },
+};
+
+const tlsMinVersion: SettingParser<'tlsMinVersion'> = {
+  key: 'tls-min-version',
+  field: 'tlsMinVersion',
+  parse(raw) {
+    const value = raw.trim().replace(/^TLSv/i, '');
+    if (value === '1.3') return { value: 'TLSv1.3' };
+    if (value === '1.2') return { value: 'TLSv1.2' };
+    return { error: `${quote(raw)} is not 1.2 or 1.3` };
+  },
+};
+
+const SETTINGS = [pqMode, tlsGroups, tlsMinVersion] as const;
+export const ANNOTATION_KEYS: readonly string[] = SETTINGS.map((s) => ANNOTATION_PREFIX + s.key);
+
+export interface SettingsResult {
+  settings: IngressSettings;
+  /** Each error names the annotation (or key) it is about. */
+  errors: string[];
+  /** qubesec.io annotations this version does not know. */
+  unknown: string[];
+}
+
+/**
+ * Reads settings from a map of key -> value. With prefix 'qubesec.io/' it reads Ingress annotations; with prefix ''
+ * the keys of the defaults ConfigMap. Keys without the prefix are not ours and are left alone.
+ */
+export function parseSettings(
+  entries: Record<string, string> | undefined,
+  capabilities: Capabilities,
+  prefix = ANNOTATION_PREFIX,
+  describe = (key: string) => `annotation ${key}`,
+): SettingsResult {
+  const result: SettingsResult = { settings: {}, errors: [], unknown: [] };
+  for (const [key, raw] of Object.entries(entries ?? {})) {
+    if (!key.startsWith(prefix)) continue;
+    const parser = SETTINGS.find((s) => prefix + s.key === key);
+    if (parser === undefined) {
+      if (prefix !== '') result.unknown.push(key);
+      continue;
+    }
+    const parsed = parser.parse(raw, capabilities);
+    if ('error' in parsed) result.errors.push(`${describe(key)}: ${parsed.error}`);
+    else (result.settings as Record<string, unknown>)[parser.field] = parsed.value;
+  }
+  return result;
+}
+
+/** Quotes a user value for a message, cut short and with control characters made visible. */
+export function quote(raw: string): string {
+  const shown = raw.length > 80 ? `${raw.slice(0, 77)}...` : raw;
+  return JSON.stringify(shown);
+}

@@ -1,0 +1,69 @@
+// Checks a kubernetes.io/tls Secret before its pair is served: key matches certificate, in validity, names readable.
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { CertificatePair } from './types.js';
+
+export type CheckedPair = { pair: CertificatePair } | { error: string };
+
+/** Pure given `now`: no I/O, so the reconciler can keep the last good pair when a Secret turns bad. */
+export function checkTlsSecret(secret: V1Secret, now: Date): CheckedPair {
+  const source = `${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
+  if (secret.type !== undefined && secret.type !== 'kubernetes.io/tls') {
+    return { error: `Secret ${source}: type is ${secret.type}, not kubernetes.io/tls` };
+  }
+  const certificatePem = decode(secret, 'tls.crt');
+  const keyPem = decode(secret, 'tls.key');
+  if (!certificatePem || !keyPem) return { error: `Secret ${source}: data.tls.crt and data.tls.key are both required` };
+  return checkPair(source, certificatePem, keyPem, now);
+}
+
+export function checkPair(source: string, certificatePem: string, keyPem: string, now: Date): CheckedPair {
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(certificatePem);
+  } catch (err) {
+    return { error: `Secret ${source}: data.tls.crt is not a PEM certificate (${(err as Error).message})` };
+  }
+  let key;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (err) {
+    return { error: `Secret ${source}: data.tls.key is not a PEM private key (${(err as Error).message})` };
+  }
+  if (!certificate.checkPrivateKey(key)) {
+    return { error: `Secret ${source}: data.tls.key does not match the certificate in data.tls.crt` };
+  }
+  const notAfter = new Date(certificate.validTo);
+  if (notAfter <= now) return { error: `Secret ${source}: the certificate expired at ${notAfter.toISOString()}` };
+  const notBefore = new Date(certificate.validFrom);
+  if (notBefore > now) return { error: `Secret ${source}: the certificate is not valid before ${notBefore.toISOString()}` };
+  return {
+    pair: {
+      source,
+      certificatePem,
+      keyPem,
+      keyAlgorithm: key.asymmetricKeyType ?? 'unknown',
+      notAfter,
+      names: certificateNames(certificate),
+      fingerprint: createHash('sha256').update(certificatePem).update('\0').update(keyPem).digest('hex'),
+    },
+  };
+}
+
+function certificateNames(certificate: X509Certificate): string[] {
+  const san = certificate.subjectAltName;
+  if (san) {
+    return san
+      .split(', ')
+      .map((entry) => /^(?:DNS|IP Address):(.+)$/.exec(entry)?.[1])
+      .filter((name): name is string => name !== undefined);
+  }
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(certificate.subject)?.[1];
+  return cn ? [cn] : [];
+}
+
+function decode(secret: V1Secret, key: string): string | undefined {
+  const b64 = secret.data?.[key];
+  if (b64 !== undefined) return Buffer.from(b64, 'base64').toString('utf8');
+  return secret.stringData?.[key];
+}

@@ -1,0 +1,209 @@
+// Ingress -> IngressIntent: a pure translation of one Ingress and its annotations, with every field checked.
+// An Ingress with errors yields no intent; the reconciler then keeps serving its last good one.
+import type { V1Ingress, V1IngressBackend } from '@kubernetes/client-node';
+import { parseSettings } from './annotations.js';
+import { checkHost, checkObjectName, checkPath, checkPortName, checkPortNumber, checkServiceName } from './names.js';
+import { classifyGroup, groupsForMode, protocolsFrom, type Capabilities, type TlsDefaults } from './pq.js';
+import type { Diagnostic, ObjectRef, PathMatch, TlsPolicy } from './types.js';
+
+export interface BackendRef {
+  namespace: string;
+  service: string;
+  /** Port name or number as written in the Ingress. */
+  port: string;
+}
+
+export interface IntentRoute {
+  /** '' for rules without host: they go to the catch-all server. */
+  host: string;
+  match: PathMatch;
+  path: string;
+  /** Lower wins when two routes claim the same match and path: an explicit Exact path beats Prefix's implied one. */
+  precedence: number;
+  /** Where in the Ingress the route was written, for messages. */
+  field: string;
+  backend: BackendRef;
+}
+
+export interface IngressIntent {
+  ref: ObjectRef;
+  /** creationTimestamp: the oldest Ingress wins conflicts, as in ingress-nginx. */
+  created: string;
+  policy: TlsPolicy;
+  /** Whether the Ingress set its TLS policy itself (only then can it conflict with another's). */
+  policyFromAnnotations: boolean;
+  routes: IntentRoute[];
+  tls: { hosts: string[]; secret: string }[];
+}
+
+export interface IngressTranslation {
+  intent?: IngressIntent;
+  diagnostics: Diagnostic[];
+}
+
+export const PRECEDENCE = { exact: 0, pathPrefix: 1, implied: 2 } as const;
+
+export function ingressRef(ingress: V1Ingress): ObjectRef {
+  return {
+    kind: 'Ingress',
+    namespace: ingress.metadata?.namespace ?? 'default',
+    name: ingress.metadata?.name ?? '',
+    uid: ingress.metadata?.uid,
+  };
+}
+
+export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capabilities: Capabilities): IngressTranslation {
+  const ref = ingressRef(ingress);
+  const errors: string[] = [];
+  const diagnostics: Diagnostic[] = [];
+  const namespaceError = checkServiceName(ref.namespace);
+  if (namespaceError) errors.push(`metadata.namespace: ${JSON.stringify(ref.namespace)} is not a valid namespace name`);
+
+  const annotations = parseSettings(ingress.metadata?.annotations, capabilities);
+  errors.push(...annotations.errors);
+  for (const key of annotations.unknown) {
+    diagnostics.push(warning(ref, 'UnknownAnnotation', `annotation ${key} is not known to QubeSec and has no effect`));
+  }
+  const settings = annotations.settings;
+  const pqMode = settings.pqMode ?? defaults.pqMode;
+  const groups = settings.tlsGroups ?? groupsForMode(pqMode, defaults, capabilities);
+  const minVersion = settings.tlsMinVersion ?? (pqMode === 'strict' ? 'TLSv1.3' : defaults.minVersion);
+  if (pqMode === 'strict') {
+    const classical = groups.filter((g) => classifyGroup(g) === 'classical');
+    if (classical.length > 0) {
+      errors.push(`annotation qubesec.io/tls-groups: ${classical.join(', ')} is not ML-KEM-based, which pq-mode strict forbids`);
+    }
+    if (groups.length === 0) {
+      errors.push(`annotation qubesec.io/pq-mode: strict needs ML-KEM groups and the data plane (OpenSSL ${capabilities.opensslVersion}) has none`);
+    }
+    if (minVersion === 'TLSv1.2') {
+      errors.push('annotation qubesec.io/tls-min-version: 1.2 cannot go with pq-mode strict (ML-KEM groups exist only in TLS 1.3)');
+    }
+  }
+  if (pqMode === 'classical') {
+    const pq = groups.filter((g) => classifyGroup(g) !== 'classical');
+    if (pq.length > 0) errors.push(`annotation qubesec.io/tls-groups: ${pq.join(', ')} is ML-KEM-based, which pq-mode classical excludes`);
+    diagnostics.push({ object: ref, type: 'Normal', reason: 'ClassicalKeyExchange', message: 'pq-mode classical: hosts of this Ingress offer no post-quantum key exchange' });
+  }
+  if (groups.length === 0) errors.push('no TLS group of this policy is supported by the data plane');
+
+  const routes: IntentRoute[] = [];
+  const backendOf = (backend: V1IngressBackend | undefined, field: string): BackendRef | undefined => {
+    const service = backend?.service;
+    if (!service) {
+      errors.push(`${field}.service: is required (resource backends are not supported)`);
+      return undefined;
+    }
+    const nameError = checkServiceName(service.name);
+    if (nameError) errors.push(`${field}.service.name: ${JSON.stringify(service.name)} ${nameError}`);
+    const port = service.port;
+    let portText: string | undefined;
+    if (port?.number !== undefined) {
+      const e = checkPortNumber(port.number);
+      if (e) errors.push(`${field}.service.port.number: ${port.number} ${e}`);
+      portText = String(port.number);
+    } else if (port?.name !== undefined) {
+      const e = checkPortName(port.name);
+      if (e) errors.push(`${field}.service.port.name: ${JSON.stringify(port.name)} ${e}`);
+      portText = port.name;
+    } else {
+      errors.push(`${field}.service.port: needs a name or a number`);
+    }
+    return nameError || portText === undefined ? undefined : { namespace: ref.namespace, service: service.name, port: portText };
+  };
+
+  const ruleHosts: string[] = [];
+  (ingress.spec?.rules ?? []).forEach((rule, i) => {
+    const host = rule.host ?? '';
+    if (host !== '') {
+      const e = checkHost(host);
+      if (e) errors.push(`spec.rules[${i}].host: ${JSON.stringify(host)} ${e}`);
+      else if (!ruleHosts.includes(host)) ruleHosts.push(host);
+    }
+    (rule.http?.paths ?? []).forEach((p, j) => {
+      const field = `spec.rules[${i}].http.paths[${j}]`;
+      const path = p.path ?? '/';
+      const pathError = checkPath(path);
+      if (pathError) errors.push(`${field}.path: ${JSON.stringify(path)} ${pathError}`);
+      const backend = backendOf(p.backend, `${field}.backend`);
+      if (pathError || !backend) return;
+      switch (p.pathType) {
+        case 'Exact':
+          routes.push({ host, match: 'exact', path, precedence: PRECEDENCE.exact, field, backend });
+          break;
+        case 'Prefix':
+          routes.push(...prefixRoutes(host, path, field, backend));
+          break;
+        case 'ImplementationSpecific':
+          // As ingress-nginx: a plain string prefix (no element-wise matching, no regex).
+          routes.push({ host, match: 'prefix', path, precedence: PRECEDENCE.pathPrefix, field, backend });
+          break;
+        default:
+          errors.push(`${field}.pathType: ${JSON.stringify(p.pathType)} is not Exact, Prefix or ImplementationSpecific`);
+      }
+    });
+  });
+
+  if (ingress.spec?.defaultBackend) {
+    const backend = backendOf(ingress.spec.defaultBackend, 'spec.defaultBackend');
+    if (backend) {
+      // Serves what no rule of this Ingress matches: on the catch-all server and on each of its hosts.
+      for (const host of ['', ...ruleHosts]) {
+        routes.push({ host, match: 'prefix', path: '/', precedence: PRECEDENCE.implied, field: 'spec.defaultBackend', backend });
+      }
+    }
+  }
+
+  const tls: IngressIntent['tls'] = [];
+  (ingress.spec?.tls ?? []).forEach((entry, i) => {
+    const secret = entry.secretName ?? '';
+    const e = checkObjectName(secret);
+    if (e) {
+      errors.push(`spec.tls[${i}].secretName: ${JSON.stringify(secret)} ${e}`);
+      return;
+    }
+    const hosts = entry.hosts && entry.hosts.length > 0 ? entry.hosts : ruleHosts;
+    hosts.forEach((host, k) => {
+      const he = checkHost(host);
+      if (he) errors.push(`spec.tls[${i}].hosts[${k}]: ${JSON.stringify(host)} ${he}`);
+    });
+    tls.push({ hosts: hosts.filter((h) => checkHost(h) === undefined), secret: `${ref.namespace}/${secret}` });
+  });
+
+  if (errors.length > 0) {
+    return {
+      diagnostics: [
+        ...diagnostics,
+        ...errors.map((message) => warning(ref, 'Rejected', `Ingress ${ref.namespace}/${ref.name}: ${message}`)),
+      ],
+    };
+  }
+  return {
+    intent: {
+      ref,
+      created: ingress.metadata?.creationTimestamp ? new Date(ingress.metadata.creationTimestamp).toISOString() : '',
+      policy: { pqMode, groups, protocols: protocolsFrom(minVersion) },
+      policyFromAnnotations: Object.keys(settings).length > 0,
+      routes,
+      tls,
+    },
+    diagnostics,
+  };
+}
+
+/**
+ * Kubernetes Prefix matching is element-wise: /foo matches /foo and /foo/bar but not /foobar, and a trailing slash is
+ * ignored. As string matchers that is the exact path plus the prefix path + '/'.
+ */
+function prefixRoutes(host: string, path: string, field: string, backend: BackendRef): IntentRoute[] {
+  const trimmed = path.replace(/\/+$/, '');
+  if (trimmed === '') return [{ host, match: 'prefix', path: '/', precedence: PRECEDENCE.pathPrefix, field, backend }];
+  return [
+    { host, match: 'exact', path: trimmed, precedence: PRECEDENCE.implied, field, backend },
+    { host, match: 'prefix', path: `${trimmed}/`, precedence: PRECEDENCE.pathPrefix, field, backend },
+  ];
+}
+
+export function warning(object: ObjectRef, reason: string, message: string): Diagnostic {
+  return { object, type: 'Warning', reason, message };
+}

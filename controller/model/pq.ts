@@ -1,0 +1,85 @@
+// Post-quantum TLS policy: which key-exchange groups each pq-mode offers, and how a group is classified.
+import type { PqMode, TlsPolicy, TlsVersion } from './types.js';
+
+/** What the data plane's OpenSSL can do; probed at start (dataplane/capabilities.ts). */
+export interface Capabilities {
+  opensslVersion: string;
+  groups: string[];
+  signatureAlgorithms: string[];
+}
+
+export type GroupClass = 'hybrid' | 'ml-kem' | 'classical';
+
+const HYBRID_GROUPS = ['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024'];
+const PURE_ML_KEM_GROUPS = ['MLKEM512', 'MLKEM768', 'MLKEM1024'];
+const CLASSICAL_GROUPS = ['X25519', 'secp256r1', 'secp384r1'];
+
+/** Group lists per mode, strongest and most widely deployed first. */
+export const GROUPS_BY_MODE: Record<PqMode, string[]> = {
+  hybrid: [...HYBRID_GROUPS, ...CLASSICAL_GROUPS],
+  strict: [...HYBRID_GROUPS, 'MLKEM768', 'MLKEM1024'],
+  classical: CLASSICAL_GROUPS,
+};
+
+export const PQ_MODES: readonly PqMode[] = ['hybrid', 'strict', 'classical'];
+
+export function classifyGroup(group: string): GroupClass {
+  const upper = group.toUpperCase();
+  if (HYBRID_GROUPS.some((g) => g.toUpperCase() === upper)) return 'hybrid';
+  if (PURE_ML_KEM_GROUPS.some((g) => g.toUpperCase() === upper)) return 'ml-kem';
+  return 'classical';
+}
+
+/** IANA codepoints of the ML-KEM groups: NGINX before 1.27.5 logs $ssl_curve as a hex codepoint for them. */
+export const GROUP_CODEPOINTS: Record<string, string> = {
+  '0x11ec': 'X25519MLKEM768',
+  '0x11eb': 'SecP256r1MLKEM768',
+  '0x11ed': 'SecP384r1MLKEM1024',
+  '0x0200': 'MLKEM512',
+  '0x0201': 'MLKEM768',
+  '0x0202': 'MLKEM1024',
+};
+
+export function groupName(loggedGroup: string): string {
+  return GROUP_CODEPOINTS[loggedGroup.toLowerCase()] ?? loggedGroup;
+}
+
+/** The data plane's own spelling of a group, or undefined when it cannot do it. */
+export function supportedGroup(capabilities: Capabilities, group: string): string | undefined {
+  return capabilities.groups.find((g) => g.toLowerCase() === group.toLowerCase());
+}
+
+export interface TlsDefaults {
+  pqMode: PqMode;
+  /** Replaces the hybrid-mode list when set (flag --default-tls-groups or ConfigMap key tls-groups). */
+  hybridGroups?: string[];
+  minVersion: TlsVersion;
+}
+
+export const BUILTIN_TLS_DEFAULTS: TlsDefaults = { pqMode: 'hybrid', minVersion: 'TLSv1.3' };
+
+export function protocolsFrom(minVersion: TlsVersion): TlsVersion[] {
+  return minVersion === 'TLSv1.2' ? ['TLSv1.2', 'TLSv1.3'] : ['TLSv1.3'];
+}
+
+/** The groups a mode offers on this data plane, dropping those its OpenSSL lacks. */
+export function groupsForMode(mode: PqMode, defaults: TlsDefaults, capabilities: Capabilities): string[] {
+  const wanted = mode === 'hybrid' && defaults.hybridGroups ? defaults.hybridGroups : GROUPS_BY_MODE[mode];
+  return wanted.map((g) => supportedGroup(capabilities, g)).filter((g): g is string => g !== undefined);
+}
+
+export function defaultPolicy(defaults: TlsDefaults, capabilities: Capabilities): TlsPolicy {
+  return {
+    pqMode: defaults.pqMode,
+    groups: groupsForMode(defaults.pqMode, defaults, capabilities),
+    protocols: protocolsFrom(defaults.minVersion),
+  };
+}
+
+export function samePolicy(a: TlsPolicy, b: TlsPolicy): boolean {
+  return policyKey(a) === policyKey(b);
+}
+
+export function policyKey(policy: TlsPolicy): string {
+  return `${policy.groups.join(':')}|${policy.protocols.join(' ')}`;
+}

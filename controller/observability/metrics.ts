@@ -1,0 +1,23 @@
+// Prometheus metrics served on :10254/metrics. docs/metrics.md lists each.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'qubesec_controller_' });
+  const m = {
+    registry,
+    reloads: new Counter({ name: 'qubesec_config_reloads_total', help: 'NGINX configuration reloads attempted (test and reload)', registers: [registry] }),
+    reloadFailures: new Counter({ name: 'qubesec_config_reload_failures_total', help: 'Configurations that failed nginx -t or the reload; the previous one kept serving', registers: [registry] }),
+    lastReloadSuccessful: new Gauge({ name: 'qubesec_config_last_reload_successful', help: '1 if the last configuration applied, 0 if it was refused', registers: [registry] }),
+    lastReloadSuccessTimestamp: new Gauge({ name: 'qubesec_config_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful reload', registers: [registry] }),
+    configHash: new Gauge({ name: 'qubesec_config_hash', help: 'Hash of the running configuration (first 48 bits of its sha256)', registers: [registry] }),
+    syncDuration: new Histogram({ name: 'qubesec_sync_duration_seconds', help: 'Time from a change to the configuration serving (translate, render, test, reload, confirm)', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
+    ingresses: new Gauge({ name: 'qubesec_ingresses', help: 'Ingresses of our class by state: served, or rejected (their last good version, if any, still serves)', labelNames: ['state'], registers: [registry] }),
+    certificateExpiry: new Gauge({ name: 'qubesec_certificate_expiry_timestamp_seconds', help: 'notAfter of each certificate served, by host and key algorithm', labelNames: ['host', 'secret', 'key_algorithm'], registers: [registry] }),
+    handshakes: new Counter({ name: 'qubesec_tls_handshakes_total', help: 'TLS connections by negotiated key-exchange group (counted at their first request)', labelNames: ['group', 'group_class', 'resumed'], registers: [registry] }),
+    nginxRestarts: new Counter({ name: 'qubesec_nginx_restarts_total', help: 'Times the NGINX master died and was restarted', registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,110 @@
+// Files source: the same kinds read from YAML/JSON manifests in a folder, followed with chokidar. Standalone mode for
+// the demo, edge hosts and fast tests. A file that stops parsing keeps its last good objects.
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import chokidar, { type FSWatcher } from 'chokidar';
+import { parseAllDocuments } from 'yaml';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Diagnostic } from '../model/types.js';
+import type { Logger } from '../observability/log.js';
+import type { EventRecorder, Snapshot, Source } from './source.js';
+
+const KINDS: Record<string, keyof Snapshot> = {
+  'networking.k8s.io/v1 IngressClass': 'ingressClasses',
+  'networking.k8s.io/v1 Ingress': 'ingresses',
+  'v1 Service': 'services',
+  'discovery.k8s.io/v1 EndpointSlice': 'endpointSlices',
+  'v1 Secret': 'secrets',
+  'v1 ConfigMap': 'configMaps',
+};
+
+const MANIFEST = /\.(ya?ml|json)$/;
+
+export class FilesSource implements Source {
+  private readonly byFile = new Map<string, KubernetesObject[]>();
+  private watcher: FSWatcher | undefined;
+
+  constructor(private readonly dir: string, private readonly log: Logger) {}
+
+  async start(onChange: () => void): Promise<void> {
+    for (const file of await listManifests(this.dir)) await this.load(file);
+    this.watcher = chokidar.watch(this.dir, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 10 } });
+    const reload = (file: string) => {
+      if (!MANIFEST.test(file)) return;
+      void this.load(file).then(onChange);
+    };
+    this.watcher.on('add', reload).on('change', reload).on('unlink', (file) => {
+      if (this.byFile.delete(file)) onChange();
+    });
+    await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
+  }
+
+  snapshot(): Snapshot {
+    const snapshot: Record<keyof Snapshot, KubernetesObject[]> = {
+      ingressClasses: [], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [],
+    };
+    for (const objects of this.byFile.values()) {
+      for (const obj of objects) snapshot[KINDS[`${obj.apiVersion} ${obj.kind}`]!].push(obj);
+    }
+    return snapshot as unknown as Snapshot;
+  }
+
+  async stop(): Promise<void> {
+    await this.watcher?.close();
+  }
+
+  private async load(file: string): Promise<void> {
+    const name = relative(this.dir, file);
+    let text: string;
+    let mtime: Date;
+    try {
+      [text, mtime] = await Promise.all([readFile(file, 'utf8'), stat(file).then((s) => s.mtime)]);
+    } catch (err) {
+      this.log.warn('cannot read manifest', { file: name, error: (err as Error).message });
+      return;
+    }
+    const objects: KubernetesObject[] = [];
+    for (const [i, doc] of parseAllDocuments(text).entries()) {
+      if (doc.errors.length > 0) {
+        this.log.error('manifest does not parse; keeping its previous objects', { file: name, document: i, error: doc.errors[0]!.message });
+        return;
+      }
+      const obj = doc.toJS() as KubernetesObject | null;
+      if (obj === null || obj === undefined) continue;
+      if (typeof obj !== 'object' || !KINDS[`${obj.apiVersion} ${obj.kind}`]) {
+        this.log.warn('manifest document ignored: not a kind QubeSec reads', { file: name, document: i, kind: obj?.kind, apiVersion: obj?.apiVersion });
+        continue;
+      }
+      if (!obj.metadata?.name) {
+        this.log.error('manifest does not parse; keeping its previous objects', { file: name, document: i, error: 'metadata.name is required' });
+        return;
+      }
+      // Fill in what the API server would: a namespace, a uid, a creation time (the file's, for conflict order).
+      const clusterScoped = obj.kind === 'IngressClass';
+      obj.metadata.namespace = clusterScoped ? undefined : (obj.metadata.namespace ?? 'default');
+      obj.metadata.uid ??= `file:${name}#${i}`;
+      obj.metadata.creationTimestamp ??= mtime;
+      objects.push(obj);
+    }
+    this.byFile.set(file, objects);
+  }
+}
+
+async function listManifests(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && MANIFEST.test(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+}
+
+/** Standalone mode has no API server to hold Events: they become log lines. */
+export class LogEventRecorder implements EventRecorder {
+  constructor(private readonly log: Logger) {}
+
+  async record(d: Diagnostic): Promise<void> {
+    const fields = { event: d.reason, object: `${d.object.kind} ${d.object.namespace}/${d.object.name}`, message: d.message };
+    if (d.type === 'Warning') this.log.warn('event', fields);
+    else this.log.info('event', fields);
+  }
+}

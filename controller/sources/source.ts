@@ -1,0 +1,36 @@
+// What every source (Kubernetes informers, a folder of manifests) gives the rest of the controller.
+import type {
+  V1ConfigMap,
+  V1EndpointSlice,
+  V1Ingress,
+  V1IngressClass,
+  V1Secret,
+  V1Service,
+} from '@kubernetes/client-node';
+import type { Diagnostic } from '../model/types.js';
+
+export interface Snapshot {
+  ingressClasses: readonly V1IngressClass[];
+  ingresses: readonly V1Ingress[];
+  services: readonly V1Service[];
+  endpointSlices: readonly V1EndpointSlice[];
+  secrets: readonly V1Secret[];
+  configMaps: readonly V1ConfigMap[];
+}
+
+export interface Source {
+  /** Resolves once the first full state is loaded; then calls onChange after every change. */
+  start(onChange: () => void): Promise<void>;
+  snapshot(): Snapshot;
+  stop(): Promise<void>;
+}
+
+/** Tells users about their objects: Kubernetes Events in a cluster, log lines in standalone mode. */
+export interface EventRecorder {
+  record(diagnostic: Diagnostic): Promise<void>;
+}
+
+/** Items of a kind, keyed namespace/name, kept in arrival order. */
+export function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {
+  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds (once) a Debian 13 rootfs holding the PQ data plane: NGINX on OpenSSL >= 3.5, curl, etcd.
+# Prints the rootfs path. Rebuilt only when nginx/packages.txt changes. Needs root (debootstrap, chroot).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${QUBESEC_CACHE:-$root/.cache}"
+packages="$(grep -v '^#' "$root/nginx/packages.txt" | xargs | tr ' ' ',')"
+stamp="$(printf '%s' "$packages" | sha256sum | cut -c1-12)"
+dir="$cache/rootfs-trixie-$stamp"
+if [ -f "$dir/.qubesec-ready" ]; then echo "$dir"; exit 0; fi
+
+[ "$(id -u)" = 0 ] || { echo "qubesec: building the data-plane rootfs needs root (debootstrap, chroot)" >&2; exit 1; }
+if ! command -v debootstrap >/dev/null; then
+  echo "qubesec: installing debootstrap" >&2
+  apt-get update -qq >&2 && apt-get install -y -qq debootstrap >&2
+fi
+# Use the Debian mirror the host already trusts rather than naming one here.
+mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+  | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true)"
+mirror="${QUBESEC_DEBIAN_MIRROR:-$mirror}"
+[ -n "$mirror" ] || { echo "qubesec: no Debian mirror found in /etc/apt sources; set QUBESEC_DEBIAN_MIRROR" >&2; exit 1; }
+
+rm -rf "$dir.tmp"
+mkdir -p "$cache"
+echo "qubesec: debootstrap trixie ($packages) from $mirror into $dir" >&2
+debootstrap --variant=minbase --include="$packages" trixie "$dir.tmp" "$mirror" >&2
+# Keep the distribution's nginx from starting on its own and make room for our runtime files.
+rm -f "$dir.tmp/etc/nginx/sites-enabled/default"
+chroot "$dir.tmp" openssl version >&2
+chroot "$dir.tmp" nginx -v >&2
+touch "$dir.tmp/.qubesec-ready"
+mv "$dir.tmp" "$dir"
+echo "$dir"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one entry point behind the npm scripts and .ci/run: installs what a step needs (pinned Node 24, npm packages,
+# the PQ data-plane rootfs, kube-apiserver), then runs it. Works on a fresh machine; later runs reuse .cache/.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+step="${1:-}"
+shift || true
+
+PATH="$(bash scripts/node.sh):$PATH"
+export PATH
+
+deps() {
+  # Reinstall only when package-lock.json changed since the last install.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}
+build() { deps; rm -rf dist; npx tsc -p .; }
+rootfs() { QUBESEC_ROOTFS="$(bash nginx/rootfs.sh)"; export QUBESEC_ROOTFS; }
+apiserver() { KUBE_APISERVER="$(bash e2e/cluster/build-apiserver.sh)"; export KUBE_APISERVER; }
+jest() { node --experimental-vm-modules --no-warnings node_modules/jest/bin/jest.js --runInBand "$@"; }
+lint() { npx eslint --max-warnings 0 controller e2e; }
+
+case "$step" in
+  build) build ;;
+  lint) build; lint ;;
+  demo) build; rootfs; node dist/controller/cli/main.js demo "$@" ;;
+  test:unit) build; QUBESEC_TESTS=unit jest "$@" ;;
+  test:e2e) build; rootfs; apiserver; QUBESEC_TESTS=e2e jest "$@" ;;
+  test) build; lint; rootfs; apiserver; jest "$@" ;;
+  *) echo "usage: scripts/run.sh build|lint|demo|test|test:unit|test:e2e [args]" >&2; exit 2 ;;
+esac
