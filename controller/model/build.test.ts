@@ -1,0 +1,121 @@
+import { buildModel, type ModelInputs } from './build.js';
+import { checkTlsSecret } from './certificates.js';
+import { translateIngress } from './ingress.js';
+import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from './pq.js';
+import { CAPABILITIES, endpointSlice, ingress, route, service, tlsSecret } from './testing.js';
+import type { CertificatePair } from './types.js';
+
+const NOW = new Date('2026-11-28T00:00:00Z');
+
+function pair(name: string, file: string): CertificatePair {
+  const checked = checkTlsSecret(tlsSecret(name, file), NOW);
+  if ('error' in checked) throw new Error(checked.error);
+  return checked.pair;
+}
+
+function build(ingresses: Parameters<typeof translateIngress>[0][], extra: Partial<ModelInputs> = {}) {
+  const intents = ingresses.map((i) => translateIngress(i, BUILTIN_TLS_DEFAULTS, CAPABILITIES).intent!);
+  return buildModel({
+    intents,
+    services: new Map([['default/web', service('web', [{ name: 'http', port: 80 }])]]),
+    endpointSlices: new Map([['default/web', [endpointSlice('web', { name: 'http', port: 8080 }, [{ ip: '10.0.0.2' }, { ip: '10.0.0.1', ready: true }, { ip: '10.0.0.9', ready: false }])]]]),
+    certificates: new Map(),
+    defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
+    defaultCertificates: [pair('default', 'ecdsa')],
+    ...extra,
+  });
+}
+
+describe('buildModel', () => {
+  it('builds servers by host, locations by path, and upstreams from ready endpoints', () => {
+    const { model, diagnostics } = build([ingress('a', { rules: [route('a.example.com', '/', 'Prefix', 'web', 'http')] })]);
+    expect(diagnostics).toEqual([]);
+    expect(model.servers.map((s) => s.host)).toEqual(['', 'a.example.com']);
+    expect(model.servers[1]!.locations).toEqual([{ match: 'prefix', path: '/', upstream: 'default_web_http', ingress: expect.objectContaining({ name: 'a' }) }]);
+    expect(model.upstreams).toEqual([{
+      name: 'default_web_http',
+      service: { namespace: 'default', name: 'web', port: 'http' },
+      endpoints: [{ address: '10.0.0.1', port: 8080 }, { address: '10.0.0.2', port: 8080 }],
+    }]);
+  });
+
+  it('resolves a Service port given by number to the EndpointSlice port of the same name', () => {
+    const { model } = build([ingress('a', { rules: [route('a.example.com', '/', 'Prefix', 'web', 80)] })]);
+    expect(model.upstreams[0]!.endpoints.map((e) => e.port)).toEqual([8080, 8080]);
+  });
+
+  it('gives a conflicting path to the oldest Ingress and warns the newer one', () => {
+    const older = ingress('older', { rules: [route('a.example.com', '/api', 'Prefix', 'web', 80)] }, { created: '2026-01-01T00:00:00Z' });
+    const newer = ingress('newer', { rules: [route('a.example.com', '/api', 'Prefix', 'other', 80)] }, { created: '2026-02-01T00:00:00Z' });
+    for (const order of [[older, newer], [newer, older]]) {
+      const { model, diagnostics } = build(order);
+      const server = model.servers.find((s) => s.host === 'a.example.com')!;
+      expect(server.locations.map((l) => l.ingress.name)).toEqual(['older', 'older']);
+      expect(diagnostics.filter((d) => d.reason === 'Conflict').map((d) => d.object.name)).toEqual(['newer', 'newer']);
+    }
+  });
+
+  it('lets an Exact path win over the exact match implied by a Prefix of another Ingress, without a conflict', () => {
+    const prefix = ingress('prefix', { rules: [route('a.example.com', '/app', 'Prefix', 'web', 80)] }, { created: '2026-01-01T00:00:00Z' });
+    const exact = ingress('exact', { rules: [route('a.example.com', '/app', 'Exact', 'web', 'http')] }, { created: '2026-02-01T00:00:00Z' });
+    const { model, diagnostics } = build([prefix, exact]);
+    const locations = model.servers.find((s) => s.host === 'a.example.com')!.locations;
+    expect(locations.map((l) => [l.match, l.path, l.ingress.name])).toEqual([['exact', '/app', 'exact'], ['prefix', '/app/', 'prefix']]);
+    expect(diagnostics).toEqual([]);
+  });
+
+  it('warns when a Service is missing and leaves its upstream empty (503)', () => {
+    const { model, diagnostics } = build([ingress('a', { rules: [route('a.example.com', '/', 'Prefix', 'gone', 80)] })]);
+    expect(model.upstreams[0]!.endpoints).toEqual([]);
+    expect(diagnostics.map((d) => d.message)).toEqual(['Ingress default/a: Service default/gone not found; its paths answer 503']);
+  });
+
+  it('serves an ML-DSA and an ECDSA certificate side by side for one host', () => {
+    const ing = ingress('a', {
+      tls: [{ hosts: ['pq.example.com'], secretName: 'mldsa' }, { hosts: ['pq.example.com'], secretName: 'ecdsa' }],
+      rules: [route('pq.example.com', '/', 'Prefix', 'web', 80)],
+    });
+    const certificates = new Map([['default/mldsa', pair('mldsa', 'mldsa65')], ['default/ecdsa', pair('ecdsa', 'ecdsa')]]);
+    const { model, diagnostics } = build([ing], { certificates });
+    expect(diagnostics).toEqual([]);
+    const tls = model.servers.find((s) => s.host === 'pq.example.com')!.tls!;
+    expect(tls.certificates.map((c) => c.keyAlgorithm)).toEqual(['ml-dsa-65', 'ec']);
+    expect(tls.policy.groups[0]).toBe('X25519MLKEM768');
+  });
+
+  it('falls back to the default certificate, with a warning, when the Secret is missing or does not cover the host', () => {
+    const ing = ingress('a', {
+      tls: [{ hosts: ['pq.example.com'], secretName: 'missing' }, { hosts: ['pq.example.com'], secretName: 'other' }],
+      rules: [route('pq.example.com', '/', 'Prefix', 'web', 80)],
+    });
+    const { model, diagnostics } = build([ing], { certificates: new Map([['default/other', pair('other', 'mldsa44-other')]]) });
+    expect(model.servers.find((s) => s.host === 'pq.example.com')!.tls!.certificates.map((c) => c.source)).toEqual(['default/default']);
+    expect(diagnostics.map((d) => d.reason)).toEqual(['SecretNotUsable', 'CertificateHostMismatch']);
+  });
+
+  it('keeps the TLS policy of the oldest Ingress on a shared host and warns the newer one', () => {
+    const older = ingress('older', { tls: [{ hosts: ['a.example.com'], secretName: 's' }], rules: [route('a.example.com', '/', 'Prefix', 'web', 80)] }, { created: '2026-01-01T00:00:00Z' });
+    const newer = ingress('newer', { tls: [{ hosts: ['a.example.com'], secretName: 's' }], rules: [route('a.example.com', '/b', 'Exact', 'web', 80)] }, { created: '2026-03-01T00:00:00Z', annotations: { 'qubesec.io/pq-mode': 'strict' } });
+    const { model, diagnostics } = build([newer, older]);
+    expect(model.servers.find((s) => s.host === 'a.example.com')!.tls!.policy.pqMode).toBe('hybrid');
+    expect(diagnostics.filter((d) => d.reason === 'Conflict').map((d) => d.object.name)).toEqual(['newer']);
+  });
+});
+
+describe('checkTlsSecret', () => {
+  it('accepts ML-DSA and ECDSA pairs and reads their names', () => {
+    expect(pair('m', 'mldsa65')).toEqual(expect.objectContaining({ keyAlgorithm: 'ml-dsa-65', names: ['pq.example.com', '*.pq.example.com'], source: 'default/m' }));
+    expect(pair('e', 'ecdsa').keyAlgorithm).toBe('ec');
+  });
+
+  it.each([
+    ['a key that does not match', tlsSecret('s', 'mldsa65', 'default', 'ecdsa'), 'Secret default/s: data.tls.key does not match the certificate in data.tls.crt'],
+    ['an expired certificate', tlsSecret('s', 'expired'), 'Secret default/s: the certificate expired at 2021-01-01T00:00:00.000Z'],
+    ['a Secret of another type', { ...tlsSecret('s', 'ecdsa'), type: 'Opaque' }, 'Secret default/s: type is Opaque, not kubernetes.io/tls'],
+    ['a missing key', { ...tlsSecret('s', 'ecdsa'), data: { 'tls.crt': 'eA==' } }, 'Secret default/s: data.tls.crt and data.tls.key are both required'],
+    ['garbage', { ...tlsSecret('s', 'ecdsa'), data: { 'tls.crt': 'eA==', 'tls.key': 'eA==' } }, 'Secret default/s: data.tls.crt is not a PEM certificate'],
+  ])('refuses %s', (_name, secret, message) => {
+    const checked = checkTlsSecret(secret, NOW);
+    expect('error' in checked && checked.error).toContain(message);
+  });
+});

@@ -1,0 +1,68 @@
+// Builders for unit tests: Kubernetes objects as plain data, and the test certificates in controller/testdata.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
+import { PROJECT_ROOT } from '../project.js';
+import type { Capabilities } from './pq.js';
+
+export const CAPABILITIES: Capabilities = {
+  opensslVersion: '3.5.9',
+  groups: 'secp256r1:secp384r1:secp521r1:x25519:x448:MLKEM512:MLKEM768:MLKEM1024:SecP256r1MLKEM768:X25519MLKEM768:SecP384r1MLKEM1024'.split(':'),
+  signatureAlgorithms: ['ecdsa_secp256r1_sha256', 'mldsa44', 'mldsa65', 'mldsa87'],
+};
+
+export function ingress(name: string, spec: V1Ingress['spec'], extra: { annotations?: Record<string, string>; created?: string; namespace?: string } = {}): V1Ingress {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'Ingress',
+    metadata: {
+      name,
+      namespace: extra.namespace ?? 'default',
+      uid: `uid-${name}`,
+      annotations: extra.annotations,
+      creationTimestamp: new Date(extra.created ?? '2026-01-01T00:00:00Z'),
+    },
+    spec: { ingressClassName: 'qubesec', ...spec },
+  };
+}
+
+export function route(host: string, path: string, pathType: string, service: string, port: number | string = 80) {
+  return {
+    host,
+    http: {
+      paths: [{ path, pathType, backend: { service: { name: service, port: typeof port === 'number' ? { number: port } : { name: port } } } }],
+    },
+  };
+}
+
+export function service(name: string, ports: { name?: string; port: number }[], namespace = 'default'): V1Service {
+  return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec: { ports } };
+}
+
+export function endpointSlice(serviceName: string, port: { name?: string; port: number }, endpoints: { ip: string; ready?: boolean }[], namespace = 'default'): V1EndpointSlice {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: `${serviceName}-abc`, namespace, labels: { 'kubernetes.io/service-name': serviceName } },
+    addressType: 'IPv4',
+    ports: [port],
+    endpoints: endpoints.map((e) => ({ addresses: [e.ip], conditions: e.ready === undefined ? {} : { ready: e.ready } })),
+  };
+}
+
+export function testPem(name: string): string {
+  return readFileSync(join(PROJECT_ROOT, 'controller', 'testdata', name), 'utf8');
+}
+
+export function tlsSecret(name: string, pair: string, namespace = 'default', keyPair = pair): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: { name, namespace },
+    data: {
+      'tls.crt': Buffer.from(testPem(`${pair}.crt`)).toString('base64'),
+      'tls.key': Buffer.from(testPem(`${keyPair}.key`)).toString('base64'),
+    },
+  };
+}

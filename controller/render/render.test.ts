@@ -1,0 +1,81 @@
+// Golden files for representative configurations. QUBESEC_UPDATE_GOLDEN=1 rewrites them; review the diff.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildModel } from '../model/build.js';
+import { checkTlsSecret } from '../model/certificates.js';
+import { translateIngress } from '../model/ingress.js';
+import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from '../model/pq.js';
+import { CAPABILITIES, endpointSlice, ingress, route, service, tlsSecret } from '../model/testing.js';
+import type { CertificatePair, Model } from '../model/types.js';
+import { PROJECT_ROOT } from '../project.js';
+import { render, type RenderSettings } from './render.js';
+
+const SETTINGS: RenderSettings = {
+  generation: 'test',
+  bindAddress: '',
+  httpPort: 80,
+  httpsPort: 443,
+  statusPort: 10246,
+  handshakeLogPort: 5140,
+  workerProcesses: 'auto',
+  workerConnections: 4096,
+  modules: ['/usr/lib/nginx/modules/ngx_stream_module.so'],
+  paths: { pid: '/run/qubesec/nginx.pid', errorLog: 'stderr', accessLog: '/dev/stdout', temp: '/run/qubesec/tmp', certificates: '/run/qubesec/certs', sockets: '/run/qubesec/sockets' },
+};
+
+function pair(secret: string, file: string): CertificatePair {
+  const checked = checkTlsSecret(tlsSecret(secret, file), new Date('2026-11-28T00:00:00Z'));
+  if ('error' in checked) throw new Error(checked.error);
+  return checked.pair;
+}
+
+function modelOf(ingresses: Parameters<typeof translateIngress>[0][]): Model {
+  return buildModel({
+    intents: ingresses.map((i) => translateIngress(i, BUILTIN_TLS_DEFAULTS, CAPABILITIES).intent!),
+    services: new Map([['default/web', service('web', [{ name: 'http', port: 80 }])], ['default/empty', service('empty', [{ port: 80 }])]]),
+    endpointSlices: new Map([['default/web', [endpointSlice('web', { name: 'http', port: 8080 }, [{ ip: '10.0.0.1' }, { ip: 'fd00::1' }])]]]),
+    certificates: new Map([['default/pq-mldsa', pair('pq-mldsa', 'mldsa65')], ['default/pq-ecdsa', pair('pq-ecdsa', 'ecdsa')]]),
+    defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
+    defaultCertificates: [pair('fake', 'ecdsa')],
+  }).model;
+}
+
+const dualCertificates = { tls: [{ hosts: ['pq.example.com'], secretName: 'pq-mldsa' }, { hosts: ['pq.example.com'], secretName: 'pq-ecdsa' }] };
+
+const CASES: Record<string, Model> = {
+  'hybrid-dual-certificates': modelOf([
+    ingress('web', { ...dualCertificates, rules: [route('pq.example.com', '/', 'Prefix', 'web', 'http'), route('pq.example.com', '/health', 'Exact', 'web', 80)] }),
+  ]),
+  'policies-per-host': modelOf([
+    ingress('web', { ...dualCertificates, rules: [route('pq.example.com', '/', 'Prefix', 'web', 'http')] }),
+    ingress('strict', { tls: [{ hosts: ['*.pq.example.com'], secretName: 'pq-mldsa' }], rules: [route('*.pq.example.com', '/api', 'Prefix', 'web', 'http')] }, { annotations: { 'qubesec.io/pq-mode': 'strict' } }),
+  ]),
+  'plain-http-and-empty-upstream': modelOf([
+    ingress('plain', { rules: [route('plain.example.com', '/app', 'ImplementationSpecific', 'empty', 80)] }),
+  ]),
+};
+
+describe('render', () => {
+  it.each(Object.keys(CASES))('renders %s as its golden file', (name) => {
+    const rendered = render(CASES[name]!, SETTINGS);
+    const golden = join(PROJECT_ROOT, 'controller', 'render', 'testdata', `${name}.conf`);
+    if (process.env.QUBESEC_UPDATE_GOLDEN === '1' || !existsSync(golden)) writeFileSync(golden, rendered.config);
+    expect(rendered.config).toBe(readFileSync(golden, 'utf8'));
+  });
+
+  it('writes each certificate pair once, key and certificate in one file named by fingerprint', () => {
+    const rendered = render(CASES['hybrid-dual-certificates']!, SETTINGS);
+    // ML-DSA and ECDSA for the host; the default certificate is the same ECDSA pair here, so it is written once.
+    expect(rendered.certificateFiles.size).toBe(2);
+    for (const [name, content] of rendered.certificateFiles) {
+      expect(name).toMatch(/^[0-9a-f]{64}\.pem$/);
+      expect(content).toMatch(/^-----BEGIN PRIVATE KEY-----[^]*-----BEGIN CERTIFICATE-----/);
+    }
+  });
+
+  it('refuses to render a value NGINX would interpret, even one that got past the model boundary', () => {
+    const model = CASES['plain-http-and-empty-upstream']!;
+    const hostile: Model = { ...model, servers: [...model.servers, { host: 'x.com;\n  include /etc/shadow', locations: [] }] };
+    expect(() => render(hostile, SETTINGS)).toThrow(/refusing to render view\.servers\[2\]\.serverName/);
+  });
+});
