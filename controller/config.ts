@@ -1,7 +1,7 @@
 // Controller flags. Names follow ingress-nginx where the meaning is the same. docs/flags.md lists each.
 import { parseArgs } from 'node:util';
 import { parseSettings } from './model/annotations.js';
-import { BUILTIN_TLS_DEFAULTS, type Capabilities, type TlsDefaults } from './model/pq.js';
+import { BUILTIN_TLS_DEFAULTS, strictOrder, type Capabilities, type TlsDefaults } from './model/pq.js';
 
 export const FLAGS = {
   kubeconfig: { type: 'string', default: '', description: 'kubeconfig file; empty: in-cluster service account, else ~/.kube/config' },
@@ -11,7 +11,7 @@ export const FLAGS = {
   'controller-class': { type: 'string', default: 'qubesec.io/ingress-controller', description: 'spec.controller of the IngressClasses this controller serves' },
   configmap: { type: 'string', default: '', description: 'namespace/name of a ConfigMap whose keys (pq-mode, tls-groups, tls-min-version) override the default-* flags' },
   'default-pq-mode': { type: 'string', default: BUILTIN_TLS_DEFAULTS.pqMode, description: 'pq-mode of Ingresses without the qubesec.io/pq-mode annotation: hybrid, strict or classical' },
-  'default-tls-groups': { type: 'string', default: '', description: 'groups offered in hybrid mode, in order (default X25519MLKEM768:SecP256r1MLKEM768:SecP384r1MLKEM1024:X25519:secp256r1:secp384r1)' },
+  'default-tls-groups': { type: 'string', default: '', description: 'groups offered in hybrid mode, in strict server order (default: the hybrids X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, then X25519, secp256r1, secp384r1)' },
   'default-tls-min-version': { type: 'string', default: '1.3', description: 'lowest TLS version for hosts that do not set qubesec.io/tls-min-version: 1.3 or 1.2' },
   'bind-address': { type: 'string', default: '', description: 'address NGINX listens on for traffic (default: all)' },
   'http-port': { type: 'string', default: '80', description: 'HTTP port' },
@@ -59,7 +59,7 @@ export function tlsDefaultsFromFlags(flags: Flags, capabilities: Capabilities): 
   if (parsed.errors.length > 0) throw new Error(parsed.errors.join('; '));
   return {
     pqMode: parsed.settings.pqMode ?? BUILTIN_TLS_DEFAULTS.pqMode,
-    hybridGroups: parsed.settings.tlsGroups,
+    hybridGroups: parsed.settings.tlsGroups && strictOrder(parsed.settings.tlsGroups),
     minVersion: parsed.settings.tlsMinVersion ?? BUILTIN_TLS_DEFAULTS.minVersion,
   };
 }

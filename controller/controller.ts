@@ -1,6 +1,5 @@
 // Wires one controller: a source, the reconciler, the NGINX applier, metrics and health.
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Server } from 'node:http';
@@ -11,6 +10,7 @@ import { selfSignedPair } from './dataplane/selfsigned.js';
 import { checkPair } from './model/certificates.js';
 import type { CertificatePair } from './model/types.js';
 import { port, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { freePort } from './net.js';
 import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Level, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
@@ -132,25 +132,13 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
 
 /** A fresh pair of self-signed certificates (ML-DSA-65 and ECDSA) for hosts without a usable Secret. */
 async function defaultCertificates(runtime: DataPlaneRuntime): Promise<CertificatePair[]> {
-  const now = new Date();
   const pairs: CertificatePair[] = [];
   for (const algorithm of ['ml-dsa-65', 'ecdsa-p256'] as const) {
     const made = await selfSignedPair(runtime, algorithm, 'QubeSec default certificate', ['ingress.local']);
-    const checked = checkPair(`(default ${algorithm})`, made.certificatePem, made.keyPem, now);
+    const checked = checkPair(`(default ${algorithm})`, made.certificatePem, made.keyPem, new Date());
     if ('error' in checked) throw new Error(checked.error);
     pairs.push(checked.pair);
   }
   return pairs;
 }
 
-/** A TCP port free on 127.0.0.1 right now, for NGINX listeners the controller alone talks to. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}

@@ -5,7 +5,7 @@ import { parseSettings } from './model/annotations.js';
 import { buildModel, endpointSliceService } from './model/build.js';
 import { checkTlsSecret } from './model/certificates.js';
 import { ingressRef, translateIngress, type IngressIntent } from './model/ingress.js';
-import { defaultPolicy, type Capabilities, type TlsDefaults } from './model/pq.js';
+import { defaultPolicy, strictOrder, type Capabilities, type TlsDefaults } from './model/pq.js';
 import type { CertificatePair, Diagnostic, Model } from './model/types.js';
 import type { ApplyResult } from './dataplane/applier.js';
 import type { Logger } from './observability/log.js';
@@ -177,7 +177,7 @@ export class Reconciler {
     const s = parsed.settings;
     return {
       pqMode: s.pqMode ?? this.options.tlsDefaults.pqMode,
-      hybridGroups: s.tlsGroups ?? this.options.tlsDefaults.hybridGroups,
+      hybridGroups: s.tlsGroups ? strictOrder(s.tlsGroups) : this.options.tlsDefaults.hybridGroups,
       minVersion: s.tlsMinVersion ?? this.options.tlsDefaults.minVersion,
     };
   }

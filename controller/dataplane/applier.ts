@@ -1,8 +1,8 @@
 // Model -> running NGINX: render, skip if unchanged, write, `nginx -t`, swap atomically, reload, confirm.
 // When the test or the reload fails, the last good configuration keeps serving and the next apply retries.
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { Model } from '../model/types.js';
@@ -27,6 +27,9 @@ export type ApplyResult =
   | { status: 'failed'; hash: string; error: string };
 
 const CONFIRM_TIMEOUT_MS = 15_000;
+
+/** Private keys stay with the master (root); workers (an unprivileged user) must reach sockets and temp files. */
+const DIR_MODES = { '.': 0o711, certs: 0o700, sockets: 0o711, tmp: 0o711 } as const;
 
 export class Applier {
   readonly nginx: NginxProcess;
@@ -56,7 +59,8 @@ export class Applier {
       },
       () => {
         rmSync(sockets, { recursive: true, force: true });
-        mkdirSync(sockets, { recursive: true, mode: 0o700 });
+        mkdirSync(sockets, { recursive: true });
+        chmodSync(sockets, DIR_MODES.sockets);
       },
     );
   }
@@ -88,7 +92,11 @@ export class Applier {
     const confFile = host(`${this.settings.confDir}/nginx.conf`);
     const candidate = `${confFile}.next`;
 
-    await Promise.all(['certs', 'sockets', 'tmp'].map((d) => mkdir(host(`${this.settings.confDir}/${d}`), { recursive: true, mode: 0o700 })));
+    for (const [dir, mode] of Object.entries(DIR_MODES)) {
+      const path = host(dir === '.' ? this.settings.confDir : `${this.settings.confDir}/${dir}`);
+      await mkdir(path, { recursive: true });
+      await chmod(path, mode); // whatever the umask, and for folders left by an earlier run
+    }
     for (const [name, content] of rendered.certificateFiles) {
       await this.write(join(host(this.paths.certificates), name), content, 0o600);
     }
@@ -97,9 +105,10 @@ export class Applier {
     if (!test.ok) return this.fail(hash, `nginx -t refused the configuration: ${test.output}`);
 
     const previous = await readFile(confFile, 'utf8').catch(() => undefined);
-    await rename(candidate, confFile);
+    // Recorded before the rename, so the watcher never mistakes our own swap for someone else's edit.
     this.written.set(confFile, sha256(rendered.config));
     this.written.delete(candidate);
+    await rename(candidate, confFile);
     try {
       if (this.nginx.running) this.nginx.reload();
       else this.nginx.start();
@@ -131,8 +140,8 @@ export class Applier {
   private async write(file: string, content: string, mode: number): Promise<void> {
     const tmp = `${file}.${process.pid}.tmp`;
     await writeFile(tmp, content, { mode });
-    await rename(tmp, file);
     this.written.set(file, sha256(content));
+    await rename(tmp, file);
   }
 
   /** Polls the status server until the running workers report `generation`: only new workers know it. */

@@ -46,7 +46,8 @@ export class NginxProcess {
     this.stopping = false;
     this.prepare();
     const [file, args] = command(this.runtime, this.runtime.nginxBinary, ['-c', this.configPath, '-g', 'daemon off;']);
-    const child = execa(file, args, { reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit' });
+    // Its own process group: if the master dies, its orphaned workers (still holding the ports) go with it.
+    const child = execa(file, args, { reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', detached: true });
     this.child = child;
     this.log.info('nginx started', { pid: child.pid });
     const startedAt = Date.now();
@@ -55,6 +56,7 @@ export class NginxProcess {
       this.child = undefined;
       if (this.stopping) return;
       this.log.error('nginx exited unexpectedly', { code: result.exitCode, signal: result.signal });
+      killGroup(child.pid);
       this.onUnexpectedExit(result.exitCode);
       // A master that ran for a while restarts at once; one that keeps dying backs off.
       this.restartDelayMs = Date.now() - startedAt > 60_000 ? 500 : Math.min(this.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
@@ -78,5 +80,14 @@ export class NginxProcess {
     await child;
     clearTimeout(timer);
     this.child = undefined;
+  }
+}
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // ESRCH: no process of the group is left.
   }
 }

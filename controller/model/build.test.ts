@@ -80,7 +80,7 @@ describe('buildModel', () => {
     expect(diagnostics).toEqual([]);
     const tls = model.servers.find((s) => s.host === 'pq.example.com')!.tls!;
     expect(tls.certificates.map((c) => c.keyAlgorithm)).toEqual(['ml-dsa-65', 'ec']);
-    expect(tls.policy.groups[0]).toBe('X25519MLKEM768');
+    expect(tls.policy.groups[0]![0]).toBe('X25519MLKEM768');
   });
 
   it('falls back to the default certificate, with a warning, when the Secret is missing or does not cover the host', () => {

@@ -3,6 +3,9 @@ import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { CertificatePair } from './types.js';
 
+/** Tolerated difference between the issuer's clock and ours. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
 export type CheckedPair = { pair: CertificatePair } | { error: string };
 
 /** Pure given `now`: no I/O, so the reconciler can keep the last good pair when a Secret turns bad. */
@@ -36,7 +39,8 @@ export function checkPair(source: string, certificatePem: string, keyPem: string
   const notAfter = new Date(certificate.validTo);
   if (notAfter <= now) return { error: `Secret ${source}: the certificate expired at ${notAfter.toISOString()}` };
   const notBefore = new Date(certificate.validFrom);
-  if (notBefore > now) return { error: `Secret ${source}: the certificate is not valid before ${notBefore.toISOString()}` };
+  // A certificate issued a moment ago on a host whose clock runs ahead is still good.
+  if (notBefore.getTime() > now.getTime() + CLOCK_SKEW_MS) return { error: `Secret ${source}: the certificate is not valid before ${notBefore.toISOString()}` };
   return {
     pair: {
       source,

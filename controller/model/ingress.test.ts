@@ -34,18 +34,18 @@ describe('translateIngress', () => {
     const r = translate(ingress('web', { rules: [route('a.example.com', '/', 'Prefix', 'svc')] }));
     expect(r.intent!.policy).toEqual({
       pqMode: 'hybrid',
-      groups: ['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024', 'x25519', 'secp256r1', 'secp384r1'],
+      groups: [['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024'], ['x25519', 'secp256r1', 'secp384r1']],
       protocols: ['TLSv1.3'],
     });
     expect(r.intent!.policyFromAnnotations).toBe(false);
-    expect(GROUPS_BY_MODE.hybrid[0]).toBe('X25519MLKEM768');
+    expect(GROUPS_BY_MODE.hybrid[0]![0]).toBe('X25519MLKEM768');
   });
 
   it('strict offers only ML-KEM-based groups; classical only classical ones, with a Normal event', () => {
     const strict = translate(ingress('s', { rules: [route('a.example.com', '/', 'Prefix', 'svc')] }, { annotations: { 'qubesec.io/pq-mode': 'strict' } }));
-    expect(strict.intent!.policy.groups).toEqual(['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024', 'MLKEM768', 'MLKEM1024']);
+    expect(strict.intent!.policy.groups).toEqual([['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024'], ['MLKEM768', 'MLKEM1024']]);
     const classical = translate(ingress('c', { rules: [route('a.example.com', '/', 'Prefix', 'svc')] }, { annotations: { 'qubesec.io/pq-mode': 'classical' } }));
-    expect(classical.intent!.policy.groups).toEqual(['x25519', 'secp256r1', 'secp384r1']);
+    expect(classical.intent!.policy.groups).toEqual([['x25519', 'secp256r1', 'secp384r1']]);
     expect(classical.diagnostics).toEqual([expect.objectContaining({ type: 'Normal', reason: 'ClassicalKeyExchange' })]);
   });
 
@@ -55,6 +55,12 @@ describe('translateIngress', () => {
     const bad = translate(ingress('w', { rules: [route('a.example.com', '/', 'Prefix', 'svc')] }, { annotations: { 'qubesec.io/pq-mode': 'strict', 'qubesec.io/tls-min-version': '1.2' } }));
     expect(bad.intent).toBeUndefined();
     expect(messages(bad)).toEqual(['Ingress default/w: annotation qubesec.io/tls-min-version: 1.2 cannot go with pq-mode strict (ML-KEM groups exist only in TLS 1.3)']);
+  });
+
+  it('puts an explicit tls-groups list in strict server order', () => {
+    const r = translate(ingress('w', { rules: [route('a.example.com', '/', 'Prefix', 'svc')] }, { annotations: { 'qubesec.io/tls-groups': 'SecP384r1MLKEM1024:X25519MLKEM768' } }));
+    expect(r.intent!.policy.groups).toEqual([['SecP384r1MLKEM1024'], ['X25519MLKEM768']]);
+    expect(r.intent!.policyFromAnnotations).toBe(true);
   });
 
   it('rejects tls-groups that contradict the pq-mode', () => {

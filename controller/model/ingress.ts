@@ -3,7 +3,7 @@
 import type { V1Ingress, V1IngressBackend } from '@kubernetes/client-node';
 import { parseSettings } from './annotations.js';
 import { checkHost, checkObjectName, checkPath, checkPortName, checkPortNumber, checkServiceName } from './names.js';
-import { classifyGroup, groupsForMode, protocolsFrom, type Capabilities, type TlsDefaults } from './pq.js';
+import { classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
 import type { Diagnostic, ObjectRef, PathMatch, TlsPolicy } from './types.js';
 
 export interface BackendRef {
@@ -66,7 +66,8 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
   }
   const settings = annotations.settings;
   const pqMode = settings.pqMode ?? defaults.pqMode;
-  const groups = settings.tlsGroups ?? groupsForMode(pqMode, defaults, capabilities);
+  const groupTiers = settings.tlsGroups ? strictOrder(settings.tlsGroups) : groupsForMode(pqMode, defaults, capabilities);
+  const groups = groupTiers.flat();
   const minVersion = settings.tlsMinVersion ?? (pqMode === 'strict' ? 'TLSv1.3' : defaults.minVersion);
   if (pqMode === 'strict') {
     const classical = groups.filter((g) => classifyGroup(g) === 'classical');
@@ -182,7 +183,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     intent: {
       ref,
       created: ingress.metadata?.creationTimestamp ? new Date(ingress.metadata.creationTimestamp).toISOString() : '',
-      policy: { pqMode, groups, protocols: protocolsFrom(minVersion) },
+      policy: { pqMode, groups: groupTiers, protocols: protocolsFrom(minVersion) },
       policyFromAnnotations: Object.keys(settings).length > 0,
       routes,
       tls,

@@ -14,11 +14,11 @@ const HYBRID_GROUPS = ['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM102
 const PURE_ML_KEM_GROUPS = ['MLKEM512', 'MLKEM768', 'MLKEM1024'];
 const CLASSICAL_GROUPS = ['X25519', 'secp256r1', 'secp384r1'];
 
-/** Group lists per mode, strongest and most widely deployed first. */
-export const GROUPS_BY_MODE: Record<PqMode, string[]> = {
-  hybrid: [...HYBRID_GROUPS, ...CLASSICAL_GROUPS],
-  strict: [...HYBRID_GROUPS, 'MLKEM768', 'MLKEM1024'],
-  classical: CLASSICAL_GROUPS,
+/** Group tiers per mode: hybrids before everything else, so a client that can do ML-KEM does. */
+export const GROUPS_BY_MODE: Record<PqMode, string[][]> = {
+  hybrid: [HYBRID_GROUPS, CLASSICAL_GROUPS],
+  strict: [HYBRID_GROUPS, ['MLKEM768', 'MLKEM1024']],
+  classical: [CLASSICAL_GROUPS],
 };
 
 export const PQ_MODES: readonly PqMode[] = ['hybrid', 'strict', 'classical'];
@@ -40,8 +40,11 @@ export const GROUP_CODEPOINTS: Record<string, string> = {
   '0x0202': 'MLKEM1024',
 };
 
+/** One spelling per group for logs and metrics: NGINX, curl and OpenSSL variously print x25519 and X25519. */
 export function groupName(loggedGroup: string): string {
-  return GROUP_CODEPOINTS[loggedGroup.toLowerCase()] ?? loggedGroup;
+  const name = GROUP_CODEPOINTS[loggedGroup.toLowerCase()] ?? loggedGroup;
+  const known = [...HYBRID_GROUPS, ...PURE_ML_KEM_GROUPS, ...CLASSICAL_GROUPS].find((g) => g.toLowerCase() === name.toLowerCase());
+  return known ?? name;
 }
 
 /** The data plane's own spelling of a group, or undefined when it cannot do it. */
@@ -51,8 +54,8 @@ export function supportedGroup(capabilities: Capabilities, group: string): strin
 
 export interface TlsDefaults {
   pqMode: PqMode;
-  /** Replaces the hybrid-mode list when set (flag --default-tls-groups or ConfigMap key tls-groups). */
-  hybridGroups?: string[];
+  /** Replaces the hybrid-mode tiers when set (flag --default-tls-groups or ConfigMap key tls-groups). */
+  hybridGroups?: string[][];
   minVersion: TlsVersion;
 }
 
@@ -62,10 +65,17 @@ export function protocolsFrom(minVersion: TlsVersion): TlsVersion[] {
   return minVersion === 'TLSv1.2' ? ['TLSv1.2', 'TLSv1.3'] : ['TLSv1.3'];
 }
 
-/** The groups a mode offers on this data plane, dropping those its OpenSSL lacks. */
-export function groupsForMode(mode: PqMode, defaults: TlsDefaults, capabilities: Capabilities): string[] {
+/** The group tiers a mode offers on this data plane, dropping groups its OpenSSL lacks and tiers left empty. */
+export function groupsForMode(mode: PqMode, defaults: TlsDefaults, capabilities: Capabilities): string[][] {
   const wanted = mode === 'hybrid' && defaults.hybridGroups ? defaults.hybridGroups : GROUPS_BY_MODE[mode];
-  return wanted.map((g) => supportedGroup(capabilities, g)).filter((g): g is string => g !== undefined);
+  return wanted
+    .map((tier) => tier.map((g) => supportedGroup(capabilities, g)).filter((g): g is string => g !== undefined))
+    .filter((tier) => tier.length > 0);
+}
+
+/** An explicit ordered list: each group is its own tier, so the server's order decides. */
+export function strictOrder(groups: string[]): string[][] {
+  return groups.map((g) => [g]);
 }
 
 export function defaultPolicy(defaults: TlsDefaults, capabilities: Capabilities): TlsPolicy {
@@ -81,5 +91,5 @@ export function samePolicy(a: TlsPolicy, b: TlsPolicy): boolean {
 }
 
 export function policyKey(policy: TlsPolicy): string {
-  return `${policy.groups.join(':')}|${policy.protocols.join(' ')}`;
+  return `${policy.groups.map((tier) => tier.join(':')).join('/')}|${policy.protocols.join(' ')}`;
 }

@@ -26,8 +26,11 @@ export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
 /** Key exchange and protocol versions a TLS server offers. Hosts with equal policies share a listener. */
 export interface TlsPolicy {
   pqMode: PqMode;
-  /** TLS groups in server preference order, as OpenSSL names them. */
-  groups: string[];
+  /**
+   * TLS groups as OpenSSL names them, in tiers of server preference: the server picks from the first tier the client
+   * supports, and within a tier prefers a group the client already sent a key share for (no extra round trip).
+   */
+  groups: string[][];
   protocols: TlsVersion[];
 }
 

@@ -46,7 +46,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   };
   const tlsView = (policy: TlsPolicy, certificates: CertificatePair[]) => ({
     protocols: policy.protocols.join(' '),
-    groups: policy.groups.join(':'),
+    // OpenSSL 3.5 syntax: '/' separates preference tiers, ':' groups within a tier.
+    groups: policy.groups.map((tier) => tier.join(':')).join('/'),
     certificates: certificates.map(certificateFile),
   });
 

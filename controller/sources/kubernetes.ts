@@ -2,7 +2,6 @@
 import {
   CoreV1Api,
   DiscoveryV1Api,
-  EventsV1Api,
   KubeConfig,
   NetworkingV1Api,
   makeInformer,
@@ -126,29 +125,31 @@ function describe(err: unknown): string {
   return typeof err === 'object' ? JSON.stringify(err) : String(err);
 }
 
-/** Writes events.k8s.io/v1 Events, as kubectl describe shows them. */
+/** Writes core/v1 Events, which kubectl describe shows with the object. */
 export class KubernetesEventRecorder implements EventRecorder {
-  private readonly events: EventsV1Api;
+  private readonly core: CoreV1Api;
 
   constructor(kc: KubeConfig, private readonly controllerName: string, private readonly instance: string, private readonly log: Logger) {
-    this.events = kc.makeApiClient(EventsV1Api);
+    this.core = kc.makeApiClient(CoreV1Api);
   }
 
   async record(d: Diagnostic): Promise<void> {
     const now = new Date();
     try {
-      await this.events.createNamespacedEvent({
+      await this.core.createNamespacedEvent({
         namespace: d.object.namespace,
         body: {
           metadata: { generateName: `${d.object.name}.`, namespace: d.object.namespace },
-          eventTime: now,
-          action: 'Sync',
+          involvedObject: { apiVersion: API_VERSIONS[d.object.kind], kind: d.object.kind, namespace: d.object.namespace, name: d.object.name, uid: d.object.uid },
           reason: d.reason,
-          note: d.message.slice(0, 1024),
+          message: d.message.slice(0, 1024),
           type: d.type,
-          reportingController: this.controllerName,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+          source: { component: this.controllerName },
+          reportingComponent: this.controllerName,
           reportingInstance: this.instance,
-          regarding: { apiVersion: 'networking.k8s.io/v1', kind: d.object.kind, namespace: d.object.namespace, name: d.object.name, uid: d.object.uid },
         },
       });
     } catch (err) {
@@ -156,3 +157,5 @@ export class KubernetesEventRecorder implements EventRecorder {
     }
   }
 }
+
+const API_VERSIONS: Record<string, string> = { Ingress: 'networking.k8s.io/v1', Secret: 'v1', ConfigMap: 'v1', Service: 'v1' };

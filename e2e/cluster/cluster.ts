@@ -1,0 +1,95 @@
+// A real Kubernetes API server with etcd on 127.0.0.1, for the e2e tests: no Docker, no kubelet, no mocks.
+// etcd comes from the data-plane rootfs (Debian's etcd-server), kube-apiserver from e2e/cluster/build-apiserver.sh.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { KubeConfig } from '@kubernetes/client-node';
+import { freePort, rootfs } from '../lib/env.js';
+
+export interface TestCluster {
+  kubeconfigPath: string;
+  kc: KubeConfig;
+  server: string;
+  token: string;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(): Promise<TestCluster> {
+  const apiserverBinary = process.env.KUBE_APISERVER;
+  if (!apiserverBinary) throw new Error('KUBE_APISERVER is not set: run the e2e tests through `npm test` (scripts/run.sh builds it)');
+  const root = rootfs();
+  // etcd runs chrooted, so its data lives inside the rootfs.
+  const etcdDir = await mkdtemp(join(root, 'tmp', 'qubesec-etcd-'));
+  const dir = await mkdtemp(join(root, 'tmp', 'qubesec-apiserver-'));
+  const inRoot = (p: string) => p.slice(root.length);
+  const children: ResultPromise[] = [];
+  const stop = async () => {
+    for (const child of children.reverse()) child.kill('SIGTERM');
+    await Promise.allSettled(children);
+    await rm(etcdDir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+    const etcd = execa('chroot', [root, 'etcd', '--data-dir', inRoot(etcdDir), '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
+      '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+      '--initial-cluster', `default=http://127.0.0.1:${etcdPeer}`, '--log-level', 'error', '--unsafe-no-fsync'], { reject: false, all: true });
+    children.push(etcd);
+
+    const openssl = (...args: string[]) => execa('chroot', [root, 'openssl', ...args]);
+    await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=kube-apiserver',
+      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', inRoot(join(dir, 'serving.key')), '-out', inRoot(join(dir, 'serving.crt')));
+    await openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', inRoot(join(dir, 'sa.key')));
+    await openssl('pkey', '-in', inRoot(join(dir, 'sa.key')), '-pubout', '-out', inRoot(join(dir, 'sa.pub')));
+    const token = 'qubesec-e2e-admin';
+    await writeFile(join(dir, 'tokens.csv'), `${token},admin,admin-uid,system:masters\n`);
+
+    const apiserver = execa(apiserverBinary, [
+      `--etcd-servers=${etcdUrl}`,
+      '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
+      `--tls-cert-file=${join(dir, 'serving.crt')}`, `--tls-private-key-file=${join(dir, 'serving.key')}`,
+      `--service-account-key-file=${join(dir, 'sa.pub')}`, `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+      '--service-account-issuer=https://kubernetes.default.svc',
+      `--token-auth-file=${join(dir, 'tokens.csv')}`, '--authorization-mode=Node,RBAC',
+      '--service-cluster-ip-range=10.96.0.0/16', '--disable-admission-plugins=ServiceAccount',
+      `--cert-dir=${join(dir, 'certs')}`,
+    ], { reject: false, all: true });
+    children.push(apiserver);
+
+    const server = `https://127.0.0.1:${apiPort}`;
+    const kubeconfig = {
+      apiVersion: 'v1', kind: 'Config', 'current-context': 'e2e',
+      clusters: [{ name: 'e2e', cluster: { server, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'admin', user: { token } }],
+      contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'admin' } }],
+    };
+    const kubeconfigPath = join(dir, 'kubeconfig.json');
+    await writeFile(kubeconfigPath, JSON.stringify(kubeconfig));
+    await mkdir(join(dir, 'certs'), { recursive: true });
+    const exited = new Set<ResultPromise>();
+    for (const child of [etcd, apiserver]) void child.then(() => exited.add(child));
+    await waitReady(server, token, () => [...exited][0]);
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    return { kubeconfigPath, kc, server, token, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function waitReady(server: string, token: string, exited: () => ResultPromise | undefined): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  let last = '';
+  while (Date.now() < deadline) {
+    const dead = exited();
+    if (dead) throw new Error(`a cluster process exited: ${String((await dead).all).slice(-2000)}`);
+    const result = await execa('curl', ['-sk', '-H', `Authorization: Bearer ${token}`, `${server}/readyz`], { reject: false });
+    last = result.stdout;
+    if (result.exitCode === 0 && last.trim() === 'ok') return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`kube-apiserver not ready after 120 s: ${last}`);
+}

@@ -1,0 +1,206 @@
+// The controller against a real kube-apiserver + etcd, real NGINX on OpenSSL 3.5, real curl and OpenSSL clients.
+import { execa } from 'execa';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCluster, type TestCluster } from './cluster/cluster.js';
+import { installTrustAnchors, legacyHandshake, pqCurl } from './lib/clients.js';
+import { eventually, freePort, rootfs } from './lib/env.js';
+import { startTestController, type TestController } from './lib/harness.js';
+import { Kube } from './lib/kube.js';
+import { createTestHost, type TestHost } from './lib/netns.js';
+import { QUBESEC_CLASS, pqIngress, serviceFor, tlsSecret } from './lib/objects.js';
+
+let cluster: TestCluster;
+let kube: Kube;
+let controller: TestController;
+let anchors: Awaited<ReturnType<typeof installTrustAnchors>>;
+let testHost: TestHost;
+
+async function backend(name: string): Promise<void> {
+  const port = await freePort();
+  const child = testHost.spawn(process.execPath, [fileURLToPath(new URL('./lib/echo-main.js', import.meta.url)), name, String(port), testHost.address]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    void child.then((r) => reject(new Error(`echo backend ${name} exited: ${r.all}`)));
+  });
+  const { service, slice } = serviceFor(name, port, testHost.address);
+  await kube.apply(service);
+  await kube.apply(slice);
+}
+
+const https = (host: string, path = '/') => ({ host, port: controller.httpsPort, path });
+/** Polls until curl (PQ client, ML-DSA anchor) gets a response for which `accept` holds. */
+const served = (host: string, accept: (r: Awaited<ReturnType<typeof pqCurl>>) => boolean, path = '/', what = `${host}${path}`) =>
+  eventually(async () => {
+    const r = await pqCurl(https(host, path), { cacert: anchors.mldsa });
+    if (accept(r)) return r;
+    throw new Error(`last answer: curl exit ${r.exitCode}, status ${r.status}, handshake ${JSON.stringify(r.handshake)}, body ${r.body.slice(0, 200)}, ${r.stderr.split('\n').filter((l) => /rror|fail/.test(l)).join(' | ')}`);
+  }, 15_000, what);
+
+beforeAll(async () => {
+  cluster = await startCluster();
+  kube = new Kube(cluster.kc);
+  anchors = await installTrustAnchors();
+  testHost = await createTestHost();
+  await kube.apply(QUBESEC_CLASS);
+  await kube.apply(tlsSecret('pq-mldsa', 'mldsa65'));
+  await kube.apply(tlsSecret('pq-ecdsa', 'ecdsa'));
+  for (const name of ['alpha', 'beta']) await backend(name);
+  controller = await startTestController({ kubeconfig: cluster.kubeconfigPath });
+}, 300_000);
+
+afterAll(async () => {
+  await controller?.stop();
+  await testHost?.stop();
+  await cluster?.stop();
+  if (anchors) await execa('rm', ['-rf', anchors.dir]);
+});
+
+describe('QubeSec on a real API server', () => {
+  it('serves a new Ingress over X25519MLKEM768 with the ML-DSA certificate, and legacy clients with ECDSA over X25519', async () => {
+    await kube.apply(pqIngress('hybrid', 'hybrid.pq.example.com', 'alpha', { secrets: ['pq-mldsa', 'pq-ecdsa'] }));
+    const r = await served('hybrid.pq.example.com', (x) => x.status === 200);
+    expect(r.group).toBe('X25519MLKEM768');
+    expect(r.signature).toBe('id-ml-dsa-65');
+    expect(JSON.parse(r.body)).toEqual(expect.objectContaining({ backend: 'alpha', tlsGroup: 'X25519MLKEM768', host: 'hybrid.pq.example.com' }));
+
+    const legacy = await legacyHandshake('hybrid.pq.example.com', controller.httpsPort, anchors.hostEcdsa);
+    expect(legacy).toEqual(expect.objectContaining({ ok: true, signatureType: 'ECDSA', verification: 'OK' }));
+    expect(legacy.serverTempKey).toMatch(/^X25519/);
+
+    // Plain HTTP to a TLS host is redirected, as ingress-nginx does.
+    const plain = await pqCurl({ host: 'hybrid.pq.example.com', port: controller.httpPort, scheme: 'http' });
+    expect(plain.status).toBe(308);
+  });
+
+  it('refuses classical-only clients in pq-mode strict, and tls-groups changes what is negotiated', async () => {
+    await kube.apply(pqIngress('strict', 'strict.pq.example.com', 'alpha', { secrets: ['pq-mldsa'], annotations: { 'qubesec.io/pq-mode': 'strict' } }));
+    await served('strict.pq.example.com', (x) => x.status === 200);
+    const classical = await pqCurl(https('strict.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519:secp256r1' });
+    expect(classical.exitCode).not.toBe(0);
+    expect(classical.handshake).toBe('');
+    const pq = await pqCurl(https('strict.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519:X25519MLKEM768' });
+    expect(pq.group).toBe('X25519MLKEM768');
+    // The hybrid host on the same port still takes classical clients.
+    const hybrid = await pqCurl(https('hybrid.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519' });
+    expect(hybrid.status).toBe(200);
+    expect(hybrid.group.toLowerCase()).toBe('x25519');
+
+    await kube.apply(pqIngress('groups', 'groups.pq.example.com', 'alpha', { secrets: ['pq-mldsa'], annotations: { 'qubesec.io/tls-groups': 'SecP384r1MLKEM1024:X25519MLKEM768' } }));
+    await served('groups.pq.example.com', (x) => x.status === 200);
+    // The same client (key share for X25519MLKEM768, SecP384r1MLKEM1024 also supported) gets the client's first choice
+    // from the default hybrid tier, and the annotation's first group where tls-groups sets a strict order.
+    const bothOffered = { cacert: anchors.mldsa, curves: 'X25519MLKEM768:SecP384r1MLKEM1024' };
+    expect((await pqCurl(https('hybrid.pq.example.com'), bothOffered)).group).toBe('X25519MLKEM768');
+    expect((await pqCurl(https('groups.pq.example.com'), bothOffered)).group).toBe('SecP384r1MLKEM1024');
+    const notOffered = await pqCurl(https('groups.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519' });
+    expect(notOffered.exitCode).not.toBe(0);
+  });
+
+  it('follows updates of a path, a backend and a certificate, and a deletion', async () => {
+    const host = 'update.pq.example.com';
+    await kube.apply(pqIngress('update', host, 'alpha', { secrets: ['pq-mldsa'], path: '/v1' }));
+    await served(host, (x) => x.status === 200, '/v1');
+
+    await kube.apply(pqIngress('update', host, 'alpha', { secrets: ['pq-mldsa'], path: '/v2' }));
+    await served(host, (x) => x.status === 200, '/v2');
+    await served(host, (x) => x.status === 404, '/v1');
+
+    await kube.apply(pqIngress('update', host, 'beta', { secrets: ['pq-mldsa'], path: '/v2' }));
+    await served(host, (x) => x.status === 200 && JSON.parse(x.body).backend === 'beta', '/v2');
+
+    await kube.apply(tlsSecret('update-cert', 'mldsa65'));
+    await kube.apply(pqIngress('update', host, 'beta', { secrets: ['update-cert'], path: '/v2' }));
+    await served(host, (x) => x.status === 200, '/v2');
+    // The Secret now holds the ECDSA pair: PQ clients are served ECDSA (still over the hybrid group).
+    await kube.apply(tlsSecret('update-cert', 'ecdsa'));
+    const swapped = await eventually(async () => {
+      const r = await pqCurl(https(host, '/v2'), { cacert: anchors.ecdsa });
+      return r.status === 200 ? r : undefined;
+    }, 15_000, 'certificate swap');
+    expect(swapped.signature).toBe('id-ecPublicKey');
+    expect(swapped.group).toBe('X25519MLKEM768');
+
+    // Deleted: the host falls to the catch-all server, its default certificate and a 404.
+    await kube.delete(pqIngress('update', host, 'beta'));
+    await eventually(async () => ((await pqCurl(https(host, '/v2'), { args: ['-k'] })).status === 404 || undefined), 15_000, 'deletion');
+  });
+
+  it('ignores Ingresses of another class, and a missing Secret or Service leaves other hosts serving', async () => {
+    await kube.apply(pqIngress('foreign', 'foreign.pq.example.com', 'alpha', { className: 'nginx' }));
+    await kube.apply(pqIngress('no-service', 'noservice.pq.example.com', 'ghost', { secrets: ['pq-mldsa'] }));
+    await kube.apply(pqIngress('no-secret', 'nosecret.pq.example.com', 'alpha', { secrets: ['does-not-exist'] }));
+
+    await served('noservice.pq.example.com', (x) => x.status === 503);
+    // Without its Secret the host is served with the default (self-signed) certificate: curl refuses to trust it.
+    const noSecret = await pqCurl(https('nosecret.pq.example.com'), { cacert: anchors.mldsa });
+    expect(noSecret.exitCode).toBe(60);
+    const insecure = await pqCurl(https('nosecret.pq.example.com'), { args: ['-k'] });
+    expect(insecure.status).toBe(200);
+    // The foreign Ingress's host falls to the catch-all server.
+    const foreign = await pqCurl(https('foreign.pq.example.com'), { args: ['-k'] });
+    expect(foreign.status).toBe(404);
+    expect((await served('hybrid.pq.example.com', (x) => x.status === 200)).group).toBe('X25519MLKEM768');
+
+    expect(await eventually(async () => {
+      const notes = await kube.eventNotes('default', 'Ingress', 'no-service');
+      return notes.find((n) => n.startsWith('ServiceNotFound'));
+    })).toBe('ServiceNotFound: Ingress default/no-service: Service default/ghost not found; its paths answer 503');
+    expect(await eventually(async () => (await kube.eventNotes('default', 'Ingress', 'no-secret')).find((n) => n.startsWith('SecretNotUsable'))))
+      .toContain('Secret default/does-not-exist for host nosecret.pq.example.com is missing');
+    expect(await kube.eventNotes('default', 'Ingress', 'foreign')).toEqual([]);
+  });
+
+  it('rejects a bad annotation value with an Event naming the Ingress and the annotation, and keeps serving the previous version', async () => {
+    const host = 'keep.pq.example.com';
+    await kube.apply(pqIngress('keep', host, 'alpha', { secrets: ['pq-mldsa'] }));
+    await served(host, (x) => x.status === 200);
+    await kube.apply(pqIngress('keep', host, 'beta', { secrets: ['pq-mldsa'], annotations: { 'qubesec.io/pq-mode': 'quantum-ish' } }));
+    const note = await eventually(async () => (await kube.eventNotes('default', 'Ingress', 'keep')).find((n) => n.startsWith('Rejected')));
+    expect(note).toBe('Rejected: Ingress default/keep: annotation qubesec.io/pq-mode: "quantum-ish" is not one of hybrid, strict, classical');
+    const still = await pqCurl(https(host), { cacert: anchors.mldsa });
+    expect(JSON.parse(still.body).backend).toBe('alpha');
+    expect(await controller.metricsText()).toMatch(/qubesec_ingresses\{state="rejected"\} 1/);
+
+    // A Secret that turns bad: Event, and the host keeps its last good certificate.
+    await kube.apply(tlsSecret('keep-cert', 'mldsa65'));
+    await kube.apply(pqIngress('keep', host, 'alpha', { secrets: ['keep-cert'] }));
+    await eventually(async () => (await controller.metricsText()).includes('qubesec_ingresses{state="rejected"} 0') || undefined);
+    await kube.apply(tlsSecret('keep-cert', 'mldsa65', 'default', 'ecdsa'));
+    const secretNote = await eventually(async () => (await kube.eventNotes('default', 'Secret', 'keep-cert')).find((n) => n.startsWith('InvalidCertificate')));
+    expect(secretNote).toBe('InvalidCertificate: Secret default/keep-cert: data.tls.key does not match the certificate in data.tls.crt; the last good certificate keeps serving');
+    const kept = await pqCurl(https(host), { cacert: anchors.mldsa });
+    expect(kept.status).toBe(200);
+    expect(kept.signature).toBe('id-ml-dsa-65');
+  });
+
+  it('counts TLS handshakes by negotiated group and exposes reload and certificate metrics', async () => {
+    for (const curves of ['X25519MLKEM768', 'X25519MLKEM768', 'X25519']) {
+      expect((await pqCurl(https('hybrid.pq.example.com'), { cacert: anchors.mldsa, curves })).status).toBe(200);
+    }
+    const metrics = await eventually(async () => {
+      const text = await controller.metricsText();
+      return /qubesec_tls_handshakes_total\{group="X25519MLKEM768",group_class="hybrid",resumed="false"\} ([2-9]|\d\d)/.test(text) ? text : undefined;
+    });
+    expect(metrics).toMatch(/qubesec_tls_handshakes_total\{group="X25519",group_class="classical",resumed="false"\} [1-9]/);
+    expect(metrics).toMatch(/qubesec_config_last_reload_successful 1/);
+    expect(metrics).toMatch(/qubesec_certificate_expiry_timestamp_seconds\{host="hybrid.pq.example.com",secret="default\/pq-mldsa",key_algorithm="ml-dsa-65"\} 4922899200$/m);
+    const access = await readFile(join(rootfs(), controller.confDir, 'access.log'), 'utf8');
+    expect(access).toContain('"tls_group":"X25519MLKEM768"');
+  });
+
+  it('restarts NGINX when its master dies, and restores a managed file changed on disk', async () => {
+    const pid = controller.applier.nginx.pid!;
+    process.kill(pid, 'SIGKILL');
+    await eventually(async () => (controller.applier.nginx.pid && controller.applier.nginx.pid !== pid ? true : undefined));
+    await served('hybrid.pq.example.com', (x) => x.status === 200);
+    expect(await controller.metricsText()).toMatch(/qubesec_nginx_restarts_total [1-9]/);
+
+    const conf = join(rootfs(), controller.confDir, 'nginx.conf');
+    const good = await readFile(conf, 'utf8');
+    await writeFile(conf, 'events {}\nhttp { }\n');
+    await eventually(async () => ((await readFile(conf, 'utf8')) === good ? true : undefined), 15_000, 'nginx.conf restored');
+    await served('hybrid.pq.example.com', (x) => x.status === 200);
+  });
+});

@@ -1,0 +1,66 @@
+// Real TLS clients: curl and OpenSSL 3.5 from the PQ rootfs, and the host's OpenSSL 3.0 as the legacy client.
+import { copyFile, mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { PROJECT_ROOT } from '../../controller/project.js';
+import { rootfs } from './env.js';
+
+export interface CurlResult {
+  exitCode: number;
+  status: number;
+  body: string;
+  /** "TLSv1.3 / TLS_AES_256_GCM_SHA384 / X25519MLKEM768 / id-ml-dsa-65" as curl -v prints it. */
+  handshake: string;
+  group: string;
+  signature: string;
+  stderr: string;
+}
+
+export interface Target {
+  host: string;
+  port: number;
+  path?: string;
+  scheme?: 'http' | 'https';
+}
+
+/** curl from the PQ rootfs (OpenSSL 3.5). `cacert` is a path inside the rootfs. */
+export async function pqCurl(target: Target, options: { curves?: string; cacert?: string; args?: string[] } = {}): Promise<CurlResult> {
+  const scheme = target.scheme ?? 'https';
+  const args = ['-sS', '-v', '--max-time', '10', '--resolve', `${target.host}:${target.port}:127.0.0.1`, '-w', '\n%{http_code}'];
+  if (options.curves) args.push('--curves', options.curves);
+  if (options.cacert) args.push('--cacert', options.cacert);
+  args.push(...(options.args ?? []), `${scheme}://${target.host}:${target.port}${target.path ?? '/'}`);
+  const result = await execa('chroot', [rootfs(), 'curl', ...args], { reject: false });
+  const lines = result.stdout.split('\n');
+  const status = Number(lines.pop());
+  const handshake = /SSL connection using (.*)/.exec(result.stderr)?.[1]?.trim() ?? '';
+  const parts = handshake.split(' / ');
+  return { exitCode: result.exitCode ?? -1, status, body: lines.join('\n'), handshake, group: parts[2] ?? '', signature: parts[3] ?? '', stderr: result.stderr };
+}
+
+export interface LegacyHandshake {
+  ok: boolean;
+  /** "Signature type" as OpenSSL 3.0 -brief reports it: ECDSA for a classical certificate. */
+  signatureType: string;
+  /** "Server Temp Key": the key exchange, X25519 for a classical client. */
+  serverTempKey: string;
+  verification: string;
+  output: string;
+}
+
+/** A handshake by the host's OpenSSL 3.0, which knows neither ML-KEM nor ML-DSA: what legacy clients get. */
+export async function legacyHandshake(host: string, port: number, caFile: string): Promise<LegacyHandshake> {
+  const result = await execa('openssl', ['s_client', '-brief', '-connect', `127.0.0.1:${port}`, '-servername', host, '-CAfile', caFile, '-verify_return_error'], { input: '', reject: false, all: true, timeout: 10_000 });
+  const out = result.all ?? '';
+  const field = (name: string) => new RegExp(`${name}:\\s*(.*)`).exec(out)?.[1]?.trim() ?? '';
+  return { ok: result.exitCode === 0 && /CONNECTION ESTABLISHED/.test(out), signatureType: field('Signature type'), serverTempKey: field('Server Temp Key'), verification: field('Verification'), output: out };
+}
+
+/** Copies the test certificates into the rootfs so its curl can use them as trust anchors; returns rootfs paths. */
+export async function installTrustAnchors(): Promise<{ dir: string; mldsa: string; ecdsa: string; hostEcdsa: string; hostMldsa: string }> {
+  const root = rootfs();
+  const dir = await mkdtemp(join(root, 'tmp', 'qubesec-ca-'));
+  for (const name of ['mldsa65.crt', 'ecdsa.crt']) await copyFile(join(PROJECT_ROOT, 'controller', 'testdata', name), join(dir, name));
+  const inside = dir.slice(root.length);
+  return { dir, mldsa: `${inside}/mldsa65.crt`, ecdsa: `${inside}/ecdsa.crt`, hostEcdsa: join(dir, 'ecdsa.crt'), hostMldsa: join(dir, 'mldsa65.crt') };
+}

@@ -1,0 +1,24 @@
+// What the e2e tests need from their surroundings: the PQ rootfs, free ports, processes to run inside it.
+export { freePort } from '../../controller/net.js';
+
+export function rootfs(): string {
+  const root = process.env.QUBESEC_ROOTFS;
+  if (!root) throw new Error('QUBESEC_ROOTFS is not set: run the e2e tests through `npm test` (scripts/run.sh builds the rootfs)');
+  return root;
+}
+
+/** Polls `check` until it returns a value (not undefined) or throws the last failure after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} not reached within ${timeoutMs} ms${last ? `: ${(last as Error).message ?? String(last)}` : ''}`);
+}
