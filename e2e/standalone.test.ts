@@ -1,0 +1,93 @@
+// Standalone mode: the same controller reading a folder of manifests (no API server), real NGINX and curl.
+import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { stringify } from 'yaml';
+import { startEchoBackend } from '../controller/cli/echo-backend.js';
+import { installTrustAnchors, legacyHandshake, pqCurl } from './lib/clients.js';
+import { eventually, freePort } from './lib/env.js';
+import { startTestController, type TestController } from './lib/harness.js';
+import { QUBESEC_CLASS, pqIngress, serviceFor, tlsSecret } from './lib/objects.js';
+
+let dir: string;
+let controller: TestController;
+let anchors: Awaited<ReturnType<typeof installTrustAnchors>>;
+const backends: Server[] = [];
+
+const write = (file: string, ...objects: object[]) => writeFile(join(dir, file), objects.map((o) => stringify(o)).join('---\n'));
+const https = (host: string, path = '/') => ({ host, port: controller.httpsPort, path });
+const answer = (host: string, accept: (r: Awaited<ReturnType<typeof pqCurl>>) => boolean, path = '/', curl: Parameters<typeof pqCurl>[1] = {}) =>
+  eventually(async () => {
+    const r = await pqCurl(https(host, path), { cacert: anchors.mldsa, ...curl });
+    if (accept(r)) return r;
+    throw new Error(`last answer: curl exit ${r.exitCode}, status ${r.status}, body ${r.body.slice(0, 200)}`);
+  }, 15_000, `${host}${path}`);
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'qubesec-manifests-'));
+  anchors = await installTrustAnchors();
+  for (const name of ['one', 'two']) {
+    const port = await freePort();
+    backends.push(await startEchoBackend(name, port));
+    const { service, slice } = serviceFor(name, port, '127.0.0.1');
+    await write(`${name}-service.yaml`, service, slice);
+  }
+  await write('class.yaml', { ...QUBESEC_CLASS, metadata: { name: 'qubesec', annotations: { 'ingressclass.kubernetes.io/is-default-class': 'true' } } });
+  await write('secrets.yaml', tlsSecret('pq-mldsa', 'mldsa65'), tlsSecret('pq-ecdsa', 'ecdsa'));
+  await write('web.yaml', pqIngress('web', 'web.pq.example.com', 'one', { secrets: ['pq-mldsa', 'pq-ecdsa'], path: '/app' }));
+  controller = await startTestController({ manifests: dir });
+}, 120_000);
+
+afterAll(async () => {
+  await controller?.stop();
+  for (const b of backends) b.close();
+  await rm(dir, { recursive: true, force: true });
+  if (anchors) await rm(anchors.dir, { recursive: true, force: true });
+});
+
+describe('QubeSec in standalone mode (a folder of manifests)', () => {
+  it('serves ML-DSA over X25519MLKEM768 to PQ clients and ECDSA to legacy clients', async () => {
+    const r = await answer('web.pq.example.com', (x) => x.status === 200, '/app/x');
+    expect([r.group, r.signature]).toEqual(['X25519MLKEM768', 'id-ml-dsa-65']);
+    expect(JSON.parse(r.body)).toEqual(expect.objectContaining({ backend: 'one', path: '/app/x' }));
+    // Prefix /app is element-wise: /application is not under it.
+    expect((await pqCurl(https('web.pq.example.com', '/application'), { cacert: anchors.mldsa })).status).toBe(404);
+    const legacy = await legacyHandshake('web.pq.example.com', controller.httpsPort, anchors.hostEcdsa);
+    expect([legacy.ok, legacy.signatureType]).toEqual([true, 'ECDSA']);
+  });
+
+  it('follows edits to a manifest file, and its removal', async () => {
+    await write('web.yaml', pqIngress('web', 'web.pq.example.com', 'two', { secrets: ['pq-mldsa', 'pq-ecdsa'], path: '/v2' }));
+    await answer('web.pq.example.com', (x) => x.status === 200 && JSON.parse(x.body).backend === 'two', '/v2');
+    expect((await pqCurl(https('web.pq.example.com', '/app/x'), { cacert: anchors.mldsa })).status).toBe(404);
+
+    await write('strict.yaml', pqIngress('strict', 'strict.pq.example.com', 'one', { secrets: ['pq-mldsa'], annotations: { 'qubesec.io/pq-mode': 'strict' } }));
+    await answer('strict.pq.example.com', (x) => x.status === 200);
+    expect((await pqCurl(https('strict.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519' })).exitCode).not.toBe(0);
+    await unlink(join(dir, 'strict.yaml'));
+    await eventually(async () => ((await pqCurl(https('strict.pq.example.com'), { args: ['-k'] })).status === 404 || undefined), 15_000, 'removal');
+  });
+
+  it('serves an Ingress without a class when the QubeSec IngressClass is the default', async () => {
+    const classless = pqIngress('classless', 'classless.pq.example.com', 'one', { secrets: ['pq-mldsa'] });
+    delete classless.spec!.ingressClassName;
+    await write('classless.yaml', classless);
+    await answer('classless.pq.example.com', (x) => x.status === 200);
+  });
+
+  it('keeps serving the last good version when a file stops parsing or an annotation is bad, and logs why', async () => {
+    await writeFile(join(dir, 'web.yaml'), 'kind: Ingress\nmetadata: {name: web\n  oops: [');
+    await eventually(async () => controller.logs.find((l) => l.includes('manifest does not parse')), 10_000, 'parse error logged');
+    expect(JSON.parse((await answer('web.pq.example.com', (x) => x.status === 200, '/v2')).body).backend).toBe('two');
+
+    await write('web.yaml', pqIngress('web', 'web.pq.example.com', 'one', { secrets: ['pq-mldsa'], path: '/v3', annotations: { 'qubesec.io/tls-groups': 'X25519MLKEM768:FrodoKEM' } }));
+    const event = await eventually(async () => controller.logs.find((l) => l.includes('"event":"Rejected"')), 10_000, 'rejection logged');
+    expect(JSON.parse(event)).toEqual(expect.objectContaining({
+      object: 'Ingress default/web',
+      message: expect.stringMatching(/^Ingress default\/web: annotation qubesec\.io\/tls-groups: group "FrodoKEM" is not supported by the data plane \(OpenSSL 3\.\d+\.\d+\)$/),
+    }));
+    expect(JSON.parse((await pqCurl(https('web.pq.example.com', '/v2'), { cacert: anchors.mldsa })).body).backend).toBe('two');
+    expect((await pqCurl(https('web.pq.example.com', '/v3'), { cacert: anchors.mldsa })).status).toBe(404);
+  });
+});
