@@ -100,14 +100,14 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     observability = await serveObservability(metrics, flags['metrics-address'], port(flags, 'metrics-port'), () => applier.serving);
     await reconciler.start();
     // Someone else changed a file we manage (an editor, a volume update): write ours back and reload.
-    watcher = chokidar.watch(applier.watchedDir, { ignoreInitial: true, ignored: (p) => /\.(next|tmp)$/.test(p) });
+    watcher = chokidar.watch(applier.watchedPaths, { ignoreInitial: true, ignored: (p) => p.endsWith('.tmp') });
     const onDisk = (file: string) =>
       void applier.changedByOthers(file).then((changed) => {
         if (!changed) return;
         log.warn('managed file changed on disk; restoring and reloading', { file });
         reconciler.schedule(true);
       });
-    watcher.on('change', onDisk).on('unlink', onDisk);
+    watcher.on('change', onDisk).on('unlink', onDisk).on('error', (err) => log.warn('file watch failed', { error: err }));
   } catch (err) {
     await Promise.allSettled([reconciler.stop(), applier.stop()]);
     observability?.close();

@@ -1,9 +1,10 @@
 // Sources -> model -> data plane. Each sync reads a snapshot, translates it (pure), applies the model, and reports.
 // It keeps the last good version of every Ingress and Secret, so bad input never takes down what was serving.
-import type { V1Ingress, V1IngressClass, V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
 import { parseSettings } from './model/annotations.js';
 import { buildModel, endpointSliceService } from './model/build.js';
 import { checkTlsSecret } from './model/certificates.js';
+import { servedIngresses } from './model/classes.js';
 import { ingressRef, translateIngress, type IngressIntent } from './model/ingress.js';
 import { defaultPolicy, strictOrder, type Capabilities, type TlsDefaults } from './model/pq.js';
 import type { CertificatePair, Diagnostic, Model } from './model/types.js';
@@ -30,9 +31,6 @@ export interface ReconcilerOptions {
 export interface DataPlane {
   apply(model: Model, force?: boolean): Promise<ApplyResult>;
 }
-
-const IS_DEFAULT_CLASS = 'ingressclass.kubernetes.io/is-default-class';
-const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 
 export class Reconciler {
   private readonly lastGoodIntents = new Map<string, IngressIntent>();
@@ -104,7 +102,7 @@ export class Reconciler {
     const diagnostics: Diagnostic[] = [];
     const tlsDefaults = this.defaults(snapshot, diagnostics);
 
-    const ours = this.servedIngresses(snapshot);
+    const ours = servedIngresses(snapshot.ingresses, snapshot.ingressClasses, this.options.controllerName, this.options.ingressClass);
     const intents: IngressIntent[] = [];
     let rejected = 0;
     for (const ingress of ours) {
@@ -180,20 +178,6 @@ export class Reconciler {
       hybridGroups: s.tlsGroups ? strictOrder(s.tlsGroups) : this.options.tlsDefaults.hybridGroups,
       minVersion: s.tlsMinVersion ?? this.options.tlsDefaults.minVersion,
     };
-  }
-
-  /** Ingresses whose class is one of ours, and classless ones when one of our classes is the default. */
-  private servedIngresses(snapshot: Snapshot): V1Ingress[] {
-    const classes = snapshot.ingressClasses.filter((c: V1IngressClass) => c.spec?.controller === this.options.controllerName);
-    const names = new Set(classes.map((c) => c.metadata?.name ?? ''));
-    const isDefault = classes.some((c) => c.metadata?.annotations?.[IS_DEFAULT_CLASS] === 'true');
-    return snapshot.ingresses.filter((ingress) => {
-      const className = ingress.spec?.ingressClassName;
-      if (className !== undefined) return names.has(className);
-      const legacy = ingress.metadata?.annotations?.[LEGACY_CLASS_ANNOTATION];
-      if (legacy !== undefined) return legacy === this.options.ingressClass;
-      return isDefault;
-    });
   }
 
   /** Checks every Secret an intent names; a Secret that turned bad keeps serving its last good pair. */

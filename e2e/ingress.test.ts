@@ -47,7 +47,7 @@ beforeAll(async () => {
   await kube.apply(tlsSecret('pq-mldsa', 'mldsa65'));
   await kube.apply(tlsSecret('pq-ecdsa', 'ecdsa'));
   for (const name of ['alpha', 'beta']) await backend(name);
-  controller = await startTestController({ kubeconfig: cluster.kubeconfigPath });
+  controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--configmap', 'default/qubesec']);
 }, 300_000);
 
 afterAll(async () => {
@@ -68,6 +68,10 @@ describe('QubeSec on a real API server', () => {
     const legacy = await legacyHandshake('hybrid.pq.example.com', controller.httpsPort, anchors.hostEcdsa);
     expect(legacy).toEqual(expect.objectContaining({ ok: true, signatureType: 'ECDSA', verification: 'OK' }));
     expect(legacy.serverTempKey).toMatch(/^X25519/);
+    // The host's curl (OpenSSL 3.0) trusts only the ECDSA certificate here, and gets it.
+    const hostCurl = await execa('curl', ['-sS', '--cacert', anchors.hostEcdsa, '--resolve', `hybrid.pq.example.com:${controller.httpsPort}:127.0.0.1`, `https://hybrid.pq.example.com:${controller.httpsPort}/`], { reject: false });
+    expect(hostCurl.exitCode).toBe(0);
+    expect(JSON.parse(hostCurl.stdout).tlsGroup.toLowerCase()).toBe('x25519');
 
     // Plain HTTP to a TLS host is redirected, as ingress-nginx does.
     const plain = await pqCurl({ host: 'hybrid.pq.example.com', port: controller.httpPort, scheme: 'http' });
@@ -188,6 +192,31 @@ describe('QubeSec on a real API server', () => {
     expect(metrics).toMatch(/qubesec_certificate_expiry_timestamp_seconds\{host="hybrid.pq.example.com",secret="default\/pq-mldsa",key_algorithm="ml-dsa-65"\} 4922899200$/m);
     const access = await readFile(join(rootfs(), controller.confDir, 'access.log'), 'utf8');
     expect(access).toContain('"tls_group":"X25519MLKEM768"');
+  });
+
+  it('lets TLS 1.2 in only on hosts that ask for it', async () => {
+    await kube.apply(pqIngress('tls12', 'tls12.pq.example.com', 'alpha', { secrets: ['pq-ecdsa'], annotations: { 'qubesec.io/tls-min-version': '1.2' } }));
+    const tls12 = await eventually(async () => {
+      const r = await pqCurl(https('tls12.pq.example.com'), { cacert: anchors.ecdsa, args: ['--tls-max', '1.2'] });
+      return r.status === 200 ? r : undefined;
+    }, 15_000, 'TLS 1.2 host');
+    expect(tls12.handshake).toMatch(/^TLSv1\.2 /);
+    expect((await pqCurl(https('tls12.pq.example.com'), { cacert: anchors.ecdsa })).handshake).toMatch(/^TLSv1\.3 .* X25519MLKEM768 /);
+    const refused = await pqCurl(https('hybrid.pq.example.com'), { cacert: anchors.ecdsa, args: ['--tls-max', '1.2'] });
+    expect(refused.exitCode).not.toBe(0);
+  });
+
+  it('takes global defaults from the ConfigMap, and reports a bad value on it', async () => {
+    const configMap = (data: Record<string, string>) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'qubesec', namespace: 'default' }, data });
+    await kube.apply(configMap({ 'pq-mode': 'strict' }));
+    await eventually(async () => ((await pqCurl(https('hybrid.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519' })).exitCode !== 0 || undefined), 15_000, 'strict by default');
+    expect((await pqCurl(https('hybrid.pq.example.com'), { cacert: anchors.mldsa })).group).toBe('X25519MLKEM768');
+
+    await kube.apply(configMap({ 'pq-mode': 'maybe' }));
+    const note = await eventually(async () => (await kube.eventNotes('default', 'ConfigMap', 'qubesec')).find((n) => n.startsWith('InvalidDefault')));
+    expect(note).toBe('InvalidDefault: ConfigMap default/qubesec: key pq-mode: "maybe" is not one of hybrid, strict, classical; the flag\'s value applies');
+    await eventually(async () => ((await pqCurl(https('hybrid.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519' })).status === 200 || undefined), 15_000, 'hybrid again');
+    await kube.delete(configMap({}));
   });
 
   it('restarts NGINX when its master dies, and restores a managed file changed on disk', async () => {

@@ -65,9 +65,9 @@ export class Applier {
     );
   }
 
-  /** The host folder to watch for changes made by others. */
-  get watchedDir(): string {
-    return hostPath(this.settings.runtime, this.settings.confDir);
+  /** Host paths of what this controller writes and others might change: nginx.conf and the certificates. */
+  get watchedPaths(): string[] {
+    return [`${this.settings.confDir}/nginx.conf`, this.paths.certificates].map((p) => hostPath(this.settings.runtime, p));
   }
 
   get serving(): boolean {

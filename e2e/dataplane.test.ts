@@ -1,0 +1,85 @@
+// The apply loop against real NGINX: skip identical configurations, refuse one that fails `nginx -t` while the last
+// good one keeps serving, and recover on the next change.
+import { randomBytes } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { startEchoBackend } from '../controller/cli/echo-backend.js';
+import { Applier } from '../controller/dataplane/applier.js';
+import { checkTlsSecret } from '../controller/model/certificates.js';
+import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from '../controller/model/pq.js';
+import { CAPABILITIES, tlsSecret } from '../controller/model/testing.js';
+import type { CertificatePair, Model } from '../controller/model/types.js';
+import { createLogger } from '../controller/observability/log.js';
+import { createMetrics } from '../controller/observability/metrics.js';
+import { pqCurl } from './lib/clients.js';
+import { freePort, rootfs } from './lib/env.js';
+
+let applier: Applier;
+let backend: Server;
+let backendPort: number;
+let httpPort: number;
+const metrics = createMetrics();
+const confDir = `/run/qubesec-dataplane-${randomBytes(4).toString('hex')}`;
+
+function pair(): CertificatePair {
+  const checked = checkTlsSecret(tlsSecret('default', 'ecdsa'), new Date());
+  if ('error' in checked) throw new Error(checked.error);
+  return checked.pair;
+}
+
+function model(paths: string[]): Model {
+  const ingress = { kind: 'Ingress', namespace: 'default', name: 'web' };
+  return {
+    servers: [{ host: 'web.example.com', locations: paths.map((path) => ({ match: 'exact' as const, path, upstream: 'default_web_80', ingress })) }],
+    upstreams: [{ name: 'default_web_80', service: { namespace: 'default', name: 'web', port: '80' }, endpoints: [{ address: '127.0.0.1', port: backendPort }] }],
+    defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
+    defaultCertificates: [pair()],
+  };
+}
+
+const get = (path: string) => pqCurl({ host: 'web.example.com', port: httpPort, path, scheme: 'http' });
+
+beforeAll(async () => {
+  backendPort = await freePort();
+  backend = await startEchoBackend('web', backendPort);
+  httpPort = await freePort();
+  applier = new Applier({
+    runtime: { root: rootfs(), nginxBinary: 'nginx', opensslBinary: 'openssl' },
+    confDir,
+    accessLog: `${confDir}/access.log`,
+    errorLog: 'stderr',
+    render: { bindAddress: '127.0.0.1', httpPort, httpsPort: await freePort(), statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: [] },
+  }, metrics, createLogger('error'));
+});
+
+afterAll(async () => {
+  await applier?.stop();
+  backend?.close();
+  await rm(join(rootfs(), confDir), { recursive: true, force: true });
+});
+
+describe('Applier with real NGINX', () => {
+  it('applies, skips an identical model, keeps the last good configuration when nginx -t refuses, and recovers', async () => {
+    expect((await applier.apply(model(['/a']))).status).toBe('applied');
+    expect((await get('/a')).status).toBe(200);
+    expect((await applier.apply(model(['/a']))).status).toBe('unchanged');
+
+    const good = await readFile(join(rootfs(), confDir, 'nginx.conf'), 'utf8');
+    // Two identical exact locations: the model builder never makes this, so it stands for any configuration NGINX refuses.
+    const refused = await applier.apply(model(['/b', '/b']));
+    expect(refused.status).toBe('failed');
+    expect(refused.status === 'failed' && refused.error).toMatch(/nginx -t refused the configuration: .*duplicate location "\/b"/);
+    expect(await readFile(join(rootfs(), confDir, 'nginx.conf'), 'utf8')).toBe(good);
+    expect((await get('/a')).status).toBe(200);
+    expect((await get('/b')).status).toBe(404);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/qubesec_config_reload_failures_total 1\b/);
+    expect(text).toMatch(/qubesec_config_last_reload_successful 0\b/);
+
+    expect((await applier.apply(model(['/b']))).status).toBe('applied');
+    expect((await get('/b')).status).toBe(200);
+    expect((await get('/a')).status).toBe(404);
+    expect(await metrics.registry.metrics()).toMatch(/qubesec_config_last_reload_successful 1\b/);
+  });
+});
