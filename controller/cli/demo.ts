@@ -1,9 +1,9 @@
 // `qubesec demo`: a working PQ ingress on the shipped example manifests, no cluster needed.
-import { cp, mkdir, writeFile, access } from 'node:fs/promises';
+import { access, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { parseFlags } from '../config.js';
 import { startController } from '../controller.js';
 import { hostPath, type DataPlaneRuntime } from '../dataplane/runtime.js';
@@ -33,22 +33,35 @@ export async function runDemo(argv: string[]): Promise<void> {
   await mkdir(manifests, { recursive: true });
   await cp(join(PROJECT_ROOT, 'docs', 'examples', 'standalone'), manifests, { recursive: true });
 
-  // Demo certificates, made once; their certificates double as the trust anchors curl is given.
+  // Demo certificates, made once per work folder; their certificates double as the trust anchors curl is given.
   const caDir = hostPath(runtime, `${CONF_DIR}-ca`);
   await mkdir(caDir, { recursive: true });
   for (const [algorithm, secret] of [['ml-dsa-65', 'demo-tls-mldsa'], ['ecdsa-p256', 'demo-tls-ecdsa']] as [SelfSignedAlgorithm, string][]) {
     const file = join(manifests, `${secret}.yaml`);
-    if (await access(file).then(() => true, () => false)) continue;
-    const pair = await selfSignedPair(runtime, algorithm, HOST, [HOST], 30);
-    await writeFile(join(caDir, `${algorithm}.crt`), pair.certificatePem);
-    await writeFile(file, stringify({
-      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
-      metadata: { name: secret, namespace: 'default' },
-      data: { 'tls.crt': Buffer.from(pair.certificatePem).toString('base64'), 'tls.key': Buffer.from(pair.keyPem).toString('base64') },
-    }));
+    let certificatePem: string;
+    if (await access(file).then(() => true, () => false)) {
+      const stored = parse(await readFile(file, 'utf8')) as { data: Record<string, string> };
+      certificatePem = Buffer.from(stored.data['tls.crt'] ?? '', 'base64').toString('utf8');
+    } else {
+      const pair = await selfSignedPair(runtime, algorithm, HOST, [HOST], 30);
+      certificatePem = pair.certificatePem;
+      await writeFile(file, stringify({
+        apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
+        metadata: { name: secret, namespace: 'default' },
+        data: { 'tls.crt': Buffer.from(pair.certificatePem).toString('base64'), 'tls.key': Buffer.from(pair.keyPem).toString('base64') },
+      }));
+    }
+    await writeFile(join(caDir, `${algorithm}.crt`), certificatePem);
   }
 
-  const backend = await startEchoBackend('echo', Number(values['backend-port']));
+  const backendPort = Number(values['backend-port']);
+  await writeFile(join(manifests, 'echo-endpoints.yaml'), stringify({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+    metadata: { name: 'echo-local', namespace: 'default', labels: { 'kubernetes.io/service-name': 'echo' } },
+    ports: [{ name: 'http', port: backendPort }],
+    endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+  }));
+  const backend = await startEchoBackend('echo', backendPort);
   const controller = await startController(parseFlags([
     '--manifests', manifests,
     '--nginx-root', root,
@@ -80,7 +93,9 @@ export async function runDemo(argv: string[]): Promise<void> {
       `  manifests (edit them, QubeSec reloads): ${manifests}`,
       '',
     ].join('\n'));
-    if (result.exitCode !== 0 || !handshake.includes('X25519MLKEM768')) throw new Error('the demo endpoint did not answer over X25519MLKEM768');
+    if (result.exitCode !== 0 || !handshake.includes('X25519MLKEM768') || !result.stdout.includes('"backend":"echo"')) {
+      throw new Error('the demo endpoint did not answer from the backend over X25519MLKEM768');
+    }
     if (!values.check) {
       console.log('Ctrl-C stops the demo.');
       await untilSignal();
