@@ -73,7 +73,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     recorder = new LogEventRecorder(log);
   } else {
     const kc = loadKubeConfig(flags.kubeconfig);
-    source = new KubernetesSource(kc, { kubeconfig: flags.kubeconfig, watchNamespace: flags['watch-namespace'], configMap: flags.configmap }, log.child({ component: 'kubernetes' }));
+    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'], configMap: flags.configmap }, log.child({ component: 'kubernetes' }));
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], hostname(), log);
   }
 

@@ -40,8 +40,6 @@ export class Reconciler {
   private running: Promise<void> | undefined;
   private pending = false;
   private forceNext = false;
-  private lastResult: ApplyResult | undefined;
-  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly source: Source,
@@ -63,21 +61,11 @@ export class Reconciler {
     await this.running;
   }
 
-  get lastApply(): ApplyResult | undefined {
-    return this.lastResult;
-  }
-
   /** Coalesces bursts: one sync after `debounceMs` of quiet, and never two at once. */
   schedule(force = false): void {
     this.forceNext ||= force;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.syncNow(), this.options.debounceMs);
-  }
-
-  /** Resolves when no sync is running or scheduled (tests and the demo use it). */
-  idle(): Promise<void> {
-    if (!this.running && !this.pending && !this.timer) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   async syncNow(): Promise<void> {
@@ -93,7 +81,6 @@ export class Reconciler {
       this.pending = false;
       return this.syncNow();
     }
-    if (!this.timer) this.idleWaiters.splice(0).forEach((resolve) => resolve());
   }
 
   private async sync(): Promise<void> {
@@ -141,7 +128,6 @@ export class Reconciler {
     const force = this.forceNext;
     this.forceNext = false;
     const result = await this.dataPlane.apply(built.model, force);
-    this.lastResult = result;
     if (result.status === 'failed') {
       for (const ingress of ours) {
         diagnostics.push({ object: ingressRef(ingress), type: 'Warning', reason: 'ReloadFailed', message: `the data plane refused the new configuration; the previous one keeps serving: ${result.error}` });

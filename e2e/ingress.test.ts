@@ -16,6 +16,7 @@ let kube: Kube;
 let controller: TestController;
 let anchors: Awaited<ReturnType<typeof installTrustAnchors>>;
 let testHost: TestHost;
+const backendPorts = new Map<string, number>();
 
 async function backend(name: string): Promise<void> {
   const port = await freePort();
@@ -24,6 +25,7 @@ async function backend(name: string): Promise<void> {
     child.stdout!.once('data', () => resolve());
     void child.then((r) => reject(new Error(`echo backend ${name} exited: ${r.all}`)));
   });
+  backendPorts.set(name, port);
   const { service, slice } = serviceFor(name, port, testHost.address);
   await kube.apply(service);
   await kube.apply(slice);
@@ -217,6 +219,26 @@ describe('QubeSec on a real API server', () => {
     expect(note).toBe('InvalidDefault: ConfigMap default/qubesec: key pq-mode: "maybe" is not one of hybrid, strict, classical; the flag\'s value applies');
     await eventually(async () => ((await pqCurl(https('hybrid.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519' })).status === 200 || undefined), 15_000, 'hybrid again');
     await kube.delete(configMap({}));
+  });
+
+  it('watches one namespace only with --watch-namespace', async () => {
+    await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-b' } });
+    const { service, slice } = serviceFor('alpha', backendPorts.get('alpha')!, testHost.address, 'team-b');
+    await kube.apply(service);
+    await kube.apply(slice);
+    await kube.apply(tlsSecret('pq-mldsa', 'mldsa65', 'team-b'));
+    await kube.apply(pqIngress('team-b', 'teamb.pq.example.com', 'alpha', { secrets: ['pq-mldsa'], namespace: 'team-b' }));
+    const scoped = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--watch-namespace', 'team-b']);
+    try {
+      const teamB = await eventually(async () => {
+        const r = await pqCurl({ host: 'teamb.pq.example.com', port: scoped.httpsPort }, { cacert: anchors.mldsa });
+        return r.status === 200 ? r : undefined;
+      }, 15_000, 'team-b host');
+      expect(teamB.group).toBe('X25519MLKEM768');
+      expect((await pqCurl({ host: 'hybrid.pq.example.com', port: scoped.httpsPort }, { args: ['-k'] })).status).toBe(404);
+    } finally {
+      await scoped.stop();
+    }
   });
 
   it('restarts NGINX when its master dies, and restores a managed file changed on disk', async () => {

@@ -15,8 +15,6 @@ import type { Logger } from '../observability/log.js';
 import type { EventRecorder, Snapshot, Source } from './source.js';
 
 export interface KubernetesSourceOptions {
-  /** Path of a kubeconfig file; '' means in-cluster (service account) or the default kubeconfig. */
-  kubeconfig: string;
   /** Only this namespace's Ingresses, Services, EndpointSlices, Secrets; '' means all. */
   watchNamespace: string;
   /** namespace/name of the ConfigMap with global defaults, or ''. */
@@ -25,6 +23,7 @@ export interface KubernetesSourceOptions {
 
 const MAX_BACKOFF_MS = 30_000;
 
+/** A kubeconfig file, or '' for in-cluster (service account) or else the default kubeconfig. */
 export function loadKubeConfig(path: string): KubeConfig {
   const kc = new KubeConfig();
   if (path) kc.loadFromFile(path);
