@@ -2,6 +2,7 @@
 // qubesec: the controller, and the demo.
 import { parseFlags, usage } from '../config.js';
 import { startController } from '../controller.js';
+import { runCert } from './cert.js';
 import { runDemo } from './demo.js';
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
     await controller.stop();
   },
   demo: runDemo,
+  cert: runCert,
 };
 
 export function untilSignal(): Promise<void> {
