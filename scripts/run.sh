@@ -29,5 +29,6 @@ case "$step" in
   test:unit) build; QUBESEC_TESTS=unit jest "$@" ;;
   test:e2e) build; rootfs; apiserver; QUBESEC_TESTS=e2e jest "$@" ;;
   test) build; lint; rootfs; apiserver; jest "$@" ;;
-  *) echo "usage: scripts/run.sh build|lint|demo|test|test:unit|test:e2e [args]" >&2; exit 2 ;;
+  bench) build; rootfs; for b in dist/e2e/bench/*.js; do node --disable-warning=ExperimentalWarning "$b"; done ;;
+  *) echo "usage: scripts/run.sh build|lint|demo|test|test:unit|test:e2e|bench [args]" >&2; exit 2 ;;
 esac
