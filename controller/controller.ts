@@ -6,7 +6,6 @@ import type { Server } from 'node:http';
 import chokidar, { type FSWatcher } from 'chokidar';
 import { Applier } from './dataplane/applier.js';
 import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
-import { selfSignedPair } from './dataplane/selfsigned.js';
 import { checkPair } from './model/certificates.js';
 import type { CertificatePair } from './model/types.js';
 import { port, tlsDefaultsFromFlags, type Flags } from './config.js';
@@ -14,6 +13,7 @@ import { freePort } from './net.js';
 import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Level, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
+import { selfSignedPair } from './pki/selfsigned.js';
 import { serveObservability } from './observability/server.js';
 import { Reconciler } from './reconciler.js';
 import { FilesSource, LogEventRecorder } from './sources/files.js';
@@ -87,7 +87,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       tlsDefaults,
       configMap: flags.configmap,
       capabilities,
-      defaultCertificates: await defaultCertificates(runtime),
+      defaultCertificates: await defaultCertificates(),
       debounceMs: Number(flags['debounce-ms']),
     },
     metrics,
@@ -131,10 +131,10 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
 }
 
 /** A fresh pair of self-signed certificates (ML-DSA-65 and ECDSA) for hosts without a usable Secret. */
-async function defaultCertificates(runtime: DataPlaneRuntime): Promise<CertificatePair[]> {
+async function defaultCertificates(): Promise<CertificatePair[]> {
   const pairs: CertificatePair[] = [];
   for (const algorithm of ['ml-dsa-65', 'ecdsa-p256'] as const) {
-    const made = await selfSignedPair(runtime, algorithm, 'QubeSec default certificate', ['ingress.local']);
+    const made = await selfSignedPair(algorithm, 'QubeSec default certificate', ['ingress.local']);
     const checked = checkPair(`(default ${algorithm})`, made.certificatePem, made.keyPem, new Date());
     if ('error' in checked) throw new Error(checked.error);
     pairs.push(checked.pair);

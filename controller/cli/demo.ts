@@ -7,7 +7,8 @@ import { parse, stringify } from 'yaml';
 import { parseFlags } from '../config.js';
 import { startController } from '../controller.js';
 import { hostPath, type DataPlaneRuntime } from '../dataplane/runtime.js';
-import { selfSignedPair, type SelfSignedAlgorithm } from '../dataplane/selfsigned.js';
+import type { SignatureAlgorithm } from '../pki/algorithms.js';
+import { selfSignedPair } from '../pki/selfsigned.js';
 import { PROJECT_ROOT } from '../project.js';
 import { startEchoBackend } from './echo-backend.js';
 import { untilSignal } from './main.js';
@@ -36,14 +37,14 @@ export async function runDemo(argv: string[]): Promise<void> {
   // Demo certificates, made once per work folder; their certificates double as the trust anchors curl is given.
   const caDir = hostPath(runtime, `${CONF_DIR}-ca`);
   await mkdir(caDir, { recursive: true });
-  for (const [algorithm, secret] of [['ml-dsa-65', 'demo-tls-mldsa'], ['ecdsa-p256', 'demo-tls-ecdsa']] as [SelfSignedAlgorithm, string][]) {
+  for (const [algorithm, secret] of [['ml-dsa-65', 'demo-tls-mldsa'], ['ecdsa-p256', 'demo-tls-ecdsa']] as [SignatureAlgorithm, string][]) {
     const file = join(manifests, `${secret}.yaml`);
     let certificatePem: string;
     if (await access(file).then(() => true, () => false)) {
       const stored = parse(await readFile(file, 'utf8')) as { data: Record<string, string> };
       certificatePem = Buffer.from(stored.data['tls.crt'] ?? '', 'base64').toString('utf8');
     } else {
-      const pair = await selfSignedPair(runtime, algorithm, HOST, [HOST], 30);
+      const pair = await selfSignedPair(algorithm, HOST, [HOST], 30);
       certificatePem = pair.certificatePem;
       await writeFile(file, stringify({
         apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',

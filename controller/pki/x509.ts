@@ -27,7 +27,7 @@ export interface Issuer {
 
 export class PkiError extends Error {}
 
-/** Issues a certificate signed by `issuer`, or self-signed with `selfKey` (a root CA). Returns PEM. */
+/** Issues a certificate signed by `issuer`, or self-signed with `selfKey` (a root CA, or a self-signed server). Returns PEM. */
 export async function issueCertificate(spec: CertificateSpec, signer: Issuer | { selfKey: KeyObject }): Promise<string> {
   const subjectAlgorithm = algorithmOf(spec.publicKey);
   if (!subjectAlgorithm) throw new PkiError(`unsupported public key type ${spec.publicKey.asymmetricKeyType}`);
@@ -44,7 +44,6 @@ export async function issueCertificate(spec: CertificateSpec, signer: Issuer | {
   let issuerName: string;
   let authorityKeyId: string | undefined;
   if ('selfKey' in signer) {
-    if (spec.profile !== 'ca') throw new PkiError('only a CA certificate can be self-signed');
     if (!matches(signer.selfKey, spec.publicKey)) throw new PkiError('the self-signing key does not match the public key');
     signingKey = signer.selfKey;
     issuerName = spec.subject;
