@@ -28,6 +28,8 @@ export const FLAGS = {
   'access-log': { type: 'string', default: '', description: 'NGINX access log (JSON lines); empty: /dev/stdout, or <conf-dir>/access.log when chrooted' },
   'worker-processes': { type: 'string', default: 'auto', description: 'NGINX worker processes' },
   'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one reload' },
+  'enable-pki': { type: 'string', default: 'true', description: 'run the PKI controller (Issuer, ClusterIssuer, Certificate; needs the CRDs, else it stays off with a warning): true or false' },
+  'cluster-resource-namespace': { type: 'string', default: 'qubesec', description: 'namespace of the CA Secrets that ClusterIssuers name' },
   'log-level': { type: 'string', default: 'info', description: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, description: 'print the flags' },
 } as const;

@@ -13,11 +13,14 @@ import { freePort } from './net.js';
 import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Level, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
+import { PkiController } from './pki/controller.js';
+import { GROUP, VERSION } from './pki/resources.js';
 import { selfSignedPair } from './pki/selfsigned.js';
 import { serveObservability } from './observability/server.js';
 import { Reconciler } from './reconciler.js';
 import { FilesSource, LogEventRecorder } from './sources/files.js';
 import { KubernetesEventRecorder, KubernetesSource, loadKubeConfig } from './sources/kubernetes.js';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { EventRecorder, Source } from './sources/source.js';
 
 export interface RunningController {
@@ -68,6 +71,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
 
   let source: Source;
   let recorder: EventRecorder;
+  let pki: PkiController | undefined;
   if (flags.manifests) {
     source = new FilesSource(resolve(flags.manifests), log.child({ component: 'files' }));
     recorder = new LogEventRecorder(log);
@@ -75,6 +79,9 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     const kc = loadKubeConfig(flags.kubeconfig);
     source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'], configMap: flags.configmap }, log.child({ component: 'kubernetes' }));
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], hostname(), log);
+    if (flags['enable-pki'] === 'true' && (await pkiResourcesInstalled(kc, log))) {
+      pki = new PkiController(kc, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs: Number(flags['debounce-ms']) }, recorder, log.child({ component: 'pki' }));
+    }
   }
 
   const reconciler = new Reconciler(
@@ -98,6 +105,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   let watcher: FSWatcher | undefined;
   try {
     observability = await serveObservability(metrics, flags['metrics-address'], port(flags, 'metrics-port'), () => applier.serving);
+    await pki?.start();
     await reconciler.start();
     // Someone else changed a file we manage (an editor, a volume update): write ours back and reload.
     watcher = chokidar.watch(applier.watchedPaths, { ignoreInitial: true, ignored: (p) => p.endsWith('.tmp') });
@@ -109,7 +117,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       });
     watcher.on('change', onDisk).on('unlink', onDisk).on('error', (err) => log.warn('file watch failed', { error: err }));
   } catch (err) {
-    await Promise.allSettled([reconciler.stop(), applier.stop()]);
+    await Promise.allSettled([reconciler.stop(), applier.stop(), pki?.stop()]);
     observability?.close();
     handshakes.socket.close();
     throw err;
@@ -122,6 +130,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     metricsPort: typeof address === 'object' && address ? address.port : 0,
     async stop() {
       await watcher?.close();
+      await pki?.stop();
       await reconciler.stop();
       await applier.stop();
       await new Promise((r) => observability!.close(r));
@@ -142,3 +151,14 @@ async function defaultCertificates(): Promise<CertificatePair[]> {
   return pairs;
 }
 
+
+/** The PKI needs its CRDs; without them (a cluster set up for the ingress alone) it stays off. */
+async function pkiResourcesInstalled(kc: KubeConfig, log: Logger): Promise<boolean> {
+  try {
+    await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'certificates', limit: 1 });
+    return true;
+  } catch (err) {
+    log.warn('PKI controller off: the qubesec.io CRDs are not installed (charts/qubesec/crds)', { error: (err as Error).message.split('\n')[0] });
+    return false;
+  }
+}

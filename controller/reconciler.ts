@@ -5,6 +5,7 @@ import { parseSettings } from './model/annotations.js';
 import { buildModel, endpointSliceService } from './model/build.js';
 import { checkTlsSecret } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
+import { Coalescer } from './coalescer.js';
 import { ingressRef, translateIngress, type IngressIntent } from './model/ingress.js';
 import { defaultPolicy, strictOrder, type Capabilities, type TlsDefaults } from './model/pq.js';
 import type { CertificatePair, Diagnostic, Model } from './model/types.js';
@@ -36,9 +37,7 @@ export class Reconciler {
   private readonly lastGoodIntents = new Map<string, IngressIntent>();
   private readonly lastGoodPairs = new Map<string, { pair: CertificatePair; data: string }>();
   private activeDiagnostics = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private pending = false;
+  private readonly coalescer: Coalescer;
   private forceNext = false;
 
   constructor(
@@ -47,40 +46,25 @@ export class Reconciler {
     private readonly recorder: EventRecorder,
     private readonly options: ReconcilerOptions,
     private readonly metrics: Metrics,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.coalescer = new Coalescer(() => this.sync(), options.debounceMs, (err) => log.error('sync failed', { error: err.stack ?? err.message }));
+  }
 
   async start(): Promise<void> {
     await this.source.start(() => this.schedule());
-    await this.syncNow();
+    await this.coalescer.runNow();
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer);
     await this.source.stop();
-    await this.running;
+    await this.coalescer.stop();
   }
 
-  /** Coalesces bursts: one sync after `debounceMs` of quiet, and never two at once. */
+  /** One sync after a burst of changes; `force` rewrites and reloads even an unchanged configuration. */
   schedule(force = false): void {
     this.forceNext ||= force;
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.syncNow(), this.options.debounceMs);
-  }
-
-  async syncNow(): Promise<void> {
-    this.timer = undefined;
-    if (this.running) {
-      this.pending = true;
-      return this.running;
-    }
-    this.running = this.sync().catch((err: Error) => this.log.error('sync failed', { error: err.stack ?? err.message }));
-    await this.running;
-    this.running = undefined;
-    if (this.pending) {
-      this.pending = false;
-      return this.syncNow();
-    }
+    this.coalescer.schedule();
   }
 
   private async sync(): Promise<void> {

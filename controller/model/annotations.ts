@@ -62,7 +62,43 @@ const tlsMinVersion: SettingParser<'tlsMinVersion'> = {
 };
 
 const SETTINGS = [pqMode, tlsGroups, tlsMinVersion] as const;
-export const ANNOTATION_KEYS: readonly string[] = SETTINGS.map((s) => ANNOTATION_PREFIX + s.key);
+
+/** Read by the PKI controller (as cert-manager's ingress-shim): a Certificate for each spec.tls entry. */
+export const CERTIFICATE_ANNOTATIONS = {
+  issuer: 'qubesec.io/issuer',
+  clusterIssuer: 'qubesec.io/cluster-issuer',
+  algorithm: 'qubesec.io/certificate-algorithm',
+  classicalTwin: 'qubesec.io/classical-twin',
+} as const;
+
+export const ANNOTATION_KEYS: readonly string[] = [...SETTINGS.map((s) => ANNOTATION_PREFIX + s.key), ...Object.values(CERTIFICATE_ANNOTATIONS)];
+
+export interface CertificateRequest {
+  issuerRef: { name: string; kind: 'Issuer' | 'ClusterIssuer' };
+  algorithm?: string;
+  classicalTwin: boolean;
+}
+
+/** The Certificate an Ingress asks for through annotations, or undefined when it asks for none. */
+export function parseCertificateAnnotations(annotations: Record<string, string> | undefined, algorithms: readonly string[]): { request?: CertificateRequest; errors: string[] } {
+  const a = annotations ?? {};
+  const issuer = a[CERTIFICATE_ANNOTATIONS.issuer];
+  const clusterIssuer = a[CERTIFICATE_ANNOTATIONS.clusterIssuer];
+  if (issuer === undefined && clusterIssuer === undefined) return { errors: [] };
+  const errors: string[] = [];
+  if (issuer !== undefined && clusterIssuer !== undefined) errors.push(`annotations ${CERTIFICATE_ANNOTATIONS.issuer} and ${CERTIFICATE_ANNOTATIONS.clusterIssuer}: set one, not both`);
+  const name = (issuer ?? clusterIssuer)!.trim();
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) errors.push(`annotation ${issuer !== undefined ? CERTIFICATE_ANNOTATIONS.issuer : CERTIFICATE_ANNOTATIONS.clusterIssuer}: ${quote(name)} is not an object name`);
+  const algorithm = a[CERTIFICATE_ANNOTATIONS.algorithm];
+  if (algorithm !== undefined && !algorithms.includes(algorithm)) errors.push(`annotation ${CERTIFICATE_ANNOTATIONS.algorithm}: ${quote(algorithm)} is not one of ${algorithms.join(', ')}`);
+  const twin = a[CERTIFICATE_ANNOTATIONS.classicalTwin];
+  if (twin !== undefined && twin !== 'true' && twin !== 'false') errors.push(`annotation ${CERTIFICATE_ANNOTATIONS.classicalTwin}: ${quote(twin)} is not true or false`);
+  if (errors.length > 0) return { errors };
+  return {
+    request: { issuerRef: { name, kind: issuer !== undefined ? 'Issuer' : 'ClusterIssuer' }, algorithm, classicalTwin: twin === 'true' },
+    errors,
+  };
+}
 
 export interface SettingsResult {
   settings: IngressSettings;
@@ -87,7 +123,7 @@ export function parseSettings(
     if (!key.startsWith(prefix)) continue;
     const parser = SETTINGS.find((s) => prefix + s.key === key);
     if (parser === undefined) {
-      if (prefix !== '') result.unknown.push(key);
+      if (prefix !== '' && !ANNOTATION_KEYS.includes(key)) result.unknown.push(key);
       continue;
     }
     const parsed = parser.parse(raw, capabilities);
