@@ -51,6 +51,7 @@ export class PkiController {
   private readonly coalescer: Coalescer;
   private readonly reported = new Set<string>();
   private renewalTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(kc: KubeConfig, private readonly options: PkiControllerOptions, private readonly recorder: EventRecorder, private readonly log: Logger) {
     this.core = kc.makeApiClient(CoreV1Api);
@@ -70,8 +71,9 @@ export class PkiController {
     for (const [name, informer] of this.informers) {
       for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, () => this.coalescer.schedule());
       informer.on('error', (err: unknown) => {
+        if (this.stopped) return;
         this.log.warn('PKI watch failed; restarting', { resource: name, error: String((err as Error)?.message ?? err) });
-        setTimeout(() => void informer.start().catch(() => undefined), 2000);
+        setTimeout(() => void (this.stopped ? undefined : informer.start().catch(() => undefined)), 2000);
       });
       await informer.start();
     }
@@ -79,6 +81,7 @@ export class PkiController {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.renewalTimer);
     await this.coalescer.stop();
     await Promise.all([...this.informers.values()].map((i) => i.stop()));

@@ -1,5 +1,6 @@
 // Thin helpers over the real API server: apply (create or replace), delete, and Events about an object.
 import { CoreV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { execa } from 'execa';
 
 export class Kube {
   readonly objects: KubernetesObjectApi;
@@ -18,6 +19,17 @@ export class Kube {
       if ((err as { code?: number }).code !== 404) throw err;
       await this.objects.create(obj as never);
     }
+  }
+
+  /**
+   * Creates a CustomResourceDefinition as JSON, untouched. client-node's serializer maps JSON-schema keys through its
+   * models and drops `enum`, `default` and `x-kubernetes-*`, which would leave the schema unenforced.
+   */
+  async createCrd(crd: KubernetesObject, server: string, token: string): Promise<void> {
+    const result = await execa('curl', ['-sSk', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, '-H', 'Content-Type: application/json',
+      '--data-binary', '@-', '-w', '\n%{http_code}', `${server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`], { input: JSON.stringify(crd) });
+    const code = result.stdout.split('\n').pop();
+    if (code !== '201') throw new Error(`creating CRD ${crd.metadata?.name} failed (${code}): ${result.stdout}`);
   }
 
   async delete(obj: KubernetesObject): Promise<void> {
