@@ -115,6 +115,11 @@ describe('PKI controller on a real API server', () => {
     const ecdsaRoot = join(rootfs(), await anchor('web-classical'));
     const legacy = await legacyHandshake('web.pki.example.com', controller.httpsPort, ecdsaRoot);
     expect([legacy.ok, legacy.signatureType, legacy.verification]).toEqual([true, 'ECDSA', 'OK']);
+
+    // A spec change re-issues at once.
+    await kube.apply(certificate('web', { dnsNames: ['web.pki.example.com', 'www.pki.example.com'], classicalTwin: true, issuerRef: { kind: 'ClusterIssuer', name: 'pq-ca' } }));
+    await eventually(async () => (new X509Certificate(secretCert(await secret('web'))).subjectAltName ?? '').includes('DNS:www.pki.example.com') || undefined, 15_000, 're-issued on spec change');
+    expect((await certificateStatus('web'))!.revision).toBeGreaterThan(status.revision!);
   });
 
   it('creates a Certificate for an Ingress annotated with qubesec.io/cluster-issuer', async () => {

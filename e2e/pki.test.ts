@@ -24,6 +24,8 @@ beforeAll(async () => {
   for (const args of [
     ['root', '--out-cert', 'root.pem', '--out-key', 'root.key', '--subject', 'CN=E2E Root,O=QubeSec'],
     ['root', '--out-cert', 'other-root.pem', '--out-key', 'other-root.key'],
+    ['root', '--algorithm', 'slh-dsa-sha2-128s', '--out-cert', 'slh-root.pem', '--out-key', 'slh-root.key'],
+    ['intermediate', '--ca-cert', 'slh-root.pem', '--ca-key', 'slh-root.key', '--out-cert', 'slh-int.pem', '--out-key', 'slh-int.key'],
     ['intermediate', '--ca-cert', 'root.pem', '--ca-key', 'root.key', '--out-cert', 'int.pem', '--out-key', 'int.key'],
     ['leaf', '--ca-cert', 'int.pem', '--ca-key', 'int.key', '--algorithm', 'ml-dsa-44', '--dns', 'chain.pq.example.com', '--ip', '127.0.0.1', '--out-cert', 'leaf.pem', '--out-key', 'leaf.key'],
     ['leaf', '--ca-cert', 'int.pem', '--ca-key', 'int.key', '--algorithm', 'ml-kem-768', '--profile', 'key-establishment', '--dns', 'kem.qubesec.local', '--out-cert', 'kem.pem', '--out-key', 'kem.key'],
@@ -41,6 +43,9 @@ describe('qubesec cert output, checked by OpenSSL 3.5', () => {
   it('verifies leaf and ML-KEM certificates through the intermediate to the root', async () => {
     const r = await openssl('verify', '-CAfile', `${inside}/root.pem`, '-untrusted', `${inside}/int.pem`, `${inside}/leaf.pem`, `${inside}/kem.pem`);
     expect(r.all).toBe(`${inside}/leaf.pem: OK\n${inside}/kem.pem: OK`);
+    const slh = await openssl('verify', '-CAfile', `${inside}/slh-root.pem`, `${inside}/slh-int.pem`);
+    expect(slh.all).toBe(`${inside}/slh-int.pem: OK`);
+    expect((await openssl('x509', '-in', `${inside}/slh-int.pem`, '-noout', '-text')).stdout).toMatch(/Signature Algorithm: SLH-DSA-SHA2-128s/);
     // Without the intermediate the chain is incomplete: the verification above is not vacuous.
     expect((await openssl('verify', '-CAfile', `${inside}/root.pem`, `${inside}/kem.pem`)).exitCode).not.toBe(0);
   });

@@ -2,7 +2,9 @@
 // Keys are node:crypto KeyObjects (OpenSSL 3.5 inside Node 24); signing goes through WebCrypto for @peculiar/x509.
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 
-export const SIGNATURE_ALGORITHMS = ['ml-dsa-44', 'ml-dsa-65', 'ml-dsa-87', 'ecdsa-p256', 'ecdsa-p384'] as const;
+/** SLH-DSA (FIPS 205): hash-based, large and slow signatures; for long-lived roots. */
+export const SLH_DSA_ALGORITHMS = ['slh-dsa-sha2-128s', 'slh-dsa-sha2-128f', 'slh-dsa-sha2-192s', 'slh-dsa-sha2-192f', 'slh-dsa-sha2-256s', 'slh-dsa-sha2-256f'] as const;
+export const SIGNATURE_ALGORITHMS = ['ml-dsa-44', 'ml-dsa-65', 'ml-dsa-87', 'ecdsa-p256', 'ecdsa-p384', ...SLH_DSA_ALGORITHMS] as const;
 export const KEM_ALGORITHMS = ['ml-kem-512', 'ml-kem-768', 'ml-kem-1024'] as const;
 export type SignatureAlgorithm = (typeof SIGNATURE_ALGORITHMS)[number];
 export type KemAlgorithm = (typeof KEM_ALGORITHMS)[number];
@@ -47,6 +49,11 @@ export function webSigningAlgorithm(algorithm: SignatureAlgorithm): { name: stri
     case 'ecdsa-p384':
       return { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' };
     default:
-      return { name: algorithm.toUpperCase() };
+      // ML-DSA-65, SLH-DSA-SHA2-128s: the WebCrypto and @peculiar/x509 spelling.
+      return { name: algorithm.toUpperCase().replace(/(\d)([SF])$/, (_m, d: string, v: string) => d + v.toLowerCase()) };
   }
+}
+
+export function isSlhDsa(algorithm: string): boolean {
+  return algorithm.startsWith('slh-dsa-');
 }

@@ -42,6 +42,15 @@ describe('issueCertificate', () => {
     expect(new x509.X509Certificate(inter.certificatePem).getExtension(x509.BasicConstraintsExtension)).toEqual(expect.objectContaining({ ca: true, pathLength: 0, critical: true }));
   });
 
+  it('signs with an SLH-DSA root (node:crypto, which WebCrypto lacks) under an ML-DSA intermediate', async () => {
+    const root = await rootCa('slh-dsa-sha2-128s');
+    const inter = await intermediate(root, 'ml-dsa-65');
+    const [r, i] = [root.certificatePem, inter.certificatePem].map((p) => new X509Certificate(p));
+    expect(r!.publicKey.asymmetricKeyType).toBe('slh-dsa-sha2-128s');
+    expect(r!.verify(r!.publicKey) && i!.verify(r!.publicKey)).toBe(true);
+    expect(inspectPem(inter.certificatePem).certificates[0]).toEqual(expect.objectContaining({ signatureAlgorithm: 'slh-dsa-sha2-128s', signatureBytes: 7856 }));
+  });
+
   it('gives every certificate a fresh positive serial of at most 20 octets', async () => {
     const root = await rootCa();
     const keys = generateKeyPair('ml-dsa-44');

@@ -1,8 +1,8 @@
 // X.509 issuance with @peculiar/x509 (ASN.1) and Node 24's OpenSSL (keys and signatures): no hand-written crypto.
 import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { x509 } from './peculiar.js';
-import { algorithmOf, isSignatureAlgorithm, webSigningAlgorithm, type KeyAlgorithm, type SignatureAlgorithm } from './algorithms.js';
+import { nodeSigningKey, x509 } from './peculiar.js';
+import { algorithmOf, isSignatureAlgorithm, isSlhDsa, webSigningAlgorithm, type KeyAlgorithm, type SignatureAlgorithm } from './algorithms.js';
 
 export type Profile = 'ca' | 'server' | 'client' | 'server-client' | 'key-establishment';
 
@@ -84,7 +84,7 @@ export async function issueCertificate(spec: CertificateSpec, signer: Issuer | {
     notAfter: spec.notAfter,
     signingAlgorithm: web,
     publicKey: new Uint8Array(spki),
-    signingKey: signingKey.toCryptoKey(web, false, ['sign']),
+    signingKey: isSlhDsa(signingAlgorithm) ? nodeSigningKey(signingKey, web) : signingKey.toCryptoKey(web, false, ['sign']),
     extensions,
   });
   return certificate.toString('pem');
