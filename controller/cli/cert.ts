@@ -1,10 +1,9 @@
 // `qubesec cert`: make a root or intermediate CA, issue a leaf (from flags or a CSR), inspect a PEM file.
-import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DEFAULT_ALGORITHM, KEM_ALGORITHMS, SIGNATURE_ALGORITHMS, generateKeyPair, isKeyAlgorithm, type KeyAlgorithm } from '../pki/algorithms.js';
 import { inspectPem } from '../pki/inspect.js';
-import { PkiError, issueCertificate, privateKeyPem, readCsr, readPrivateKey, type Profile } from '../pki/x509.js';
+import { PkiError, issueCertificate, privateKeyPem, readCsr, readPrivateKey, servedChain, type Profile } from '../pki/x509.js';
 
 const USAGE = `qubesec cert <command> [flags]
   root          --out-cert F --out-key F [--subject DN] [--algorithm A] [--days N]
@@ -89,9 +88,7 @@ export async function runCert(argv: string[]): Promise<void> {
         await writeFile(required('out-key'), privateKeyPem(keys.privateKey), { mode: 0o600 });
       }
       const pem = await issueCertificate({ subject, dnsNames, ipAddresses, profile, notAfter: days(90), publicKey }, ca);
-      // Serve the chain: the leaf, then its issuer when that is an intermediate (a root stays with the clients).
-      const caCert = new X509Certificate(ca.certificatePem);
-      await writeFile(required('out-cert'), caCert.checkIssued(caCert) ? pem : `${pem.trim()}\n${ca.certificatePem.trim()}\n`);
+      await writeFile(required('out-cert'), servedChain(pem, ca.certificatePem));
       break;
     }
     case 'inspect': {

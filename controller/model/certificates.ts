@@ -14,8 +14,8 @@ export function checkTlsSecret(secret: V1Secret, now: Date): CheckedPair {
   if (secret.type !== undefined && secret.type !== 'kubernetes.io/tls') {
     return { error: `Secret ${source}: type is ${secret.type}, not kubernetes.io/tls` };
   }
-  const certificatePem = decode(secret, 'tls.crt');
-  const keyPem = decode(secret, 'tls.key');
+  const certificatePem = secretData(secret, 'tls.crt');
+  const keyPem = secretData(secret, 'tls.key');
   if (!certificatePem || !keyPem) return { error: `Secret ${source}: data.tls.crt and data.tls.key are both required` };
   return checkPair(source, certificatePem, keyPem, now);
 }
@@ -66,7 +66,8 @@ function certificateNames(certificate: X509Certificate): string[] {
   return cn ? [cn] : [];
 }
 
-function decode(secret: V1Secret, key: string): string | undefined {
+/** A Secret's value as text, from data (base64) or stringData. */
+export function secretData(secret: V1Secret, key: string): string | undefined {
   const b64 = secret.data?.[key];
   if (b64 !== undefined) return Buffer.from(b64, 'base64').toString('utf8');
   return secret.stringData?.[key];

@@ -33,7 +33,7 @@ import {
   type IssuerResource,
   type IssuerState,
 } from './resources.js';
-import { issueCertificate, privateKeyPem, type Issuer } from './x509.js';
+import { issueCertificate, privateKeyPem, servedChain, type Issuer } from './x509.js';
 
 export interface PkiControllerOptions {
   /** Namespace of the Secrets that ClusterIssuers name (cert-manager's --cluster-resource-namespace). */
@@ -186,9 +186,7 @@ export class PkiController {
       publicKey: keys.publicKey,
     }, ca ?? { selfKey: keys.privateKey });
     const caPem = ca?.certificatePem ?? pem;
-    const caCert = new X509Certificate(caPem);
-    // Serve the chain: the leaf, then its issuer when that is an intermediate (a root stays with the clients).
-    const chain = ca && !caCert.checkIssued(caCert) ? `${pem.trim()}\n${caPem.trim()}\n` : pem;
+    const chain = servedChain(pem, caPem);
     const b64 = (text: string) => Buffer.from(text).toString('base64');
     return {
       apiVersion: 'v1',

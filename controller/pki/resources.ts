@@ -3,6 +3,7 @@
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { V1Secret } from '@kubernetes/client-node';
+import { secretData } from '../model/certificates.js';
 import { checkHost } from '../model/names.js';
 import { DEFAULT_ALGORITHM, isKeyAlgorithm, isSignatureAlgorithm, type KeyAlgorithm } from './algorithms.js';
 import type { Issuer } from './x509.js';
@@ -137,9 +138,8 @@ export function checkCertificateSpec(resource: CertificateResource): { spec: Cer
 
 /** Hash of what the Secret must reflect: a change re-issues. */
 export function specHash(spec: CertificateSpec): string {
-  const { renewBeforeMs: _ignored, ...issued } = spec;
-  void _ignored;
-  return createHash('sha256').update(JSON.stringify(issued)).digest('hex').slice(0, 16);
+  // renewBefore changes when to renew, not what is issued.
+  return createHash('sha256').update(JSON.stringify({ ...spec, renewBeforeMs: undefined })).digest('hex').slice(0, 16);
 }
 
 export type IssuerState = { ready: true; kind: 'ca'; issuer: Issuer; classical?: Issuer } | { ready: true; kind: 'selfSigned' } | { ready: false; reason: string; message: string };
@@ -160,8 +160,8 @@ export function issuerState(resource: IssuerResource, secrets: (name: string) =>
 function caFromSecret(name: string, secrets: (name: string) => V1Secret | undefined, now: Date, field: string): Issuer | { reason: string; message: string } {
   const secret = secrets(name);
   if (!secret) return { reason: 'SecretNotFound', message: `${field}: Secret ${name} not found` };
-  const certificatePem = decode(secret, 'tls.crt');
-  const keyPem = decode(secret, 'tls.key');
+  const certificatePem = secretData(secret, 'tls.crt');
+  const keyPem = secretData(secret, 'tls.key');
   if (!certificatePem || !keyPem) return { reason: 'InvalidSecret', message: `${field}: Secret ${name} needs data tls.crt and tls.key` };
   let certificate: X509Certificate;
   let privateKey;
@@ -190,8 +190,8 @@ export function plan(resource: CertificateResource, spec: CertificateSpec, secre
     return { reason: 'SecretNotOwned', error: `Secret ${spec.secretName} exists and is not managed by this Certificate (annotation ${SECRET_ANNOTATIONS.certificate}); it is left alone` };
   }
   if (secret.metadata?.annotations?.[SECRET_ANNOTATIONS.specHash] !== specHash(spec)) return { issue: true, reason: 'the spec changed' };
-  const pem = decode(secret, 'tls.crt');
-  const keyPem = decode(secret, 'tls.key');
+  const pem = secretData(secret, 'tls.crt');
+  const keyPem = secretData(secret, 'tls.key');
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(pem ?? '');
@@ -204,9 +204,4 @@ export function plan(resource: CertificateResource, spec: CertificateSpec, secre
   const renewalTime = new Date(notAfter.getTime() - spec.renewBeforeMs);
   if (now >= renewalTime) return { issue: true, reason: `renewal time ${renewalTime.toISOString()} reached` };
   return { issue: false, notBefore, notAfter, renewalTime };
-}
-
-export function decode(secret: V1Secret, key: string): string | undefined {
-  const b64 = secret.data?.[key];
-  return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
 }

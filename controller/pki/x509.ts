@@ -90,6 +90,12 @@ export async function issueCertificate(spec: CertificateSpec, signer: Issuer | {
   return certificate.toString('pem');
 }
 
+/** What a server sends: the leaf, then its issuer when that is an intermediate (a root stays with the clients). */
+export function servedChain(leafPem: string, issuerPem: string): string {
+  const issuer = new NodeX509(issuerPem);
+  return issuer.checkIssued(issuer) ? leafPem : `${leafPem.trim()}\n${issuerPem.trim()}\n`;
+}
+
 /** A CSR's subject, names and public key, after checking its self-signature. */
 export async function readCsr(csrPem: string): Promise<{ subject: string; dnsNames: string[]; ipAddresses: string[]; publicKey: KeyObject }> {
   let csr: x509.Pkcs10CertificateRequest;
