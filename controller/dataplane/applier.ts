@@ -27,6 +27,7 @@ export type ApplyResult =
   | { status: 'failed'; hash: string; error: string };
 
 const CONFIRM_TIMEOUT_MS = 15_000;
+const CONFIRM_STEADY_MS = 150;
 
 /** Private keys stay with the master (root); workers (an unprivileged user) must reach sockets and temp files. */
 const DIR_MODES = { '.': 0o711, certs: 0o700, sockets: 0o711, tmp: 0o711 } as const;
@@ -144,15 +145,22 @@ export class Applier {
     await rename(tmp, file);
   }
 
-  /** Polls the status server until the running workers report `generation`: only new workers know it. */
+  /**
+   * Polls the status server until only workers of the new configuration answer. NGINX starts the new workers and
+   * signals the old ones about 100 ms later, so both accept connections for a moment: the new generation must answer
+   * every poll for CONFIRM_STEADY_MS before the reload counts as done.
+   */
   private async confirm(generation: string): Promise<void> {
     const deadline = Date.now() + CONFIRM_TIMEOUT_MS;
     let last = '';
+    let steadySince: number | undefined;
     while (Date.now() < deadline) {
       last = await fetchGeneration(this.settings.render.statusPort).catch((err: Error) => err.message);
-      if (last === generation) return;
+      if (last !== generation) steadySince = undefined;
+      else if (steadySince === undefined) steadySince = Date.now();
+      else if (Date.now() - steadySince >= CONFIRM_STEADY_MS) return;
       if (!this.nginx.running) throw new Error('the NGINX master exited');
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
     throw new Error(`workers still report ${JSON.stringify(last)} after ${CONFIRM_TIMEOUT_MS} ms`);
   }
