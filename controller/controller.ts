@@ -101,6 +101,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     log,
   );
 
+  applier.onRestart = () => reconciler.schedule(true);
   let observability: Server | undefined;
   let watcher: FSWatcher | undefined;
   try {
@@ -108,7 +109,8 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     await pki?.start();
     await reconciler.start();
     // Someone else changed a file we manage (an editor, a volume update): write ours back and reload.
-    watcher = chokidar.watch(applier.watchedPaths, { ignoreInitial: true, ignored: (p) => p.endsWith('.tmp') });
+    const { paths, relevant } = applier.watched;
+    watcher = chokidar.watch(paths, { ignoreInitial: true, depth: 1, ignored: (p) => !relevant(p) });
     const onDisk = (file: string) =>
       void applier.changedByOthers(file).then((changed) => {
         if (!changed) return;

@@ -39,6 +39,9 @@ export class Applier {
   private readonly written = new Map<string, string>();
   private readonly paths: RenderSettings['paths'];
 
+  /** Called when NGINX died and is being restarted: the caller re-applies what should run (an apply may have been cut short). */
+  onRestart: () => void = () => {};
+
   constructor(private readonly settings: ApplierSettings, private readonly metrics: Metrics, private readonly log: Logger) {
     const dir = settings.confDir;
     this.paths = {
@@ -57,6 +60,7 @@ export class Applier {
       () => {
         metrics.nginxRestarts.inc();
         this.runningHash = ''; // the restarted master reads nginx.conf afresh; confirm it on the next apply
+        this.onRestart();
       },
       () => {
         rmSync(sockets, { recursive: true, force: true });
@@ -67,8 +71,18 @@ export class Applier {
   }
 
   /** Host paths of what this controller writes and others might change: nginx.conf and the certificates. */
-  get watchedPaths(): string[] {
-    return [`${this.settings.confDir}/nginx.conf`, this.paths.certificates].map((p) => hostPath(this.settings.runtime, p));
+  /**
+   * What others might change: nginx.conf and the certificates. The folders are watched, not the files, because each
+   * apply replaces nginx.conf by rename and a watch on the file itself would stay on the old inode.
+   */
+  get watched(): { paths: string[]; relevant: (path: string) => boolean } {
+    const dir = hostPath(this.settings.runtime, this.settings.confDir);
+    const certificates = hostPath(this.settings.runtime, this.paths.certificates);
+    const conf = `${dir}/nginx.conf`;
+    return {
+      paths: [dir, certificates],
+      relevant: (p) => p === dir || p === conf || p === certificates || (p.startsWith(`${certificates}/`) && p.endsWith('.pem')),
+    };
   }
 
   get serving(): boolean {
