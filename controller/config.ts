@@ -1,7 +1,7 @@
 // Controller flags. Names follow ingress-nginx where the meaning is the same. docs/flags.md lists each.
 import { parseArgs } from 'node:util';
 import { parseSettings } from './model/annotations.js';
-import { BUILTIN_TLS_DEFAULTS, strictOrder, type Capabilities, type TlsDefaults } from './model/pq.js';
+import { BUILTIN_TLS_DEFAULTS, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
 
 export const FLAGS = {
   kubeconfig: { type: 'string', default: '', description: 'kubeconfig file; empty: in-cluster service account, else ~/.kube/config' },
@@ -59,9 +59,5 @@ export function tlsDefaultsFromFlags(flags: Flags, capabilities: Capabilities): 
   if (flags['default-tls-groups']) entries['tls-groups'] = flags['default-tls-groups'];
   const parsed = parseSettings(entries, capabilities, '', (key) => `flag --default-${key}`);
   if (parsed.errors.length > 0) throw new Error(parsed.errors.join('; '));
-  return {
-    pqMode: parsed.settings.pqMode ?? BUILTIN_TLS_DEFAULTS.pqMode,
-    hybridGroups: parsed.settings.tlsGroups && strictOrder(parsed.settings.tlsGroups),
-    minVersion: parsed.settings.tlsMinVersion ?? BUILTIN_TLS_DEFAULTS.minVersion,
-  };
+  return overrideDefaults(BUILTIN_TLS_DEFAULTS, parsed.settings);
 }

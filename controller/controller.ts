@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Server } from 'node:http';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import chokidar, { type FSWatcher } from 'chokidar';
 import { Applier } from './dataplane/applier.js';
 import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
@@ -20,7 +21,6 @@ import { serveObservability } from './observability/server.js';
 import { Reconciler } from './reconciler.js';
 import { FilesSource, LogEventRecorder } from './sources/files.js';
 import { KubernetesEventRecorder, KubernetesSource, loadKubeConfig } from './sources/kubernetes.js';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { EventRecorder, Source } from './sources/source.js';
 
 export interface RunningController {
@@ -152,7 +152,6 @@ async function defaultCertificates(): Promise<CertificatePair[]> {
   }
   return pairs;
 }
-
 
 /** The PKI needs its CRDs; without them (a cluster set up for the ingress alone) it stays off. */
 async function pkiResourcesInstalled(kc: KubeConfig, log: Logger): Promise<boolean> {

@@ -7,7 +7,7 @@ import { checkTlsSecret } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
 import { Coalescer } from './coalescer.js';
 import { ingressRef, translateIngress, type IngressIntent } from './model/ingress.js';
-import { defaultPolicy, strictOrder, type Capabilities, type TlsDefaults } from './model/pq.js';
+import { defaultPolicy, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
 import type { CertificatePair, Diagnostic, Model } from './model/types.js';
 import type { ApplyResult } from './dataplane/applier.js';
 import type { Logger } from './observability/log.js';
@@ -142,12 +142,7 @@ export class Reconciler {
     for (const error of parsed.errors) {
       diagnostics.push({ object: ref, type: 'Warning', reason: 'InvalidDefault', message: `ConfigMap ${this.options.configMap}: ${error}; the flag's value applies` });
     }
-    const s = parsed.settings;
-    return {
-      pqMode: s.pqMode ?? this.options.tlsDefaults.pqMode,
-      hybridGroups: s.tlsGroups ? strictOrder(s.tlsGroups) : this.options.tlsDefaults.hybridGroups,
-      minVersion: s.tlsMinVersion ?? this.options.tlsDefaults.minVersion,
-    };
+    return overrideDefaults(this.options.tlsDefaults, parsed.settings);
   }
 
   /** Checks every Secret an intent names; a Secret that turned bad keeps serving its last good pair. */

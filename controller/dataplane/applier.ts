@@ -70,7 +70,6 @@ export class Applier {
     );
   }
 
-  /** Host paths of what this controller writes and others might change: nginx.conf and the certificates. */
   /**
    * What others might change: nginx.conf and the certificates. The folders are watched, not the files, because each
    * apply replaces nginx.conf by rename and a watch on the file itself would stay on the old inode.

@@ -61,6 +61,15 @@ export interface TlsDefaults {
 
 export const BUILTIN_TLS_DEFAULTS: TlsDefaults = { pqMode: 'hybrid', minVersion: 'TLSv1.3' };
 
+/** Defaults with the settings given (flags, ConfigMap keys) laid over `base`; tls-groups becomes a strict order. */
+export function overrideDefaults(base: TlsDefaults, settings: { pqMode?: PqMode; tlsGroups?: string[]; tlsMinVersion?: TlsVersion }): TlsDefaults {
+  return {
+    pqMode: settings.pqMode ?? base.pqMode,
+    hybridGroups: settings.tlsGroups ? strictOrder(settings.tlsGroups) : base.hybridGroups,
+    minVersion: settings.tlsMinVersion ?? base.minVersion,
+  };
+}
+
 export function protocolsFrom(minVersion: TlsVersion): TlsVersion[] {
   return minVersion === 'TLSv1.2' ? ['TLSv1.2', 'TLSv1.3'] : ['TLSv1.3'];
 }
