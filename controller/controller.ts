@@ -9,7 +9,7 @@ import { Applier } from './dataplane/applier.js';
 import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { checkPair } from './model/certificates.js';
 import type { CertificatePair } from './model/types.js';
-import { port, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { defaultBackendFromFlags, port, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { freePort } from './net.js';
 import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Level, type Logger } from './observability/log.js';
@@ -95,6 +95,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       configMap: flags.configmap,
       capabilities,
       defaultCertificates: await defaultCertificates(),
+      defaultBackend: defaultBackendFromFlags(flags),
       debounceMs: Number(flags['debounce-ms']),
     },
     metrics,

@@ -8,7 +8,8 @@ import { startEchoBackend } from '../controller/cli/echo-backend.js';
 import { Applier } from '../controller/dataplane/applier.js';
 import { checkTlsSecret } from '../controller/model/certificates.js';
 import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from '../controller/model/pq.js';
-import { CAPABILITIES, tlsSecret } from '../controller/model/testing.js';
+import { ANNOTATION_CASES, annotatedModel } from '../controller/model/proxy-annotations.cases.js';
+import { CAPABILITIES, proxyLocation, tlsSecret } from '../controller/model/testing.js';
 import type { CertificatePair, Model } from '../controller/model/types.js';
 import { createLogger } from '../controller/observability/log.js';
 import { createMetrics } from '../controller/observability/metrics.js';
@@ -31,7 +32,7 @@ function pair(): CertificatePair {
 function model(paths: string[]): Model {
   const ingress = { kind: 'Ingress', namespace: 'default', name: 'web' };
   return {
-    servers: [{ host: 'web.example.com', locations: paths.map((path) => ({ match: 'exact' as const, path, upstream: 'default_web_80', ingress })) }],
+    servers: [{ host: 'web.example.com', locations: paths.map((path) => proxyLocation('exact', path, 'default_web_80', ingress)) }],
     upstreams: [{ name: 'default_web_80', service: { namespace: 'default', name: 'web', port: '80' }, endpoints: [{ address: '127.0.0.1', port: backendPort }] }],
     defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
     defaultCertificates: [pair()],
@@ -81,5 +82,10 @@ describe('Applier with real NGINX', () => {
     expect((await get('/b')).status).toBe(200);
     expect((await get('/a')).status).toBe(404);
     expect(await metrics.registry.metrics()).toMatch(/qubesec_config_last_reload_successful 1\b/);
+  });
+
+  it.each(Object.keys(ANNOTATION_CASES))('runs what annotation %s renders (real nginx -t and reload)', async (name) => {
+    const result = await applier.apply(annotatedModel(ANNOTATION_CASES[name]!.annotations, [pair()]));
+    expect(result).toEqual({ status: 'applied', hash: expect.any(String) });
   });
 });
