@@ -36,7 +36,7 @@ export const ANNOTATION_CASES: Record<string, AnnotationCase> = {
   'backend-protocol': {
     annotations: { [`${N}backend-protocol`]: 'grpcs' },
     settings: { protocol: 'GRPCS' },
-    rendered: ['grpc_pass grpcs://default_web_80;', 'grpc_ssl_conf_command Groups X25519MLKEM768:SecP256r1MLKEM768:SecP384r1MLKEM1024:x25519:secp256r1:secp384r1;', 'grpc_ssl_protocols TLSv1.3;', 'grpc_ssl_name web.default.svc;', 'grpc_set_header Host $host;'],
+    rendered: ['grpc_pass grpcs://default_web_80_tls_', 'grpc_ssl_conf_command Groups X25519MLKEM768:SecP256r1MLKEM768:SecP384r1MLKEM1024:x25519:secp256r1:secp384r1;', 'grpc_ssl_protocols TLSv1.3;', 'grpc_ssl_name web.default.svc;', 'grpc_set_header Host $host;'],
   },
   'proxy-body-size': { annotations: { [`${N}proxy-body-size`]: '8M' }, settings: { tuning: expect.objectContaining({ bodySize: '8m' }) }, rendered: ['client_max_body_size 8m;'] },
   'proxy-buffer-size': { annotations: { [`${N}proxy-buffer-size`]: '16k' }, settings: { tuning: expect.objectContaining({ bufferSize: '16k' }) }, rendered: ['proxy_buffer_size 16k;', 'proxy_buffers 4 16k;'] },
@@ -86,7 +86,7 @@ export const ANNOTATION_CASES: Record<string, AnnotationCase> = {
   'proxy-ssl-secret': {
     annotations: { [`${N}backend-protocol`]: 'HTTPS', [`${N}proxy-ssl-secret`]: 'default/ca', [`${N}proxy-ssl-verify`]: 'on' },
     settings: { upstreamTls: { secret: 'default/ca', verify: true, serverName: undefined, depth: 1, sendServerName: true } },
-    rendered: ['proxy_ssl_verify on;', 'proxy_ssl_trusted_certificate /run/qubesec/certs/ca-', 'proxy_pass https://default_web_80;'],
+    rendered: ['proxy_ssl_verify on;', 'proxy_ssl_trusted_certificate /run/qubesec/certs/ca-', 'proxy_pass https://default_web_80_tls_'],
   },
   'proxy-ssl-verify': { annotations: { [`${N}backend-protocol`]: 'HTTPS', [`${N}proxy-ssl-verify`]: 'off' }, settings: { upstreamTls: expect.objectContaining({ verify: false }) }, rendered: ['proxy_ssl_server_name on;'] },
   'proxy-ssl-name': { annotations: { [`${N}backend-protocol`]: 'HTTPS', [`${N}proxy-ssl-name`]: 'backend.internal' }, settings: { upstreamTls: expect.objectContaining({ serverName: 'backend.internal' }) }, rendered: ['proxy_ssl_name backend.internal;'] },
