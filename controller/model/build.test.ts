@@ -145,7 +145,7 @@ describe('checkTlsSecret', () => {
       const sticky = ingress('s', { rules: [route('a.com', '/s', 'Prefix', 'web', 'http')] }, { annotations: { [`${N}affinity`]: 'cookie' } });
       const https = ingress('h', { rules: [route('a.com', '/h', 'Prefix', 'web', 'http')] }, { annotations: { [`${N}backend-protocol`]: 'HTTPS', [`${N}proxy-ssl-secret`]: 'ca', [`${N}proxy-ssl-verify`]: 'on', 'qubesec.io/pq-mode': 'strict' } });
       const { model } = build([sticky, https], { caBundles: withCa() });
-      expect(model.upstreams.map((u) => [u.name, u.affinityCookie])).toEqual([['default_web_http', undefined], ['default_web_http_sticky_INGRESSCOOKIE', 'INGRESSCOOKIE']]);
+      expect(model.upstreams.map((u) => [u.name, u.affinityCookie])).toEqual([['default_web_http_sticky_INGRESSCOOKIE', 'INGRESSCOOKIE'], [expect.stringMatching(/^default_web_http_tls_/), undefined]]);
       const action = model.servers[1]!.locations.find((l) => l.path === '/h')!.action;
       expect(action).toEqual(expect.objectContaining({ kind: 'proxy', protocol: 'HTTPS' }));
       const upstreamTls = (action as Extract<typeof action, { kind: 'proxy' }>).tls!;
@@ -153,6 +153,37 @@ describe('checkTlsSecret', () => {
       expect(upstreamTls.policy.pqMode).toBe('strict');
       expect(upstreamTls.verify!.ca.source).toBe('default/ca');
       expect(build([https]).model.servers[1]!.locations[0]!.action.kind).toBe('unavailable');
+    });
+
+    it('gives each upstream TLS setup its own upstream, so no route reuses a connection another route verified', () => {
+      const toPod = (name: string, path: string, annotations: Record<string, string>) =>
+        ingress(name, { rules: [route('a.com', path, 'Prefix', 'web', 'http')] }, { annotations: { [`${N}backend-protocol`]: 'HTTPS', ...annotations } });
+      const verified = { [`${N}proxy-ssl-secret`]: 'ca', [`${N}proxy-ssl-verify`]: 'on' };
+      const { model } = build([
+        toPod('verified', '/v', verified),
+        toPod('verified-too', '/v2', verified),
+        toPod('other-name', '/n', { ...verified, [`${N}proxy-ssl-name`]: 'pod.internal' }),
+        toPod('unverified', '/u', {}),
+        toPod('strict', '/s', { ...verified, 'qubesec.io/pq-mode': 'strict' }),
+        ingress('plain', { rules: [route('a.com', '/p', 'Prefix', 'web', 'http')] }),
+      ], { caBundles: withCa() });
+      const upstreamOf = (path: string) => (model.servers[1]!.locations.find((l) => l.path === path)!.action as { upstream: string }).upstream;
+      expect(upstreamOf('/v')).toBe(upstreamOf('/v2'));
+      expect(upstreamOf('/v')).toMatch(/^default_web_http_tls_[0-9a-f]{12}$/);
+      expect(new Set(['/v', '/n', '/u', '/s', '/p'].map(upstreamOf)).size).toBe(5);
+      expect(upstreamOf('/p')).toBe('default_web_http');
+      expect(model.upstreams.every((u) => u.endpoints.length === 2)).toBe(true);
+    });
+
+    it('serves a host without spec.tls over TLS with the default certificates when force-ssl-redirect sends it there', () => {
+      const forced = ingress('f', { rules: [route('forced.com', '/', 'Prefix', 'web', 'http')] }, { annotations: { [`${N}force-ssl-redirect`]: 'true', 'qubesec.io/pq-mode': 'strict' } });
+      const plain = ingress('p', { rules: [route('plain.com', '/', 'Prefix', 'web', 'http')] });
+      const { model } = build([forced, plain]);
+      const host = (name: string) => model.servers.find((s) => s.host === name)!;
+      expect(host('forced.com').tls).toEqual({ policy: expect.objectContaining({ pqMode: 'strict' }), certificates: [expect.objectContaining({ source: 'default/default' })] });
+      expect(host('forced.com').locations[0]!.policy.httpsRedirect).toBe(true);
+      expect(host('plain.com').tls).toBeUndefined();
+      expect(host('plain.com').locations[0]!.policy.httpsRedirect).toBe(false);
     });
 
     it('falls back to the default-backend Service when the path\'s Service has no ready endpoint', () => {

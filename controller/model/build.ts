@@ -1,4 +1,5 @@
 // Intents + Services + EndpointSlices + checked certificates -> Model. Pure: the same inputs give the same model.
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { BackendRef, IngressIntent, IntentRoute } from './ingress.js';
@@ -64,8 +65,8 @@ export function buildModel(inputs: ModelInputs): ModelResult {
   serverFor('');
 
   for (const intent of intents) {
-    const upstream = (backend: BackendRef, affinityCookie?: string) =>
-      upstreamFor(backend, affinityCookie, inputs, upstreams, (reason, message) => diagnostics.push(warning(intent.ref, reason, `Ingress ${name(intent)}: ${message}`)));
+    const upstream = (backend: BackendRef, variant: UpstreamVariant = {}) =>
+      upstreamFor(backend, variant, inputs, upstreams, (reason, message) => diagnostics.push(warning(intent.ref, reason, `Ingress ${name(intent)}: ${message}`)));
     for (const route of intent.routes) {
       const server = serverFor(route.host);
       const key = `${route.match} ${route.path}`;
@@ -80,9 +81,10 @@ export function buildModel(inputs: ModelInputs): ModelResult {
       const draft: RouteDraft = { route, intent };
       if (!route.redirect && !intent.proxy.redirect) {
         const { defaultBackend, errorCodes, affinityCookie } = intent.proxy;
-        draft.upstream = upstream(route.backend, affinityCookie);
+        const tls = upstreamTlsKey(intent);
+        draft.upstream = upstream(route.backend, { affinityCookie, tls });
         const own = defaultBackend && { namespace: intent.ref.namespace, service: defaultBackend.service, port: defaultBackend.port };
-        if (own) draft.fallback = upstream(own);
+        if (own) draft.fallback = upstream(own, { tls });
         if (errorCodes) draft.errorUpstream = draft.fallback ?? (inputs.defaultBackend && upstream(inputs.defaultBackend));
       }
       server.locations.set(key, draft);
@@ -118,7 +120,7 @@ export function buildModel(inputs: ModelInputs): ModelResult {
     }
   }
 
-  const defaultBackend = inputs.defaultBackend && upstreamFor(inputs.defaultBackend, undefined, inputs, upstreams, (reason, message) =>
+  const defaultBackend = inputs.defaultBackend && upstreamFor(inputs.defaultBackend, {}, inputs, upstreams, (reason, message) =>
     diagnostics.push(warning({ kind: 'Service', namespace: inputs.defaultBackend!.namespace, name: inputs.defaultBackend!.service }, reason, `--default-backend-service: ${message}`)));
   const model: Model = {
     servers: [...servers.values()].sort((a, b) => a.host.localeCompare(b.host)).map((draft) => finishServer(draft, inputs, diagnostics)),
@@ -160,6 +162,11 @@ function finishServer(draft: ServerDraft, inputs: ModelInputs, diagnostics: Diag
   if (draft.tls) {
     const certificates = draft.tls.certificates.length > 0 ? draft.tls.certificates : inputs.defaultCertificates;
     server.tls = { policy: draft.tls.policy, certificates, clientAuth: draft.tls.clientAuth };
+  } else if (draft.host !== '') {
+    // force-ssl-redirect sends a host without spec.tls to HTTPS: serve it there with the default certificates, as
+    // ingress-nginx does, or the redirect leads to the catch-all server's 404.
+    const forcing = [...draft.locations.values()].find((d) => d.intent.proxy.httpsRedirect === 'always');
+    if (forcing) server.tls = { policy: forcing.intent.policy, certificates: inputs.defaultCertificates };
   }
   return server;
 }
@@ -216,9 +223,30 @@ function actionOf(d: RouteDraft, server: ServerDraft, inputs: ModelInputs, diagn
 
 type Report = (reason: string, message: string) => void;
 
-function upstreamFor(backend: BackendRef, affinityCookie: string | undefined, inputs: ModelInputs, upstreams: Map<string, Upstream>, report: Report): string {
+/** What makes routes to one Service need separate NGINX upstreams. */
+interface UpstreamVariant {
+  affinityCookie?: string;
+  /** upstreamTlsKey of the routes' Ingress. */
+  tls?: string;
+}
+
+/**
+ * Identifies the TLS that an Ingress's routes speak to the pods (backend-protocol HTTPS or GRPCS), or undefined for
+ * plain protocols. NGINX keeps idle connections and TLS sessions per upstream, so two routes with different TLS
+ * settings must not share one: otherwise a route reuses a connection that another route verified against another
+ * CA, name, client certificate or set of groups, and its own checks never run.
+ */
+function upstreamTlsKey(intent: IngressIntent): string | undefined {
+  const tls = intent.proxy.upstreamTls;
+  if (!tls) return undefined;
+  const identity = JSON.stringify([intent.proxy.protocol, tls, intent.policy.groups, intent.policy.protocols]);
+  return createHash('sha256').update(identity).digest('hex').slice(0, 12);
+}
+
+function upstreamFor(backend: BackendRef, variant: UpstreamVariant, inputs: ModelInputs, upstreams: Map<string, Upstream>, report: Report): string {
+  const { affinityCookie, tls } = variant;
   // Affinity is a property of the NGINX upstream, so a sticky and a plain route to one Service need two upstreams.
-  const upstreamName = `${backend.namespace}_${backend.service}_${backend.port || 'first'}${affinityCookie ? `_sticky_${affinityCookie}` : ''}`;
+  const upstreamName = `${backend.namespace}_${backend.service}_${backend.port || 'first'}${affinityCookie ? `_sticky_${affinityCookie}` : ''}${tls ? `_tls_${tls}` : ''}`;
   if (upstreams.has(upstreamName)) return upstreamName;
   const serviceKey = `${backend.namespace}/${backend.service}`;
   const service = inputs.services.get(serviceKey);
