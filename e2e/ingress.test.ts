@@ -2,29 +2,26 @@
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { startCluster, type TestCluster } from './cluster/cluster.js';
-import { installTrustAnchors, legacyHandshake, pqCurl } from './lib/clients.js';
-import { eventually, freePort, rootfs } from './lib/env.js';
+import type { TestCluster } from './cluster/cluster.js';
+import { startEcho } from './lib/backends.js';
+import { legacyHandshake, pqCurl } from './lib/clients.js';
+import { eventually, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
-import { Kube } from './lib/kube.js';
-import { createTestHost, type TestHost } from './lib/netns.js';
-import { QUBESEC_CLASS, pqIngress, serviceFor, tlsSecret } from './lib/objects.js';
+import type { Kube } from './lib/kube.js';
+import type { TestHost } from './lib/netns.js';
+import { pqIngress, serviceFor, tlsSecret } from './lib/objects.js';
+import { startClusterSetup, stopClusterSetup, type ClusterSetup } from './lib/setup.js';
 
+let setup: ClusterSetup;
 let cluster: TestCluster;
 let kube: Kube;
 let controller: TestController;
-let anchors: Awaited<ReturnType<typeof installTrustAnchors>>;
+let anchors: ClusterSetup['anchors'];
 let testHost: TestHost;
 const backendPorts = new Map<string, number>();
 
 async function backend(name: string): Promise<void> {
-  const port = await freePort();
-  const child = testHost.spawn(process.execPath, [fileURLToPath(new URL('./lib/echo-main.js', import.meta.url)), name, String(port), testHost.address]);
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
-    void child.then((r) => reject(new Error(`echo backend ${name} exited: ${r.all}`)));
-  });
+  const port = await startEcho(testHost, name);
   backendPorts.set(name, port);
   const { service, slice } = serviceFor(name, port, testHost.address);
   await kube.apply(service);
@@ -41,23 +38,14 @@ const served = (host: string, accept: (r: Awaited<ReturnType<typeof pqCurl>>) =>
   }, 15_000, what);
 
 beforeAll(async () => {
-  cluster = await startCluster();
-  kube = new Kube(cluster.kc);
-  anchors = await installTrustAnchors();
-  testHost = await createTestHost();
-  await kube.apply(QUBESEC_CLASS);
-  await kube.apply(tlsSecret('pq-mldsa', 'mldsa65'));
+  setup = await startClusterSetup();
+  ({ cluster, kube, anchors, testHost } = setup);
   await kube.apply(tlsSecret('pq-ecdsa', 'ecdsa'));
   for (const name of ['alpha', 'beta']) await backend(name);
   controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--configmap', 'default/qubesec']);
 }, 300_000);
 
-afterAll(async () => {
-  await controller?.stop();
-  await testHost?.stop();
-  await cluster?.stop();
-  if (anchors) await execa('rm', ['-rf', anchors.dir]);
-});
+afterAll(() => stopClusterSetup(setup, controller));
 
 describe('QubeSec on a real API server', () => {
   it('serves a new Ingress over X25519MLKEM768 with the ML-DSA certificate, and legacy clients with ECDSA over X25519', async () => {

@@ -3,7 +3,6 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { parseAllDocuments } from 'yaml';
@@ -11,8 +10,9 @@ import { PROJECT_ROOT } from '../controller/project.js';
 import { generateKeyPair } from '../controller/pki/algorithms.js';
 import { issueCertificate, privateKeyPem } from '../controller/pki/x509.js';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
+import { startEcho } from './lib/backends.js';
 import { legacyHandshake, pqCurl } from './lib/clients.js';
-import { eventually, freePort, rootfs } from './lib/env.js';
+import { eventually, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import { Kube } from './lib/kube.js';
 import { createTestHost, type TestHost } from './lib/netns.js';
@@ -63,9 +63,7 @@ beforeAll(async () => {
   }
   await eventually(async () => (await custom.listClusterCustomObject({ ...G, plural: 'certificates' }), true), 30_000, 'CRDs established');
   testHost = await createTestHost();
-  const port = await freePort();
-  const child = testHost.spawn(process.execPath, [fileURLToPath(new URL('./lib/echo-main.js', import.meta.url)), 'pki', String(port), testHost.address]);
-  await new Promise((resolve) => child.stdout!.once('data', resolve));
+  const port = await startEcho(testHost, 'pki');
   const { service, slice } = serviceFor('pki', port, testHost.address);
   await kube.apply(service);
   await kube.apply(slice);

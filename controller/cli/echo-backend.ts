@@ -10,6 +10,7 @@ export async function startEchoBackend(name: string, port: number, address = '12
       host: req.headers.host,
       tlsGroup: req.headers['x-qubesec-tls-group'] ?? null,
       forwardedProto: req.headers['x-forwarded-proto'] ?? null,
+      clientSubjectDn: req.headers['ssl-client-subject-dn'] ?? null,
     });
     res.writeHead(200, { 'Content-Type': 'application/json' }).end(`${body}\n`);
   });

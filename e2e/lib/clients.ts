@@ -7,8 +7,14 @@ import { rootfs } from './env.js';
 
 export interface CurlResult {
   exitCode: number;
+  /** Status of the last transfer; 0 when it got no response. */
   status: number;
+  /** Status of each transfer in order: a URL with a range (/x/[1-30]) makes one transfer per value, over one connection. */
+  statuses: number[];
+  /** Body of the last transfer. */
   body: string;
+  /** Response headers of the last transfer, names in lower case. */
+  headers: Record<string, string>;
   /** "TLSv1.3 / TLS_AES_256_GCM_SHA384 / X25519MLKEM768 / id-ml-dsa-65" as curl -v prints it. */
   handshake: string;
   group: string;
@@ -23,19 +29,43 @@ export interface Target {
   scheme?: 'http' | 'https';
 }
 
-/** curl from the PQ rootfs (OpenSSL 3.5). `cacert` is a path inside the rootfs. */
-export async function pqCurl(target: Target, options: { curves?: string; cacert?: string; args?: string[] } = {}): Promise<CurlResult> {
+export interface CurlOptions {
+  curves?: string;
+  /** Trust anchor: a path inside the rootfs. */
+  cacert?: string;
+  /** Any other curl arguments: -H, -X, --cert, --key... (paths inside the rootfs). */
+  args?: string[];
+}
+
+// Written after each transfer, so bodies and statuses of several transfers can be told apart.
+const STATUS_MARK = /\nqubesec-status:(\d{3})(?:\n|$)/;
+
+/** curl from the PQ rootfs (OpenSSL 3.5). */
+export async function pqCurl(target: Target, options: CurlOptions = {}): Promise<CurlResult> {
   const scheme = target.scheme ?? 'https';
-  const args = ['-sS', '-v', '--max-time', '10', '--resolve', `${target.host}:${target.port}:127.0.0.1`, '-w', '\n%{http_code}'];
+  const args = ['-sS', '-v', '--max-time', '10', '--resolve', `${target.host}:${target.port}:127.0.0.1`, '-w', '\nqubesec-status:%{http_code}\n'];
   if (options.curves) args.push('--curves', options.curves);
   if (options.cacert) args.push('--cacert', options.cacert);
   args.push(...(options.args ?? []), `${scheme}://${target.host}:${target.port}${target.path ?? '/'}`);
   const result = await execa('chroot', [rootfs(), 'curl', ...args], { reject: false });
-  const lines = result.stdout.split('\n');
-  const status = Number(lines.pop());
+  // split() with a capture group alternates body, status, body, status, ..., rest.
+  const pieces = result.stdout.split(STATUS_MARK);
+  const statuses = pieces.filter((_, i) => i % 2 === 1).map(Number);
+  const lastResponse = result.stderr.split(/^< HTTP\//m).slice(1).at(-1) ?? '';
+  const headers = Object.fromEntries([...lastResponse.matchAll(/^< ([^:\s]+): ?(.*?)\r?$/gm)].map((m) => [m[1]!.toLowerCase(), m[2]!]));
   const handshake = /SSL connection using (.*)/.exec(result.stderr)?.[1]?.trim() ?? '';
   const parts = handshake.split(' / ');
-  return { exitCode: result.exitCode ?? -1, status, body: lines.join('\n'), handshake, group: parts[2] ?? '', signature: parts[3] ?? '', stderr: result.stderr };
+  return {
+    exitCode: result.exitCode ?? -1,
+    status: statuses.at(-1) ?? 0,
+    statuses,
+    body: pieces.length > 1 ? pieces[pieces.length - 3]! : '',
+    headers,
+    handshake,
+    group: parts[2] ?? '',
+    signature: parts[3] ?? '',
+    stderr: result.stderr,
+  };
 }
 
 export interface LegacyHandshake {

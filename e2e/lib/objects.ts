@@ -16,6 +16,11 @@ export function tlsSecret(name: string, fixture: 'mldsa65' | 'ecdsa' | 'expired'
   return { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name, namespace }, data: { 'tls.crt': read(`${fixture}.crt`), 'tls.key': read(`${keyFixture}.key`) } };
 }
 
+/** An Opaque Secret with CA certificates in ca.crt, as auth-tls-secret and proxy-ssl-secret read it. */
+export function caSecret(name: string, caPem: string, namespace = 'default'): V1Secret {
+  return { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name, namespace }, data: { 'ca.crt': Buffer.from(caPem).toString('base64') } };
+}
+
 /** A Service plus the EndpointSlice that points it at a local backend port (what the EndpointSlice controller would write). */
 export function serviceFor(name: string, backendPort: number, address: string, namespace = 'default'): { service: V1Service; slice: V1EndpointSlice } {
   return {
@@ -31,7 +36,7 @@ export function serviceFor(name: string, backendPort: number, address: string, n
   };
 }
 
-export function pqIngress(name: string, host: string, service: string, options: { secrets?: string[]; annotations?: Record<string, string>; path?: string; className?: string; namespace?: string } = {}): V1Ingress {
+export function pqIngress(name: string, host: string, service: string, options: { secrets?: string[]; annotations?: Record<string, string>; path?: string; pathType?: 'Prefix' | 'Exact' | 'ImplementationSpecific'; className?: string; namespace?: string } = {}): V1Ingress {
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'Ingress',
@@ -39,7 +44,7 @@ export function pqIngress(name: string, host: string, service: string, options: 
     spec: {
       ingressClassName: options.className ?? 'qubesec',
       tls: (options.secrets ?? []).map((secretName) => ({ hosts: [host], secretName })),
-      rules: [{ host, http: { paths: [{ path: options.path ?? '/', pathType: 'Prefix', backend: { service: { name: service, port: { name: 'http' } } } }] } }],
+      rules: [{ host, http: { paths: [{ path: options.path ?? '/', pathType: options.pathType ?? 'Prefix', backend: { service: { name: service, port: { name: 'http' } } } }] } }],
     },
   };
 }
