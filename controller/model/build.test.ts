@@ -4,7 +4,7 @@ import { CA_SECRET } from './proxy-annotations.cases.js';
 import { translateIngress } from './ingress.js';
 import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from './pq.js';
 import { CAPABILITIES, endpointSlice, ingress, route, service, tlsSecret } from './testing.js';
-import type { CertificatePair } from './types.js';
+import type { CertificatePair, LocationAction } from './types.js';
 
 const NOW = new Date('2026-11-28T00:00:00Z');
 
@@ -190,6 +190,13 @@ describe('checkTlsSecret', () => {
       const ing = ingress('d', { rules: [route('a.com', '/', 'Prefix', 'empty', 80)] }, { annotations: { [`${N}default-backend`]: 'web:http' } });
       const { model } = build([ing], { services: new Map([['default/web', service('web', [{ name: 'http', port: 80 }])], ['default/empty', service('empty', [{ port: 80 }])]]) });
       expect(model.servers[1]!.locations[0]!.action).toEqual(expect.objectContaining({ upstream: 'default_empty_80', fallback: 'default_web_http' }));
+    });
+
+    it('sends error pages of an HTTPS route over plain HTTP, through an upstream of its own', () => {
+      const ing = ingress('e', { rules: [route('a.com', '/', 'Prefix', 'web', 'http')] }, { annotations: { [`${N}backend-protocol`]: 'HTTPS', [`${N}default-backend`]: 'web:http', [`${N}custom-http-errors`]: '503' } });
+      const action = build([ing]).model.servers[1]!.locations[0]!.action as Extract<LocationAction, { kind: 'proxy' }>;
+      expect(action.fallback).toMatch(/^default_web_http_tls_/);
+      expect(action.errorPages).toEqual({ codes: [503], upstream: 'default_web_http' });
     });
   });
 });

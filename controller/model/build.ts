@@ -85,7 +85,8 @@ export function buildModel(inputs: ModelInputs): ModelResult {
         draft.upstream = upstream(route.backend, { affinityCookie, tls });
         const own = defaultBackend && { namespace: intent.ref.namespace, service: defaultBackend.service, port: defaultBackend.port };
         if (own) draft.fallback = upstream(own, { tls });
-        if (errorCodes) draft.errorUpstream = draft.fallback ?? (inputs.defaultBackend && upstream(inputs.defaultBackend));
+        // Error pages are plain HTTP requests (as ingress-nginx's), so never through a TLS upstream's connection pool.
+        if (errorCodes) draft.errorUpstream = own ? upstream(own) : inputs.defaultBackend && upstream(inputs.defaultBackend);
       }
       server.locations.set(key, draft);
     }
