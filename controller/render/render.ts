@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
-import { GROUP_CODEPOINTS, policyKey, samePolicy } from '../model/pq.js';
+import { GROUP_CODEPOINTS, opensslGroupList, policyKey, samePolicy } from '../model/pq.js';
 import type { CertificatePair, Model, Server, TlsPolicy } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
 
@@ -46,8 +46,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   };
   const tlsView = (policy: TlsPolicy, certificates: CertificatePair[]) => ({
     protocols: policy.protocols.join(' '),
-    // OpenSSL 3.5 syntax: '/' separates preference tiers, ':' groups within a tier.
-    groups: policy.groups.map((tier) => tier.join(':')).join('/'),
+    groups: opensslGroupList(policy.groups),
     certificates: certificates.map(certificateFile),
   });
 
