@@ -1,6 +1,8 @@
 // Controller flags. Names follow ingress-nginx where the meaning is the same. docs/flags.md lists each.
 import { parseArgs } from 'node:util';
 import { parseSettings } from './model/annotations.js';
+import type { BackendRef } from './model/ingress.js';
+import { checkPortName, checkPortNumber, checkServiceName } from './model/names.js';
 import { BUILTIN_TLS_DEFAULTS, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
 
 export const FLAGS = {
@@ -13,6 +15,7 @@ export const FLAGS = {
   'default-pq-mode': { type: 'string', default: BUILTIN_TLS_DEFAULTS.pqMode, description: 'pq-mode of Ingresses without the qubesec.io/pq-mode annotation: hybrid, strict or classical' },
   'default-tls-groups': { type: 'string', default: '', description: 'groups offered in hybrid mode, in strict server order (default: the hybrids X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, then X25519, secp256r1, secp384r1)' },
   'default-tls-min-version': { type: 'string', default: '1.3', description: 'lowest TLS version for hosts that do not set qubesec.io/tls-min-version: 1.3 or 1.2' },
+  'default-backend-service': { type: 'string', default: '', description: 'namespace/name[:port] of a Service that answers requests no Ingress matches (instead of 404) and the error pages of custom-http-errors' },
   'bind-address': { type: 'string', default: '', description: 'address NGINX listens on for traffic (default: all)' },
   'http-port': { type: 'string', default: '80', description: 'HTTP port' },
   'https-port': { type: 'string', default: '443', description: 'HTTPS port' },
@@ -76,4 +79,17 @@ export function tlsDefaultsFromFlags(flags: Flags, capabilities: Capabilities): 
   const parsed = parseSettings(entries, capabilities, '', (key) => `flag --default-${key}`);
   if (parsed.errors.length > 0) throw new Error(parsed.errors.join('; '));
   return overrideDefaults(BUILTIN_TLS_DEFAULTS, parsed.settings);
+}
+
+/** --default-backend-service as a backend reference, checked with the Ingress name rules. */
+export function defaultBackendFromFlags(flags: Flags): BackendRef | undefined {
+  const raw = flags['default-backend-service'];
+  if (raw === '') return undefined;
+  const m = /^([^/:]+)\/([^/:]+)(?::([^/:]+))?$/.exec(raw);
+  const [namespace = '', service = '', port = ''] = m ? m.slice(1) : [];
+  const portError = port === '' ? undefined : /^\d+$/.test(port) ? checkPortNumber(Number(port)) : checkPortName(port);
+  if (!m || checkServiceName(namespace) || checkServiceName(service) || portError) {
+    throw new Error(`flag --default-backend-service: ${JSON.stringify(raw)} is not namespace/name or namespace/name:port`);
+  }
+  return { namespace, service, port };
 }

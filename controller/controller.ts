@@ -13,7 +13,7 @@ import { Applier } from './dataplane/applier.js';
 import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { checkPair } from './model/certificates.js';
 import type { CertificatePair } from './model/types.js';
-import { listFlag, listenAddress, port, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { defaultBackendFromFlags, listFlag, listenAddress, port, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { freePort } from './net.js';
 import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Level, type Logger } from './observability/log.js';
@@ -102,6 +102,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       configMap: flags.configmap,
       capabilities,
       defaultCertificates: await defaultCertificates(),
+      defaultBackend: defaultBackendFromFlags(flags),
       debounceMs: Number(flags['debounce-ms']),
     },
     metrics,

@@ -3,12 +3,12 @@
 import type { V1Ingress, V1Secret } from '@kubernetes/client-node';
 import { parseSettings } from './model/annotations.js';
 import { buildModel, endpointSliceService } from './model/build.js';
-import { checkTlsSecret } from './model/certificates.js';
+import { checkCaSecret, checkPair, checkTlsSecret, secretData } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
 import { Coalescer } from './coalescer.js';
-import { REJECTED, ingressRef, translateIngress, type IngressIntent, type IngressTranslation } from './model/ingress.js';
+import { REJECTED, ingressRef, translateIngress, type BackendRef, type IngressIntent, type IngressTranslation } from './model/ingress.js';
 import { defaultPolicy, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
-import type { CertificatePair, Diagnostic, Model } from './model/types.js';
+import type { CaBundle, CertificatePair, Diagnostic, Model } from './model/types.js';
 import type { ApplyResult } from './dataplane/applier.js';
 import type { Logger } from './observability/log.js';
 import type { Metrics } from './observability/metrics.js';
@@ -27,6 +27,21 @@ export interface ReconcilerOptions {
   defaultCertificates: CertificatePair[];
   /** Quiet time that gathers a burst of changes into one sync. */
   debounceMs: number;
+  /** --default-backend-service: serves requests no Ingress matches. */
+  defaultBackend?: BackendRef;
+}
+
+type SecretUse = 'serving' | 'client' | 'ca';
+
+function checkSecret(secret: V1Secret, use: SecretUse, now: Date): { content: CertificatePair | CaBundle; expires?: Date } | { error: string } {
+  if (use === 'ca') {
+    const checked = checkCaSecret(secret, now);
+    return 'error' in checked ? checked : { content: checked.ca };
+  }
+  const checked = use === 'serving'
+    ? checkTlsSecret(secret, now)
+    : checkPair(keyOf(secret), secretData(secret, 'tls.crt') ?? '', secretData(secret, 'tls.key') ?? '', now);
+  return 'error' in checked ? checked : { content: checked.pair, expires: checked.pair.notAfter };
 }
 
 /** The admission webhook's verdict on one Ingress. */
@@ -38,7 +53,8 @@ export interface DataPlane {
 
 export class Reconciler {
   private readonly lastGoodIntents = new Map<string, IngressIntent>();
-  private readonly lastGoodPairs = new Map<string, { pair: CertificatePair; data: string }>();
+  /** Keyed "<use> namespace/name". */
+  private readonly lastGoodSecrets = new Map<string, { content: CertificatePair | CaBundle; expires?: Date; key: string; data: string }>();
   private activeDiagnostics = new Set<string>();
   private readonly coalescer: Coalescer;
   private forceNext = false;
@@ -108,7 +124,7 @@ export class Reconciler {
     const live = new Set(ours.map(keyOf));
     for (const key of this.lastGoodIntents.keys()) if (!live.has(key)) this.lastGoodIntents.delete(key);
 
-    const certificates = this.checkSecrets(snapshot.secrets, intents, diagnostics);
+    const { certificates, caBundles } = this.checkSecrets(snapshot.secrets, intents, diagnostics);
     const services = new Map(snapshot.services.map((s) => [keyOf(s), s]));
     const endpointSlices = new Map<string, typeof snapshot.endpointSlices[number][]>();
     for (const slice of snapshot.endpointSlices) {
@@ -120,6 +136,8 @@ export class Reconciler {
       services,
       endpointSlices,
       certificates,
+      caBundles,
+      defaultBackend: this.options.defaultBackend,
       defaultPolicy: defaultPolicy(tlsDefaults, this.options.capabilities),
       defaultCertificates: this.options.defaultCertificates,
     });
@@ -154,7 +172,7 @@ export class Reconciler {
 
   /** The one call of translateIngress: syncs and admission reviews must judge alike. */
   private translate(ingress: V1Ingress, tlsDefaults: TlsDefaults): IngressTranslation {
-    return translateIngress(ingress, tlsDefaults, this.options.capabilities);
+    return translateIngress(ingress, tlsDefaults, this.options.capabilities, this.options.defaultBackend !== undefined);
   }
 
   /** Flags, overridden key by key by the defaults ConfigMap when it exists and parses. */
@@ -170,37 +188,60 @@ export class Reconciler {
     return overrideDefaults(this.options.tlsDefaults, parsed.settings);
   }
 
-  /** Checks every Secret an intent names; a Secret that turned bad keeps serving its last good pair. */
-  private checkSecrets(secrets: readonly V1Secret[], intents: IngressIntent[], diagnostics: Diagnostic[]): Map<string, CertificatePair> {
-    const wanted = new Set(intents.flatMap((i) => i.tls.map((t) => t.secret)));
+  /**
+   * Checks every Secret an intent names, for the use it names it for: a serving pair (spec.tls), a CA bundle
+   * (auth-tls-secret, proxy-ssl-secret) or a client pair (proxy-ssl-secret). A Secret that turned bad keeps serving
+   * its last good content.
+   */
+  private checkSecrets(secrets: readonly V1Secret[], intents: IngressIntent[], diagnostics: Diagnostic[]): { certificates: Map<string, CertificatePair>; caBundles: Map<string, CaBundle> } {
+    const uses = new Map<string, { use: SecretUse; key: string; intents: IngressIntent[] }>();
+    const want = (key: string | undefined, use: SecretUse, intent: IngressIntent) => {
+      if (key === undefined) return;
+      const id = `${use} ${key}`;
+      const entry = uses.get(id) ?? { use, key, intents: [] };
+      entry.intents.push(intent);
+      uses.set(id, entry);
+    };
+    for (const intent of intents) {
+      for (const entry of intent.tls) want(entry.secret, 'serving', intent);
+      want(intent.proxy.clientAuth?.secret, 'ca', intent);
+      want(intent.proxy.upstreamTls?.secret, 'client', intent);
+      if (intent.proxy.upstreamTls?.verify) want(intent.proxy.upstreamTls.secret, 'ca', intent);
+    }
     const byKey = new Map(secrets.map((s) => [keyOf(s), s]));
     const now = new Date();
-    const pairs = new Map<string, CertificatePair>();
-    for (const key of this.lastGoodPairs.keys()) if (!wanted.has(key) || !byKey.has(key)) this.lastGoodPairs.delete(key);
-    for (const key of wanted) {
+    const certificates = new Map<string, CertificatePair>();
+    const caBundles = new Map<string, CaBundle>();
+    for (const [id, cached] of this.lastGoodSecrets) if (!uses.has(id) || !byKey.has(cached.key)) this.lastGoodSecrets.delete(id);
+    for (const [id, { use, key, intents: users }] of uses) {
       const secret = byKey.get(key);
       if (!secret) continue;
+      // A proxy-ssl-secret may hold only ca.crt: no client certificate is then presented.
+      if (use === 'client' && !secretData(secret, 'tls.crt')) continue;
       const data = JSON.stringify([secret.type, secret.data, secret.stringData]);
-      const cached = this.lastGoodPairs.get(key);
-      if (cached && cached.data === data && cached.pair.notAfter > now) {
-        pairs.set(key, cached.pair);
-        continue;
+      const cached = this.lastGoodSecrets.get(id);
+      let checked: { content: CertificatePair | CaBundle; expires?: Date } | { error: string };
+      if (cached && cached.data === data && (cached.expires === undefined || cached.expires > now)) {
+        checked = cached;
+      } else {
+        checked = checkSecret(secret, use, now);
+        if (!('error' in checked)) this.lastGoodSecrets.set(id, { ...checked, key, data });
       }
-      const checked = checkTlsSecret(secret, now);
-      if ('pair' in checked) {
-        this.lastGoodPairs.set(key, { pair: checked.pair, data });
-        pairs.set(key, checked.pair);
-        continue;
+      if ('error' in checked) {
+        const ref = { kind: 'Secret', namespace: secret.metadata?.namespace ?? '', name: secret.metadata?.name ?? '', uid: secret.metadata?.uid };
+        const usable = cached && (cached.expires === undefined || cached.expires > now);
+        const keeps = usable ? '; the last good certificate keeps serving' : '';
+        diagnostics.push({ object: ref, type: 'Warning', reason: 'InvalidCertificate', message: `${checked.error}${keeps}` });
+        for (const intent of users) {
+          diagnostics.push({ object: intent.ref, type: 'Warning', reason: 'InvalidCertificate', message: `Ingress ${intent.ref.namespace}/${intent.ref.name}: ${checked.error}${keeps}` });
+        }
+        if (!usable) continue;
+        checked = cached;
       }
-      const ref = { kind: 'Secret', namespace: secret.metadata?.namespace ?? '', name: secret.metadata?.name ?? '', uid: secret.metadata?.uid };
-      const keeps = cached ? '; the last good certificate keeps serving' : '';
-      diagnostics.push({ object: ref, type: 'Warning', reason: 'InvalidCertificate', message: `${checked.error}${keeps}` });
-      for (const intent of intents.filter((i) => i.tls.some((t) => t.secret === key))) {
-        diagnostics.push({ object: intent.ref, type: 'Warning', reason: 'InvalidCertificate', message: `Ingress ${intent.ref.namespace}/${intent.ref.name}: ${checked.error}${keeps}` });
-      }
-      if (cached && cached.pair.notAfter > now) pairs.set(key, cached.pair);
+      if (use === 'ca') caBundles.set(key, checked.content as CaBundle);
+      else certificates.set(key, checked.content as CertificatePair);
     }
-    return pairs;
+    return { certificates, caBundles };
   }
 
   /** Records each diagnostic once when it appears; it is recorded again only after it went away and came back. */

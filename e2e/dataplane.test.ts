@@ -4,14 +4,19 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
+import fc from 'fast-check';
 import { startEchoBackend } from '../controller/cli/echo-backend.js';
 import { Applier } from '../controller/dataplane/applier.js';
+import { buildModel } from '../controller/model/build.js';
 import { checkTlsSecret } from '../controller/model/certificates.js';
+import { translateIngress } from '../controller/model/ingress.js';
 import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from '../controller/model/pq.js';
-import { CAPABILITIES, tlsSecret } from '../controller/model/testing.js';
+import { ANNOTATION_CASES, annotatedModel } from '../controller/model/proxy-annotations.cases.js';
+import { CAPABILITIES, proxyLocation, tlsSecret } from '../controller/model/testing.js';
 import type { CertificatePair, Model } from '../controller/model/types.js';
 import { createLogger } from '../controller/observability/log.js';
 import { createMetrics } from '../controller/observability/metrics.js';
+import { hostileClusterState, hostileIngress } from '../controller/render/hostile-ingress.js';
 import { pqCurl } from './lib/clients.js';
 import { freePort, rootfs } from './lib/env.js';
 
@@ -31,7 +36,7 @@ function pair(): CertificatePair {
 function model(paths: string[]): Model {
   const ingress = { kind: 'Ingress', namespace: 'default', name: 'web' };
   return {
-    servers: [{ host: 'web.example.com', locations: paths.map((path) => ({ match: 'exact' as const, path, upstream: 'default_web_80', ingress })) }],
+    servers: [{ host: 'web.example.com', locations: paths.map((path) => proxyLocation('exact', path, 'default_web_80', ingress)) }],
     upstreams: [{ name: 'default_web_80', service: { namespace: 'default', name: 'web', port: '80' }, endpoints: [{ address: '127.0.0.1', port: backendPort }] }],
     defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
     defaultCertificates: [pair()],
@@ -81,5 +86,19 @@ describe('Applier with real NGINX', () => {
     expect((await get('/b')).status).toBe(200);
     expect((await get('/a')).status).toBe(404);
     expect(await metrics.registry.metrics()).toMatch(/qubesec_config_last_reload_successful 1\b/);
+  });
+
+  it.each(Object.keys(ANNOTATION_CASES))('runs what annotation %s renders (real nginx -t and reload)', async (name) => {
+    const result = await applier.apply(annotatedModel(ANNOTATION_CASES[name]!.annotations, [pair()]));
+    expect(result).toEqual({ status: 'applied', hash: expect.any(String) });
+  });
+
+  it('runs the rendering of hundreds of generated hostile Ingresses in one configuration (real nginx -t and reload)', async () => {
+    const ingresses = fc.sample(hostileIngress, { numRuns: 600, seed: 4 }).map((ingress, i) => ({ ...ingress, metadata: { ...ingress.metadata, name: `hostile-${i}` } }));
+    const intents = ingresses.map((i) => translateIngress(i, BUILTIN_TLS_DEFAULTS, CAPABILITIES).intent).filter((i) => i !== undefined);
+    const { model: hostile } = buildModel({ ...hostileClusterState(new Date()), intents });
+    console.log(`nginx -t on ${intents.length} accepted of ${ingresses.length} generated Ingresses: ${hostile.servers.length} servers, ${hostile.servers.reduce((n, s) => n + s.locations.length, 0)} locations`);
+    expect(intents.length).toBeGreaterThan(50);
+    expect(await applier.apply(hostile)).toEqual({ status: 'applied', hash: expect.any(String) });
   });
 });

@@ -23,10 +23,9 @@ describe('qubesec.io annotations', () => {
     expect(r.settings).toEqual({});
   });
 
-  it('rejects an empty group list and reports unknown qubesec.io keys', () => {
-    const r = parseSettings({ 'qubesec.io/tls-groups': ' : ', 'qubesec.io/pq-strictness': 'x' }, CAPABILITIES);
+  it('rejects an empty group list', () => {
+    const r = parseSettings({ 'qubesec.io/tls-groups': ' : ' }, CAPABILITIES);
     expect(r.errors).toEqual(['annotation qubesec.io/tls-groups: is empty: list TLS groups separated by ":" or ","']);
-    expect(r.unknown).toEqual(['qubesec.io/pq-strictness']);
   });
 
   it('reads ConfigMap keys with the same parsers', () => {

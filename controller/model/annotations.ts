@@ -1,6 +1,8 @@
 // Every qubesec.io annotation is parsed and validated here, and nowhere else. docs/annotations.md has a row for each.
 // The same parsers read the controller's global defaults (flags and ConfigMap keys of the same names).
+import { quote } from './names.js';
 import { PQ_MODES, supportedGroup, type Capabilities } from './pq.js';
+import { COMPAT_PREFIXES, PROXY_ANNOTATIONS } from './proxy-annotations.js';
 import type { PqMode, TlsVersion } from './types.js';
 
 export const ANNOTATION_PREFIX = 'qubesec.io/';
@@ -71,7 +73,46 @@ export const CERTIFICATE_ANNOTATIONS = {
   classicalTwin: 'qubesec.io/classical-twin',
 } as const;
 
-export const ANNOTATION_KEYS: readonly string[] = [...SETTINGS.map((s) => ANNOTATION_PREFIX + s.key), ...Object.values(CERTIFICATE_ANNOTATIONS)];
+/** Every annotation key QubeSec reads. */
+export const ANNOTATION_KEYS: readonly string[] = [
+  ...SETTINGS.map((s) => ANNOTATION_PREFIX + s.key),
+  ...Object.values(CERTIFICATE_ANNOTATIONS),
+  ...COMPAT_PREFIXES.flatMap((prefix) => Object.keys(PROXY_ANNOTATIONS).map((name) => prefix + name)),
+];
+
+/**
+ * ingress-nginx annotations that restrict who gets in and that QubeSec does not implement. Serving the Ingress
+ * without them would open what it meant to close, so it is rejected instead.
+ */
+export const UNSUPPORTED_ACCESS_CONTROL = [
+  'auth-url', 'auth-signin', 'auth-type', 'auth-secret', 'auth-secret-type', 'auth-realm', 'auth-method', 'auth-tls-match-cn',
+  'satisfy', 'enable-global-auth', 'enable-modsecurity', 'enable-owasp-core-rules', 'modsecurity-transaction-id',
+] as const;
+
+export interface AnnotationKeyReview {
+  /** Annotations that reject the Ingress: snippets and access control QubeSec cannot honour. */
+  errors: string[];
+  /** Controller annotations (qubesec.io/, nginx.ingress.kubernetes.io/) this version does not know. */
+  unknown: string[];
+}
+
+/** Sorts an Ingress's controller annotations into read, refused and unknown; other tools' annotations are not ours. */
+export function reviewAnnotationKeys(annotations: Record<string, string> | undefined): AnnotationKeyReview {
+  const review: AnnotationKeyReview = { errors: [], unknown: [] };
+  for (const key of Object.keys(annotations ?? {})) {
+    const prefix = COMPAT_PREFIXES.find((p) => key.startsWith(p));
+    if (prefix === undefined || ANNOTATION_KEYS.includes(key)) continue;
+    const name = key.slice(prefix.length);
+    if (name.endsWith('-snippet')) {
+      review.errors.push(`annotation ${key}: snippets are refused: raw NGINX configuration from an Ingress could read any Secret the controller can or run code in the data plane (the IngressNightmare class of attacks); use the annotations in docs/annotations.md`);
+    } else if ((UNSUPPORTED_ACCESS_CONTROL as readonly string[]).includes(name)) {
+      review.errors.push(`annotation ${key}: restricts access and QubeSec does not implement it; serving without it would expose what it protects (see docs/annotations.md, migrating)`);
+    } else {
+      review.unknown.push(key);
+    }
+  }
+  return review;
+}
 
 export interface CertificateRequest {
   issuerRef: { name: string; kind: 'Issuer' | 'ClusterIssuer' };
@@ -104,13 +145,11 @@ export interface SettingsResult {
   settings: IngressSettings;
   /** Each error names the annotation (or key) it is about. */
   errors: string[];
-  /** qubesec.io annotations this version does not know. */
-  unknown: string[];
 }
 
 /**
  * Reads settings from a map of key -> value. With prefix 'qubesec.io/' it reads Ingress annotations; with prefix ''
- * the keys of the defaults ConfigMap. Keys without the prefix are not ours and are left alone.
+ * the keys of the defaults ConfigMap. Other keys are left alone (reviewAnnotationKeys reports unknown annotations).
  */
 export function parseSettings(
   entries: Record<string, string> | undefined,
@@ -118,23 +157,13 @@ export function parseSettings(
   prefix = ANNOTATION_PREFIX,
   describe = (key: string) => `annotation ${key}`,
 ): SettingsResult {
-  const result: SettingsResult = { settings: {}, errors: [], unknown: [] };
+  const result: SettingsResult = { settings: {}, errors: [] };
   for (const [key, raw] of Object.entries(entries ?? {})) {
-    if (!key.startsWith(prefix)) continue;
     const parser = SETTINGS.find((s) => prefix + s.key === key);
-    if (parser === undefined) {
-      if (prefix !== '' && !ANNOTATION_KEYS.includes(key)) result.unknown.push(key);
-      continue;
-    }
+    if (parser === undefined) continue;
     const parsed = parser.parse(raw, capabilities);
     if ('error' in parsed) result.errors.push(`${describe(key)}: ${parsed.error}`);
     else (result.settings as Record<string, unknown>)[parser.field] = parsed.value;
   }
   return result;
-}
-
-/** Quotes a user value for a message, cut short and with control characters made visible. */
-export function quote(raw: string): string {
-  const shown = raw.length > 80 ? `${raw.slice(0, 77)}...` : raw;
-  return JSON.stringify(shown);
 }

@@ -1,5 +1,6 @@
 import { buildModel, type ModelInputs } from './build.js';
-import { checkTlsSecret } from './certificates.js';
+import { checkCaSecret, checkTlsSecret } from './certificates.js';
+import { CA_SECRET } from './proxy-annotations.cases.js';
 import { translateIngress } from './ingress.js';
 import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from './pq.js';
 import { CAPABILITIES, endpointSlice, ingress, route, service, tlsSecret } from './testing.js';
@@ -20,6 +21,7 @@ function build(ingresses: Parameters<typeof translateIngress>[0][], extra: Parti
     services: new Map([['default/web', service('web', [{ name: 'http', port: 80 }])]]),
     endpointSlices: new Map([['default/web', [endpointSlice('web', { name: 'http', port: 8080 }, [{ ip: '10.0.0.2' }, { ip: '10.0.0.1', ready: true }, { ip: '10.0.0.9', ready: false }])]]]),
     certificates: new Map(),
+    caBundles: new Map(),
     defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
     defaultCertificates: [pair('default', 'ecdsa')],
     ...extra,
@@ -31,7 +33,7 @@ describe('buildModel', () => {
     const { model, diagnostics } = build([ingress('a', { rules: [route('a.example.com', '/', 'Prefix', 'web', 'http')] })]);
     expect(diagnostics).toEqual([]);
     expect(model.servers.map((s) => s.host)).toEqual(['', 'a.example.com']);
-    expect(model.servers[1]!.locations).toEqual([{ match: 'prefix', path: '/', upstream: 'default_web_http', ingress: expect.objectContaining({ name: 'a' }) }]);
+    expect(model.servers[1]!.locations).toEqual([expect.objectContaining({ match: 'prefix', path: '/', action: expect.objectContaining({ kind: 'proxy', upstream: 'default_web_http' }), ingress: expect.objectContaining({ name: 'a' }) })]);
     expect(model.upstreams).toEqual([{
       name: 'default_web_http',
       service: { namespace: 'default', name: 'web', port: 'http' },
@@ -117,5 +119,46 @@ describe('checkTlsSecret', () => {
   ])('refuses %s', (_name, secret, message) => {
     const checked = checkTlsSecret(secret, NOW);
     expect('error' in checked && checked.error).toContain(message);
+  });
+
+  describe('annotations', () => {
+    const N = 'nginx.ingress.kubernetes.io/';
+    const tls = { tls: [{ hosts: ['a.com'], secretName: 'cert' }] };
+    const withCa = () => {
+      const ca = checkCaSecret(CA_SECRET, NOW);
+      if ('error' in ca) throw new Error(ca.error);
+      return new Map([['default/ca', ca.ca]]);
+    };
+
+    it('verifies clients with the CA of the oldest Ingress that asks, and fails closed without it', () => {
+      const ing = ingress('m', { ...tls, rules: [route('a.com', '/', 'Prefix', 'web', 'http')] }, { annotations: { [`${N}auth-tls-secret`]: 'ca' } });
+      const served = build([ing], { caBundles: withCa() });
+      expect(served.model.servers[1]!.tls!.clientAuth).toEqual(expect.objectContaining({ verify: 'on', depth: 1, ca: expect.objectContaining({ source: 'default/ca' }) }));
+      expect(served.model.servers[1]!.locations[0]!.action.kind).toBe('proxy');
+      const missing = build([ing]);
+      expect(missing.model.servers[1]!.tls!.clientAuth).toBeUndefined();
+      expect(missing.model.servers[1]!.locations.map((l) => l.action)).toEqual([{ kind: 'unavailable', reason: 'Secret default/ca has no usable ca.crt for client certificate checks' }]);
+      expect(missing.diagnostics).toEqual(expect.arrayContaining([expect.objectContaining({ reason: 'ClientCANotUsable' })]));
+    });
+
+    it('gives a sticky route its own upstream, and proxies HTTPS with the Ingress\'s groups and the Service DNS name', () => {
+      const sticky = ingress('s', { rules: [route('a.com', '/s', 'Prefix', 'web', 'http')] }, { annotations: { [`${N}affinity`]: 'cookie' } });
+      const https = ingress('h', { rules: [route('a.com', '/h', 'Prefix', 'web', 'http')] }, { annotations: { [`${N}backend-protocol`]: 'HTTPS', [`${N}proxy-ssl-secret`]: 'ca', [`${N}proxy-ssl-verify`]: 'on', 'qubesec.io/pq-mode': 'strict' } });
+      const { model } = build([sticky, https], { caBundles: withCa() });
+      expect(model.upstreams.map((u) => [u.name, u.affinityCookie])).toEqual([['default_web_http', undefined], ['default_web_http_sticky_INGRESSCOOKIE', 'INGRESSCOOKIE']]);
+      const action = model.servers[1]!.locations.find((l) => l.path === '/h')!.action;
+      expect(action).toEqual(expect.objectContaining({ kind: 'proxy', protocol: 'HTTPS' }));
+      const upstreamTls = (action as Extract<typeof action, { kind: 'proxy' }>).tls!;
+      expect(upstreamTls.serverName).toBe('web.default.svc');
+      expect(upstreamTls.policy.pqMode).toBe('strict');
+      expect(upstreamTls.verify!.ca.source).toBe('default/ca');
+      expect(build([https]).model.servers[1]!.locations[0]!.action.kind).toBe('unavailable');
+    });
+
+    it('falls back to the default-backend Service when the path\'s Service has no ready endpoint', () => {
+      const ing = ingress('d', { rules: [route('a.com', '/', 'Prefix', 'empty', 80)] }, { annotations: { [`${N}default-backend`]: 'web:http' } });
+      const { model } = build([ing], { services: new Map([['default/web', service('web', [{ name: 'http', port: 80 }])], ['default/empty', service('empty', [{ port: 80 }])]]) });
+      expect(model.servers[1]!.locations[0]!.action).toEqual(expect.objectContaining({ upstream: 'default_empty_80', fallback: 'default_web_http' }));
+    });
   });
 });

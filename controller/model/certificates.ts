@@ -1,7 +1,7 @@
 // Checks a kubernetes.io/tls Secret before its pair is served: key matches certificate, in validity, names readable.
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
-import type { CertificatePair } from './types.js';
+import type { CaBundle, CertificatePair } from './types.js';
 
 /** Tolerated difference between the issuer's clock and ours. */
 const CLOCK_SKEW_MS = 5 * 60_000;
@@ -52,6 +52,31 @@ export function checkPair(source: string, certificatePem: string, keyPem: string
       fingerprint: createHash('sha256').update(certificatePem).update('\0').update(keyPem).digest('hex'),
     },
   };
+}
+
+export type CheckedCa = { ca: CaBundle } | { error: string };
+
+/** Reads the ca.crt of a Secret (any type, as ingress-nginx): one or more CA certificates, at least one valid now. */
+export function checkCaSecret(secret: V1Secret, now: Date): CheckedCa {
+  const source = `${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
+  const pem = secretData(secret, 'ca.crt');
+  if (!pem) return { error: `Secret ${source}: data.ca.crt is required (the CA certificates to verify with)` };
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return { error: `Secret ${source}: data.ca.crt holds no PEM certificate` };
+  let valid = 0;
+  for (const [i, block] of blocks.entries()) {
+    let certificate: X509Certificate;
+    try {
+      certificate = new X509Certificate(block);
+    } catch (err) {
+      return { error: `Secret ${source}: certificate ${i + 1} of data.ca.crt does not parse (${(err as Error).message})` };
+    }
+    if (!certificate.ca) return { error: `Secret ${source}: certificate ${i + 1} of data.ca.crt (${certificate.subject.replace(/\n/g, ', ')}) is not a CA certificate` };
+    if (new Date(certificate.validTo) > now) valid++;
+  }
+  if (valid === 0) return { error: `Secret ${source}: every certificate in data.ca.crt has expired` };
+  const bundle = `${blocks.join('\n')}\n`;
+  return { ca: { source, pem: bundle, fingerprint: createHash('sha256').update(bundle).digest('hex') } };
 }
 
 function certificateNames(certificate: X509Certificate): string[] {

@@ -100,4 +100,48 @@ describe('translateIngress', () => {
     expect(r.intent!.tls).toEqual([{ hosts: ['a.com', 'b.com'], secret: 'default/cert' }]);
     expect(r.diagnostics).toEqual([expect.objectContaining({ reason: 'UnknownAnnotation', message: 'annotation qubesec.io/pqmode is not known to QubeSec and has no effect' })]);
   });
+
+  it.each([
+    ['nginx.ingress.kubernetes.io/configuration-snippet', 'more_set_headers "X: y";', /snippets are refused: raw NGINX configuration/],
+    ['nginx.ingress.kubernetes.io/server-snippet', 'location /x { return 200; }', /snippets are refused/],
+    ['qubesec.io/auth-snippet', 'x', /snippets are refused/],
+    ['nginx.ingress.kubernetes.io/auth-url', 'http://auth.svc/check', /restricts access and QubeSec does not implement it/],
+    ['nginx.ingress.kubernetes.io/auth-type', 'basic', /restricts access/],
+  ])('rejects %s, saying why', (key, value, why) => {
+    const r = translate(ingress('s', { rules: [route('a.com', '/', 'Prefix', 'svc')] }, { annotations: { [key]: value } }));
+    expect(r.intent).toBeUndefined();
+    expect(r.diagnostics).toEqual([expect.objectContaining({ type: 'Warning', reason: 'Rejected', message: expect.stringMatching(new RegExp(`^Ingress default/s: annotation ${key}: ${why.source}`)) })]);
+  });
+
+  it('warns once per unknown controller annotation and leaves other tools\' annotations alone', () => {
+    const r = translate(ingress('u', { rules: [route('a.com', '/', 'Prefix', 'svc')] }, {
+      annotations: { 'nginx.ingress.kubernetes.io/proxy-buffering': 'off', 'nginx.ingress.kubernetes.io/rewrite-target': '/', 'cert-manager.io/cluster-issuer': 'x', 'kubectl.kubernetes.io/last-applied-configuration': '{}' },
+    }));
+    expect(r.intent).toBeDefined();
+    expect(messages(r)).toEqual(['annotation nginx.ingress.kubernetes.io/proxy-buffering is not known to QubeSec and has no effect']);
+  });
+
+  it('turns paths into anchored case-insensitive regular expressions with use-regex, and checks them as such', () => {
+    const spec = (path: string) => ({ rules: [{ host: 'a.com', http: { paths: [
+      { path, pathType: 'ImplementationSpecific', backend: { service: { name: 'svc', port: { number: 80 } } } },
+      { path: '/exact', pathType: 'Exact', backend: { service: { name: 'svc', port: { number: 80 } } } },
+    ] } }] });
+    const ok = translate(ingress('r', spec('/api/v[0-9]+/(.*)'), { annotations: { 'nginx.ingress.kubernetes.io/use-regex': 'true' } }));
+    expect(ok.intent!.routes.map((x) => [x.match, x.path])).toEqual([['regex', '^/api/v[0-9]+/(.*)'], ['regex', '^/exact$']]);
+    for (const [path, why] of [['/a"b', 'quotes'], ['/a$host', 'end anchor'], ['/a(', 'regular expression'], ['/a\\', 'escape'], ['/a;b', 'quotes']] as const) {
+      const bad = translate(ingress('r', spec(path), { annotations: { 'nginx.ingress.kubernetes.io/use-regex': 'true' } }));
+      expect(bad.intent).toBeUndefined();
+      expect(messages(bad)[0]).toMatch(new RegExp(`spec.rules\\[0\\].http.paths\\[0\\].path: .*${why}`));
+    }
+  });
+
+  it('adds an app-root redirect for / on each host, ahead of any / path, and needs TLS for client certificates', () => {
+    const r = translate(ingress('a', { rules: [route('a.com', '/', 'Exact', 'svc')] }, { annotations: { 'nginx.ingress.kubernetes.io/app-root': '/app' } }));
+    expect(r.intent!.routes.map((x) => [x.host, x.match, x.path, x.precedence, x.redirect])).toEqual([
+      ['a.com', 'exact', '/', 0, undefined],
+      ['a.com', 'exact', '/', -1, { code: 302, url: '/app' }],
+    ]);
+    const mtls = translate(ingress('m', { rules: [route('a.com', '/', 'Prefix', 'svc')] }, { annotations: { 'nginx.ingress.kubernetes.io/auth-tls-secret': 'ca' } }));
+    expect(messages(mtls)).toEqual(['Ingress default/m: client certificate authentication (auth-tls-*) needs spec.tls: client certificates exist only in TLS']);
+  });
 });

@@ -1,8 +1,9 @@
 // Ingress -> IngressIntent: a pure translation of one Ingress and its annotations, with every field checked.
 // An Ingress with errors yields no intent; the reconciler then keeps serving its last good one.
 import type { V1Ingress, V1IngressBackend } from '@kubernetes/client-node';
-import { parseSettings } from './annotations.js';
-import { checkHost, checkObjectName, checkPath, checkPortName, checkPortNumber, checkServiceName } from './names.js';
+import { parseSettings, reviewAnnotationKeys } from './annotations.js';
+import { checkHost, checkObjectName, checkPath, checkPortName, checkPortNumber, checkRegexPath, checkServiceName } from './names.js';
+import { parseProxyAnnotations, type ProxySettings } from './proxy-annotations.js';
 import { classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
 import type { Diagnostic, ObjectRef, PathMatch, TlsPolicy } from './types.js';
 
@@ -23,6 +24,8 @@ export interface IntentRoute {
   /** Where in the Ingress the route was written, for messages. */
   field: string;
   backend: BackendRef;
+  /** Answers with a redirect instead of proxying (app-root). */
+  redirect?: { code: number; url: string };
 }
 
 export interface IngressIntent {
@@ -34,6 +37,7 @@ export interface IngressIntent {
   policyFromAnnotations: boolean;
   routes: IntentRoute[];
   tls: { hosts: string[]; secret: string }[];
+  proxy: ProxySettings;
 }
 
 export interface IngressTranslation {
@@ -41,7 +45,7 @@ export interface IngressTranslation {
   diagnostics: Diagnostic[];
 }
 
-export const PRECEDENCE = { exact: 0, pathPrefix: 1, implied: 2 } as const;
+export const PRECEDENCE = { appRoot: -1, exact: 0, pathPrefix: 1, implied: 2 } as const;
 
 /** Reason of the diagnostics that say why an Ingress yields no intent. */
 export const REJECTED = 'Rejected';
@@ -55,19 +59,26 @@ export function ingressRef(ingress: V1Ingress): ObjectRef {
   };
 }
 
-export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capabilities: Capabilities): IngressTranslation {
+/** `hasDefaultBackend`: the controller has --default-backend-service, which custom-http-errors can fall back on. */
+export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capabilities: Capabilities, hasDefaultBackend = false): IngressTranslation {
   const ref = ingressRef(ingress);
   const errors: string[] = [];
   const diagnostics: Diagnostic[] = [];
   const namespaceError = checkServiceName(ref.namespace);
   if (namespaceError) errors.push(`metadata.namespace: ${JSON.stringify(ref.namespace)} is not a valid namespace name`);
 
-  const annotations = parseSettings(ingress.metadata?.annotations, capabilities);
-  errors.push(...annotations.errors);
-  for (const key of annotations.unknown) {
+  const annotations = ingress.metadata?.annotations;
+  const keys = reviewAnnotationKeys(annotations);
+  errors.push(...keys.errors);
+  for (const key of keys.unknown) {
     diagnostics.push(warning(ref, 'UnknownAnnotation', `annotation ${key} is not known to QubeSec and has no effect`));
   }
-  const settings = annotations.settings;
+  const tlsSettings = parseSettings(annotations, capabilities);
+  errors.push(...tlsSettings.errors);
+  const settings = tlsSettings.settings;
+  const proxy = parseProxyAnnotations(annotations, ref.namespace, hasDefaultBackend);
+  errors.push(...proxy.errors);
+  for (const message of proxy.warnings) diagnostics.push(warning(ref, 'IneffectiveAnnotation', message));
   const pqMode = settings.pqMode ?? defaults.pqMode;
   const groupTiers = settings.tlsGroups ? strictOrder(settings.tlsGroups) : groupsForMode(pqMode, defaults, capabilities);
   const groups = groupTiers.flat();
@@ -127,10 +138,16 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     (rule.http?.paths ?? []).forEach((p, j) => {
       const field = `spec.rules[${i}].http.paths[${j}]`;
       const path = p.path ?? '/';
-      const pathError = checkPath(path);
+      const pathError = proxy.settings.regex ? checkRegexPath(path) : checkPath(path);
       if (pathError) errors.push(`${field}.path: ${JSON.stringify(path)} ${pathError}`);
       const backend = backendOf(p.backend, `${field}.backend`);
       if (pathError || !backend) return;
+      if (proxy.settings.regex) {
+        // As ingress-nginx: the path is a regular expression anchored at the start; Exact anchors the end too.
+        const pattern = p.pathType === 'Exact' ? `^${path}$` : `^${path}`;
+        routes.push({ host, match: 'regex', path: pattern, precedence: PRECEDENCE.pathPrefix, field, backend });
+        return;
+      }
       switch (p.pathType) {
         case 'Exact':
           routes.push({ host, match: 'exact', path, precedence: PRECEDENCE.exact, field, backend });
@@ -158,6 +175,12 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     }
   }
 
+  if (proxy.settings.appRoot !== undefined) {
+    for (const { host, backend } of [...new Map(routes.map((r) => [r.host, r])).values()]) {
+      routes.push({ host, match: 'exact', path: '/', precedence: PRECEDENCE.appRoot, field: 'metadata.annotations', backend, redirect: { code: 302, url: proxy.settings.appRoot } });
+    }
+  }
+
   const tls: IngressIntent['tls'] = [];
   (ingress.spec?.tls ?? []).forEach((entry, i) => {
     const secret = entry.secretName ?? '';
@@ -173,6 +196,9 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     });
     tls.push({ hosts: hosts.filter((h) => checkHost(h) === undefined), secret: `${ref.namespace}/${secret}` });
   });
+  if (proxy.settings.clientAuth && tls.length === 0) {
+    errors.push('client certificate authentication (auth-tls-*) needs spec.tls: client certificates exist only in TLS');
+  }
 
   if (errors.length > 0) {
     return {
@@ -190,6 +216,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
       policyFromAnnotations: Object.keys(settings).length > 0,
       routes,
       tls,
+      proxy: proxy.settings,
     },
     diagnostics,
   };

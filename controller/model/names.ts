@@ -21,6 +21,25 @@ export function checkPath(path: string): string | undefined {
     : 'must start with "/" and hold only letters, digits and the characters . _ ~ % ! & ( ) * + , = : @ / -';
 }
 
+/**
+ * Paths of use-regex Ingresses: a regular expression JavaScript can compile (PCRE reads the common subset alike) that
+ * stays one quoted NGINX token and expands no variable.
+ */
+export function checkRegexPath(path: string): string | undefined {
+  if (path.length > 2048) return 'is longer than 2048 characters';
+  if (!path.startsWith('/')) return 'must start with "/"';
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
+  if (/[\s"'`;#]|[\x00-\x1f\x7f]/.test(path)) return 'must not hold white space, quotes, ";" or "#"';
+  if (/\\([\\"']|$)/.test(path)) return 'must not end in "\\" or escape "\\" or a quote';
+  if (/\$(?![)|]|$)/.test(path)) return 'may use "$" only as an end anchor';
+  try {
+    new RegExp(path);
+  } catch (err) {
+    return `is not a regular expression (${(err as Error).message})`;
+  }
+  return undefined;
+}
+
 export function checkObjectName(name: string): string | undefined {
   return name.length <= 253 && DNS_SUBDOMAIN.test(name) ? undefined : 'is not a valid object name (RFC 1123 subdomain)';
 }
@@ -45,4 +64,10 @@ export function nameCoversHost(name: string, host: string): boolean {
   if (!n.startsWith('*.') || h.startsWith('*.')) return false;
   const dot = h.indexOf('.');
   return dot > 0 && h.slice(dot + 1) === n.slice(2);
+}
+
+/** Quotes a user value for a message, cut short and with control characters made visible. */
+export function quote(raw: string): string {
+  const shown = raw.length > 80 ? `${raw.slice(0, 77)}...` : raw;
+  return JSON.stringify(shown);
 }

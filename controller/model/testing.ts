@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../project.js';
 import type { Capabilities } from './pq.js';
+import type { Location, ObjectRef, PathMatch } from './types.js';
 
 export const CAPABILITIES: Capabilities = {
   opensslVersion: '3.5.9',
@@ -64,5 +65,16 @@ export function tlsSecret(name: string, pair: string, namespace = 'default', key
       'tls.crt': Buffer.from(testPem(`${pair}.crt`)).toString('base64'),
       'tls.key': Buffer.from(testPem(`${keyPair}.key`)).toString('base64'),
     },
+  };
+}
+
+/** A plain proxying location, as an Ingress without annotations gives. */
+export function proxyLocation(match: PathMatch, path: string, upstream: string, ingress: ObjectRef): Location {
+  return {
+    match,
+    path,
+    ingress,
+    action: { kind: 'proxy', upstream, protocol: 'HTTP', tuning: {} },
+    policy: { httpsRedirect: false, deny: [], allow: [] },
   };
 }

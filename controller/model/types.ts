@@ -49,16 +49,110 @@ export interface CertificatePair {
   fingerprint: string;
 }
 
-/** Kubernetes pathType semantics reduced to two matchers: the whole path, or a path prefix (string-wise). */
-export type PathMatch = 'exact' | 'prefix';
+/** CA certificates from a Secret's ca.crt: verify clients (auth-tls) or upstreams (proxy-ssl). */
+export interface CaBundle {
+  /** namespace/name of the Secret. */
+  source: string;
+  pem: string;
+  /** sha256 of the PEM: names the file on disk. */
+  fingerprint: string;
+}
+
+/**
+ * Kubernetes pathType semantics reduced to string matchers: the whole path, a path prefix, or (use-regex and
+ * rewrite-target, as ingress-nginx) a case-insensitive regular expression anchored at the start.
+ */
+export type PathMatch = 'exact' | 'prefix' | 'regex';
+
+export type BackendProtocol = 'HTTP' | 'HTTPS' | 'GRPC' | 'GRPCS';
+
+/** Proxy limits an Ingress may tune; absent values keep the data plane's defaults (docs/annotations.md). */
+export interface ProxyTuning {
+  /** NGINX size syntax: 1m, 512k, 0 (no limit). */
+  bodySize?: string;
+  bufferSize?: string;
+  /** Seconds. */
+  connectTimeout?: number;
+  readTimeout?: number;
+  sendTimeout?: number;
+}
+
+export interface CorsPolicy {
+  /** Allowed origins (scheme://host[:port], host may start with *.), or ['*']. */
+  origins: string[];
+  methods: string[];
+  headers: string[];
+  exposeHeaders: string[];
+  credentials: boolean;
+  maxAgeSeconds: number;
+}
+
+/** TLS from NGINX to the pods (backend-protocol HTTPS or GRPCS). */
+export interface UpstreamTls {
+  /** Groups and versions offered to the pod: the Ingress's own policy, so strict stays strict end to end. */
+  policy: TlsPolicy;
+  /** Name sent as SNI and checked against the pod's certificate. */
+  serverName: string;
+  sendServerName: boolean;
+  /** Present when the pod's certificate is verified. */
+  verify?: { ca: CaBundle; depth: number };
+  /** Presented to the pod when it asks for a client certificate. */
+  clientCertificate?: CertificatePair;
+}
+
+export type LocationAction =
+  | {
+      kind: 'proxy';
+      /** Name of the upstream in Model.upstreams. */
+      upstream: string;
+      protocol: BackendProtocol;
+      tls?: UpstreamTls;
+      /** rewrite-target: the path sent upstream, with $1..$9 from the location's regular expression. */
+      rewrite?: string;
+      /** Host header sent upstream (upstream-vhost); default: the client's. */
+      upstreamHost?: string;
+      forwardedPrefix?: string;
+      tuning: ProxyTuning;
+      /** Upstream used when `upstream` has no ready endpoint (default-backend annotation). */
+      fallback?: string;
+      /** Responses with these statuses are replaced by the error backend's (custom-http-errors). */
+      errorPages?: { codes: number[]; upstream: string };
+    }
+  | { kind: 'redirect'; code: number; url: string }
+  /** The Ingress asked for client-certificate checks whose CA is unusable: fail closed. */
+  | { kind: 'unavailable'; reason: string };
+
+/** Checks that run before the action, in this order: redirect to HTTPS, source ranges, rate limits, CORS. */
+export interface LocationPolicy {
+  httpsRedirect: boolean;
+  /** CIDRs denied first, then allowed; when `allow` is non-empty everything else is denied. */
+  deny: string[];
+  allow: string[];
+  /** Shared by all locations of one Ingress, as in ingress-nginx. */
+  rateLimit?: { zone: string; requestsPerSecond: number; burst: number };
+  connectionLimit?: { zone: string; connections: number };
+  cors?: CorsPolicy;
+}
 
 export interface Location {
   match: PathMatch;
   path: string;
-  /** Name of the upstream in Model.upstreams. */
-  upstream: string;
+  action: LocationAction;
+  policy: LocationPolicy;
   /** The Ingress that asked for it. */
   ingress: ObjectRef;
+}
+
+export type ClientVerification = 'on' | 'optional' | 'optional_no_ca';
+
+/** Client certificate authentication of a TLS host (auth-tls-*). */
+export interface ClientAuth {
+  verify: ClientVerification;
+  depth: number;
+  /** Absent only with optional_no_ca. */
+  ca?: CaBundle;
+  /** Pass the client's PEM certificate upstream (auth-tls-pass-certificate-to-upstream). */
+  passCertificate: boolean;
 }
 
 export interface Server {
@@ -69,6 +163,7 @@ export interface Server {
   tls?: {
     policy: TlsPolicy;
     certificates: CertificatePair[];
+    clientAuth?: ClientAuth;
   };
 }
 
@@ -82,6 +177,8 @@ export interface Upstream {
   service: { namespace: string; name: string; port: string };
   /** Ready endpoints only; empty means the upstream answers 503. */
   endpoints: Endpoint[];
+  /** Session affinity: clients carrying this cookie stick to one endpoint (affinity: cookie). */
+  affinityCookie?: string;
 }
 
 export interface Model {
@@ -91,4 +188,6 @@ export interface Model {
   defaultPolicy: TlsPolicy;
   /** Served to clients whose host matches no server, and to TLS hosts without a usable Secret. */
   defaultCertificates: CertificatePair[];
+  /** Upstream for requests no location matches (--default-backend-service); absent: 404. */
+  defaultBackend?: string;
 }

@@ -8,20 +8,10 @@ import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from '../model/pq.js';
 import { CAPABILITIES, endpointSlice, ingress, route, service, tlsSecret } from '../model/testing.js';
 import type { CertificatePair, Model } from '../model/types.js';
 import { PROJECT_ROOT } from '../project.js';
-import { render, type RenderSettings } from './render.js';
+import { render } from './render.js';
+import { RENDER_SETTINGS } from './testing.js';
 
-const SETTINGS: RenderSettings = {
-  generation: 'test',
-  bindAddress: '',
-  httpPort: 80,
-  httpsPort: 443,
-  statusPort: 10246,
-  handshakeLogPort: 5140,
-  workerProcesses: 'auto',
-  workerConnections: 4096,
-  modules: ['/usr/lib/nginx/modules/ngx_stream_module.so'],
-  paths: { pid: '/run/qubesec/nginx.pid', errorLog: 'stderr', accessLog: '/dev/stdout', temp: '/run/qubesec/tmp', certificates: '/run/qubesec/certs', sockets: '/run/qubesec/sockets' },
-};
+const SETTINGS = RENDER_SETTINGS;
 
 function pair(secret: string, file: string): CertificatePair {
   const checked = checkTlsSecret(tlsSecret(secret, file), new Date('2026-11-28T00:00:00Z'));
@@ -35,6 +25,7 @@ function modelOf(ingresses: Parameters<typeof translateIngress>[0][]): Model {
     services: new Map([['default/web', service('web', [{ name: 'http', port: 80 }])], ['default/empty', service('empty', [{ port: 80 }])]]),
     endpointSlices: new Map([['default/web', [endpointSlice('web', { name: 'http', port: 8080 }, [{ ip: '10.0.0.1' }, { ip: 'fd00::1' }])]]]),
     certificates: new Map([['default/pq-mldsa', pair('pq-mldsa', 'mldsa65')], ['default/pq-ecdsa', pair('pq-ecdsa', 'ecdsa')]]),
+    caBundles: new Map(),
     defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
     defaultCertificates: [pair('fake', 'ecdsa')],
   }).model;

@@ -1,9 +1,11 @@
 // Model -> nginx.conf. This module decides how the model maps onto NGINX directives; the templates only lay them out.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
 import { GROUP_CODEPOINTS, opensslGroupList, policyKey, samePolicy } from '../model/pq.js';
-import type { CertificatePair, Model, Server, TlsPolicy } from '../model/types.js';
+import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
+import type { CaBundle, CertificatePair, ClientAuth, Location, LocationAction, Model, Server, TlsPolicy } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
 
 /** Where things are, as NGINX sees them (inside its root when it runs chrooted). */
@@ -32,7 +34,7 @@ export interface Rendered {
 
 const templates = (() => {
   const hbs = Handlebars.create();
-  hbs.registerPartial('tls', readFileSync(join(TEMPLATES_DIR, 'tls.hbs'), 'utf8'));
+  for (const partial of ['tls', 'location', 'proxy-headers']) hbs.registerPartial(partial, readFileSync(join(TEMPLATES_DIR, `${partial}.hbs`), 'utf8'));
   // noEscape: NGINX is not HTML; values are checked by assertInert below instead.
   return { config: hbs.compile(readFileSync(join(TEMPLATES_DIR, 'nginx.conf.hbs'), 'utf8'), { noEscape: true, strict: true }) };
 })();
@@ -44,10 +46,16 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     certificateFiles.set(name, `${pair.keyPem.trim()}\n${pair.certificatePem.trim()}\n`);
     return `${settings.paths.certificates}/${name}`;
   };
-  const tlsView = (policy: TlsPolicy, certificates: CertificatePair[]) => ({
+  const caFile = (ca: CaBundle): string => {
+    const name = `ca-${ca.fingerprint}.pem`;
+    certificateFiles.set(name, ca.pem);
+    return `${settings.paths.certificates}/${name}`;
+  };
+  const tlsView = (policy: TlsPolicy, certificates: CertificatePair[], clientAuth?: ClientAuth) => ({
     protocols: policy.protocols.join(' '),
     groups: opensslGroupList(policy.groups),
     certificates: certificates.map(certificateFile),
+    clientAuth: clientAuth && { verify: clientAuth.verify, depth: clientAuth.depth, ca: clientAuth.ca && caFile(clientAuth.ca) },
   });
 
   // One listener per distinct TLS policy, the default policy's first; a single policy needs no SNI routing.
@@ -61,8 +69,73 @@ export function render(model: Model, settings: RenderSettings): Rendered {
 
   const bind = settings.bindAddress === '' ? '' : `${settings.bindAddress}:`;
   const httpsRedirectPort = settings.httpsPort === 443 ? '' : `:${settings.httpsPort}`;
-  const emptyUpstreams = new Set(model.upstreams.filter((u) => u.endpoints.length === 0).map((u) => u.name));
+  const served = new Set(model.upstreams.filter((u) => u.endpoints.length > 0).map((u) => u.name));
+  const http = new HttpBlocks();
 
+  const proxyView = (action: Extract<LocationAction, { kind: 'proxy' }>, location: Location, server: Server) => {
+    const upstream = [action.upstream, action.fallback].find((u) => u !== undefined && served.has(u));
+    const grpc = action.protocol === 'GRPC' || action.protocol === 'GRPCS';
+    const tls = action.tls;
+    const passCertificate = server.tls?.clientAuth?.passCertificate === true;
+    return {
+      directive: grpc ? 'grpc' : 'proxy',
+      // Locations inherit the http-level proxy headers unless they change one (NGINX replaces the whole set).
+      ownHeaders: grpc || action.upstreamHost !== undefined || action.forwardedPrefix !== undefined || passCertificate,
+      pass: upstream && `${action.protocol.toLowerCase()}://${upstream}`,
+      http1: !grpc,
+      rewrite: action.rewrite && { pattern: quoted(`(?i)${location.path}`), target: quoted(action.rewrite) },
+      host: action.upstreamHost ? quoted(action.upstreamHost) : '$host',
+      forwardedPrefix: action.forwardedPrefix && quoted(action.forwardedPrefix),
+      passCertificate,
+      tuning: {
+        bodySize: action.tuning.bodySize,
+        bufferSize: action.tuning.bufferSize,
+        connectTimeout: seconds(action.tuning.connectTimeout),
+        readTimeout: seconds(action.tuning.readTimeout),
+        sendTimeout: seconds(action.tuning.sendTimeout),
+      },
+      tls: tls && {
+        protocols: tls.policy.protocols.join(' '),
+        // A client offers a flat list; the server's tiers are its own business.
+        groups: tls.policy.groups.flat().join(':'),
+        serverName: tls.serverName,
+        sendServerName: tls.sendServerName ? 'on' : 'off',
+        verify: tls.verify && { ca: caFile(tls.verify.ca), depth: tls.verify.depth },
+        certificate: tls.clientCertificate && certificateFile(tls.clientCertificate),
+      },
+      errorPages: action.errorPages?.codes.map((code) => ({ code, location: http.errorLocation(server.host, action.errorPages!.upstream, code) })),
+    };
+  };
+
+  const locationView = (location: Location, server: Server) => {
+    const { policy, action } = location;
+    const corsView = policy.cors && {
+      origin: http.corsOrigin(policy.cors.origins),
+      methods: quoted(policy.cors.methods.join(', ')),
+      headers: quoted(policy.cors.headers.join(', ')),
+      exposeHeaders: policy.cors.exposeHeaders.length > 0 ? quoted(policy.cors.exposeHeaders.join(', ')) : undefined,
+      credentials: policy.cors.credentials,
+      maxAge: policy.cors.maxAgeSeconds,
+    };
+    const upstream = action.kind === 'proxy' ? model.upstreams.find((u) => u.name === action.upstream) : undefined;
+    return {
+      modifier: { exact: '= ', prefix: '', regex: '~* ' }[location.match],
+      path: quoted(location.path),
+      httpsRedirect: policy.httpsRedirect ? `https://$host${httpsRedirectPort}$request_uri` : undefined,
+      deny: policy.deny,
+      allow: policy.allow,
+      denyOthers: policy.allow.length > 0,
+      rateLimit: policy.rateLimit && { zone: http.requestZone(policy.rateLimit.zone, policy.rateLimit.requestsPerSecond), burst: policy.rateLimit.burst },
+      connectionLimit: policy.connectionLimit && { zone: http.connectionZone(policy.connectionLimit.zone), connections: policy.connectionLimit.connections },
+      cors: corsView,
+      affinityCookie: upstream?.affinityCookie && quoted(`${upstream.affinityCookie}=${http.affinityVariable(upstream.affinityCookie)}; Path=/; HttpOnly`),
+      redirect: action.kind === 'redirect' ? { code: action.code, url: quoted(action.url) } : undefined,
+      unavailable: action.kind === 'unavailable',
+      proxy: action.kind === 'proxy' ? proxyView(action, location, server) : undefined,
+    };
+  };
+
+  const defaultBackend = model.defaultBackend !== undefined && served.has(model.defaultBackend) ? `http://${model.defaultBackend}` : undefined;
   const serverView = (server: Server) => {
     const catchAll = server.host === '';
     const tls = catchAll ? { policy: model.defaultPolicy, certificates: model.defaultCertificates } : server.tls;
@@ -74,21 +147,19 @@ export function render(model: Model, settings: RenderSettings): Rendered {
           : `${bind}${settings.httpsPort} ssl${catchAll ? ' default_server' : ''}`,
       );
     }
+    // NGINX tries regular expressions in order after the prefix match: longest first, as ingress-nginx.
+    const ordered = [...server.locations.filter((l) => l.match !== 'regex'), ...server.locations.filter((l) => l.match === 'regex').sort((a, b) => b.path.length - a.path.length)];
     return {
       serverName: catchAll ? '_' : server.host,
       listen,
-      tls: tls ? tlsView(tls.policy, tls.certificates) : undefined,
-      // As ingress-nginx: plain HTTP to a TLS host is redirected (308 keeps the method and body).
-      httpsRedirect: !catchAll && server.tls ? `https://$host${httpsRedirectPort}$request_uri` : undefined,
-      locations: server.locations.map((l) => ({
-        modifier: l.match === 'exact' ? '= ' : '',
-        path: l.path,
-        upstream: emptyUpstreams.has(l.upstream) ? undefined : l.upstream,
-      })),
-      hasRootLocation: server.locations.some((l) => l.match === 'prefix' && l.path === '/'),
+      tls: tls ? tlsView(tls.policy, tls.certificates, server.tls?.clientAuth) : undefined,
+      locations: ordered.map((l) => locationView(l, server)),
+      fallback: server.locations.some((l) => l.match === 'prefix' && l.path === '/') ? undefined : { pass: defaultBackend },
+      errorLocations: http.errorLocationsOf(server.host, served),
     };
   };
 
+  const servers = model.servers.map(serverView);
   const view = {
     generation: settings.generation,
     workerProcesses: settings.workerProcesses,
@@ -114,26 +185,100 @@ export function render(model: Model, settings: RenderSettings): Rendered {
           ...tlsView(policy, model.defaultCertificates),
         }))
       : [],
+    ...http.view(),
     upstreams: model.upstreams
       .filter((u) => u.endpoints.length > 0)
       .map((u) => ({
         name: u.name,
-        service: `${u.service.namespace}/${u.service.name}:${u.service.port}`,
+        service: `${u.service.namespace}/${u.service.name}:${u.service.port || '(first port)'}`,
+        hash: u.affinityCookie && http.affinityVariable(u.affinityCookie),
         endpoints: u.endpoints.map((e) => `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`),
       })),
-    servers: model.servers.map(serverView),
+    servers,
   };
   assertInert(view, 'view');
   return { config: templates.config(view), certificateFiles };
 }
 
-// Characters that could end a value, start a block or a comment, or expand a variable in nginx.conf. The model
-// boundary already rejects them in user input; this is the second lock, on everything the templates receive.
-const UNSAFE = /[;{}"'\\#`\r\n]|\$(?!host\b|request_uri\b)/;
+/** Declarations at http level that locations share: limit zones, CORS origin maps, affinity maps, error pages. */
+class HttpBlocks {
+  private readonly requestZones = new Map<string, number>();
+  private readonly connectionZones = new Set<string>();
+  private readonly corsMaps = new Map<string, string[]>();
+  private readonly affinityCookies = new Set<string>();
+  private readonly errorLocations = new Map<string, { name: string; code: number; upstream: string }>();
 
+  requestZone(zone: string, requestsPerSecond: number): string {
+    this.requestZones.set(zone, requestsPerSecond);
+    return zone;
+  }
+
+  connectionZone(zone: string): string {
+    this.connectionZones.add(zone);
+    return zone;
+  }
+
+  /** '"*"', or a variable that holds the request's Origin when it is one of `origins`, else is empty. */
+  corsOrigin(origins: string[]): string {
+    if (origins.includes('*')) return quoted('*');
+    const variable = `$qubesec_cors_${createHash('sha256').update(origins.join(',')).digest('hex').slice(0, 12)}`;
+    this.corsMaps.set(variable, origins);
+    return variable;
+  }
+
+  affinityVariable(cookie: string): string {
+    this.affinityCookies.add(cookie);
+    return `$qubesec_affinity_${cookie}`;
+  }
+
+  errorLocation(host: string, upstream: string, code: number): string {
+    const name = `@qubesec_error_${upstream}_${code}`;
+    this.errorLocations.set(`${host} ${name}`, { name, code, upstream });
+    return name;
+  }
+
+  errorLocationsOf(host: string, served: Set<string>) {
+    return [...this.errorLocations.entries()]
+      .filter(([key]) => key.startsWith(`${host} `))
+      .map(([, l]) => ({ name: l.name, code: l.code, pass: served.has(l.upstream) ? `http://${l.upstream}` : undefined }));
+  }
+
+  view() {
+    return {
+      requestZones: [...this.requestZones].map(([zone, rate]) => ({ zone, rate })),
+      connectionZones: [...this.connectionZones],
+      corsMaps: [...this.corsMaps].map(([variable, origins]) => ({
+        variable,
+        // Exact origins as strings; *.domain as a regular expression for one more label.
+        origins: origins.map((o) => quoted(o.includes('*.') ? `~^${o.replace(/\./g, '\\.').replace('*\\.', '[a-z0-9-]+\\.')}$` : o)),
+      })),
+      affinityCookies: [...this.affinityCookies].map((cookie) => ({ cookie, variable: `$qubesec_affinity_${cookie}` })),
+    };
+  }
+}
+
+function seconds(value: number | undefined): string | undefined {
+  return value === undefined ? undefined : `${value}s`;
+}
+
+/** One NGINX token in double quotes; assertInert refuses what would end it or expand a variable. */
+function quoted(value: string): string {
+  return `"${value}"`;
+}
+
+// Variables the renderer itself puts into values: request echoes (also allowed in redirect targets) and its own maps.
+const RENDERED_VARIABLES = `(?:${TARGET_VARIABLES.join('|')}|qubesec_[A-Za-z0-9_]+)(?![A-Za-z0-9_])`;
+// A bare token: nothing that could end a value, start a block or a comment, or expand another variable.
+const UNSAFE_BARE = new RegExp(`[;{}"'\\\\#\`\\r\\n]|\\$(?!${RENDERED_VARIABLES})`);
+// A quoted token may hold ; { } # (regular expressions): it must not end early, escape, or expand other variables.
+const UNSAFE_QUOTED = new RegExp(`["\\x00-\\x1f\\x7f]|\\\\(["'\\\\]|$)|\\$(?![0-9)|]|$|${RENDERED_VARIABLES})`);
+
+// The model boundary already rejects these in user input; this is the second lock, on everything the templates receive.
 function assertInert(value: unknown, where: string): void {
   if (typeof value === 'string') {
-    if (UNSAFE.test(value)) throw new Error(`refusing to render ${where}: ${JSON.stringify(value)} holds a character NGINX would interpret`);
+    const isQuoted = value.length >= 2 && value.startsWith('"') && value.endsWith('"');
+    const unsafe = isQuoted ? UNSAFE_QUOTED.test(value.slice(1, -1)) : UNSAFE_BARE.test(value);
+    if (unsafe) throw new Error(`refusing to render ${where}: ${JSON.stringify(value)} holds a character NGINX would interpret`);
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => assertInert(v, `${where}[${i}]`));
   } else if (value && typeof value === 'object') {
