@@ -33,6 +33,9 @@ export const FLAGS = {
   'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one reload' },
   'enable-pki': { type: 'string', default: 'true', description: 'run the PKI controller (Issuer, ClusterIssuer, Certificate; needs the CRDs, else it stays off with a warning): true or false' },
   'cluster-resource-namespace': { type: 'string', default: 'qubesec', description: 'namespace of the CA Secrets that ClusterIssuers name' },
+  'validating-webhook': { type: 'string', default: '', description: 'address of the validating admission webhook for Ingresses, e.g. ":8443" (docs/admission.md); empty: off' },
+  'validating-webhook-certificate': { type: 'string', default: '', description: 'PEM certificate file(s) of the webhook, comma-separated to serve several key types side by side (ML-DSA and ECDSA)' },
+  'validating-webhook-key': { type: 'string', default: '', description: 'PEM private key file(s) of the webhook, in the order of --validating-webhook-certificate' },
   'log-level': { type: 'string', default: 'info', description: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, description: 'print the flags' },
 } as const;
@@ -54,6 +57,19 @@ export function port(flags: Flags, name: 'http-port' | 'https-port' | 'metrics-p
   const n = Number(flags[name]);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`flag --${name}: ${JSON.stringify(flags[name])} is not a port number`);
   return n;
+}
+
+/** A listen address flag: ":8443" (all addresses), "127.0.0.1:8443" or "[::1]:8443". */
+export function listenAddress(flags: Flags, name: 'validating-webhook'): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(flags[name]);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new Error(`flag --${name}: ${JSON.stringify(flags[name])} is not host:port or :port`);
+  return { host: match[1] ?? match[2] ?? '', port };
+}
+
+/** A comma-separated list flag, without empty entries. */
+export function listFlag(flags: Flags, name: 'nginx-modules' | 'validating-webhook-certificate' | 'validating-webhook-key'): string[] {
+  return flags[name].split(',').map((item) => item.trim()).filter(Boolean);
 }
 
 /** The default-* flags, checked with the same parsers as the annotations. */

@@ -1,15 +1,19 @@
-// Wires one controller: a source, the reconciler, the NGINX applier, metrics and health.
+// Wires one controller: a source, the reconciler, the NGINX applier, metrics and health, the admission webhook.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import chokidar, { type FSWatcher } from 'chokidar';
+import { serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { checkPair } from './model/certificates.js';
 import type { CertificatePair } from './model/types.js';
-import { defaultBackendFromFlags, port, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { defaultBackendFromFlags, listFlag, listenAddress, port, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { freePort } from './net.js';
 import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Level, type Logger } from './observability/log.js';
@@ -41,11 +45,14 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   const capabilities = await probeCapabilities(runtime);
   log.info('data plane OpenSSL', { version: capabilities.opensslVersion, groups: capabilities.groups, signatureAlgorithms: capabilities.signatureAlgorithms });
   const tlsDefaults = tlsDefaultsFromFlags(flags, capabilities);
+  const webhookOptions: WebhookOptions | undefined = flags['validating-webhook']
+    ? { ...listenAddress(flags, 'validating-webhook'), keyPairs: await webhookKeyPairs(flags) }
+    : undefined;
 
   const metrics = createMetrics();
   const handshakes = await listenForHandshakes(metrics, port(flags, 'handshake-log-port'));
   const modules = flags['nginx-modules']
-    ? flags['nginx-modules'].split(',').filter(Boolean)
+    ? listFlag(flags, 'nginx-modules')
     : existsSync(hostPath(runtime, STREAM_MODULE)) ? [STREAM_MODULE] : [];
   const confDir = flags['conf-dir'];
   const applier = new Applier(
@@ -105,10 +112,13 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   applier.onRestart = () => reconciler.schedule(true);
   let observability: Server | undefined;
   let watcher: FSWatcher | undefined;
+  let webhook: HttpsServer | undefined;
   try {
     observability = await serveObservability(metrics, flags['metrics-address'], port(flags, 'metrics-port'), () => applier.serving);
     await pki?.start();
     await reconciler.start();
+    // Reviews judge against the reconciler's snapshot, so they start once it holds the cluster's state.
+    if (webhookOptions) webhook = await serveAdmission(webhookOptions, (ingress) => reconciler.admit(ingress), log.child({ component: 'admission' }));
     // Someone else changed a file we manage (an editor, a volume update): write ours back and reload.
     const { paths, relevant } = applier.watched;
     watcher = chokidar.watch(paths, { ignoreInitial: true, depth: 1, ignored: (p) => !relevant(p) });
@@ -120,7 +130,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       });
     watcher.on('change', onDisk).on('unlink', onDisk).on('error', (err) => log.warn('file watch failed', { error: err }));
   } catch (err) {
-    await Promise.allSettled([reconciler.stop(), applier.stop(), pki?.stop()]);
+    await Promise.allSettled([webhook && stopAdmission(webhook), reconciler.stop(), applier.stop(), pki?.stop()]);
     observability?.close();
     handshakes.socket.close();
     throw err;
@@ -132,6 +142,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     applier,
     metricsPort: typeof address === 'object' && address ? address.port : 0,
     async stop() {
+      if (webhook) await stopAdmission(webhook);
       await watcher?.close();
       await pki?.stop();
       await reconciler.stop();
@@ -152,6 +163,27 @@ async function defaultCertificates(): Promise<CertificatePair[]> {
     pairs.push(checked.pair);
   }
   return pairs;
+}
+
+/** The webhook's certificate and key files, read once at start: each key must match the certificate in its place. */
+async function webhookKeyPairs(flags: Flags): Promise<WebhookOptions['keyPairs']> {
+  const certificates = listFlag(flags, 'validating-webhook-certificate');
+  const keys = listFlag(flags, 'validating-webhook-key');
+  if (certificates.length === 0 || certificates.length !== keys.length) {
+    throw new Error(`flags --validating-webhook-certificate and --validating-webhook-key: need one key file per certificate file, at least one (got ${certificates.length} and ${keys.length})`);
+  }
+  return Promise.all(certificates.map(async (certificateFile, i) => {
+    const keyFile = keys[i]!;
+    const [certificatePem, keyPem] = await Promise.all([readFile(certificateFile, 'utf8'), readFile(keyFile, 'utf8')]);
+    let matches: boolean;
+    try {
+      matches = new X509Certificate(certificatePem).checkPrivateKey(createPrivateKey(keyPem));
+    } catch (err) {
+      throw new Error(`flags --validating-webhook-certificate and --validating-webhook-key: ${certificateFile} and ${keyFile} are not a PEM certificate and key: ${(err as Error).message}`, { cause: err });
+    }
+    if (!matches) throw new Error(`flag --validating-webhook-key: ${keyFile} does not match the certificate in ${certificateFile}`);
+    return { certificatePem, keyPem };
+  }));
 }
 
 /** The PKI needs its CRDs; without them (a cluster set up for the ingress alone) it stays off. */

@@ -1,12 +1,12 @@
 // Sources -> model -> data plane. Each sync reads a snapshot, translates it (pure), applies the model, and reports.
 // It keeps the last good version of every Ingress and Secret, so bad input never takes down what was serving.
-import type { V1Secret } from '@kubernetes/client-node';
+import type { V1Ingress, V1Secret } from '@kubernetes/client-node';
 import { parseSettings } from './model/annotations.js';
 import { buildModel, endpointSliceService } from './model/build.js';
 import { checkCaSecret, checkPair, checkTlsSecret, secretData } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
 import { Coalescer } from './coalescer.js';
-import { ingressRef, translateIngress, type BackendRef, type IngressIntent } from './model/ingress.js';
+import { REJECTED, ingressRef, translateIngress, type BackendRef, type IngressIntent, type IngressTranslation } from './model/ingress.js';
 import { defaultPolicy, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
 import type { CaBundle, CertificatePair, Diagnostic, Model } from './model/types.js';
 import type { ApplyResult } from './dataplane/applier.js';
@@ -43,6 +43,9 @@ function checkSecret(secret: V1Secret, use: SecretUse, now: Date): { content: Ce
     : checkPair(keyOf(secret), secretData(secret, 'tls.crt') ?? '', secretData(secret, 'tls.key') ?? '', now);
   return 'error' in checked ? checked : { content: checked.pair, expires: checked.pair.notAfter };
 }
+
+/** The admission webhook's verdict on one Ingress. */
+export type AdmissionDecision = { allowed: true; warnings: string[] } | { allowed: false; message: string };
 
 export interface DataPlane {
   apply(model: Model, force?: boolean): Promise<ApplyResult>;
@@ -83,18 +86,31 @@ export class Reconciler {
     this.coalescer.schedule();
   }
 
+  /**
+   * What a sync would make of `ingress` on the current snapshot: the same class filter, defaults and translation.
+   * Denied with the messages of its Rejected Events; allowed with its other Warnings. Pure over memory: no I/O.
+   */
+  admit(ingress: V1Ingress): AdmissionDecision {
+    const snapshot = this.source.snapshot();
+    if (this.ours([ingress], snapshot).length === 0) return { allowed: true, warnings: [] };
+    const { intent, diagnostics } = this.translate(ingress, this.defaults(snapshot, []));
+    const warnings = diagnostics.filter((d) => d.type === 'Warning');
+    if (!intent) return { allowed: false, message: warnings.filter((d) => d.reason === REJECTED).map((d) => d.message).join('; ') };
+    return { allowed: true, warnings: warnings.map((d) => d.message) };
+  }
+
   private async sync(): Promise<void> {
     const started = process.hrtime.bigint();
     const snapshot = this.source.snapshot();
     const diagnostics: Diagnostic[] = [];
     const tlsDefaults = this.defaults(snapshot, diagnostics);
 
-    const ours = servedIngresses(snapshot.ingresses, snapshot.ingressClasses, this.options.controllerName, this.options.ingressClass);
+    const ours = this.ours(snapshot.ingresses, snapshot);
     const intents: IngressIntent[] = [];
     let rejected = 0;
     for (const ingress of ours) {
       const key = keyOf(ingress);
-      const translation = translateIngress(ingress, tlsDefaults, this.options.capabilities, this.options.defaultBackend !== undefined);
+      const translation = this.translate(ingress, tlsDefaults);
       diagnostics.push(...translation.diagnostics);
       if (translation.intent) {
         this.lastGoodIntents.set(key, translation.intent);
@@ -148,6 +164,15 @@ export class Reconciler {
     if (result.status !== 'unchanged') {
       this.metrics.syncDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
+  }
+
+  private ours(ingresses: readonly V1Ingress[], snapshot: Snapshot): V1Ingress[] {
+    return servedIngresses(ingresses, snapshot.ingressClasses, this.options.controllerName, this.options.ingressClass);
+  }
+
+  /** The one call of translateIngress: syncs and admission reviews must judge alike. */
+  private translate(ingress: V1Ingress, tlsDefaults: TlsDefaults): IngressTranslation {
+    return translateIngress(ingress, tlsDefaults, this.options.capabilities, this.options.defaultBackend !== undefined);
   }
 
   /** Flags, overridden key by key by the defaults ConfigMap when it exists and parses. */
@@ -205,7 +230,7 @@ export class Reconciler {
       if ('error' in checked) {
         const ref = { kind: 'Secret', namespace: secret.metadata?.namespace ?? '', name: secret.metadata?.name ?? '', uid: secret.metadata?.uid };
         const usable = cached && (cached.expires === undefined || cached.expires > now);
-        const keeps = usable ? '; the last good content keeps serving' : '';
+        const keeps = usable ? '; the last good certificate keeps serving' : '';
         diagnostics.push({ object: ref, type: 'Warning', reason: 'InvalidCertificate', message: `${checked.error}${keeps}` });
         for (const intent of users) {
           diagnostics.push({ object: intent.ref, type: 'Warning', reason: 'InvalidCertificate', message: `Ingress ${intent.ref.namespace}/${intent.ref.name}: ${checked.error}${keeps}` });

@@ -59,7 +59,7 @@ beforeAll(async () => {
   kube = new Kube(cluster.kc);
   custom = cluster.kc.makeApiClient(CustomObjectsApi);
   for (const file of ['issuers.yaml', 'certificates.yaml']) {
-    for (const doc of parseAllDocuments(await readFile(join(PROJECT_ROOT, 'charts', 'qubesec', 'crds', file), 'utf8'))) await kube.createCrd(doc.toJS(), cluster.server, cluster.token);
+    for (const doc of parseAllDocuments(await readFile(join(PROJECT_ROOT, 'charts', 'qubesec', 'crds', file), 'utf8'))) await kube.createCrd(doc.toJS());
   }
   await eventually(async () => (await custom.listClusterCustomObject({ ...G, plural: 'certificates' }), true), 30_000, 'CRDs established');
   testHost = await createTestHost();

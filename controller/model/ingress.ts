@@ -47,6 +47,9 @@ export interface IngressTranslation {
 
 export const PRECEDENCE = { appRoot: -1, exact: 0, pathPrefix: 1, implied: 2 } as const;
 
+/** Reason of the diagnostics that say why an Ingress yields no intent. */
+export const REJECTED = 'Rejected';
+
 export function ingressRef(ingress: V1Ingress): ObjectRef {
   return {
     kind: 'Ingress',
@@ -201,7 +204,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     return {
       diagnostics: [
         ...diagnostics,
-        ...errors.map((message) => warning(ref, 'Rejected', `Ingress ${ref.namespace}/${ref.name}: ${message}`)),
+        ...errors.map((message) => warning(ref, REJECTED, `Ingress ${ref.namespace}/${ref.name}: ${message}`)),
       ],
     };
   }

@@ -82,6 +82,11 @@ export function groupsForMode(mode: PqMode, defaults: TlsDefaults, capabilities:
     .filter((tier) => tier.length > 0);
 }
 
+/** Group tiers in OpenSSL 3.5's list syntax ('/' separates preference tiers, ':' groups within a tier). */
+export function opensslGroupList(tiers: string[][]): string {
+  return tiers.map((tier) => tier.join(':')).join('/');
+}
+
 /** An explicit ordered list: each group is its own tier, so the server's order decides. */
 export function strictOrder(groups: string[]): string[][] {
   return groups.map((g) => [g]);
@@ -100,5 +105,5 @@ export function samePolicy(a: TlsPolicy, b: TlsPolicy): boolean {
 }
 
 export function policyKey(policy: TlsPolicy): string {
-  return `${policy.groups.map((tier) => tier.join(':')).join('/')}|${policy.protocols.join(' ')}`;
+  return `${opensslGroupList(policy.groups)}|${policy.protocols.join(' ')}`;
 }

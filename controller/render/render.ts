@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
-import { GROUP_CODEPOINTS, policyKey, samePolicy } from '../model/pq.js';
+import { GROUP_CODEPOINTS, opensslGroupList, policyKey, samePolicy } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
 import type { CaBundle, CertificatePair, ClientAuth, Location, LocationAction, Model, Server, TlsPolicy } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
@@ -51,11 +51,9 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     certificateFiles.set(name, ca.pem);
     return `${settings.paths.certificates}/${name}`;
   };
-  const groupsOf = (policy: TlsPolicy) => policy.groups.map((tier) => tier.join(':'));
   const tlsView = (policy: TlsPolicy, certificates: CertificatePair[], clientAuth?: ClientAuth) => ({
     protocols: policy.protocols.join(' '),
-    // OpenSSL 3.5 syntax: '/' separates preference tiers, ':' groups within a tier.
-    groups: groupsOf(policy).join('/'),
+    groups: opensslGroupList(policy.groups),
     certificates: certificates.map(certificateFile),
     clientAuth: clientAuth && { verify: clientAuth.verify, depth: clientAuth.depth, ca: clientAuth.ca && caFile(clientAuth.ca) },
   });
@@ -99,7 +97,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       tls: tls && {
         protocols: tls.policy.protocols.join(' '),
         // A client offers a flat list; the server's tiers are its own business.
-        groups: groupsOf(tls.policy).join(':'),
+        groups: tls.policy.groups.flat().join(':'),
         serverName: tls.serverName,
         sendServerName: tls.sendServerName ? 'on' : 'off',
         verify: tls.verify && { ca: caFile(tls.verify.ca), depth: tls.verify.depth },

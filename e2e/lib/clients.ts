@@ -1,5 +1,6 @@
 // Real TLS clients: curl and OpenSSL 3.5 from the PQ rootfs, and the host's OpenSSL 3.0 as the legacy client.
 import { copyFile, mkdtemp } from 'node:fs/promises';
+import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { PROJECT_ROOT } from '../../controller/project.js';
@@ -93,4 +94,26 @@ export async function installTrustAnchors(): Promise<{ dir: string; mldsa: strin
   for (const name of ['mldsa65.crt', 'ecdsa.crt']) await copyFile(join(PROJECT_ROOT, 'controller', 'testdata', name), join(dir, name));
   const inside = dir.slice(root.length);
   return { dir, mldsa: `${inside}/mldsa65.crt`, ecdsa: `${inside}/ecdsa.crt`, hostEcdsa: join(dir, 'ecdsa.crt'), hostMldsa: join(dir, 'mldsa65.crt') };
+}
+
+export interface HttpsReply {
+  status: number;
+  /** Header names and values as sent, one entry each (a repeated header stays repeated). */
+  rawHeaders: string[];
+  body: string;
+}
+
+/** One request from Node's own HTTPS client (OpenSSL 3.5). */
+export function nodeHttps(url: string, options: RequestOptions, body?: string | Buffer): Promise<HttpsReply> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { timeout: 20_000, ...options }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${options.method ?? 'GET'} ${url}: no answer within 20 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }

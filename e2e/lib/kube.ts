@@ -1,12 +1,13 @@
-// Thin helpers over the real API server: apply (create or replace), delete, and Events about an object.
+// Thin helpers over the real API server: apply (create or replace), delete, raw requests, and Events about an object.
+import type { RequestOptions } from 'node:https';
 import { CoreV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import { execa } from 'execa';
+import { nodeHttps } from './clients.js';
 
 export class Kube {
   readonly objects: KubernetesObjectApi;
   readonly core: CoreV1Api;
 
-  constructor(kc: KubeConfig) {
+  constructor(private readonly kc: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.core = kc.makeApiClient(CoreV1Api);
   }
@@ -25,11 +26,28 @@ export class Kube {
    * Creates a CustomResourceDefinition as JSON, untouched. client-node's serializer maps JSON-schema keys through its
    * models and drops `enum`, `default` and `x-kubernetes-*`, which would leave the schema unenforced.
    */
-  async createCrd(crd: KubernetesObject, server: string, token: string): Promise<void> {
-    const result = await execa('curl', ['-sSk', '-X', 'POST', '-H', `Authorization: Bearer ${token}`, '-H', 'Content-Type: application/json',
-      '--data-binary', '@-', '-w', '\n%{http_code}', `${server}/apis/apiextensions.k8s.io/v1/customresourcedefinitions`], { input: JSON.stringify(crd) });
-    const code = result.stdout.split('\n').pop();
-    if (code !== '201') throw new Error(`creating CRD ${crd.metadata?.name} failed (${code}): ${result.stdout}`);
+  async createCrd(crd: KubernetesObject): Promise<void> {
+    const result = await this.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
+    if (result.status !== 201) throw new Error(`creating CRD ${crd.metadata?.name} failed (${result.status}): ${result.body}`);
+  }
+
+  /**
+   * A request as JSON, untouched by client-node's models. Returns the parsed body, and the Warning headers' texts
+   * (where admission webhooks' warnings arrive).
+   */
+  async request(method: string, path: string, body?: unknown): Promise<{ status: number; body: string; json: Record<string, unknown>; warnings: string[] }> {
+    const options: RequestOptions = { method, headers: { 'Content-Type': 'application/json', Accept: 'application/json' } };
+    await this.kc.applyToHTTPSOptions(options);
+    const reply = await nodeHttps(`${this.kc.getCurrentCluster()!.server}${path}`, options, body === undefined ? undefined : JSON.stringify(body));
+    const warnings = reply.rawHeaders.filter((_, i) => i % 2 === 1 && reply.rawHeaders[i - 1]!.toLowerCase() === 'warning')
+      .map((value) => /^\d{3} \S+ "(.*)"$/.exec(value)?.[1]?.replace(/\\(.)/g, '$1') ?? value);
+    let json: Record<string, unknown> = {};
+    try {
+      json = JSON.parse(reply.body) as Record<string, unknown>;
+    } catch {
+      // Not JSON (an error page): `body` has the text.
+    }
+    return { status: reply.status, body: reply.body, json, warnings };
   }
 
   async delete(obj: KubernetesObject): Promise<void> {

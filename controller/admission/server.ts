@@ -1,0 +1,106 @@
+// The validating admission webhook's HTTPS server. Per request it reads a bounded body, asks the reconciler (memory
+// only) and writes the answer: no file, no process, no NGINX. A request's content never reaches `nginx -t` or any
+// other program, the hole that IngressNightmare (CVE-2025-1974) opened in ingress-nginx's webhook.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import type { V1Ingress } from '@kubernetes/client-node';
+import { GROUPS_BY_MODE, opensslGroupList } from '../model/pq.js';
+import type { Logger } from '../observability/log.js';
+import type { AdmissionDecision } from '../reconciler.js';
+import { answerReview } from './review.js';
+
+export const VALIDATE_INGRESSES_PATH = '/validate/networking/v1/ingresses';
+
+/** An UPDATE review carries the new Ingress (at most 3 MiB, the API server's request limit) and the stored one. */
+export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+export interface WebhookOptions {
+  /** '' listens on all addresses. */
+  host: string;
+  port: number;
+  /** PEM pairs of different key types (ML-DSA and ECDSA, say): OpenSSL gives each client one it can verify. */
+  keyPairs: { certificatePem: string; keyPem: string }[];
+}
+
+export async function serveAdmission(options: WebhookOptions, admit: (ingress: V1Ingress) => AdmissionDecision, log: Logger): Promise<Server> {
+  const server = createServer(
+    {
+      cert: options.keyPairs.map((p) => p.certificatePem),
+      key: options.keyPairs.map((p) => p.keyPem),
+      // The data plane's hybrid tiers: ML-KEM hybrids first, classical groups for clients without them.
+      ecdhCurve: opensslGroupList(GROUPS_BY_MODE.hybrid),
+      // Hybrid groups need TLS 1.3, which every current API server speaks; 1.2 stays for clients that stop there.
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: 10_000,
+      headersTimeout: 10_000,
+      requestTimeout: 30_000,
+      // Above the API server's idle timeout for pooled connections (90 s), so it never reuses one we just closed.
+      keepAliveTimeout: 120_000,
+    },
+    (req, res) => handle(req, res, admit, log),
+  );
+  server.on('tlsClientError', (err) => log.debug('webhook TLS handshake failed', { error: err.message }));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host || undefined, () => resolve());
+  });
+  return server;
+}
+
+export async function stopAdmission(server: Server): Promise<void> {
+  const closed = new Promise((resolve) => server.close(resolve));
+  server.closeAllConnections();
+  await closed;
+}
+
+function handle(req: IncomingMessage, res: ServerResponse, admit: (ingress: V1Ingress) => AdmissionDecision, log: Logger): void {
+  // The API server appends ?timeout=...s to the configured URL.
+  const path = (req.url ?? '').split('?')[0];
+  if (path !== VALIDATE_INGRESSES_PATH) return plain(res, 404, `no such path: POST AdmissionReviews to ${VALIDATE_INGRESSES_PATH}`);
+  if (req.method !== 'POST') return plain(res, 405, `${req.method ?? ''} ${path}: only POST is served`, { Allow: 'POST' });
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return tooLarge(req, res);
+
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) {
+      chunks.length = 0;
+      if (!res.headersSent) tooLarge(req, res);
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.on('error', (err) => log.debug('webhook request failed', { error: err.message }));
+  req.on('end', () => {
+    if (res.headersSent) return;
+    let reply;
+    try {
+      reply = answerReview(Buffer.concat(chunks).toString('utf8'), admit);
+    } catch (err) {
+      log.error('admission review failed', { error: (err as Error).stack ?? String(err) });
+      return plain(res, 500, `review failed: ${(err as Error).message}`);
+    }
+    if (reply.status === 400) {
+      log.warn('admission review refused', { error: reply.error });
+      return plain(res, 400, reply.error);
+    }
+    const { response } = reply.review;
+    if (response.allowed) log.debug('admission allowed', { review: reply.about, uid: response.uid, warnings: response.warnings });
+    else log.info('admission denied', { review: reply.about, uid: response.uid, message: response.status?.message });
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(reply.review));
+  });
+}
+
+/**
+ * Answers at once and discards the rest of the body as it arrives (requestTimeout bounds that). Closing instead would
+ * reset the connection under a client still sending, which then may never read the answer.
+ */
+function tooLarge(req: IncomingMessage, res: ServerResponse): void {
+  plain(res, 413, `request body exceeds ${MAX_BODY_BYTES} bytes`);
+  req.resume();
+}
+
+function plain(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(`${message}\n`);
+}
