@@ -2,13 +2,12 @@
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
 import { installTrustAnchors, legacyHandshake, pqCurl } from './lib/clients.js';
-import { eventually, freePort, rootfs } from './lib/env.js';
+import { eventually, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import { Kube } from './lib/kube.js';
-import { createTestHost, type TestHost } from './lib/netns.js';
+import { createTestHost, startEchoBackend, type TestHost } from './lib/netns.js';
 import { QUBESEC_CLASS, pqIngress, serviceFor, tlsSecret } from './lib/objects.js';
 
 let cluster: TestCluster;
@@ -19,12 +18,7 @@ let testHost: TestHost;
 const backendPorts = new Map<string, number>();
 
 async function backend(name: string): Promise<void> {
-  const port = await freePort();
-  const child = testHost.spawn(process.execPath, [fileURLToPath(new URL('./lib/echo-main.js', import.meta.url)), name, String(port), testHost.address]);
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
-    void child.then((r) => reject(new Error(`echo backend ${name} exited: ${r.all}`)));
-  });
+  const port = await startEchoBackend(testHost, name);
   backendPorts.set(name, port);
   const { service, slice } = serviceFor(name, port, testHost.address);
   await kube.apply(service);

@@ -1,21 +1,18 @@
 // The PKI controller on a real API server: CRDs, issuers, Certificates -> Secrets -> served by the ingress,
 // renewal without failed requests, the ingress-shim annotation, and clear conditions for bad input.
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { parseAllDocuments } from 'yaml';
-import { PROJECT_ROOT } from '../controller/project.js';
 import { generateKeyPair } from '../controller/pki/algorithms.js';
 import { issueCertificate, privateKeyPem } from '../controller/pki/x509.js';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
 import { legacyHandshake, pqCurl } from './lib/clients.js';
-import { eventually, freePort, rootfs } from './lib/env.js';
+import { eventually, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import { Kube } from './lib/kube.js';
-import { createTestHost, type TestHost } from './lib/netns.js';
+import { createTestHost, startEchoBackend, type TestHost } from './lib/netns.js';
 import { QUBESEC_CLASS, pqIngress, serviceFor } from './lib/objects.js';
 
 let cluster: TestCluster;
@@ -58,14 +55,9 @@ beforeAll(async () => {
   cluster = await startCluster();
   kube = new Kube(cluster.kc);
   custom = cluster.kc.makeApiClient(CustomObjectsApi);
-  for (const file of ['issuers.yaml', 'certificates.yaml']) {
-    for (const doc of parseAllDocuments(await readFile(join(PROJECT_ROOT, 'charts', 'qubesec', 'crds', file), 'utf8'))) await kube.createCrd(doc.toJS(), cluster.server, cluster.token);
-  }
-  await eventually(async () => (await custom.listClusterCustomObject({ ...G, plural: 'certificates' }), true), 30_000, 'CRDs established');
+  await kube.installQubesecCrds(cluster.server, cluster.token);
   testHost = await createTestHost();
-  const port = await freePort();
-  const child = testHost.spawn(process.execPath, [fileURLToPath(new URL('./lib/echo-main.js', import.meta.url)), 'pki', String(port), testHost.address]);
-  await new Promise((resolve) => child.stdout!.once('data', resolve));
+  const port = await startEchoBackend(testHost, 'pki');
   const { service, slice } = serviceFor('pki', port, testHost.address);
   await kube.apply(service);
   await kube.apply(slice);

@@ -1,6 +1,8 @@
 // A test host in its own network namespace. Kubernetes refuses loopback addresses in EndpointSlices, so e2e backends
 // live at 198.18.0.0/15 (RFC 2544, for testing) inside a namespace this test creates, joined to the host by a veth pair.
+import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import { freePort } from './env.js';
 
 export interface TestHost {
   /** The backend's address, inside the namespace. */
@@ -48,4 +50,15 @@ export async function createTestHost(): Promise<TestHost> {
     },
     stop,
   };
+}
+
+/** Runs the echo backend (lib/echo-main.ts) in the test host on a free port; resolves with the port once it listens. */
+export async function startEchoBackend(host: TestHost, name: string): Promise<number> {
+  const port = await freePort();
+  const child = host.spawn(process.execPath, [fileURLToPath(new URL('./echo-main.js', import.meta.url)), name, String(port), host.address]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    void child.then((r) => reject(new Error(`echo backend ${name} exited: ${r.all}`)));
+  });
+  return port;
 }
