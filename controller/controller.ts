@@ -1,5 +1,6 @@
-// Wires one controller: a source, the reconciler, the NGINX applier, metrics and health, the admission webhook.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+// Wires one controller: a source, the reconciler, the NGINX applier, metrics and health, the admission webhook; in a
+// cluster, the leader election and what only the leader does (Ingress status, the PKI controller).
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -14,6 +15,8 @@ import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/
 import { checkPair } from './model/certificates.js';
 import type { CertificatePair } from './model/types.js';
 import { defaultBackendFromFlags, listFlag, listenAddress, port, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { LeaderElector } from './leader/elector.js';
+import { electionTimings } from './leader/lease.js';
 import { freePort } from './net.js';
 import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Level, type Logger } from './observability/log.js';
@@ -24,13 +27,17 @@ import { selfSignedPair } from './pki/selfsigned.js';
 import { serveObservability } from './observability/server.js';
 import { Reconciler } from './reconciler.js';
 import { FilesSource, LogEventRecorder } from './sources/files.js';
-import { KubernetesEventRecorder, KubernetesSource, loadKubeConfig } from './sources/kubernetes.js';
+import { KubernetesEventRecorder, KubernetesSource, errorText, loadKubeConfig } from './sources/kubernetes.js';
 import type { EventRecorder, Source } from './sources/source.js';
+import { publishFrom } from './status/addresses.js';
+import { StatusWriter } from './status/writer.js';
 
 export interface RunningController {
   reconciler: Reconciler;
   applier: Applier;
   metricsPort: number;
+  /** In a cluster: this replica's part in the leader election. */
+  elector: LeaderElector | undefined;
   stop(): Promise<void>;
 }
 
@@ -48,6 +55,8 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   const webhookOptions: WebhookOptions | undefined = flags['validating-webhook']
     ? { ...listenAddress(flags, 'validating-webhook'), keyPairs: await webhookKeyPairs(flags) }
     : undefined;
+  const publish = publishFrom(flags['publish-service'], flags['publish-status-address']);
+  const electionTiming = electionTimings(flags['election-ttl']);
 
   const metrics = createMetrics();
   const handshakes = await listenForHandshakes(metrics, port(flags, 'handshake-log-port'));
@@ -78,17 +87,19 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
 
   let source: Source;
   let recorder: EventRecorder;
-  let pki: PkiController | undefined;
+  let kc: KubeConfig | undefined;
+  // Unique per replica and per start: the Lease's holder and the Events' reporting instance.
+  const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
+  let pkiOn = false;
   if (flags.manifests) {
     source = new FilesSource(resolve(flags.manifests), log.child({ component: 'files' }));
     recorder = new LogEventRecorder(log);
   } else {
-    const kc = loadKubeConfig(flags.kubeconfig);
-    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'], configMap: flags.configmap }, log.child({ component: 'kubernetes' }));
-    recorder = new KubernetesEventRecorder(kc, flags['controller-class'], hostname(), log);
-    if (flags['enable-pki'] === 'true' && (await pkiResourcesInstalled(kc, log))) {
-      pki = new PkiController(kc, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs: Number(flags['debounce-ms']) }, recorder, log.child({ component: 'pki' }));
-    }
+    kc = loadKubeConfig(flags.kubeconfig);
+    const publishService = publish && 'service' in publish ? publish.service : '';
+    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'], configMap: flags.configmap, publishService }, log.child({ component: 'kubernetes' }));
+    recorder = new KubernetesEventRecorder(kc, flags['controller-class'], identity, log);
+    pkiOn = flags['enable-pki'] === 'true' && (await pkiResourcesInstalled(kc, log));
   }
 
   const reconciler = new Reconciler(
@@ -110,15 +121,37 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   );
 
   applier.onRestart = () => reconciler.schedule(true);
+
+  let elector: LeaderElector | undefined;
+  if (kc) {
+    const cluster = kc;
+    const debounceMs = Number(flags['debounce-ms']);
+    const namespace = flags['controller-namespace'] || process.env.POD_NAMESPACE || cluster.getContextObject(cluster.getCurrentContext())?.namespace || 'default';
+    elector = new LeaderElector(cluster, { namespace, name: flags['election-id'], identity, ...electionTiming }, async () => {
+      const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
+      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs }, recorder, log.child({ component: 'pki' })) : undefined;
+      const work = [status, pki].filter((w) => w !== undefined);
+      reconciler.onSynced = () => status?.schedule();
+      const stopWork = async () => {
+        reconciler.onSynced = () => undefined;
+        await Promise.all(work.map((w) => w.stop()));
+      };
+      await Promise.all(work.map((w) => w.start())).catch(async (err: unknown) => {
+        await stopWork();
+        throw err;
+      });
+      return stopWork;
+    }, log.child({ component: 'leader' }));
+  }
   let observability: Server | undefined;
   let watcher: FSWatcher | undefined;
   let webhook: HttpsServer | undefined;
   try {
     observability = await serveObservability(metrics, flags['metrics-address'], port(flags, 'metrics-port'), () => applier.serving);
-    await pki?.start();
     await reconciler.start();
     // Reviews judge against the reconciler's snapshot, so they start once it holds the cluster's state.
     if (webhookOptions) webhook = await serveAdmission(webhookOptions, (ingress) => reconciler.admit(ingress), log.child({ component: 'admission' }));
+    elector?.start();
     // Someone else changed a file we manage (an editor, a volume update): write ours back and reload.
     const { paths, relevant } = applier.watched;
     watcher = chokidar.watch(paths, { ignoreInitial: true, depth: 1, ignored: (p) => !relevant(p) });
@@ -130,7 +163,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       });
     watcher.on('change', onDisk).on('unlink', onDisk).on('error', (err) => log.warn('file watch failed', { error: err }));
   } catch (err) {
-    await Promise.allSettled([webhook && stopAdmission(webhook), reconciler.stop(), applier.stop(), pki?.stop()]);
+    await Promise.allSettled([webhook && stopAdmission(webhook), reconciler.stop(), applier.stop()]);
     observability?.close();
     handshakes.socket.close();
     throw err;
@@ -141,10 +174,11 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     reconciler,
     applier,
     metricsPort: typeof address === 'object' && address ? address.port : 0,
+    elector,
     async stop() {
       if (webhook) await stopAdmission(webhook);
       await watcher?.close();
-      await pki?.stop();
+      await elector?.stop();
       await reconciler.stop();
       await applier.stop();
       await new Promise((r) => observability!.close(r));
@@ -192,7 +226,10 @@ async function pkiResourcesInstalled(kc: KubeConfig, log: Logger): Promise<boole
     await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'certificates', limit: 1 });
     return true;
   } catch (err) {
-    log.warn('PKI controller off: the qubesec.io CRDs are not installed (charts/qubesec/crds)', { error: (err as Error).message.split('\n')[0] });
+    const why = (err as { code?: number }).code === 403
+      ? 'not allowed to list qubesec.io certificates (bind the ClusterRole in charts/qubesec/files/rbac/pki.yaml)'
+      : 'the qubesec.io CRDs are not installed (charts/qubesec/crds)';
+    log.warn(`PKI controller off: ${why}`, { error: errorText(err) });
     return false;
   }
 }

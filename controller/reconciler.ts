@@ -58,6 +58,9 @@ export class Reconciler {
   private activeDiagnostics = new Set<string>();
   private readonly coalescer: Coalescer;
   private forceNext = false;
+  private servedKeys: ReadonlySet<string> = new Set();
+  /** Called after every sync: the leader publishes Ingress status from what is served now. */
+  onSynced: () => void = () => undefined;
 
   constructor(
     private readonly source: Source,
@@ -78,6 +81,11 @@ export class Reconciler {
   async stop(): Promise<void> {
     await this.source.stop();
     await this.coalescer.stop();
+  }
+
+  /** namespace/name of the Ingresses the running configuration serves, in their current or last good version. */
+  get served(): ReadonlySet<string> {
+    return this.servedKeys;
   }
 
   /** One sync after a burst of changes; `force` rewrites and reloads even an unchanged configuration. */
@@ -150,6 +158,8 @@ export class Reconciler {
       for (const ingress of ours) {
         diagnostics.push({ object: ingressRef(ingress), type: 'Warning', reason: 'ReloadFailed', message: `the data plane refused the new configuration; the previous one keeps serving: ${result.error}` });
       }
+    } else {
+      this.servedKeys = new Set(intents.map((i) => `${i.ref.namespace}/${i.ref.name}`));
     }
     await this.report(diagnostics);
 
@@ -164,6 +174,7 @@ export class Reconciler {
     if (result.status !== 'unchanged') {
       this.metrics.syncDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
+    this.onSynced();
   }
 
   private ours(ingresses: readonly V1Ingress[], snapshot: Snapshot): V1Ingress[] {

@@ -1,12 +1,10 @@
 // The PKI controller on a real API server: CRDs, issuers, Certificates -> Secrets -> served by the ingress,
 // renewal without failed requests, the ingress-shim annotation, and clear conditions for bad input.
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { parseAllDocuments } from 'yaml';
-import { PROJECT_ROOT } from '../controller/project.js';
 import { generateKeyPair } from '../controller/pki/algorithms.js';
 import { issueCertificate, privateKeyPem } from '../controller/pki/x509.js';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
@@ -58,10 +56,7 @@ beforeAll(async () => {
   cluster = await startCluster();
   kube = new Kube(cluster.kc);
   custom = cluster.kc.makeApiClient(CustomObjectsApi);
-  for (const file of ['issuers.yaml', 'certificates.yaml']) {
-    for (const doc of parseAllDocuments(await readFile(join(PROJECT_ROOT, 'charts', 'qubesec', 'crds', file), 'utf8'))) await kube.createCrd(doc.toJS());
-  }
-  await eventually(async () => (await custom.listClusterCustomObject({ ...G, plural: 'certificates' }), true), 30_000, 'CRDs established');
+  await kube.installQubesecCrds();
   testHost = await createTestHost();
   const port = await startEcho(testHost, 'pki');
   const { service, slice } = serviceFor('pki', port, testHost.address);

@@ -100,6 +100,8 @@ export class PkiController {
     await this.shimIngresses();
     const states = new Map<string, IssuerState>();
     for (const issuer of [...this.list<IssuerResource>('issuers'), ...this.list<IssuerResource>('clusterissuers')]) {
+      // Stopped (leadership lost) during a sync: no write after that.
+      if (this.stopped) return;
       const namespace = issuer.kind === 'ClusterIssuer' ? this.options.clusterResourceNamespace : issuer.metadata.namespace!;
       const state = issuerState(issuer, (name) => this.secret(namespace, name), now);
       states.set(issuerKey(issuer.kind, issuer.metadata.namespace, issuer.metadata.name), state);
@@ -109,6 +111,7 @@ export class PkiController {
     }
     let next = Infinity;
     for (const certificate of this.list<CertificateResource>('certificates')) {
+      if (this.stopped) return;
       const renewal = await this.reconcileCertificate(certificate, states, now).catch((err: Error) => {
         this.log.error('certificate reconcile failed', { certificate: `${certificate.metadata.namespace}/${certificate.metadata.name}`, error: err.message });
         return Date.now() + 10_000;
@@ -220,6 +223,7 @@ export class PkiController {
   private async shimIngresses(): Promise<void> {
     const existing = this.list<CertificateResource>('certificates');
     for (const ingress of this.list<V1Ingress>('ingresses')) {
+      if (this.stopped) return;
       const parsed = parseCertificateAnnotations(ingress.metadata?.annotations, [...SIGNATURE_ALGORITHMS, ...KEM_ALGORITHMS]);
       const object: ObjectRef = { kind: 'Ingress', namespace: ingress.metadata?.namespace ?? '', name: ingress.metadata?.name ?? '', uid: ingress.metadata?.uid };
       for (const error of parsed.errors) await this.report({ object, type: 'Warning', reason: 'BadCertificateRequest', message: `Ingress ${object.namespace}/${object.name}: ${error}` });

@@ -19,6 +19,8 @@ export interface KubernetesSourceOptions {
   watchNamespace: string;
   /** namespace/name of the ConfigMap with global defaults, or ''. */
   configMap: string;
+  /** namespace/name of the --publish-service Service, or ''; watched also outside the watched namespace. */
+  publishService: string;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -54,6 +56,10 @@ export class KubernetesSource implements Source {
       ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }) : discovery.listEndpointSliceForAllNamespaces());
     this.add('secrets', scoped('/api/v1', 'secrets'), () =>
       ns ? core.listNamespacedSecret({ namespace: ns }) : core.listSecretForAllNamespaces());
+    const publishNamespace = options.publishService.split('/')[0] ?? '';
+    if (ns && options.publishService && publishNamespace !== ns) {
+      this.add('publish-service', `/api/v1/namespaces/${publishNamespace}/services`, () => core.listNamespacedService({ namespace: publishNamespace }));
+    }
     if (options.configMap) {
       const cmNamespace = options.configMap.split('/')[0] ?? '';
       this.add('configmaps', `/api/v1/namespaces/${cmNamespace}/configmaps`, () =>
@@ -74,7 +80,7 @@ export class KubernetesSource implements Source {
         informer.on('connect', () => (backoffMs = 500));
         informer.on('error', (err: unknown) => {
           if (this.stopped) return;
-          this.log.warn('watch failed; restarting', { resource: name, error: describe(err), retryInMs: backoffMs });
+          this.log.warn('watch failed; restarting', { resource: name, error: errorText(err), retryInMs: backoffMs });
           const timer = setTimeout(() => {
             this.timers.delete(timer);
             if (!this.stopped) informer.start().then(onChange, () => undefined);
@@ -92,7 +98,7 @@ export class KubernetesSource implements Source {
     return {
       ingressClasses: list('ingressclasses'),
       ingresses: list('ingresses'),
-      services: list('services'),
+      services: [...list('services'), ...list('publish-service')],
       endpointSlices: list('endpointslices'),
       secrets: list('secrets'),
       configMaps: list('configmaps'),
@@ -113,13 +119,24 @@ async function startWithRetry(informer: Watched<KubernetesObject>, name: string,
       return;
     } catch (err) {
       if (stopped()) return;
-      log.warn('initial list failed; retrying', { resource: name, error: describe(err), retryInMs: delay });
+      log.warn('initial list failed; retrying', { resource: name, error: errorText(err), retryInMs: delay });
       await new Promise((r) => setTimeout(r, delay));
     }
   }
 }
 
-function describe(err: unknown): string {
+/** An error as one line: for an API error, its status code and the API server's message (not client-node's dump). */
+export function errorText(err: unknown): string {
+  const { code, body } = (err ?? {}) as { code?: number; body?: unknown };
+  if (code !== undefined) {
+    let message: unknown = body;
+    try {
+      message = (typeof body === 'string' ? JSON.parse(body) : body)?.message ?? body;
+    } catch {
+      // a body that is not JSON is its own message
+    }
+    return `${code}: ${typeof message === 'string' ? message : JSON.stringify(message)}`;
+  }
   if (err instanceof Error) return err.message;
   return typeof err === 'object' ? JSON.stringify(err) : String(err);
 }
@@ -152,7 +169,7 @@ export class KubernetesEventRecorder implements EventRecorder {
         },
       });
     } catch (err) {
-      this.log.warn('could not write Event', { error: describe(err), reason: d.reason });
+      this.log.warn('could not write Event', { error: errorText(err), reason: d.reason });
     }
   }
 }

@@ -59,14 +59,8 @@ export async function startCluster(): Promise<TestCluster> {
     children.push(apiserver);
 
     const server = `https://127.0.0.1:${apiPort}`;
-    const kubeconfig = {
-      apiVersion: 'v1', kind: 'Config', 'current-context': 'e2e',
-      clusters: [{ name: 'e2e', cluster: { server, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'admin', user: { token } }],
-      contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'admin' } }],
-    };
     const kubeconfigPath = join(dir, 'kubeconfig.json');
-    await writeFile(kubeconfigPath, JSON.stringify(kubeconfig));
+    await writeKubeconfig(kubeconfigPath, server, token);
     await mkdir(join(dir, 'certs'), { recursive: true });
     const exited = new Set<ResultPromise>();
     for (const child of [etcd, apiserver]) void child.then(() => exited.add(child));
@@ -78,6 +72,17 @@ export async function startCluster(): Promise<TestCluster> {
     await stop();
     throw err;
   }
+}
+
+/** A kubeconfig that authenticates with a bearer token: the admin's, or a ServiceAccount's from the TokenRequest API. */
+export async function writeKubeconfig(path: string, server: string, token: string, namespace?: string): Promise<void> {
+  const kubeconfig = {
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'e2e',
+    clusters: [{ name: 'e2e', cluster: { server, 'insecure-skip-tls-verify': true } }],
+    users: [{ name: 'e2e', user: { token } }],
+    contexts: [{ name: 'e2e', context: { cluster: 'e2e', user: 'e2e', namespace } }],
+  };
+  await writeFile(path, JSON.stringify(kubeconfig));
 }
 
 async function waitReady(server: string, token: string, exited: () => ResultPromise | undefined): Promise<void> {

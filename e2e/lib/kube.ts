@@ -1,15 +1,23 @@
-// Thin helpers over the real API server: apply (create or replace), delete, raw requests, and Events about an object.
+// Thin helpers over the real API server: apply (create or replace), delete, raw requests, CRDs, and Events about an object.
+import { readFile } from 'node:fs/promises';
 import type { RequestOptions } from 'node:https';
-import { CoreV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { join } from 'node:path';
+import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { PROJECT_ROOT } from '../../controller/project.js';
+import { GROUP, VERSION } from '../../controller/pki/resources.js';
 import { nodeHttps } from './clients.js';
+import { eventually } from './env.js';
 
 export class Kube {
   readonly objects: KubernetesObjectApi;
   readonly core: CoreV1Api;
+  readonly custom: CustomObjectsApi;
 
   constructor(private readonly kc: KubeConfig) {
     this.objects = KubernetesObjectApi.makeApiClient(kc);
     this.core = kc.makeApiClient(CoreV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
   }
 
   async apply<T extends KubernetesObject>(obj: T): Promise<void> {
@@ -29,6 +37,14 @@ export class Kube {
   async createCrd(crd: KubernetesObject): Promise<void> {
     const result = await this.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
     if (result.status !== 201) throw new Error(`creating CRD ${crd.metadata?.name} failed (${result.status}): ${result.body}`);
+  }
+
+  /** The qubesec.io CRDs from charts/qubesec/crds, once the API server serves them. */
+  async installQubesecCrds(): Promise<void> {
+    for (const file of ['issuers.yaml', 'certificates.yaml']) {
+      for (const doc of parseAllDocuments(await readFile(join(PROJECT_ROOT, 'charts', 'qubesec', 'crds', file), 'utf8'))) await this.createCrd(doc.toJS());
+    }
+    await eventually(async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'certificates' }), true), 30_000, 'CRDs established');
   }
 
   /**

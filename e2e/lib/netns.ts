@@ -49,3 +49,4 @@ export async function createTestHost(): Promise<TestHost> {
     stop,
   };
 }
+
