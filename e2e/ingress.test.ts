@@ -1,4 +1,5 @@
 // The controller against a real kube-apiserver + etcd, real NGINX on OpenSSL 3.5, real curl and OpenSSL clients.
+import type { V1Ingress } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -209,14 +210,14 @@ describe('QubeSec on a real API server', () => {
     await kube.delete(configMap({}));
   });
 
-  it('watches one namespace only with --watch-namespace', async () => {
+  it('watches one namespace only with --watch-namespace, and publishes a Service from another in Ingress status', async () => {
     await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-b' } });
     const { service, slice } = serviceFor('alpha', backendPorts.get('alpha')!, testHost.address, 'team-b');
     await kube.apply(service);
     await kube.apply(slice);
     await kube.apply(tlsSecret('pq-mldsa', 'mldsa65', 'team-b'));
     await kube.apply(pqIngress('team-b', 'teamb.pq.example.com', 'alpha', { secrets: ['pq-mldsa'], namespace: 'team-b' }));
-    const scoped = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--watch-namespace', 'team-b']);
+    const scoped = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--watch-namespace', 'team-b', '--election-id', 'team-b', '--publish-service', 'default/alpha']);
     try {
       const teamB = await eventually(async () => {
         const r = await pqCurl({ host: 'teamb.pq.example.com', port: scoped.httpsPort }, { cacert: anchors.mldsa });
@@ -224,6 +225,14 @@ describe('QubeSec on a real API server', () => {
       }, 15_000, 'team-b host');
       expect(teamB.group).toBe('X25519MLKEM768');
       expect((await pqCurl({ host: 'hybrid.pq.example.com', port: scoped.httpsPort }, { args: ['-k'] })).status).toBe(404);
+
+      // The publish Service lies outside the watched namespace; its ClusterIP goes into the watched Ingresses' status only.
+      const clusterIP = (await kube.core.readNamespacedService({ namespace: 'default', name: 'alpha' })).spec!.clusterIP;
+      const status = (namespace: string, name: string) =>
+        kube.objects.read({ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { namespace, name } }).then((i) => (i as V1Ingress).status?.loadBalancer?.ingress ?? []);
+      await eventually(async () => ((await status('team-b', 'team-b'))[0]?.ip === clusterIP || undefined), 15_000, 'team-b status');
+      expect(await status('team-b', 'team-b')).toEqual([{ ip: clusterIP }]);
+      expect(await status('default', 'hybrid')).toEqual([]);
     } finally {
       await scoped.stop();
     }

@@ -22,6 +22,8 @@ export class LeaderElector {
   private readonly api: CoordinationV1Api;
   private leading = false;
   private term: Promise<(() => Promise<void>) | undefined> | undefined;
+  /** The last step-down's stopping of the leader-only work, which can outlast the step-down itself. */
+  private stopping: Promise<void> = Promise.resolve();
   private observed = { resourceVersion: '', atMs: 0 };
   private renewDeadline: NodeJS.Timeout | undefined;
   /** After a term failed to start, stay out of the race for one lease duration so another replica can try. */
@@ -47,12 +49,11 @@ export class LeaderElector {
     this.loop = this.run();
   }
 
-  /** Stops the leader-only work and hands the Lease back, so another replica takes over at its next try. */
+  /** Stops the leader-only work and hands the Lease back if this replica holds it, so another takes over at its next try. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake();
     await this.loop;
-    if (!this.leading) return;
     await this.stepDown('shutting down');
     await this.release().catch((err: unknown) => this.log.warn('could not release the lease', { error: errorText(err) }));
   }
@@ -76,10 +77,7 @@ export class LeaderElector {
   /** True when this replica holds the Lease after the attempt. */
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { namespace, name, identity, leaseDurationSeconds } = this.options;
-    const current = await this.api.readNamespacedLease({ namespace, name }).catch((err: { code?: number }) => {
-      if (err.code === 404) return undefined;
-      throw err;
-    });
+    const current = await this.readLease();
     const nowMs = performance.now();
     if (current && current.metadata?.resourceVersion !== this.observed.resourceVersion) {
       this.observed = { resourceVersion: current.metadata?.resourceVersion ?? '', atMs: nowMs };
@@ -117,23 +115,32 @@ export class LeaderElector {
   }
 
   /** Stops the leader-only work at once: from here on this replica does none of it until it leads again. */
-  private async stepDown(why: string): Promise<void> {
-    if (!this.leading) return;
+  private stepDown(why: string): Promise<void> {
+    if (!this.leading) return this.stopping;
     this.leading = false;
     clearTimeout(this.renewDeadline);
     this.log.info('stopped leading; stopping leader-only work', { lease: this.options.name, identity: this.identity, reason: why });
     const term = this.term;
     this.term = undefined;
-    const stopWork = await term;
-    await stopWork?.();
+    this.stopping = (term ?? Promise.resolve(undefined))
+      .then((stopWork) => stopWork?.())
+      .catch((err: Error) => this.log.error('stopping leader-only work failed', { error: err.stack ?? err.message }));
+    return this.stopping;
   }
 
   private async release(): Promise<void> {
     const { namespace, name, identity } = this.options;
-    const current: V1Lease = await this.api.readNamespacedLease({ namespace, name });
-    if (current.spec?.holderIdentity !== identity) return;
+    const current = await this.readLease();
+    if (!current?.spec || current.spec.holderIdentity !== identity) return;
     await this.api.replaceNamespacedLease({ namespace, name, body: { ...current, spec: released(current.spec, new Date()) } });
     this.log.info('released the lease', { lease: name, identity });
+  }
+
+  private readLease(): Promise<V1Lease | undefined> {
+    return this.api.readNamespacedLease({ namespace: this.options.namespace, name: this.options.name }).catch((err: { code?: number }) => {
+      if (err.code === 404) return undefined;
+      throw err;
+    });
   }
 
   private sleep(ms: number): Promise<void> {
