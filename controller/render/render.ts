@@ -64,8 +64,10 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     if (server.tls && !policies.some((p) => samePolicy(p, server.tls!.policy))) policies.push(server.tls.policy);
   }
   const sniRouting = policies.length > 1;
+  // Named by the policy, not its position: while a reload overlaps old and new workers, an old worker's SNI route
+  // must still reach a listener with the same policy.
   const socketOf = (policy: TlsPolicy) =>
-    `${settings.paths.sockets}/tls-${policies.findIndex((p) => policyKey(p) === policyKey(policy))}.sock`;
+    `${settings.paths.sockets}/tls-${createHash('sha256').update(policyKey(policy)).digest('hex').slice(0, 16)}.sock`;
 
   const bind = settings.bindAddress === '' ? '' : `${settings.bindAddress}:`;
   const httpsRedirectPort = settings.httpsPort === 443 ? '' : `:${settings.httpsPort}`;
