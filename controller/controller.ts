@@ -133,6 +133,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       const work = [status, pki].filter((w) => w !== undefined);
       reconciler.onSynced = () => status?.schedule();
       const stopWork = async () => {
+        metrics.leader.set(0);
         reconciler.onSynced = () => undefined;
         await Promise.all(work.map((w) => w.stop()));
       };
@@ -140,6 +141,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
         await stopWork();
         throw err;
       });
+      metrics.leader.set(1);
       return stopWork;
     }, log.child({ component: 'leader' }));
   }

@@ -129,6 +129,13 @@ describe('two replicas under least-privilege RBAC', () => {
     expect(held.leaseTransitions).toBeGreaterThanOrEqual(1);
     expect(held.leaseDurationSeconds).toBe(5);
     expect(replicas.filter((r) => r.elector!.isLeader).map((r) => r.elector!.identity)).toEqual([first.elector!.identity]);
+    // The gauge turns 1 once the leader-only work has started, a moment after the Lease is taken.
+    const expected = JSON.stringify(replicas.map((r) => (r === first ? '1' : '0')));
+    await eventually(async () => {
+      const gauges = await Promise.all(replicas.map(async (r) => /^qubesec_leader (\d)$/m.exec(await r.metricsText())?.[1]));
+      if (JSON.stringify(gauges) === expected) return gauges;
+      throw new Error(`qubesec_leader per replica: ${JSON.stringify(gauges)}`);
+    }, 15_000, 'qubesec_leader 1 on the leader only');
   });
 
   it('the leader publishes its address and its PKI issues the certificate that both replicas serve', async () => {

@@ -15,6 +15,7 @@ export function createMetrics() {
     ingresses: new Gauge({ name: 'qubesec_ingresses', help: 'Ingresses of our class by state: served, or rejected (their last good version, if any, still serves)', labelNames: ['state'], registers: [registry] }),
     certificateExpiry: new Gauge({ name: 'qubesec_certificate_expiry_timestamp_seconds', help: 'notAfter of each certificate served, by host and key algorithm', labelNames: ['host', 'secret', 'key_algorithm'], registers: [registry] }),
     handshakes: new Counter({ name: 'qubesec_tls_handshakes_total', help: 'TLS connections by negotiated key-exchange group (counted at their first request)', labelNames: ['group', 'group_class', 'resumed'], registers: [registry] }),
+    leader: new Gauge({ name: 'qubesec_leader', help: '1 while this replica leads: it holds the Lease and its leader-only work (Ingress status, the PKI) runs; else 0', registers: [registry] }),
     nginxRestarts: new Counter({ name: 'qubesec_nginx_restarts_total', help: 'Times the NGINX master died and was restarted', registers: [registry] }),
   };
   return m;
