@@ -73,20 +73,22 @@ async function mldsaLeaf(ca: Issuer, file: string, subject: string, profile: Pro
 /**
  * An HTTPS backend that answers with the group and protocol it negotiated ("$ssl_curve $ssl_protocol"), which a Node
  * server cannot tell. One port offers X25519MLKEM768 and X25519, the other X25519 only. Services tls-hybrid and
- * tls-classical point at them.
+ * tls-classical point at them. A third port (Service tls-mtls) asks for a client certificate from the client CA and
+ * answers with its subject.
  */
 async function startTlsBackend(): Promise<void> {
   const leaf = await mldsaLeaf(upstreamCa, 'backend', `CN=${BACKEND_NAME}`, 'server', [BACKEND_NAME]);
   const inside = anchors.dir.slice(rootfs().length);
-  const [hybridPort, classicalPort] = [await freePort(), await freePort()];
-  const server = (port: number, groups: string) => `
+  const [hybridPort, classicalPort, mtlsPort] = [await freePort(), await freePort(), await freePort()];
+  await writeFile(join(anchors.dir, 'client-ca.crt'), clientCa.certificatePem);
+  const server = (port: number, groups: string, answer = '$ssl_curve $ssl_protocol', clientCheck = '') => `
     server {
         listen ${testHost.address}:${port} ssl;
         ssl_certificate ${leaf.cert};
         ssl_certificate_key ${leaf.key};
-        ssl_ecdh_curve ${groups};
+        ssl_ecdh_curve ${groups};${clientCheck}
         location / {
-            return 200 "$ssl_curve $ssl_protocol\\n";
+            return 200 "${answer}\\n";
         }
     }`;
   await writeFile(join(anchors.dir, 'backend-nginx.conf'), `worker_processes 1;
@@ -105,11 +107,13 @@ http {
     scgi_temp_path ${inside}/scgi;
 ${server(hybridPort, 'X25519MLKEM768:X25519')}
 ${server(classicalPort, 'X25519')}
+${server(mtlsPort, 'X25519MLKEM768', '$ssl_client_s_dn', `\n        ssl_verify_client on;\n        ssl_client_certificate ${inside}/client-ca.crt;`)}
 }
 `);
-  await startRootfsNginx(testHost, `${inside}/backend-nginx.conf`, [hybridPort, classicalPort]);
+  await startRootfsNginx(testHost, `${inside}/backend-nginx.conf`, [hybridPort, classicalPort, mtlsPort]);
   await publish('tls-hybrid', hybridPort);
   await publish('tls-classical', classicalPort);
+  await publish('tls-mtls', mtlsPort);
 }
 
 async function ingressEvents(name: string) {
@@ -274,6 +278,20 @@ describe('ingress-nginx annotations on a real API server, NGINX and curl', () =>
       expect((await pqCurl(https('classical-pod.pq.example.com'), trusted())).status).toBe(200);
       expect((await pqCurl(https('strict-pod.pq.example.com'), trusted())).status).toBe(502);
     }
+  });
+
+  it('proxy-ssl-secret: NGINX presents its ML-DSA client certificate to a pod that asks for one', async () => {
+    await mldsaLeaf(clientCa, 'ingress-client', 'CN=qubesec-ingress', 'client');
+    const [cert, key] = await Promise.all(['crt', 'key'].map((ext) => readFile(join(anchors.dir, `ingress-client.${ext}`), 'utf8')));
+    await kube.apply({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'upstream-client', namespace: 'default' }, stringData: { 'tls.crt': cert!, 'tls.key': key!, 'ca.crt': upstreamCa.certificatePem } });
+    await kube.apply(caSecret('upstream-ca', upstreamCa.certificatePem));
+    const toPod = (secret: string) => ({ [`${N}backend-protocol`]: 'HTTPS', [`${N}proxy-ssl-secret`]: secret, [`${N}proxy-ssl-verify`]: 'on', [`${N}proxy-ssl-name`]: BACKEND_NAME });
+    await kube.apply(pqIngress('upstream-mtls', 'upstream-mtls.pq.example.com', 'tls-mtls', { secrets: ['pq-mldsa'], annotations: toPod('upstream-client') }));
+    await kube.apply(pqIngress('upstream-no-client', 'upstream-nocert.pq.example.com', 'tls-mtls', { secrets: ['pq-mldsa'], annotations: toPod('upstream-ca') }));
+    const presented = await until(https('upstream-mtls.pq.example.com'), (x) => x.status === 200);
+    expect(presented.body.trim()).toBe('CN=qubesec-ingress');
+    // Only ca.crt in the Secret: no client certificate, and the pod refuses the request.
+    await until(https('upstream-nocert.pq.example.com'), (x) => x.status === 400);
   });
 
   it('auth-tls: an ML-DSA client certificate from the CA gets in and its subject reaches the pod; others and forgeries do not', async () => {
