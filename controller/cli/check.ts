@@ -11,7 +11,8 @@ const USAGE = `qubesec check https://HOST[:PORT] [--address A] [--json] [--cacer
 qubesec check --all-ingresses [--kubeconfig F] [--namespace NS] [--address A] [--port N] [--json] [--cacert F] [--timeout S]
 exit codes: 0 pq-ready, 3 hybrid-only, 4 classical-only, 5 unreachable, 6 chain not verified by --cacert, 2 usage error`;
 
-const OPTIONS = {
+/** The flags of `qubesec check`; docs/check.md has a row for each (controller/docs.test.ts). */
+export const CHECK_OPTIONS = {
   json: { type: 'boolean', default: false },
   cacert: { type: 'string' },
   address: { type: 'string' },
@@ -32,7 +33,7 @@ export class UsageError extends Error {}
 export async function runCheck(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+    parsed = parseArgs({ args: argv, options: CHECK_OPTIONS, allowPositionals: true });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${USAGE}`);
   }
