@@ -1,4 +1,4 @@
-import { buildReport, EXIT_CODES, PREFERENCE_OFFER, PROBED_GROUPS, worstExitCode, type CertificateReport, type HandshakeOutcome, type ProbeResults } from './report.js';
+import { buildReport, EXIT_CODES, formatReport, PREFERENCE_OFFER, PROBED_GROUPS, worstExitCode, type CertificateReport, type HandshakeOutcome, type ProbeResults } from './report.js';
 
 const TARGET = { host: 'shop.pq.example.com', port: 443, address: '10.0.0.1', ingress: null };
 const ALL_GROUPS = Object.values(PROBED_GROUPS).flat();
@@ -75,5 +75,24 @@ describe('qubesec check verdicts', () => {
     expect(worstExitCode([4, 3, 0])).toBe(4);
     expect(worstExitCode([6, 4])).toBe(6);
     expect(worstExitCode([6, 5, 0])).toBe(5);
+  });
+
+  it('the text report names what a user must know: groups per class, refusal of classical, the chain, the verdict', () => {
+    const chain = [{ subject: 'CN=pq.example.com', issuer: 'CN=QubeSec CA', publicKeyAlgorithm: 'ml-dsa-65', signatureAlgorithm: 'ml-dsa-65', notAfter: '2027-01-01T00:00:00.000Z', daysLeft: 33 }];
+    const strict = buildReport({ ...TARGET, ingress: 'shop/web' }, probes([...PROBED_GROUPS.hybrid, 'MLKEM768'], 'X25519MLKEM768'), { ...verified, chain }, true);
+    expect(formatReport(strict)).toBe([
+      'shop.pq.example.com:443 (at 10.0.0.1)  [Ingress shop/web]',
+      '  hybrid      X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024',
+      '  ML-KEM      MLKEM768',
+      '  classical   -  (refuses classical: clients without ML-KEM cannot connect)',
+      '  preferred   X25519MLKEM768 (hybrid, offered after classical groups)',
+      '  protocol    TLSv1.3',
+      '  certificate verified',
+      '    [1] CN=pq.example.com: key ml-dsa-65, signed ml-dsa-65, expires 2027-01-01T00:00:00.000Z (33 days)',
+      '  verdict     pq-ready',
+    ].join('\n'));
+    const down: HandshakeOutcome = { ok: false, error: 'no TLS handshake within 10 s', refused: false };
+    expect(formatReport(buildReport({ ...TARGET, address: TARGET.host }, { byGroup: {}, preference: down }, null, false)))
+      .toBe('shop.pq.example.com:443\n  verdict     unreachable: no TLS handshake within 10 s');
   });
 });
