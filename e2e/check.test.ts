@@ -22,6 +22,8 @@ let controller: TestController;
 /** Ports of the plain NGINX: ECDSA, X25519 and P-256 only; and ML-KEM accepted but in the client's order. */
 let classicalPort: number;
 let unpreferredPort: number;
+/** --all-ingresses run before the controller started: no Ingress had a status address yet. */
+let beforeStatus: Awaited<ReturnType<typeof check>>;
 
 async function check(args: string[], entry = CLI): Promise<{ exitCode: number; output: CheckOutput; stderr: string }> {
   const result = await execa(process.execPath, [entry, 'check', ...args, '--json'], { reject: false });
@@ -82,6 +84,7 @@ beforeAll(async () => {
   }
   // An Ingress of another class: --all-ingresses must leave it out.
   await setup.kube.apply(pqIngress('check-foreign', 'foreign.pq.example.com', 'alpha', { secrets: ['pq-mldsa'], className: 'nginx' }));
+  beforeStatus = await check(['--all-ingresses', '--kubeconfig', setup.cluster.kubeconfigPath]);
   controller = await startTestController({ kubeconfig: setup.cluster.kubeconfigPath }, ['--publish-status-address', '127.0.0.1']);
   for (const mode of MODES) {
     await eventually(async () => ((await pqCurl({ host: `${mode}.pq.example.com`, port: controller.httpsPort }, { cacert: setup.anchors.mldsa })).status === 200 || undefined), 30_000, `${mode}.pq.example.com served`);
@@ -182,6 +185,16 @@ describe('qubesec check', () => {
       ['default/check-hybrid', 'hybrid.pq.example.com', '127.0.0.1', 'pq-ready'],
       ['default/check-strict', 'strict.pq.example.com', '127.0.0.1', 'pq-ready'],
     ]);
+  });
+
+  it('--all-ingresses: an Ingress without a status address is unreachable with the reason; a namespace without TLS hosts is a usage error', async () => {
+    expect(beforeStatus.exitCode).toBe(5);
+    expect(beforeStatus.output.results.map((r) => [r.target.host, r.verdict, r.error])).toEqual(MODES.map((mode) => [
+      `${mode}.pq.example.com`, 'unreachable', `Ingress default/check-${mode} has no status.loadBalancer address: give --address`,
+    ]).sort());
+    const empty = await check(['--all-ingresses', '--kubeconfig', setup.cluster.kubeconfigPath, '--namespace', 'kube-system']);
+    expect(empty.exitCode).toBe(2);
+    expect(empty.stderr).toContain('--all-ingresses: no TLS host in the Ingresses of class qubesec in namespace kube-system');
   });
 
   it('--json output has exactly the keys and types of the example in docs/check.md', async () => {
