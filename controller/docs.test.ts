@@ -1,6 +1,7 @@
 // Every flag, annotation and metric the code defines has a row in docs/: this test fails when one is missing.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CHECK_OPTIONS } from './cli/check.js';
 import { FLAGS } from './config.js';
 import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from './model/annotations.js';
 import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
@@ -13,6 +14,11 @@ describe('docs', () => {
   it('list every controller flag', () => {
     const flags = doc('flags.md');
     expect(Object.keys(FLAGS).filter((f) => !flags.includes(`\`--${f}\``))).toEqual([]);
+  });
+
+  it('list every flag of qubesec check', () => {
+    const check = doc('check.md');
+    expect(Object.keys(CHECK_OPTIONS).filter((f) => f !== 'help' && !check.includes(`\`--${f}`))).toEqual([]);
   });
 
   it('list every annotation', () => {

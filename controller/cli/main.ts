@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// qubesec: the controller, and the demo.
+// qubesec: the controller, the demo, certificates, and the post-quantum check of an endpoint.
 import { parseFlags, usage } from '../config.js';
 import { startController } from '../controller.js';
 import { runCert } from './cert.js';
+import { runCheck, UsageError } from './check.js';
 import { runDemo } from './demo.js';
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+/** A command resolves with its exit code, or nothing for 0. */
+const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
   async controller(argv) {
     const flags = parseFlags(argv);
     if (flags.help) {
@@ -18,6 +20,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   },
   demo: runDemo,
   cert: runCert,
+  check: runCheck,
 };
 
 export function untilSignal(): Promise<void> {
@@ -33,9 +36,9 @@ if (!run) {
   process.exit(2);
 }
 run(rest).then(
-  () => process.exit(0),
+  (code) => process.exit(code ?? 0),
   (err: Error) => {
     console.error(`qubesec ${name}: ${err.message}`);
-    process.exit(1);
+    process.exit(err instanceof UsageError ? 2 : 1);
   },
 );
