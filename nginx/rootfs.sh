@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds (once) a Debian 13 rootfs holding the PQ data plane: NGINX on OpenSSL >= 3.5, curl, etcd.
-# Prints the rootfs path. Rebuilt only when nginx/packages.txt changes. Needs root (debootstrap, chroot).
+# Prints the rootfs path. Rebuilt only when nginx/packages.txt or nginx/packages-test.txt changes. Needs root (debootstrap, chroot).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${QUBESEC_CACHE:-$root/.cache}"
-packages="$(grep -v '^#' "$root/nginx/packages.txt" | xargs | tr ' ' ',')"
+# The image's packages first, then the test tools: the cache stamp hashes the joined names, in this order.
+packages="$(cat "$root/nginx/packages.txt" "$root/nginx/packages-test.txt" | grep -v '^#' | xargs | tr ' ' ',')"
 stamp="$(printf '%s' "$packages" | sha256sum | cut -c1-12)"
 dir="$cache/rootfs-trixie-$stamp"
 if [ -f "$dir/.qubesec-ready" ]; then echo "$dir"; exit 0; fi

@@ -20,7 +20,11 @@ build() { deps; rm -rf dist; npx tsc -p .; }
 rootfs() { QUBESEC_ROOTFS="$(bash nginx/rootfs.sh)"; export QUBESEC_ROOTFS; }
 apiserver() { KUBE_APISERVER="$(bash e2e/cluster/build-apiserver.sh)"; export KUBE_APISERVER; }
 jest() { node --experimental-vm-modules --no-warnings node_modules/jest/bin/jest.js --runInBand "$@"; }
-lint() { npx eslint --max-warnings 0 controller e2e; }
+lint() {
+  npx eslint --max-warnings 0 controller e2e
+  PATH="$(bash scripts/lint-tools.sh):$PATH" && hadolint images/Dockerfile
+  git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck
+}
 
 case "$step" in
   build) build ;;

@@ -1,0 +1,147 @@
+// The image cannot be built on the machines the tests run on (no Docker engine), so images/Dockerfile is parsed and
+// held to the rules a build would otherwise show: pinned bases, non-root, the shared package list, files that exist.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Copy, DockerfileParser, type Instruction } from 'dockerfile-ast';
+import { PROJECT_ROOT } from './project.js';
+
+interface Stage {
+  image: string;
+  name: string | null;
+  instructions: Instruction[];
+}
+
+const read = (path: string) => readFileSync(join(PROJECT_ROOT, path), 'utf8');
+const dockerfile = DockerfileParser.parse(read('images/Dockerfile'));
+
+const globalArgs = new Map(dockerfile.getInitialARGs().map((a) => [a.getProperty()?.getName() ?? '', a.getProperty()?.getValue() ?? null]));
+
+function stages(): Stage[] {
+  const result: Stage[] = [];
+  for (const instruction of dockerfile.getInstructions()) {
+    if (instruction.getKeyword() === 'FROM') {
+      const from = dockerfile.getFROMs().find((f) => f.getRange().start.line === instruction.getRange().start.line);
+      result.push({ image: from?.getImage() ?? '', name: from?.getBuildStage() ?? null, instructions: [] });
+    } else {
+      result.at(-1)?.instructions.push(instruction);
+    }
+  }
+  return result;
+}
+
+const stageNamed = (name: string) => {
+  const stage = stages().find((s) => s.name === name);
+  if (!stage) throw new Error(`images/Dockerfile has no stage ${name}`);
+  return stage;
+};
+const of = (stage: Stage, keyword: string) => stage.instructions.filter((i) => i.getKeyword() === keyword);
+const argumentsOf = (instruction: Instruction) => instruction.getArguments().map((a) => a.getValue());
+const copies = (stage: Stage) => of(stage, 'COPY').filter((c) => c instanceof Copy);
+const copiedFrom = (copy: Copy) => copy.getFromFlag()?.getValue() ?? null;
+/** A base image with every ${ARG} replaced by its global default, as docker resolves it. */
+const resolved = (image: string) => image.replace(/\$\{(\w+)\}/g, (_, name: string) => globalArgs.get(name) ?? `\${${name}}`);
+const packageList = (path: string) => read(path).split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+
+describe('images/Dockerfile', () => {
+  const all = stages();
+  const stageNames = new Set(all.map((s) => s.name).filter((n) => n !== null));
+  const final = all.at(-1)!;
+
+  it('bases every stage on an exact tag or digest of a pinned version, or on an earlier stage', () => {
+    const unpinned = all
+      .map((s) => s.image)
+      .filter((image) => !stageNames.has(image) && !/^oqs-\$\{WITH_OQS\}$/.test(image))
+      .filter((image) => {
+        const base = resolved(image);
+        const digest = /@sha256:[0-9a-f]{64}$/.test(base);
+        const tag = base.split('@')[0]!.split(':')[1];
+        // An exact tag names a version: a date (trixie-20251208-slim) or a full x.y.z (from .node-version).
+        return !digest && !(tag !== undefined && tag !== 'latest' && /(\d{8}|\d+\.\d+\.\d+|\$\{NODE_VERSION\})/.test(tag));
+      });
+    expect(unpinned).toEqual([]);
+  });
+
+  it('takes Node.js from .node-version, which images/build.sh passes, with no default that could drift', () => {
+    expect(globalArgs.has('NODE_VERSION')).toBe(true);
+    expect(globalArgs.get('NODE_VERSION')).toBeNull();
+    expect(stageNamed('build').image).toBe('node:${NODE_VERSION}-trixie-slim');
+    expect(read('images/build.sh')).toContain('NODE_VERSION=$(cat "$root/.node-version")');
+  });
+
+  it('runs the final image as a fixed non-root user with the controller as entrypoint', () => {
+    const runtime = stageNamed('runtime');
+    const users = of(runtime, 'USER').map((u) => u.getArgumentsContent());
+    expect(users).toEqual(['101:101']);
+    expect(argumentsOf(of(runtime, 'ENTRYPOINT')[0]!).join(' ')).toContain('dist/controller/cli/main.js');
+    expect(of(runtime, 'HEALTHCHECK')[0]?.getArgumentsContent()).toContain('/healthz');
+    // Both possible final stages derive from runtime and none switches back to root.
+    for (const name of ['oqs-false', 'oqs-true']) {
+      expect(stageNamed(name).image).toBe('runtime');
+      expect(of(stageNamed(name), 'USER')).toEqual([]);
+    }
+    expect(final.image).toBe('oqs-${WITH_OQS}');
+    expect(final.instructions).toEqual([]);
+  });
+
+  it('installs exactly nginx/packages.txt (and lends setcap only for the RUN that uses it)', () => {
+    const runtime = stageNamed('runtime');
+    expect(of(runtime, 'COPY').map((c) => c.getArgumentsContent())).toContain('nginx/packages.txt /tmp/packages.txt');
+    const install = of(runtime, 'RUN').map((r) => r.getArgumentsContent() ?? '').find((r) => r.includes('apt-get install'));
+    expect(install).toBeDefined();
+    expect(install).toContain("grep -v '^#' /tmp/packages.txt | xargs apt-get install");
+    // Every package named on the install line itself is purged again in the same RUN.
+    const named = /apt-get install -y --no-install-recommends ([^\\&]*)/.exec(install!)![1]!.trim().split(/\s+/);
+    expect(named).toEqual(['libcap2-bin']);
+    expect(install).toContain('apt-get purge -y --auto-remove libcap2-bin');
+    expect(install).toContain('setcap cap_net_bind_service=+ep /usr/sbin/nginx');
+  });
+
+  it('keeps the dev rootfs on the image list plus the test-only list, and the test tools out of the image', () => {
+    const image = packageList('nginx/packages.txt');
+    const testOnly = packageList('nginx/packages-test.txt');
+    expect(image).toEqual(expect.arrayContaining(['nginx-light', 'libnginx-mod-http-lua', 'libnginx-mod-stream', 'openssl']));
+    expect(testOnly).toEqual(expect.arrayContaining(['etcd-server', 'nghttp2-client']));
+    expect(image.filter((p) => testOnly.includes(p))).toEqual([]);
+    expect(read('nginx/rootfs.sh')).toContain('cat "$root/nginx/packages.txt" "$root/nginx/packages-test.txt"');
+  });
+
+  it('copies only files that exist in the repository and that the build context lets through', () => {
+    const ignore = read('images/Dockerfile.dockerignore').split('\n').filter((l) => l.startsWith('!')).map((l) => l.slice(1));
+    const sources = all
+      .flatMap(copies)
+      .filter((c) => copiedFrom(c) === null)
+      .flatMap((c) => argumentsOf(c).slice(0, -1));
+    expect(sources.length).toBeGreaterThan(3);
+    expect(sources.filter((s) => !existsSync(join(PROJECT_ROOT, s)))).toEqual([]);
+    expect(sources.filter((s) => !ignore.includes(s))).toEqual([]);
+  });
+
+  it('copies from build stages that exist', () => {
+    const from = all.flatMap(copies).map(copiedFrom).filter((f) => f !== null);
+    expect(from.length).toBeGreaterThan(0);
+    expect(from.filter((f) => !stageNames.has(f))).toEqual([]);
+  });
+
+  it('adds oqs-provider behind WITH_OQS (default off), checksummed, with OPENSSL_CONF on the config that loads it', () => {
+    expect(globalArgs.get('WITH_OQS')).toBe('false');
+    const build = stageNamed('oqs-build');
+    const args = new Map(of(build, 'ARG').map((a) => { const [name, value] = (a.getArgumentsContent() ?? '').split('='); return [name, value ?? null]; }));
+    expect(args.get('LIBOQS_SHA256')).toMatch(/^[0-9a-f]{64}$/);
+    expect(args.has('OQS_PROVIDER_SHA256')).toBe(true);
+    const run = of(build, 'RUN').map((r) => r.getArgumentsContent() ?? '').join('\n');
+    expect(run).toContain('echo "${LIBOQS_SHA256}  liboqs.tar.gz" | sha256sum -c -');
+    expect(run).toContain('echo "${OQS_PROVIDER_SHA256}  oqs-provider.tar.gz" | sha256sum -c -');
+
+    const oqs = stageNamed('oqs-true');
+    const env = of(oqs, 'ENV').map((e) => e.getArgumentsContent());
+    expect(env).toEqual(['OPENSSL_CONF=/etc/qubesec/openssl-oqs.cnf']);
+    const added = copies(oqs).map((c) => [copiedFrom(c), ...argumentsOf(c)]);
+    expect(added).toContainEqual([null, 'images/openssl-oqs.cnf', '/etc/qubesec/openssl-oqs.cnf']);
+    expect(added).toContainEqual(['oqs-build', '/out/', '/']);
+    // The configuration names no module path, so OpenSSL looks in its modules folder, where the build stage puts it.
+    expect(read('images/openssl-oqs.cnf')).not.toMatch(/^module\s*=/m);
+    expect(run).toContain('openssl version -m');
+    expect(run).toContain('install -D -m 0644 oqs-provider/_build/lib/oqsprovider.so "/out${modules}/oqsprovider.so"');
+    expect(of(stageNamed('oqs-false'), 'ENV')).toEqual([]);
+  });
+});
