@@ -285,4 +285,25 @@ describe('on the real API server', () => {
     expect(await accessReviews(kubeconfig, denied)).toEqual(denied.map((a) => [a, false]));
     expect(await accessReviews(kubeconfig, allowed)).toEqual(allowed.map((a) => [a, true]));
   });
+
+  it('helm install, then helm upgrade, keeps the webhook certificate and caBundle (lookup), so pods and API server agree', async () => {
+    const set: ValueSet = { release: 'live', namespace: 'live', values: { controller: { ingressClassResource: { name: 'live', controllerValue: 'qubesec.io/live' } } } };
+    const webhookState = async () => {
+      const secret = (await kube.request('GET', '/api/v1/namespaces/live/secrets/live-qubesec-admission')).json as unknown as V1Secret;
+      const configuration = (await kube.request('GET', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/live-qubesec-admission')).json as unknown as V1ValidatingWebhookConfiguration;
+      return { certificate: secret.data!['tls.crt'], caBundle: configuration.webhooks![0]!.clientConfig.caBundle };
+    };
+    const kubeconfig = ['--kubeconfig', cluster.kubeconfigPath, '--namespace', set.namespace];
+    const install = await helm(['install', set.release, CHART, '--create-namespace', ...kubeconfig], set.values);
+    expect([install.exitCode, install.stderr]).toEqual([0, '']);
+    const installed = await webhookState();
+    expect(installed.caBundle).toEqual(expect.any(String));
+
+    const upgrade = await helm(['upgrade', set.release, CHART, ...kubeconfig, '--set', 'pq.mode=strict'], set.values);
+    expect([upgrade.exitCode, upgrade.stderr]).toEqual([0, '']);
+    expect(await webhookState()).toEqual(installed);
+    const deployment = (await kube.request('GET', '/apis/apps/v1/namespaces/live/deployments/live-qubesec')).json as unknown as V1Deployment;
+    expect(deployment.spec!.template.spec!.containers[0]!.args).toContain('--default-pq-mode=strict');
+  });
 });
+
