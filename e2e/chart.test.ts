@@ -11,6 +11,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { PROJECT_ROOT } from '../controller/project.js';
 import { startCluster, writeKubeconfig, type TestCluster } from './cluster/cluster.js';
 import { eventually } from './lib/env.js';
+import { startTestController } from './lib/harness.js';
 import { Kube } from './lib/kube.js';
 import { accessReviews, controllerAccess } from './lib/rbac.js';
 
@@ -243,7 +244,7 @@ describe('on the real API server', () => {
 
   /** Creates a release's ServiceAccount, roles, bindings and IngressClass for real; returns a kubeconfig for the ServiceAccount. */
   async function applyIdentity(set: ValueSet, objects: KubernetesObject[]): Promise<string> {
-    const kinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'IngressClass'];
+    const kinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'IngressClass', 'ConfigMap'];
     for (const obj of objects.filter((o) => kinds.includes(o.kind!))) {
       const result = await create(obj, false);
       expect([obj.kind, obj.metadata!.name, result.status]).toEqual([obj.kind, obj.metadata!.name, 201]);
@@ -304,6 +305,40 @@ describe('on the real API server', () => {
     expect(await webhookState()).toEqual(installed);
     const deployment = (await kube.request('GET', '/apis/apps/v1/namespaces/live/deployments/live-qubesec')).json as unknown as V1Deployment;
     expect(deployment.spec!.template.spec!.containers[0]!.args).toContain('--default-pq-mode=strict');
+  });
+
+  it('the bootstrap CA: a controller run with the chart\'s flags, as the chart\'s ServiceAccount, makes the ML-DSA-87 CA and issues from its ClusterIssuer', async () => {
+    const set = VALUE_SETS.bootstrapCaStrict!;
+    const objects = rendered.get('bootstrapCaStrict')!;
+    const kubeconfig = await applyIdentity(set, objects);
+    for (const obj of objects.filter((o) => o.apiVersion!.startsWith('qubesec.io/'))) expect((await create(obj, false)).status).toBe(201);
+    // The chart's flags that do not name pod-only files or ports (the harness sets those for this machine).
+    const podOnly = /^--(http-port|https-port|metrics-port|publish-service|validating-webhook[a-z-]*)=/;
+    const flags = args(objects).slice(1).filter((flag) => !podOnly.test(flag));
+    expect(flags).toContain('--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024');
+    const controller = await startTestController({ kubeconfig }, flags);
+    try {
+      type Issued = { status?: { conditions?: { type: string; status: string; message?: string }[] } };
+      const ready = (path: string) => eventually(async () => {
+        const condition = ((await kube.request('GET', path)).json as Issued).status?.conditions?.find((c) => c.type === 'Ready');
+        if (condition?.status === 'True') return condition;
+        throw new Error(JSON.stringify(condition));
+      }, 60_000, `${path} Ready`);
+      await ready('/apis/qubesec.io/v1alpha1/clusterissuers/pq-qubesec-ca');
+      const secret = async (namespace: string, name: string) => (await kube.core.readNamespacedSecret({ namespace, name })).data!;
+      const caSecret = await secret('pq', 'pq-qubesec-ca');
+      const ca = new X509Certificate(Buffer.from(caSecret['tls.crt']!, 'base64'));
+      expect([ca.ca, ca.publicKey.asymmetricKeyType, ca.subject]).toEqual([true, 'ml-dsa-87', 'CN=QubeSec bootstrap CA']);
+      expect(new X509Certificate(Buffer.from((await secret('pq', 'pq-qubesec-ca-classical'))['tls.crt']!, 'base64')).publicKey.asymmetricKeyType).toBe('ec');
+
+      await kube.apply({ apiVersion: 'qubesec.io/v1alpha1', kind: 'Certificate', metadata: { name: 'app', namespace: 'default' }, spec: { secretName: 'app-tls', dnsNames: ['app.bootstrap.example.com'], issuerRef: { kind: 'ClusterIssuer', name: 'pq-qubesec-ca' } } });
+      await ready('/apis/qubesec.io/v1alpha1/namespaces/default/certificates/app');
+      const leaf = new X509Certificate(Buffer.from((await secret('default', 'app-tls'))['tls.crt']!, 'base64'));
+      expect([leaf.issuer, leaf.verify(ca.publicKey)]).toEqual(['CN=QubeSec bootstrap CA', true]);
+      expect(controller.logs.filter((line) => /forbidden|\b403\b/i.test(line))).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
   });
 });
 
