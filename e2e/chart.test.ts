@@ -8,9 +8,11 @@ import { join } from 'node:path';
 import type { KubernetesObject, V1ClusterRole, V1Deployment, V1PodSpec, V1Secret, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { parseAllDocuments, stringify } from 'yaml';
+import { VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
 import { PROJECT_ROOT } from '../controller/project.js';
 import { startCluster, writeKubeconfig, type TestCluster } from './cluster/cluster.js';
-import { eventually } from './lib/env.js';
+import { nodeHttps } from './lib/clients.js';
+import { eventually, freePort } from './lib/env.js';
 import { startTestController } from './lib/harness.js';
 import { Kube } from './lib/kube.js';
 import { accessReviews, controllerAccess } from './lib/rbac.js';
@@ -336,6 +338,37 @@ describe('on the real API server', () => {
       const leaf = new X509Certificate(Buffer.from((await secret('default', 'app-tls'))['tls.crt']!, 'base64'));
       expect([leaf.issuer, leaf.verify(ca.publicKey)]).toEqual(['CN=QubeSec bootstrap CA', true]);
       expect(controller.logs.filter((line) => /forbidden|\b403\b/i.test(line))).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('the controller serves its webhook with the chart\'s generated ECDSA pair, verified against caBundle under the Service\'s name', async () => {
+    const objects = rendered.get('defaults')!;
+    const secret = ofKind<V1Secret>(objects, 'Secret')[0]!.data!;
+    const webhook = ofKind<V1ValidatingWebhookConfiguration>(objects, 'ValidatingWebhookConfiguration')[0]!.webhooks![0]!;
+    for (const file of ['tls.crt', 'tls.key']) await writeFile(join(workDir, `webhook-${file}`), Buffer.from(secret[file]!, 'base64'));
+    const port = await freePort();
+    const controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, [
+      '--validating-webhook', `127.0.0.1:${port}`,
+      '--validating-webhook-certificate', join(workDir, 'webhook-tls.crt'), '--validating-webhook-key', join(workDir, 'webhook-tls.key'),
+    ]);
+    try {
+      const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: {
+        uid: 'u1', kind: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' }, operation: 'CREATE', namespace: 'default',
+        object: { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'bad', namespace: 'default', annotations: { 'qubesec.io/pq-mode': 'bogus' } },
+          spec: { ingressClassName: 'qubesec', rules: [{ host: 'bad.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'app', port: { number: 80 } } } }] } }] } },
+      } };
+      const service = webhook.clientConfig.service!;
+      const options = { method: 'POST', ca: Buffer.from(webhook.clientConfig.caBundle!, 'base64').toString(), servername: `${service.name}.${service.namespace}.svc`, headers: { 'Content-Type': 'application/json' } };
+      // The verdict needs the informers' view of the IngressClass, so ask until the controller has it.
+      const answer = await eventually(async () => {
+        const reply = await nodeHttps(`https://127.0.0.1:${port}${service.path}`, options, JSON.stringify(review));
+        const response = (JSON.parse(reply.body) as { response: { allowed: boolean; status?: { message?: string } } }).response;
+        return response.allowed ? undefined : response;
+      }, 30_000, 'the webhook denies the bad Ingress');
+      expect(service.path).toBe(VALIDATE_INGRESSES_PATH);
+      expect(answer.status!.message).toContain('annotation qubesec.io/pq-mode: "bogus" is not one of hybrid, strict, classical');
     } finally {
       await controller.stop();
     }
