@@ -1,7 +1,8 @@
-// Every flag, annotation and metric the code defines has a row in docs/: this test fails when one is missing.
+// Every flag, annotation, metric and Helm value the code defines has a row in docs/: this test fails when one is missing.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECK_OPTIONS } from './cli/check.js';
+import { parse } from 'yaml';
 import { FLAGS } from './config.js';
 import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from './model/annotations.js';
 import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
@@ -9,6 +10,12 @@ import { createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
 
 const doc = (name: string) => readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8');
+
+/** Dotted paths of values.yaml's leaves: scalars, lists and empty maps. */
+function valuePaths(value: unknown, prefix = ''): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length === 0) return [prefix];
+  return Object.entries(value).flatMap(([key, child]) => valuePaths(child, prefix ? `${prefix}.${key}` : key));
+}
 
 describe('docs', () => {
   it('list every controller flag', () => {
@@ -35,5 +42,15 @@ describe('docs', () => {
     const names = (await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('qubesec_') && !n.startsWith('qubesec_controller_'));
     expect(names.length).toBeGreaterThan(5);
     expect(names.filter((n) => !metrics.includes(`\`${n}\``))).toEqual([]);
+  });
+
+  it('list every Helm value', () => {
+    const values = doc('helm-values.md');
+    const documented = new Set([...values.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]));
+    const paths = valuePaths(parse(readFileSync(join(PROJECT_ROOT, 'charts', 'qubesec', 'values.yaml'), 'utf8')));
+    expect(paths.length).toBeGreaterThan(50);
+    // A row for a map (controller.resources) covers the keys inside it, which are Kubernetes' own fields.
+    const covered = (path: string) => path.split('.').some((_, i, parts) => i > 0 && documented.has(parts.slice(0, i + 1).join('.'))) || documented.has(path);
+    expect(paths.filter((p) => !covered(p))).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthorizationV1Api, CoordinationV1Api, KubeConfig, NetworkingV1Api, V1MicroTime, type V1ResourceAttributes } from '@kubernetes/client-node';
+import { CoordinationV1Api, NetworkingV1Api, V1MicroTime } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { PROJECT_ROOT } from '../controller/project.js';
 import { startCluster, writeKubeconfig, type TestCluster } from './cluster/cluster.js';
@@ -12,6 +12,7 @@ import { pqCurl } from './lib/clients.js';
 import { eventually, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import { Kube } from './lib/kube.js';
+import { accessReviews, controllerAccess } from './lib/rbac.js';
 import { startEcho } from './lib/backends.js';
 import { createTestHost, type TestHost } from './lib/netns.js';
 import { QUBESEC_CLASS, pqIngress, serviceFor } from './lib/objects.js';
@@ -198,40 +199,9 @@ describe('two replicas under least-privilege RBAC', () => {
   it('ran without a single 403, and the ServiceAccount can do no more than the controller needs', async () => {
     for (const replica of replicas) expect(replica.logs.filter((line) => /forbidden|\b403\b/i.test(line))).toEqual([]);
 
-    const sa = new KubeConfig();
-    sa.loadFromFile(join(workDir, 'qubesec-sa.kubeconfig'));
-    const authz = sa.makeApiClient(AuthorizationV1Api);
-    const can = async (attributes: V1ResourceAttributes) =>
-      (await authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attributes } } })).status!.allowed;
-    const ingresses = { group: 'networking.k8s.io', resource: 'ingresses', namespace: 'default' };
-    const secrets = { group: '', resource: 'secrets', namespace: 'default' };
-    const leases = { group: 'coordination.k8s.io', resource: 'leases', namespace: NAMESPACE };
-    const allowed = [
-      { ...ingresses, verb: 'update', subresource: 'status', name: 'app' },
-      { ...ingresses, verb: 'watch' },
-      { ...secrets, verb: 'list' },
-      { ...secrets, verb: 'update', name: 'app-tls' },
-      { ...leases, verb: 'update', name: LEASE },
-      { group: '', resource: 'events', namespace: 'default', verb: 'create' },
-    ];
-    const denied = [
-      { ...ingresses, verb: 'update', name: 'app' },
-      { ...ingresses, verb: 'patch', name: 'app' },
-      { ...ingresses, verb: 'delete', name: 'app' },
-      { ...ingresses, verb: 'create' },
-      { ...secrets, verb: 'get', name: 'app-tls' },
-      { ...secrets, verb: 'delete', name: 'app-tls' },
-      { ...leases, verb: 'update', name: 'kube-scheduler' },
-      { ...leases, verb: 'delete', name: LEASE },
-      { ...leases, verb: 'create', namespace: 'default' },
-      { group: '', resource: 'configmaps', namespace: 'default', verb: 'list' },
-      { group: '', resource: 'events', namespace: 'default', verb: 'patch' },
-      { group: '', resource: 'services', namespace: 'default', verb: 'update', name: 'app' },
-      { group: '', resource: 'pods', namespace: 'default', verb: 'create' },
-      { group: 'qubesec.io', resource: 'certificates', namespace: 'default', verb: 'delete', name: 'app-tls' },
-      { group: 'rbac.authorization.k8s.io', resource: 'clusterroles', verb: 'update', name: 'qubesec' },
-    ];
-    for (const attributes of allowed) expect([attributes, await can(attributes)]).toEqual([attributes, true]);
-    for (const attributes of denied) expect([attributes, await can(attributes)]).toEqual([attributes, false]);
+    const { allowed, denied } = controllerAccess(NAMESPACE, LEASE);
+    const kubeconfig = join(workDir, 'qubesec-sa.kubeconfig');
+    expect(await accessReviews(kubeconfig, allowed)).toEqual(allowed.map((attributes) => [attributes, true]));
+    expect(await accessReviews(kubeconfig, denied)).toEqual(denied.map((attributes) => [attributes, false]));
   });
 });

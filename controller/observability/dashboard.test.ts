@@ -1,0 +1,43 @@
+// The chart's Grafana dashboard queries only metrics the controller defines: a renamed metric fails here, not on a
+// blank panel in someone's Grafana.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../project.js';
+import { createMetrics } from './metrics.js';
+
+interface Dashboard { panels: { title: string; targets: { expr: string }[] }[] }
+
+const PROMQL_KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset']);
+
+/** Metric names in a PromQL expression: identifiers that are neither functions, keywords, labels nor strings. */
+function metricNames(expr: string): string[] {
+  const bare = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, '')
+    .replace(/\[[^\]]*\]/g, '')
+    .replace(/\b(by|without|on|ignoring)\s*\([^)]*\)/g, '');
+  return [...bare.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*\b(?!\s*\()/g)].map((m) => m[0]).filter((name) => !PROMQL_KEYWORDS.has(name));
+}
+
+describe('Grafana dashboard', () => {
+  const dashboard = JSON.parse(readFileSync(join(PROJECT_ROOT, 'charts', 'qubesec', 'dashboards', 'qubesec.json'), 'utf8')) as Dashboard;
+  const exprs = dashboard.panels.flatMap((panel) => panel.targets.map((target) => target.expr));
+
+  it('finds metric names, not functions, labels or keywords', () => {
+    expect(metricNames('sum by (group) (rate(a_total{group_class!="x{y}"}[$__rate_interval])) / count(b == 0) or vector(0) - time()')).toEqual(['a_total', 'b']);
+  });
+
+  it('queries only metrics the controller defines', async () => {
+    const defined = new Set((await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name));
+    const used = new Set(exprs.flatMap(metricNames));
+    expect(used.size).toBeGreaterThan(4);
+    expect([...used].filter((name) => !defined.has(name))).toEqual([]);
+  });
+
+  it('shows the PQ share of handshakes, reloads, errors and certificate expiry by algorithm', () => {
+    const all = exprs.join('\n');
+    expect(all).toContain('group_class!="classical"');
+    for (const metric of ['qubesec_config_reloads_total', 'qubesec_config_reload_failures_total']) expect(all).toContain(metric);
+    expect(all).toMatch(/by \(key_algorithm\) \(qubesec_certificate_expiry_timestamp_seconds/);
+  });
+});

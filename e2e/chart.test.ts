@@ -1,0 +1,382 @@
+// The Helm chart, rendered by the real helm binary (scripts/build-helm.sh) and judged by the real kube-apiserver:
+// every rendered object passes a server-side dry run with strict field validation; the rendered RBAC, IngressClass
+// and CRDs, applied for real, give the controller's ServiceAccount exactly the access e2e/leader.test.ts runs with;
+// helm install and upgrade keep the webhook's certificate; and the real controller, run with the chart's flags, pair
+// and ServiceAccount, serves the webhook and bootstraps the ML-DSA CA.
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { KubernetesObject, V1ClusterRole, V1Deployment, V1PodSpec, V1Secret, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import { execa } from 'execa';
+import { parseAllDocuments, stringify } from 'yaml';
+import { VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
+import { PROJECT_ROOT } from '../controller/project.js';
+import { startCluster, writeKubeconfig, type TestCluster } from './cluster/cluster.js';
+import { nodeHttps } from './lib/clients.js';
+import { eventually, freePort } from './lib/env.js';
+import { startTestController } from './lib/harness.js';
+import { Kube } from './lib/kube.js';
+import { accessReviews, controllerAccess } from './lib/rbac.js';
+
+const CHART = join(PROJECT_ROOT, 'charts', 'qubesec');
+
+interface ValueSet { release: string; namespace: string; values: Record<string, unknown> }
+
+/** The value sets the chart is tested with; each release has its own namespace and cluster-scoped names. */
+const VALUE_SETS: Record<string, ValueSet> = {
+  defaults: { release: 'qubesec', namespace: 'qubesec', values: {} },
+  daemonSetNodePortMonitoring: {
+    release: 'node', namespace: 'node-edge',
+    values: {
+      controller: { kind: 'DaemonSet', service: { type: 'NodePort', nodePorts: { http: 30080, https: 30443 } }, ingressClassResource: { name: 'node-edge', controllerValue: 'qubesec.io/node-edge' } },
+      metrics: { enabled: true, serviceMonitor: { enabled: true, additionalLabels: { release: 'prometheus' } } },
+      grafana: { dashboard: { enabled: true } },
+    },
+  },
+  webhookAndPkiOff: {
+    release: 'plain', namespace: 'plain',
+    values: { admissionWebhooks: { enabled: false }, pki: { enabled: false }, controller: { service: { type: 'ClusterIP' }, ingressClassResource: { name: 'plain', controllerValue: 'qubesec.io/plain' } } },
+  },
+  bootstrapCaStrict: {
+    release: 'pq', namespace: 'pq',
+    values: {
+      pki: { bootstrapCA: { enabled: true } },
+      pq: { mode: 'strict', groups: ['X25519MLKEM768', 'SecP384r1MLKEM1024'], certificateAlgorithm: 'ml-dsa-87', oqsProvider: { enabled: true } },
+      controller: { config: { 'tls-min-version': '1.3' }, ingressClassResource: { name: 'pq', controllerValue: 'qubesec.io/pq' } },
+    },
+  },
+  autoscaledDefaultClass: {
+    release: 'edge', namespace: 'edge',
+    values: {
+      controller: {
+        autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 5 }, electionID: 'edge-leader', image: { digest: `sha256:${'ab'.repeat(32)}` },
+        ingressClassResource: { name: 'edge', default: true, controllerValue: 'qubesec.io/edge' }, extraArgs: { 'worker-processes': '2' },
+      },
+    },
+  },
+};
+
+let cluster: TestCluster;
+let kube: Kube;
+let workDir: string;
+const rendered = new Map<string, KubernetesObject[]>();
+
+function helmBinary(): string {
+  const helm = process.env.HELM;
+  if (!helm) throw new Error('HELM is not set: run the e2e tests through `npm test` (scripts/run.sh builds helm)');
+  return helm;
+}
+
+async function helm(args: string[], values: Record<string, unknown>) {
+  const file = join(workDir, `values-${Math.random().toString(36).slice(2)}.yaml`);
+  await writeFile(file, stringify(values));
+  return execa(helmBinary(), [...args, '--values', file], { reject: false });
+}
+
+async function render(set: ValueSet, extra: string[] = []): Promise<KubernetesObject[]> {
+  const result = await helm(['template', set.release, CHART, '--namespace', set.namespace, ...extra], set.values);
+  if (result.exitCode !== 0) throw new Error(`helm template failed: ${result.stderr}`);
+  return parseAllDocuments(result.stdout).map((doc) => doc.toJS() as KubernetesObject).filter((obj) => obj !== null);
+}
+
+/** The release's resource prefix, as the chart's qubesec.fullname makes it. */
+const fullname = (set: ValueSet) => (set.release.includes('qubesec') ? set.release : `${set.release}-qubesec`);
+const ofKind = <T extends KubernetesObject>(objects: KubernetesObject[], kind: string) => objects.filter((o) => o.kind === kind) as T[];
+const podSpec = (objects: KubernetesObject[]): V1PodSpec => (objects.find((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet') as V1Deployment).spec!.template.spec!;
+const args = (objects: KubernetesObject[]) => podSpec(objects).containers[0]!.args!;
+
+/** The collection URL of an object's kind, from the API server's discovery (also for CRDs). */
+async function collectionPath(obj: KubernetesObject): Promise<string> {
+  const base = obj.apiVersion!.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
+  return eventually(async () => {
+    const resources = (await kube.request('GET', base)).json.resources as { name: string; kind: string; namespaced: boolean }[] | undefined;
+    const resource = resources?.find((r) => r.kind === obj.kind && !r.name.includes('/'));
+    if (!resource) return undefined;
+    return `${base}${resource.namespaced ? `/namespaces/${obj.metadata!.namespace}` : ''}/${resource.name}`;
+  }, 30_000, `discovery of ${obj.apiVersion} ${obj.kind}`);
+}
+
+/** Creates the object (or only validates it with dryRun), rejecting unknown or duplicate fields. */
+async function create(obj: KubernetesObject, dryRun: boolean) {
+  const query = `fieldValidation=Strict${dryRun ? '&dryRun=All' : ''}`;
+  return kube.request('POST', `${await collectionPath(obj)}?${query}`, obj);
+}
+
+/**
+ * The part of the Prometheus Operator's ServiceMonitor CRD that the chart's ServiceMonitor uses, typed rather than
+ * open, so that strict validation still catches a misspelt field. The full CRD is large and not this project's.
+ */
+const SERVICE_MONITOR_CRD = {
+  apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'servicemonitors.monitoring.coreos.com' },
+  spec: {
+    group: 'monitoring.coreos.com', scope: 'Namespaced',
+    names: { kind: 'ServiceMonitor', listKind: 'ServiceMonitorList', plural: 'servicemonitors', singular: 'servicemonitor' },
+    versions: [{
+      name: 'v1', served: true, storage: true,
+      schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', required: ['selector'], properties: {
+        namespaceSelector: { type: 'object', properties: { any: { type: 'boolean' }, matchNames: { type: 'array', items: { type: 'string' } } } },
+        selector: { type: 'object', properties: { matchLabels: { type: 'object', additionalProperties: { type: 'string' } } } },
+        endpoints: { type: 'array', items: { type: 'object', properties: { port: { type: 'string' }, path: { type: 'string' }, interval: { type: 'string' } } } },
+      } } } } },
+    }],
+  },
+};
+
+beforeAll(async () => {
+  workDir = await mkdtemp(join(tmpdir(), 'qubesec-chart-'));
+  for (const [name, set] of Object.entries(VALUE_SETS)) rendered.set(name, await render(set));
+  cluster = await startCluster();
+  kube = new Kube(cluster.kc);
+}, 300_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+});
+
+describe('helm lint and template', () => {
+  it.each(Object.keys(VALUE_SETS))('lints cleanly with the %s values', async (name) => {
+    const set = VALUE_SETS[name]!;
+    const result = await helm(['lint', CHART, '--strict', '--namespace', set.namespace], set.values);
+    expect([result.exitCode, result.stdout + result.stderr]).toEqual([0, expect.stringContaining('1 chart(s) linted, 0 chart(s) failed')]);
+  });
+
+  it.each([
+    [{ pq: { mode: 'quantum' } }, "at '/pq/mode': value must be one of 'hybrid', 'strict', 'classical'"],
+    [{ pq: { certificateAlgorithm: 'rsa-2048' } }, "at '/pq/certificateAlgorithm': value must be one of 'ml-dsa-44', 'ml-dsa-65', 'ml-dsa-87', 'ecdsa-p256', 'ecdsa-p384'"],
+    [{ controller: { service: { type: 'Ingress' } } }, "at '/controller/service/type': value must be one of 'LoadBalancer', 'NodePort', 'ClusterIP'"],
+    [{ controller: { replicas: 3 } }, "at '/controller': additional properties 'replicas' not allowed"],
+    [{ controller: { kind: 'StatefulSet' } }, "at '/controller/kind': value must be one of 'Deployment', 'DaemonSet'"],
+    [{ metrics: { serviceMonitor: { enabled: true } } }, "at '/metrics/enabled': value must be true"],
+  ])('refuses %j with a schema message, in template and in lint', async (values, message) => {
+    const template = await helm(['template', 'bad', CHART], values);
+    expect([template.exitCode, template.stderr]).toEqual([1, expect.stringContaining(message)]);
+    const lint = await helm(['lint', CHART], values);
+    expect([lint.exitCode, lint.stdout]).toEqual([1, expect.stringContaining(message)]);
+  });
+
+  it('renders the roles from files/rbac unchanged but for names and the Lease that follows controller.electionID', async () => {
+    const file = async (name: string) => parseAllDocuments(await readFile(join(CHART, 'files', 'rbac', name), 'utf8'))[0]!.toJS() as V1ClusterRole;
+    const [controller, namespace, pki] = await Promise.all(['controller.yaml', 'namespace.yaml', 'pki.yaml'].map(file));
+    const edge = rendered.get('autoscaledDefaultClass')!;
+    const role = (kind: string, name: string) => edge.find((o) => o.kind === kind && o.metadata!.name === name) as V1ClusterRole;
+    expect(role('ClusterRole', 'edge-qubesec').rules).toEqual(controller!.rules);
+    expect(role('ClusterRole', 'edge-qubesec-pki').rules).toEqual(pki!.rules);
+    const leaseRenamed = namespace!.rules!.map((rule) => (rule.resourceNames ? { ...rule, resourceNames: ['edge-leader'] } : rule));
+    expect(role('Role', 'edge-qubesec').rules).toEqual(leaseRenamed);
+    expect(args(edge)).toContain('--election-id=edge-leader');
+    expect(ofKind(rendered.get('webhookAndPkiOff')!, 'ClusterRole').map((r) => r.metadata!.name)).toEqual(['plain-qubesec']);
+    expect(args(rendered.get('webhookAndPkiOff')!)).toContain('--enable-pki=false');
+  });
+
+  it('renders each value set into the objects it asks for', () => {
+    const kinds = (name: string) => rendered.get(name)!.map((o) => o.kind!).sort();
+    expect(kinds('defaults')).toEqual(['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'IngressClass', 'Role', 'RoleBinding', 'Secret', 'Service', 'Service', 'ServiceAccount', 'ValidatingWebhookConfiguration']);
+    expect(kinds('daemonSetNodePortMonitoring')).toEqual(expect.arrayContaining(['DaemonSet', 'ServiceMonitor']));
+    expect(kinds('daemonSetNodePortMonitoring').filter((k) => k === 'ConfigMap')).toHaveLength(2);
+    expect(kinds('webhookAndPkiOff')).not.toContain('ValidatingWebhookConfiguration');
+    expect(kinds('bootstrapCaStrict').filter((k) => k === 'Certificate' || k === 'ClusterIssuer')).toEqual(['Certificate', 'ClusterIssuer', 'ClusterIssuer']);
+    expect(kinds('autoscaledDefaultClass')).toEqual(expect.arrayContaining(['HorizontalPodAutoscaler', 'PodDisruptionBudget']));
+    expect(kinds('defaults')).not.toContain('PodDisruptionBudget');
+
+    const nodePorts = ofKind<KubernetesObject & { spec: { type: string; ports: { name: string; port: number; nodePort?: number; targetPort: string }[] } }>(rendered.get('daemonSetNodePortMonitoring')!, 'Service')
+      .find((s) => s.metadata!.name === 'node-qubesec')!.spec;
+    expect(nodePorts).toMatchObject({ type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080, targetPort: 'http' }, { name: 'https', port: 443, nodePort: 30443, targetPort: 'https' }] });
+
+    const strict = args(rendered.get('bootstrapCaStrict')!);
+    expect(strict).toEqual(expect.arrayContaining(['--default-pq-mode=strict', '--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024', '--configmap=pq/pq-qubesec']));
+    expect(podSpec(rendered.get('bootstrapCaStrict')!).containers[0]!.env).toContainEqual({ name: 'OPENSSL_CONF', value: '/etc/qubesec/openssl/openssl.cnf' });
+    const edge = podSpec(rendered.get('autoscaledDefaultClass')!).containers[0]!;
+    expect(edge.image).toBe(`ghcr.io/qubesec/controller@sha256:${'ab'.repeat(32)}`);
+    expect(edge.args).toContain('--worker-processes=2');
+  });
+
+  it('runs every workload as non-root, without privilege escalation or capabilities, on a read-only root with writable conf-dir and /tmp', () => {
+    for (const [name, objects] of rendered) {
+      const spec = podSpec(objects);
+      const container = spec.containers[0]!;
+      expect([name, spec.securityContext?.runAsNonRoot, container.securityContext]).toEqual([name, true, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } }]);
+      expect(container.volumeMounts!.map((m) => m.mountPath)).toEqual(expect.arrayContaining(['/run/qubesec', '/tmp']));
+      expect(container.ports!.every((p) => p.containerPort > 1024)).toBe(true);
+      expect(container.args).toEqual(expect.arrayContaining([`--http-port=8080`, `--https-port=8443`, `--publish-service=${VALUE_SETS[name]!.namespace}/${fullname(VALUE_SETS[name]!)}`]));
+    }
+  });
+
+  it('gives the webhook an ECDSA certificate for its Service, signed by the CA in caBundle', () => {
+    const objects = rendered.get('defaults')!;
+    const service = `${fullname(VALUE_SETS.defaults!)}-admission`;
+    const secret = ofKind<V1Secret>(objects, 'Secret')[0]!;
+    const webhook = ofKind<V1ValidatingWebhookConfiguration>(objects, 'ValidatingWebhookConfiguration')[0]!.webhooks![0]!;
+    const ca = new X509Certificate(Buffer.from(webhook.clientConfig.caBundle!, 'base64'));
+    const leaf = new X509Certificate(Buffer.from(secret.data!['tls.crt']!, 'base64'));
+    expect(secret.data!['ca.crt']).toBe(webhook.clientConfig.caBundle);
+    expect([ca.publicKey.asymmetricKeyType, leaf.publicKey.asymmetricKeyType]).toEqual(['ec', 'ec']);
+    expect(leaf.verify(ca.publicKey)).toBe(true);
+    expect(leaf.checkHost(`${service}.qubesec.svc`)).toBe(`${service}.qubesec.svc`);
+    expect(webhook.clientConfig.service).toEqual({ name: service, namespace: 'qubesec', path: '/validate/networking/v1/ingresses', port: 443 });
+    expect(args(objects)).toEqual(expect.arrayContaining(['--validating-webhook=:9443', '--validating-webhook-certificate=/etc/qubesec/webhook/tls.crt']));
+  });
+});
+
+describe('on the real API server', () => {
+  beforeAll(async () => {
+    // The CRDs as helm renders them (crds/ with --include-crds), created for real: the CRs below are checked against them.
+    const withCrds = await render(VALUE_SETS.defaults!, ['--include-crds']);
+    const crds = ofKind(withCrds, 'CustomResourceDefinition');
+    const fromFiles = [];
+    for (const file of (await readdir(join(CHART, 'crds'))).sort()) {
+      fromFiles.push(...parseAllDocuments(await readFile(join(CHART, 'crds', file), 'utf8')).map((doc) => doc.toJS() as KubernetesObject));
+    }
+    expect(crds).toEqual(fromFiles);
+    for (const crd of [...crds, SERVICE_MONITOR_CRD]) await kube.createCrd(crd);
+    for (const set of Object.values(VALUE_SETS)) await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: set.namespace } });
+  }, 120_000);
+
+  it.each(Object.keys(VALUE_SETS))('accepts every object rendered with the %s values in a strict dry run', async (name) => {
+    const refused: string[] = [];
+    for (const obj of rendered.get(name)!) {
+      const result = await create(obj, true);
+      if (result.status !== 201) refused.push(`${obj.kind} ${obj.metadata!.name}: ${result.status} ${result.body}`);
+    }
+    expect(refused).toEqual([]);
+  });
+
+  it('refuses a misspelt field in a strict dry run (the check above has teeth)', async () => {
+    const deployment = structuredClone(ofKind<V1Deployment>(rendered.get('defaults')!, 'Deployment')[0]!) as unknown as { spec: { template: { spec: Record<string, unknown> } } };
+    deployment.spec.template.spec.serviceAcountName = 'typo';
+    const result = await create(deployment as KubernetesObject, true);
+    expect([result.status, result.json.message]).toEqual([400, expect.stringContaining('unknown field "spec.template.spec.serviceAcountName"')]);
+  });
+
+  /** Creates a release's ServiceAccount, roles, bindings and IngressClass for real; returns a kubeconfig for the ServiceAccount. */
+  async function applyIdentity(set: ValueSet, objects: KubernetesObject[]): Promise<string> {
+    const kinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'IngressClass', 'ConfigMap'];
+    for (const obj of objects.filter((o) => kinds.includes(o.kind!))) {
+      const result = await create(obj, false);
+      expect([obj.kind, obj.metadata!.name, result.status]).toEqual([obj.kind, obj.metadata!.name, 201]);
+    }
+    const serviceAccount = ofKind(objects, 'ServiceAccount')[0]!.metadata!.name!;
+    const token = await kube.core.createNamespacedServiceAccountToken({ namespace: set.namespace, name: serviceAccount, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+    const kubeconfig = join(workDir, `${set.release}.kubeconfig`);
+    await writeKubeconfig(kubeconfig, cluster.server, token.status!.token!, set.namespace);
+    return kubeconfig;
+  }
+
+  it('the default release gives its ServiceAccount what leader.test.ts runs two replicas with, and nothing more', async () => {
+    const set = VALUE_SETS.defaults!;
+    const kubeconfig = await applyIdentity(set, rendered.get('defaults')!);
+    const { allowed, denied } = controllerAccess(set.namespace, 'qubesec-leader');
+    expect(await accessReviews(kubeconfig, allowed)).toEqual(allowed.map((a) => [a, true]));
+    expect(await accessReviews(kubeconfig, denied)).toEqual(denied.map((a) => [a, false]));
+    const ingressClass = (await kube.request('GET', '/apis/networking.k8s.io/v1/ingressclasses/qubesec')).json as { spec: { controller: string }; metadata: { annotations?: Record<string, string> } };
+    expect([ingressClass.spec.controller, ingressClass.metadata.annotations]).toEqual(['qubesec.io/ingress-controller', undefined]);
+  });
+
+  it('a release with another election id may renew only its own Lease, and its IngressClass is the default', async () => {
+    const set = VALUE_SETS.autoscaledDefaultClass!;
+    const kubeconfig = await applyIdentity(set, rendered.get('autoscaledDefaultClass')!);
+    const { allowed, denied } = controllerAccess(set.namespace, 'edge-leader');
+    const otherLease = { group: 'coordination.k8s.io', resource: 'leases', namespace: set.namespace, verb: 'update', name: 'qubesec-leader' };
+    expect(await accessReviews(kubeconfig, allowed)).toEqual(allowed.map((a) => [a, true]));
+    expect(await accessReviews(kubeconfig, [...denied, otherLease])).toEqual([...denied, otherLease].map((a) => [a, false]));
+    const ingressClass = (await kube.request('GET', '/apis/networking.k8s.io/v1/ingressclasses/edge')).json as { spec: { controller: string }; metadata: { annotations?: Record<string, string> } };
+    expect([ingressClass.spec.controller, ingressClass.metadata.annotations]).toEqual(['qubesec.io/edge', { 'ingressclass.kubernetes.io/is-default-class': 'true' }]);
+  });
+
+  it('without the PKI the ServiceAccount cannot write Secrets or Certificates, but still serves Ingresses', async () => {
+    const set = VALUE_SETS.webhookAndPkiOff!;
+    const kubeconfig = await applyIdentity(set, rendered.get('webhookAndPkiOff')!);
+    const secrets = { group: '', resource: 'secrets', namespace: 'default' };
+    const denied = [{ ...secrets, verb: 'create' }, { ...secrets, verb: 'update', name: 'app-tls' }, { group: 'qubesec.io', resource: 'certificates', namespace: 'default', verb: 'create' }];
+    const allowed = [{ ...secrets, verb: 'watch' }, { group: 'networking.k8s.io', resource: 'ingresses', namespace: 'default', verb: 'update', subresource: 'status', name: 'app' }];
+    expect(await accessReviews(kubeconfig, denied)).toEqual(denied.map((a) => [a, false]));
+    expect(await accessReviews(kubeconfig, allowed)).toEqual(allowed.map((a) => [a, true]));
+  });
+
+  it('helm install, then helm upgrade, keeps the webhook certificate and caBundle (lookup), so pods and API server agree', async () => {
+    const set: ValueSet = { release: 'live', namespace: 'live', values: { controller: { ingressClassResource: { name: 'live', controllerValue: 'qubesec.io/live' } } } };
+    const webhookState = async () => {
+      const secret = (await kube.request('GET', '/api/v1/namespaces/live/secrets/live-qubesec-admission')).json as unknown as V1Secret;
+      const configuration = (await kube.request('GET', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/live-qubesec-admission')).json as unknown as V1ValidatingWebhookConfiguration;
+      return { certificate: secret.data!['tls.crt'], caBundle: configuration.webhooks![0]!.clientConfig.caBundle };
+    };
+    const kubeconfig = ['--kubeconfig', cluster.kubeconfigPath, '--namespace', set.namespace];
+    const install = await helm(['install', set.release, CHART, '--create-namespace', ...kubeconfig], set.values);
+    expect([install.exitCode, install.stderr]).toEqual([0, '']);
+    const installed = await webhookState();
+    expect(installed.caBundle).toEqual(expect.any(String));
+
+    const upgrade = await helm(['upgrade', set.release, CHART, ...kubeconfig, '--set', 'pq.mode=strict'], set.values);
+    expect([upgrade.exitCode, upgrade.stderr]).toEqual([0, '']);
+    expect(await webhookState()).toEqual(installed);
+    const deployment = (await kube.request('GET', '/apis/apps/v1/namespaces/live/deployments/live-qubesec')).json as unknown as V1Deployment;
+    expect(deployment.spec!.template.spec!.containers[0]!.args).toContain('--default-pq-mode=strict');
+  });
+
+  it('the bootstrap CA: a controller run with the chart\'s flags, as the chart\'s ServiceAccount, makes the ML-DSA-87 CA and issues from its ClusterIssuer', async () => {
+    const set = VALUE_SETS.bootstrapCaStrict!;
+    const objects = rendered.get('bootstrapCaStrict')!;
+    const kubeconfig = await applyIdentity(set, objects);
+    for (const obj of objects.filter((o) => o.apiVersion!.startsWith('qubesec.io/'))) expect((await create(obj, false)).status).toBe(201);
+    // The chart's flags that do not name pod-only files or ports (the harness sets those for this machine).
+    const podOnly = /^--(http-port|https-port|metrics-port|publish-service|validating-webhook[a-z-]*)=/;
+    const flags = args(objects).slice(1).filter((flag) => !podOnly.test(flag));
+    expect(flags).toContain('--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024');
+    const controller = await startTestController({ kubeconfig }, flags);
+    try {
+      type Issued = { status?: { conditions?: { type: string; status: string; message?: string }[] } };
+      const ready = (path: string) => eventually(async () => {
+        const condition = ((await kube.request('GET', path)).json as Issued).status?.conditions?.find((c) => c.type === 'Ready');
+        if (condition?.status === 'True') return condition;
+        throw new Error(JSON.stringify(condition));
+      }, 60_000, `${path} Ready`);
+      await ready('/apis/qubesec.io/v1alpha1/clusterissuers/pq-qubesec-ca');
+      const secret = async (namespace: string, name: string) => (await kube.core.readNamespacedSecret({ namespace, name })).data!;
+      const caSecret = await secret('pq', 'pq-qubesec-ca');
+      const ca = new X509Certificate(Buffer.from(caSecret['tls.crt']!, 'base64'));
+      expect([ca.ca, ca.publicKey.asymmetricKeyType, ca.subject]).toEqual([true, 'ml-dsa-87', 'CN=QubeSec bootstrap CA']);
+      expect(new X509Certificate(Buffer.from((await secret('pq', 'pq-qubesec-ca-classical'))['tls.crt']!, 'base64')).publicKey.asymmetricKeyType).toBe('ec');
+
+      await kube.apply({ apiVersion: 'qubesec.io/v1alpha1', kind: 'Certificate', metadata: { name: 'app', namespace: 'default' }, spec: { secretName: 'app-tls', dnsNames: ['app.bootstrap.example.com'], issuerRef: { kind: 'ClusterIssuer', name: 'pq-qubesec-ca' } } });
+      await ready('/apis/qubesec.io/v1alpha1/namespaces/default/certificates/app');
+      const leaf = new X509Certificate(Buffer.from((await secret('default', 'app-tls'))['tls.crt']!, 'base64'));
+      expect([leaf.issuer, leaf.verify(ca.publicKey)]).toEqual(['CN=QubeSec bootstrap CA', true]);
+      expect(controller.logs.filter((line) => /forbidden|\b403\b/i.test(line))).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('the controller serves its webhook with the chart\'s generated ECDSA pair, verified against caBundle under the Service\'s name', async () => {
+    const objects = rendered.get('defaults')!;
+    const secret = ofKind<V1Secret>(objects, 'Secret')[0]!.data!;
+    const webhook = ofKind<V1ValidatingWebhookConfiguration>(objects, 'ValidatingWebhookConfiguration')[0]!.webhooks![0]!;
+    for (const file of ['tls.crt', 'tls.key']) await writeFile(join(workDir, `webhook-${file}`), Buffer.from(secret[file]!, 'base64'));
+    const port = await freePort();
+    const controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, [
+      '--validating-webhook', `127.0.0.1:${port}`,
+      '--validating-webhook-certificate', join(workDir, 'webhook-tls.crt'), '--validating-webhook-key', join(workDir, 'webhook-tls.key'),
+    ]);
+    try {
+      const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: {
+        uid: 'u1', kind: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' }, operation: 'CREATE', namespace: 'default',
+        object: { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'bad', namespace: 'default', annotations: { 'qubesec.io/pq-mode': 'bogus' } },
+          spec: { ingressClassName: 'qubesec', rules: [{ host: 'bad.example.com', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'app', port: { number: 80 } } } }] } }] } },
+      } };
+      const service = webhook.clientConfig.service!;
+      const options = { method: 'POST', ca: Buffer.from(webhook.clientConfig.caBundle!, 'base64').toString(), servername: `${service.name}.${service.namespace}.svc`, headers: { 'Content-Type': 'application/json' } };
+      // The verdict needs the informers' view of the IngressClass, so ask until the controller has it.
+      const answer = await eventually(async () => {
+        const reply = await nodeHttps(`https://127.0.0.1:${port}${service.path}`, options, JSON.stringify(review));
+        const response = (JSON.parse(reply.body) as { response: { allowed: boolean; status?: { message?: string } } }).response;
+        return response.allowed ? undefined : response;
+      }, 30_000, 'the webhook denies the bad Ingress');
+      expect(service.path).toBe(VALIDATE_INGRESSES_PATH);
+      expect(answer.status!.message).toContain('annotation qubesec.io/pq-mode: "bogus" is not one of hybrid, strict, classical');
+    } finally {
+      await controller.stop();
+    }
+  });
+});
+
