@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { parseSettings } from './model/annotations.js';
 import type { BackendRef } from './model/ingress.js';
 import { checkPortName, checkPortNumber, checkServiceName } from './model/names.js';
+import { DEFAULT_ALGORITHM, SIGNATURE_ALGORITHMS, isSignatureAlgorithm, type SignatureAlgorithm } from './pki/algorithms.js';
 import { BUILTIN_TLS_DEFAULTS, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
 
 export const FLAGS = {
@@ -37,6 +38,7 @@ export const FLAGS = {
   'worker-processes': { type: 'string', default: 'auto', description: 'NGINX worker processes' },
   'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one reload' },
   'enable-pki': { type: 'string', default: 'true', description: 'run the PKI controller (Issuer, ClusterIssuer, Certificate; needs the CRDs, else it stays off with a warning): true or false' },
+  'default-certificate-algorithm': { type: 'string', default: DEFAULT_ALGORITHM, description: `key algorithm of the Certificates created for Ingresses annotated with qubesec.io/issuer or cluster-issuer but not qubesec.io/certificate-algorithm: ${SIGNATURE_ALGORITHMS.join(', ')}` },
   'cluster-resource-namespace': { type: 'string', default: 'qubesec', description: 'namespace of the CA Secrets that ClusterIssuers name' },
   'validating-webhook': { type: 'string', default: '', description: 'address of the validating admission webhook for Ingresses, e.g. ":8443" (docs/admission.md); empty: off' },
   'validating-webhook-certificate': { type: 'string', default: '', description: 'PEM certificate file(s) of the webhook, comma-separated to serve several key types side by side (ML-DSA and ECDSA)' },
@@ -97,4 +99,10 @@ export function defaultBackendFromFlags(flags: Flags): BackendRef | undefined {
     throw new Error(`flag --default-backend-service: ${JSON.stringify(raw)} is not namespace/name or namespace/name:port`);
   }
   return { namespace, service, port };
+}
+
+export function certificateAlgorithmFromFlags(flags: Flags): SignatureAlgorithm {
+  const value = flags['default-certificate-algorithm'];
+  if (!isSignatureAlgorithm(value)) throw new Error(`flag --default-certificate-algorithm: ${JSON.stringify(value)} is not one of ${SIGNATURE_ALGORITHMS.join(', ')}`);
+  return value;
 }

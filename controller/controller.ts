@@ -14,7 +14,7 @@ import { Applier } from './dataplane/applier.js';
 import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { checkPair } from './model/certificates.js';
 import type { CertificatePair } from './model/types.js';
-import { defaultBackendFromFlags, listFlag, listenAddress, port, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { certificateAlgorithmFromFlags, defaultBackendFromFlags, listFlag, listenAddress, port, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { LeaderElector } from './leader/elector.js';
 import { electionTimings } from './leader/lease.js';
 import { freePort } from './net.js';
@@ -56,6 +56,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     ? { ...listenAddress(flags, 'validating-webhook'), keyPairs: await webhookKeyPairs(flags) }
     : undefined;
   const publish = publishFrom(flags['publish-service'], flags['publish-status-address']);
+  const defaultAlgorithm = certificateAlgorithmFromFlags(flags);
   const electionTiming = electionTimings(flags['election-ttl']);
 
   const metrics = createMetrics();
@@ -129,7 +130,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     const namespace = flags['controller-namespace'] || process.env.POD_NAMESPACE || cluster.getContextObject(cluster.getCurrentContext())?.namespace || 'default';
     elector = new LeaderElector(cluster, { namespace, name: flags['election-id'], identity, ...electionTiming }, async () => {
       const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
-      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs }, recorder, log.child({ component: 'pki' })) : undefined;
+      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm }, recorder, log.child({ component: 'pki' })) : undefined;
       const work = [status, pki].filter((w) => w !== undefined);
       reconciler.onSynced = () => status?.schedule();
       const stopWork = async () => {

@@ -186,7 +186,7 @@ describe('helm lint and template', () => {
 
     const strict = args(rendered.get('bootstrapCaStrict')!);
     expect(strict).toEqual(expect.arrayContaining(['--default-pq-mode=strict', '--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024', '--configmap=pq/pq-qubesec']));
-    expect(podSpec(rendered.get('bootstrapCaStrict')!).containers[0]!.env).toContainEqual({ name: 'OPENSSL_CONF', value: '/etc/qubesec/openssl/openssl.cnf' });
+    expect(podSpec(rendered.get('bootstrapCaStrict')!).containers[0]!.env).toContainEqual({ name: 'OPENSSL_CONF', value: '/etc/qubesec/openssl-oqs.cnf' });
     const edge = podSpec(rendered.get('autoscaledDefaultClass')!).containers[0]!;
     expect(edge.image).toBe(`ghcr.io/qubesec/controller@sha256:${'ab'.repeat(32)}`);
     expect(edge.args).toContain('--worker-processes=2');
@@ -323,6 +323,7 @@ describe('on the real API server', () => {
     const podOnly = /^--(http-port|https-port|metrics-port|publish-service|validating-webhook[a-z-]*)=/;
     const flags = args(objects).slice(1).filter((flag) => !podOnly.test(flag));
     expect(flags).toContain('--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024');
+    expect(flags).toContain('--default-certificate-algorithm=ml-dsa-87');
     const controller = await startTestController({ kubeconfig }, flags);
     try {
       type Issued = { status?: { conditions?: { type: string; status: string; message?: string }[] } };

@@ -63,7 +63,7 @@ beforeAll(async () => {
   await kube.apply(service);
   await kube.apply(slice);
   await kube.apply(QUBESEC_CLASS);
-  controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--cluster-resource-namespace', 'default']);
+  controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--cluster-resource-namespace', 'default', '--default-certificate-algorithm', 'ml-dsa-87']);
 
   // Bootstrap, as a user would: a self-signed issuer makes an ML-DSA and an ECDSA root, a CA issuer uses them.
   await kube.apply(clusterIssuer('selfsigned', { selfSigned: {} }));
@@ -117,6 +117,13 @@ describe('PKI controller on a real API server', () => {
     await kube.apply(certificate('web', { dnsNames: ['web.pki.example.com', 'www.pki.example.com'], classicalTwin: true, issuerRef: { kind: 'ClusterIssuer', name: 'pq-ca' } }));
     await eventually(async () => (new X509Certificate(secretCert(await secret('web'))).subjectAltName ?? '').includes('DNS:www.pki.example.com') || undefined, 15_000, 're-issued on spec change');
     expect((await certificateStatus('web'))!.revision).toBeGreaterThan(status.revision!);
+  });
+
+  it('gives an annotated Ingress that names no algorithm the --default-certificate-algorithm', async () => {
+    await kube.apply(pqIngress('shim-default', 'shim-default.pki.example.com', 'pki', { secrets: ['shim-default-tls'], annotations: { 'qubesec.io/cluster-issuer': 'pq-ca' } }));
+    const status = await untilReady(() => certificateStatus('shim-default-tls').catch(() => undefined), 'Certificate shim-default-tls');
+    expect(status.algorithm).toBe('ml-dsa-87');
+    expect(new X509Certificate(secretCert(await secret('shim-default-tls'))).publicKey.asymmetricKeyType).toBe('ml-dsa-87');
   });
 
   it('creates a Certificate for an Ingress annotated with qubesec.io/cluster-issuer', async () => {

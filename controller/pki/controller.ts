@@ -18,7 +18,7 @@ import { parseCertificateAnnotations } from '../model/annotations.js';
 import type { Diagnostic, ObjectRef } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { EventRecorder } from '../sources/source.js';
-import { KEM_ALGORITHMS, SIGNATURE_ALGORITHMS, generateKeyPair, isSignatureAlgorithm } from './algorithms.js';
+import { KEM_ALGORITHMS, SIGNATURE_ALGORITHMS, generateKeyPair, isSignatureAlgorithm, type SignatureAlgorithm } from './algorithms.js';
 import {
   GROUP,
   SECRET_ANNOTATIONS,
@@ -39,6 +39,8 @@ export interface PkiControllerOptions {
   /** Namespace of the Secrets that ClusterIssuers name (cert-manager's --cluster-resource-namespace). */
   clusterResourceNamespace: string;
   debounceMs: number;
+  /** Algorithm of the Certificates made for annotated Ingresses that do not name one (--default-certificate-algorithm). */
+  defaultAlgorithm: SignatureAlgorithm;
 }
 
 type Informer = ReturnType<typeof makeInformer<KubernetesObject>>;
@@ -242,7 +244,7 @@ export class PkiController {
             namespace: object.namespace,
             ownerReferences: [{ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', name: object.name, uid: object.uid!, controller: true, blockOwnerDeletion: true }],
           },
-          spec: { secretName, dnsNames: hosts, issuerRef: parsed.request.issuerRef, algorithm: parsed.request.algorithm, classicalTwin: parsed.request.classicalTwin },
+          spec: { secretName, dnsNames: hosts, issuerRef: parsed.request.issuerRef, algorithm: parsed.request.algorithm ?? this.options.defaultAlgorithm, classicalTwin: parsed.request.classicalTwin },
         };
         const current = existing.find((c) => c.metadata.namespace === object.namespace && c.metadata.name === secretName);
         if (!current) {
