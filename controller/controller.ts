@@ -4,12 +4,12 @@ import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import chokidar, { type FSWatcher } from 'chokidar';
-import { serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
+import { replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { checkPair } from './model/certificates.js';
@@ -149,11 +149,16 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   let observability: Server | undefined;
   let watcher: FSWatcher | undefined;
   let webhook: HttpsServer | undefined;
+  let webhookWatcher: FSWatcher | undefined;
   try {
     observability = await serveObservability(metrics, flags['metrics-address'], port(flags, 'metrics-port'), () => applier.serving);
     await reconciler.start();
     // Reviews judge against the reconciler's snapshot, so they start once it holds the cluster's state.
-    if (webhookOptions) webhook = await serveAdmission(webhookOptions, (ingress) => reconciler.admit(ingress), log.child({ component: 'admission' }));
+    if (webhookOptions) {
+      const server = await serveAdmission(webhookOptions, (ingress) => reconciler.admit(ingress), log.child({ component: 'admission' }));
+      webhook = server;
+      webhookWatcher = watchWebhookKeyPairs(flags, webhookOptions.keyPairs, (pairs) => replaceKeyPairs(server, pairs), log);
+    }
     elector?.start();
     // Someone else changed a file we manage (an editor, a volume update): write ours back and reload.
     const { paths, relevant } = applier.watched;
@@ -166,7 +171,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       });
     watcher.on('change', onDisk).on('unlink', onDisk).on('error', (err) => log.warn('file watch failed', { error: err }));
   } catch (err) {
-    await Promise.allSettled([webhook && stopAdmission(webhook), reconciler.stop(), applier.stop()]);
+    await Promise.allSettled([webhookWatcher?.close(), webhook && stopAdmission(webhook), reconciler.stop(), applier.stop()]);
     observability?.close();
     handshakes.socket.close();
     throw err;
@@ -179,6 +184,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     metricsPort: typeof address === 'object' && address ? address.port : 0,
     elector,
     async stop() {
+      await webhookWatcher?.close();
       if (webhook) await stopAdmission(webhook);
       await watcher?.close();
       await elector?.stop();
@@ -202,7 +208,28 @@ async function defaultCertificates(): Promise<CertificatePair[]> {
   return pairs;
 }
 
-/** The webhook's certificate and key files, read once at start: each key must match the certificate in its place. */
+/**
+ * Re-reads the webhook's files when their folders change (a Secret volume swaps a symlink; cert-manager renews) and
+ * hands over pairs that check out; a half-written update is skipped until the next change completes it.
+ */
+function watchWebhookKeyPairs(flags: Flags, current: WebhookOptions['keyPairs'], replace: (pairs: WebhookOptions['keyPairs']) => void, log: Logger): FSWatcher {
+  const files = [...listFlag(flags, 'validating-webhook-certificate'), ...listFlag(flags, 'validating-webhook-key')];
+  let served = JSON.stringify(current);
+  let timer: NodeJS.Timeout | undefined;
+  const reread = () =>
+    void webhookKeyPairs(flags).then((pairs) => {
+      if (JSON.stringify(pairs) === served) return;
+      served = JSON.stringify(pairs);
+      replace(pairs);
+      log.info('webhook certificates reloaded', { files });
+    }, (err: Error) => log.warn('webhook certificates not reloaded; the current ones keep serving', { error: err.message }));
+  return chokidar.watch([...new Set(files.map((f) => dirname(resolve(f))))], { ignoreInitial: true, depth: 1 }).on('all', () => {
+    clearTimeout(timer);
+    timer = setTimeout(reread, 200).unref();
+  });
+}
+
+/** The webhook's certificate and key files: each key must match the certificate in its place. */
 async function webhookKeyPairs(flags: Flags): Promise<WebhookOptions['keyPairs']> {
   const certificates = listFlag(flags, 'validating-webhook-certificate');
   const keys = listFlag(flags, 'validating-webhook-key');

@@ -153,4 +153,26 @@ describe('the validating admission webhook', () => {
     const after = await kube.request('POST', `${INGRESSES}?dryRun=All`, bogus('after'));
     expect(after.json.message).toBe(`admission webhook "${WEBHOOK}" denied the request: Ingress default/after: annotation qubesec.io/pq-mode: "bogus" is not one of hybrid, strict, classical`);
   });
+
+  it('serves a rotated certificate without a restart, and the API server calls it with the new caBundle', async () => {
+    const rotated = await servingPair('ecdsa-p256');
+    // Key first, then certificate: the moment in between does not check out and is skipped.
+    await writeFile(join(dir, 'ecdsa.key'), rotated.keyPem);
+    await writeFile(join(dir, 'ecdsa.crt'), rotated.certificatePem);
+    await writeFile(join(dir, 'rotated-ca.crt'), rotated.caPem);
+    const served = await eventually(async () => {
+      const legacy = await legacyHandshake('qubesec-webhook', webhookPort, join(dir, 'rotated-ca.crt'));
+      return legacy.verification === 'OK' ? legacy : undefined;
+    }, 15_000, 'the rotated certificate served');
+    expect(served).toEqual(expect.objectContaining({ ok: true, signatureType: 'ECDSA' }));
+    expect(controller.logs.some((line) => line.includes('webhook certificates reloaded'))).toBe(true);
+
+    pairs.ecdsa = rotated;
+    await kube.apply(webhookConfiguration());
+    const denied = await eventually(async () => {
+      const r = await kube.request('POST', `${INGRESSES}?dryRun=All`, bogus('after-rotation'));
+      return r.status === 400 ? r : undefined;
+    }, 30_000, 'denied through the rotated certificate');
+    expect(denied.body).toContain('qubesec.io/pq-mode');
+  });
 });

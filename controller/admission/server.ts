@@ -3,6 +3,7 @@
 // other program, the hole that IngressNightmare (CVE-2025-1974) opened in ingress-nginx's webhook.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { V1Ingress } from '@kubernetes/client-node';
 import { GROUPS_BY_MODE, opensslGroupList } from '../model/pq.js';
 import type { Logger } from '../observability/log.js';
@@ -25,12 +26,7 @@ export interface WebhookOptions {
 export async function serveAdmission(options: WebhookOptions, admit: (ingress: V1Ingress) => AdmissionDecision, log: Logger): Promise<Server> {
   const server = createServer(
     {
-      cert: options.keyPairs.map((p) => p.certificatePem),
-      key: options.keyPairs.map((p) => p.keyPem),
-      // The data plane's hybrid tiers: ML-KEM hybrids first, classical groups for clients without them.
-      ecdhCurve: opensslGroupList(GROUPS_BY_MODE.hybrid),
-      // Hybrid groups need TLS 1.3, which every current API server speaks; 1.2 stays for clients that stop there.
-      minVersion: 'TLSv1.2',
+      ...tlsOptions(options.keyPairs),
       handshakeTimeout: 10_000,
       headersTimeout: 10_000,
       requestTimeout: 30_000,
@@ -45,6 +41,22 @@ export async function serveAdmission(options: WebhookOptions, admit: (ingress: V
     server.listen(options.port, options.host || undefined, () => resolve());
   });
   return server;
+}
+
+/** New connections get these pairs; open ones keep theirs (a rotated certificate needs no restart). */
+export function replaceKeyPairs(server: Server, keyPairs: WebhookOptions['keyPairs']): void {
+  server.setSecureContext(tlsOptions(keyPairs));
+}
+
+function tlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions {
+  return {
+    cert: keyPairs.map((p) => p.certificatePem),
+    key: keyPairs.map((p) => p.keyPem),
+    // The data plane's hybrid tiers: ML-KEM hybrids first, classical groups for clients without them.
+    ecdhCurve: opensslGroupList(GROUPS_BY_MODE.hybrid),
+    // Hybrid groups need TLS 1.3, which every current API server speaks; 1.2 stays for clients that stop there.
+    minVersion: 'TLSv1.2',
+  };
 }
 
 export async function stopAdmission(server: Server): Promise<void> {
