@@ -1,14 +1,10 @@
 // `qubesec check`, the pure part: turns what the probes saw into accepted groups, the preferred group, a verdict and an
 // exit code. The JSON output is `CheckOutput`; docs/check.md documents it and an e2e test holds the two together.
-import { classifyGroup, type GroupClass } from '../model/pq.js';
+import { GROUPS_BY_CLASS, classifyGroup, type GroupClass } from '../model/pq.js';
 import type { CertificateInfo } from '../pki/inspect.js';
 
-/** Every group `qubesec check` probes, one handshake each, by class (names as Node and OpenSSL 3.5 spell them). */
-export const PROBED_GROUPS: Record<GroupClass, string[]> = {
-  hybrid: ['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024'],
-  'ml-kem': ['MLKEM512', 'MLKEM768', 'MLKEM1024'],
-  classical: ['X25519', 'secp256r1', 'secp384r1'],
-};
+/** Every group `qubesec check` probes, one handshake each, by class. */
+export const PROBED_GROUPS = GROUPS_BY_CLASS;
 
 /**
  * The preference probe's offer: classical groups first, so the OpenSSL client sends its key share for X25519. A server

@@ -14,6 +14,13 @@ const HYBRID_GROUPS = ['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM102
 const PURE_ML_KEM_GROUPS = ['MLKEM512', 'MLKEM768', 'MLKEM1024'];
 const CLASSICAL_GROUPS = ['X25519', 'secp256r1', 'secp384r1'];
 
+/** Every group QubeSec names, by class (spelled as Node and OpenSSL 3.5 spell them). */
+export const GROUPS_BY_CLASS: Readonly<Record<GroupClass, readonly string[]>> = {
+  hybrid: HYBRID_GROUPS,
+  'ml-kem': PURE_ML_KEM_GROUPS,
+  classical: CLASSICAL_GROUPS,
+};
+
 /** Group tiers per mode: hybrids before everything else, so a client that can do ML-KEM does. */
 export const GROUPS_BY_MODE: Record<PqMode, string[][]> = {
   hybrid: [HYBRID_GROUPS, CLASSICAL_GROUPS],
