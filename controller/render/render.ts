@@ -72,6 +72,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const bind = settings.bindAddress === '' ? '' : `${settings.bindAddress}:`;
   const httpsRedirectPort = settings.httpsPort === 443 ? '' : `:${settings.httpsPort}`;
   const served = new Set(model.upstreams.filter((u) => u.endpoints.length > 0).map((u) => u.name));
+  const upstreamsByName = new Map(model.upstreams.map((u) => [u.name, u]));
   const http = new HttpBlocks();
 
   const proxyView = (action: Extract<LocationAction, { kind: 'proxy' }>, location: Location, server: Server) => {
@@ -119,7 +120,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       credentials: policy.cors.credentials,
       maxAge: policy.cors.maxAgeSeconds,
     };
-    const upstream = action.kind === 'proxy' ? model.upstreams.find((u) => u.name === action.upstream) : undefined;
+    const upstream = action.kind === 'proxy' ? upstreamsByName.get(action.upstream) : undefined;
     return {
       modifier: { exact: '= ', prefix: '', regex: '~* ' }[location.match],
       path: quoted(location.path),
