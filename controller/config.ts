@@ -33,7 +33,7 @@ export const FLAGS = {
   'nginx-binary': { type: 'string', default: 'nginx', description: 'NGINX executable' },
   'openssl-binary': { type: 'string', default: 'openssl', description: 'OpenSSL executable of the data plane (asked what it supports)' },
   'conf-dir': { type: 'string', default: '/run/qubesec', description: 'folder (as NGINX sees it) for nginx.conf, certificates and sockets' },
-  'nginx-modules': { type: 'string', default: '', description: 'comma-separated dynamic modules to load (e.g. the stream module); empty: the distribution\'s usual path if present' },
+  'nginx-modules': { type: 'string', default: '', description: 'comma-separated dynamic modules to load; empty: the distribution\'s NDK and Lua modules (required) and its stream module if present' },
   'access-log': { type: 'string', default: '', description: 'NGINX access log (JSON lines); empty: /dev/stdout, or <conf-dir>/access.log when chrooted' },
   'worker-processes': { type: 'string', default: 'auto', description: 'NGINX worker processes' },
   'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one reload' },

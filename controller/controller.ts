@@ -1,7 +1,6 @@
 // Wires one controller: a source, the reconciler, the NGINX applier, metrics and health, the admission webhook; in a
 // cluster, the leader election and what only the leader does (Ingress status, the PKI controller).
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
@@ -11,7 +10,7 @@ import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import chokidar, { type FSWatcher } from 'chokidar';
 import { replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
-import { hostPath, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
+import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { checkPair } from './model/certificates.js';
 import type { CertificatePair } from './model/types.js';
 import { certificateAlgorithmFromFlags, defaultBackendFromFlags, listFlag, listenAddress, port, tlsDefaultsFromFlags, type Flags } from './config.js';
@@ -41,7 +40,6 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 
 export async function startController(flags: Flags, log: Logger = createLogger(flags['log-level'] as Level)): Promise<RunningController> {
   const runtime: DataPlaneRuntime = {
@@ -61,9 +59,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
 
   const metrics = createMetrics();
   const handshakes = await listenForHandshakes(metrics, port(flags, 'handshake-log-port'));
-  const modules = flags['nginx-modules']
-    ? listFlag(flags, 'nginx-modules')
-    : existsSync(hostPath(runtime, STREAM_MODULE)) ? [STREAM_MODULE] : [];
+  const modules = flags['nginx-modules'] ? listFlag(flags, 'nginx-modules') : defaultModules(runtime);
   const confDir = flags['conf-dir'];
   const applier = new Applier(
     {

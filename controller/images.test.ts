@@ -1,9 +1,9 @@
 // The image cannot be built on the machines the tests run on (no Docker engine), so images/Dockerfile is parsed and
 // held to the rules a build would otherwise show: pinned bases, non-root, the shared package list, files that exist.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Copy, DockerfileParser, type Instruction } from 'dockerfile-ast';
-import { PROJECT_ROOT } from './project.js';
+import { LUA_DIR, PROJECT_ROOT, TEMPLATES_DIR } from './project.js';
 
 interface Stage {
   image: string;
@@ -81,6 +81,13 @@ describe('images/Dockerfile', () => {
     }
     expect(final.image).toBe('oqs-${WITH_OQS}');
     expect(final.instructions).toEqual([]);
+  });
+
+  it('ships the files the controller reads at run time: templates and the Lua module NGINX loads', () => {
+    const copied = of(stageNamed('runtime'), 'COPY').map((c) => c.getArgumentsContent());
+    expect(copied).toEqual(expect.arrayContaining(['/src/templates templates', 'nginx/lua nginx/lua']));
+    expect(relative(PROJECT_ROOT, LUA_DIR)).toBe(join('nginx', 'lua'));
+    expect(relative(PROJECT_ROOT, TEMPLATES_DIR)).toBe('templates');
   });
 
   it('installs exactly nginx/packages.txt (and lends setcap only for the RUN that uses it)', () => {

@@ -1,4 +1,4 @@
-// Where the project's shipped files (templates/, examples/) live, wherever the compiled code runs from.
+// Where the project's shipped files (templates/, nginx/lua/, examples/) live, wherever the compiled code runs from.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,3 +15,4 @@ function findRoot(): string {
 
 export const PROJECT_ROOT = findRoot();
 export const TEMPLATES_DIR = join(PROJECT_ROOT, 'templates');
+export const LUA_DIR = join(PROJECT_ROOT, 'nginx', 'lua');

@@ -4,16 +4,18 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
+import { execa } from 'execa';
 import fc from 'fast-check';
 import { startEchoBackend } from '../controller/cli/echo-backend.js';
 import { Applier } from '../controller/dataplane/applier.js';
+import { defaultModules } from '../controller/dataplane/runtime.js';
 import { buildModel } from '../controller/model/build.js';
 import { checkTlsSecret } from '../controller/model/certificates.js';
 import { translateIngress } from '../controller/model/ingress.js';
 import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from '../controller/model/pq.js';
 import { ANNOTATION_CASES, annotatedModel } from '../controller/model/proxy-annotations.cases.js';
 import { CAPABILITIES, proxyLocation, tlsSecret } from '../controller/model/testing.js';
-import type { CertificatePair, Model } from '../controller/model/types.js';
+import type { CertificatePair, Endpoint, Model } from '../controller/model/types.js';
 import { createLogger } from '../controller/observability/log.js';
 import { createMetrics } from '../controller/observability/metrics.js';
 import { hostileClusterState, hostileIngress } from '../controller/render/hostile-ingress.js';
@@ -33,11 +35,11 @@ function pair(): CertificatePair {
   return checked.pair;
 }
 
-function model(paths: string[]): Model {
+function model(paths: string[], endpoints: Endpoint[] = [{ address: '127.0.0.1', port: backendPort }]): Model {
   const ingress = { kind: 'Ingress', namespace: 'default', name: 'web' };
   return {
     servers: [{ host: 'web.example.com', locations: paths.map((path) => proxyLocation('exact', path, 'default_web_80', ingress)) }],
-    upstreams: [{ name: 'default_web_80', service: { namespace: 'default', name: 'web', port: '80' }, endpoints: [{ address: '127.0.0.1', port: backendPort }] }],
+    upstreams: [{ name: 'default_web_80', service: { namespace: 'default', name: 'web', port: '80' }, endpoints }],
     defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
     defaultCertificates: [pair()],
   };
@@ -49,12 +51,13 @@ beforeAll(async () => {
   backendPort = await freePort();
   backend = await startEchoBackend('web', backendPort);
   httpPort = await freePort();
+  const runtime = { root: rootfs(), nginxBinary: 'nginx', opensslBinary: 'openssl' };
   applier = new Applier({
-    runtime: { root: rootfs(), nginxBinary: 'nginx', opensslBinary: 'openssl' },
+    runtime,
     confDir,
     accessLog: `${confDir}/access.log`,
     errorLog: 'stderr',
-    render: { bindAddress: '127.0.0.1', httpPort, httpsPort: await freePort(), statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: [] },
+    render: { bindAddress: '127.0.0.1', httpPort, httpsPort: await freePort(), statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) },
   }, metrics, createLogger('error'));
 });
 
@@ -86,6 +89,53 @@ describe('Applier with real NGINX', () => {
     expect((await get('/b')).status).toBe(200);
     expect((await get('/a')).status).toBe(404);
     expect(await metrics.registry.metrics()).toMatch(/qubesec_config_last_reload_successful 1\b/);
+  });
+
+  it('changes endpoints in shared memory without a reload: new Pods serve at once, none gives 503, a reload keeps them', async () => {
+    const others = await Promise.all(['web-b', 'web-c'].map(async (name) => {
+      const port = await freePort();
+      return { name, port, server: await startEchoBackend(name, port) };
+    }));
+    const backendsSeen = async (n: number) => {
+      const seen = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        const res = await get('/a');
+        seen.add(res.status === 200 ? (JSON.parse(res.body) as { backend: string }).backend : String(res.status));
+      }
+      return [...seen].sort();
+    };
+    const reloads = async () => (await metrics.registry.getSingleMetric('qubesec_config_reloads_total')!.get()).values[0]!.value;
+    const workers = () => execa('pgrep', ['-P', String(applier.nginx.pid)]).then((r) => r.stdout.split('\n').sort());
+    try {
+      expect((await applier.apply(model(['/a']))).status).toMatch(/applied|unchanged/);
+      expect(await backendsSeen(3)).toEqual(['web']);
+      const [reloadsBefore, workersBefore] = [await reloads(), await workers()];
+
+      const b = { address: '127.0.0.1', port: others[0]!.port };
+      const c = { address: '127.0.0.1', port: others[1]!.port };
+      expect((await applier.apply(model(['/a'], [b]))).status).toBe('endpoints');
+      expect(await backendsSeen(3)).toEqual(['web-b']);
+      expect((await applier.apply(model(['/a'], [b, c]))).status).toBe('endpoints');
+      expect(await backendsSeen(8)).toEqual(['web-b', 'web-c']);
+      expect((await applier.apply(model(['/a'], [b, c]))).status).toBe('unchanged');
+      expect((await applier.apply(model(['/a'], []))).status).toBe('endpoints');
+      expect(await backendsSeen(3)).toEqual(['503']);
+      // An endpoint whose Pod is gone: the balancer moves on to the next one instead of failing the request.
+      const gone = { address: '127.0.0.1', port: await freePort() };
+      expect((await applier.apply(model(['/a'], [gone, c]))).status).toBe('endpoints');
+      expect(await backendsSeen(8)).toEqual(['web-c']);
+
+      expect(await reloads()).toBe(reloadsBefore);
+      expect(await workers()).toEqual(workersBefore);
+      expect(await metrics.registry.metrics()).toMatch(/qubesec_endpoint_updates_total 4\b/);
+
+      // A reload (structure changed) loads the endpoints from the file: the newest, not those of the last reload.
+      expect((await applier.apply(model(['/a', '/z'], [c]))).status).toBe('applied');
+      expect(await backendsSeen(3)).toEqual(['web-c']);
+      expect(await reloads()).toBe(reloadsBefore + 1);
+    } finally {
+      for (const o of others) o.server.close();
+    }
   });
 
   it.each(Object.keys(ANNOTATION_CASES))('runs what annotation %s renders (real nginx -t and reload)', async (name) => {

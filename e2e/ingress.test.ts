@@ -122,6 +122,43 @@ describe('QubeSec on a real API server', () => {
     await eventually(async () => ((await pqCurl(https(host, '/v2'), { args: ['-k'] })).status === 404 || undefined), 15_000, 'deletion');
   });
 
+  it('moves traffic to new Pods without a reload, and coalesces a burst of certificate renewals into one reload', async () => {
+    const counter = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await controller.metricsText())?.[1] ?? NaN);
+    const host = 'churn.pq.example.com';
+    await backend('gamma');
+    await kube.apply(pqIngress('churn', host, 'gamma', { secrets: ['pq-mldsa'] }));
+    const backendOf = (r: Awaited<ReturnType<typeof pqCurl>>) => (r.status === 200 ? (JSON.parse(r.body) as { backend: string }).backend : String(r.status));
+    await served(host, (r) => backendOf(r) === 'gamma');
+    const reloads = await counter('qubesec_config_reloads_total');
+    const updates = await counter('qubesec_endpoint_updates_total');
+
+    // The Pods behind gamma are replaced: the EndpointSlice now names another port (another Pod).
+    const deltaPort = await startEcho(testHost, 'delta');
+    const { slice } = serviceFor('gamma', deltaPort, testHost.address);
+    await kube.apply(slice);
+    await served(host, (r) => backendOf(r) === 'delta');
+    await kube.apply({ ...slice, endpoints: [{ addresses: [testHost.address], conditions: { ready: false } }] });
+    await served(host, (r) => r.status === 503);
+    await kube.apply(slice);
+    await served(host, (r) => backendOf(r) === 'delta');
+    expect(await counter('qubesec_config_reloads_total')).toBe(reloads);
+    expect(await counter('qubesec_endpoint_updates_total')).toBeGreaterThanOrEqual(updates + 3);
+
+    // Six hosts' certificates are renewed at once (as a PKI pass does): one reload, perhaps two if the burst straddles a sync.
+    const hosts = [0, 1, 2, 3, 4, 5].map((i) => ({ secret: `renew-${i}`, host: `renew-${i}.pq.example.com` }));
+    await Promise.all(hosts.map((h) => kube.apply(tlsSecret(h.secret, 'mldsa65'))));
+    await Promise.all(hosts.map((h, i) => kube.apply(pqIngress(`renew-${i}`, h.host, 'alpha', { secrets: [h.secret] }))));
+    for (const h of hosts) await served(h.host, (r) => r.status === 200 && r.signature === 'id-ml-dsa-65');
+    const beforeRenewal = await counter('qubesec_config_reloads_total');
+    await Promise.all(hosts.map((h) => kube.apply(tlsSecret(h.secret, 'ecdsa'))));
+    for (const h of hosts) {
+      await eventually(async () => ((await pqCurl(https(h.host), { cacert: anchors.ecdsa })).signature === 'id-ecPublicKey' || undefined), 15_000, `${h.host} renewed`);
+    }
+    const renewalReloads = (await counter('qubesec_config_reloads_total')) - beforeRenewal;
+    expect(renewalReloads).toBeGreaterThanOrEqual(1);
+    expect(renewalReloads).toBeLessThanOrEqual(2);
+  });
+
   it('ignores Ingresses of another class, and a missing Secret or Service leaves other hosts serving', async () => {
     await kube.apply(pqIngress('foreign', 'foreign.pq.example.com', 'alpha', { className: 'nginx' }));
     await kube.apply(pqIngress('no-service', 'noservice.pq.example.com', 'ghost', { secrets: ['pq-mldsa'] }));
@@ -129,10 +166,9 @@ describe('QubeSec on a real API server', () => {
 
     await served('noservice.pq.example.com', (x) => x.status === 503);
     // Without its Secret the host is served with the default (self-signed) certificate: curl refuses to trust it.
+    await eventually(async () => ((await pqCurl(https('nosecret.pq.example.com'), { args: ['-k'] })).status === 200 || undefined), 15_000, 'nosecret served');
     const noSecret = await pqCurl(https('nosecret.pq.example.com'), { cacert: anchors.mldsa });
     expect(noSecret.exitCode).toBe(60);
-    const insecure = await pqCurl(https('nosecret.pq.example.com'), { args: ['-k'] });
-    expect(insecure.status).toBe(200);
     // The foreign Ingress's host falls to the catch-all server.
     const foreign = await pqCurl(https('foreign.pq.example.com'), { args: ['-k'] });
     expect(foreign.status).toBe(404);

@@ -34,6 +34,6 @@ case "$step" in
   test:unit) build; QUBESEC_TESTS=unit jest "$@" ;;
   test:e2e) build; rootfs; apiserver; helm; QUBESEC_TESTS=e2e jest "$@" ;;
   test) build; lint; rootfs; apiserver; helm; jest "$@" ;;
-  bench) build; rootfs; for b in dist/e2e/bench/*.js; do node --disable-warning=ExperimentalWarning "$b"; done ;;
+  bench) build; rootfs; apiserver; for b in dist/e2e/bench/*.js; do node --disable-warning=ExperimentalWarning "$b"; done ;;
   *) echo "usage: scripts/run.sh build|lint|demo|test|test:unit|test:e2e|bench [args]" >&2; exit 2 ;;
 esac

@@ -1,14 +1,16 @@
 // Model -> running NGINX: render, skip if unchanged, write, `nginx -t`, swap atomically, reload, confirm.
 // When the test or the reload fails, the last good configuration keeps serving and the next apply retries.
+// Endpoints are not part of the configuration: when only they changed, they go to NGINX's shared memory, no reload.
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { Model } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
-import { render, type RenderSettings } from '../render/render.js';
+import { ENDPOINTS_FILE, LUA_MODULE_FILE, endpointLines, render, type RenderSettings } from '../render/render.js';
+import { LUA_DIR } from '../project.js';
 import { NginxProcess } from './nginx.js';
 import { hostPath, type DataPlaneRuntime } from './runtime.js';
 
@@ -22,19 +24,25 @@ export interface ApplierSettings {
   errorLog: string;
 }
 
+/** applied: a new configuration was loaded (a reload); endpoints: only endpoints changed, without a reload. */
 export type ApplyResult =
-  | { status: 'unchanged' | 'applied'; hash: string }
+  | { status: 'unchanged' | 'applied' | 'endpoints'; hash: string }
   | { status: 'failed'; hash: string; error: string };
 
 const CONFIRM_TIMEOUT_MS = 15_000;
 const CONFIRM_STEADY_MS = 150;
 
 /** Private keys stay with the master (root); workers (an unprivileged user) must reach sockets and temp files. */
-const DIR_MODES = { '.': 0o711, certs: 0o700, sockets: 0o711, tmp: 0o711 } as const;
+const DIR_MODES = { '.': 0o711, certs: 0o700, sockets: 0o711, tmp: 0o711, lua: 0o711 } as const;
+
+const LUA_MODULE = readFileSync(join(LUA_DIR, LUA_MODULE_FILE), 'utf8');
 
 export class Applier {
   readonly nginx: NginxProcess;
+  /** Hash of the running configuration: the model without its endpoints. */
   private runningHash = '';
+  /** Upstream name -> endpoint line NGINX has in shared memory. */
+  private servedEndpoints = new Map<string, string>();
   /** What this process wrote, by host path: tells our own writes from changes made by others. */
   private readonly written = new Map<string, string>();
   private readonly paths: RenderSettings['paths'];
@@ -51,6 +59,7 @@ export class Applier {
       temp: `${dir}/tmp`,
       certificates: `${dir}/certs`,
       sockets: `${dir}/sockets`,
+      lua: `${dir}/lua`,
     };
     const sockets = hostPath(settings.runtime, this.paths.sockets);
     this.nginx = new NginxProcess(
@@ -97,8 +106,13 @@ export class Applier {
   }
 
   async apply(model: Model, force = false): Promise<ApplyResult> {
-    const hash = sha256(JSON.stringify(model));
-    if (!force && hash === this.runningHash && this.nginx.running) return { status: 'unchanged', hash };
+    const hash = sha256(JSON.stringify(model, withoutEndpoints));
+    const endpoints = endpointLines(model);
+    if (!force && hash === this.runningHash && this.nginx.running) {
+      const changed = [...endpoints].filter(([name, line]) => this.servedEndpoints.get(name) !== line).map(([, line]) => line);
+      if (changed.length === 0) return { status: 'unchanged', hash };
+      if (await this.updateEndpoints(endpoints, changed)) return { status: 'endpoints', hash };
+    }
     this.metrics.reloads.inc();
     const generation = hash.slice(0, 12);
     const rendered = render(model, { ...this.settings.render, generation, paths: this.paths });
@@ -114,6 +128,8 @@ export class Applier {
     for (const [name, content] of rendered.certificateFiles) {
       await this.write(join(host(this.paths.certificates), name), content, 0o600);
     }
+    await this.write(join(host(this.paths.lua), LUA_MODULE_FILE), LUA_MODULE, 0o644);
+    await this.writeEndpoints(endpoints);
     await this.write(candidate, rendered.config, 0o644);
     const test = await this.nginx.test(`${this.settings.confDir}/nginx.conf.next`);
     if (!test.ok) return this.fail(hash, `nginx -t refused the configuration: ${test.output}`);
@@ -132,6 +148,7 @@ export class Applier {
       return this.fail(hash, `NGINX did not take the new configuration: ${(err as Error).message}`);
     }
     this.runningHash = hash;
+    this.servedEndpoints = endpoints;
     this.metrics.lastReloadSuccessful.set(1);
     this.metrics.lastReloadSuccessTimestamp.set(Date.now() / 1000);
     this.metrics.configHash.set(parseInt(hash.slice(0, 12), 16));
@@ -142,6 +159,29 @@ export class Applier {
 
   async stop(): Promise<void> {
     await this.nginx.stop();
+  }
+
+  /**
+   * Sends the changed upstreams' lines to the status server, which stores them in shared memory for all workers; the
+   * file keeps every line for the next start or reload. False when NGINX did not take them: the caller reloads.
+   */
+  private async updateEndpoints(endpoints: Map<string, string>, changed: string[]): Promise<boolean> {
+    await this.writeEndpoints(endpoints);
+    try {
+      await postEndpoints(this.settings.render.statusPort, `${changed.join('\n')}\n`);
+    } catch (err) {
+      this.log.warn('endpoint update not taken; reloading instead', { error: (err as Error).message });
+      return false;
+    }
+    this.servedEndpoints = endpoints;
+    this.metrics.endpointUpdates.inc();
+    this.log.info('endpoints updated without a reload', { upstreams: changed.length });
+    return true;
+  }
+
+  private async writeEndpoints(endpoints: Map<string, string>): Promise<void> {
+    const file = join(hostPath(this.settings.runtime, this.paths.lua), ENDPOINTS_FILE);
+    await this.write(file, `${[...endpoints.values()].join('\n')}\n`, 0o644);
   }
 
   private async fail(hash: string, error: string): Promise<ApplyResult> {
@@ -189,6 +229,11 @@ export class Applier {
   }
 }
 
+/** JSON.stringify replacer: the configuration's identity leaves out what changes without a reload. */
+function withoutEndpoints(key: string, value: unknown): unknown {
+  return key === 'endpoints' ? undefined : value;
+}
+
 function sha256(content: string | Buffer): string {
   return createHash('sha256').update(content).digest('hex');
 }
@@ -205,5 +250,20 @@ function fetchGeneration(port: number): Promise<string> {
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** POST /qubesec/endpoints on the status server; rejects unless NGINX stored every line. */
+function postEndpoints(port: number, body: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/qubesec/endpoints', agent: false, timeout: 5000, headers: { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let answer = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (answer += c));
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}: ${answer.trim()}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(body);
   });
 }

@@ -1,5 +1,6 @@
 // How the controller reaches the data plane's binaries and files: directly (in the image) or inside a root
 // directory via chroot (the development rootfs), where every file NGINX reads must lie under that root.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Capabilities } from '../model/pq.js';
@@ -37,4 +38,19 @@ export async function probeCapabilities(runtime: DataPlaneRuntime): Promise<Capa
     groups: groups.split(':').filter(Boolean),
     signatureAlgorithms: signatureAlgorithms.split(':').filter(Boolean),
   };
+}
+
+const MODULES_DIR = '/usr/lib/nginx/modules';
+// Lua (with NDK, which it needs) picks endpoints from shared memory; stream routes SNI when hosts differ in TLS policy.
+const LUA_MODULES = ['ndk_http_module.so', 'ngx_http_lua_module.so'];
+const STREAM_MODULE = 'ngx_stream_module.so';
+
+/** The distribution's dynamic modules QubeSec's configuration uses: Lua is required, stream loaded when present. */
+export function defaultModules(runtime: DataPlaneRuntime): string[] {
+  const missing = LUA_MODULES.filter((m) => !existsSync(hostPath(runtime, `${MODULES_DIR}/${m}`)));
+  if (missing.length > 0) {
+    throw new Error(`--nginx-modules is empty and ${missing.map((m) => `${MODULES_DIR}/${m}`).join(', ')} not found: QubeSec needs NGINX's Lua module (Debian: libnginx-mod-http-lua); install it or name the modules with --nginx-modules`);
+  }
+  const stream = existsSync(hostPath(runtime, `${MODULES_DIR}/${STREAM_MODULE}`)) ? [STREAM_MODULE] : [];
+  return [...LUA_MODULES, ...stream].map((m) => `${MODULES_DIR}/${m}`);
 }

@@ -21,10 +21,10 @@ const ALLOWED: Record<string, RegExp> = {
   events: /^worker_connections$/,
   stream: /^(map|server)$/,
   'stream server': /^(listen|ssl_preread|proxy_pass|proxy_protocol)$/,
-  http: /^(server_names_hash_bucket_size|map_hash_bucket_size|map|log_format|access_log|server_tokens|(client_body|proxy|fastcgi|uwsgi|scgi)_temp_path|ssl_prefer_server_ciphers|ssl_session_cache|proxy_http_version|client_max_body_size|proxy_(connect|read|send)_timeout|proxy_buffer_size|limit_(req|conn)_status|absolute_redirect|proxy_set_header|set_real_ip_from|real_ip_header|limit_req_zone|limit_conn_zone|upstream|server)$/,
-  upstream: /^(server|keepalive|hash)$/,
+  http: /^(server_names_hash_bucket_size|map_hash_bucket_size|map|log_format|access_log|server_tokens|(client_body|proxy|fastcgi|uwsgi|scgi)_temp_path|ssl_prefer_server_ciphers|ssl_session_cache|proxy_http_version|client_max_body_size|proxy_(connect|read|send)_timeout|proxy_buffer_size|limit_(req|conn)_status|absolute_redirect|proxy_set_header|set_real_ip_from|real_ip_header|limit_req_zone|limit_conn_zone|lua_package_path|lua_shared_dict|init_by_lua_block|upstream|server)$/,
+  upstream: /^(server|keepalive|balancer_by_lua_block)$/,
   server: /^(server_name|listen|http2|ssl_(protocols|ecdh_curve|certificate|certificate_key|verify_client|verify_depth|client_certificate)|return|location|access_log)$/,
-  location: /^(if|deny|allow|limit_req|limit_conn|add_header|return|rewrite|client_max_body_size|error_page|proxy_buffers|(proxy|grpc)_(pass|set_header|buffer_size|connect_timeout|read_timeout|send_timeout|intercept_errors|ssl_(protocols|conf_command|server_name|name|session_reuse|verify|verify_depth|trusted_certificate|certificate|certificate_key)))$/,
+  location: /^(if|deny|allow|limit_req|limit_conn|add_header|return|rewrite|client_max_body_size|client_body_buffer_size|error_page|proxy_buffers|(access|content)_by_lua_block|(proxy|grpc)_(pass|set_header|buffer_size|connect_timeout|read_timeout|send_timeout|intercept_errors|ssl_(protocols|conf_command|server_name|name|session_reuse|verify|verify_depth|trusted_certificate|certificate|certificate_key)))$/,
   if: /^(return|add_header)$/,
 };
 const CHILD_CONTEXT: Record<string, Record<string, string>> = {
@@ -35,8 +35,13 @@ const CHILD_CONTEXT: Record<string, Record<string, string>> = {
   location: { if: 'if' },
 };
 
+const LUA_NAME = '"[A-Za-z0-9_.-]+"';
+/** The only Lua the configuration may hold: calls of the qubesec module with numbers and plain names. */
+const LUA_CALL = new RegExp(`^\\s*require\\("qubesec"\\)\\.(init\\("[A-Za-z0-9_./-]+"\\)|update\\(\\)|route\\([0-9]{3}(, ${LUA_NAME})+\\)|balance\\(${LUA_NAME}(, ${LUA_NAME})?\\))\\s*$`);
+
 function checkBlock(directives: Directive[], context: string): void {
   for (const d of directives) {
+    if (d.name.endsWith('_by_lua_block') && !LUA_CALL.test(d.args.join(' '))) throw new Error(`${d.name} (line ${d.line}) holds unexpected Lua: ${d.args.join(' ')}`);
     if (context === 'map') {
       // A map entry: the source value and the result, nothing else, no block (or the flag `hostnames`).
       expect({ entry: d.name, args: d.args.length, block: d.block }).toEqual({ entry: d.name, args: d.name === 'hostnames' ? 0 : 1, block: undefined });
@@ -122,7 +127,15 @@ describe('parseNginxConf', () => {
     ]);
   });
 
-  it.each(['a "x"y;', 'a {', 'a }', '}', 'a "open;', 'a;;'])('refuses %j', (text) => {
+  it('reads a *_by_lua_block as one Lua argument, braces in strings and comments included', () => {
+    const tree = parseNginxConf('u { balancer_by_lua_block {\n  f("}{", \'{\') -- }\n  t = { [[}]] }\n}\nkeepalive 2; }');
+    expect(tree[0]!.block!.map((d) => [d.name, d.args])).toEqual([
+      ['balancer_by_lua_block', ['\n  f("}{", \'{\') -- }\n  t = { [[}]] }\n']],
+      ['keepalive', ['2']],
+    ]);
+  });
+
+  it.each(['a "x"y;', 'a {', 'a }', '}', 'a "open;', 'a;;', 'b_by_lua_block { "}', 'b_by_lua_block { { }'])('refuses %j', (text) => {
     expect(() => parseNginxConf(text)).toThrow();
   });
 });

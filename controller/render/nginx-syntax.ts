@@ -60,6 +60,49 @@ export function parseNginxConf(text: string): Directive[] {
     return { token, structural: false };
   };
 
+  /**
+   * The Lua source of a *_by_lua_block, up to its closing brace, as the Lua module reads it: braces inside Lua strings,
+   * long brackets and comments do not count.
+   */
+  const luaBlock = (): string => {
+    const start = i;
+    let depth = 1;
+    /** Skips a long bracket ([[...]], [==[...]==]) at i, if there is one. */
+    const longBracket = (): boolean => {
+      const open = /^\[(=*)\[/.exec(text.slice(i, i + 64));
+      if (!open) return false;
+      const close = `]${open[1]}]`;
+      const end = text.indexOf(close, i);
+      if (end < 0) fail('unterminated Lua long bracket');
+      line += text.slice(i, end).split('\n').length - 1;
+      i = end + close.length;
+      return true;
+    };
+    while (i < text.length) {
+      const c = text[i]!;
+      if (c === '-' && text[i + 1] === '-') {
+        i += 2;
+        if (!longBracket()) while (i < text.length && text[i] !== '\n') i++;
+      } else if (c === '[' && longBracket()) {
+        continue;
+      } else if (c === '"' || c === "'") {
+        i++;
+        while (i < text.length && text[i] !== c) {
+          if (text[i] === '\n') fail('newline in a Lua string');
+          i += text[i] === '\\' ? 2 : 1;
+        }
+        if (i >= text.length) fail('unterminated Lua string');
+        i++;
+      } else {
+        if (c === '\n') line++;
+        if (c === '{') depth++;
+        if (c === '}' && --depth === 0) return text.slice(start, i++);
+        i++;
+      }
+    }
+    return fail('unterminated Lua block');
+  };
+
   const block = (nested: boolean): Directive[] => {
     const directives: Directive[] = [];
     let words: string[] = [];
@@ -82,6 +125,10 @@ export function parseNginxConf(text: string): Directive[] {
       if (words.length === 0) fail(`unexpected "${t.token}"`);
       const [name, ...args] = words;
       words = [];
+      if (t.token === '{' && name!.endsWith('_by_lua_block')) {
+        directives.push({ name: name!, args: [...args, luaBlock()], line: startLine });
+        continue;
+      }
       directives.push(t.token === '{' ? { name: name!, args, block: block(true), line: startLine } : { name: name!, args, line: startLine });
     }
   };

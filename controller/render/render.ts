@@ -23,13 +23,32 @@ export interface RenderSettings {
   workerProcesses: number | 'auto';
   workerConnections: number;
   modules: string[];
-  paths: { pid: string; errorLog: string; accessLog: string; temp: string; certificates: string; sockets: string };
+  /** lua: folder of the qubesec Lua module and the endpoints file it loads at start and reload. */
+  paths: { pid: string; errorLog: string; accessLog: string; temp: string; certificates: string; sockets: string; lua: string };
 }
 
 export interface Rendered {
   config: string;
   /** File name (in paths.certificates) -> content, one PEM (key and certificate) per pair. */
   certificateFiles: Map<string, string>;
+}
+
+/** The endpoints file NGINX's init_by_lua loads (in paths.lua); endpointLines() gives its content. */
+export const ENDPOINTS_FILE = 'endpoints.txt';
+/** The Lua module the configuration requires (in paths.lua). */
+export const LUA_MODULE_FILE = 'qubesec.lua';
+
+/**
+ * Upstream name -> its line in the endpoints file and in updates to the status server's /qubesec/endpoints (read by
+ * nginx/lua/qubesec.lua): the name, then address:port of each ready endpoint, IPv6 in brackets.
+ */
+export function endpointLines(model: Model): Map<string, string> {
+  const lines = new Map<string, string>();
+  for (const upstream of model.upstreams) {
+    const endpoints = upstream.endpoints.map((e) => `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`);
+    lines.set(upstream.name, [upstream.name, ...endpoints].join(' '));
+  }
+  return lines;
 }
 
 const templates = (() => {
@@ -71,12 +90,10 @@ export function render(model: Model, settings: RenderSettings): Rendered {
 
   const bind = settings.bindAddress === '' ? '' : `${settings.bindAddress}:`;
   const httpsRedirectPort = settings.httpsPort === 443 ? '' : `:${settings.httpsPort}`;
-  const served = new Set(model.upstreams.filter((u) => u.endpoints.length > 0).map((u) => u.name));
   const upstreamsByName = new Map(model.upstreams.map((u) => [u.name, u]));
   const http = new HttpBlocks();
 
   const proxyView = (action: Extract<LocationAction, { kind: 'proxy' }>, location: Location, server: Server) => {
-    const upstream = [action.upstream, action.fallback].find((u) => u !== undefined && served.has(u));
     const grpc = action.protocol === 'GRPC' || action.protocol === 'GRPCS';
     const tls = action.tls;
     const passCertificate = server.tls?.clientAuth?.passCertificate === true;
@@ -84,7 +101,9 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       directive: grpc ? 'grpc' : 'proxy',
       // Locations inherit the http-level proxy headers unless they change one (NGINX replaces the whole set).
       ownHeaders: grpc || action.upstreamHost !== undefined || action.forwardedPrefix !== undefined || passCertificate,
-      pass: upstream && `${action.protocol.toLowerCase()}://${upstream}`,
+      // Endpoints are chosen at request time (nginx/lua/qubesec.lua): the fallback serves when the upstream has none.
+      pass: `${action.protocol.toLowerCase()}://${action.upstream}`,
+      route: action.fallback === undefined ? [action.upstream] : [action.upstream, action.fallback],
       http1: !grpc,
       rewrite: action.rewrite && { pattern: quoted(`(?i)${location.path}`), target: quoted(action.rewrite) },
       host: action.upstreamHost ? quoted(action.upstreamHost) : '$host',
@@ -138,7 +157,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     };
   };
 
-  const defaultBackend = model.defaultBackend !== undefined && served.has(model.defaultBackend) ? `http://${model.defaultBackend}` : undefined;
+  const defaultBackend = model.defaultBackend;
   const serverView = (server: Server) => {
     const catchAll = server.host === '';
     const tls = catchAll ? { policy: model.defaultPolicy, certificates: model.defaultCertificates } : server.tls;
@@ -157,8 +176,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       listen,
       tls: tls ? tlsView(tls.policy, tls.certificates, server.tls?.clientAuth) : undefined,
       locations: ordered.map((l) => locationView(l, server)),
-      fallback: server.locations.some((l) => l.match === 'prefix' && l.path === '/') ? undefined : { pass: defaultBackend },
-      errorLocations: http.errorLocationsOf(server.host, served),
+      fallback: server.locations.some((l) => l.match === 'prefix' && l.path === '/') ? undefined : { defaultBackend },
+      errorLocations: http.errorLocationsOf(server.host),
     };
   };
 
@@ -189,14 +208,12 @@ export function render(model: Model, settings: RenderSettings): Rendered {
         }))
       : [],
     ...http.view(),
-    upstreams: model.upstreams
-      .filter((u) => u.endpoints.length > 0)
-      .map((u) => ({
-        name: u.name,
-        service: `${u.service.namespace}/${u.service.name}:${u.service.port || '(first port)'}`,
-        hash: u.affinityCookie && http.affinityVariable(u.affinityCookie),
-        endpoints: u.endpoints.map((e) => `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`),
-      })),
+    lua: { packagePath: quoted(`${settings.paths.lua}/?.lua;;`), endpointsFile: `${settings.paths.lua}/${ENDPOINTS_FILE}` },
+    upstreams: model.upstreams.map((u) => ({
+      name: u.name,
+      service: `${u.service.namespace}/${u.service.name}:${u.service.port || '(first port)'}`,
+      affinityVariable: u.affinityCookie && http.affinityVariable(u.affinityCookie).slice(1),
+    })),
     servers,
   };
   assertInert(view, 'view');
@@ -240,10 +257,10 @@ class HttpBlocks {
     return name;
   }
 
-  errorLocationsOf(host: string, served: Set<string>) {
+  errorLocationsOf(host: string) {
     return [...this.errorLocations.entries()]
       .filter(([key]) => key.startsWith(`${host} `))
-      .map(([, l]) => ({ name: l.name, code: l.code, pass: served.has(l.upstream) ? `http://${l.upstream}` : undefined }));
+      .map(([, l]) => ({ name: l.name, code: l.code, upstream: l.upstream }));
   }
 
   view() {

@@ -1,0 +1,122 @@
+// Benchmark: the controller on a real kube-apiserver with 1,000 Ingresses present. Prints how long a new Ingress takes
+// from its creation to the first successful request over X25519MLKEM768, and what 1,000 EndpointSlice changes cost
+// under load (reloads, endpoint updates, failed requests). Asserts nothing on the figures.
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { execa } from 'execa';
+import { startEcho } from '../lib/backends.js';
+import { nodeHttps, pqCurl } from '../lib/clients.js';
+import { eventually, rootfs } from '../lib/env.js';
+import { startTestController, type TestController } from '../lib/harness.js';
+import type { Kube } from '../lib/kube.js';
+import { pqIngress, serviceFor } from '../lib/objects.js';
+import { startClusterSetup, stopClusterSetup } from '../lib/setup.js';
+
+const PRESENT = Number(process.env.QUBESEC_BENCH_INGRESSES ?? 1000);
+const MEASURED = 50;
+const ENDPOINT_CHANGES = 1000;
+const HYBRID = 'X25519MLKEM768';
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+const hostOf = (i: number | string) => `bench-${i}.pq.example.com`;
+
+async function inBatches<T>(items: T[], size: number, each: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(each));
+}
+
+async function counter(controller: TestController, name: string): Promise<number> {
+  return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await controller.metricsText())?.[1] ?? NaN);
+}
+
+/** One GET over the hybrid group from Node's OpenSSL 3.5 (no process per attempt: polling every few ms stays cheap). */
+function hybridGet(controller: TestController, host: string, ca: string): Promise<number> {
+  return nodeHttps(`https://127.0.0.1:${controller.httpsPort}/`, { servername: host, headers: { host }, ca, ecdhCurve: HYBRID, agent: false, timeout: 2000 })
+    .then((r) => r.status, () => 0);
+}
+
+async function createdToServed(kube: Kube, controller: TestController, ca: string): Promise<void> {
+  const times: number[] = [];
+  for (let i = 0; i < MEASURED; i++) {
+    const name = `new-${i}`;
+    const started = performance.now();
+    await kube.apply(pqIngress(`bench-${name}`, hostOf(name), 'bench', { secrets: ['pq-mldsa'] }));
+    while ((await hybridGet(controller, hostOf(name), ca)) !== 200) await new Promise((r) => setTimeout(r, 5));
+    times.push(performance.now() - started);
+  }
+  // Checked once with curl: the measured requests did negotiate the hybrid group with the ML-DSA certificate.
+  const check = await pqCurl({ host: hostOf('new-0'), port: controller.httpsPort }, { curves: HYBRID, args: ['-k'] });
+  if (check.status !== 200 || check.group !== HYBRID || check.signature !== 'id-ml-dsa-65') throw new Error(`setup broken: ${JSON.stringify(check)}`);
+  times.sort((a, b) => a - b);
+  console.log(`Ingress created -> first ${HYBRID} 200, ${MEASURED} new Ingresses, ${PRESENT} present:`);
+  console.log(`  p50 ${percentile(times, 50).toFixed(0)} ms, p90 ${percentile(times, 90).toFixed(0)} ms, p99 ${percentile(times, 99).toFixed(0)} ms (max of ${MEASURED}), min ${times[0]!.toFixed(0)} ms`);
+}
+
+interface LoadTotals { done: number; ok: number; serverErrors: number; failed: number; errored: number }
+
+/** h2load from the rootfs, 8 clients over the hybrid group, in 3-second runs until `until` settles; totals summed. */
+async function loadUntil(controller: TestController, until: Promise<unknown>): Promise<LoadTotals> {
+  let finished = false;
+  void until.finally(() => (finished = true));
+  const totals: LoadTotals = { done: 0, ok: 0, serverErrors: 0, failed: 0, errored: 0 };
+  while (!finished) {
+    const run = await execa('chroot', [rootfs(), 'h2load', '-D', '3', '-c', '8', '-t', '1', '--groups', HYBRID, '--sni', hostOf(0), `https://127.0.0.1:${controller.httpsPort}/`], { reject: false, all: true });
+    const requests = /requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, (\d+) errored/.exec(run.all ?? '');
+    const codes = /status codes: (\d+) 2xx, \d+ 3xx, \d+ 4xx, (\d+) 5xx/.exec(run.all ?? '');
+    if (!requests || !codes) throw new Error(`h2load printed no summary: ${(run.all ?? '').slice(-500)}`);
+    totals.done += Number(requests[1]);
+    totals.failed += Number(requests[2]);
+    totals.errored += Number(requests[3]);
+    totals.ok += Number(codes[1]);
+    totals.serverErrors += Number(codes[2]);
+  }
+  return totals;
+}
+
+/** Backend 0 stays ready; each change flips the readiness of one of backends 1-3 (a Pod coming or going). */
+async function endpointChurn(kube: Kube, controller: TestController, slices: Array<ReturnType<typeof serviceFor>['slice']>): Promise<void> {
+  const reloads = await counter(controller, 'qubesec_config_reloads_total');
+  const updates = await counter(controller, 'qubesec_endpoint_updates_total');
+  const started = performance.now();
+  const churn = (async () => {
+    for (let i = 0; i < ENDPOINT_CHANGES; i++) {
+      const slice = slices[1 + (i % 3)]!;
+      const ready = Math.floor(i / 3) % 2 === 1;
+      await kube.apply({ ...slice, endpoints: (slice.endpoints ?? []).map((e) => ({ ...e, conditions: { ready } })) });
+    }
+    return (performance.now() - started) / 1000;
+  })();
+  const [load, seconds] = await Promise.all([loadUntil(controller, churn), churn]);
+  console.log(`${ENDPOINT_CHANGES} EndpointSlice changes in ${seconds.toFixed(1)} s under load (h2load, 8 clients, ${HYBRID}):`);
+  console.log(`  reloads ${(await counter(controller, 'qubesec_config_reloads_total')) - reloads}, endpoint updates without a reload ${(await counter(controller, 'qubesec_endpoint_updates_total')) - updates} (changes arriving within --debounce-ms are applied together)`);
+  console.log(`  requests ${load.done} done: ${load.ok} 2xx, ${load.serverErrors} 5xx, ${load.failed} failed, ${load.errored} errored`);
+}
+
+async function main(): Promise<void> {
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; Node ${process.version}`);
+  const setup = await startClusterSetup();
+  let controller: TestController | undefined;
+  try {
+    const { kube, cluster, testHost, anchors } = setup;
+    const backendPorts = await Promise.all(['a', 'b', 'c', 'd'].map((n) => startEcho(testHost, `bench-${n}`)));
+    const slices = backendPorts.map((port, i) => {
+      const { slice } = serviceFor('bench', port, testHost.address);
+      return { ...slice, metadata: { ...slice.metadata, name: `bench-${i}` } };
+    });
+    await kube.apply(serviceFor('bench', backendPorts[0]!, testHost.address).service);
+    for (const slice of slices) await kube.apply(slice);
+    controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--debounce-ms', '100', '--worker-processes', '2', '--log-level', 'warn']);
+    const ca = readFileSync(anchors.hostMldsa, 'utf8');
+
+    const started = performance.now();
+    await inBatches([...Array(PRESENT).keys()], 20, (i) => kube.apply(pqIngress(`bench-${i}`, hostOf(i), 'bench', { secrets: ['pq-mldsa'] })));
+    await eventually(async () => ((await hybridGet(controller!, hostOf(PRESENT - 1), ca)) === 200 || undefined), 300_000, `${PRESENT} Ingresses served`);
+    console.log(`${PRESENT} Ingresses created and served in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+
+    await createdToServed(kube, controller, ca);
+    await endpointChurn(kube, controller, slices);
+  } finally {
+    await stopClusterSetup(setup, controller);
+  }
+}
+
+await main();

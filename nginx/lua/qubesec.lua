@@ -1,0 +1,160 @@
+-- QubeSec's dynamic upstreams: endpoint lists live in the shared dict qubesec_endpoints, so a Pod coming or going
+-- changes one entry instead of reloading NGINX. The controller writes them twice: to a file that init() loads at every
+-- start and reload, and to the status server's /qubesec/endpoints, which update() applies at once to all workers.
+--
+-- An entry is "<upstream> <address>:<port> ..." (IPv6 in brackets); an upstream with no endpoint is present and empty.
+local balancer = require("ngx.balancer")
+
+local endpoints = ngx.shared.qubesec_endpoints
+local MAX_TRIES = 3
+
+local _M = {}
+
+-- Per worker: the parsed form of each entry, re-parsed only when the entry changes.
+local parsed = {}
+-- Per worker: the round-robin position of each upstream.
+local cursor = {}
+
+local function parse(line)
+  local name, rest = line:match("^(%S+)%s*(.-)%s*$")
+  return name, rest
+end
+
+local function peers_of(name)
+  local raw = endpoints:get(name)
+  if raw == nil then
+    return nil
+  end
+  local cached = parsed[name]
+  if cached and cached.raw == raw then
+    return cached.peers
+  end
+  local peers = {}
+  for host, port in raw:gmatch("(%S+):(%d+)") do
+    peers[#peers + 1] = { host = host, port = tonumber(port), key = host .. ":" .. port }
+  end
+  parsed[name] = { raw = raw, peers = peers }
+  return peers
+end
+
+-- Sets each "<upstream> <endpoints>" line of text; returns how many were set, or nil and an error.
+local function store(text)
+  local count = 0
+  for line in text:gmatch("[^\n]+") do
+    local name, rest = parse(line)
+    if name then
+      -- safe_set: a full dict must fail loudly, never evict a live upstream's endpoints.
+      local ok, err = endpoints:safe_set(name, rest)
+      if not ok then
+        return nil, "qubesec_endpoints: " .. err
+      end
+      count = count + 1
+    end
+  end
+  return count
+end
+
+-- init_by_lua: load the controller's endpoint file; names it no longer lists belong to upstreams that are gone.
+function _M.init(file)
+  local f = io.open(file, "r")
+  if not f then
+    return
+  end
+  local text = f:read("*a")
+  f:close()
+  local ok, err = store(text)
+  if not ok then
+    ngx.log(ngx.ERR, err)
+    return
+  end
+  local listed = {}
+  for line in text:gmatch("[^\n]+") do
+    listed[(parse(line))] = true
+  end
+  for _, name in ipairs(endpoints:get_keys(0)) do
+    if not listed[name] then
+      endpoints:delete(name)
+    end
+  end
+end
+
+-- content_by_lua of the local-only POST /qubesec/endpoints.
+function _M.update()
+  if ngx.req.get_method() ~= "POST" then
+    return ngx.exit(ngx.HTTP_NOT_ALLOWED)
+  end
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body == nil then
+    local file = ngx.req.get_body_file()
+    if file then
+      local f = io.open(file, "r")
+      body = f:read("*a")
+      f:close()
+    end
+  end
+  local count, err = store(body or "")
+  if not count then
+    ngx.status = ngx.HTTP_INSUFFICIENT_STORAGE
+    ngx.say(err)
+    return ngx.exit(ngx.HTTP_INSUFFICIENT_STORAGE)
+  end
+  ngx.say(count)
+end
+
+-- access_by_lua of a proxying location: the first of the named upstreams that has an endpoint serves the request;
+-- with none, the location answers `status` (503, or 404 for the default backend as NGINX without one would).
+function _M.route(status, ...)
+  for i = 1, select("#", ...) do
+    local name = select(i, ...)
+    local peers = peers_of(name)
+    if peers and #peers > 0 then
+      ngx.ctx.qubesec_upstream = name
+      return
+    end
+  end
+  return ngx.exit(status)
+end
+
+-- Highest-random-weight hashing: a key keeps its endpoint while that endpoint stays, and only the keys of a removed
+-- endpoint move.
+local function by_hash(peers, key)
+  local best, best_weight = nil, -1
+  for _, peer in ipairs(peers) do
+    local weight = ngx.crc32_long(key .. peer.key)
+    if weight > best_weight then
+      best, best_weight = peer, weight
+    end
+  end
+  return best
+end
+
+local function next_peer(name, peers)
+  local position = (cursor[name] or math.random(#peers)) % #peers + 1
+  cursor[name] = position
+  return peers[position]
+end
+
+-- balancer_by_lua of upstream `name`: round robin, or by the value of variable `affinity_variable` when set. A failed
+-- attempt moves on to the next endpoint, as proxy_next_upstream does with static servers.
+function _M.balance(name, affinity_variable)
+  local chosen = ngx.ctx.qubesec_upstream or name
+  local peers = peers_of(chosen)
+  if not peers or #peers == 0 then
+    ngx.log(ngx.ERR, "upstream ", chosen, " has no endpoint")
+    return ngx.exit(ngx.ERROR)
+  end
+  local retry = balancer.get_last_failure() ~= nil
+  if not retry and #peers > 1 then
+    balancer.set_more_tries(math.min(#peers, MAX_TRIES) - 1)
+  end
+  local key = affinity_variable and not retry and ngx.var[affinity_variable]
+  local peer = (key and key ~= "") and by_hash(peers, key) or next_peer(chosen, peers)
+  local ok, err = balancer.set_current_peer(peer.host, peer.port)
+  if not ok then
+    ngx.log(ngx.ERR, "upstream ", chosen, ": cannot use ", peer.key, ": ", err)
+    return ngx.exit(ngx.ERROR)
+  end
+end
+
+return _M
