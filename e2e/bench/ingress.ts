@@ -28,6 +28,10 @@ async function counter(controller: TestController, name: string): Promise<number
   return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await controller.metricsText())?.[1] ?? NaN);
 }
 
+async function sum(controller: TestController, name: string): Promise<number> {
+  return Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(await controller.metricsText())?.[1] ?? NaN);
+}
+
 /** One GET over the hybrid group from Node's OpenSSL 3.5 (no process per attempt: polling every few ms stays cheap). */
 function hybridGet(controller: TestController, host: string, ca: string): Promise<number> {
   return nodeHttps(`https://127.0.0.1:${controller.httpsPort}/`, { servername: host, headers: { host }, ca, ecdhCurve: HYBRID, agent: false, timeout: 2000 })
@@ -35,6 +39,7 @@ function hybridGet(controller: TestController, host: string, ca: string): Promis
 }
 
 async function createdToServed(kube: Kube, controller: TestController, ca: string): Promise<void> {
+  const syncs = [await counter(controller, 'qubesec_sync_duration_seconds_count'), await sum(controller, 'qubesec_sync_duration_seconds_sum')];
   const times: number[] = [];
   for (let i = 0; i < MEASURED; i++) {
     const name = `new-${i}`;
@@ -49,6 +54,9 @@ async function createdToServed(kube: Kube, controller: TestController, ca: strin
   times.sort((a, b) => a - b);
   console.log(`Ingress created -> first ${HYBRID} 200, ${MEASURED} new Ingresses, ${PRESENT} present:`);
   console.log(`  p50 ${percentile(times, 50).toFixed(0)} ms, p90 ${percentile(times, 90).toFixed(0)} ms, p99 ${percentile(times, 99).toFixed(0)} ms (max of ${MEASURED}), min ${times[0]!.toFixed(0)} ms`);
+  const count = (await counter(controller, 'qubesec_sync_duration_seconds_count')) - syncs[0]!;
+  const seconds = (await sum(controller, 'qubesec_sync_duration_seconds_sum')) - syncs[1]!;
+  console.log(`  ${count} syncs meanwhile, ${((seconds / count) * 1000).toFixed(0)} ms each on average (translate, render, nginx -t, reload, confirm)`);
 }
 
 interface LoadTotals { done: number; ok: number; serverErrors: number; failed: number; errored: number }
@@ -59,7 +67,7 @@ async function loadUntil(controller: TestController, until: Promise<unknown>): P
   void until.finally(() => (finished = true));
   const totals: LoadTotals = { done: 0, ok: 0, serverErrors: 0, failed: 0, errored: 0 };
   while (!finished) {
-    const run = await execa('chroot', [rootfs(), 'h2load', '-D', '3', '-c', '8', '-t', '1', '--groups', HYBRID, '--sni', hostOf(0), `https://127.0.0.1:${controller.httpsPort}/`], { reject: false, all: true });
+    const run = await execa('chroot', [rootfs(), 'h2load', '-D', '3', '-c', '8', '-t', '1', '--groups', HYBRID, `--connect-to=127.0.0.1:${controller.httpsPort}`, `https://${hostOf(0)}:${controller.httpsPort}/`], { reject: false, all: true });
     const requests = /requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, (\d+) errored/.exec(run.all ?? '');
     const codes = /status codes: (\d+) 2xx, \d+ 3xx, \d+ 4xx, (\d+) 5xx/.exec(run.all ?? '');
     if (!requests || !codes) throw new Error(`h2load printed no summary: ${(run.all ?? '').slice(-500)}`);
