@@ -26,6 +26,7 @@ let applier: Applier;
 let backend: Server;
 let backendPort: number;
 let httpPort: number;
+let statusPort: number;
 const metrics = createMetrics();
 const confDir = `/run/qubesec-dataplane-${randomBytes(4).toString('hex')}`;
 
@@ -57,7 +58,7 @@ beforeAll(async () => {
     confDir,
     accessLog: `${confDir}/access.log`,
     errorLog: 'stderr',
-    render: { bindAddress: '127.0.0.1', httpPort, httpsPort: await freePort(), statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) },
+    render: { bindAddress: '127.0.0.1', httpPort, httpsPort: await freePort(), statusPort: (statusPort = await freePort()), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) },
   }, metrics, createLogger('error'));
 });
 
@@ -124,6 +125,9 @@ describe('Applier with real NGINX', () => {
       const gone = { address: '127.0.0.1', port: await freePort() };
       expect((await applier.apply(model(['/a'], [gone, c]))).status).toBe('endpoints');
       expect(await backendsSeen(8)).toEqual(['web-c']);
+      // What the workers balance over, as troubleshooting reads it.
+      const listed = await fetch(`http://127.0.0.1:${statusPort}/qubesec/endpoints`).then((r) => r.text());
+      expect(listed).toBe(`default_web_80 127.0.0.1:${gone.port} 127.0.0.1:${c.port}\n`);
 
       expect(await reloads()).toBe(reloadsBefore);
       expect(await workers()).toEqual(workersBefore);

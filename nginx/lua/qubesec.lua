@@ -78,9 +78,18 @@ function _M.init(file)
   end
 end
 
--- content_by_lua of the local-only POST /qubesec/endpoints.
+-- content_by_lua of the local-only /qubesec/endpoints: POST stores lines, GET lists what the workers balance over.
 function _M.update()
-  if ngx.req.get_method() ~= "POST" then
+  local method = ngx.req.get_method()
+  if method == "GET" then
+    local names = endpoints:get_keys(0)
+    table.sort(names)
+    for _, name in ipairs(names) do
+      ngx.say(name, " ", endpoints:get(name) or "")
+    end
+    return
+  end
+  if method ~= "POST" then
     return ngx.exit(ngx.HTTP_NOT_ALLOWED)
   end
   ngx.req.read_body()
