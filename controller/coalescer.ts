@@ -35,3 +35,39 @@ export class Coalescer {
     await this.running;
   }
 }
+
+/**
+ * Work that syncs after a burst of changes and again when it says (a retry, a due date), as the leader-only writers
+ * do. stop() lets the sync in hand finish and starts none after it; a sync checks `stopped` before each write.
+ */
+export abstract class CoalescedWork {
+  protected stopped = false;
+  private readonly coalescer: Coalescer;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(debounceMs: number, onError: (err: Error) => void) {
+    this.coalescer = new Coalescer(() => this.sync(), debounceMs, onError);
+  }
+
+  async start(): Promise<void> {
+    await this.coalescer.runNow();
+  }
+
+  schedule(): void {
+    this.coalescer.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.coalescer.stop();
+  }
+
+  /** Syncs again in `ms`, in place of any time set before; undefined: only after changes. */
+  protected syncAgainIn(ms: number | undefined): void {
+    clearTimeout(this.timer);
+    if (ms !== undefined && !this.stopped) this.timer = setTimeout(() => this.schedule(), ms);
+  }
+
+  protected abstract sync(): Promise<void>;
+}

@@ -2,9 +2,11 @@
 import { parseArgs } from 'node:util';
 import { parseSettings } from './model/annotations.js';
 import type { BackendRef } from './model/ingress.js';
-import { checkPortName, checkPortNumber, checkServiceName } from './model/names.js';
+import { checkObjectName, checkPortName, checkPortNumber, checkServiceName } from './model/names.js';
 import { DEFAULT_ALGORITHM, SIGNATURE_ALGORITHMS, isSignatureAlgorithm, type SignatureAlgorithm } from './pki/algorithms.js';
 import { BUILTIN_TLS_DEFAULTS, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
+import { MAX_RETIRED_KEYS, type RotationPolicy } from './tickets/keys.js';
+import type { SessionResumptionOptions } from './tickets/served.js';
 
 export const FLAGS = {
   kubeconfig: { type: 'string', default: '', description: 'kubeconfig file; empty: in-cluster service account, else ~/.kube/config' },
@@ -17,7 +19,7 @@ export const FLAGS = {
   'publish-status-address': { type: 'string', default: '', description: 'comma-separated IP addresses and DNS names the leader publishes in Ingress status instead (wins over --publish-service)' },
   'election-id': { type: 'string', default: 'qubesec-leader', description: 'name of the coordination.k8s.io Lease the replicas elect a leader with; only the leader writes Ingress status and runs the PKI controller' },
   'election-ttl': { type: 'string', default: '15s', description: 'lease duration of the leader election; the leader renews every ttl*2/15 and stops leading when it could not renew for ttl*2/3 (as client-go: 15s, 2s, 10s)' },
-  'controller-namespace': { type: 'string', default: '', description: 'namespace of the leader-election Lease; empty: $POD_NAMESPACE, else the kubeconfig context\'s namespace (in a pod: its own), else default' },
+  'controller-namespace': { type: 'string', default: '', description: 'namespace of the leader-election Lease and the session ticket Secret; empty: $POD_NAMESPACE, else the kubeconfig context\'s namespace (in a pod: its own), else default' },
   'default-pq-mode': { type: 'string', default: BUILTIN_TLS_DEFAULTS.pqMode, description: 'pq-mode of Ingresses without the qubesec.io/pq-mode annotation: hybrid, strict or classical' },
   'default-tls-groups': { type: 'string', default: '', description: 'groups offered in hybrid mode, in strict server order (default: the hybrids X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, then X25519, secp256r1, secp384r1)' },
   'default-tls-min-version': { type: 'string', default: '1.3', description: 'lowest TLS version for hosts that do not set qubesec.io/tls-min-version: 1.3 or 1.2' },
@@ -37,6 +39,10 @@ export const FLAGS = {
   'access-log': { type: 'string', default: '', description: 'NGINX access log (JSON lines); empty: /dev/stdout, or <conf-dir>/access.log when chrooted' },
   'worker-processes': { type: 'string', default: 'auto', description: 'NGINX worker processes' },
   'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one reload' },
+  'session-tickets': { type: 'string', default: 'true', description: 'TLS session resumption by tickets whose keys the leader keeps in --session-ticket-secret and rotates, shared by every replica (docs/pq-tls.md#session-resumption): true or false (each replica then resumes from its own session cache only)' },
+  'session-ticket-secret': { type: 'string', default: 'qubesec-session-tickets', description: 'name of the Secret, in the controller namespace, that holds the session ticket keys and the default certificate every replica serves (standalone: kept in memory)' },
+  'session-ticket-rotation': { type: 'string', default: '12h', description: 'a new key encrypts tickets this often (s, m or h); older keys still decrypt for --session-timeout; at most 8 old keys, so at least timeout/8' },
+  'session-timeout': { type: 'string', default: '10m', description: 'how long a TLS session may be resumed (ssl_session_timeout; s, m or h)' },
   'enable-pki': { type: 'string', default: 'true', description: 'run the PKI controller (Issuer, ClusterIssuer, Certificate; needs the CRDs, else it stays off with a warning): true or false' },
   'default-certificate-algorithm': { type: 'string', default: DEFAULT_ALGORITHM, description: `key algorithm of the Certificates created for Ingresses annotated with qubesec.io/issuer or cluster-issuer but not qubesec.io/certificate-algorithm: ${SIGNATURE_ALGORITHMS.join(', ')}` },
   'cluster-resource-namespace': { type: 'string', default: 'qubesec', description: 'namespace of the CA Secrets that ClusterIssuers name' },
@@ -105,4 +111,27 @@ export function certificateAlgorithmFromFlags(flags: Flags): SignatureAlgorithm 
   const value = flags['default-certificate-algorithm'];
   if (!isSignatureAlgorithm(value)) throw new Error(`flag --default-certificate-algorithm: ${JSON.stringify(value)} is not one of ${SIGNATURE_ALGORITHMS.join(', ')}`);
   return value;
+}
+
+/** A whole number of seconds, minutes or hours above 0 ("90s", "10m", "12h"), in milliseconds. */
+function durationFlag(flags: Flags, name: 'session-ticket-rotation' | 'session-timeout'): number {
+  const match = /^(\d+)(s|m|h)$/.exec(flags[name]);
+  const ms = match ? Number(match[1]) * { s: 1000, m: 60_000, h: 3600_000 }[match[2] as 's' | 'm' | 'h'] : 0;
+  if (!ms) throw new Error(`flag --${name}: ${JSON.stringify(flags[name])} is not a whole number of seconds, minutes or hours above 0, like "12h"`);
+  return ms;
+}
+
+/** --session-* flags, in the controller namespace `namespace`. */
+export function sessionResumptionFromFlags(flags: Flags, namespace: string): SessionResumptionOptions & { rotation: RotationPolicy } {
+  const tickets = flags['session-tickets'];
+  if (tickets !== 'true' && tickets !== 'false') throw new Error(`flag --session-tickets: ${JSON.stringify(tickets)} is not true or false`);
+  const name = flags['session-ticket-secret'];
+  const nameError = checkObjectName(name);
+  if (nameError) throw new Error(`flag --session-ticket-secret: ${JSON.stringify(name)} ${nameError}`);
+  const rotation = { periodMs: durationFlag(flags, 'session-ticket-rotation'), sessionTimeoutMs: durationFlag(flags, 'session-timeout') };
+  const retired = Math.ceil(rotation.sessionTimeoutMs / rotation.periodMs);
+  if (retired > MAX_RETIRED_KEYS) {
+    throw new Error(`flag --session-ticket-rotation: every ${flags['session-ticket-rotation']} would keep ${retired} old keys to decrypt tickets for --session-timeout ${flags['session-timeout']}; rotate at most ${MAX_RETIRED_KEYS} times per session timeout`);
+  }
+  return { tickets: tickets === 'true', timeoutSeconds: rotation.sessionTimeoutMs / 1000, ticketSecret: { namespace, name }, rotation };
 }

@@ -1,5 +1,5 @@
 // Wires one controller: a source, the reconciler, the NGINX applier, metrics and health, the admission webhook; in a
-// cluster, the leader election and what only the leader does (Ingress status, the PKI controller).
+// cluster, the leader election and what only the leader does (Ingress status, the PKI controller, session ticket keys).
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -11,9 +11,7 @@ import chokidar, { type FSWatcher } from 'chokidar';
 import { replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
-import { checkPair } from './model/certificates.js';
-import type { CertificatePair } from './model/types.js';
-import { certificateAlgorithmFromFlags, defaultBackendFromFlags, listFlag, listenAddress, port, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { certificateAlgorithmFromFlags, defaultBackendFromFlags, listFlag, listenAddress, port, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { LeaderElector } from './leader/elector.js';
 import { electionTimings } from './leader/lease.js';
 import { freePort } from './net.js';
@@ -22,7 +20,7 @@ import { createLogger, type Level, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { PkiController } from './pki/controller.js';
 import { GROUP, VERSION } from './pki/resources.js';
-import { selfSignedPair } from './pki/selfsigned.js';
+import { defaultCertificatePairs } from './pki/selfsigned.js';
 import { serveObservability } from './observability/server.js';
 import { Reconciler } from './reconciler.js';
 import { FilesSource, LogEventRecorder } from './sources/files.js';
@@ -30,6 +28,8 @@ import { KubernetesEventRecorder, KubernetesSource, errorText, loadKubeConfig } 
 import type { EventRecorder, Source } from './sources/source.js';
 import { publishFrom } from './status/addresses.js';
 import { StatusWriter } from './status/writer.js';
+import { TicketKeyRotator } from './tickets/rotator.js';
+import { InMemoryTicketKeys } from './tickets/standalone.js';
 
 export interface RunningController {
   reconciler: Reconciler;
@@ -84,17 +84,20 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
 
   let source: Source;
   let recorder: EventRecorder;
-  let kc: KubeConfig | undefined;
+  const kc = flags.manifests ? undefined : loadKubeConfig(flags.kubeconfig);
+  // The controller namespace: the leader-election Lease and the session ticket Secret live there.
+  const namespace = flags['controller-namespace'] || process.env.POD_NAMESPACE || kc?.getContextObject(kc.getCurrentContext())?.namespace || 'default';
+  const sessionResumption = sessionResumptionFromFlags(flags, namespace);
   // Unique per replica and per start: the Lease's holder and the Events' reporting instance.
   const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
   let pkiOn = false;
-  if (flags.manifests) {
-    source = new FilesSource(resolve(flags.manifests), log.child({ component: 'files' }));
+  if (!kc) {
+    const files = new FilesSource(resolve(flags.manifests), log.child({ component: 'files' }));
+    source = sessionResumption.tickets ? new InMemoryTicketKeys(files, sessionResumption.ticketSecret, sessionResumption.rotation) : files;
     recorder = new LogEventRecorder(log);
   } else {
-    kc = loadKubeConfig(flags.kubeconfig);
     const publishService = publish && 'service' in publish ? publish.service : '';
-    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'], configMap: flags.configmap, publishService }, log.child({ component: 'kubernetes' }));
+    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'], configMap: flags.configmap, publishService, ticketSecretNamespace: sessionResumption.tickets ? namespace : '' }, log.child({ component: 'kubernetes' }));
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], identity, log);
     pkiOn = flags['enable-pki'] === 'true' && (await pkiResourcesInstalled(kc, log));
   }
@@ -109,9 +112,10 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       tlsDefaults,
       configMap: flags.configmap,
       capabilities,
-      defaultCertificates: await defaultCertificates(),
+      defaultCertificates: await defaultCertificatePairs(),
       defaultBackend: defaultBackendFromFlags(flags),
       debounceMs: Number(flags['debounce-ms']),
+      sessionResumption,
     },
     metrics,
     log,
@@ -123,12 +127,17 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   if (kc) {
     const cluster = kc;
     const debounceMs = Number(flags['debounce-ms']);
-    const namespace = flags['controller-namespace'] || process.env.POD_NAMESPACE || cluster.getContextObject(cluster.getCurrentContext())?.namespace || 'default';
     elector = new LeaderElector(cluster, { namespace, name: flags['election-id'], identity, ...electionTiming }, async () => {
       const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
       const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm }, recorder, log.child({ component: 'pki' })) : undefined;
-      const work = [status, pki].filter((w) => w !== undefined);
-      reconciler.onSynced = () => status?.schedule();
+      const tickets = sessionResumption.tickets
+        ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }))
+        : undefined;
+      const work = [status, pki, tickets].filter((w) => w !== undefined);
+      reconciler.onSynced = () => {
+        status?.schedule();
+        tickets?.schedule();
+      };
       const stopWork = async () => {
         metrics.leader.set(0);
         reconciler.onSynced = () => undefined;
@@ -190,18 +199,6 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       handshakes.socket.close();
     },
   };
-}
-
-/** A fresh pair of self-signed certificates (ML-DSA-65 and ECDSA) for hosts without a usable Secret. */
-async function defaultCertificates(): Promise<CertificatePair[]> {
-  const pairs: CertificatePair[] = [];
-  for (const algorithm of ['ml-dsa-65', 'ecdsa-p256'] as const) {
-    const made = await selfSignedPair(algorithm, 'QubeSec default certificate', ['ingress.local']);
-    const checked = checkPair(`(default ${algorithm})`, made.certificatePem, made.keyPem, new Date());
-    if ('error' in checked) throw new Error(checked.error);
-    pairs.push(checked.pair);
-  }
-  return pairs;
 }
 
 /**

@@ -13,6 +13,7 @@ import type { ApplyResult } from './dataplane/applier.js';
 import type { Logger } from './observability/log.js';
 import type { Metrics } from './observability/metrics.js';
 import { keyOf, type EventRecorder, type Snapshot, type Source } from './sources/source.js';
+import { ServedSessionResumption, type SessionResumptionOptions } from './tickets/served.js';
 
 export interface ReconcilerOptions {
   /** spec.controller of the IngressClasses we serve. */
@@ -24,11 +25,14 @@ export interface ReconcilerOptions {
   /** namespace/name of the defaults ConfigMap, or ''. */
   configMap: string;
   capabilities: Capabilities;
+  /** This replica's own, for when the shared Secret (sessionResumption) has none. */
   defaultCertificates: CertificatePair[];
   /** Quiet time that gathers a burst of changes into one sync. */
   debounceMs: number;
   /** --default-backend-service: serves requests no Ingress matches. */
   defaultBackend?: BackendRef;
+  /** Absent: NGINX's defaults. */
+  sessionResumption?: SessionResumptionOptions;
 }
 
 type SecretUse = 'serving' | 'client' | 'ca';
@@ -57,6 +61,7 @@ export class Reconciler {
   private readonly lastGoodSecrets = new Map<string, { content: CertificatePair | CaBundle; expires?: Date; key: string; data: string }>();
   private activeDiagnostics = new Set<string>();
   private readonly coalescer: Coalescer;
+  private readonly sessionResumption: ServedSessionResumption | undefined;
   private forceNext = false;
   private servedKeys: ReadonlySet<string> = new Set();
   /** Called after every sync: the leader publishes Ingress status from what is served now. */
@@ -71,6 +76,7 @@ export class Reconciler {
     log: Logger,
   ) {
     this.coalescer = new Coalescer(() => this.sync(), options.debounceMs, (err) => log.error('sync failed', { error: err.stack ?? err.message }));
+    this.sessionResumption = options.sessionResumption && new ServedSessionResumption(options.sessionResumption);
   }
 
   async start(): Promise<void> {
@@ -139,6 +145,7 @@ export class Reconciler {
       const service = endpointSliceService(slice);
       if (service) endpointSlices.set(service, [...(endpointSlices.get(service) ?? []), slice]);
     }
+    const shared = this.sessionResumption?.model(snapshot.secrets, new Date(), diagnostics);
     const built = buildModel({
       intents,
       services,
@@ -147,13 +154,13 @@ export class Reconciler {
       caBundles,
       defaultBackend: this.options.defaultBackend,
       defaultPolicy: defaultPolicy(tlsDefaults, this.options.capabilities),
-      defaultCertificates: this.options.defaultCertificates,
+      defaultCertificates: shared?.defaultCertificates ?? this.options.defaultCertificates,
     });
     diagnostics.push(...built.diagnostics);
 
     const force = this.forceNext;
     this.forceNext = false;
-    const result = await this.dataPlane.apply(built.model, force);
+    const result = await this.dataPlane.apply({ ...built.model, sessionResumption: shared?.resumption }, force);
     if (result.status === 'failed') {
       for (const ingress of ours) {
         diagnostics.push({ object: ingressRef(ingress), type: 'Warning', reason: 'ReloadFailed', message: `the data plane refused the new configuration; the previous one keeps serving: ${result.error}` });

@@ -36,7 +36,7 @@ const VALUE_SETS: Record<string, ValueSet> = {
   },
   webhookAndPkiOff: {
     release: 'plain', namespace: 'plain',
-    values: { admissionWebhooks: { enabled: false }, pki: { enabled: false }, controller: { service: { type: 'ClusterIP' }, ingressClassResource: { name: 'plain', controllerValue: 'qubesec.io/plain' } } },
+    values: { admissionWebhooks: { enabled: false }, pki: { enabled: false }, controller: { service: { type: 'ClusterIP' }, ingressClassResource: { name: 'plain', controllerValue: 'qubesec.io/plain' }, sessionResumption: { tickets: false } } },
   },
   bootstrapCaStrict: {
     release: 'pq', namespace: 'pq',
@@ -50,7 +50,7 @@ const VALUE_SETS: Record<string, ValueSet> = {
     release: 'edge', namespace: 'edge',
     values: {
       controller: {
-        autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 5 }, electionID: 'edge-leader', image: { digest: `sha256:${'ab'.repeat(32)}` },
+        autoscaling: { enabled: true, minReplicas: 2, maxReplicas: 5 }, electionID: 'edge-leader', sessionResumption: { ticketSecret: 'edge-tickets' }, image: { digest: `sha256:${'ab'.repeat(32)}` },
         ingressClassResource: { name: 'edge', default: true, controllerValue: 'qubesec.io/edge' }, extraArgs: { 'worker-processes': '2' },
       },
     },
@@ -156,18 +156,21 @@ describe('helm lint and template', () => {
     expect([lint.exitCode, lint.stdout]).toEqual([1, expect.stringContaining(message)]);
   });
 
-  it('renders the roles from files/rbac unchanged but for names and the Lease that follows controller.electionID', async () => {
+  it('renders the roles from files/rbac unchanged but for names, the Lease and Secret that follow their values, and no Secret rules with tickets off', async () => {
     const file = async (name: string) => parseAllDocuments(await readFile(join(CHART, 'files', 'rbac', name), 'utf8'))[0]!.toJS() as V1ClusterRole;
     const [controller, namespace, pki] = await Promise.all(['controller.yaml', 'namespace.yaml', 'pki.yaml'].map(file));
     const edge = rendered.get('autoscaledDefaultClass')!;
     const role = (kind: string, name: string) => edge.find((o) => o.kind === kind && o.metadata!.name === name) as V1ClusterRole;
     expect(role('ClusterRole', 'edge-qubesec').rules).toEqual(controller!.rules);
     expect(role('ClusterRole', 'edge-qubesec-pki').rules).toEqual(pki!.rules);
-    const leaseRenamed = namespace!.rules!.map((rule) => (rule.resourceNames ? { ...rule, resourceNames: ['edge-leader'] } : rule));
-    expect(role('Role', 'edge-qubesec').rules).toEqual(leaseRenamed);
-    expect(args(edge)).toContain('--election-id=edge-leader');
-    expect(ofKind(rendered.get('webhookAndPkiOff')!, 'ClusterRole').map((r) => r.metadata!.name)).toEqual(['plain-qubesec']);
-    expect(args(rendered.get('webhookAndPkiOff')!)).toContain('--enable-pki=false');
+    const renamed = namespace!.rules!.map((rule) => (rule.resourceNames ? { ...rule, resourceNames: [rule.resources!.includes('secrets') ? 'edge-tickets' : 'edge-leader'] } : rule));
+    expect(role('Role', 'edge-qubesec').rules).toEqual(renamed);
+    expect(args(edge)).toEqual(expect.arrayContaining(['--election-id=edge-leader', '--session-ticket-secret=edge-tickets']));
+    const plain = rendered.get('webhookAndPkiOff')!;
+    expect(ofKind(plain, 'ClusterRole').map((r) => r.metadata!.name)).toEqual(['plain-qubesec']);
+    expect(args(plain)).toEqual(expect.arrayContaining(['--enable-pki=false', '--session-tickets=false']));
+    const plainRole = plain.find((o) => o.kind === 'Role') as V1ClusterRole;
+    expect(plainRole.rules).toEqual(namespace!.rules!.filter((rule) => !rule.resources!.includes('secrets')));
   });
 
   it('renders each value set into the objects it asks for', () => {
@@ -276,7 +279,7 @@ describe('on the real API server', () => {
   it('a release with another election id may renew only its own Lease, and its IngressClass is the default', async () => {
     const set = VALUE_SETS.autoscaledDefaultClass!;
     const kubeconfig = await applyIdentity(set, rendered.get('autoscaledDefaultClass')!);
-    const { allowed, denied } = controllerAccess(set.namespace, 'edge-leader');
+    const { allowed, denied } = controllerAccess(set.namespace, 'edge-leader', 'edge-tickets');
     const otherLease = { group: 'coordination.k8s.io', resource: 'leases', namespace: set.namespace, verb: 'update', name: 'qubesec-leader' };
     expect(await accessReviews(kubeconfig, allowed)).toEqual(allowed.map((a) => [a, true]));
     expect(await accessReviews(kubeconfig, [...denied, otherLease])).toEqual([...denied, otherLease].map((a) => [a, false]));
@@ -284,11 +287,15 @@ describe('on the real API server', () => {
     expect([ingressClass.spec.controller, ingressClass.metadata.annotations]).toEqual(['qubesec.io/edge', { 'ingressclass.kubernetes.io/is-default-class': 'true' }]);
   });
 
-  it('without the PKI the ServiceAccount cannot write Secrets or Certificates, but still serves Ingresses', async () => {
+  it('without the PKI and session tickets the ServiceAccount cannot write Secrets or Certificates, but still serves Ingresses', async () => {
     const set = VALUE_SETS.webhookAndPkiOff!;
     const kubeconfig = await applyIdentity(set, rendered.get('webhookAndPkiOff')!);
     const secrets = { group: '', resource: 'secrets', namespace: 'default' };
-    const denied = [{ ...secrets, verb: 'create' }, { ...secrets, verb: 'update', name: 'app-tls' }, { group: 'qubesec.io', resource: 'certificates', namespace: 'default', verb: 'create' }];
+    const ownSecrets = { ...secrets, namespace: set.namespace };
+    const denied = [
+      { ...secrets, verb: 'create' }, { ...secrets, verb: 'update', name: 'app-tls' }, { group: 'qubesec.io', resource: 'certificates', namespace: 'default', verb: 'create' },
+      { ...ownSecrets, verb: 'create' }, { ...ownSecrets, verb: 'update', name: 'qubesec-session-tickets' },
+    ];
     const allowed = [{ ...secrets, verb: 'watch' }, { group: 'networking.k8s.io', resource: 'ingresses', namespace: 'default', verb: 'update', subresource: 'status', name: 'app' }];
     expect(await accessReviews(kubeconfig, denied)).toEqual(denied.map((a) => [a, false]));
     expect(await accessReviews(kubeconfig, allowed)).toEqual(allowed.map((a) => [a, true]));

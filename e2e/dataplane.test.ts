@@ -1,7 +1,7 @@
 // The apply loop against real NGINX: skip identical configurations, refuse one that fails `nginx -t` while the last
-// good one keeps serving, and recover on the next change.
+// good one keeps serving, and recover on the next change; TLS sessions resume across reloads and restarts.
 import { randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { execa } from 'execa';
@@ -19,7 +19,7 @@ import type { CertificatePair, Endpoint, Model } from '../controller/model/types
 import { createLogger } from '../controller/observability/log.js';
 import { createMetrics } from '../controller/observability/metrics.js';
 import { hostileClusterState, hostileIngress } from '../controller/render/hostile-ingress.js';
-import { pqCurl } from './lib/clients.js';
+import { pqCurl, tlsSession } from './lib/clients.js';
 import { freePort, rootfs } from './lib/env.js';
 
 let applier: Applier;
@@ -27,11 +27,14 @@ let backend: Server;
 let backendPort: number;
 let httpPort: number;
 let statusPort: number;
+let httpsPort: number;
+/** Saved TLS sessions, inside the rootfs for its openssl. */
+let sessionDir: string;
 const metrics = createMetrics();
 const confDir = `/run/qubesec-dataplane-${randomBytes(4).toString('hex')}`;
 
-function pair(): CertificatePair {
-  const checked = checkTlsSecret(tlsSecret('default', 'ecdsa'), new Date());
+function pair(fixture: 'ecdsa' | 'mldsa65' = 'ecdsa'): CertificatePair {
+  const checked = checkTlsSecret(tlsSecret('default', fixture), new Date());
   if ('error' in checked) throw new Error(checked.error);
   return checked.pair;
 }
@@ -52,13 +55,15 @@ beforeAll(async () => {
   backendPort = await freePort();
   backend = await startEchoBackend('web', backendPort);
   httpPort = await freePort();
+  httpsPort = await freePort();
+  sessionDir = await mkdtemp(join(rootfs(), 'tmp', 'qubesec-sessions-'));
   const runtime = { root: rootfs(), nginxBinary: 'nginx', opensslBinary: 'openssl' };
   applier = new Applier({
     runtime,
     confDir,
     accessLog: `${confDir}/access.log`,
     errorLog: 'stderr',
-    render: { bindAddress: '127.0.0.1', httpPort, httpsPort: await freePort(), statusPort: (statusPort = await freePort()), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) },
+    render: { bindAddress: '127.0.0.1', httpPort, httpsPort, statusPort: (statusPort = await freePort()), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) },
   }, metrics, createLogger('error'));
 });
 
@@ -66,6 +71,7 @@ afterAll(async () => {
   await applier?.stop();
   backend?.close();
   await rm(join(rootfs(), confDir), { recursive: true, force: true });
+  if (sessionDir) await rm(sessionDir, { recursive: true, force: true });
 });
 
 describe('Applier with real NGINX', () => {
@@ -154,5 +160,63 @@ describe('Applier with real NGINX', () => {
     console.log(`nginx -t on ${intents.length} accepted of ${ingresses.length} generated Ingresses: ${hostile.servers.length} servers, ${hostile.servers.reduce((n, s) => n + s.locations.length, 0)} locations`);
     expect(intents.length).toBeGreaterThan(50);
     expect(await applier.apply(hostile)).toEqual({ status: 'applied', hash: expect.any(String) });
+  });
+});
+
+describe('TLS session resumption with real NGINX and openssl s_client', () => {
+  const [k1, k2] = [randomBytes(80), randomBytes(80)];
+  /** The catch-all server with a default certificate (ML-DSA-65), and session tickets with these keys (none: NGINX's own). */
+  const resumptionModel = (ticketKeys: Buffer[], defaultCertificate: 'mldsa65' | 'ecdsa' = 'mldsa65'): Model => ({
+    servers: [{ host: '', locations: [] }],
+    upstreams: [],
+    defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
+    defaultCertificates: [pair(defaultCertificate)],
+    sessionResumption: { timeoutSeconds: 600, tickets: true, ticketKeys },
+  });
+  const session = (name: string) => `${sessionDir.slice(rootfs().length)}/${name}`;
+  const connect = (files: Parameters<typeof tlsSession>[2]) => tlsSession('any.example.com', httpsPort, files);
+  const restart = async (model: Model) => {
+    await applier.stop();
+    expect((await applier.apply(model, true)).status).toBe('applied');
+  };
+
+  it('resumes a session after a reload and after a restart with the given keys; the resumed handshake has no ML-DSA signature but the hybrid group', async () => {
+    const model = resumptionModel([k1]);
+    expect((await applier.apply(model)).status).toBe('applied');
+    expect(await connect({ save: session('k1') })).toMatchObject({ reused: false, group: 'X25519MLKEM768', peerSignature: 'mldsa65' });
+    expect((await applier.apply(model, true)).status).toBe('applied');
+    expect(await connect({ offer: session('k1') })).toMatchObject({ reused: true, group: 'X25519MLKEM768', peerSignature: '' });
+    // A client that would accept a resumption without key exchange (psk_ke) still gets the hybrid one (psk_dhe_ke).
+    expect(await connect({ offer: session('k1'), args: ['-allow_no_dhe_kex'] })).toMatchObject({ reused: true, group: 'X25519MLKEM768' });
+    await restart(model);
+    expect(await connect({ offer: session('k1') })).toMatchObject({ reused: true, group: 'X25519MLKEM768' });
+  });
+
+  it('decrypts with every key listed, encrypts with the first, and resumes nothing once a key is gone', async () => {
+    expect((await applier.apply(resumptionModel([k2, k1]))).status).toBe('applied');
+    expect(await connect({ offer: session('k1'), save: session('k2') })).toMatchObject({ reused: true });
+    expect((await applier.apply(resumptionModel([k2]))).status).toBe('applied');
+    expect(await connect({ offer: session('k1') })).toMatchObject({ reused: false, peerSignature: 'mldsa65' });
+    // The ticket re-issued on resumption above came from the first key.
+    expect(await connect({ offer: session('k2') })).toMatchObject({ reused: true });
+  });
+
+  it('resumes nothing under another default certificate, even with the same keys: replicas must share it too', async () => {
+    expect((await applier.apply(resumptionModel([k1]))).status).toBe('applied');
+    expect(await connect({ save: session('mldsa-default') })).toMatchObject({ reused: false });
+    expect((await applier.apply(resumptionModel([k1], 'ecdsa'))).status).toBe('applied');
+    expect(await connect({ offer: session('mldsa-default') })).toMatchObject({ reused: false });
+    expect((await applier.apply(resumptionModel([k1]))).status).toBe('applied');
+    expect(await connect({ offer: session('mldsa-default') })).toMatchObject({ reused: true });
+  });
+
+  it('with NGINX\'s own keys (no key files) sessions survive a reload (NGINX keeps them in the shared session cache) but not a restart', async () => {
+    const model = resumptionModel([]);
+    expect((await applier.apply(model)).status).toBe('applied');
+    expect(await connect({ save: session('own') })).toMatchObject({ reused: false });
+    expect((await applier.apply(model, true)).status).toBe('applied');
+    expect(await connect({ offer: session('own') })).toMatchObject({ reused: true });
+    await restart(model);
+    expect(await connect({ offer: session('own') })).toMatchObject({ reused: false });
   });
 });

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { stringify } from 'yaml';
 import { startEchoBackend } from '../controller/cli/echo-backend.js';
-import { installTrustAnchors, legacyHandshake, pqCurl } from './lib/clients.js';
-import { eventually, freePort } from './lib/env.js';
+import { installTrustAnchors, legacyHandshake, pqCurl, tlsSession } from './lib/clients.js';
+import { eventually, freePort, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import { QUBESEC_CLASS, pqIngress, serviceFor, tlsSecret } from './lib/objects.js';
 
@@ -89,5 +89,16 @@ describe('QubeSec in standalone mode (a folder of manifests)', () => {
     }));
     expect(JSON.parse((await pqCurl(https('web.pq.example.com', '/v2'), { cacert: anchors.mldsa })).body).backend).toBe('two');
     expect((await pqCurl(https('web.pq.example.com', '/v3'), { cacert: anchors.mldsa })).status).toBe(404);
+  });
+
+  it('resumes TLS sessions after NGINX restarts, with ticket keys it generates and keeps in memory', async () => {
+    const session = `${anchors.dir.slice(rootfs().length)}/web.session`;
+    await answer('web.pq.example.com', (x) => x.status === 200, '/v2');
+    expect(await tlsSession('web.pq.example.com', controller.httpsPort, { save: session })).toMatchObject({ reused: false, peerSignature: 'mldsa65' });
+    // NGINX's own keys would survive a reload (it keeps them in the shared session cache), not a restart.
+    process.kill(controller.applier.nginx.pid!, 'SIGKILL');
+    await eventually(async () => /^qubesec_nginx_restarts_total 1$/m.test(await controller.metricsText()) || undefined, 15_000, 'NGINX restarted');
+    await answer('web.pq.example.com', (x) => x.status === 200, '/v2');
+    expect(await tlsSession('web.pq.example.com', controller.httpsPort, { offer: session })).toMatchObject({ reused: true, group: 'X25519MLKEM768', peerSignature: '' });
   });
 });

@@ -80,7 +80,7 @@ export class Applier {
   }
 
   /**
-   * What others might change: nginx.conf and the certificates. The folders are watched, not the files, because each
+   * What others might change: nginx.conf, the certificates and the ticket keys. The folders are watched, not the files, because each
    * apply replaces nginx.conf by rename and a watch on the file itself would stay on the old inode.
    */
   get watched(): { paths: string[]; relevant: (path: string) => boolean } {
@@ -89,7 +89,7 @@ export class Applier {
     const conf = `${dir}/nginx.conf`;
     return {
       paths: [dir, certificates],
-      relevant: (p) => p === dir || p === conf || p === certificates || (p.startsWith(`${certificates}/`) && p.endsWith('.pem')),
+      relevant: (p) => p === dir || p === conf || p === certificates || (p.startsWith(`${certificates}/`) && /\.(pem|key)$/.test(p)),
     };
   }
 
@@ -191,7 +191,7 @@ export class Applier {
     return { status: 'failed', hash, error };
   }
 
-  private async write(file: string, content: string, mode: number): Promise<void> {
+  private async write(file: string, content: string | Buffer, mode: number): Promise<void> {
     const tmp = `${file}.${process.pid}.tmp`;
     await writeFile(tmp, content, { mode });
     this.written.set(file, sha256(content));

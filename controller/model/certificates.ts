@@ -20,21 +20,22 @@ export function checkTlsSecret(secret: V1Secret, now: Date): CheckedPair {
   return checkPair(source, certificatePem, keyPem, now);
 }
 
-export function checkPair(source: string, certificatePem: string, keyPem: string, now: Date): CheckedPair {
+/** `fields` name the Secret's fields in messages. */
+export function checkPair(source: string, certificatePem: string, keyPem: string, now: Date, fields = { certificate: 'tls.crt', key: 'tls.key' }): CheckedPair {
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(certificatePem);
   } catch (err) {
-    return { error: `Secret ${source}: data.tls.crt is not a PEM certificate (${(err as Error).message})` };
+    return { error: `Secret ${source}: data.${fields.certificate} is not a PEM certificate (${(err as Error).message})` };
   }
   let key;
   try {
     key = createPrivateKey(keyPem);
   } catch (err) {
-    return { error: `Secret ${source}: data.tls.key is not a PEM private key (${(err as Error).message})` };
+    return { error: `Secret ${source}: data.${fields.key} is not a PEM private key (${(err as Error).message})` };
   }
   if (!certificate.checkPrivateKey(key)) {
-    return { error: `Secret ${source}: data.tls.key does not match the certificate in data.tls.crt` };
+    return { error: `Secret ${source}: data.${fields.key} does not match the certificate in data.${fields.certificate}` };
   }
   const notAfter = new Date(certificate.validTo);
   if (notAfter <= now) return { error: `Secret ${source}: the certificate expired at ${notAfter.toISOString()}` };

@@ -181,6 +181,16 @@ export interface Upstream {
   affinityCookie?: string;
 }
 
+/** TLS session resumption at http level (docs/pq-tls.md#session-resumption). */
+export interface SessionResumption {
+  /** How long a session may be resumed: ssl_session_timeout, and the lifetime hint of tickets. */
+  timeoutSeconds: number;
+  /** Stateless session tickets; off, each replica resumes only from its own session cache. */
+  tickets: boolean;
+  /** The tickets' keys, 80 bytes each: the first encrypts, all decrypt; none: NGINX's own, per NGINX instance. */
+  ticketKeys: Buffer[];
+}
+
 export interface Model {
   servers: Server[];
   upstreams: Upstream[];
@@ -190,4 +200,6 @@ export interface Model {
   defaultCertificates: CertificatePair[];
   /** Upstream for requests no location matches (--default-backend-service); absent: 404. */
   defaultBackend?: string;
+  /** Absent: NGINX's defaults. */
+  sessionResumption?: SessionResumption;
 }

@@ -44,6 +44,13 @@ const CASES: Record<string, Model> = {
   'plain-http-and-empty-upstream': modelOf([
     ingress('plain', { rules: [route('plain.example.com', '/app', 'ImplementationSpecific', 'empty', 80)] }),
   ]),
+  'session-tickets-with-policies-per-host': {
+    ...modelOf([
+      ingress('web', { ...dualCertificates, rules: [route('pq.example.com', '/', 'Prefix', 'web', 'http')] }),
+      ingress('strict', { tls: [{ hosts: ['*.pq.example.com'], secretName: 'pq-mldsa' }], rules: [route('*.pq.example.com', '/api', 'Prefix', 'web', 'http')] }, { annotations: { 'qubesec.io/pq-mode': 'strict' } }),
+    ]),
+    sessionResumption: { timeoutSeconds: 600, tickets: true, ticketKeys: [Buffer.alloc(80, 2), Buffer.alloc(80, 1)] },
+  },
 };
 
 describe('render', () => {
@@ -62,6 +69,17 @@ describe('render', () => {
       expect(name).toMatch(/^[0-9a-f]{64}\.pem$/);
       expect(content).toMatch(/^-----BEGIN PRIVATE KEY-----[^]*-----BEGIN CERTIFICATE-----/);
     }
+  });
+
+  it('writes each session ticket key to a file named by its hash and lists the encrypting key first', () => {
+    const model = CASES['session-tickets-with-policies-per-host']!;
+    const rendered = render(model, SETTINGS);
+    const keyFiles = [...rendered.config.matchAll(/ssl_session_ticket_key \/run\/qubesec\/certs\/(ticket-[0-9a-f]{16}\.key);/g)].map((m) => m[1]!);
+    expect(keyFiles.map((name) => rendered.certificateFiles.get(name))).toEqual(model.sessionResumption!.ticketKeys);
+    const off = render({ ...model, sessionResumption: { ...model.sessionResumption!, tickets: false } }, SETTINGS);
+    expect(off.config).toMatch(/^ {4}ssl_session_tickets off;$/m);
+    expect(off.config).not.toContain('ssl_session_ticket_key');
+    expect([...off.certificateFiles.keys()].filter((name) => name.startsWith('ticket-'))).toEqual([]);
   });
 
   it('refuses to render a value NGINX would interpret, even one that got past the model boundary', () => {

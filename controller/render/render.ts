@@ -29,8 +29,8 @@ export interface RenderSettings {
 
 export interface Rendered {
   config: string;
-  /** File name (in paths.certificates) -> content, one PEM (key and certificate) per pair. */
-  certificateFiles: Map<string, string>;
+  /** File name (in paths.certificates) -> content: one PEM (key and certificate) per pair, CA bundles, ticket keys. */
+  certificateFiles: Map<string, string | Buffer>;
 }
 
 /** The endpoints file NGINX's init_by_lua loads (in paths.lua); endpointLines() gives its content. */
@@ -59,7 +59,7 @@ const templates = (() => {
 })();
 
 export function render(model: Model, settings: RenderSettings): Rendered {
-  const certificateFiles = new Map<string, string>();
+  const certificateFiles = new Map<string, string | Buffer>();
   const certificateFile = (pair: CertificatePair): string => {
     const name = `${pair.fingerprint}.pem`;
     certificateFiles.set(name, `${pair.keyPem.trim()}\n${pair.certificatePem.trim()}\n`);
@@ -68,6 +68,12 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const caFile = (ca: CaBundle): string => {
     const name = `ca-${ca.fingerprint}.pem`;
     certificateFiles.set(name, ca.pem);
+    return `${settings.paths.certificates}/${name}`;
+  };
+  // Named by a hash of the key, which reveals nothing of it, so that files stay put across rotations.
+  const ticketKeyFile = (key: Buffer): string => {
+    const name = `ticket-${createHash('sha256').update(key).digest('hex').slice(0, 16)}.key`;
+    certificateFiles.set(name, key);
     return `${settings.paths.certificates}/${name}`;
   };
   const tlsView = (policy: TlsPolicy, certificates: CertificatePair[], clientAuth?: ClientAuth) => ({
@@ -190,6 +196,11 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     paths: settings.paths,
     statusPort: settings.statusPort,
     handshakeLogPort: settings.handshakeLogPort,
+    sessionResumption: model.sessionResumption && {
+      timeout: `${model.sessionResumption.timeoutSeconds}s`,
+      tickets: model.sessionResumption.tickets ? 'on' : 'off',
+      ticketKeys: model.sessionResumption.tickets ? model.sessionResumption.ticketKeys.map(ticketKeyFile) : [],
+    },
     listen: { https: `${bind}${settings.httpsPort}`, reusePort: false },
     groupCodepoints: Object.entries(GROUP_CODEPOINTS).map(([code, name]) => ({ code, name })),
     sniRouting: sniRouting

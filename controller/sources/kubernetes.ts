@@ -21,6 +21,8 @@ export interface KubernetesSourceOptions {
   configMap: string;
   /** namespace/name of the --publish-service Service, or ''; watched also outside the watched namespace. */
   publishService: string;
+  /** Namespace of the session ticket Secret, or ''; its Secrets are watched also outside the watched namespace. */
+  ticketSecretNamespace: string;
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -59,6 +61,10 @@ export class KubernetesSource implements Source {
     const publishNamespace = options.publishService.split('/')[0] ?? '';
     if (ns && options.publishService && publishNamespace !== ns) {
       this.add('publish-service', `/api/v1/namespaces/${publishNamespace}/services`, () => core.listNamespacedService({ namespace: publishNamespace }));
+    }
+    const ticketNamespace = options.ticketSecretNamespace;
+    if (ns && ticketNamespace && ticketNamespace !== ns) {
+      this.add('ticket-secrets', `/api/v1/namespaces/${ticketNamespace}/secrets`, () => core.listNamespacedSecret({ namespace: ticketNamespace }));
     }
     if (options.configMap) {
       const cmNamespace = options.configMap.split('/')[0] ?? '';
@@ -100,7 +106,7 @@ export class KubernetesSource implements Source {
       ingresses: list('ingresses'),
       services: [...list('services'), ...list('publish-service')],
       endpointSlices: list('endpointslices'),
-      secrets: list('secrets'),
+      secrets: [...list('secrets'), ...list('ticket-secrets')],
       configMaps: list('configmaps'),
     };
   }

@@ -1,7 +1,7 @@
 // Leader-only: writes status.loadBalancer of Ingresses from the source's snapshot and what the reconciler serves.
 // Each write carries the Ingress's resourceVersion; a conflict means a newer version is on its way to the snapshot.
 import { NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { Coalescer } from '../coalescer.js';
+import { CoalescedWork } from '../coalescer.js';
 import type { Logger } from '../observability/log.js';
 import { errorText } from '../sources/kubernetes.js';
 import type { Source } from '../sources/source.js';
@@ -9,12 +9,9 @@ import { publishedAddresses, statusUpdates, type PublishFrom } from './addresses
 
 const RETRY_MS = 5000;
 
-export class StatusWriter {
+export class StatusWriter extends CoalescedWork {
   private readonly api: NetworkingV1Api;
-  private readonly coalescer: Coalescer;
-  private retry: NodeJS.Timeout | undefined;
   private lastError = '';
-  private stopped = false;
 
   constructor(
     kc: KubeConfig,
@@ -25,25 +22,11 @@ export class StatusWriter {
     debounceMs: number,
     private readonly log: Logger,
   ) {
+    super(debounceMs, (err) => log.error('status sync failed', { error: err.stack ?? err.message }));
     this.api = kc.makeApiClient(NetworkingV1Api);
-    this.coalescer = new Coalescer(() => this.sync(), debounceMs, (err) => log.error('status sync failed', { error: err.stack ?? err.message }));
   }
 
-  async start(): Promise<void> {
-    await this.coalescer.runNow();
-  }
-
-  schedule(): void {
-    this.coalescer.schedule();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.retry);
-    await this.coalescer.stop();
-  }
-
-  private async sync(): Promise<void> {
+  protected async sync(): Promise<void> {
     const snapshot = this.source.snapshot();
     const published = publishedAddresses(this.publish, snapshot.services);
     if ('error' in published) {
@@ -66,7 +49,6 @@ export class StatusWriter {
         this.log.warn('could not update Ingress status', { ingress: `${namespace}/${name}`, error: errorText(err) });
       }
     }
-    clearTimeout(this.retry);
-    if (failed && !this.stopped) this.retry = setTimeout(() => this.schedule(), RETRY_MS);
+    this.syncAgainIn(failed ? RETRY_MS : undefined);
   }
 }

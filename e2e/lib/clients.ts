@@ -87,6 +87,33 @@ export async function legacyHandshake(host: string, port: number, caFile: string
   return { ok: result.exitCode === 0 && /CONNECTION ESTABLISHED/.test(out), signatureType: field('Signature type'), serverTempKey: field('Server Temp Key'), verification: field('Verification'), output: out };
 }
 
+export interface TlsSession {
+  /** The server resumed the session offered. */
+  reused: boolean;
+  /** Key exchange group: a resumed TLS 1.3 handshake negotiates one too (psk_dhe_ke). */
+  group: string;
+  /** Algorithm of the server's CertificateVerify signature; empty when it sent none, as on resumption. */
+  peerSignature: string;
+  output: string;
+}
+
+/**
+ * A TLS 1.3 handshake and one request by the rootfs's openssl s_client (OpenSSL 3.5), to 127.0.0.1:`port` with SNI
+ * `host`. It offers the session saved in `options.offer` and saves the ticket the server sends in `options.save`
+ * (paths inside the rootfs); `options.args` are further s_client options.
+ */
+export async function tlsSession(host: string, port: number, options: { offer?: string; save?: string; args?: string[] }): Promise<TlsSession> {
+  const args = ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', host, '-tls1_3', '-ign_eof', ...(options.args ?? [])];
+  if (options.offer) args.push('-sess_in', options.offer);
+  if (options.save) args.push('-sess_out', options.save);
+  // The server sends its tickets after the handshake: waiting for the response gives them time to arrive.
+  const request = `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`;
+  const result = await execa('chroot', [rootfs(), 'openssl', ...args], { input: request, reject: false, all: true, timeout: 10_000 });
+  const out = result.all ?? '';
+  const field = (name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(out)?.[1]?.trim() ?? '';
+  return { reused: /^Reused, TLSv1\.3/m.test(out), group: field('Negotiated TLS1.3 group'), peerSignature: field('Peer signature type'), output: out };
+}
+
 /** Copies the test certificates into the rootfs so its curl can use them as trust anchors; returns rootfs paths. */
 export async function installTrustAnchors(): Promise<{ dir: string; mldsa: string; ecdsa: string; hostEcdsa: string; hostMldsa: string }> {
   const root = rootfs();

@@ -2,10 +2,11 @@
 // for the tests that bind the rules of charts/qubesec/files/rbac: by hand (leader.test.ts) and through the chart.
 import { AuthorizationV1Api, KubeConfig, type V1ResourceAttributes } from '@kubernetes/client-node';
 
-/** Attributes the controller needs (`allowed`) and must not have (`denied`), with its namespace and Lease name. */
-export function controllerAccess(namespace: string, lease: string): { allowed: V1ResourceAttributes[]; denied: V1ResourceAttributes[] } {
+/** Attributes the controller needs (`allowed`) and must not have (`denied`), with its namespace, Lease and session ticket Secret. */
+export function controllerAccess(namespace: string, lease: string, ticketSecret = 'qubesec-session-tickets'): { allowed: V1ResourceAttributes[]; denied: V1ResourceAttributes[] } {
   const ingresses = { group: 'networking.k8s.io', resource: 'ingresses', namespace: 'default' };
   const secrets = { group: '', resource: 'secrets', namespace: 'default' };
+  const ownSecrets = { ...secrets, namespace };
   const leases = { group: 'coordination.k8s.io', resource: 'leases', namespace };
   return {
     allowed: [
@@ -14,6 +15,8 @@ export function controllerAccess(namespace: string, lease: string): { allowed: V
       { ...secrets, verb: 'list' },
       { ...secrets, verb: 'update', name: 'app-tls' },
       { ...leases, verb: 'update', name: lease },
+      { ...ownSecrets, verb: 'create' },
+      { ...ownSecrets, verb: 'update', name: ticketSecret },
       { group: '', resource: 'events', namespace: 'default', verb: 'create' },
     ],
     denied: [
@@ -23,6 +26,8 @@ export function controllerAccess(namespace: string, lease: string): { allowed: V
       { ...ingresses, verb: 'create' },
       { ...secrets, verb: 'get', name: 'app-tls' },
       { ...secrets, verb: 'delete', name: 'app-tls' },
+      { ...ownSecrets, verb: 'get', name: ticketSecret },
+      { ...ownSecrets, verb: 'delete', name: ticketSecret },
       { ...leases, verb: 'update', name: 'kube-scheduler' },
       { ...leases, verb: 'delete', name: lease },
       { ...leases, verb: 'create', namespace: 'default' },
