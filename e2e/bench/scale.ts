@@ -1,0 +1,319 @@
+// Benchmark: the reconciler's sync at 1,000 and 10,000 Ingresses, and the memory of a controller holding them.
+// Drives the real Reconciler on an in-memory source; the data plane hashes and renders as Applier.apply does and
+// stops before writing files and NGINX. Each size runs in its own process, so sizes do not share heap or JIT state.
+// Prints figures and ratios; asserts nothing.
+import { createHash } from 'node:crypto';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
+import { execa } from 'execa';
+import type { ApplyResult } from '../../controller/dataplane/applier.js';
+import { defaultCertificatePairs } from '../../controller/pki/selfsigned.js';
+import { BUILTIN_TLS_DEFAULTS } from '../../controller/model/pq.js';
+import { CAPABILITIES } from '../../controller/model/testing.js';
+import type { Model } from '../../controller/model/types.js';
+import { createLogger } from '../../controller/observability/log.js';
+import { createMetrics } from '../../controller/observability/metrics.js';
+import { selfSignedPair } from '../../controller/pki/selfsigned.js';
+import { Reconciler, type DataPlane } from '../../controller/reconciler.js';
+import { render } from '../../controller/render/render.js';
+import { RENDER_SETTINGS } from '../../controller/render/testing.js';
+import type { Snapshot, Source } from '../../controller/sources/source.js';
+
+const SIZES = [1_000, 10_000];
+const INGRESSES_PER_NAMESPACE = 50;
+const REPEATS = 5;
+const CONFIG_MAP = 'qubesec/qubesec-defaults';
+
+interface Figures {
+  ingresses: number;
+  objects: number;
+  firstSyncMs: number;
+  fullSyncMs: number;
+  oneChangedMs: number;
+  noChangeMs: number;
+  /** Of each figure above, the part spent in the data plane's hash and render. */
+  dataPlane: Record<'first' | 'full' | 'oneChanged' | 'noChange', { hashMs: number; renderMs: number }>;
+  configBytes: number;
+  /** Length of the JSON text the applier hashes to tell whether anything changed. */
+  hashedBytes: number;
+  memory: Record<'empty' | 'objects' | 'synced', { rssMb: number; heapUsedMb: number }>;
+  peakRssMb: number;
+}
+
+// --- the cluster -------------------------------------------------------------------------------------------------
+
+/** A snapshot whose lists the benchmark may change. */
+type ClusterObjects = { [K in keyof Snapshot]: Snapshot[K][number][] };
+
+/** A wildcard ML-DSA-65 and ECDSA P-256 pair per namespace, as kubernetes.io/tls Secrets its Ingresses share. */
+async function namespaceSecrets(namespace: string, domain: string): Promise<V1Secret[]> {
+  const secrets: V1Secret[] = [];
+  for (const algorithm of ['ml-dsa-65', 'ecdsa-p256'] as const) {
+    const pair = await selfSignedPair(algorithm, `*.${domain}`, [`*.${domain}`]);
+    secrets.push({
+      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
+      metadata: { name: `wildcard-${algorithm}`, namespace, uid: `uid-${namespace}-${algorithm}`, resourceVersion: '1' },
+      data: { 'tls.crt': Buffer.from(pair.certificatePem).toString('base64'), 'tls.key': Buffer.from(pair.keyPem).toString('base64') },
+    });
+  }
+  return secrets;
+}
+
+/** Annotations as teams write them: a few per Ingress, some on every few, and kubectl's last-applied copy. */
+function annotationsOf(i: number, host: string, spec: V1Ingress['spec']): Record<string, string> {
+  const a: Record<string, string> = { 'nginx.ingress.kubernetes.io/proxy-body-size': '8m' };
+  if (i % 3 === 0) a['nginx.ingress.kubernetes.io/limit-rps'] = '20';
+  if (i % 5 === 0) Object.assign(a, { 'nginx.ingress.kubernetes.io/enable-cors': 'true', 'nginx.ingress.kubernetes.io/cors-allow-origin': `https://${host}` });
+  if (i % 10 === 0) a['nginx.ingress.kubernetes.io/proxy-read-timeout'] = '120';
+  if (i % 20 === 0) a['qubesec.io/pq-mode'] = 'strict';
+  if (i % 25 === 0) a['nginx.ingress.kubernetes.io/allowlist-source-range'] = '10.0.0.0/8,192.168.0.0/16';
+  if (i % 50 === 7) Object.assign(a, { 'nginx.ingress.kubernetes.io/affinity': 'cookie', 'nginx.ingress.kubernetes.io/session-cookie-name': 'route' });
+  a['kubectl.kubernetes.io/last-applied-configuration'] = JSON.stringify({ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', spec });
+  return a;
+}
+
+function path(path: string, pathType: string, service: string, port: { name: string } | { number: number }) {
+  return { path, pathType, backend: { service: { name: service, port } } };
+}
+
+function endpointSlice(namespace: string, service: string, port: { name: string; port: number }, addresses: string[]): V1EndpointSlice {
+  return {
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+    metadata: { name: `${service}-x7k2p`, namespace, uid: `uid-${namespace}-${service}-slice`, resourceVersion: '1', labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
+    ports: [{ ...port, protocol: 'TCP' }],
+    endpoints: addresses.map((address, e) => ({
+      addresses: [address],
+      conditions: { ready: true, serving: true, terminating: false },
+      nodeName: `node-${e}`,
+      zone: `zone-${e % 3}`,
+      targetRef: { kind: 'Pod', namespace, name: `${service}-5d9f8-${e}`, uid: `uid-${namespace}-${service}-pod-${e}` },
+    })),
+  };
+}
+
+/**
+ * `count` Ingresses in namespaces of INGRESSES_PER_NAMESPACE: one or two hosts, four paths to two Services (three
+ * and two ready endpoints), both wildcard Secrets of the namespace in spec.tls, a few annotations.
+ */
+async function cluster(count: number): Promise<ClusterObjects> {
+  const ingresses: V1Ingress[] = [];
+  const services: V1Service[] = [];
+  const endpointSlices: V1EndpointSlice[] = [];
+  const secrets: V1Secret[] = [];
+  for (let i = 0; i < count; i++) {
+    const n = Math.floor(i / INGRESSES_PER_NAMESPACE);
+    const namespace = `team-${n}`;
+    const domain = `${namespace}.bench.example`;
+    if (i % INGRESSES_PER_NAMESPACE === 0) secrets.push(...(await namespaceSecrets(namespace, domain)));
+    const app = `app-${i % INGRESSES_PER_NAMESPACE}`;
+    const hosts = i % 4 === 0 ? [`${app}.${domain}`, `www-${app}.${domain}`] : [`${app}.${domain}`];
+    const paths = [
+      path('/', 'Prefix', app, { name: 'http' }),
+      path('/api', 'Prefix', `${app}-api`, { number: 8080 }),
+      path('/static', 'ImplementationSpecific', app, { name: 'http' }),
+      path('/healthz', 'Exact', app, { name: 'http' }),
+    ];
+    const spec: V1Ingress['spec'] = {
+      ingressClassName: 'qubesec',
+      tls: [{ hosts, secretName: 'wildcard-ml-dsa-65' }, { hosts, secretName: 'wildcard-ecdsa-p256' }],
+      rules: hosts.map((host) => ({ host, http: { paths } })),
+    };
+    ingresses.push({
+      apiVersion: 'networking.k8s.io/v1', kind: 'Ingress',
+      metadata: { name: app, namespace, uid: `uid-${namespace}-${app}`, resourceVersion: '1', generation: 1, creationTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, i)), annotations: annotationsOf(i, hosts[0]!, spec) },
+      spec,
+    });
+    const subnet = `10.${n % 256}.${i % INGRESSES_PER_NAMESPACE}`;
+    for (const [service, port, target, pods] of [[app, 'http', 8080, 3], [`${app}-api`, 'api', 9090, 2]] as const) {
+      services.push({
+        apiVersion: 'v1', kind: 'Service',
+        metadata: { name: service, namespace, uid: `uid-${namespace}-${service}`, resourceVersion: '1' },
+        spec: { type: 'ClusterIP', clusterIP: `172.20.${n % 256}.${i % 250}`, selector: { app: service }, ports: [{ name: port, port: port === 'http' ? 80 : 8080, targetPort: target, protocol: 'TCP' }] },
+      });
+      const first = port === 'http' ? 10 : 20;
+      endpointSlices.push(endpointSlice(namespace, service, { name: port, port: target }, Array.from({ length: pods }, (_, e) => `${subnet}.${first + e}`)));
+    }
+  }
+  return {
+    ingressClasses: [{ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'qubesec' }, spec: { controller: 'qubesec.io/ingress-controller' } }],
+    ingresses, services, endpointSlices, secrets,
+    configMaps: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'qubesec-defaults', namespace: 'qubesec', resourceVersion: '1' }, data: { 'tls-min-version': '1.3' } }],
+  };
+}
+
+// --- the controller around the reconciler ---------------------------------------------------------------------
+
+/** What informers hold: objects replaced whole on each change with a new resourceVersion; list() copies the array. */
+class MemorySource implements Source {
+  private onChange = () => undefined as void;
+  private version = 1;
+
+  constructor(private readonly state: ClusterObjects) {}
+
+  async start(onChange: () => void): Promise<void> {
+    this.onChange = onChange;
+  }
+
+  snapshot(): Snapshot {
+    const s = this.state;
+    return { ingressClasses: [...s.ingressClasses], ingresses: [...s.ingresses], services: [...s.services], endpointSlices: [...s.endpointSlices], secrets: [...s.secrets], configMaps: [...s.configMaps] };
+  }
+
+  async stop(): Promise<void> {}
+
+  /** Toggles proxy-body-size on the Ingress at `index`: one changed location in the configuration. */
+  changeIngress(index: number): void {
+    const old = this.state.ingresses[index]!;
+    const annotations = { ...old.metadata!.annotations };
+    annotations['nginx.ingress.kubernetes.io/proxy-body-size'] = annotations['nginx.ingress.kubernetes.io/proxy-body-size'] === '8m' ? '16m' : '8m';
+    this.state.ingresses[index] = { ...old, metadata: { ...old.metadata, annotations, resourceVersion: String(++this.version) } };
+    this.onChange();
+  }
+
+  /** Toggles the defaults ConfigMap's tls-min-version: every Ingress's TLS policy changes. */
+  changeDefaults(): void {
+    const old = this.state.configMaps[0]!;
+    const data = { 'tls-min-version': old.data!['tls-min-version'] === '1.3' ? '1.2' : '1.3' };
+    this.state.configMaps[0] = { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, data };
+    this.onChange();
+  }
+
+  touch(): void {
+    this.onChange();
+  }
+}
+
+/** Applier.apply up to the point where it writes files: the change check (hash of the model), then render. */
+class RenderingDataPlane implements DataPlane {
+  last = { hashMs: 0, renderMs: 0 };
+  configBytes = 0;
+  hashedBytes = 0;
+  private runningHash = '';
+
+  async apply(model: Model, force = false): Promise<ApplyResult> {
+    const started = performance.now();
+    const json = JSON.stringify(model);
+    const hash = createHash('sha256').update(json).digest('hex');
+    this.hashedBytes = json.length;
+    const hashed = performance.now();
+    this.last = { hashMs: hashed - started, renderMs: 0 };
+    if (!force && hash === this.runningHash) return { status: 'unchanged', hash };
+    const rendered = render(model, { ...RENDER_SETTINGS, generation: hash.slice(0, 12) });
+    this.last.renderMs = performance.now() - hashed;
+    this.configBytes = rendered.config.length;
+    this.runningHash = hash;
+    return { status: 'applied', hash };
+  }
+}
+
+function memory(): { rssMb: number; heapUsedMb: number } {
+  globalThis.gc?.();
+  const { rss, heapUsed } = process.memoryUsage();
+  return { rssMb: rss / 2 ** 20, heapUsedMb: heapUsed / 2 ** 20 };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function measureSize(count: number): Promise<Figures> {
+  const empty = memory();
+  const state = await cluster(count);
+  const objects = Object.values(state).reduce((sum, list) => sum + list.length, 0);
+  const source = new MemorySource(state);
+  const dataPlane = new RenderingDataPlane();
+  const reconciler = new Reconciler(
+    source,
+    dataPlane,
+    { record: async () => undefined },
+    { controllerName: 'qubesec.io/ingress-controller', ingressClass: 'qubesec', tlsDefaults: BUILTIN_TLS_DEFAULTS, configMap: CONFIG_MAP, capabilities: CAPABILITIES, defaultCertificates: await defaultCertificatePairs(), debounceMs: 0 },
+    createMetrics(),
+    createLogger('error', {}, () => undefined),
+  );
+  const withObjects = memory();
+
+  const timed = async (change: () => void) => {
+    const synced = new Promise<void>((resolve) => (reconciler.onSynced = resolve));
+    const started = performance.now();
+    change();
+    await synced;
+    return { ms: performance.now() - started, ...dataPlane.last };
+  };
+  const repeated = async (times: number, change: () => void) => {
+    const runs = [];
+    for (let r = 0; r < times; r++) runs.push(await timed(change));
+    return { ms: median(runs.map((r) => r.ms)), hashMs: median(runs.map((r) => r.hashMs)), renderMs: median(runs.map((r) => r.renderMs)) };
+  };
+
+  const first = await timed(() => void reconciler.start());
+  const full = await repeated(3, () => source.changeDefaults());
+  const oneChanged = await repeated(REPEATS, () => source.changeIngress(Math.floor(count / 2)));
+  const noChange = await repeated(REPEATS, () => source.touch());
+  const synced = memory();
+  await reconciler.stop();
+  const dataPlaneOf = (r: { hashMs: number; renderMs: number }) => ({ hashMs: r.hashMs, renderMs: r.renderMs });
+  return {
+    ingresses: count,
+    objects,
+    firstSyncMs: first.ms,
+    fullSyncMs: full.ms,
+    oneChangedMs: oneChanged.ms,
+    noChangeMs: noChange.ms,
+    dataPlane: { first: dataPlaneOf(first), full: dataPlaneOf(full), oneChanged: dataPlaneOf(oneChanged), noChange: dataPlaneOf(noChange) },
+    configBytes: dataPlane.configBytes,
+    hashedBytes: dataPlane.hashedBytes,
+    memory: { empty, objects: withObjects, synced },
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
+  };
+}
+
+// --- report --------------------------------------------------------------------------------------------------------
+
+const ms = (v: number) => `${v.toFixed(1)} ms`;
+const mb = (v: number) => `${v.toFixed(0)} MB`;
+
+function report(all: Figures[]): void {
+  const row = (label: string, cell: (f: Figures) => string) => console.log(`${label.padEnd(52)}${all.map((f) => cell(f).padStart(20)).join('')}`);
+  row('Ingresses', (f) => f.ingresses.toLocaleString('en'));
+  row('objects in the snapshot', (f) => f.objects.toLocaleString('en'));
+  row('nginx.conf size', (f) => `${(f.configBytes / 2 ** 20).toFixed(1)} MiB`);
+  row('model JSON the applier hashes', (f) => `${(f.hashedBytes / 2 ** 20).toFixed(1)} MiB`);
+  row('first sync (cold: every Secret checked, JIT warm-up)', (f) => ms(f.firstSyncMs));
+  row('full sync (defaults ConfigMap changed), median', (f) => ms(f.fullSyncMs));
+  row('  of which model hash / render', (f) => `${f.dataPlane.full.hashMs.toFixed(0)} / ${f.dataPlane.full.renderMs.toFixed(0)} ms`);
+  row('one Ingress changed, median', (f) => ms(f.oneChangedMs));
+  row('  of which model hash / render', (f) => `${f.dataPlane.oneChanged.hashMs.toFixed(0)} / ${f.dataPlane.oneChanged.renderMs.toFixed(0)} ms`);
+  row('no change, median', (f) => ms(f.noChangeMs));
+  row('  of which model hash', (f) => `${f.dataPlane.noChange.hashMs.toFixed(0)} ms`);
+  row('ratio one changed / full', (f) => (f.oneChangedMs / f.fullSyncMs).toFixed(2));
+  row('ratio no change / full', (f) => (f.noChangeMs / f.fullSyncMs).toFixed(2));
+  row('RSS / heapUsed with the modules loaded, no objects', (f) => `${mb(f.memory.empty.rssMb)} / ${mb(f.memory.empty.heapUsedMb)}`);
+  row('RSS / heapUsed holding the objects', (f) => `${mb(f.memory.objects.rssMb)} / ${mb(f.memory.objects.heapUsedMb)}`);
+  row('RSS / heapUsed after the syncs (objects + model)', (f) => `${mb(f.memory.synced.rssMb)} / ${mb(f.memory.synced.heapUsedMb)}`);
+  row('peak RSS', (f) => mb(f.peakRssMb));
+  const [small, large] = all;
+  if (small && large) {
+    const scale = large.ingresses / small.ingresses;
+    console.log(`growth ${small.ingresses} -> ${large.ingresses} Ingresses (x${scale}): full sync x${(large.fullSyncMs / small.fullSyncMs).toFixed(1)}, ` +
+      `one changed x${(large.oneChangedMs / small.oneChangedMs).toFixed(1)}, heapUsed x${(large.memory.synced.heapUsedMb / small.memory.synced.heapUsedMb).toFixed(1)}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const size = process.argv[2];
+  if (size !== undefined) {
+    console.log(JSON.stringify(await measureSize(Number(size))));
+    return;
+  }
+  console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; Node ${process.version}; ${REPEATS} runs per median`);
+  const all: Figures[] = [];
+  for (const count of SIZES) {
+    const child = await execa(process.execPath, ['--expose-gc', '--disable-warning=ExperimentalWarning', fileURLToPath(import.meta.url), String(count)]);
+    all.push(JSON.parse(child.stdout.trim().split('\n').at(-1)!) as Figures);
+  }
+  report(all);
+}
+
+await main();
