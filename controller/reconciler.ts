@@ -14,6 +14,7 @@ import type { Logger } from './observability/log.js';
 import type { Metrics } from './observability/metrics.js';
 import { keyOf, type EventRecorder, type Snapshot, type Source } from './sources/source.js';
 import { ServedSessionResumption, type SessionResumptionOptions } from './tickets/served.js';
+import { TranslationCache } from './translations.js';
 
 export interface ReconcilerOptions {
   /** spec.controller of the IngressClasses we serve. */
@@ -57,6 +58,7 @@ export interface DataPlane {
 
 export class Reconciler {
   private readonly lastGoodIntents = new Map<string, IngressIntent>();
+  private readonly translations = new TranslationCache((ingress, tlsDefaults) => this.translate(ingress, tlsDefaults));
   /** Keyed "<use> namespace/name". */
   private readonly lastGoodSecrets = new Map<string, { content: CertificatePair | CaBundle; expires?: Date; key: string; data: string }>();
   private activeDiagnostics = new Set<string>();
@@ -124,7 +126,7 @@ export class Reconciler {
     let rejected = 0;
     for (const ingress of ours) {
       const key = keyOf(ingress);
-      const translation = this.translate(ingress, tlsDefaults);
+      const translation = this.translations.get(ingress, tlsDefaults);
       diagnostics.push(...translation.diagnostics);
       if (translation.intent) {
         this.lastGoodIntents.set(key, translation.intent);
@@ -137,13 +139,17 @@ export class Reconciler {
     }
     const live = new Set(ours.map(keyOf));
     for (const key of this.lastGoodIntents.keys()) if (!live.has(key)) this.lastGoodIntents.delete(key);
+    this.translations.retain(live);
 
     const { certificates, caBundles } = this.checkSecrets(snapshot.secrets, intents, diagnostics);
     const services = new Map(snapshot.services.map((s) => [keyOf(s), s]));
     const endpointSlices = new Map<string, typeof snapshot.endpointSlices[number][]>();
     for (const slice of snapshot.endpointSlices) {
       const service = endpointSliceService(slice);
-      if (service) endpointSlices.set(service, [...(endpointSlices.get(service) ?? []), slice]);
+      if (!service) continue;
+      const slices = endpointSlices.get(service);
+      if (slices) slices.push(slice);
+      else endpointSlices.set(service, [slice]);
     }
     const shared = this.sessionResumption?.model(snapshot.secrets, new Date(), diagnostics);
     const built = buildModel({
@@ -188,7 +194,7 @@ export class Reconciler {
     return servedIngresses(ingresses, snapshot.ingressClasses, this.options.controllerName, this.options.ingressClass);
   }
 
-  /** The one call of translateIngress: syncs and admission reviews must judge alike. */
+  /** The one call of translateIngress: syncs (through the cache) and admission reviews must judge alike. */
   private translate(ingress: V1Ingress, tlsDefaults: TlsDefaults): IngressTranslation {
     return translateIngress(ingress, tlsDefaults, this.options.capabilities, this.options.defaultBackend !== undefined);
   }

@@ -23,6 +23,7 @@ const MANIFEST = /\.(ya?ml|json)$/;
 export class FilesSource implements Source {
   private readonly byFile = new Map<string, KubernetesObject[]>();
   private watcher: FSWatcher | undefined;
+  private loads = 0;
 
   constructor(private readonly dir: string, private readonly log: Logger) {}
 
@@ -64,6 +65,7 @@ export class FilesSource implements Source {
       return;
     }
     const objects: KubernetesObject[] = [];
+    const resourceVersion = String(++this.loads);
     for (const [i, doc] of parseAllDocuments(text).entries()) {
       if (doc.errors.length > 0) {
         this.log.error('manifest does not parse; keeping its previous objects', { file: name, document: i, error: doc.errors[0]!.message });
@@ -79,11 +81,13 @@ export class FilesSource implements Source {
         this.log.error('manifest does not parse; keeping its previous objects', { file: name, document: i, error: 'metadata.name is required' });
         return;
       }
-      // Fill in what the API server would: a namespace, a uid, a creation time (the file's, for conflict order).
+      // Fill in what the API server would: a namespace, a uid, a creation time (the file's, for conflict order), and
+      // a resourceVersion new at every load, so what the reconciler caches per object is redone for a changed file.
       const clusterScoped = obj.kind === 'IngressClass';
       obj.metadata.namespace = clusterScoped ? undefined : (obj.metadata.namespace ?? 'default');
       obj.metadata.uid ??= `file:${name}#${i}`;
       obj.metadata.creationTimestamp ??= mtime;
+      obj.metadata.resourceVersion = resourceVersion;
       objects.push(obj);
     }
     this.byFile.set(file, objects);
