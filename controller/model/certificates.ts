@@ -43,7 +43,7 @@ export function checkPair(source: string, certificatePem: string, keyPem: string
   // A certificate issued a moment ago on a host whose clock runs ahead is still good.
   if (notBefore.getTime() > now.getTime() + CLOCK_SKEW_MS) return { error: `Secret ${source}: the certificate is not valid before ${notBefore.toISOString()}` };
   return {
-    pair: {
+    pair: pemByFingerprintInJson({
       source,
       certificatePem,
       keyPem,
@@ -51,8 +51,20 @@ export function checkPair(source: string, certificatePem: string, keyPem: string
       notAfter,
       names: certificateNames(certificate),
       fingerprint: createHash('sha256').update(certificatePem).update('\0').update(keyPem).digest('hex'),
-    },
+    }),
   };
+}
+
+/**
+ * The JSON of a pair or CA bundle leaves its PEM out: the fingerprint already names it. JSON of the model (the
+ * applier's change check) would otherwise copy every PEM once per host that serves it, hundreds of MiB at 10,000
+ * hosts. toJSON is not enumerable, so the object keeps exactly its fields.
+ */
+function pemByFingerprintInJson<T extends CertificatePair | CaBundle>(value: T): T {
+  const pemFields = new Set(['certificatePem', 'keyPem', 'pem']);
+  const json = Object.fromEntries(Object.entries(value).filter(([field]) => !pemFields.has(field)));
+  Object.defineProperty(value, 'toJSON', { value: () => json });
+  return value;
 }
 
 export type CheckedCa = { ca: CaBundle } | { error: string };
@@ -77,7 +89,7 @@ export function checkCaSecret(secret: V1Secret, now: Date): CheckedCa {
   }
   if (valid === 0) return { error: `Secret ${source}: every certificate in data.ca.crt has expired` };
   const bundle = `${blocks.join('\n')}\n`;
-  return { ca: { source, pem: bundle, fingerprint: createHash('sha256').update(bundle).digest('hex') } };
+  return { ca: pemByFingerprintInJson({ source, pem: bundle, fingerprint: createHash('sha256').update(bundle).digest('hex') }) };
 }
 
 function certificateNames(certificate: X509Certificate): string[] {
