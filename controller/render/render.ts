@@ -1,9 +1,9 @@
 // Model -> nginx.conf. This module decides how the model maps onto NGINX directives; the templates only lay them out.
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
-import { GROUP_CODEPOINTS, opensslGroupList, policyKey, samePolicy } from '../model/pq.js';
+import { GROUP_CODEPOINTS, opensslGroupList, policyKey } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
 import type { CaBundle, CertificatePair, ClientAuth, Location, LocationAction, Model, Server, TlsPolicy } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
@@ -55,8 +55,41 @@ const templates = (() => {
   const hbs = Handlebars.create();
   for (const partial of ['tls', 'location', 'proxy-headers']) hbs.registerPartial(partial, readFileSync(join(TEMPLATES_DIR, `${partial}.hbs`), 'utf8'));
   // noEscape: NGINX is not HTML; values are checked by assertInert below instead.
-  return { config: hbs.compile(readFileSync(join(TEMPLATES_DIR, 'nginx.conf.hbs'), 'utf8'), { noEscape: true, strict: true }) };
+  const compile = (file: string) => hbs.compile(readFileSync(join(TEMPLATES_DIR, file), 'utf8'), { noEscape: true, strict: true, data: false });
+  return { config: compile('nginx.conf.hbs'), server: compile('server.hbs') };
 })();
+
+/**
+ * Server blocks of the last render by a hash of their view: a server whose view did not change is neither checked
+ * nor rendered again, so a change to one Ingress renders one or two blocks. Only the last render's blocks are kept.
+ */
+class ServerBlocks {
+  private byView = new Map<string, string>();
+
+  render(views: object[]): string[] {
+    const next = new Map<string, string>();
+    const blocks = views.map((view, i) => {
+      const key = hash('sha256', JSON.stringify(view), 'base64');
+      let block = next.get(key) ?? this.byView.get(key);
+      if (block === undefined) {
+        assertInert(view, ['servers', i]);
+        block = flattened(templates.server(view));
+      }
+      next.set(key, block);
+      return block;
+    });
+    this.byView = next;
+    return blocks;
+  }
+}
+
+const serverBlocks = new ServerBlocks();
+
+/** As rendered, a block is a rope of its template's pieces, several times the size of its text; ToNumber flattens it. */
+function flattened(text: string): string {
+  Number(text);
+  return text;
+}
 
 export function render(model: Model, settings: RenderSettings): Rendered {
   const certificateFiles = new Map<string, string | Buffer>();
@@ -84,15 +117,24 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   });
 
   // One listener per distinct TLS policy, the default policy's first; a single policy needs no SNI routing.
-  const policies = [model.defaultPolicy];
+  const defaultPolicyKey = policyKey(model.defaultPolicy);
+  const policies = new Map([[defaultPolicyKey, model.defaultPolicy]]);
   for (const server of model.servers) {
-    if (server.tls && !policies.some((p) => samePolicy(p, server.tls!.policy))) policies.push(server.tls.policy);
+    if (server.tls && !policies.has(policyKey(server.tls.policy))) policies.set(policyKey(server.tls.policy), server.tls.policy);
   }
-  const sniRouting = policies.length > 1;
+  const sniRouting = policies.size > 1;
   // Named by the policy, not its position: while a reload overlaps old and new workers, an old worker's SNI route
   // must still reach a listener with the same policy.
-  const socketOf = (policy: TlsPolicy) =>
-    `${settings.paths.sockets}/tls-${createHash('sha256').update(policyKey(policy)).digest('hex').slice(0, 16)}.sock`;
+  const sockets = new Map<string, string>();
+  const socketOf = (policy: TlsPolicy) => {
+    const key = policyKey(policy);
+    let socket = sockets.get(key);
+    if (socket === undefined) {
+      socket = `${settings.paths.sockets}/tls-${createHash('sha256').update(key).digest('hex').slice(0, 16)}.sock`;
+      sockets.set(key, socket);
+    }
+    return socket;
+  };
 
   const bind = settings.bindAddress === '' ? '' : `${settings.bindAddress}:`;
   const httpsRedirectPort = settings.httpsPort === 443 ? '' : `:${settings.httpsPort}`;
@@ -187,7 +229,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     };
   };
 
-  const servers = model.servers.map(serverView);
+  // Before the http-level view: building a server's view declares the zones, maps and error pages it uses.
+  const serverViews = model.servers.map(serverView);
   const view = {
     generation: settings.generation,
     workerProcesses: settings.workerProcesses,
@@ -207,12 +250,12 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       ? {
           defaultSocket: socketOf(model.defaultPolicy),
           routes: model.servers
-            .filter((s) => s.tls && !samePolicy(s.tls.policy, model.defaultPolicy))
+            .filter((s) => s.tls && policyKey(s.tls.policy) !== defaultPolicyKey)
             .map((s) => ({ host: s.host, socket: socketOf(s.tls!.policy) })),
         }
       : undefined,
     policyDefaults: sniRouting
-      ? policies.slice(1).map((policy, i) => ({
+      ? [...policies.values()].slice(1).map((policy, i) => ({
           index: i + 1,
           socket: socketOf(policy),
           ...tlsView(policy, model.defaultCertificates),
@@ -225,10 +268,10 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       service: `${u.service.namespace}/${u.service.name}:${u.service.port || '(first port)'}`,
       affinityVariable: u.affinityCookie && http.affinityVariable(u.affinityCookie).slice(1),
     })),
-    servers,
   };
-  assertInert(view, 'view');
-  return { config: templates.config(view), certificateFiles };
+  assertInert(view);
+  // Server blocks come rendered: each one's view was checked before it was rendered.
+  return { config: templates.config({ ...view, servers: serverBlocks.render(serverViews) }), certificateFiles };
 }
 
 /** Declarations at http level that locations share: limit zones, CORS origin maps, affinity maps, error pages. */
@@ -237,7 +280,8 @@ class HttpBlocks {
   private readonly connectionZones = new Set<string>();
   private readonly corsMaps = new Map<string, string[]>();
   private readonly affinityCookies = new Set<string>();
-  private readonly errorLocations = new Map<string, { name: string; code: number; upstream: string }>();
+  /** By host, then by location name. */
+  private readonly errorLocations = new Map<string, Map<string, { name: string; code: number; upstream: string }>>();
 
   requestZone(zone: string, requestsPerSecond: number): string {
     this.requestZones.set(zone, requestsPerSecond);
@@ -264,14 +308,17 @@ class HttpBlocks {
 
   errorLocation(host: string, upstream: string, code: number): string {
     const name = `@qubesec_error_${upstream}_${code}`;
-    this.errorLocations.set(`${host} ${name}`, { name, code, upstream });
+    let ofHost = this.errorLocations.get(host);
+    if (!ofHost) {
+      ofHost = new Map();
+      this.errorLocations.set(host, ofHost);
+    }
+    ofHost.set(name, { name, code, upstream });
     return name;
   }
 
   errorLocationsOf(host: string) {
-    return [...this.errorLocations.entries()]
-      .filter(([key]) => key.startsWith(`${host} `))
-      .map(([, l]) => ({ name: l.name, code: l.code, upstream: l.upstream }));
+    return [...(this.errorLocations.get(host)?.values() ?? [])].map((l) => ({ name: l.name, code: l.code, upstream: l.upstream }));
   }
 
   view() {
@@ -305,14 +352,29 @@ const UNSAFE_BARE = new RegExp(`[;{}"'\\\\#\`\\r\\n]|\\$(?!${RENDERED_VARIABLES}
 const UNSAFE_QUOTED = new RegExp(`["\\x00-\\x1f\\x7f]|\\\\(["'\\\\]|$)|\\$(?![0-9)|]|$|${RENDERED_VARIABLES})`);
 
 // The model boundary already rejects these in user input; this is the second lock, on everything the templates receive.
-function assertInert(value: unknown, where: string): void {
-  if (typeof value === 'string') {
-    const isQuoted = value.length >= 2 && value.startsWith('"') && value.endsWith('"');
-    const unsafe = isQuoted ? UNSAFE_QUOTED.test(value.slice(1, -1)) : UNSAFE_BARE.test(value);
-    if (unsafe) throw new Error(`refusing to render ${where}: ${JSON.stringify(value)} holds a character NGINX would interpret`);
-  } else if (Array.isArray(value)) {
-    value.forEach((v, i) => assertInert(v, `${where}[${i}]`));
-  } else if (value && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) assertInert(v, `${where}.${k}`);
-  }
+// The path of a value is only spelled out for the error: building it for every value would cost more than the checks.
+function assertInert(view: object, path: (string | number)[] = []): void {
+  const visit = (value: unknown): void => {
+    if (typeof value === 'string') {
+      const isQuoted = value.length >= 2 && value.startsWith('"') && value.endsWith('"');
+      const unsafe = isQuoted ? UNSAFE_QUOTED.test(value.slice(1, -1)) : UNSAFE_BARE.test(value);
+      if (unsafe) {
+        const where = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
+        throw new Error(`refusing to render view${where}: ${JSON.stringify(value)} holds a character NGINX would interpret`);
+      }
+    } else if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        path.push(i);
+        visit(value[i]);
+        path.pop();
+      }
+    } else if (value && typeof value === 'object') {
+      for (const key in value) {
+        path.push(key);
+        visit((value as Record<string, unknown>)[key]);
+        path.pop();
+      }
+    }
+  };
+  visit(view);
 }
