@@ -230,7 +230,7 @@ export class Applier {
 }
 
 /** JSON.stringify replacer: the configuration's identity leaves out what changes without a reload. */
-function withoutEndpoints(key: string, value: unknown): unknown {
+export function withoutEndpoints(key: string, value: unknown): unknown {
   return key === 'endpoints' ? undefined : value;
 }
 
