@@ -106,7 +106,7 @@ export class Applier {
   }
 
   async apply(model: Model, force = false): Promise<ApplyResult> {
-    const hash = sha256(JSON.stringify(model, withoutEndpoints));
+    const hash = sha256(configurationJson(model));
     const endpoints = endpointLines(model);
     if (!force && hash === this.runningHash && this.nginx.running) {
       const changed = [...endpoints].filter(([name, line]) => this.servedEndpoints.get(name) !== line).map(([, line]) => line);
@@ -229,9 +229,10 @@ export class Applier {
   }
 }
 
-/** JSON.stringify replacer: the configuration's identity leaves out what changes without a reload. */
-export function withoutEndpoints(key: string, value: unknown): unknown {
-  return key === 'endpoints' ? undefined : value;
+/** The configuration's identity: the model without what changes without a reload (endpoints). */
+export function configurationJson(model: Model): string {
+  // A copy without endpoints stringifies faster than a replacer function called for every key.
+  return JSON.stringify({ ...model, upstreams: model.upstreams.map((u) => ({ ...u, endpoints: undefined })) });
 }
 
 function sha256(content: string | Buffer): string {

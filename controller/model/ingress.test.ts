@@ -128,6 +128,9 @@ describe('translateIngress', () => {
     ] } }] });
     const ok = translate(ingress('r', spec('/api/v[0-9]+/(.*)'), { annotations: { 'nginx.ingress.kubernetes.io/use-regex': 'true' } }));
     expect(ok.intent!.routes.map((x) => [x.match, x.path])).toEqual([['regex', '^/api/v[0-9]+/(.*)'], ['regex', '^/exact$']]);
+    // An Exact path that ends in the anchor keeps one (fuzz seed 624198553 found "^/$$", which the renderer refuses).
+    const anchored = translate(ingress('r', { rules: [route('a.com', '/v1$', 'Exact', 'svc')] }, { annotations: { 'nginx.ingress.kubernetes.io/use-regex': 'true' } }));
+    expect(anchored.intent!.routes.map((x) => x.path)).toEqual(['^/v1$']);
     for (const [path, why] of [['/a"b', 'quotes'], ['/a$host', 'end anchor'], ['/a(', 'regular expression'], ['/a\\', 'escape'], ['/a;b', 'quotes']] as const) {
       const bad = translate(ingress('r', spec(path), { annotations: { 'nginx.ingress.kubernetes.io/use-regex': 'true' } }));
       expect(bad.intent).toBeUndefined();

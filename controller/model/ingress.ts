@@ -143,8 +143,9 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
       const backend = backendOf(p.backend, `${field}.backend`);
       if (pathError || !backend) return;
       if (proxy.settings.regex) {
-        // As ingress-nginx: the path is a regular expression anchored at the start; Exact anchors the end too.
-        const pattern = p.pathType === 'Exact' ? `^${path}$` : `^${path}`;
+        // As ingress-nginx: the path is a regular expression anchored at the start; Exact anchors the end too, unless
+        // the path already ends in the anchor ("$$" would be no regular expression NGINX could take).
+        const pattern = p.pathType === 'Exact' && !path.endsWith('$') ? `^${path}$` : `^${path}`;
         routes.push({ host, match: 'regex', path: pattern, precedence: PRECEDENCE.pathPrefix, field, backend });
         return;
       }

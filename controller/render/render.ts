@@ -233,6 +233,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const serverViews = model.servers.map(serverView);
   const view = {
     generation: settings.generation,
+    // Room for every host name: NGINX's default (512) makes it warn and fall back to a slower hash past a few hundred.
+    serverNamesHashMaxSize: Math.max(512, 2 * model.servers.length),
     workerProcesses: settings.workerProcesses,
     workerConnections: settings.workerConnections,
     modules: settings.modules,

@@ -7,7 +7,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { withoutEndpoints, type ApplyResult } from '../../controller/dataplane/applier.js';
+import { configurationJson, type ApplyResult } from '../../controller/dataplane/applier.js';
 import { BUILTIN_TLS_DEFAULTS } from '../../controller/model/pq.js';
 import { CAPABILITIES } from '../../controller/model/testing.js';
 import type { Model } from '../../controller/model/types.js';
@@ -206,7 +206,7 @@ class RenderingDataPlane implements DataPlane {
 
   async apply(model: Model, force = false): Promise<ApplyResult> {
     const started = performance.now();
-    const json = JSON.stringify(model, withoutEndpoints);
+    const json = configurationJson(model);
     const hash = createHash('sha256').update(json).digest('hex');
     const endpoints = endpointLines(model);
     this.hashedBytes = json.length;
