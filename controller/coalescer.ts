@@ -1,6 +1,11 @@
 // Runs a sync after a burst of changes has gone quiet, never two at once, and once more if changes came during one.
+// A burst that never goes quiet (Pods churning all day) still syncs every MAX_WAIT_DEBOUNCES quiet times.
+export const MAX_WAIT_DEBOUNCES = 10;
+
 export class Coalescer {
   private timer: NodeJS.Timeout | undefined;
+  /** When the first change of the burst waiting for a sync came. */
+  private burstStartedAt: number | undefined;
   private running: Promise<void> | undefined;
   private pending = false;
   private stopped = false;
@@ -9,12 +14,16 @@ export class Coalescer {
 
   schedule(): void {
     if (this.stopped) return;
+    const now = Date.now();
+    this.burstStartedAt ??= now;
+    const untilMaxWait = this.burstStartedAt + this.debounceMs * MAX_WAIT_DEBOUNCES - now;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.runNow(), this.debounceMs);
+    this.timer = setTimeout(() => void this.runNow(), Math.max(0, Math.min(this.debounceMs, untilMaxWait)));
   }
 
   async runNow(): Promise<void> {
     this.timer = undefined;
+    this.burstStartedAt = undefined;
     if (this.stopped) return;
     if (this.running) {
       this.pending = true;

@@ -38,7 +38,7 @@ export const FLAGS = {
   'nginx-modules': { type: 'string', default: '', description: 'comma-separated dynamic modules to load; empty: the distribution\'s NDK and Lua modules (required) and its stream module if present' },
   'access-log': { type: 'string', default: '', description: 'NGINX access log (JSON lines); empty: /dev/stdout, or <conf-dir>/access.log when chrooted' },
   'worker-processes': { type: 'string', default: 'auto', description: 'NGINX worker processes' },
-  'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one reload' },
+  'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one sync (one reload, or one endpoint update); a burst that does not go quiet syncs every 10 quiet times' },
   'session-tickets': { type: 'string', default: 'true', description: 'TLS session resumption by tickets whose keys the leader keeps in --session-ticket-secret and rotates, shared by every replica (docs/pq-tls.md#session-resumption): true or false (each replica then resumes from its own session cache only)' },
   'session-ticket-secret': { type: 'string', default: 'qubesec-session-tickets', description: 'name of the Secret, in the controller namespace, that holds the session ticket keys and the default certificate every replica serves (standalone: kept in memory)' },
   'session-ticket-rotation': { type: 'string', default: '12h', description: 'a new key encrypts tickets this often (s, m or h); older keys still decrypt for --session-timeout; at most 8 old keys, so at least timeout/8' },

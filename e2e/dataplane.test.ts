@@ -91,6 +91,10 @@ describe('Applier with real NGINX', () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/qubesec_config_reload_failures_total 1\b/);
     expect(text).toMatch(/qubesec_config_last_reload_successful 0\b/);
+    // A value the model builder never lets through: the renderer's own check refuses it, reported like a refused reload.
+    const unrenderable = await applier.apply(model(['/b', '/x"y']));
+    expect(unrenderable.status === 'failed' && unrenderable.error).toMatch(/^rendering refused the configuration: refusing to render .*path.*\/x.*y/);
+    expect((await get('/a')).status).toBe(200);
 
     expect((await applier.apply(model(['/b']))).status).toBe('applied');
     expect((await get('/b')).status).toBe(200);

@@ -115,7 +115,13 @@ export class Applier {
     }
     this.metrics.reloads.inc();
     const generation = hash.slice(0, 12);
-    const rendered = render(model, { ...this.settings.render, generation, paths: this.paths });
+    let rendered: ReturnType<typeof render>;
+    try {
+      rendered = render(model, { ...this.settings.render, generation, paths: this.paths });
+    } catch (err) {
+      // The renderer's own check refused a value the model let through: a QubeSec bug, reported like a refused reload.
+      return this.fail(hash, `rendering refused the configuration: ${(err as Error).message}`);
+    }
     const host = (p: string) => hostPath(this.settings.runtime, p);
     const confFile = host(`${this.settings.confDir}/nginx.conf`);
     const candidate = `${confFile}.next`;
