@@ -7,4 +7,7 @@ export default {
   testMatch: ['**/*.test.js'],
   transform: {},
   testTimeout: 120000,
+  // A leaked handle must not hang CI: the teardown names what is left open, then jest exits.
+  globalTeardown: '<rootDir>/dist/e2e/teardown.js',
+  forceExit: true,
 };
