@@ -174,7 +174,7 @@ export class Applier {
   private async updateEndpoints(endpoints: Map<string, string>, changed: string[]): Promise<boolean> {
     await this.writeEndpoints(endpoints);
     try {
-      await postEndpoints(this.settings.render.statusPort, `${changed.join('\n')}\n`);
+      await statusServer(this.settings.render.statusPort, '/qubesec/endpoints', `${changed.join('\n')}\n`);
     } catch (err) {
       this.log.warn('endpoint update not taken; reloading instead', { error: (err as Error).message });
       return false;
@@ -214,7 +214,7 @@ export class Applier {
     let last = '';
     let steadySince: number | undefined;
     while (Date.now() < deadline) {
-      last = await fetchGeneration(this.settings.render.statusPort).catch((err: Error) => err.message);
+      last = await statusServer(this.settings.render.statusPort, '/qubesec/generation').catch((err: Error) => err.message);
       if (last !== generation) steadySince = undefined;
       else if (steadySince === undefined) steadySince = Date.now();
       else if (Date.now() - steadySince >= CONFIRM_STEADY_MS) return;
@@ -245,29 +245,18 @@ function sha256(content: string | Buffer): string {
   return createHash('sha256').update(content).digest('hex');
 }
 
-/** A fresh connection each time (no keep-alive): an old worker must not answer for the new configuration. */
-function fetchGeneration(port: number): Promise<string> {
+/**
+ * One request to NGINX's status server on a fresh connection (no keep-alive: an old worker must not answer for the
+ * new configuration); rejects unless it answers 200.
+ */
+function statusServer(port: number, path: string, body?: string): Promise<string> {
+  const post = body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) } };
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/qubesec/generation', agent: false, timeout: 2000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body.trim()));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** POST /qubesec/endpoints on the status server; rejects unless NGINX stored every line. */
-function postEndpoints(port: number, body: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/qubesec/endpoints', agent: false, timeout: 5000, headers: { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: 5000, ...post }, (res) => {
       let answer = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (answer += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}: ${answer.trim()}`))));
+      res.on('end', () => (res.statusCode === 200 ? resolve(answer.trim()) : reject(new Error(`status ${res.statusCode}: ${answer.trim()}`))));
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
