@@ -11,7 +11,7 @@ import { eventually, freePort, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import type { Kube } from './lib/kube.js';
 import type { TestHost } from './lib/netns.js';
-import { caSecret, pqIngress, serviceFor } from './lib/objects.js';
+import { caSecret, pqIngress } from './lib/objects.js';
 import { startClusterSetup, stopClusterSetup, type ClusterSetup } from './lib/setup.js';
 
 const N = 'nginx.ingress.kubernetes.io/';
@@ -46,11 +46,7 @@ function echoed(r: CurlResult): { backend: string; path: string; clientSubjectDn
   return JSON.parse(r.body);
 }
 
-async function publish(name: string, port: number): Promise<void> {
-  const { service, slice } = serviceFor(name, port, testHost.address);
-  await kube.apply(service);
-  await kube.apply(slice);
-}
+const publish = (name: string, port: number) => kube.publishService(name, port, testHost.address);
 
 const inDays = (days: number) => new Date(Date.now() + days * 86_400_000);
 

@@ -10,7 +10,7 @@ import { startEcho, startRootfsNginx } from './lib/backends.js';
 import { pqCurl } from './lib/clients.js';
 import { eventually, freePort, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
-import { pqIngress, serviceFor, tlsSecret } from './lib/objects.js';
+import { pqIngress, tlsSecret } from './lib/objects.js';
 import { startClusterSetup, stopClusterSetup, type ClusterSetup } from './lib/setup.js';
 
 const CLI = join(PROJECT_ROOT, 'dist', 'controller', 'cli', 'main.js');
@@ -75,9 +75,7 @@ ${server(unpreferredPort, 'mldsa65', 'X25519:X25519MLKEM768')}
 beforeAll(async () => {
   setup = await startClusterSetup();
   const echoPort = await startEcho(setup.testHost, 'alpha');
-  const { service, slice } = serviceFor('alpha', echoPort, setup.testHost.address);
-  await setup.kube.apply(service);
-  await setup.kube.apply(slice);
+  await setup.kube.publishService('alpha', echoPort, setup.testHost.address);
   await setup.kube.apply(tlsSecret('pq-ecdsa', 'ecdsa'));
   for (const mode of MODES) {
     await setup.kube.apply(pqIngress(`check-${mode}`, `${mode}.pq.example.com`, 'alpha', { secrets: ['pq-mldsa'], annotations: { 'qubesec.io/pq-mode': mode } }));

@@ -24,9 +24,7 @@ const backendPorts = new Map<string, number>();
 async function backend(name: string): Promise<void> {
   const port = await startEcho(testHost, name);
   backendPorts.set(name, port);
-  const { service, slice } = serviceFor(name, port, testHost.address);
-  await kube.apply(service);
-  await kube.apply(slice);
+  await kube.publishService(name, port, testHost.address);
 }
 
 const https = (host: string, path = '/') => ({ host, port: controller.httpsPort, path });
@@ -123,14 +121,13 @@ describe('QubeSec on a real API server', () => {
   });
 
   it('moves traffic to new Pods without a reload, and coalesces a burst of certificate renewals into one reload', async () => {
-    const counter = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await controller.metricsText())?.[1] ?? NaN);
     const host = 'churn.pq.example.com';
     await backend('gamma');
     await kube.apply(pqIngress('churn', host, 'gamma', { secrets: ['pq-mldsa'] }));
     const backendOf = (r: Awaited<ReturnType<typeof pqCurl>>) => (r.status === 200 ? (JSON.parse(r.body) as { backend: string }).backend : String(r.status));
     await served(host, (r) => backendOf(r) === 'gamma');
-    const reloads = await counter('qubesec_config_reloads_total');
-    const updates = await counter('qubesec_endpoint_updates_total');
+    const reloads = await controller.metric('qubesec_config_reloads_total');
+    const updates = await controller.metric('qubesec_endpoint_updates_total');
 
     // The Pods behind gamma are replaced: the EndpointSlice now names another port (another Pod).
     const deltaPort = await startEcho(testHost, 'delta');
@@ -141,20 +138,20 @@ describe('QubeSec on a real API server', () => {
     await served(host, (r) => r.status === 503);
     await kube.apply(slice);
     await served(host, (r) => backendOf(r) === 'delta');
-    expect(await counter('qubesec_config_reloads_total')).toBe(reloads);
-    expect(await counter('qubesec_endpoint_updates_total')).toBeGreaterThanOrEqual(updates + 3);
+    expect(await controller.metric('qubesec_config_reloads_total')).toBe(reloads);
+    expect(await controller.metric('qubesec_endpoint_updates_total')).toBeGreaterThanOrEqual(updates + 3);
 
     // Six hosts' certificates are renewed at once (as a PKI pass does): one reload, perhaps two if the burst straddles a sync.
     const hosts = [0, 1, 2, 3, 4, 5].map((i) => ({ secret: `renew-${i}`, host: `renew-${i}.pq.example.com` }));
     await Promise.all(hosts.map((h) => kube.apply(tlsSecret(h.secret, 'mldsa65'))));
     await Promise.all(hosts.map((h, i) => kube.apply(pqIngress(`renew-${i}`, h.host, 'alpha', { secrets: [h.secret] }))));
     for (const h of hosts) await served(h.host, (r) => r.status === 200 && r.signature === 'id-ml-dsa-65');
-    const beforeRenewal = await counter('qubesec_config_reloads_total');
+    const beforeRenewal = await controller.metric('qubesec_config_reloads_total');
     await Promise.all(hosts.map((h) => kube.apply(tlsSecret(h.secret, 'ecdsa'))));
     for (const h of hosts) {
       await eventually(async () => ((await pqCurl(https(h.host), { cacert: anchors.ecdsa })).signature === 'id-ecPublicKey' || undefined), 15_000, `${h.host} renewed`);
     }
-    const renewalReloads = (await counter('qubesec_config_reloads_total')) - beforeRenewal;
+    const renewalReloads = (await controller.metric('qubesec_config_reloads_total')) - beforeRenewal;
     expect(renewalReloads).toBeGreaterThanOrEqual(1);
     expect(renewalReloads).toBeLessThanOrEqual(2);
   });
@@ -251,9 +248,7 @@ describe('QubeSec on a real API server', () => {
 
   it('watches one namespace only with --watch-namespace, and publishes a Service from another in Ingress status', async () => {
     await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-b' } });
-    const { service, slice } = serviceFor('alpha', backendPorts.get('alpha')!, testHost.address, 'team-b');
-    await kube.apply(service);
-    await kube.apply(slice);
+    await kube.publishService('alpha', backendPorts.get('alpha')!, testHost.address, 'team-b');
     await kube.apply(tlsSecret('pq-mldsa', 'mldsa65', 'team-b'));
     await kube.apply(pqIngress('team-b', 'teamb.pq.example.com', 'alpha', { secrets: ['pq-mldsa'], namespace: 'team-b' }));
     const scoped = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--watch-namespace', 'team-b', '--election-id', 'team-b', '--publish-service', 'default/alpha']);

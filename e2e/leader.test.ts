@@ -15,7 +15,7 @@ import { Kube } from './lib/kube.js';
 import { accessReviews, controllerAccess } from './lib/rbac.js';
 import { startEcho } from './lib/backends.js';
 import { createTestHost, type TestHost } from './lib/netns.js';
-import { QUBESEC_CLASS, pqIngress, serviceFor } from './lib/objects.js';
+import { QUBESEC_CLASS, pqIngress } from './lib/objects.js';
 
 const NAMESPACE = 'qubesec-system';
 const LEASE = 'qubesec-leader';
@@ -100,9 +100,7 @@ beforeAll(async () => {
 
   testHost = await createTestHost();
   const port = await startEcho(testHost, 'app');
-  const { service, slice } = serviceFor('app', port, testHost.address);
-  await kube.apply(service);
-  await kube.apply(slice);
+  await kube.publishService('app', port, testHost.address);
   await kube.apply(QUBESEC_CLASS);
   await kube.apply({ apiVersion: 'qubesec.io/v1alpha1', kind: 'ClusterIssuer', metadata: { name: 'selfsigned' }, spec: { selfSigned: {} } });
   await kube.apply(appIngress([HOST]));

@@ -14,7 +14,7 @@ import { eventually, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import { Kube } from './lib/kube.js';
 import { createTestHost, type TestHost } from './lib/netns.js';
-import { QUBESEC_CLASS, pqIngress, serviceFor } from './lib/objects.js';
+import { QUBESEC_CLASS, pqIngress } from './lib/objects.js';
 
 let cluster: TestCluster;
 let kube: Kube;
@@ -59,9 +59,7 @@ beforeAll(async () => {
   await kube.installQubesecCrds();
   testHost = await createTestHost();
   const port = await startEcho(testHost, 'pki');
-  const { service, slice } = serviceFor('pki', port, testHost.address);
-  await kube.apply(service);
-  await kube.apply(slice);
+  await kube.publishService('pki', port, testHost.address);
   await kube.apply(QUBESEC_CLASS);
   controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--cluster-resource-namespace', 'default', '--default-certificate-algorithm', 'ml-dsa-87']);
 

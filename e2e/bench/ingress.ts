@@ -3,33 +3,24 @@
 // under load (reloads, endpoint updates, failed requests). Asserts nothing on the figures.
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { execa } from 'execa';
 import { startEcho } from '../lib/backends.js';
 import { nodeHttps, pqCurl } from '../lib/clients.js';
-import { eventually, rootfs } from '../lib/env.js';
+import { eventually } from '../lib/env.js';
 import { startTestController, type TestController } from '../lib/harness.js';
 import type { Kube } from '../lib/kube.js';
 import { pqIngress, serviceFor } from '../lib/objects.js';
 import { startClusterSetup, stopClusterSetup } from '../lib/setup.js';
+import { inRootfs, quantile } from './lib.js';
 
 const PRESENT = Number(process.env.QUBESEC_BENCH_INGRESSES ?? 1000);
 const MEASURED = 50;
 const ENDPOINT_CHANGES = 1000;
 const HYBRID = 'X25519MLKEM768';
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 const hostOf = (i: number | string) => `bench-${i}.pq.example.com`;
 
 async function inBatches<T>(items: T[], size: number, each: (item: T) => Promise<void>): Promise<void> {
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(each));
-}
-
-async function counter(controller: TestController, name: string): Promise<number> {
-  return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await controller.metricsText())?.[1] ?? NaN);
-}
-
-async function sum(controller: TestController, name: string): Promise<number> {
-  return Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(await controller.metricsText())?.[1] ?? NaN);
 }
 
 /** One GET over the hybrid group from Node's OpenSSL 3.5 (no process per attempt: polling every few ms stays cheap). */
@@ -39,7 +30,7 @@ function hybridGet(controller: TestController, host: string, ca: string): Promis
 }
 
 async function createdToServed(kube: Kube, controller: TestController, ca: string): Promise<void> {
-  const syncs = [await counter(controller, 'qubesec_sync_duration_seconds_count'), await sum(controller, 'qubesec_sync_duration_seconds_sum')];
+  const syncs = [await controller.metric('qubesec_sync_duration_seconds_count'), await controller.metric('qubesec_sync_duration_seconds_sum')];
   const times: number[] = [];
   for (let i = 0; i < MEASURED; i++) {
     const name = `new-${i}`;
@@ -51,11 +42,10 @@ async function createdToServed(kube: Kube, controller: TestController, ca: strin
   // Checked once with curl: the measured requests did negotiate the hybrid group with the ML-DSA certificate.
   const check = await pqCurl({ host: hostOf('new-0'), port: controller.httpsPort }, { curves: HYBRID, args: ['-k'] });
   if (check.status !== 200 || check.group !== HYBRID || check.signature !== 'id-ml-dsa-65') throw new Error(`setup broken: ${JSON.stringify(check)}`);
-  times.sort((a, b) => a - b);
   console.log(`Ingress created -> first ${HYBRID} 200, ${MEASURED} new Ingresses, ${PRESENT} present:`);
-  console.log(`  p50 ${percentile(times, 50).toFixed(0)} ms, p90 ${percentile(times, 90).toFixed(0)} ms, p99 ${percentile(times, 99).toFixed(0)} ms (max of ${MEASURED}), min ${times[0]!.toFixed(0)} ms`);
-  const count = (await counter(controller, 'qubesec_sync_duration_seconds_count')) - syncs[0]!;
-  const seconds = (await sum(controller, 'qubesec_sync_duration_seconds_sum')) - syncs[1]!;
+  console.log(`  p50 ${quantile(times, 0.5).toFixed(0)} ms, p90 ${quantile(times, 0.9).toFixed(0)} ms, p99 ${quantile(times, 0.99).toFixed(0)} ms (max of ${MEASURED}), min ${Math.min(...times).toFixed(0)} ms`);
+  const count = (await controller.metric('qubesec_sync_duration_seconds_count')) - syncs[0]!;
+  const seconds = (await controller.metric('qubesec_sync_duration_seconds_sum')) - syncs[1]!;
   console.log(`  ${count} syncs meanwhile, ${((seconds / count) * 1000).toFixed(0)} ms each on average (translate, render, nginx -t, reload, confirm)`);
 }
 
@@ -67,10 +57,11 @@ async function loadUntil(controller: TestController, until: Promise<unknown>): P
   void until.finally(() => (finished = true));
   const totals: LoadTotals = { done: 0, ok: 0, serverErrors: 0, failed: 0, errored: 0 };
   while (!finished) {
-    const run = await execa('chroot', [rootfs(), 'h2load', '-D', '3', '-c', '8', '-t', '1', '--groups', HYBRID, `--connect-to=127.0.0.1:${controller.httpsPort}`, `https://${hostOf(0)}:${controller.httpsPort}/`], { reject: false, all: true });
-    const requests = /requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, (\d+) errored/.exec(run.all ?? '');
-    const codes = /status codes: (\d+) 2xx, \d+ 3xx, \d+ 4xx, (\d+) 5xx/.exec(run.all ?? '');
-    if (!requests || !codes) throw new Error(`h2load printed no summary: ${(run.all ?? '').slice(-500)}`);
+    const run = await inRootfs(['h2load', '-D', '3', '-c', '8', '-t', '1', '--groups', HYBRID, `--connect-to=127.0.0.1:${controller.httpsPort}`, `https://${hostOf(0)}:${controller.httpsPort}/`]);
+    const output = `${run.stdout}\n${run.stderr}`;
+    const requests = /requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, (\d+) failed, (\d+) errored/.exec(output);
+    const codes = /status codes: (\d+) 2xx, \d+ 3xx, \d+ 4xx, (\d+) 5xx/.exec(output);
+    if (!requests || !codes) throw new Error(`h2load printed no summary: ${output.slice(-500)}`);
     totals.done += Number(requests[1]);
     totals.failed += Number(requests[2]);
     totals.errored += Number(requests[3]);
@@ -82,8 +73,8 @@ async function loadUntil(controller: TestController, until: Promise<unknown>): P
 
 /** Backend 0 stays ready; each change flips the readiness of one of backends 1-3 (a Pod coming or going). */
 async function endpointChurn(kube: Kube, controller: TestController, slices: Array<ReturnType<typeof serviceFor>['slice']>): Promise<void> {
-  const reloads = await counter(controller, 'qubesec_config_reloads_total');
-  const updates = await counter(controller, 'qubesec_endpoint_updates_total');
+  const reloads = await controller.metric('qubesec_config_reloads_total');
+  const updates = await controller.metric('qubesec_endpoint_updates_total');
   const started = performance.now();
   const churn = (async () => {
     for (let i = 0; i < ENDPOINT_CHANGES; i++) {
@@ -95,7 +86,7 @@ async function endpointChurn(kube: Kube, controller: TestController, slices: Arr
   })();
   const [load, seconds] = await Promise.all([loadUntil(controller, churn), churn]);
   console.log(`${ENDPOINT_CHANGES} EndpointSlice changes in ${seconds.toFixed(1)} s under load (h2load, 8 clients, ${HYBRID}):`);
-  console.log(`  reloads ${(await counter(controller, 'qubesec_config_reloads_total')) - reloads}, endpoint updates without a reload ${(await counter(controller, 'qubesec_endpoint_updates_total')) - updates} (changes arriving within --debounce-ms are applied together)`);
+  console.log(`  reloads ${(await controller.metric('qubesec_config_reloads_total')) - reloads}, endpoint updates without a reload ${(await controller.metric('qubesec_endpoint_updates_total')) - updates} (changes arriving within --debounce-ms are applied together)`);
   console.log(`  requests ${load.done} done: ${load.ok} 2xx, ${load.serverErrors} 5xx, ${load.failed} failed, ${load.errored} errored`);
 }
 

@@ -14,6 +14,8 @@ export interface TestController extends RunningController {
   /** Lines the controller logged (JSON), for asserting on standalone-mode events. */
   logs: string[];
   metricsText(): Promise<string>;
+  /** The value of an unlabelled metric (NaN when absent). */
+  metric(name: string): Promise<number>;
 }
 
 export async function startTestController(source: { kubeconfig: string } | { manifests: string }, extra: string[] = []): Promise<TestController> {
@@ -39,13 +41,15 @@ export async function startTestController(source: { kubeconfig: string } | { man
     if (process.env.QUBESEC_E2E_LOGS === '1') process.stderr.write(line);
   });
   const controller = await startController(flags, log);
+  const metricsText = () => fetch(`http://127.0.0.1:${controller.metricsPort}/metrics`).then((r) => r.text());
   return {
     ...controller,
     httpsPort,
     httpPort,
     confDir,
     logs,
-    metricsText: () => fetch(`http://127.0.0.1:${controller.metricsPort}/metrics`).then((r) => r.text()),
+    metricsText,
+    metric: async (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await metricsText())?.[1] ?? NaN),
     async stop() {
       await controller.stop();
       await rm(join(rootfs(), confDir), { recursive: true, force: true });

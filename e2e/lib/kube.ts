@@ -8,6 +8,7 @@ import { PROJECT_ROOT } from '../../controller/project.js';
 import { GROUP, VERSION } from '../../controller/pki/resources.js';
 import { nodeHttps } from './clients.js';
 import { eventually } from './env.js';
+import { serviceFor } from './objects.js';
 
 export class Kube {
   readonly objects: KubernetesObjectApi;
@@ -64,6 +65,13 @@ export class Kube {
       // Not JSON (an error page): `body` has the text.
     }
     return { status: reply.status, body: reply.body, json, warnings };
+  }
+
+  /** Service `name` (port http) with an EndpointSlice of one ready Pod at address:port. */
+  async publishService(name: string, port: number, address: string, namespace = 'default'): Promise<void> {
+    const { service, slice } = serviceFor(name, port, address, namespace);
+    await this.apply(service);
+    await this.apply(slice);
   }
 
   async delete(obj: KubernetesObject): Promise<void> {
