@@ -53,6 +53,8 @@ export class PkiController {
   private readonly coalescer: Coalescer;
   private readonly reported = new Set<string>();
   private renewalTimer: NodeJS.Timeout | undefined;
+  /** Watches waiting to restart after an error: cleared by stop(), so none outlives the controller. */
+  private readonly restartTimers = new Set<NodeJS.Timeout>();
   private stopped = false;
 
   constructor(kc: KubeConfig, private readonly options: PkiControllerOptions, private readonly recorder: EventRecorder, private readonly log: Logger) {
@@ -75,7 +77,11 @@ export class PkiController {
       informer.on('error', (err: unknown) => {
         if (this.stopped) return;
         this.log.warn('PKI watch failed; restarting', { resource: name, error: String((err as Error)?.message ?? err) });
-        setTimeout(() => void (this.stopped ? undefined : informer.start().catch(() => undefined)), 2000);
+        const timer = setTimeout(() => {
+          this.restartTimers.delete(timer);
+          if (!this.stopped) void informer.start().catch(() => undefined);
+        }, 2000);
+        this.restartTimers.add(timer);
       });
       await informer.start();
     }
@@ -85,6 +91,7 @@ export class PkiController {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.renewalTimer);
+    for (const timer of this.restartTimers) clearTimeout(timer);
     await this.coalescer.stop();
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
   }
