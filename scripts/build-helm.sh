@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds (once) the helm binary from its Go module and prints its path; the chart tests run the real helm. Same
-# pattern as e2e/cluster/build-apiserver.sh: keyed by version in .cache/, no release download.
+# pattern as e2e/cluster/build-kube.sh: keyed by version in .cache/, no release download.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${QUBESEC_CACHE:-$root/.cache}"

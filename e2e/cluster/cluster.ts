@@ -1,22 +1,45 @@
 // A real Kubernetes API server with etcd on 127.0.0.1, for the e2e tests: no Docker, no kubelet, no mocks.
-// etcd comes from the data-plane rootfs (Debian's etcd-server), kube-apiserver from e2e/cluster/build-apiserver.sh.
+// etcd comes from the data-plane rootfs (Debian's etcd-server), kube-apiserver from e2e/cluster/build-kube.sh.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { KubeConfig } from '@kubernetes/client-node';
-import { freePort, rootfs } from '../lib/env.js';
+import { freePort, kubeBinary, rootfs } from '../lib/env.js';
 
 export interface TestCluster {
   kubeconfigPath: string;
   kc: KubeConfig;
   server: string;
   token: string;
+  /** The API server's files: serving.crt (its own CA, as Pods' ca.crt), sa.key, and component kubeconfigs. */
+  dir: string;
+  /** Port kube-apiserver listens on. */
+  port: number;
   stop(): Promise<void>;
 }
 
-export async function startCluster(): Promise<TestCluster> {
-  const apiserverBinary = process.env.KUBE_APISERVER;
-  if (!apiserverBinary) throw new Error('KUBE_APISERVER is not set: run the e2e tests through `npm test` (scripts/run.sh builds it)');
+/** Service ClusterIPs; the first, SERVICE_RANGE's .1, is the `kubernetes` Service. From 198.18.0.0/15, as all test addresses. */
+export const SERVICE_RANGE = '198.19.128.0/20';
+export const KUBERNETES_SERVICE_IP = '198.19.128.1';
+
+/** What a cluster with a node needs of its API server (e2e/node): a reachable address and Pods served as in a real cluster. */
+export interface NodeNetwork {
+  /** The node's address: kube-apiserver listens and advertises there, so Pods reach it through the `kubernetes` Service. */
+  address: string;
+  /** The client certificate and key the API server presents to the kubelet (logs, exec); the kubelet trusts its CA. */
+  kubeletClient: { cert: string; key: string };
+}
+
+/** Users of the components of a cluster with a node: token file name -> user and groups. */
+const COMPONENT_USERS = {
+  kubelet: 'system:node:qubesec-node,system:nodes',
+  'kube-controller-manager': 'system:kube-controller-manager,',
+  'kube-scheduler': 'system:kube-scheduler,',
+} as const;
+export const NODE_NAME = 'qubesec-node';
+
+export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
+  const apiserverBinary = kubeBinary('kube-apiserver');
   const root = rootfs();
   // etcd runs chrooted, so its data lives inside the rootfs.
   const etcdDir = await mkdtemp(join(root, 'tmp', 'qubesec-etcd-'));
@@ -39,35 +62,48 @@ export async function startCluster(): Promise<TestCluster> {
     children.push(etcd);
 
     const openssl = (...args: string[]) => execa('chroot', [root, 'openssl', ...args]);
+    const names = ['IP:127.0.0.1', 'DNS:localhost', ...(node ? [`IP:${node.address}`, `IP:${KUBERNETES_SERVICE_IP}`, 'DNS:kubernetes.default.svc'] : [])];
     await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=kube-apiserver',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', inRoot(join(dir, 'serving.key')), '-out', inRoot(join(dir, 'serving.crt')));
+      '-addext', `subjectAltName=${names.join(',')}`, '-keyout', inRoot(join(dir, 'serving.key')), '-out', inRoot(join(dir, 'serving.crt')));
     await openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', inRoot(join(dir, 'sa.key')));
     await openssl('pkey', '-in', inRoot(join(dir, 'sa.key')), '-pubout', '-out', inRoot(join(dir, 'sa.pub')));
     const token = 'qubesec-e2e-admin';
-    await writeFile(join(dir, 'tokens.csv'), `${token},admin,admin-uid,system:masters\n`);
+    const components = node ? Object.entries(COMPONENT_USERS).map(([name, user]) => {
+      const [userName, groups] = user.split(',');
+      return { name, token: `qubesec-e2e-${name}`, line: `qubesec-e2e-${name},${userName},${name}-uid,"${groups}"` };
+    }) : [];
+    await writeFile(join(dir, 'tokens.csv'), [`${token},admin,admin-uid,system:masters`, ...components.map((c) => c.line)].join('\n') + '\n');
+    const address = node?.address ?? '127.0.0.1';
+    // A cluster with a node runs Pods as a real one does: ServiceAccount tokens mounted, webhooks and kubelets called
+    // at their Pod and node IPs (there is no kube-proxy).
+    const nodeFlags = node
+      ? ['--enable-aggregator-routing=true', '--kubelet-preferred-address-types=InternalIP',
+        `--kubelet-client-certificate=${node.kubeletClient.cert}`, `--kubelet-client-key=${node.kubeletClient.key}`]
+      : ['--disable-admission-plugins=ServiceAccount'];
 
     const apiserver = execa(apiserverBinary, [
       `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
+      `--bind-address=${address}`, `--advertise-address=${address}`, `--secure-port=${apiPort}`,
       `--tls-cert-file=${join(dir, 'serving.crt')}`, `--tls-private-key-file=${join(dir, 'serving.key')}`,
       `--service-account-key-file=${join(dir, 'sa.pub')}`, `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
       '--service-account-issuer=https://kubernetes.default.svc',
       `--token-auth-file=${join(dir, 'tokens.csv')}`, '--authorization-mode=Node,RBAC',
-      '--service-cluster-ip-range=10.96.0.0/16', '--disable-admission-plugins=ServiceAccount',
+      `--service-cluster-ip-range=${SERVICE_RANGE}`, ...nodeFlags,
       `--cert-dir=${join(dir, 'certs')}`,
     ], { reject: false, all: true });
     children.push(apiserver);
 
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://${address}:${apiPort}`;
     const kubeconfigPath = join(dir, 'kubeconfig.json');
     await writeKubeconfig(kubeconfigPath, server, token);
+    for (const component of components) await writeKubeconfig(join(dir, `${component.name}.kubeconfig`), server, component.token);
     await mkdir(join(dir, 'certs'), { recursive: true });
     const exited = new Set<ResultPromise>();
     for (const child of [etcd, apiserver]) void child.then(() => exited.add(child));
     await waitReady(server, token, () => [...exited][0]);
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);
-    return { kubeconfigPath, kc, server, token, stop };
+    return { kubeconfigPath, kc, server, token, dir, port: apiPort, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -26,6 +26,8 @@ export interface CurlResult {
 export interface Target {
   host: string;
   port: number;
+  /** Where `host` resolves to; 127.0.0.1 unless given (a Pod's address on a test node). */
+  address?: string;
   path?: string;
   scheme?: 'http' | 'https';
 }
@@ -44,7 +46,7 @@ const STATUS_MARK = /\nqubesec-status:(\d{3})(?:\n|$)/;
 /** curl from the PQ rootfs (OpenSSL 3.5). */
 export async function pqCurl(target: Target, options: CurlOptions = {}): Promise<CurlResult> {
   const scheme = target.scheme ?? 'https';
-  const args = ['-sS', '-v', '--max-time', '10', '--resolve', `${target.host}:${target.port}:127.0.0.1`, '-w', '\nqubesec-status:%{http_code}\n'];
+  const args = ['-sS', '-v', '--max-time', '10', '--resolve', `${target.host}:${target.port}:${target.address ?? '127.0.0.1'}`, '-w', '\nqubesec-status:%{http_code}\n'];
   if (options.curves) args.push('--curves', options.curves);
   if (options.cacert) args.push('--cacert', options.cacert);
   args.push(...(options.args ?? []), `${scheme}://${target.host}:${target.port}${target.path ?? '/'}`);
@@ -80,8 +82,8 @@ export interface LegacyHandshake {
 }
 
 /** A handshake by the host's OpenSSL 3.0, which knows neither ML-KEM nor ML-DSA: what legacy clients get. */
-export async function legacyHandshake(host: string, port: number, caFile: string): Promise<LegacyHandshake> {
-  const result = await execa('openssl', ['s_client', '-brief', '-connect', `127.0.0.1:${port}`, '-servername', host, '-CAfile', caFile, '-verify_return_error'], { input: '', reject: false, all: true, timeout: 10_000 });
+export async function legacyHandshake(host: string, port: number, caFile: string, address = '127.0.0.1'): Promise<LegacyHandshake> {
+  const result = await execa('openssl', ['s_client', '-brief', '-connect', `${address}:${port}`, '-servername', host, '-CAfile', caFile, '-verify_return_error'], { input: '', reject: false, all: true, timeout: 10_000 });
   const out = result.all ?? '';
   const field = (name: string) => new RegExp(`${name}:\\s*(.*)`).exec(out)?.[1]?.trim() ?? '';
   return { ok: result.exitCode === 0 && /CONNECTION ESTABLISHED/.test(out), signatureType: field('Signature type'), serverTempKey: field('Server Temp Key'), verification: field('Verification'), output: out };

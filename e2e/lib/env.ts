@@ -1,10 +1,18 @@
 // What the e2e tests need from their surroundings: the PQ rootfs, free ports, processes to run inside it.
+import { join } from 'node:path';
 export { freePort } from '../../controller/net.js';
 
 export function rootfs(): string {
   const root = process.env.QUBESEC_ROOTFS;
   if (!root) throw new Error('QUBESEC_ROOTFS is not set: run the e2e tests through `npm test` (scripts/run.sh builds the rootfs)');
   return root;
+}
+
+/** A Kubernetes binary (kube-apiserver, kubelet, kubectl, ...) that e2e/cluster/build-kube.sh built. */
+export function kubeBinary(name: string): string {
+  const dir = process.env.KUBE_BIN;
+  if (!dir) throw new Error('KUBE_BIN is not set: run the e2e tests through `npm test` (scripts/run.sh builds Kubernetes)');
+  return join(dir, name);
 }
 
 /** Polls `check` until it returns a value (not undefined) or throws the last failure after `timeoutMs`. */
