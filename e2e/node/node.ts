@@ -48,7 +48,7 @@ export async function startNode(): Promise<TestNode> {
   const exited = new Map<string, Result>();
   let cluster: TestCluster | undefined;
   const containerdSocket = join(dir, 'containerd.sock');
-  const ctr = (...args: string[]) => execa('ctr', ['--address', containerdSocket, '--namespace', 'k8s.io', ...args]);
+  const ctr = containerdClient(containerdSocket);
 
   const stop = async () => {
     // Pods first, while the kubelet still runs: it stops their containers and tears their networks down through CNI.
@@ -162,7 +162,12 @@ async function drainPods(kube: Kube): Promise<void> {
 }
 
 /** Whatever containers are left (a Pod the kubelet did not stop): kill their tasks and remove them. */
-async function removeContainers(ctr: (...args: string[]) => ResultPromise<{}>): Promise<void> {
+/** ctr on the node's containerd, in the namespace the CRI plugin uses. */
+function containerdClient(socket: string) {
+  return (...args: string[]) => execa('ctr', ['--address', socket, '--namespace', 'k8s.io', ...args]);
+}
+
+async function removeContainers(ctr: ReturnType<typeof containerdClient>): Promise<void> {
   const ids = (await ctr('containers', 'ls', '-q')).stdout.split('\n').filter(Boolean);
   for (const id of ids) {
     await ctr('tasks', 'kill', '--signal', 'SIGKILL', id).catch(() => {});
