@@ -1,7 +1,8 @@
-// The image's runtime choices, tried for real on the dev rootfs (same Debian 13 packages) since images cannot be built
-// here: the oqs-provider OpenSSL configuration as OpenSSL 3.5 reads it, and NGINX run by a non-root user binding
-// port 80 through the file capability images/Dockerfile sets.
-import { chown, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+// The image's runtime choices, tried for real on the dev rootfs (same Debian 13 packages): the oqs-provider OpenSSL
+// configuration as OpenSSL 3.5 reads it, and NGINX as images/Dockerfile runs it: the packaged binary, no file
+// capability, as UID 101, on ports from 1024 up, and on port 80 only where the pod lowers
+// net.ipv4.ip_unprivileged_port_start (the node e2e tests run the image itself).
+import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { PROJECT_ROOT } from '../controller/project.js';
@@ -45,50 +46,69 @@ describe('images/openssl-oqs.cnf', () => {
   });
 });
 
-describe('NGINX as the image runs it: a non-root master, no user directive', () => {
+describe('NGINX as the image runs it: UID 101, no capability, no user directive', () => {
   let host: TestHost;
 
   beforeAll(async () => {
     host = await createTestHost();
-    const nginx = join(dir, 'nginx');
-    await copyFile(join(rootfs(), 'usr', 'sbin', 'nginx'), nginx);
     const temp = (name: string) => `${name}_temp_path ${inside}/${name};`;
-    await writeFile(
-      join(dir, 'nginx.conf'),
-      `pid ${inside}/nginx.pid;
+    for (const port of [80, 8080]) {
+      await writeFile(
+        join(dir, `nginx-${port}.conf`),
+        `pid ${inside}/nginx-${port}.pid;
 error_log stderr warn;
 events { worker_connections 64; }
 http {
     access_log off;
     ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp).join('\n    ')}
-    server { listen 80; return 200 "non-root\\n"; }
+    server { listen ${port}; return 200 "non-root\\n"; }
 }
 `,
-    );
+      );
+    }
   });
 
   afterAll(async () => {
     await host.stop();
   });
 
-  const startAsImageUser = () =>
-    host.spawn('chroot', [`--userspec=${IMAGE_UID}:${IMAGE_UID}`, rootfs(), `${inside}/nginx`, '-e', 'stderr', '-c', `${inside}/nginx.conf`, '-g', 'daemon off;']);
+  const startAsImageUser = (on: TestHost, port: number) =>
+    on.spawn('chroot', [`--userspec=${IMAGE_UID}:${IMAGE_UID}`, rootfs(), '/usr/sbin/nginx', '-e', 'stderr', '-c', `${inside}/nginx-${port}.conf`, '-g', 'daemon off;']);
 
-  it('cannot bind port 80 without the capability', async () => {
-    const result = await startAsImageUser();
+  const answer = (on: TestHost, port: number) =>
+    eventually(async () => {
+      const response = await fetch(`http://${on.address}:${port}/`);
+      return response.status === 200 ? response.text() : undefined;
+    }, 10_000, `nginx answering on port ${port}`);
+
+  it('runs the packaged binary, which carries no file capability', async () => {
+    const { stdout } = await execa('getcap', [join(rootfs(), 'usr', 'sbin', 'nginx')]);
+    expect(stdout).toBe('');
+  });
+
+  it('cannot bind port 80', async () => {
+    const result = await startAsImageUser(host, 80);
     expect(result.exitCode).not.toBe(0);
     expect(result.all).toMatch(/bind\(\) to 0\.0\.0\.0:80 failed \(13: Permission denied\)/);
   });
 
-  it('binds port 80 and serves as UID 101 once `setcap cap_net_bind_service=+ep` is on the binary', async () => {
-    await execa('setcap', ['cap_net_bind_service=+ep', join(dir, 'nginx')]);
-    const child = startAsImageUser();
-    const body = await eventually(async () => {
-      const response = await fetch(`http://${host.address}:80/`);
-      return response.status === 200 ? response.text() : undefined;
-    }, 10_000, 'nginx answering on port 80');
-    expect(body).toBe('non-root\n');
+  it('binds port 8080 and serves as UID 101 without any effective capability', async () => {
+    const child = startAsImageUser(host, 8080);
+    expect(await answer(host, 8080)).toBe('non-root\n');
     const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
     expect(/^Uid:\s+(\d+)/m.exec(status)?.[1]).toBe(String(IMAGE_UID));
+    expect(/^CapEff:\s+(\w+)/m.exec(status)?.[1]).toMatch(/^0+$/);
+  });
+
+  // The way images/README.md gives to ports below 1024: the sysctl is per network namespace, as a pod's is.
+  it('binds port 80 where the network namespace sets net.ipv4.ip_unprivileged_port_start=80', async () => {
+    const lowered = await createTestHost();
+    try {
+      expect((await lowered.spawn('sysctl', ['-w', 'net.ipv4.ip_unprivileged_port_start=80'])).exitCode).toBe(0);
+      startAsImageUser(lowered, 80);
+      expect(await answer(lowered, 80)).toBe('non-root\n');
+    } finally {
+      await lowered.stop();
+    }
   });
 });
