@@ -1,5 +1,7 @@
 // Controller flags. Names follow ingress-nginx where the meaning is the same. docs/flags.md lists each.
+import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { hostPath, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { parseSettings } from './model/annotations.js';
 import type { BackendRef } from './model/ingress.js';
 import { checkObjectName, checkPortName, checkPortNumber, checkServiceName } from './model/names.js';
@@ -36,7 +38,7 @@ export const FLAGS = {
   'openssl-binary': { type: 'string', default: 'openssl', description: 'OpenSSL executable of the data plane (asked what it supports)' },
   'conf-dir': { type: 'string', default: '/run/qubesec', description: 'folder (as NGINX sees it) for nginx.conf, certificates and sockets' },
   'nginx-modules': { type: 'string', default: '', description: 'comma-separated dynamic modules to load; empty: the distribution\'s NDK and Lua modules (required) and its stream module if present' },
-  'access-log': { type: 'string', default: '', description: 'NGINX access log (JSON lines); empty: /dev/stdout, or <conf-dir>/access.log when chrooted' },
+  'access-log': { type: 'string', default: '', description: 'NGINX access log (JSON lines); empty: /dev/stdout, or <conf-dir>/access.log when chrooted; refused at start when it is a Unix socket (the controller\'s stdout under systemd\'s journal), which NGINX cannot open' },
   'worker-processes': { type: 'string', default: 'auto', description: 'NGINX worker processes' },
   'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one sync (one reload, or one endpoint update); a burst that does not go quiet syncs every 10 quiet times' },
   'session-tickets': { type: 'string', default: 'true', description: 'TLS session resumption by tickets whose keys the leader keeps in --session-ticket-secret and rotates, shared by every replica (docs/pq-tls.md#session-resumption): true or false (each replica then resumes from its own session cache only)' },
@@ -70,6 +72,16 @@ export function port(flags: Flags, name: 'http-port' | 'https-port' | 'metrics-p
   const n = Number(flags[name]);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`flag --${name}: ${JSON.stringify(flags[name])} is not a port number`);
   return n;
+}
+
+/** --access-log, or its default: the container's stdout, or a file in --conf-dir when chrooted (the rootfs has no /proc for /dev/stdout). */
+export function accessLogFromFlags(flags: Flags, runtime: DataPlaneRuntime): string {
+  const path = flags['access-log'] || (runtime.root ? `${flags['conf-dir']}/access.log` : '/dev/stdout');
+  // NGINX opens its logs by path and open() refuses a Unix socket (ENXIO): the master would never start.
+  if (statSync(hostPath(runtime, path), { throwIfNoEntry: false })?.isSocket()) {
+    throw new Error(`flag --access-log: ${JSON.stringify(path)} is a Unix socket here (the controller's stdout is one under systemd's journal or a parent's socketpair), which NGINX cannot open; give the controller a pipe, file or terminal as stdout, or set --access-log to a file`);
+  }
+  return path;
 }
 
 /** A listen address flag: ":8443" (all addresses), "127.0.0.1:8443" or "[::1]:8443". */

@@ -11,7 +11,7 @@ import chokidar, { type FSWatcher } from 'chokidar';
 import { replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
-import { certificateAlgorithmFromFlags, defaultBackendFromFlags, listFlag, listenAddress, port, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { accessLogFromFlags, certificateAlgorithmFromFlags, defaultBackendFromFlags, listFlag, listenAddress, port, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { LeaderElector } from './leader/elector.js';
 import { electionTimings } from './leader/lease.js';
 import { freePort } from './net.js';
@@ -56,6 +56,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   const publish = publishFrom(flags['publish-service'], flags['publish-status-address']);
   const defaultAlgorithm = certificateAlgorithmFromFlags(flags);
   const electionTiming = electionTimings(flags['election-ttl']);
+  const accessLog = accessLogFromFlags(flags, runtime);
 
   const metrics = createMetrics();
   const handshakes = await listenForHandshakes(metrics, port(flags, 'handshake-log-port'));
@@ -65,7 +66,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     {
       runtime,
       confDir,
-      accessLog: flags['access-log'] || (runtime.root ? `${confDir}/access.log` : '/dev/stdout'),
+      accessLog,
       errorLog: 'stderr',
       render: {
         bindAddress: flags['bind-address'],

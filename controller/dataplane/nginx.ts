@@ -1,7 +1,9 @@
 // The NGINX master process: started, supervised (restarted when it dies), tested, reloaded and stopped.
+import { spawn } from 'node:child_process';
+import { open, unlink } from 'node:fs/promises';
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../observability/log.js';
-import { command, type DataPlaneRuntime } from './runtime.js';
+import { command, hostPath, type DataPlaneRuntime } from './runtime.js';
 
 export interface NginxTestResult {
   ok: boolean;
@@ -34,11 +36,27 @@ export class NginxProcess {
     return this.child?.pid;
   }
 
-  /** `nginx -t` on a configuration file (NGINX's path). Runs no configuration, binds no port. */
+  /**
+   * `nginx -t` on a configuration file (NGINX's path). Runs no configuration, binds no port. NGINX opens the logs it
+   * names by path, and open() refuses a Unix socket, which is what Node's stdio pipes are: so its stdin and stdout are
+   * /dev/null and its stderr a file (beside the configuration, in a folder the controller writes), never pipes, and an
+   * access or error log of /dev/stdout or /dev/stderr opens as it will for the master.
+   */
   async test(configPath: string): Promise<NginxTestResult> {
     const [file, args] = command(this.runtime, this.runtime.nginxBinary, ['-t', '-q', '-c', configPath]);
-    const result = await execa(file, args, { reject: false, all: true });
-    return { ok: result.exitCode === 0, output: (result.all ?? '').trim() };
+    const stderrFile = `${hostPath(this.runtime, configPath)}.stderr`;
+    const stderr = await open(stderrFile, 'w+');
+    try {
+      await unlink(stderrFile); // NGINX writes to the open file; nothing is left behind
+      // Not execa: its types take no file descriptor above 9.
+      const child = spawn(file, args, { stdio: ['ignore', 'ignore', stderr.fd] });
+      const code = await new Promise<number | null>((resolve) => child.on('error', () => resolve(null)).on('close', resolve));
+      const { size } = await stderr.stat();
+      const { buffer } = await stderr.read(Buffer.alloc(size), 0, size, 0);
+      return { ok: code === 0, output: buffer.toString('utf8').trim() };
+    } finally {
+      await stderr.close();
+    }
   }
 
   start(): void {

@@ -1,0 +1,88 @@
+// The controller as a container runs it, tried on the dev rootfs: the qubesec command in a process of its own, its
+// stdout a pipe as the container runtime gives it, with /proc in the rootfs so NGINX's /dev/stdout is that stdout.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { PROJECT_ROOT } from '../controller/project.js';
+import { eventually, freePort, rootfs } from './lib/env.js';
+import { QUBESEC_CLASS } from './lib/objects.js';
+
+const MAIN = join(PROJECT_ROOT, 'dist', 'controller', 'cli', 'main.js');
+
+let manifests: string;
+let httpPort: number;
+let httpsPort: number;
+let confDir: string;
+let controller: ResultPromise | undefined;
+
+beforeAll(async () => {
+  manifests = await mkdtemp(join(tmpdir(), 'qubesec-container-'));
+  await writeFile(join(manifests, 'class.yaml'), JSON.stringify(QUBESEC_CLASS));
+});
+
+beforeEach(async () => {
+  [httpPort, httpsPort] = [await freePort(), await freePort()];
+  confDir = `/run/qubesec-container-${process.pid}-${httpPort}`;
+});
+
+afterEach(async () => {
+  controller?.kill('SIGTERM');
+  await controller;
+  controller = undefined;
+  await rm(join(rootfs(), confDir), { recursive: true, force: true });
+});
+
+afterAll(async () => {
+  await rm(manifests, { recursive: true, force: true });
+});
+
+/**
+ * `qubesec controller` on the manifests folder, chrooting NGINX into the rootfs, in a mount namespace of its own where
+ * the rootfs has /proc (its /dev/stdout links to /proc/self/fd/1). `wrap` runs the node command (a redirect, setpriv).
+ * Its stdout is a Node pipe, which is a Unix socket.
+ */
+function startController(extra: string[] = [], wrap: string[] = []): ResultPromise {
+  const flags = [
+    '--manifests', manifests, '--nginx-root', rootfs(), '--conf-dir', confDir, '--bind-address', '127.0.0.1',
+    '--http-port', String(httpPort), '--https-port', String(httpsPort), '--status-port', '0', '--metrics-address', '127.0.0.1',
+    '--metrics-port', '0', '--worker-processes', '1', '--log-level', 'debug', ...extra,
+  ];
+  controller = execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', 'mount -t proc proc "$0/proc" && exec "$@"', rootfs(), ...wrap, process.execPath, MAIN, 'controller', ...flags], {
+    reject: false, stdin: 'ignore', stderr: 'pipe', timeout: 60_000,
+  });
+  return controller;
+}
+
+/** Waits for NGINX's catch-all answer (404) on the HTTP port; on failure, says what the controller logged. */
+async function served(child: ResultPromise): Promise<void> {
+  let logs = '';
+  child.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
+  await eventually(async () => (await fetch(`http://127.0.0.1:${httpPort}/`)).status === 404 || undefined, 30_000, 'NGINX answering')
+    .catch((err: Error) => { throw new Error(`${err.message}\ncontroller logs:\n${logs.slice(-4000)}`); });
+}
+
+describe('the qubesec controller process as a container runs it', () => {
+  it('serves with the access log on /dev/stdout when its stdout is a pipe, as a container runtime gives it', async () => {
+    const fifo = join(manifests, 'stdout');
+    await execa('mkfifo', [fifo]);
+    const reader = execa('cat', [fifo], { reject: false });
+    let stdout = '';
+    reader.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    try {
+      await served(startController(['--access-log', '/dev/stdout'], ['sh', '-c', 'exec "$@" >"$0"', fifo]));
+      const line = await eventually(async () => stdout.split('\n').find((l) => l.startsWith('{')), 5_000, 'an access log line on stdout');
+      expect(JSON.parse(line)).toEqual(expect.objectContaining({ request: 'GET / HTTP/1.1', status: 404 }));
+    } finally {
+      reader.kill();
+      await reader;
+      await rm(fifo, { force: true });
+    }
+  });
+
+  it('refuses to start, naming --access-log, when /dev/stdout is a Unix socket NGINX cannot open', async () => {
+    const result = await startController(['--access-log', '/dev/stdout']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain('qubesec controller: flag --access-log: "/dev/stdout" is a Unix socket here');
+  });
+});
