@@ -11,7 +11,10 @@ export interface TestCluster {
   kc: KubeConfig;
   server: string;
   token: string;
-  /** The API server's files: serving.crt (its own CA, as Pods' ca.crt), sa.key, and component kubeconfigs. */
+  /**
+   * The cluster's files: serving.crt (the API server's certificate, its own CA, as Pods' ca.crt), sa.key, component
+   * kubeconfigs, etcd's data. The command lines of etcd and kube-apiserver name it.
+   */
   dir: string;
   /** Port kube-apiserver listens on. */
   port: number;
@@ -41,15 +44,14 @@ export const NODE_NAME = 'qubesec-node';
 export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
   const apiserverBinary = kubeBinary('kube-apiserver');
   const root = rootfs();
-  // etcd runs chrooted, so its data lives inside the rootfs.
-  const etcdDir = await mkdtemp(join(root, 'tmp', 'qubesec-etcd-'));
+  // etcd runs chrooted, so its data (dir/etcd) lives inside the rootfs; every process's command line names dir.
   const dir = await mkdtemp(join(root, 'tmp', 'qubesec-apiserver-'));
+  const etcdDir = join(dir, 'etcd');
   const inRoot = (p: string) => p.slice(root.length);
   const children: ResultPromise[] = [];
   const stop = async () => {
     for (const child of children.reverse()) child.kill('SIGTERM');
     await Promise.allSettled(children);
-    await rm(etcdDir, { recursive: true, force: true });
     await rm(dir, { recursive: true, force: true });
   };
 

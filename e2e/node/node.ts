@@ -15,8 +15,8 @@ import { Kube } from '../lib/kube.js';
 const BRIDGE = 'qsnode0';
 const POD_SUBNET = '198.19.0.0/24';
 export const NODE_ADDRESS = '198.19.0.1';
-/** The pause image containerd starts each Pod sandbox from (e2e/node/pause-image.sh builds it). */
-export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.10.1';
+/** The archive, among those e2e/node/images.sh writes, of the pause image each Pod sandbox starts from. */
+const PAUSE_ARCHIVE = 'pause.tar';
 /** Host settings the kubelet changes, restored at stop. */
 const KUBELET_SYSCTLS = ['kernel/panic', 'kernel/panic_on_oops', 'vm/overcommit_memory'];
 const IPTABLES = ['iptables', 'ip6tables'];
@@ -31,16 +31,20 @@ export interface TestNode {
   kube: Kube;
   /** kubectl as the cluster's admin; rejects on a non-zero exit with kubectl's output. */
   kubectl(args: string[], input?: string): Promise<Result>;
-  /** Loads an image archive (docker-archive tar) into containerd, where the kubelet finds it without a pull. */
-  importImage(tar: string): Promise<void>;
   /** Host PID of a container's main process, from a Pod's containerStatuses[].containerID. */
   containerPid(containerId: string): Promise<number>;
   /** Output of a component (containerd, kubelet, ...) so far, for failure messages. */
   logTail(component: string, lines?: number): Promise<string>;
+  /** The Pods of a namespace with their Events and their containers' last log lines, for failure messages. */
+  podReport(namespace: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-export async function startNode(): Promise<TestNode> {
+/**
+ * Starts the node with the images of `imagesDir` (docker-archive tars, as e2e/node/images.sh writes them) loaded into
+ * containerd, where the kubelet finds them without a pull (no registry is reachable).
+ */
+export async function startNode(imagesDir: string): Promise<TestNode> {
   await sweepDeadRuns();
   const dir = `${DIR_PREFIX}${process.pid}`;
   await mkdir(dir, { recursive: true });
@@ -73,6 +77,7 @@ export async function startNode(): Promise<TestNode> {
     await setUpNetwork(dir);
     const pki = await kubeletPki(dir);
     cluster = await startCluster({ address: NODE_ADDRESS, kubeletClient: { cert: pki.clientCert, key: pki.clientKey } });
+    await writeFile(join(dir, 'cluster-dir'), cluster.dir);
     await forwardKubernetesService(cluster.port);
 
     const run = (name: string, file: string, args: string[]) => {
@@ -85,9 +90,12 @@ export async function startNode(): Promise<TestNode> {
       for (const [name, result] of exited) throw new Error(`${name} exited (${result.exitCode ?? result.signal}): ${await logTail(dir, name)}`);
     };
 
-    await writeContainerdConfig(dir);
+    const archives = (await readdir(imagesDir)).filter((name) => name.endsWith('.tar'));
+    if (!archives.includes(PAUSE_ARCHIVE)) throw new Error(`${imagesDir} has no ${PAUSE_ARCHIVE}: make the images with e2e/node/images.sh`);
+    await writeContainerdConfig(dir, await archiveImageName(join(imagesDir, PAUSE_ARCHIVE)));
     run('containerd', 'containerd', ['--config', join(dir, 'containerd.toml')]);
     await eventually(async () => (await failIfExited(), (await ctr('version').catch(() => undefined)) ? true : undefined), 30_000, 'containerd serving');
+    for (const archive of archives) await ctr('images', 'import', '--no-unpack', join(imagesDir, archive));
 
     const kubeconfig = (component: string) => join(cluster!.dir, `${component}.kubeconfig`);
     for (const component of ['kube-controller-manager', 'kube-scheduler']) {
@@ -124,9 +132,6 @@ export async function startNode(): Promise<TestNode> {
         if (result.exitCode !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${result.exitCode}): ${result.all}`);
         return result;
       },
-      async importImage(tar) {
-        await ctr('images', 'import', '--no-unpack', tar);
-      },
       async containerPid(containerId) {
         const id = containerId.replace(/^containerd:\/\//, '');
         const info = JSON.parse((await ctr('tasks', 'ls', '--format', 'json').catch(() => ({ stdout: '' }))).stdout || '[]') as { ID: string; PID: number }[];
@@ -139,6 +144,10 @@ export async function startNode(): Promise<TestNode> {
         return Number(row[1]);
       },
       logTail: (component, lines) => logTail(dir, component, lines),
+      async podReport(namespace) {
+        const kubectl = (...args: string[]) => execa(kubeBinary('kubectl'), [`--kubeconfig=${admin}`, '--namespace', namespace, ...args], { reject: false, all: true }).then((r) => r.all);
+        return [await kubectl('get', 'pods', '-o', 'wide'), await kubectl('describe', 'pods'), await kubectl('logs', '--all-containers', '--prefix', '--tail=40', '--selector', 'app.kubernetes.io/name')].join('\n');
+      },
       stop,
     };
   } catch (err) {
@@ -189,7 +198,15 @@ async function kubeletPki(dir: string): Promise<{ ca: string; clientCert: string
   return { ca: file('ca.crt'), clientCert: file('client.crt'), clientKey: file('client.key') };
 }
 
-async function writeContainerdConfig(dir: string): Promise<void> {
+/** The name a docker-archive tar carries (its manifest.json's first RepoTag). */
+async function archiveImageName(tar: string): Promise<string> {
+  const manifest = JSON.parse((await execa('tar', ['-xOf', tar, 'manifest.json'])).stdout) as { RepoTags?: string[] }[];
+  const name = manifest[0]?.RepoTags?.[0];
+  if (!name) throw new Error(`${tar} names no image (manifest.json has no RepoTags)`);
+  return name;
+}
+
+async function writeContainerdConfig(dir: string, sandboxImage: string): Promise<void> {
   await mkdir(join(dir, 'cni'), { recursive: true });
   await writeFile(join(dir, 'cni', '10-qubesec.conflist'), JSON.stringify({
     cniVersion: '0.4.0',
@@ -209,7 +226,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.internal.v1.opt"]
   path = "${dir}/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${PAUSE_IMAGE}"
+  sandbox_image = "${sandboxImage}"
   # No CAP_SYS_RESOURCE here: containers may only raise their OOM score.
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -298,9 +315,25 @@ async function kubeletCgroups(): Promise<string[]> {
 
 /** Undoes what a node changed on the host, from the state saveHostState recorded in dir; then removes dir. */
 async function restoreHost(dir: string): Promise<void> {
-  // Processes still running from this node (a killed run's containerd, shims, kubelet): by their command line.
-  await execa('pkill', ['-KILL', '-f', dir], { reject: false });
-  await execa('pkill', ['-KILL', '-f', `containerd-shim-runc-v2 .*-address ${dir}`], { reject: false });
+  // Processes still running from this node (a killed run's containerd, shims, kubelet, etcd, kube-apiserver): by
+  // their command lines, which name dir or the cluster's folder (etcd names it as seen inside the rootfs).
+  const clusterDir = await readFile(join(dir, 'cluster-dir'), 'utf8').catch(() => '');
+  const killed: number[] = [];
+  for (const pattern of [dir, clusterDir.slice(clusterDir.indexOf('/tmp/'))].filter(Boolean)) {
+    const pids = (await execa('pgrep', ['-f', pattern], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    killed.push(...pids);
+  }
+  if (clusterDir) await rm(clusterDir, { recursive: true, force: true });
+  // Containers whose shim is gone: their processes name nothing of ours, but runc (with the node's state root) knows them.
+  const runc = (...args: string[]) => execa('runc', ['--root', join(dir, 'runc', 'k8s.io'), ...args], { reject: false });
+  for (const id of (await runc('list', '-q')).stdout.split('\n').filter(Boolean)) {
+    const state = JSON.parse((await runc('state', id)).stdout || '{}') as { pid?: number };
+    if (state.pid) killed.push(state.pid);
+    await runc('delete', '--force', id);
+  }
+  // Killed is not yet gone: an orphan stays a zombie until init reaps it (a living parent reaps its own).
+  await eventually(async () => ((await Promise.all(killed.map((pid) => readFile(`/proc/${pid}/stat`).then(() => pid, () => 0)))).every((pid) => pid === 0) ? true : undefined), 10_000, 'killed processes reaped').catch(() => {});
   await unmountUnder(dir);
   const netnsBefore = new Set(JSON.parse(await readFile(join(dir, 'netns.json'), 'utf8').catch(() => '[]')) as string[]);
   for (const name of await readdir('/run/netns').catch(() => [] as string[])) {
@@ -311,7 +344,12 @@ async function restoreHost(dir: string): Promise<void> {
     }
   }
   const bridge = await readFile(join(dir, 'bridge'), 'utf8').catch(() => '');
-  if (bridge) await execa('ip', ['link', 'del', bridge], { reject: false });
+  if (bridge) {
+    // Pods' veths go with their namespaces, but not at once: remove them now.
+    const ports = (await execa('ip', ['-o', 'link', 'show', 'master', bridge], { reject: false })).stdout;
+    for (const [, port] of ports.matchAll(/^\d+: ([^@:]+)/gm)) await execa('ip', ['link', 'del', port!], { reject: false });
+    await execa('ip', ['link', 'del', bridge], { reject: false });
+  }
   for (const tool of IPTABLES) {
     const rules = await readFile(join(dir, `${tool}.rules`), 'utf8').catch(() => undefined);
     if (rules !== undefined) await execa(`${tool}-restore`, [], { input: rules });
@@ -339,7 +377,7 @@ async function unmountUnder(dir: string): Promise<void> {
 }
 
 /** Leftovers of a run that was killed before its stop(): restored as that run would have. */
-async function sweepDeadRuns(): Promise<void> {
+export async function sweepDeadRuns(): Promise<void> {
   for (const name of await readdir('/tmp')) {
     const full = `/tmp/${name}`;
     if (!full.startsWith(DIR_PREFIX)) continue;
