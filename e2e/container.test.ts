@@ -1,6 +1,6 @@
 // The controller as a container runs it, tried on the dev rootfs: the qubesec command in a process of its own, its
 // stdout a pipe as the container runtime gives it, with /proc in the rootfs so NGINX's /dev/stdout is that stdout.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -9,6 +9,8 @@ import { eventually, freePort, rootfs } from './lib/env.js';
 import { QUBESEC_CLASS } from './lib/objects.js';
 
 const MAIN = join(PROJECT_ROOT, 'dist', 'controller', 'cli', 'main.js');
+/** The image's user and group (images/Dockerfile), the chart's runAsUser and fsGroup. */
+const IMAGE_UID = 101;
 
 let manifests: string;
 let httpPort: number;
@@ -18,6 +20,7 @@ let controller: ResultPromise | undefined;
 
 beforeAll(async () => {
   manifests = await mkdtemp(join(tmpdir(), 'qubesec-container-'));
+  await chmod(manifests, 0o755); // for the image's user too
   await writeFile(join(manifests, 'class.yaml'), JSON.stringify(QUBESEC_CLASS));
 });
 
@@ -54,11 +57,15 @@ function startController(extra: string[] = [], wrap: string[] = []): ResultPromi
   return controller;
 }
 
-/** Waits for NGINX's catch-all answer (404) on the HTTP port; on failure, says what the controller logged. */
+/**
+ * Waits until the controller logged its first configuration applied and NGINX gives its catch-all answer (404) on the
+ * HTTP port; on failure, says what the controller logged. (Until then the controller has no SIGTERM handler yet.)
+ */
 async function served(child: ResultPromise): Promise<void> {
   let logs = '';
   child.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
-  await eventually(async () => (await fetch(`http://127.0.0.1:${httpPort}/`)).status === 404 || undefined, 30_000, 'NGINX answering')
+  const answered = async () => logs.includes('"msg":"configuration applied"') && (await fetch(`http://127.0.0.1:${httpPort}/`)).status === 404;
+  await eventually(async () => (await answered()) || undefined, 30_000, 'NGINX answering')
     .catch((err: Error) => { throw new Error(`${err.message}\ncontroller logs:\n${logs.slice(-4000)}`); });
 }
 
@@ -84,5 +91,19 @@ describe('the qubesec controller process as a container runs it', () => {
     const result = await startController(['--access-log', '/dev/stdout']);
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toContain('qubesec controller: flag --access-log: "/dev/stdout" is a Unix socket here');
+  });
+
+  it('runs as the image\'s user in a --conf-dir it does not own: an emptyDir mount point, root\'s with group fsGroup', async () => {
+    const mountPoint = join(rootfs(), confDir);
+    await mkdir(mountPoint);
+    await chown(mountPoint, 0, IMAGE_UID);
+    // What the kubelet makes of an emptyDir with fsGroup: 0777, group-writable, setgid.
+    await chmod(mountPoint, 0o2777);
+    // The user keeps CAP_SYS_CHROOT alone, for the dev rootfs's chroot; chmod of another user's folder needs CAP_FOWNER.
+    const asImageUser = ['setpriv', `--reuid=${IMAGE_UID}`, `--regid=${IMAGE_UID}`, '--clear-groups', '--inh-caps=+sys_chroot', '--ambient-caps=+sys_chroot'];
+    await served(startController([], asImageUser));
+    const [confDirStat, certs] = [await stat(mountPoint), await stat(join(mountPoint, 'certs'))];
+    expect([confDirStat.uid, confDirStat.gid, confDirStat.mode & 0o7777]).toEqual([0, IMAGE_UID, 0o2777]);
+    expect([certs.uid, certs.mode & 0o7777]).toEqual([IMAGE_UID, 0o700]);
   });
 });

@@ -32,8 +32,13 @@ export type ApplyResult =
 const CONFIRM_TIMEOUT_MS = 15_000;
 const CONFIRM_STEADY_MS = 150;
 
-/** Private keys stay with the master (root); workers (an unprivileged user) must reach sockets and temp files. */
-const DIR_MODES = { '.': 0o711, certs: 0o700, sockets: 0o711, tmp: 0o711, lua: 0o711 } as const;
+/**
+ * Private keys stay with the master (root); workers (an unprivileged user) must reach sockets and temp files. The mode
+ * of --conf-dir is set only when the controller makes it: in a Pod it is an emptyDir's mount point, owned by root
+ * (group fsGroup), which the controller's user may not chmod.
+ */
+const CONF_DIR_MODE = 0o711;
+const SUBDIR_MODES = { certs: 0o700, sockets: 0o711, tmp: 0o711, lua: 0o711 } as const;
 
 const LUA_MODULE = readFileSync(join(LUA_DIR, LUA_MODULE_FILE), 'utf8');
 
@@ -74,7 +79,7 @@ export class Applier {
       () => {
         rmSync(sockets, { recursive: true, force: true });
         mkdirSync(sockets, { recursive: true });
-        chmodSync(sockets, DIR_MODES.sockets);
+        chmodSync(sockets, SUBDIR_MODES.sockets);
       },
     );
   }
@@ -126,8 +131,10 @@ export class Applier {
     const confFile = host(`${this.settings.confDir}/nginx.conf`);
     const candidate = `${confFile}.next`;
 
-    for (const [dir, mode] of Object.entries(DIR_MODES)) {
-      const path = host(dir === '.' ? this.settings.confDir : `${this.settings.confDir}/${dir}`);
+    const confDir = host(this.settings.confDir);
+    if ((await mkdir(confDir, { recursive: true })) !== undefined) await chmod(confDir, CONF_DIR_MODE);
+    for (const [dir, mode] of Object.entries(SUBDIR_MODES)) {
+      const path = join(confDir, dir);
       await mkdir(path, { recursive: true });
       await chmod(path, mode); // whatever the umask, and for folders left by an earlier run
     }
