@@ -1,7 +1,8 @@
 // The apply loop against real NGINX: skip identical configurations, refuse one that fails `nginx -t` while the last
 // good one keeps serving, and recover on the next change; TLS sessions resume across reloads and restarts.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { execa } from 'execa';
@@ -164,6 +165,50 @@ describe('Applier with real NGINX', () => {
     console.log(`nginx -t on ${intents.length} accepted of ${ingresses.length} generated Ingresses: ${hostile.servers.length} servers, ${hostile.servers.reduce((n, s) => n + s.locations.length, 0)} locations`);
     expect(intents.length).toBeGreaterThan(50);
     expect(await applier.apply(hostile)).toEqual({ status: 'applied', hash: expect.any(String) });
+  });
+});
+
+describe('Applier when NGINX cannot run: the failure says why', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'qubesec-no-nginx-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Applies model(['/a']) with NGINX run directly (no rootfs) from `nginxBinary`. */
+  const applyWith = async (nginxBinary: string) => {
+    const runtime = { root: '', nginxBinary, opensslBinary: 'openssl' };
+    const render = { bindAddress: '127.0.0.1', httpPort, httpsPort, statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: [] };
+    const confDir = await mkdtemp(join(dir, 'conf-'));
+    const noNginx = new Applier({ runtime, confDir, accessLog: `${confDir}/access.log`, errorLog: 'stderr', render }, createMetrics(), createLogger('error'));
+    try {
+      return await noNginx.apply(model(['/a']));
+    } finally {
+      await noNginx.stop();
+    }
+  };
+  const script = async (name: string, body: string, mode = 0o755) => {
+    const file = join(dir, name);
+    await writeFile(file, `#!/bin/sh\n${body}\n`);
+    await chmod(file, mode);
+    return file;
+  };
+
+  it('nginx -t gives the kernel\'s reason when the binary does not exist or is not executable', async () => {
+    const missing = join(dir, 'missing');
+    expect(await applyWith(missing)).toEqual({ status: 'failed', hash: expect.any(String), error: `nginx -t could not be executed: ${missing}: no such file or directory (ENOENT)` });
+    const notExecutable = await script('not-executable', 'exit 0', 0o644);
+    expect(await applyWith(notExecutable)).toEqual({ status: 'failed', hash: expect.any(String), error: `nginx -t could not be executed: ${notExecutable}: permission denied (EACCES)` });
+  });
+
+  it('a master that cannot be executed or exits at once fails the apply with the reason', async () => {
+    // Takes every configuration, then stops being executable: the master's exec fails as a refused binary's would.
+    const lost = await script('lost-after-test', '[ "$1" = -t ] && chmod 644 "$0"');
+    expect(await applyWith(lost)).toEqual({ status: 'failed', hash: expect.any(String), error: `NGINX did not take the new configuration: the NGINX master could not be executed: ${lost}: permission denied (EACCES)` });
+    const exits = await script('exits', '[ "$1" = -t ] || exit 3');
+    expect(await applyWith(exits)).toEqual({ status: 'failed', hash: expect.any(String), error: 'NGINX did not take the new configuration: the NGINX master exited with code 3 (NGINX\'s error log, on stderr, says why)' });
   });
 });
 

@@ -145,7 +145,7 @@ export class Applier {
     await this.writeEndpoints(endpoints);
     await this.write(candidate, rendered.config, 0o644);
     const test = await this.nginx.test(`${this.settings.confDir}/nginx.conf.next`);
-    if (!test.ok) return this.fail(hash, `nginx -t refused the configuration: ${test.output}`);
+    if (!test.ok) return this.fail(hash, test.error);
 
     const previous = await readFile(confFile, 'utf8').catch(() => undefined);
     // Recorded before the rename, so the watcher never mistakes our own swap for someone else's edit.
@@ -225,7 +225,7 @@ export class Applier {
       if (last !== generation) steadySince = undefined;
       else if (steadySince === undefined) steadySince = Date.now();
       else if (Date.now() - steadySince >= CONFIRM_STEADY_MS) return;
-      if (!this.nginx.running) throw new Error('the NGINX master exited');
+      if (!this.nginx.running) throw new Error(`the NGINX master ${this.nginx.lastExit}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     throw new Error(`workers still report ${JSON.stringify(last)} after ${CONFIRM_TIMEOUT_MS} ms`);

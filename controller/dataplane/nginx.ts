@@ -1,13 +1,19 @@
 // The NGINX master process: started, supervised (restarted when it dies), tested, reloaded and stopped.
 import { spawn } from 'node:child_process';
 import { open, unlink } from 'node:fs/promises';
+import { getSystemErrorMessage } from 'node:util';
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../observability/log.js';
 import { command, hostPath, type DataPlaneRuntime } from './runtime.js';
 
-export interface NginxTestResult {
-  ok: boolean;
-  output: string;
+/** Whether NGINX took the configuration; if not, why, in NGINX's words or the kernel's. */
+export type NginxTestResult = { ok: true } | { ok: false; error: string };
+
+/** How a run of a program ended: its exit code or signal, or the error that kept it from running. */
+interface Ended {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: NodeJS.ErrnoException;
 }
 
 const MAX_RESTART_DELAY_MS = 30_000;
@@ -17,6 +23,7 @@ export class NginxProcess {
   private stopping = false;
   private restartDelayMs = 500;
   private restartTimer: NodeJS.Timeout | undefined;
+  private exitReason = 'has not started';
 
   constructor(
     private readonly runtime: DataPlaneRuntime,
@@ -36,6 +43,11 @@ export class NginxProcess {
     return this.child?.pid;
   }
 
+  /** How the master ended last, completing "the NGINX master ...". */
+  get lastExit(): string {
+    return this.exitReason;
+  }
+
   /**
    * `nginx -t` on a configuration file (NGINX's path). Runs no configuration, binds no port. NGINX opens the logs it
    * names by path, and open() refuses a Unix socket, which is what Node's stdio pipes are: so its stdin and stdout are
@@ -48,12 +60,12 @@ export class NginxProcess {
     const stderr = await open(stderrFile, 'w+');
     try {
       await unlink(stderrFile); // NGINX writes to the open file; nothing is left behind
-      // Not execa: its types take no file descriptor above 9.
-      const child = spawn(file, args, { stdio: ['ignore', 'ignore', stderr.fd] });
-      const code = await new Promise<number | null>((resolve) => child.on('error', () => resolve(null)).on('close', resolve));
+      const ended = await run(file, args, stderr.fd);
+      if (ended.code === 0) return { ok: true };
       const { size } = await stderr.stat();
       const { buffer } = await stderr.read(Buffer.alloc(size), 0, size, 0);
-      return { ok: code === 0, output: buffer.toString('utf8').trim() };
+      const output = buffer.toString('utf8').trim();
+      return { ok: false, error: output ? `nginx -t refused the configuration: ${output}` : `nginx -t ${howItEnded(file, ended)}` };
     } finally {
       await stderr.close();
     }
@@ -72,8 +84,11 @@ export class NginxProcess {
     void child.then((result) => {
       if (this.child !== child) return;
       this.child = undefined;
+      const ended = howItEnded(file, { code: result.exitCode ?? null, signal: result.signal ?? null, error: result.cause as NodeJS.ErrnoException | undefined });
+      // Its stderr is the controller's, not captured: NGINX's own words are there.
+      this.exitReason = result.exitCode === undefined ? ended : `${ended} (NGINX's error log, on stderr, says why)`;
       if (this.stopping) return;
-      this.log.error('nginx exited unexpectedly', { code: result.exitCode, signal: result.signal });
+      this.log.error('nginx exited unexpectedly', { error: this.exitReason });
       killGroup(child.pid);
       this.onUnexpectedExit(result.exitCode);
       // A master that ran for a while restarts at once; one that keeps dying backs off.
@@ -108,4 +123,25 @@ function killGroup(pid: number | undefined): void {
   } catch {
     // ESRCH: no process of the group is left.
   }
+}
+
+/** Runs a program to its end with stdin and stdout on /dev/null and stderr on `stderrFd` (not execa: its types take no descriptor above 9). */
+function run(file: string, args: string[], stderrFd: number): Promise<Ended> {
+  return new Promise((resolve) => {
+    let error: NodeJS.ErrnoException | undefined;
+    try {
+      spawn(file, args, { stdio: ['ignore', 'ignore', stderrFd] })
+        .on('error', (err) => (error = err))
+        .on('close', (code, signal) => resolve({ code, signal, error }));
+    } catch (err) {
+      // spawn() throws some of the kernel's refusals (EPERM) instead of emitting them.
+      resolve({ code: null, signal: null, error: err as NodeJS.ErrnoException });
+    }
+  });
+}
+
+/** How a run ended when the program said nothing itself: the kernel's refusal to execute it, or its exit. */
+function howItEnded(file: string, { code, signal, error }: Ended): string {
+  if (error) return `could not be executed: ${error.path ?? file}: ${error.errno === undefined ? error.message : `${getSystemErrorMessage(error.errno)} (${error.code})`}`;
+  return signal ? `was killed by ${signal}` : `exited with code ${code}`;
 }
