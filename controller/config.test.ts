@@ -1,4 +1,4 @@
-import { parseFlags, sessionResumptionFromFlags } from './config.js';
+import { httpsRedirectPortFromFlags, parseFlags, sessionResumptionFromFlags } from './config.js';
 
 describe('sessionResumptionFromFlags', () => {
   it('defaults to tickets rotated every 12h, kept in qubesec-session-tickets, sessions resumable for 10 minutes', () => {
@@ -20,5 +20,16 @@ describe('sessionResumptionFromFlags', () => {
     [['--session-ticket-rotation', '1m', '--session-timeout', '10m'], 'flag --session-ticket-rotation: every 1m would keep 10 old keys to decrypt tickets for --session-timeout 10m; rotate at most 8 times per session timeout'],
   ])('refuses %j', (args, message) => {
     expect(() => sessionResumptionFromFlags(parseFlags(args), 'qubesec')).toThrow(message);
+  });
+});
+
+describe('httpsRedirectPortFromFlags', () => {
+  it('is 443 unless set, whatever NGINX listens on', () => {
+    expect(httpsRedirectPortFromFlags(parseFlags(['--https-port', '8443']))).toBe(443);
+    expect(httpsRedirectPortFromFlags(parseFlags(['--https-redirect-port', '30443']))).toBe(30443);
+  });
+
+  it.each(['0', '65536', '', '8443x', ' 443'])('refuses %j', (value) => {
+    expect(() => httpsRedirectPortFromFlags(parseFlags(['--https-redirect-port', value]))).toThrow(`flag --https-redirect-port: ${JSON.stringify(value)} is not a port number from 1 to 65535`);
   });
 });

@@ -29,6 +29,7 @@ export const FLAGS = {
   'bind-address': { type: 'string', default: '', description: 'address NGINX listens on for traffic (default: all)' },
   'http-port': { type: 'string', default: '80', description: 'HTTP port' },
   'https-port': { type: 'string', default: '443', description: 'HTTPS port' },
+  'https-redirect-port': { type: 'string', default: '443', description: 'port that HTTP to HTTPS redirects (ssl-redirect, force-ssl-redirect) send clients to: the one they reach HTTPS on, such as the Service\'s port or NodePort, not --https-port behind it; 443 leaves the port out of the URL' },
   'metrics-address': { type: 'string', default: '0.0.0.0', description: 'address of the metrics and health server' },
   'metrics-port': { type: 'string', default: '10254', description: 'port of /metrics, /healthz and /readyz' },
   'status-port': { type: 'string', default: '10246', description: '127.0.0.1 port of NGINX\'s controller-only status server' },
@@ -71,6 +72,14 @@ export function usage(): string {
 export function port(flags: Flags, name: 'http-port' | 'https-port' | 'metrics-port' | 'status-port' | 'handshake-log-port'): number {
   const n = Number(flags[name]);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`flag --${name}: ${JSON.stringify(flags[name])} is not a port number`);
+  return n;
+}
+
+/** --https-redirect-port: the port clients reach HTTPS on, which redirects to HTTPS name. */
+export function httpsRedirectPortFromFlags(flags: Flags): number {
+  const raw = flags['https-redirect-port'];
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > 65535) throw new Error(`flag --https-redirect-port: ${JSON.stringify(raw)} is not a port number from 1 to 65535`);
   return n;
 }
 

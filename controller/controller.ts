@@ -11,7 +11,7 @@ import chokidar, { type FSWatcher } from 'chokidar';
 import { replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
-import { accessLogFromFlags, certificateAlgorithmFromFlags, defaultBackendFromFlags, listFlag, listenAddress, port, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { accessLogFromFlags, certificateAlgorithmFromFlags, defaultBackendFromFlags, httpsRedirectPortFromFlags, listFlag, listenAddress, port, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { LeaderElector } from './leader/elector.js';
 import { electionTimings } from './leader/lease.js';
 import { freePort } from './net.js';
@@ -72,6 +72,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
         bindAddress: flags['bind-address'],
         httpPort: port(flags, 'http-port'),
         httpsPort: port(flags, 'https-port'),
+        httpsRedirectPort: httpsRedirectPortFromFlags(flags),
         statusPort: port(flags, 'status-port') || (await freePort()),
         handshakeLogPort: handshakes.port,
         workerProcesses: flags['worker-processes'] === 'auto' ? 'auto' : Number(flags['worker-processes']),

@@ -195,6 +195,19 @@ describe('helm lint and template', () => {
     expect(edge.args).toContain('--worker-processes=2');
   });
 
+  it('makes redirects to HTTPS name the port clients reach: the Service\'s, or its fixed NodePort, never NGINX\'s 8443', async () => {
+    const redirectPort = (objects: KubernetesObject[]) => args(objects).filter((flag) => flag.startsWith('--https-redirect-port='));
+    expect(Object.fromEntries([...rendered].map(([name, objects]) => [name, redirectPort(objects)]))).toEqual({
+      defaults: ['--https-redirect-port=443'],
+      daemonSetNodePortMonitoring: ['--https-redirect-port=30443'],
+      webhookAndPkiOff: ['--https-redirect-port=443'],
+      bootstrapCaStrict: ['--https-redirect-port=443'],
+      autoscaledDefaultClass: ['--https-redirect-port=443'],
+    });
+    const otherPort = await render({ release: 'port', namespace: 'port', values: { controller: { service: { ports: { https: 9443 } } } } });
+    expect(redirectPort(otherPort)).toEqual(['--https-redirect-port=9443']);
+  });
+
   it('runs every workload as non-root, without privilege escalation or capabilities, on a read-only root with writable conf-dir and /tmp', () => {
     for (const [name, objects] of rendered) {
       const spec = podSpec(objects);
@@ -327,7 +340,7 @@ describe('on the real API server', () => {
     const kubeconfig = await applyIdentity(set, objects);
     for (const obj of objects.filter((o) => o.apiVersion!.startsWith('qubesec.io/'))) expect((await create(obj, false)).status).toBe(201);
     // The chart's flags that do not name pod-only files or ports (the harness sets those for this machine).
-    const podOnly = /^--(http-port|https-port|metrics-port|publish-service|validating-webhook[a-z-]*)=/;
+    const podOnly = /^--(http-port|https-port|https-redirect-port|metrics-port|publish-service|validating-webhook[a-z-]*)=/;
     const flags = args(objects).slice(1).filter((flag) => !podOnly.test(flag));
     expect(flags).toContain('--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024');
     expect(flags).toContain('--default-certificate-algorithm=ml-dsa-87');

@@ -64,7 +64,7 @@ beforeAll(async () => {
     confDir,
     accessLog: `${confDir}/access.log`,
     errorLog: 'stderr',
-    render: { bindAddress: '127.0.0.1', httpPort, httpsPort, statusPort: (statusPort = await freePort()), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) },
+    render: { bindAddress: '127.0.0.1', httpPort, httpsPort, httpsRedirectPort: httpsPort, statusPort: (statusPort = await freePort()), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) },
   }, metrics, createLogger('error'));
 });
 
@@ -180,7 +180,7 @@ describe('Applier when NGINX cannot run: the failure says why', () => {
   /** Applies model(['/a']) with NGINX run directly (no rootfs) from `nginxBinary`. */
   const applyWith = async (nginxBinary: string) => {
     const runtime = { root: '', nginxBinary, opensslBinary: 'openssl' };
-    const render = { bindAddress: '127.0.0.1', httpPort, httpsPort, statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: [] };
+    const render = { bindAddress: '127.0.0.1', httpPort, httpsPort, httpsRedirectPort: httpsPort, statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: [] };
     const confDir = await mkdtemp(join(dir, 'conf-'));
     const noNginx = new Applier({ runtime, confDir, accessLog: `${confDir}/access.log`, errorLog: 'stderr', render }, createMetrics(), createLogger('error'));
     try {

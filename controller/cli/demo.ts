@@ -69,6 +69,8 @@ export async function runDemo(argv: string[]): Promise<void> {
     '--conf-dir', CONF_DIR,
     '--bind-address', '127.0.0.1',
     '--https-port', values['https-port'],
+    // No Service in front: clients reach NGINX's own port.
+    '--https-redirect-port', values['https-port'],
     '--http-port', values['http-port'],
     '--status-port', '0',
     '--metrics-address', '127.0.0.1',

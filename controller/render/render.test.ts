@@ -82,6 +82,15 @@ describe('render', () => {
     expect([...off.certificateFiles.keys()].filter((name) => name.startsWith('ticket-'))).toEqual([]);
   });
 
+  it('redirects to HTTPS on the port clients use (--https-redirect-port), not the one NGINX listens on', () => {
+    // A TLS host: plain HTTP to it redirects to HTTPS (ssl-redirect's default).
+    const model = CASES['hybrid-dual-certificates']!;
+    const redirects = (settings: Partial<typeof SETTINGS>) => [...render(model, { ...SETTINGS, ...settings }).config.matchAll(/return 308 (\S+);/g)].map((m) => m[1]);
+    // The chart's pod: NGINX on 8443 behind a Service on 443.
+    expect(redirects({ httpsPort: 8443 })).toEqual(['https://$host$request_uri', 'https://$host$request_uri']);
+    expect(redirects({ httpsPort: 8443, httpsRedirectPort: 30443 })).toEqual(['https://$host:30443$request_uri', 'https://$host:30443$request_uri']);
+  });
+
   it('refuses to render a value NGINX would interpret, even one that got past the model boundary', () => {
     const model = CASES['plain-http-and-empty-upstream']!;
     const hostile: Model = { ...model, servers: [...model.servers, { host: 'x.com;\n  include /etc/shadow', locations: [] }] };

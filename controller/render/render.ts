@@ -16,6 +16,8 @@ export interface RenderSettings {
   bindAddress: string;
   httpPort: number;
   httpsPort: number;
+  /** The port clients reach HTTPS on (a Service's, say), named in redirects to HTTPS; 443 goes without saying. */
+  httpsRedirectPort: number;
   /** 127.0.0.1 port of the controller-only status server. */
   statusPort: number;
   /** 127.0.0.1 UDP port where the controller receives one syslog line per connection. */
@@ -137,7 +139,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   };
 
   const bind = settings.bindAddress === '' ? '' : `${settings.bindAddress}:`;
-  const httpsRedirectPort = settings.httpsPort === 443 ? '' : `:${settings.httpsPort}`;
+  const httpsRedirectPort = settings.httpsRedirectPort === 443 ? '' : `:${settings.httpsRedirectPort}`;
   const upstreamsByName = new Map(model.upstreams.map((u) => [u.name, u]));
   const http = new HttpBlocks();
 

@@ -6,6 +6,7 @@ export const RENDER_SETTINGS: RenderSettings = {
   bindAddress: '',
   httpPort: 80,
   httpsPort: 443,
+  httpsRedirectPort: 443,
   statusPort: 10246,
   handshakeLogPort: 5140,
   workerProcesses: 'auto',
