@@ -20,8 +20,14 @@ build() { deps; rm -rf dist; npx tsc -p .; }
 rootfs() { QUBESEC_ROOTFS="$(bash nginx/rootfs.sh)"; export QUBESEC_ROOTFS; }
 kube() { KUBE_BIN="$(bash e2e/cluster/build-kube.sh)"; export KUBE_BIN; }
 helm() { HELM="$(bash scripts/build-helm.sh)"; export HELM; }
-# The QubeSec and pause images as archives the test node's containerd imports (buildah here, no Docker needed).
-node_images() { QUBESEC_NODE_IMAGES="$root/.cache/node-images"; bash e2e/node/images.sh "$QUBESEC_NODE_IMAGES" >/dev/null; export QUBESEC_NODE_IMAGES; }
+# The test node: its host packages (containerd, runc, CNI plugins), and the QubeSec and pause images as archives its
+# containerd imports (built with buildah here, no Docker needed).
+test_node() {
+  bash e2e/node/host-packages.sh
+  QUBESEC_NODE_IMAGES="$root/.cache/node-images"
+  bash e2e/node/images.sh "$QUBESEC_NODE_IMAGES" >/dev/null
+  export QUBESEC_NODE_IMAGES
+}
 jest() { node --experimental-vm-modules --no-warnings node_modules/jest/bin/jest.js --runInBand "$@"; }
 lint() {
   npx eslint --max-warnings 0 controller e2e
@@ -34,8 +40,8 @@ case "$step" in
   lint) build; lint ;;
   demo) build; rootfs; node dist/controller/cli/main.js demo "$@" ;;
   test:unit) build; QUBESEC_TESTS=unit jest "$@" ;;
-  test:e2e) build; rootfs; kube; helm; node_images; QUBESEC_TESTS=e2e jest "$@" ;;
-  test) build; lint; rootfs; kube; helm; node_images; jest "$@" ;;
+  test:e2e) build; rootfs; kube; helm; test_node; QUBESEC_TESTS=e2e jest "$@" ;;
+  test) build; lint; rootfs; kube; helm; test_node; jest "$@" ;;
   bench) build; rootfs; kube; for b in dist/e2e/bench/*.js; do node --disable-warning=ExperimentalWarning "$b"; done ;;
   *) echo "usage: scripts/run.sh build|lint|demo|test|test:unit|test:e2e|bench [args]" >&2; exit 2 ;;
 esac

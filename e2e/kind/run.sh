@@ -2,7 +2,7 @@
 # QubeSec on a local kind cluster, end to end: create the cluster, build and load the image, install the chart, serve a
 # demo app through an Ingress with an ML-DSA and an ECDSA certificate, and check it with a PQ client and a legacy one.
 # Needs docker (with a running engine), kind, helm and kubectl. Re-running reuses the cluster; QUBESEC_KIND_DELETE=1
-# deletes it at the end. Usage: e2e/kind/run.sh [extra images/build.sh args, e.g. --build-arg WITH_OQS=true ...]
+# deletes it at the end. Usage: [WITH_OQS=true] e2e/kind/run.sh [extra images/build.sh args, e.g. --build-arg OQS_PROVIDER_SHA256=...]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cluster="${QUBESEC_KIND_CLUSTER:-qubesec}"

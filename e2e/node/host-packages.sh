@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs (once) the Debian packages the e2e node runs on the host: containerd with runc, the CNI plugins, iptables
+# and procps (pgrep for teardown). Only what is missing; needs root. The Kubernetes binaries come from
+# e2e/cluster/build-kube.sh, the images from e2e/node/images.sh.
+set -euo pipefail
+declare -A package_of=(
+  [containerd]=containerd [ctr]=containerd [runc]=runc [/usr/lib/cni/bridge]=containernetworking-plugins
+  [iptables-save]=iptables [ip6tables-save]=iptables [pgrep]=procps [ip]=iproute2
+)
+missing=()
+for tool in "${!package_of[@]}"; do
+  if [ "${tool:0:1}" = / ] && [ -x "$tool" ]; then continue; fi
+  if [ "${tool:0:1}" != / ] && command -v "$tool" >/dev/null; then continue; fi
+  missing+=("${package_of[$tool]}")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+[ "$(id -u)" = 0 ] || { echo "qubesec: the e2e node needs root to install ${missing[*]}" >&2; exit 1; }
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "qubesec: installing ${packages[*]} for the e2e node" >&2
+apt-get update -qq >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >&2
