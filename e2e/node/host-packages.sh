@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs (once) the Debian packages the e2e node runs on the host: containerd with runc, the CNI plugins, iptables
-# and procps (pgrep for teardown). Only what is missing; needs root. The Kubernetes binaries come from
+# procps (pgrep for teardown), and what e2e/container.test.ts uses (setcap, setpriv). Only what is missing; needs root. The Kubernetes binaries come from
 # e2e/cluster/build-kube.sh, the images from e2e/node/images.sh.
 set -euo pipefail
 declare -A package_of=(
   [containerd]=containerd [ctr]=containerd [runc]=runc [/usr/lib/cni/bridge]=containernetworking-plugins
   [iptables-save]=iptables [ip6tables-save]=iptables [pgrep]=procps [ip]=iproute2
+  [setcap]=libcap2-bin [setpriv]=util-linux
 )
 missing=()
 for tool in "${!package_of[@]}"; do
