@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs (once) the Debian packages the e2e node runs on the host: containerd with runc, the CNI plugins, iptables
-# procps (pgrep for teardown), and what e2e/container.test.ts uses (setcap, setpriv). Only what is missing; needs root. The Kubernetes binaries come from
-# e2e/cluster/build-kube.sh, the images from e2e/node/images.sh.
+# Installs (once) the Debian packages the e2e tests run on the host: for the node containerd with runc, the CNI
+# plugins, iptables and procps (pgrep for teardown); for e2e/container.test.ts setcap and setpriv. Only what is
+# missing; needs root. The Kubernetes binaries come from e2e/cluster/build-kube.sh, the images from e2e/node/images.sh.
 set -euo pipefail
 declare -A package_of=(
   [containerd]=containerd [ctr]=containerd [runc]=runc [/usr/lib/cni/bridge]=containernetworking-plugins
