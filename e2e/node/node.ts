@@ -8,7 +8,7 @@ import { mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises
 import { join } from 'node:path';
 import { execa, type Result, type ResultPromise } from 'execa';
 import { KUBERNETES_SERVICE_IP, NODE_NAME, startCluster, type TestCluster } from '../cluster/cluster.js';
-import { eventually, freePort, kubeBinary } from '../lib/env.js';
+import { eventually, freePort, kubeBinary, rootfs } from '../lib/env.js';
 import { Kube } from '../lib/kube.js';
 
 /** The node's bridge and Pod range, from 198.18.0.0/15 like every test address (e2e/lib/netns.ts uses 198.18.x). */
@@ -319,7 +319,7 @@ async function restoreHost(dir: string): Promise<void> {
   // their command lines, which name dir or the cluster's folder (etcd names it as seen inside the rootfs).
   const clusterDir = await readFile(join(dir, 'cluster-dir'), 'utf8').catch(() => '');
   const killed: number[] = [];
-  for (const pattern of [dir, clusterDir.slice(clusterDir.indexOf('/tmp/'))].filter(Boolean)) {
+  for (const pattern of [dir, clusterDir.slice(rootfs().length)].filter(Boolean)) {
     const pids = (await execa('pgrep', ['-f', pattern], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
     for (const pid of pids) process.kill(pid, 'SIGKILL');
     killed.push(...pids);
