@@ -15,11 +15,7 @@ if ! command -v debootstrap >/dev/null; then
   echo "qubesec: installing debootstrap" >&2
   apt-get update -qq >&2 && apt-get install -y -qq debootstrap >&2
 fi
-# Use the Debian mirror the host already trusts rather than naming one here.
-mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
-  | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true)"
-mirror="${QUBESEC_DEBIAN_MIRROR:-$mirror}"
-[ -n "$mirror" ] || { echo "qubesec: no Debian mirror found in /etc/apt sources; set QUBESEC_DEBIAN_MIRROR" >&2; exit 1; }
+mirror="$(bash "$root/scripts/debian-mirror.sh")"
 
 rm -rf "$dir.tmp"
 mkdir -p "$cache"

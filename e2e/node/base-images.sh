@@ -33,11 +33,7 @@ trap cleanup EXIT
 if exists "$debian_image"; then
   echo "qubesec: $debian_image is in containers-storage" >&2
 else
-  # The Debian mirror the host's apt sources name, found as nginx/rootfs.sh finds it.
-  mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
-    | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true)"
-  mirror="${QUBESEC_DEBIAN_MIRROR:-$mirror}"
-  [ -n "$mirror" ] || { echo "qubesec: no Debian mirror found in /etc/apt sources; set QUBESEC_DEBIAN_MIRROR" >&2; exit 1; }
+  mirror="$(bash "$root/scripts/debian-mirror.sh")"
   echo "qubesec: making $debian_image: debootstrap trixie minbase from $mirror" >&2
   container="$(buildah from scratch)"
   rootfs="$(buildah mount "$container")"
