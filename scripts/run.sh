@@ -16,7 +16,17 @@ deps() {
     npm ci --no-audit --no-fund --loglevel=error
   fi
 }
-build() { deps; rm -rf dist; npx tsc -p .; }
+# Compiles only when what tsc reads changed since the last build (a hash of those files), so `npm run demo` starts
+# without recompiling; a change compiles anew into an empty dist/, which leaves no output of a deleted source behind.
+build() {
+  deps
+  local sources
+  sources="$( { find controller e2e templates -type f; echo tsconfig.json; echo package-lock.json; } | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)"
+  if [ "$(cat dist/.qubesec-sources 2>/dev/null)" = "$sources" ]; then return; fi
+  rm -rf dist
+  npx tsc -p .
+  echo "$sources" > dist/.qubesec-sources
+}
 rootfs() { QUBESEC_ROOTFS="$(bash nginx/rootfs.sh)"; export QUBESEC_ROOTFS; }
 kube() { KUBE_BIN="$(bash e2e/cluster/build-kube.sh)"; export KUBE_BIN; }
 helm() { HELM="$(bash scripts/build-helm.sh)"; export HELM; }
