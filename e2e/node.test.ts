@@ -3,7 +3,7 @@
 // (ClusterIP: there is no kube-proxy or load balancer here, so clients go to the Pod's address, which the test reads
 // from the chart Service's EndpointSlice). The backend is a real Deployment whose EndpointSlices the
 // controller-manager writes.
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { V1Deployment, V1Pod } from '@kubernetes/client-node';
 import { execa } from 'execa';
@@ -150,22 +150,47 @@ describe('the image, installed by helm, on a real node', () => {
     expect(applied.all).toMatch(/server-snippet/);
   });
 
-  it('runs as uid 101 with a read-only root, no privilege escalation and no capability (the chart grants none)', async () => {
+  // docs/pq-tls.md#private-keys-and-the-nginx-workers: what protects the keys, since workers share the master's uid.
+  it('runs controller, NGINX master and workers as uid 101 with a read-only root, no privilege escalation, no capability (the chart grants none) and seccomp', async () => {
     const values = parse(await readFile(join(CHART, 'values.yaml'), 'utf8')) as { controller: { containerSecurityContext: { capabilities: { drop: string[]; add?: string[] } } } };
     expect(values.controller.containerSecurityContext.capabilities).toEqual({ drop: ['ALL'] });
     const pod = (await controllerPods()).find((p) => p.status?.phase === 'Running')!;
     const pid = await node.containerPid(pod.status!.containerStatuses![0]!.containerID!);
     const nginxMaster = await childNamed(pid, 'nginx');
-    for (const p of [pid, nginxMaster]) {
+    const nginxWorker = await childNamed(nginxMaster, 'nginx');
+    for (const p of [pid, nginxMaster, nginxWorker]) {
       const status = await readFile(`/proc/${p}/status`, 'utf8');
       const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim();
       expect(field('Uid')?.split(/\s+/)).toEqual(['101', '101', '101', '101']);
       expect(field('Gid')?.split(/\s+/)[0]).toBe('101');
       for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(`${set} ${field(set)}`).toBe(`${set} 0000000000000000`);
       expect(field('NoNewPrivs')).toBe('1');
+      // 2: a seccomp filter is in force (the chart's RuntimeDefault profile).
+      expect(field('Seccomp')).toBe('2');
       const root = (await readFile(`/proc/${p}/mountinfo`, 'utf8')).split('\n').map((l) => l.split(' ')).find((cols) => cols[4] === '/');
       expect(root?.[5]?.split(',')).toContain('ro');
     }
+  });
+
+  it('keeps private keys mode 0600 in a certs folder of 0700, uid 101\'s, on the Pod\'s own emptyDir', async () => {
+    const pod = (await controllerPods()).find((p) => p.status?.phase === 'Running')!;
+    const pid = await node.containerPid(pod.status!.containerStatuses![0]!.containerID!);
+    // The container's view of its files, from the host.
+    const certs = `/proc/${pid}/root/run/qubesec/certs`;
+    const folder = await stat(certs);
+    expect([folder.uid, (folder.mode & 0o777).toString(8)]).toEqual([101, '700']);
+    const files = await readdir(certs);
+    const pairs = [];
+    for (const name of files) {
+      const file = await stat(join(certs, name));
+      expect(`${name} ${file.uid} ${(file.mode & 0o777).toString(8)}`).toBe(`${name} 101 600`);
+      if ((await readFile(join(certs, name), 'utf8')).includes('PRIVATE KEY-----')) pairs.push(name);
+    }
+    // What the modes protect: the Ingress's ML-DSA and ECDSA pairs at least, and the session ticket keys.
+    expect(pairs.length).toBeGreaterThanOrEqual(2);
+    expect(files.some((name) => /^ticket-.*\.key$/.test(name))).toBe(true);
+    const mount = (await readFile(`/proc/${pid}/mountinfo`, 'utf8')).split('\n').map((l) => l.split(' ')).find((cols) => cols[4] === '/run/qubesec');
+    expect(mount?.[3]).toMatch(/\/volumes\/kubernetes\.io~empty-dir\/conf-dir$/);
   });
 
   it('takes backend Pods scaled up and down without a reload and without a failed request', async () => {

@@ -33,7 +33,9 @@ const CONFIRM_TIMEOUT_MS = 15_000;
 const CONFIRM_STEADY_MS = 150;
 
 /**
- * Private keys stay with the master (root); workers (an unprivileged user) must reach sockets and temp files. The mode
+ * certs/ is the controller's and the master's alone: where the master runs as root (the development rootfs), workers
+ * (nobody) cannot read the keys; in the image all share uid 101 (docs/pq-tls.md#private-keys-and-the-nginx-workers).
+ * Workers must reach sockets and temp files. The mode
  * of --conf-dir is set only when the controller makes it: in a Pod it is an emptyDir's mount point, owned by root
  * (group fsGroup), which the controller's user may not chmod.
  */
