@@ -58,7 +58,7 @@ export function endpointLines(model: Model): Map<string, string> {
  * about 70 bytes, the name and the endpoints, rounded up to a power of two up to half a page, to whole pages above),
  * twice over so that endpoint updates can grow without a reload, plus 1 MiB for the allocator's own pages.
  */
-export function endpointsDictionaryMiB(lines: Map<string, string>): number {
+function endpointsDictionaryMiB(lines: Map<string, string>): number {
   const PAGE = 4096;
   let bytes = 0;
   for (const line of lines.values()) {
