@@ -50,7 +50,17 @@ function model(paths: string[], endpoints: Endpoint[] = [{ address: '127.0.0.1',
   };
 }
 
+const counter = async (name: string) => (await metrics.registry.getSingleMetric(name)!.get()).values[0]?.value ?? 0;
 const get = (path: string) => pqCurl({ host: 'web.example.com', port: httpPort, path, scheme: 'http' });
+/** The backends (or statuses) that answer n requests for /a. */
+const backendsSeen = async (n: number) => {
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    const res = await get('/a');
+    seen.add(res.status === 200 ? (JSON.parse(res.body) as { backend: string }).backend : String(res.status));
+  }
+  return [...seen].sort();
+};
 
 beforeAll(async () => {
   backendPort = await freePort();
@@ -108,15 +118,7 @@ describe('Applier with real NGINX', () => {
       const port = await freePort();
       return { name, port, server: await startEchoBackend(name, port) };
     }));
-    const backendsSeen = async (n: number) => {
-      const seen = new Set<string>();
-      for (let i = 0; i < n; i++) {
-        const res = await get('/a');
-        seen.add(res.status === 200 ? (JSON.parse(res.body) as { backend: string }).backend : String(res.status));
-      }
-      return [...seen].sort();
-    };
-    const reloads = async () => (await metrics.registry.getSingleMetric('qubesec_config_reloads_total')!.get()).values[0]!.value;
+    const reloads = () => counter('qubesec_config_reloads_total');
     const workers = () => execa('pgrep', ['-P', String(applier.nginx.pid)]).then((r) => r.stdout.split('\n').sort());
     try {
       expect((await applier.apply(model(['/a']))).status).toMatch(/applied|unchanged/);
@@ -138,7 +140,7 @@ describe('Applier with real NGINX', () => {
       expect(await backendsSeen(8)).toEqual(['web-c']);
       // What the workers balance over, as troubleshooting reads it.
       const listed = await fetch(`http://127.0.0.1:${statusPort}/qubesec/endpoints`).then((r) => r.text());
-      expect(listed).toBe(`default_web_80 127.0.0.1:${gone.port} 127.0.0.1:${c.port}\n`);
+      expect(listed).toBe(`default_web_80 127.0.0.1 ${gone.port}\ndefault_web_80 127.0.0.1 ${c.port}\n`);
 
       expect(await reloads()).toBe(reloadsBefore);
       expect(await workers()).toEqual(workersBefore);
@@ -148,6 +150,64 @@ describe('Applier with real NGINX', () => {
       expect((await applier.apply(model(['/a', '/z'], [c]))).status).toBe('applied');
       expect(await backendsSeen(3)).toEqual(['web-c']);
       expect(await reloads()).toBe(reloadsBefore + 1);
+    } finally {
+      for (const o of others) o.server.close();
+    }
+  });
+
+  // The one test of the contract between endpointLines (the controller's lines) and nginx/lua/qubesec.lua (its parser).
+  it('stores and parses every endpoint line the controller writes: IPv4, IPv6, none, and more than 32 MiB of them', async () => {
+    const many: Endpoint[] = Array.from({ length: 1000 }, (_, i) =>
+      i % 2 ? { address: `198.18.${i >> 8}.${i & 255}`, port: 1024 + i } : { address: `::ffff:198.19.${i >> 8}.${i & 255}`, port: 65535 - i });
+    const base = model(['/a']);
+    const upstream = (name: string, endpoints: Endpoint[]) => ({ ...base.upstreams[0]!, name, endpoints });
+    const upstreams = [
+      base.upstreams[0]!,
+      upstream('default_ipv6_80', [{ address: '::1', port: 8080 }, { address: '::ffff:198.18.0.1', port: 1 }]),
+      upstream('default_none_80', []),
+      // About 39 MB in the dictionary: more than the fixed 32 MiB it had before it was sized from the model.
+      ...Array.from({ length: 1600 }, (_, i) => upstream(`default_many${String(i).padStart(4, '0')}_80`, many)),
+    ];
+    const failuresBefore = await counter('qubesec_endpoint_update_failures_total');
+    expect((await applier.apply({ ...base, upstreams })).status).toBe('applied');
+
+    const listed = await fetch(`http://127.0.0.1:${statusPort}/qubesec/endpoints`).then((r) => r.text());
+    const expected = [...upstreams]
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .flatMap((u) => (u.endpoints.length === 0 ? [u.name] : u.endpoints.map((e) => `${u.name} ${e.address} ${e.port}`)));
+    // Compared line by line for a readable failure; equal in full.
+    const lines = listed.split('\n').slice(0, -1);
+    expect(lines.length).toBe(expected.length);
+    expect(lines.filter((line, i) => line !== expected[i]).slice(0, 3)).toEqual([]);
+    expect(await counter('qubesec_endpoint_update_failures_total')).toBe(failuresBefore);
+    expect((await get('/a')).status).toBe(200);
+  });
+
+  it('reloads when an update does not fit, and the reload deletes upstreams no longer listed before it stores', async () => {
+    const others = await Promise.all(['web-b', 'web-c', 'web-d'].map(async (name) => {
+      const port = await freePort();
+      return { port, server: await startEchoBackend(name, port) };
+    }));
+    const postEndpoints = (body: string) => fetch(`http://127.0.0.1:${statusPort}/qubesec/endpoints`, { method: 'POST', body });
+    try {
+      expect((await applier.apply(model(['/a']))).status).toBe('applied');
+      // Entries the controller does not list (as an upstream's that is gone), each about as big as default_web_80's,
+      // until the dictionary is full.
+      let stale = 0;
+      for (let full = false; !full; ) {
+        const lines = Array.from({ length: 4000 }, () => `stale_${String(stale++).padStart(8, '0')} 198.18.0.1:80`);
+        full = (await postEndpoints(`${lines.join('\n')}\n`)).status === 507;
+      }
+      const [reloadsBefore, failuresBefore] = [await counter('qubesec_config_reloads_total'), await counter('qubesec_endpoint_update_failures_total')];
+
+      // Four endpoints make a bigger entry than one did: no room for it.
+      const endpoints = [{ address: '127.0.0.1', port: backendPort }, ...others.map((o) => ({ address: '127.0.0.1', port: o.port }))];
+      expect((await applier.apply(model(['/a'], endpoints))).status).toBe('applied');
+      expect(await counter('qubesec_endpoint_update_failures_total')).toBe(failuresBefore + 1);
+      expect(await counter('qubesec_config_reloads_total')).toBe(reloadsBefore + 1);
+      const listed = await fetch(`http://127.0.0.1:${statusPort}/qubesec/endpoints`).then((r) => r.text());
+      expect(listed).toBe(endpoints.map((e) => `default_web_80 127.0.0.1 ${e.port}\n`).join(''));
+      expect(await backendsSeen(8)).toEqual(['web', 'web-b', 'web-c', 'web-d']);
     } finally {
       for (const o of others) o.server.close();
     }

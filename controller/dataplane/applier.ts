@@ -164,6 +164,7 @@ export class Applier {
     }
     this.runningHash = hash;
     this.servedEndpoints = endpoints;
+    await this.checkEndpointsLoaded();
     this.metrics.lastReloadSuccessful.set(1);
     this.metrics.lastReloadSuccessTimestamp.set(Date.now() / 1000);
     this.metrics.configHash.set(parseInt(hash.slice(0, 12), 16));
@@ -185,6 +186,7 @@ export class Applier {
     try {
       await statusServer(this.settings.render.statusPort, '/qubesec/endpoints', `${changed.join('\n')}\n`);
     } catch (err) {
+      this.metrics.endpointUpdateFailures.inc();
       this.log.warn('endpoint update not taken; reloading instead', { error: (err as Error).message });
       return false;
     }
@@ -192,6 +194,19 @@ export class Applier {
     this.metrics.endpointUpdates.inc();
     this.log.info('endpoints updated without a reload', { upstreams: changed.length });
     return true;
+  }
+
+  /**
+   * Whether the new workers' NGINX stored every line of the endpoints file. The dictionary is sized from the model, so a
+   * failure means the estimate was wrong: nothing retries, the error and the metric say so.
+   */
+  private async checkEndpointsLoaded(): Promise<void> {
+    try {
+      await statusServer(this.settings.render.statusPort, '/qubesec/endpoints/load');
+    } catch (err) {
+      this.metrics.endpointUpdateFailures.inc();
+      this.log.error('NGINX did not store every upstream\'s endpoints; those answer 503', { error: (err as Error).message });
+    }
   }
 
   private async writeEndpoints(endpoints: Map<string, string>): Promise<void> {

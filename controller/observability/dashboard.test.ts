@@ -37,7 +37,7 @@ describe('Grafana dashboard', () => {
   it('shows the PQ share of handshakes, reloads, errors and certificate expiry by algorithm', () => {
     const all = exprs.join('\n');
     expect(all).toContain('group_class!="classical"');
-    for (const metric of ['qubesec_config_reloads_total', 'qubesec_config_reload_failures_total']) expect(all).toContain(metric);
+    for (const metric of ['qubesec_config_reloads_total', 'qubesec_config_reload_failures_total', 'qubesec_endpoint_update_failures_total']) expect(all).toContain(metric);
     expect(all).toMatch(/by \(key_algorithm\) \(qubesec_certificate_expiry_timestamp_seconds/);
   });
 });

@@ -37,7 +37,7 @@ const CHILD_CONTEXT: Record<string, Record<string, string>> = {
 
 const LUA_NAME = '"[A-Za-z0-9_.-]+"';
 /** The only Lua the configuration may hold: calls of the qubesec module with numbers and plain names. */
-const LUA_CALL = new RegExp(`^\\s*require\\("qubesec"\\)\\.(init\\("[A-Za-z0-9_./-]+"\\)|update\\(\\)|route\\([0-9]{3}(, ${LUA_NAME})+\\)|balance\\(${LUA_NAME}(, ${LUA_NAME})?\\))\\s*$`);
+const LUA_CALL = new RegExp(`^\\s*require\\("qubesec"\\)\\.(init\\("[A-Za-z0-9_./-]+"\\)|update\\(\\)|load_report\\(\\)|route\\([0-9]{3}(, ${LUA_NAME})+\\)|balance\\(${LUA_NAME}(, ${LUA_NAME})?\\))\\s*$`);
 
 function checkBlock(directives: Directive[], context: string): void {
   for (const d of directives) {

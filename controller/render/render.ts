@@ -53,6 +53,21 @@ export function endpointLines(model: Model): Map<string, string> {
   return lines;
 }
 
+/**
+ * MiB for the shared dictionary of these endpoint lines: what NGINX's slab allocator takes for each entry (a node of
+ * about 70 bytes, the name and the endpoints, rounded up to a power of two up to half a page, to whole pages above),
+ * twice over so that endpoint updates can grow without a reload, plus 1 MiB for the allocator's own pages.
+ */
+function endpointsDictionaryMiB(lines: Map<string, string>): number {
+  const PAGE = 4096;
+  let bytes = 0;
+  for (const line of lines.values()) {
+    const entry = line.length + 72;
+    bytes += entry <= PAGE / 2 ? 2 ** Math.ceil(Math.log2(entry)) : Math.ceil(entry / PAGE) * PAGE;
+  }
+  return Math.ceil((2 * bytes) / 2 ** 20) + 1;
+}
+
 const templates = (() => {
   const hbs = Handlebars.create();
   for (const partial of ['tls', 'location', 'proxy-headers']) hbs.registerPartial(partial, readFileSync(join(TEMPLATES_DIR, `${partial}.hbs`), 'utf8'));
@@ -266,7 +281,11 @@ export function render(model: Model, settings: RenderSettings): Rendered {
         }))
       : [],
     ...http.view(),
-    lua: { packagePath: quoted(`${settings.paths.lua}/?.lua;;`), endpointsFile: `${settings.paths.lua}/${ENDPOINTS_FILE}` },
+    lua: {
+      packagePath: quoted(`${settings.paths.lua}/?.lua;;`),
+      endpointsFile: `${settings.paths.lua}/${ENDPOINTS_FILE}`,
+      dictionaryMiB: endpointsDictionaryMiB(endpointLines(model)),
+    },
     upstreams: model.upstreams.map((u) => ({
       name: u.name,
       service: `${u.service.namespace}/${u.service.name}:${u.service.port || '(first port)'}`,

@@ -31,30 +31,41 @@ local function peers_of(name)
   end
   local peers = {}
   for host, port in raw:gmatch("(%S+):(%d+)") do
-    peers[#peers + 1] = { host = host, port = tonumber(port), key = host .. ":" .. port }
+    -- host keeps an IPv6 address's brackets, as set_current_peer wants it.
+    peers[#peers + 1] = { host = host, address = host:match("^%[(.*)%]$") or host, port = tonumber(port), key = host .. ":" .. port }
   end
   parsed[name] = { raw = raw, peers = peers }
   return peers
 end
 
--- Sets each "<upstream> <endpoints>" line of text; returns how many were set, or nil and an error.
+-- Sets each "<upstream> <endpoints>" line of text, all of them even when some fail; returns how many were set, and
+-- the names that were not with the first error.
 local function store(text)
-  local count = 0
+  local count, failed, first_error = 0, {}, nil
   for line in text:gmatch("[^\n]+") do
     local name, rest = parse(line)
     if name then
-      -- safe_set: a full dict must fail loudly, never evict a live upstream's endpoints.
+      -- safe_set: a full dict must fail loudly, never evict another upstream's endpoints. (A failed set of an existing
+      -- name has removed its old value: the controller then reloads, and init() loads the whole file again.)
       local ok, err = endpoints:safe_set(name, rest)
-      if not ok then
-        return nil, "qubesec_endpoints: " .. err
+      if ok then
+        count = count + 1
+      else
+        failed[#failed + 1] = name
+        first_error = first_error or err
       end
-      count = count + 1
     end
+  end
+  if #failed > 0 then
+    return count, "qubesec_endpoints: " .. first_error .. ": " .. #failed .. " upstreams not stored: "
+      .. table.concat(failed, " ", 1, math.min(#failed, 10)) .. (#failed > 10 and " ..." or "")
   end
   return count
 end
 
--- init_by_lua: load the controller's endpoint file; names it no longer lists belong to upstreams that are gone.
+-- init_by_lua: load the controller's endpoint file. Names it no longer lists belong to upstreams that are gone: they
+-- go first, so their memory is free for the lines that follow. A failure is logged and kept for load_report(): workers
+-- inherit it from the master.
 function _M.init(file)
   local f = io.open(file, "r")
   if not f then
@@ -62,11 +73,6 @@ function _M.init(file)
   end
   local text = f:read("*a")
   f:close()
-  local ok, err = store(text)
-  if not ok then
-    ngx.log(ngx.ERR, err)
-    return
-  end
   local listed = {}
   for line in text:gmatch("[^\n]+") do
     listed[(parse(line))] = true
@@ -76,16 +82,39 @@ function _M.init(file)
       endpoints:delete(name)
     end
   end
+  local _, err = store(text)
+  if err then
+    _M.load_error = err
+    ngx.log(ngx.ERR, err)
+  end
 end
 
--- content_by_lua of the local-only /qubesec/endpoints: POST stores lines, GET lists what the workers balance over.
+-- content_by_lua of the local-only /qubesec/endpoints/load: whether init() stored every line, which the controller asks
+-- after each reload.
+function _M.load_report()
+  if _M.load_error then
+    ngx.status = ngx.HTTP_INSUFFICIENT_STORAGE
+    ngx.say(_M.load_error)
+    return ngx.exit(ngx.HTTP_INSUFFICIENT_STORAGE)
+  end
+  ngx.say("loaded")
+end
+
+-- content_by_lua of the local-only /qubesec/endpoints: POST stores lines, GET lists what the workers balance over:
+-- "<upstream> <address> <port>" for each endpoint, "<upstream>" alone for one without.
 function _M.update()
   local method = ngx.req.get_method()
   if method == "GET" then
     local names = endpoints:get_keys(0)
     table.sort(names)
     for _, name in ipairs(names) do
-      ngx.say(name, " ", endpoints:get(name) or "")
+      local peers = peers_of(name) or {}
+      if #peers == 0 then
+        ngx.say(name)
+      end
+      for _, peer in ipairs(peers) do
+        ngx.say(name, " ", peer.address, " ", peer.port)
+      end
     end
     return
   end
@@ -103,7 +132,7 @@ function _M.update()
     end
   end
   local count, err = store(body or "")
-  if not count then
+  if err then
     ngx.status = ngx.HTTP_INSUFFICIENT_STORAGE
     ngx.say(err)
     return ngx.exit(ngx.HTTP_INSUFFICIENT_STORAGE)
