@@ -4,6 +4,7 @@
 const DNS_LABEL = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
 const HOST = new RegExp(`^(\\*\\.)?${DNS_LABEL}(\\.${DNS_LABEL})*$`);
 const DNS_SUBDOMAIN = new RegExp(`^${DNS_LABEL}(\\.${DNS_LABEL})*$`);
+const DNS_1123_LABEL = new RegExp(`^${DNS_LABEL}$`);
 const DNS_1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const PORT_NAME = /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
 // RFC 3986 path characters less those that would need escaping in NGINX or a shell: ' " ; $ { } \ # ? and space.
@@ -42,6 +43,10 @@ export function checkRegexPath(path: string): string | undefined {
 
 export function checkObjectName(name: string): string | undefined {
   return name.length <= 253 && DNS_SUBDOMAIN.test(name) ? undefined : 'is not a valid object name (RFC 1123 subdomain)';
+}
+
+export function checkNamespaceName(name: string): string | undefined {
+  return DNS_1123_LABEL.test(name) ? undefined : 'is not a valid namespace name (RFC 1123 label)';
 }
 
 export function checkServiceName(name: string): string | undefined {

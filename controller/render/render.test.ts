@@ -91,6 +91,12 @@ describe('render', () => {
     expect(redirects({ httpsPort: 8443, httpsRedirectPort: 30443 })).toEqual(['https://$host:30443$request_uri', 'https://$host:30443$request_uri']);
   });
 
+  it('listens on --bind-address, an IPv6 one in brackets', () => {
+    const listens = (bindAddress: string) => [...new Set([...render(CASES['hybrid-dual-certificates']!, { ...SETTINGS, bindAddress }).config.matchAll(/listen (\S+?):(?:80|443)\b/g)].map((m) => m[1]))];
+    expect(listens('192.0.2.1')).toEqual(['192.0.2.1']);
+    expect(listens('::1')).toEqual(['[::1]']);
+  });
+
   it('refuses to render a value NGINX would interpret, even one that got past the model boundary', () => {
     const model = CASES['plain-http-and-empty-upstream']!;
     const hostile: Model = { ...model, servers: [...model.servers, { host: 'x.com;\n  include /etc/shadow', locations: [] }] };

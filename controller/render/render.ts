@@ -1,6 +1,7 @@
 // Model -> nginx.conf. This module decides how the model maps onto NGINX directives; the templates only lay them out.
 import { createHash, hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
 import { GROUP_CODEPOINTS, opensslGroupList, policyKey } from '../model/pq.js';
@@ -138,7 +139,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     return socket;
   };
 
-  const bind = settings.bindAddress === '' ? '' : `${settings.bindAddress}:`;
+  // NGINX reads an IPv6 address only in brackets.
+  const bind = settings.bindAddress === '' ? '' : isIP(settings.bindAddress) === 6 ? `[${settings.bindAddress}]:` : `${settings.bindAddress}:`;
   const httpsRedirectPort = settings.httpsRedirectPort === 443 ? '' : `:${settings.httpsRedirectPort}`;
   const upstreamsByName = new Map(model.upstreams.map((u) => [u.name, u]));
   const http = new HttpBlocks();
