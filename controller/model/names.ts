@@ -22,6 +22,18 @@ export function checkPath(path: string): string | undefined {
     : 'must start with "/" and hold only letters, digits and the characters . _ ~ % ! & ( ) * + , = : @ / -';
 }
 
+// The API server refuses these in Exact and Prefix paths (k8s.io/kubernetes pkg/apis/networking/validation).
+const TRAVERSAL_SEQUENCES = ['//', '/./', '/../', '%2f', '%2F'];
+const TRAVERSAL_SUFFIXES = ['/..', '/.'];
+
+/** What the API server adds for Exact and Prefix paths (ImplementationSpecific ones need only start with "/"). */
+export function checkExactOrPrefixPath(path: string): string | undefined {
+  const sequence = TRAVERSAL_SEQUENCES.find((s) => path.includes(s));
+  if (sequence) return `must not contain "${sequence}" (pathType Exact or Prefix)`;
+  const suffix = TRAVERSAL_SUFFIXES.find((s) => path.endsWith(s));
+  return suffix ? `must not end with "${suffix}" (pathType Exact or Prefix)` : undefined;
+}
+
 /**
  * Paths of use-regex Ingresses: a regular expression JavaScript can compile (PCRE reads the common subset alike) that
  * stays one quoted NGINX token and expands no variable.
