@@ -39,6 +39,15 @@ describe('proxy annotations', () => {
     });
   });
 
+  it.each(['/x/${uri}', '/${host}$1', '/$host/$1?${args}'])('takes the rewrite-target %j as NGINX reads it', (target) => {
+    expect(parse({ [`${N}rewrite-target`]: target }).settings.rewrite).toBe(target);
+    expect(renderWith({ [`${N}rewrite-target`]: target })).toContain(`rewrite "(?i)^/app(/|$)(.*)" "${target}" break;`);
+  });
+
+  it.each(['/{$host}', '/a{$uri}b'])('refuses the rewrite-target %j, which is no variable it allows', (target) => {
+    expect(parse({ [`${N}rewrite-target`]: target }).errors).toEqual([expect.stringMatching(/is not a path starting with "\/"/)]);
+  });
+
   it('lets qubesec.io/ win over nginx.ingress.kubernetes.io/', () => {
     expect(parse({ [`${N}proxy-read-timeout`]: '10', 'qubesec.io/proxy-read-timeout': '20' }).settings.tuning.readTimeout).toBe(20);
   });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
+import { quote } from '../model/names.js';
 import { GROUP_CODEPOINTS, opensslGroupList, policyKey } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
 import type { CaBundle, CertificatePair, ClientAuth, Location, LocationAction, Model, Server, TlsPolicy } from '../model/types.js';
@@ -350,8 +351,9 @@ function quoted(value: string): string {
   return `"${value}"`;
 }
 
-// Variables the renderer itself puts into values: request echoes (also allowed in redirect targets) and its own maps.
-const RENDERED_VARIABLES = `(?:${TARGET_VARIABLES.join('|')}|qubesec_[A-Za-z0-9_]+)(?![A-Za-z0-9_])`;
+// Variables the renderer itself puts into values: request echoes (also allowed in redirect targets, also as ${host})
+// and its own maps.
+const RENDERED_VARIABLES = `(?:(?:${TARGET_VARIABLES.join('|')}|qubesec_[A-Za-z0-9_]+)(?![A-Za-z0-9_])|\\{(?:${TARGET_VARIABLES.join('|')})\\})`;
 // A bare token: nothing that could end a value, start a block or a comment, or expand another variable.
 const UNSAFE_BARE = new RegExp(`[;{}"'\\\\#\`\\r\\n]|\\$(?!${RENDERED_VARIABLES})`);
 // A quoted token may hold ; { } # (regular expressions): it must not end early, escape, or expand other variables.
@@ -366,7 +368,7 @@ function assertInert(view: object, path: (string | number)[] = []): void {
       const unsafe = isQuoted ? UNSAFE_QUOTED.test(value.slice(1, -1)) : UNSAFE_BARE.test(value);
       if (unsafe) {
         const where = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
-        throw new Error(`refusing to render view${where}: ${JSON.stringify(value)} holds a character NGINX would interpret`);
+        throw new Error(`refusing to render view${where}: ${quote(value)} holds a character NGINX would interpret`);
       }
     } else if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) {
