@@ -102,4 +102,10 @@ describe('render', () => {
     const hostile: Model = { ...model, servers: [...model.servers, { host: 'x.com;\n  include /etc/shadow', locations: [] }] };
     expect(() => render(hostile, SETTINGS)).toThrow(/refusing to render view\.servers\[2\]\.serverName/);
   });
+
+  it.each([['a space', 'x.com evil.com'], ['a tab', 'x.com\tevil.com'], ['a NUL', 'x.com\0']])('refuses %s in a bare value, which would split it into two arguments', (_what, host) => {
+    const model = CASES['plain-http-and-empty-upstream']!;
+    const hostile: Model = { ...model, servers: [...model.servers, { host, locations: [] }] };
+    expect(() => render(hostile, SETTINGS)).toThrow(/refusing to render view\.servers\[2\]\.serverName/);
+  });
 });

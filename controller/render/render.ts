@@ -114,7 +114,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     return `${settings.paths.certificates}/${name}`;
   };
   const tlsView = (policy: TlsPolicy, certificates: CertificatePair[], clientAuth?: ClientAuth) => ({
-    protocols: policy.protocols.join(' '),
+    protocols: policy.protocols,
     groups: opensslGroupList(policy.groups),
     certificates: certificates.map(certificateFile),
     clientAuth: clientAuth && { verify: clientAuth.verify, depth: clientAuth.depth, ca: clientAuth.ca && caFile(clientAuth.ca) },
@@ -170,7 +170,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
         sendTimeout: seconds(action.tuning.sendTimeout),
       },
       tls: tls && {
-        protocols: tls.policy.protocols.join(' '),
+        protocols: tls.policy.protocols,
         // A client offers a flat list; the server's tiers are its own business.
         groups: tls.policy.groups.flat().join(':'),
         serverName: tls.serverName,
@@ -194,7 +194,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     };
     const upstream = action.kind === 'proxy' ? upstreamsByName.get(action.upstream) : undefined;
     return {
-      modifier: { exact: '= ', prefix: '', regex: '~* ' }[location.match],
+      modifier: { exact: '=', prefix: undefined, regex: '~*' }[location.match],
       path: quoted(location.path),
       httpsRedirect: policy.httpsRedirect ? `https://$host${httpsRedirectPort}$request_uri` : undefined,
       deny: policy.deny,
@@ -214,13 +214,11 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const serverView = (server: Server) => {
     const catchAll = server.host === '';
     const tls = catchAll ? { policy: model.defaultPolicy, certificates: model.defaultCertificates } : server.tls;
-    const listen = [`${bind}${settings.httpPort}${catchAll ? ' default_server' : ''}`];
+    // Each listen directive as its tokens: the render-time check refuses white space in a bare value.
+    const defaultServer = catchAll ? ['default_server'] : [];
+    const listen = [[`${bind}${settings.httpPort}`, ...defaultServer]];
     if (tls) {
-      listen.push(
-        sniRouting
-          ? `unix:${socketOf(tls.policy)} ssl proxy_protocol${catchAll ? ' default_server' : ''}`
-          : `${bind}${settings.httpsPort} ssl${catchAll ? ' default_server' : ''}`,
-      );
+      listen.push(sniRouting ? [`unix:${socketOf(tls.policy)}`, 'ssl', 'proxy_protocol', ...defaultServer] : [`${bind}${settings.httpsPort}`, 'ssl', ...defaultServer]);
     }
     // NGINX tries regular expressions in order after the prefix match: longest first, as ingress-nginx.
     const ordered = [...server.locations.filter((l) => l.match !== 'regex'), ...server.locations.filter((l) => l.match === 'regex').sort((a, b) => b.path.length - a.path.length)];
@@ -272,7 +270,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     lua: { packagePath: quoted(`${settings.paths.lua}/?.lua;;`), endpointsFile: `${settings.paths.lua}/${ENDPOINTS_FILE}` },
     upstreams: model.upstreams.map((u) => ({
       name: u.name,
-      service: `${u.service.namespace}/${u.service.name}:${u.service.port || '(first port)'}`,
+      service: `${u.service.namespace}/${u.service.name}`,
+      port: u.service.port || undefined,
       affinityVariable: u.affinityCookie && http.affinityVariable(u.affinityCookie).slice(1),
     })),
   };
@@ -355,7 +354,7 @@ function quoted(value: string): string {
 // and its own maps.
 const RENDERED_VARIABLES = `(?:(?:${TARGET_VARIABLES.join('|')}|qubesec_[A-Za-z0-9_]+)(?![A-Za-z0-9_])|\\{(?:${TARGET_VARIABLES.join('|')})\\})`;
 // A bare token: nothing that could end a value, start a block or a comment, or expand another variable.
-const UNSAFE_BARE = new RegExp(`[;{}"'\\\\#\`\\r\\n]|\\$(?!${RENDERED_VARIABLES})`);
+const UNSAFE_BARE = new RegExp(`[\\s\\x00-\\x1f\\x7f;{}"'\\\\#\`]|\\$(?!${RENDERED_VARIABLES})`);
 // A quoted token may hold ; { } # (regular expressions): it must not end early, escape, or expand other variables.
 const UNSAFE_QUOTED = new RegExp(`["\\x00-\\x1f\\x7f]|\\\\(["'\\\\]|$)|\\$(?![0-9)|]|$|${RENDERED_VARIABLES})`);
 
