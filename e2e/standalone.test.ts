@@ -95,13 +95,15 @@ describe('QubeSec in standalone mode (a folder of manifests)', () => {
     const good = pqIngress('names-good', 'names-good.pq.example.com', 'one', { secrets: ['pq-mldsa'] });
     const badName = pqIngress('names bad', 'names-bad.pq.example.com', 'one', { secrets: ['pq-mldsa'], annotations: { 'nginx.ingress.kubernetes.io/limit-rps': '10' } });
     const traversal = pqIngress('names-traversal', 'names-traversal.pq.example.com', 'one', { secrets: ['pq-mldsa'], path: '/a/../b' });
-    await write('names.yaml', good, badName, traversal);
+    await write('names.yaml', good, badName, traversal, { apiVersion: 'v1', kind: 'K'.repeat(100_000), metadata: { name: 'x' } });
     await answer('names-good.pq.example.com', (x) => x.status === 200);
     const refused = await eventually(async () => controller.logs.find((l) => l.includes('manifest object refused')), 10_000, 'refusal logged');
     expect(JSON.parse(refused)).toEqual(expect.objectContaining({ file: 'names.yaml', document: 1, error: 'metadata.name: "names bad" is not a valid object name (RFC 1123 subdomain)' }));
     const rejected = await eventually(async () => controller.logs.find((l) => l.includes('names-traversal: spec.rules')), 10_000, 'path rejection logged');
     expect(JSON.parse(rejected).message).toBe('Ingress default/names-traversal: spec.rules[0].http.paths[0].path: "/a/../b" must not contain "/../" (pathType Exact or Prefix)');
     expect((await pqCurl(https('names-bad.pq.example.com'), { args: ['-k'] })).status).toBe(404);
+    const ignored = controller.logs.find((l) => l.includes('not a kind QubeSec reads') && l.includes('"file":"names.yaml"'));
+    expect(JSON.parse(ignored!).kind).toBe(`${'K'.repeat(77)}...`);
     expect((await pqCurl(https('names-traversal.pq.example.com', '/b'), { args: ['-k'] })).status).toBe(404);
 
     // The good one is renamed to a name the API server would refuse: like a refused write, its served version stays.

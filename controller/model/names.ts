@@ -83,8 +83,12 @@ export function nameCoversHost(name: string, host: string): boolean {
   return dot > 0 && h.slice(dot + 1) === n.slice(2);
 }
 
+/** A user value cut to at most 80 characters, for messages and log fields. */
+export function shortened(raw: string): string {
+  return raw.length > 80 ? `${raw.slice(0, 77)}...` : raw;
+}
+
 /** Quotes a user value for a message, cut short and with control characters made visible. */
 export function quote(raw: string): string {
-  const shown = raw.length > 80 ? `${raw.slice(0, 77)}...` : raw;
-  return JSON.stringify(shown);
+  return JSON.stringify(shortened(raw));
 }

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
 import { parseAllDocuments } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { checkNamespaceName, checkObjectName, checkServiceName, quote } from '../model/names.js';
+import { checkNamespaceName, checkObjectName, checkServiceName, quote, shortened } from '../model/names.js';
 import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { EventRecorder, Snapshot, Source } from './source.js';
@@ -89,7 +89,7 @@ export class FilesSource implements Source {
       const obj = doc.toJS() as KubernetesObject | null;
       if (obj === null || obj === undefined) continue;
       if (typeof obj !== 'object' || !KINDS[`${obj.apiVersion} ${obj.kind}`]) {
-        this.log.warn('manifest document ignored: not a kind QubeSec reads', { file: name, document: i, kind: obj?.kind, apiVersion: obj?.apiVersion });
+        this.log.warn('manifest document ignored: not a kind QubeSec reads', { file: name, document: i, kind: shortened(String(obj?.kind ?? '')), apiVersion: shortened(String(obj?.apiVersion ?? '')) });
         continue;
       }
       const refused = checkMetadata(obj);
