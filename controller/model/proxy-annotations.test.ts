@@ -60,6 +60,10 @@ describe('proxy annotations', () => {
     ]);
   });
 
+  it('reads a Secret of a namespace that starts with a digit (an RFC 1123 label)', () => {
+    expect(parse({ [`${N}auth-tls-secret`]: '1team/ca' }, false).errors).toEqual([`annotation ${N}auth-tls-secret: Secret 1team/ca is not in the Ingress's namespace default`]);
+  });
+
   it('refuses Secrets of another namespace and checks that go without their CA', () => {
     expect(parse({ [`${N}auth-tls-secret`]: 'kube-system/ca' }).errors).toEqual([`annotation ${N}auth-tls-secret: Secret kube-system/ca is not in the Ingress's namespace default`]);
     expect(parse({ [`${N}auth-tls-verify-client`]: 'on' }).errors).toEqual([`annotation ${N}auth-tls-verify-client: on needs ${N}auth-tls-secret (a Secret with ca.crt)`]);

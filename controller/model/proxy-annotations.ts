@@ -3,7 +3,7 @@
 // Each is parsed and bounded here, and only here; docs/annotations.md has a row for each.
 import { isIP } from 'node:net';
 import type { BackendProtocol, ClientVerification, CorsPolicy, ProxyTuning } from './types.js';
-import { checkHost, checkObjectName, checkPath, checkPortName, checkServiceName, quote } from './names.js';
+import { checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortName, checkServiceName, quote } from './names.js';
 
 export const INGRESS_NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
 export const COMPAT_PREFIXES = ['qubesec.io/', INGRESS_NGINX_PREFIX] as const;
@@ -153,7 +153,7 @@ const cookieName: Parser<string> = (raw) =>
 const secretRef: Parser<{ namespace?: string; name: string }> = (raw) => {
   const parts = raw.trim().split('/');
   const [namespace, name] = parts.length === 2 ? parts : [undefined, parts[0]];
-  if (parts.length > 2 || !name || checkObjectName(name) || (namespace !== undefined && checkServiceName(namespace))) {
+  if (parts.length > 2 || !name || checkObjectName(name) || (namespace !== undefined && checkNamespaceName(namespace))) {
     return { error: `${quote(raw)} is not a Secret as namespace/name or name` };
   }
   return { value: { namespace, name } };
