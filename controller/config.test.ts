@@ -55,9 +55,11 @@ describe('parseFlags', () => {
     [['--validating-webhook', ':0'], 'flag --validating-webhook: ":0" is not :port, ip:port or [ipv6]:port'],
     [['--publish-status-address', '192.0.2.7,*.example.com'], 'flag --publish-status-address: "192.0.2.7,*.example.com" holds "*.example.com", which is neither an IP address nor a lower-case DNS name'],
     // durations
-    [['--election-ttl', '1h'], 'flag --election-ttl: "1h" is not a whole number of seconds or minutes above 0, like "15s"'],
-    [['--session-ticket-rotation', '1d'], 'flag --session-ticket-rotation: "1d" is not a whole number of seconds, minutes or hours above 0, like "12h"'],
-    [['--session-timeout', '0s'], 'flag --session-timeout: "0s" is not a whole number of seconds, minutes or hours above 0, like "12h"'],
+    [['--election-ttl', '1h'], 'flag --election-ttl: "1h" is not a whole number of seconds or minutes above 0 and at most 10m, like "15s"'],
+    [['--session-ticket-rotation', '1d'], 'flag --session-ticket-rotation: "1d" is not a whole number of seconds, minutes or hours above 0 and at most 168h, like "12h"'],
+    [['--session-timeout', '0s'], 'flag --session-timeout: "0s" is not a whole number of seconds, minutes or hours above 0 and at most 24h, like "12h"'],
+    [['--session-ticket-rotation', '1000h'], 'flag --session-ticket-rotation: "1000h" is not a whole number of seconds, minutes or hours above 0 and at most 168h'],
+    [['--election-ttl', '11m'], 'flag --election-ttl: "11m" is not a whole number of seconds or minutes above 0 and at most 10m'],
     // names, as the API server checks them
     [['--watch-namespace', 'Team'], 'flag --watch-namespace: "Team" is not a valid namespace name (RFC 1123 label)'],
     [['--session-ticket-secret', 'Tickets'], 'flag --session-ticket-secret: "Tickets" is not a valid object name (RFC 1123 subdomain)'],

@@ -61,14 +61,20 @@ function list<T>(parse: FlagParser<T>): FlagParser<T[]> {
 }
 
 const UNITS = { s: 1000, m: 60_000, h: 3600_000 } as const;
-/** A whole number of `units` above 0 ("90s", "10m", "12h"), in milliseconds. */
-function duration(units: readonly (keyof typeof UNITS)[]): FlagParser<number> {
+type Unit = keyof typeof UNITS;
+/**
+ * A whole number of `units` above 0 and at most `max` ("90s", "10m", "12h"), in milliseconds. The bound keeps timers
+ * within what setTimeout takes (about 24 days; beyond, Node fires them at once).
+ */
+function duration(units: readonly Unit[], max: `${number}${Unit}`): FlagParser<number> {
+  const ms = (amount: string, unit: string) => Number(amount) * UNITS[unit as Unit];
+  const maxMs = ms(max.slice(0, -1), max.slice(-1));
+  const names = units.map((u) => ({ s: 'seconds', m: 'minutes', h: 'hours' })[u]).join(', ').replace(/, (\w+)$/, ' or $1');
   return (raw) => {
     const match = new RegExp(`^(\\d{1,9})(${units.join('|')})$`).exec(raw);
-    const ms = match ? Number(match[1]) * UNITS[match[2] as keyof typeof UNITS] : 0;
-    const names = units.map((u) => ({ s: 'seconds', m: 'minutes', h: 'hours' })[u]).join(', ').replace(/, (\w+)$/, ' or $1');
-    if (!ms) throw new Error(`is not a whole number of ${names} above 0, like "${units.includes('h') ? '12h' : '15s'}"`);
-    return ms;
+    const value = match ? ms(match[1]!, match[2]!) : 0;
+    if (!value || value > maxMs) throw new Error(`is not a whole number of ${names} above 0 and at most ${max}, like "${units.includes('h') ? '12h' : '15s'}"`);
+    return value;
   };
 }
 
@@ -139,7 +145,7 @@ export const FLAGS = {
   'publish-service': { type: 'string', default: '', parse: optional(namespacedName('Service', checkServiceName)), description: 'namespace/name of the Service in front of the controllers: the leader publishes its addresses in the status of every Ingress served (with neither publish flag, Ingress status is left alone)' },
   'publish-status-address': { type: 'string', default: '', parse: list(statusAddress), description: 'comma-separated IP addresses and DNS names the leader publishes in Ingress status instead (wins over --publish-service)' },
   'election-id': { type: 'string', default: 'qubesec-leader', parse: checked(checkObjectName), description: 'name of the coordination.k8s.io Lease the replicas elect a leader with; only the leader writes Ingress status and runs the PKI controller' },
-  'election-ttl': { type: 'string', default: '15s', parse: duration(['s', 'm']), description: 'lease duration of the leader election (s or m); the leader renews every ttl*2/15 and stops leading when it could not renew for ttl*2/3 (as client-go: 15s, 2s, 10s)' },
+  'election-ttl': { type: 'string', default: '15s', parse: duration(['s', 'm'], '10m'), description: 'lease duration of the leader election (s or m, at most 10m); the leader renews every ttl*2/15 and stops leading when it could not renew for ttl*2/3 (as client-go: 15s, 2s, 10s)' },
   'controller-namespace': { type: 'string', default: '', parse: optional(checked(checkNamespaceName)), description: 'namespace of the leader-election Lease and the session ticket Secret; empty: $POD_NAMESPACE, else the kubeconfig context\'s namespace (in a pod: its own), else default' },
   // Checked at start by the annotations' parsers, against what the data plane supports (tlsDefaultsFromFlags).
   'default-pq-mode': { type: 'string', default: BUILTIN_TLS_DEFAULTS.pqMode, parse: text, description: 'pq-mode of Ingresses without the qubesec.io/pq-mode annotation: hybrid, strict or classical' },
@@ -164,8 +170,8 @@ export const FLAGS = {
   'debounce-ms': { type: 'string', default: '100', parse: integer(1, 60_000), description: 'quiet time in milliseconds (1-60000) that gathers a burst of changes into one sync (one reload, or one endpoint update); a burst that does not go quiet syncs every 10 quiet times' },
   'session-tickets': { type: 'string', default: 'true', parse: boolean, description: 'TLS session resumption by tickets whose keys the leader keeps in --session-ticket-secret and rotates, shared by every replica (docs/pq-tls.md#session-resumption): true or false (each replica then resumes from its own session cache only)' },
   'session-ticket-secret': { type: 'string', default: 'qubesec-session-tickets', parse: checked(checkObjectName), description: 'name of the Secret, in the controller namespace, that holds the session ticket keys and the default certificate every replica serves (standalone: kept in memory)' },
-  'session-ticket-rotation': { type: 'string', default: '12h', parse: duration(['s', 'm', 'h']), description: 'a new key encrypts tickets this often (s, m or h); older keys still decrypt for --session-timeout; at most 8 old keys, so at least timeout/8' },
-  'session-timeout': { type: 'string', default: '10m', parse: duration(['s', 'm', 'h']), description: 'how long a TLS session may be resumed (ssl_session_timeout; s, m or h)' },
+  'session-ticket-rotation': { type: 'string', default: '12h', parse: duration(['s', 'm', 'h'], '168h'), description: 'a new key encrypts tickets this often (s, m or h, at most 168h); older keys still decrypt for --session-timeout; at most 8 old keys, so at least timeout/8' },
+  'session-timeout': { type: 'string', default: '10m', parse: duration(['s', 'm', 'h'], '24h'), description: 'how long a TLS session may be resumed (ssl_session_timeout; s, m or h, at most 24h)' },
   'enable-pki': { type: 'string', default: 'true', parse: boolean, description: 'run the PKI controller (Issuer, ClusterIssuer, Certificate; needs the CRDs, else it stays off with a warning): true or false' },
   'default-certificate-algorithm': { type: 'string', default: DEFAULT_ALGORITHM, parse: oneOf(SIGNATURE_ALGORITHMS), description: `key algorithm of the Certificates created for Ingresses annotated with qubesec.io/issuer or cluster-issuer but not qubesec.io/certificate-algorithm: ${SIGNATURE_ALGORITHMS.join(', ')}` },
   'cluster-resource-namespace': { type: 'string', default: 'qubesec', parse: checked(checkNamespaceName), description: 'namespace of the CA Secrets that ClusterIssuers name' },
