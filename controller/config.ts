@@ -1,66 +1,209 @@
 // Controller flags. Names follow ingress-nginx where the meaning is the same. docs/flags.md lists each.
+// Every flag has its parser here: parseFlags checks them all at start and hands out typed values.
+import { isIP } from 'node:net';
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hostPath, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { parseSettings } from './model/annotations.js';
 import type { BackendRef } from './model/ingress.js';
-import { checkObjectName, checkPortName, checkPortNumber, checkServiceName } from './model/names.js';
-import { DEFAULT_ALGORITHM, SIGNATURE_ALGORITHMS, isSignatureAlgorithm, type SignatureAlgorithm } from './pki/algorithms.js';
+import { checkNamespaceName, checkObjectName, checkPortName, checkPortNumber, checkServiceName, quote } from './model/names.js';
+import { DEFAULT_ALGORITHM, SIGNATURE_ALGORITHMS } from './pki/algorithms.js';
 import { BUILTIN_TLS_DEFAULTS, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
+import type { Level } from './observability/log.js';
 import { MAX_RETIRED_KEYS, type RotationPolicy } from './tickets/keys.js';
 import type { SessionResumptionOptions } from './tickets/served.js';
 
+/** A flag's parser: its typed value, or an Error saying why not (parseFlags adds the flag and the value). */
+type FlagParser<T> = (raw: string) => T;
+
+const text: FlagParser<string> = (raw) => raw;
+
+function integer(min: number, max: number): FlagParser<number> {
+  return (raw) => {
+    if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new Error(`is not a whole number from ${min} to ${max}`);
+    return Number(raw);
+  };
+}
+
+const boolean: FlagParser<boolean> = (raw) => {
+  if (raw !== 'true' && raw !== 'false') throw new Error('is not true or false');
+  return raw === 'true';
+};
+
+function oneOf<T extends string>(values: readonly T[]): FlagParser<T> {
+  return (raw) => {
+    if (!(values as readonly string[]).includes(raw)) throw new Error(`is not one of ${values.join(', ')}`);
+    return raw as T;
+  };
+}
+
+function optional<T>(parse: FlagParser<T>): FlagParser<T | undefined> {
+  return (raw) => (raw === '' ? undefined : parse(raw));
+}
+
+function checked(check: (raw: string) => string | undefined): FlagParser<string> {
+  return (raw) => {
+    const error = check(raw);
+    if (error) throw new Error(error);
+    return raw;
+  };
+}
+
+/** A comma-separated list, without empty entries. */
+function list<T>(parse: FlagParser<T>): FlagParser<T[]> {
+  return (raw) => raw.split(',').map((item) => item.trim()).filter(Boolean).map((item) => {
+    try {
+      return parse(item);
+    } catch (err) {
+      throw new Error(`holds ${quote(item)}, which ${(err as Error).message}`, { cause: err });
+    }
+  });
+}
+
+const UNITS = { s: 1000, m: 60_000, h: 3600_000 } as const;
+type Unit = keyof typeof UNITS;
+/**
+ * A whole number of `units` above 0 and at most `max` ("90s", "10m", "12h"), in milliseconds. The bound keeps timers
+ * within what setTimeout takes (about 24 days; beyond, Node fires them at once).
+ */
+function duration(units: readonly Unit[], max: `${number}${Unit}`): FlagParser<number> {
+  const ms = (amount: string, unit: string) => Number(amount) * UNITS[unit as Unit];
+  const maxMs = ms(max.slice(0, -1), max.slice(-1));
+  const names = units.map((u) => ({ s: 'seconds', m: 'minutes', h: 'hours' })[u]).join(', ').replace(/, (\w+)$/, ' or $1');
+  return (raw) => {
+    const match = new RegExp(`^(\\d{1,9})(${units.join('|')})$`).exec(raw);
+    const value = match ? ms(match[1]!, match[2]!) : 0;
+    if (!value || value > maxMs) throw new Error(`is not a whole number of ${names} above 0 and at most ${max}, like "${units.includes('h') ? '12h' : '15s'}"`);
+    return value;
+  };
+}
+
+const ipAddress: FlagParser<string> = (raw) => {
+  if (!isIP(raw)) throw new Error('is not an IPv4 or IPv6 address');
+  return raw;
+};
+
+// Rendered bare into nginx.conf (conf-dir, access-log, modules): absolute, and nothing NGINX would read otherwise.
+const absolutePath: FlagParser<string> = (raw) => {
+  if (!/^\/[A-Za-z0-9._/+@=-]*$/.test(raw)) throw new Error('is not an absolute path of letters, digits and . _ / + @ = -');
+  return raw;
+};
+
+/** namespace/name of a `kind`, each checked with the rule of its kind. */
+function namespacedName(kind: string, checkName: (name: string) => string | undefined): FlagParser<{ namespace: string; name: string }> {
+  return (raw) => {
+    const [namespace = '', name = '', ...rest] = raw.split('/');
+    if (rest.length > 0 || checkNamespaceName(namespace) || checkName(name)) throw new Error(`is not namespace/name of a ${kind}`);
+    return { namespace, name };
+  };
+}
+
+/** ":8443" (all addresses), "127.0.0.1:8443" or "[::1]:8443". */
+const listenAddress: FlagParser<{ host: string; port: number }> = (raw) => {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(raw);
+  const host = match?.[1] ?? match?.[2] ?? '';
+  const port = Number(match?.[3]);
+  if (!match || (host !== '' && !isIP(host)) || (match[1] !== undefined && isIP(host) !== 6) || port < 1 || port > 65535) {
+    throw new Error('is not :port, ip:port or [ipv6]:port');
+  }
+  return { host, port };
+};
+
+/** An IP address or a lower-case DNS name, as Ingress status holds them. */
+const statusAddress: FlagParser<string> = (raw) => {
+  if (!isIP(raw) && checkObjectName(raw)) throw new Error('is neither an IP address nor a lower-case DNS name');
+  return raw;
+};
+
+/** spec.controller of an IngressClass, as the API server checks it: a domain-prefixed path. */
+const controllerName: FlagParser<string> = (raw) => {
+  const [domain = '', ...path] = raw.split('/');
+  if (raw.length > 250 || checkObjectName(domain) || path.length === 0 || !/^[A-Za-z0-9/._~%!$&'()*+,;=:-]+$/.test(path.join('/'))) {
+    throw new Error('is not a domain-prefixed path like example.com/ingress-controller');
+  }
+  return raw;
+};
+
+/** namespace/name[:port] of a Service, checked with the Ingress name rules. */
+const serviceBackend: FlagParser<BackendRef> = (raw) => {
+  const m = /^([^/:]+)\/([^/:]+)(?::([^/:]+))?$/.exec(raw);
+  const [namespace = '', service = '', port = ''] = m ? m.slice(1) : [];
+  const portError = port === '' ? undefined : /^\d+$/.test(port) ? checkPortNumber(Number(port)) : checkPortName(port);
+  if (!m || checkNamespaceName(namespace) || checkServiceName(service) || portError) throw new Error('is not namespace/name or namespace/name:port of a Service');
+  return { namespace, service, port };
+};
+
+const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
+
 export const FLAGS = {
-  kubeconfig: { type: 'string', default: '', description: 'kubeconfig file; empty: in-cluster service account, else ~/.kube/config' },
-  manifests: { type: 'string', default: '', description: 'standalone mode: read Ingresses, Services, EndpointSlices, Secrets from YAML files in this folder instead of a cluster' },
-  'watch-namespace': { type: 'string', default: '', description: 'only watch this namespace (default: all)' },
-  'ingress-class': { type: 'string', default: 'qubesec', description: 'class name accepted in the legacy kubernetes.io/ingress.class annotation' },
-  'controller-class': { type: 'string', default: 'qubesec.io/ingress-controller', description: 'spec.controller of the IngressClasses this controller serves' },
-  configmap: { type: 'string', default: '', description: 'namespace/name of a ConfigMap whose keys (pq-mode, tls-groups, tls-min-version) override the default-* flags' },
-  'publish-service': { type: 'string', default: '', description: 'namespace/name of the Service in front of the controllers: the leader publishes its addresses in the status of every Ingress served (with neither publish flag, Ingress status is left alone)' },
-  'publish-status-address': { type: 'string', default: '', description: 'comma-separated IP addresses and DNS names the leader publishes in Ingress status instead (wins over --publish-service)' },
-  'election-id': { type: 'string', default: 'qubesec-leader', description: 'name of the coordination.k8s.io Lease the replicas elect a leader with; only the leader writes Ingress status and runs the PKI controller' },
-  'election-ttl': { type: 'string', default: '15s', description: 'lease duration of the leader election; the leader renews every ttl*2/15 and stops leading when it could not renew for ttl*2/3 (as client-go: 15s, 2s, 10s)' },
-  'controller-namespace': { type: 'string', default: '', description: 'namespace of the leader-election Lease and the session ticket Secret; empty: $POD_NAMESPACE, else the kubeconfig context\'s namespace (in a pod: its own), else default' },
-  'default-pq-mode': { type: 'string', default: BUILTIN_TLS_DEFAULTS.pqMode, description: 'pq-mode of Ingresses without the qubesec.io/pq-mode annotation: hybrid, strict or classical' },
-  'default-tls-groups': { type: 'string', default: '', description: 'groups offered in hybrid mode, in strict server order (default: the hybrids X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, then X25519, secp256r1, secp384r1)' },
-  'default-tls-min-version': { type: 'string', default: '1.3', description: 'lowest TLS version for hosts that do not set qubesec.io/tls-min-version: 1.3 or 1.2' },
-  'default-backend-service': { type: 'string', default: '', description: 'namespace/name[:port] of a Service that answers requests no Ingress matches (instead of 404) and the error pages of custom-http-errors' },
-  'bind-address': { type: 'string', default: '', description: 'address NGINX listens on for traffic (default: all)' },
-  'http-port': { type: 'string', default: '80', description: 'HTTP port' },
-  'https-port': { type: 'string', default: '443', description: 'HTTPS port' },
-  'https-redirect-port': { type: 'string', default: '443', description: 'port that HTTP to HTTPS redirects (ssl-redirect, force-ssl-redirect) send clients to: the one they reach HTTPS on, such as the Service\'s port or NodePort, not --https-port behind it; 443 leaves the port out of the URL' },
-  'metrics-address': { type: 'string', default: '0.0.0.0', description: 'address of the metrics and health server' },
-  'metrics-port': { type: 'string', default: '10254', description: 'port of /metrics, /healthz and /readyz' },
-  'status-port': { type: 'string', default: '10246', description: '127.0.0.1 port of NGINX\'s controller-only status server' },
-  'handshake-log-port': { type: 'string', default: '0', description: '127.0.0.1 UDP port that receives NGINX\'s per-connection TLS log (0: any free port)' },
-  'nginx-root': { type: 'string', default: '', description: 'run NGINX and OpenSSL chrooted in this folder (the development rootfs); empty: run them directly' },
-  'nginx-binary': { type: 'string', default: 'nginx', description: 'NGINX executable' },
-  'openssl-binary': { type: 'string', default: 'openssl', description: 'OpenSSL executable of the data plane (asked what it supports)' },
-  'conf-dir': { type: 'string', default: '/run/qubesec', description: 'folder (as NGINX sees it) for nginx.conf, certificates and sockets' },
-  'nginx-modules': { type: 'string', default: '', description: 'comma-separated dynamic modules to load; empty: the distribution\'s NDK and Lua modules (required) and its stream module if present' },
-  'access-log': { type: 'string', default: '', description: 'NGINX access log (JSON lines); empty: /dev/stdout, or <conf-dir>/access.log when chrooted; refused at start when it is a Unix socket (the controller\'s stdout under systemd\'s journal), which NGINX cannot open' },
-  'worker-processes': { type: 'string', default: 'auto', description: 'NGINX worker processes' },
-  'debounce-ms': { type: 'string', default: '100', description: 'quiet time that gathers a burst of changes into one sync (one reload, or one endpoint update); a burst that does not go quiet syncs every 10 quiet times' },
-  'session-tickets': { type: 'string', default: 'true', description: 'TLS session resumption by tickets whose keys the leader keeps in --session-ticket-secret and rotates, shared by every replica (docs/pq-tls.md#session-resumption): true or false (each replica then resumes from its own session cache only)' },
-  'session-ticket-secret': { type: 'string', default: 'qubesec-session-tickets', description: 'name of the Secret, in the controller namespace, that holds the session ticket keys and the default certificate every replica serves (standalone: kept in memory)' },
-  'session-ticket-rotation': { type: 'string', default: '12h', description: 'a new key encrypts tickets this often (s, m or h); older keys still decrypt for --session-timeout; at most 8 old keys, so at least timeout/8' },
-  'session-timeout': { type: 'string', default: '10m', description: 'how long a TLS session may be resumed (ssl_session_timeout; s, m or h)' },
-  'enable-pki': { type: 'string', default: 'true', description: 'run the PKI controller (Issuer, ClusterIssuer, Certificate; needs the CRDs, else it stays off with a warning): true or false' },
-  'default-certificate-algorithm': { type: 'string', default: DEFAULT_ALGORITHM, description: `key algorithm of the Certificates created for Ingresses annotated with qubesec.io/issuer or cluster-issuer but not qubesec.io/certificate-algorithm: ${SIGNATURE_ALGORITHMS.join(', ')}` },
-  'cluster-resource-namespace': { type: 'string', default: 'qubesec', description: 'namespace of the CA Secrets that ClusterIssuers name' },
-  'validating-webhook': { type: 'string', default: '', description: 'address of the validating admission webhook for Ingresses, e.g. ":8443" (docs/admission.md); empty: off' },
-  'validating-webhook-certificate': { type: 'string', default: '', description: 'PEM certificate file(s) of the webhook, comma-separated to serve several key types side by side (ML-DSA and ECDSA)' },
-  'validating-webhook-key': { type: 'string', default: '', description: 'PEM private key file(s) of the webhook, in the order of --validating-webhook-certificate' },
-  'log-level': { type: 'string', default: 'info', description: 'debug, info, warn or error' },
+  kubeconfig: { type: 'string', default: '', parse: text, description: 'kubeconfig file; empty: in-cluster service account, else ~/.kube/config' },
+  manifests: { type: 'string', default: '', parse: text, description: 'standalone mode: read Ingresses, Services, EndpointSlices, Secrets from YAML files in this folder instead of a cluster' },
+  'watch-namespace': { type: 'string', default: '', parse: optional(checked(checkNamespaceName)), description: 'only watch this namespace (default: all): a namespace name (RFC 1123 label)' },
+  'ingress-class': { type: 'string', default: 'qubesec', parse: checked(checkObjectName), description: 'class name accepted in the legacy kubernetes.io/ingress.class annotation: an object name (RFC 1123 subdomain)' },
+  'controller-class': { type: 'string', default: 'qubesec.io/ingress-controller', parse: controllerName, description: 'spec.controller of the IngressClasses this controller serves: a domain-prefixed path' },
+  configmap: { type: 'string', default: '', parse: optional(namespacedName('ConfigMap', checkObjectName)), description: 'namespace/name of a ConfigMap whose keys (pq-mode, tls-groups, tls-min-version) override the default-* flags' },
+  'publish-service': { type: 'string', default: '', parse: optional(namespacedName('Service', checkServiceName)), description: 'namespace/name of the Service in front of the controllers: the leader publishes its addresses in the status of every Ingress served (with neither publish flag, Ingress status is left alone)' },
+  'publish-status-address': { type: 'string', default: '', parse: list(statusAddress), description: 'comma-separated IP addresses and DNS names the leader publishes in Ingress status instead (wins over --publish-service)' },
+  'election-id': { type: 'string', default: 'qubesec-leader', parse: checked(checkObjectName), description: 'name of the coordination.k8s.io Lease the replicas elect a leader with; only the leader writes Ingress status and runs the PKI controller' },
+  'election-ttl': { type: 'string', default: '15s', parse: duration(['s', 'm'], '10m'), description: 'lease duration of the leader election (s or m, at most 10m); the leader renews every ttl*2/15 and stops leading when it could not renew for ttl*2/3 (as client-go: 15s, 2s, 10s)' },
+  'controller-namespace': { type: 'string', default: '', parse: optional(checked(checkNamespaceName)), description: 'namespace of the leader-election Lease and the session ticket Secret; empty: $POD_NAMESPACE, else the kubeconfig context\'s namespace (in a pod: its own), else default' },
+  // Checked at start by the annotations' parsers, against what the data plane supports (tlsDefaultsFromFlags).
+  'default-pq-mode': { type: 'string', default: BUILTIN_TLS_DEFAULTS.pqMode, parse: text, description: 'pq-mode of Ingresses without the qubesec.io/pq-mode annotation: hybrid, strict or classical' },
+  'default-tls-groups': { type: 'string', default: '', parse: text, description: 'groups offered in hybrid mode, in strict server order, separated by : or , (default: the hybrids X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, then X25519, secp256r1, secp384r1)' },
+  'default-tls-min-version': { type: 'string', default: '1.3', parse: text, description: 'lowest TLS version for hosts that do not set qubesec.io/tls-min-version: 1.3 or 1.2' },
+  'default-backend-service': { type: 'string', default: '', parse: optional(serviceBackend), description: 'namespace/name[:port] of a Service that answers requests no Ingress matches (instead of 404) and the error pages of custom-http-errors' },
+  'bind-address': { type: 'string', default: '', parse: optional(ipAddress), description: 'IPv4 or IPv6 address NGINX listens on for traffic (default: all)' },
+  'http-port': { type: 'string', default: '80', parse: integer(1, 65535), description: 'HTTP port (1-65535)' },
+  'https-port': { type: 'string', default: '443', parse: integer(1, 65535), description: 'HTTPS port (1-65535)' },
+  'https-redirect-port': { type: 'string', default: '443', parse: integer(1, 65535), description: 'port that HTTP to HTTPS redirects (ssl-redirect, force-ssl-redirect) send clients to: the one they reach HTTPS on, such as the Service\'s port or NodePort, not --https-port behind it; 443 leaves the port out of the URL' },
+  'metrics-address': { type: 'string', default: '0.0.0.0', parse: ipAddress, description: 'IPv4 or IPv6 address of the metrics and health server' },
+  'metrics-port': { type: 'string', default: '10254', parse: integer(0, 65535), description: 'port of /metrics, /healthz and /readyz (0: any free port)' },
+  'status-port': { type: 'string', default: '10246', parse: integer(0, 65535), description: '127.0.0.1 port of NGINX\'s controller-only status server (0: any free port)' },
+  'handshake-log-port': { type: 'string', default: '0', parse: integer(0, 65535), description: '127.0.0.1 UDP port that receives NGINX\'s per-connection TLS log (0: any free port)' },
+  'nginx-root': { type: 'string', default: '', parse: text, description: 'run NGINX and OpenSSL chrooted in this folder (the development rootfs); empty: run them directly' },
+  'nginx-binary': { type: 'string', default: 'nginx', parse: text, description: 'NGINX executable' },
+  'openssl-binary': { type: 'string', default: 'openssl', parse: text, description: 'OpenSSL executable of the data plane (asked what it supports)' },
+  'conf-dir': { type: 'string', default: '/run/qubesec', parse: absolutePath, description: 'folder (as NGINX sees it) for nginx.conf, certificates and sockets: an absolute path' },
+  'nginx-modules': { type: 'string', default: '', parse: list(absolutePath), description: 'comma-separated absolute paths of the dynamic modules to load; empty: the distribution\'s NDK and Lua modules (required) and its stream module if present' },
+  'access-log': { type: 'string', default: '', parse: optional(absolutePath), description: 'NGINX access log (JSON lines), an absolute path; empty: /dev/stdout, or <conf-dir>/access.log when chrooted; refused at start when it is a Unix socket (the controller\'s stdout under systemd\'s journal), which NGINX cannot open' },
+  'worker-processes': { type: 'string', default: 'auto', parse: (raw: string): number | 'auto' => (raw === 'auto' ? 'auto' : integer(1, 1024)(raw)), description: 'NGINX worker processes: auto (one per core) or 1-1024' },
+  'debounce-ms': { type: 'string', default: '100', parse: integer(1, 60_000), description: 'quiet time in milliseconds (1-60000) that gathers a burst of changes into one sync (one reload, or one endpoint update); a burst that does not go quiet syncs every 10 quiet times' },
+  'session-tickets': { type: 'string', default: 'true', parse: boolean, description: 'TLS session resumption by tickets whose keys the leader keeps in --session-ticket-secret and rotates, shared by every replica (docs/pq-tls.md#session-resumption): true or false (each replica then resumes from its own session cache only)' },
+  'session-ticket-secret': { type: 'string', default: 'qubesec-session-tickets', parse: checked(checkObjectName), description: 'name of the Secret, in the controller namespace, that holds the session ticket keys and the default certificate every replica serves (standalone: kept in memory)' },
+  'session-ticket-rotation': { type: 'string', default: '12h', parse: duration(['s', 'm', 'h'], '168h'), description: 'a new key encrypts tickets this often (s, m or h, at most 168h); older keys still decrypt for --session-timeout; at most 8 old keys, so at least timeout/8' },
+  'session-timeout': { type: 'string', default: '10m', parse: duration(['s', 'm', 'h'], '24h'), description: 'how long a TLS session may be resumed (ssl_session_timeout; s, m or h, at most 24h)' },
+  'enable-pki': { type: 'string', default: 'true', parse: boolean, description: 'run the PKI controller (Issuer, ClusterIssuer, Certificate; needs the CRDs, else it stays off with a warning): true or false' },
+  'default-certificate-algorithm': { type: 'string', default: DEFAULT_ALGORITHM, parse: oneOf(SIGNATURE_ALGORITHMS), description: `key algorithm of the Certificates created for Ingresses annotated with qubesec.io/issuer or cluster-issuer but not qubesec.io/certificate-algorithm: ${SIGNATURE_ALGORITHMS.join(', ')}` },
+  'cluster-resource-namespace': { type: 'string', default: 'qubesec', parse: checked(checkNamespaceName), description: 'namespace of the CA Secrets that ClusterIssuers name' },
+  'validating-webhook': { type: 'string', default: '', parse: optional(listenAddress), description: 'address of the validating admission webhook for Ingresses: :port, ip:port or [ipv6]:port, e.g. ":8443" (docs/admission.md); empty: off' },
+  'validating-webhook-certificate': { type: 'string', default: '', parse: list(text), description: 'PEM certificate file(s) of the webhook, comma-separated to serve several key types side by side (ML-DSA and ECDSA)' },
+  'validating-webhook-key': { type: 'string', default: '', parse: list(text), description: 'PEM private key file(s) of the webhook, in the order of --validating-webhook-certificate' },
+  'log-level': { type: 'string', default: 'info', parse: oneOf(LEVELS), description: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, description: 'print the flags' },
 } as const;
 
-export type Flags = { [K in keyof typeof FLAGS]: (typeof FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
+/** The flags' values as their parsers return them. */
+export type Flags = { [K in keyof typeof FLAGS]: (typeof FLAGS)[K] extends { parse: FlagParser<infer T> } ? T : boolean };
 
+/** Parses and checks every flag; a bad value stops the controller with an error naming the flag and the value. */
 export function parseFlags(argv: string[]): Flags {
   const { values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
-  return values as Flags;
+  const flags: Record<string, unknown> = {};
+  const errors: string[] = [];
+  for (const [name, flag] of Object.entries(FLAGS)) {
+    const raw = values[name as keyof typeof values];
+    if (!('parse' in flag)) {
+      flags[name] = raw;
+      continue;
+    }
+    try {
+      flags[name] = (flag.parse as FlagParser<unknown>)(raw as string);
+    } catch (err) {
+      errors.push(`flag --${name}: ${quote(raw as string)} ${(err as Error).message}`);
+    }
+  }
+  if (errors.length > 0) throw new Error(errors.join('; '));
+  return flags as Flags;
 }
 
 export function usage(): string {
@@ -69,41 +212,14 @@ export function usage(): string {
     .join('\n');
 }
 
-export function port(flags: Flags, name: 'http-port' | 'https-port' | 'metrics-port' | 'status-port' | 'handshake-log-port'): number {
-  const n = Number(flags[name]);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`flag --${name}: ${JSON.stringify(flags[name])} is not a port number`);
-  return n;
-}
-
-/** --https-redirect-port: the port clients reach HTTPS on, which redirects to HTTPS name. */
-export function httpsRedirectPortFromFlags(flags: Flags): number {
-  const raw = flags['https-redirect-port'];
-  const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < 1 || n > 65535) throw new Error(`flag --https-redirect-port: ${JSON.stringify(raw)} is not a port number from 1 to 65535`);
-  return n;
-}
-
 /** --access-log, or its default: the container's stdout, or a file in --conf-dir when chrooted (the rootfs has no /proc for /dev/stdout). */
 export function accessLogFromFlags(flags: Flags, runtime: DataPlaneRuntime): string {
-  const path = flags['access-log'] || (runtime.root ? `${flags['conf-dir']}/access.log` : '/dev/stdout');
+  const path = flags['access-log'] ?? (runtime.root ? `${flags['conf-dir']}/access.log` : '/dev/stdout');
   // NGINX opens its logs by path and open() refuses a Unix socket (ENXIO): the master would never start.
   if (statSync(hostPath(runtime, path), { throwIfNoEntry: false })?.isSocket()) {
     throw new Error(`flag --access-log: ${JSON.stringify(path)} is a Unix socket here (the controller's stdout is one under systemd's journal or a parent's socketpair), which NGINX cannot open; give the controller a pipe, file or terminal as stdout, or set --access-log to a file`);
   }
   return path;
-}
-
-/** A listen address flag: ":8443" (all addresses), "127.0.0.1:8443" or "[::1]:8443". */
-export function listenAddress(flags: Flags, name: 'validating-webhook'): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(flags[name]);
-  const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new Error(`flag --${name}: ${JSON.stringify(flags[name])} is not host:port or :port`);
-  return { host: match[1] ?? match[2] ?? '', port };
-}
-
-/** A comma-separated list flag, without empty entries. */
-export function listFlag(flags: Flags, name: 'nginx-modules' | 'validating-webhook-certificate' | 'validating-webhook-key'): string[] {
-  return flags[name].split(',').map((item) => item.trim()).filter(Boolean);
 }
 
 /** The default-* flags, checked with the same parsers as the annotations. */
@@ -115,44 +231,12 @@ export function tlsDefaultsFromFlags(flags: Flags, capabilities: Capabilities): 
   return overrideDefaults(BUILTIN_TLS_DEFAULTS, parsed.settings);
 }
 
-/** --default-backend-service as a backend reference, checked with the Ingress name rules. */
-export function defaultBackendFromFlags(flags: Flags): BackendRef | undefined {
-  const raw = flags['default-backend-service'];
-  if (raw === '') return undefined;
-  const m = /^([^/:]+)\/([^/:]+)(?::([^/:]+))?$/.exec(raw);
-  const [namespace = '', service = '', port = ''] = m ? m.slice(1) : [];
-  const portError = port === '' ? undefined : /^\d+$/.test(port) ? checkPortNumber(Number(port)) : checkPortName(port);
-  if (!m || checkServiceName(namespace) || checkServiceName(service) || portError) {
-    throw new Error(`flag --default-backend-service: ${JSON.stringify(raw)} is not namespace/name or namespace/name:port`);
-  }
-  return { namespace, service, port };
-}
-
-export function certificateAlgorithmFromFlags(flags: Flags): SignatureAlgorithm {
-  const value = flags['default-certificate-algorithm'];
-  if (!isSignatureAlgorithm(value)) throw new Error(`flag --default-certificate-algorithm: ${JSON.stringify(value)} is not one of ${SIGNATURE_ALGORITHMS.join(', ')}`);
-  return value;
-}
-
-/** A whole number of seconds, minutes or hours above 0 ("90s", "10m", "12h"), in milliseconds. */
-function durationFlag(flags: Flags, name: 'session-ticket-rotation' | 'session-timeout'): number {
-  const match = /^(\d+)(s|m|h)$/.exec(flags[name]);
-  const ms = match ? Number(match[1]) * { s: 1000, m: 60_000, h: 3600_000 }[match[2] as 's' | 'm' | 'h'] : 0;
-  if (!ms) throw new Error(`flag --${name}: ${JSON.stringify(flags[name])} is not a whole number of seconds, minutes or hours above 0, like "12h"`);
-  return ms;
-}
-
-/** --session-* flags, in the controller namespace `namespace`. */
+/** --session-* flags, in the controller namespace `namespace`: the rotation must fit the session timeout. */
 export function sessionResumptionFromFlags(flags: Flags, namespace: string): SessionResumptionOptions & { rotation: RotationPolicy } {
-  const tickets = flags['session-tickets'];
-  if (tickets !== 'true' && tickets !== 'false') throw new Error(`flag --session-tickets: ${JSON.stringify(tickets)} is not true or false`);
-  const name = flags['session-ticket-secret'];
-  const nameError = checkObjectName(name);
-  if (nameError) throw new Error(`flag --session-ticket-secret: ${JSON.stringify(name)} ${nameError}`);
-  const rotation = { periodMs: durationFlag(flags, 'session-ticket-rotation'), sessionTimeoutMs: durationFlag(flags, 'session-timeout') };
+  const rotation = { periodMs: flags['session-ticket-rotation'], sessionTimeoutMs: flags['session-timeout'] };
   const retired = Math.ceil(rotation.sessionTimeoutMs / rotation.periodMs);
   if (retired > MAX_RETIRED_KEYS) {
-    throw new Error(`flag --session-ticket-rotation: every ${flags['session-ticket-rotation']} would keep ${retired} old keys to decrypt tickets for --session-timeout ${flags['session-timeout']}; rotate at most ${MAX_RETIRED_KEYS} times per session timeout`);
+    throw new Error(`flag --session-ticket-rotation: every ${rotation.periodMs / 1000}s would keep ${retired} old keys to decrypt tickets for --session-timeout ${rotation.sessionTimeoutMs / 1000}s; rotate at most ${MAX_RETIRED_KEYS} times per session timeout`);
   }
-  return { tickets: tickets === 'true', timeoutSeconds: rotation.sessionTimeoutMs / 1000, ticketSecret: { namespace, name }, rotation };
+  return { tickets: flags['session-tickets'], timeoutSeconds: rotation.sessionTimeoutMs / 1000, ticketSecret: { namespace, name: flags['session-ticket-secret'] }, rotation };
 }

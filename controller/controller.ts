@@ -11,12 +11,12 @@ import chokidar, { type FSWatcher } from 'chokidar';
 import { replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
-import { accessLogFromFlags, certificateAlgorithmFromFlags, defaultBackendFromFlags, httpsRedirectPortFromFlags, listFlag, listenAddress, port, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { accessLogFromFlags, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { LeaderElector } from './leader/elector.js';
 import { electionTimings } from './leader/lease.js';
 import { freePort } from './net.js';
 import { listenForHandshakes } from './observability/handshakes.js';
-import { createLogger, type Level, type Logger } from './observability/log.js';
+import { createLogger, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { PkiController } from './pki/controller.js';
 import { GROUP, VERSION } from './pki/resources.js';
@@ -41,7 +41,7 @@ export interface RunningController {
 }
 
 
-export async function startController(flags: Flags, log: Logger = createLogger(flags['log-level'] as Level)): Promise<RunningController> {
+export async function startController(flags: Flags, log: Logger = createLogger(flags['log-level'])): Promise<RunningController> {
   const runtime: DataPlaneRuntime = {
     root: flags['nginx-root'] ? resolve(flags['nginx-root']) : '',
     nginxBinary: flags['nginx-binary'],
@@ -51,16 +51,16 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   log.info('data plane OpenSSL', { version: capabilities.opensslVersion, groups: capabilities.groups, signatureAlgorithms: capabilities.signatureAlgorithms });
   const tlsDefaults = tlsDefaultsFromFlags(flags, capabilities);
   const webhookOptions: WebhookOptions | undefined = flags['validating-webhook']
-    ? { ...listenAddress(flags, 'validating-webhook'), keyPairs: await webhookKeyPairs(flags) }
+    ? { ...flags['validating-webhook'], keyPairs: await webhookKeyPairs(flags) }
     : undefined;
   const publish = publishFrom(flags['publish-service'], flags['publish-status-address']);
-  const defaultAlgorithm = certificateAlgorithmFromFlags(flags);
   const electionTiming = electionTimings(flags['election-ttl']);
   const accessLog = accessLogFromFlags(flags, runtime);
+  const configMapKey = flags.configmap ? `${flags.configmap.namespace}/${flags.configmap.name}` : '';
 
   const metrics = createMetrics();
-  const handshakes = await listenForHandshakes(metrics, port(flags, 'handshake-log-port'));
-  const modules = flags['nginx-modules'] ? listFlag(flags, 'nginx-modules') : defaultModules(runtime);
+  const handshakes = await listenForHandshakes(metrics, flags['handshake-log-port']);
+  const modules = flags['nginx-modules'].length > 0 ? flags['nginx-modules'] : defaultModules(runtime);
   const confDir = flags['conf-dir'];
   const applier = new Applier(
     {
@@ -69,13 +69,13 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       accessLog,
       errorLog: 'stderr',
       render: {
-        bindAddress: flags['bind-address'],
-        httpPort: port(flags, 'http-port'),
-        httpsPort: port(flags, 'https-port'),
-        httpsRedirectPort: httpsRedirectPortFromFlags(flags),
-        statusPort: port(flags, 'status-port') || (await freePort()),
+        bindAddress: flags['bind-address'] ?? '',
+        httpPort: flags['http-port'],
+        httpsPort: flags['https-port'],
+        httpsRedirectPort: flags['https-redirect-port'],
+        statusPort: flags['status-port'] || (await freePort()),
         handshakeLogPort: handshakes.port,
-        workerProcesses: flags['worker-processes'] === 'auto' ? 'auto' : Number(flags['worker-processes']),
+        workerProcesses: flags['worker-processes'],
         workerConnections: 4096,
         modules,
       },
@@ -98,10 +98,9 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     source = sessionResumption.tickets ? new InMemoryTicketKeys(files, sessionResumption.ticketSecret, sessionResumption.rotation) : files;
     recorder = new LogEventRecorder(log);
   } else {
-    const publishService = publish && 'service' in publish ? publish.service : '';
-    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'], configMap: flags.configmap, publishService, ticketSecretNamespace: sessionResumption.tickets ? namespace : '' }, log.child({ component: 'kubernetes' }));
+    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'] ?? '', configMap: configMapKey, publishService: publish && 'service' in publish ? publish.service : '', ticketSecretNamespace: sessionResumption.tickets ? namespace : '' }, log.child({ component: 'kubernetes' }));
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], identity, log);
-    pkiOn = flags['enable-pki'] === 'true' && (await pkiResourcesInstalled(kc, log));
+    pkiOn = flags['enable-pki'] && (await pkiResourcesInstalled(kc, log));
   }
 
   const reconciler = new Reconciler(
@@ -112,11 +111,11 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       controllerName: flags['controller-class'],
       ingressClass: flags['ingress-class'],
       tlsDefaults,
-      configMap: flags.configmap,
+      configMap: configMapKey,
       capabilities,
       defaultCertificates: await defaultCertificatePairs(),
-      defaultBackend: defaultBackendFromFlags(flags),
-      debounceMs: Number(flags['debounce-ms']),
+      defaultBackend: flags['default-backend-service'],
+      debounceMs: flags['debounce-ms'],
       sessionResumption,
     },
     metrics,
@@ -128,10 +127,10 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   let elector: LeaderElector | undefined;
   if (kc) {
     const cluster = kc;
-    const debounceMs = Number(flags['debounce-ms']);
+    const debounceMs = flags['debounce-ms'];
     elector = new LeaderElector(cluster, { namespace, name: flags['election-id'], identity, ...electionTiming }, async () => {
       const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
-      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm }, recorder, log.child({ component: 'pki' })) : undefined;
+      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm: flags['default-certificate-algorithm'] }, recorder, log.child({ component: 'pki' })) : undefined;
       const tickets = sessionResumption.tickets
         ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }))
         : undefined;
@@ -158,7 +157,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   let webhook: HttpsServer | undefined;
   let webhookWatcher: FSWatcher | undefined;
   try {
-    observability = await serveObservability(metrics, flags['metrics-address'], port(flags, 'metrics-port'), () => applier.serving);
+    observability = await serveObservability(metrics, flags['metrics-address'], flags['metrics-port'], () => applier.serving);
     await reconciler.start();
     // Reviews judge against the reconciler's snapshot, so they start once it holds the cluster's state.
     if (webhookOptions) {
@@ -208,7 +207,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
  * hands over pairs that check out; a half-written update is skipped until the next change completes it.
  */
 function watchWebhookKeyPairs(flags: Flags, current: WebhookOptions['keyPairs'], replace: (pairs: WebhookOptions['keyPairs']) => void, log: Logger): FSWatcher {
-  const files = [...listFlag(flags, 'validating-webhook-certificate'), ...listFlag(flags, 'validating-webhook-key')];
+  const files = [...flags['validating-webhook-certificate'], ...flags['validating-webhook-key']];
   let served = JSON.stringify(current);
   let timer: NodeJS.Timeout | undefined;
   const reread = () =>
@@ -226,8 +225,8 @@ function watchWebhookKeyPairs(flags: Flags, current: WebhookOptions['keyPairs'],
 
 /** The webhook's certificate and key files: each key must match the certificate in its place. */
 async function webhookKeyPairs(flags: Flags): Promise<WebhookOptions['keyPairs']> {
-  const certificates = listFlag(flags, 'validating-webhook-certificate');
-  const keys = listFlag(flags, 'validating-webhook-key');
+  const certificates = flags['validating-webhook-certificate'];
+  const keys = flags['validating-webhook-key'];
   if (certificates.length === 0 || certificates.length !== keys.length) {
     throw new Error(`flags --validating-webhook-certificate and --validating-webhook-key: need one key file per certificate file, at least one (got ${certificates.length} and ${keys.length})`);
   }

@@ -91,6 +91,27 @@ describe('QubeSec in standalone mode (a folder of manifests)', () => {
     expect((await pqCurl(https('web.pq.example.com', '/v3'), { cacert: anchors.mldsa })).status).toBe(404);
   });
 
+  it('refuses, object by object, the names and paths the API server refuses, and keeps a refused object\'s last good version', async () => {
+    const good = pqIngress('names-good', 'names-good.pq.example.com', 'one', { secrets: ['pq-mldsa'] });
+    const badName = pqIngress('names bad', 'names-bad.pq.example.com', 'one', { secrets: ['pq-mldsa'], annotations: { 'nginx.ingress.kubernetes.io/limit-rps': '10' } });
+    const traversal = pqIngress('names-traversal', 'names-traversal.pq.example.com', 'one', { secrets: ['pq-mldsa'], path: '/a/../b' });
+    await write('names.yaml', good, badName, traversal, { apiVersion: 'v1', kind: 'K'.repeat(100_000), metadata: { name: 'x' } });
+    await answer('names-good.pq.example.com', (x) => x.status === 200);
+    const refused = await eventually(async () => controller.logs.find((l) => l.includes('manifest object refused')), 10_000, 'refusal logged');
+    expect(JSON.parse(refused)).toEqual(expect.objectContaining({ file: 'names.yaml', document: 1, error: 'metadata.name: "names bad" is not a valid object name (RFC 1123 subdomain)' }));
+    const rejected = await eventually(async () => controller.logs.find((l) => l.includes('names-traversal: spec.rules')), 10_000, 'path rejection logged');
+    expect(JSON.parse(rejected).message).toBe('Ingress default/names-traversal: spec.rules[0].http.paths[0].path: "/a/../b" must not contain "/../" (pathType Exact or Prefix)');
+    expect((await pqCurl(https('names-bad.pq.example.com'), { args: ['-k'] })).status).toBe(404);
+    const ignored = controller.logs.find((l) => l.includes('not a kind QubeSec reads') && l.includes('"file":"names.yaml"'));
+    expect(JSON.parse(ignored!).kind).toBe(`${'K'.repeat(77)}...`);
+    expect((await pqCurl(https('names-traversal.pq.example.com', '/b'), { args: ['-k'] })).status).toBe(404);
+
+    // The good one is renamed to a name the API server would refuse: like a refused write, its served version stays.
+    await write('names.yaml', { ...good, metadata: { ...good.metadata, name: 'Names-Good' } }, badName, traversal);
+    await eventually(async () => controller.logs.find((l) => l.includes('keeping its previous version') && l.includes('Names-Good')), 10_000, 'kept');
+    expect((await answer('names-good.pq.example.com', (x) => x.status === 200)).status).toBe(200);
+  });
+
   it('resumes TLS sessions after NGINX restarts, with ticket keys it generates and keeps in memory', async () => {
     const session = `${anchors.dir.slice(rootfs().length)}/web.session`;
     await answer('web.pq.example.com', (x) => x.status === 200, '/v2');

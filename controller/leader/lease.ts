@@ -12,14 +12,11 @@ export interface ElectionTimings {
 }
 
 /**
- * --election-ttl ("15s", "1m") as the lease duration; the renew deadline and retry period keep client-go's default
- * ratios (15 s / 10 s / 2 s), so a short TTL in tests shortens all three.
+ * --election-ttl (parsed by config.ts) as the lease duration; the renew deadline and retry period keep client-go's
+ * default ratios (15 s / 10 s / 2 s), so a short TTL in tests shortens all three.
  */
-export function electionTimings(ttl: string): ElectionTimings {
-  const match = /^(\d+)(s|m)$/.exec(ttl);
-  const seconds = match ? Number(match[1]) * (match[2] === 'm' ? 60 : 1) : 0;
-  if (!seconds) throw new Error(`flag --election-ttl: ${JSON.stringify(ttl)} is not a whole number of seconds or minutes above 0, like "15s" or "1m"`);
-  return { leaseDurationSeconds: seconds, renewDeadlineMs: (seconds * 1000 * 2) / 3, retryPeriodMs: (seconds * 1000 * 2) / 15 };
+export function electionTimings(ttlMs: number): ElectionTimings {
+  return { leaseDurationSeconds: ttlMs / 1000, renewDeadlineMs: (ttlMs * 2) / 3, retryPeriodMs: (ttlMs * 2) / 15 };
 }
 
 /**

@@ -87,6 +87,41 @@ describe('translateIngress', () => {
     expect(messages(r)[0]).toContain(`Ingress default/bad: ${field}:`);
   });
 
+  it.each([
+    ['a name with a space (it names limit zones)', 'web app', 'default', 'metadata.name: "web app" is not a valid object name (RFC 1123 subdomain)'],
+    ['an upper-case name', 'Web', 'default', 'metadata.name: "Web" is not a valid object name'],
+    ['a namespace with a dot', 'web', 'team.a', 'metadata.namespace: "team.a" is not a valid namespace name (RFC 1123 label)'],
+  ])('rejects %s as the API server would', (_name, name, namespace, message) => {
+    const r = translate(ingress(name, { rules: [route('a.com', '/', 'Prefix', 'svc')] }, { namespace }));
+    expect(r.intent).toBeUndefined();
+    expect(messages(r)[0]).toContain(message);
+  });
+
+  it('accepts a namespace that starts with a digit (an RFC 1123 label, not RFC 1035)', () => {
+    expect(translate(ingress('web', { rules: [route('a.com', '/', 'Prefix', 'svc')] }, { namespace: '1team' })).intent?.ref.namespace).toBe('1team');
+  });
+
+  it.each([
+    ['/a//b', 'must not contain "//"'],
+    ['/a/./b', 'must not contain "/./"'],
+    ['/a/../b', 'must not contain "/../"'],
+    ['/a%2fb', 'must not contain "%2f"'],
+    ['/a/..', 'must not end with "/.."'],
+    ['/a/.', 'must not end with "/."'],
+  ])('refuses the Exact or Prefix path %j as the API server does, and takes it as ImplementationSpecific', (path, why) => {
+    for (const pathType of ['Exact', 'Prefix']) {
+      const r = translate(ingress('p', { rules: [route('a.com', path, pathType, 'svc')] }));
+      expect(messages(r)).toEqual([`Ingress default/p: spec.rules[0].http.paths[0].path: ${JSON.stringify(path)} ${why} (pathType Exact or Prefix)`]);
+    }
+    expect(translate(ingress('p', { rules: [route('a.com', path, 'ImplementationSpecific', 'svc')] })).intent).toBeDefined();
+  });
+
+  it('shortens a rejected value in its message', () => {
+    const host = `${'a'.repeat(100_000)}.com`;
+    const [message = ''] = messages(translate(ingress('long', { rules: [route(host, '/', 'Prefix', 'svc')] })));
+    expect(message).toBe(`Ingress default/long: spec.rules[0].host: "${'a'.repeat(77)}..." is longer than 253 characters`);
+  });
+
   it('routes a spec.defaultBackend to the catch-all server and to each host of the Ingress', () => {
     const r = translate(ingress('d', { defaultBackend: { service: { name: 'fallback', port: { number: 8080 } } }, rules: [route('a.com', '/api', 'Prefix', 'api')] }));
     expect(r.intent!.routes.filter((x) => x.backend.service === 'fallback').map((x) => [x.host, x.match, x.path])).toEqual([

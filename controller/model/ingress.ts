@@ -2,7 +2,7 @@
 // An Ingress with errors yields no intent; the reconciler then keeps serving its last good one.
 import type { V1Ingress, V1IngressBackend } from '@kubernetes/client-node';
 import { parseSettings, reviewAnnotationKeys } from './annotations.js';
-import { checkHost, checkObjectName, checkPath, checkPortName, checkPortNumber, checkRegexPath, checkServiceName } from './names.js';
+import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortName, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
 import { parseProxyAnnotations, type ProxySettings } from './proxy-annotations.js';
 import { classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
 import type { Diagnostic, ObjectRef, PathMatch, TlsPolicy } from './types.js';
@@ -64,8 +64,11 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
   const ref = ingressRef(ingress);
   const errors: string[] = [];
   const diagnostics: Diagnostic[] = [];
-  const namespaceError = checkServiceName(ref.namespace);
-  if (namespaceError) errors.push(`metadata.namespace: ${JSON.stringify(ref.namespace)} is not a valid namespace name`);
+  // Both name zones of nginx.conf; the API server checks them, a manifest file does not.
+  const nameError = checkObjectName(ref.name);
+  if (nameError) errors.push(`metadata.name: ${quote(ref.name)} ${nameError}`);
+  const namespaceError = checkNamespaceName(ref.namespace);
+  if (namespaceError) errors.push(`metadata.namespace: ${quote(ref.namespace)} ${namespaceError}`);
 
   const annotations = ingress.metadata?.annotations;
   const keys = reviewAnnotationKeys(annotations);
@@ -110,7 +113,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
       return undefined;
     }
     const nameError = checkServiceName(service.name);
-    if (nameError) errors.push(`${field}.service.name: ${JSON.stringify(service.name)} ${nameError}`);
+    if (nameError) errors.push(`${field}.service.name: ${quote(service.name)} ${nameError}`);
     const port = service.port;
     let portText: string | undefined;
     if (port?.number !== undefined) {
@@ -119,7 +122,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
       portText = String(port.number);
     } else if (port?.name !== undefined) {
       const e = checkPortName(port.name);
-      if (e) errors.push(`${field}.service.port.name: ${JSON.stringify(port.name)} ${e}`);
+      if (e) errors.push(`${field}.service.port.name: ${quote(port.name)} ${e}`);
       portText = port.name;
     } else {
       errors.push(`${field}.service.port: needs a name or a number`);
@@ -132,14 +135,15 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     const host = rule.host ?? '';
     if (host !== '') {
       const e = checkHost(host);
-      if (e) errors.push(`spec.rules[${i}].host: ${JSON.stringify(host)} ${e}`);
+      if (e) errors.push(`spec.rules[${i}].host: ${quote(host)} ${e}`);
       else if (!ruleHosts.includes(host)) ruleHosts.push(host);
     }
     (rule.http?.paths ?? []).forEach((p, j) => {
       const field = `spec.rules[${i}].http.paths[${j}]`;
       const path = p.path ?? '/';
-      const pathError = proxy.settings.regex ? checkRegexPath(path) : checkPath(path);
-      if (pathError) errors.push(`${field}.path: ${JSON.stringify(path)} ${pathError}`);
+      const pathError = (proxy.settings.regex ? checkRegexPath(path) : checkPath(path))
+        ?? (p.pathType === 'Exact' || p.pathType === 'Prefix' ? checkExactOrPrefixPath(path) : undefined);
+      if (pathError) errors.push(`${field}.path: ${quote(path)} ${pathError}`);
       const backend = backendOf(p.backend, `${field}.backend`);
       if (pathError || !backend) return;
       if (proxy.settings.regex) {
@@ -161,7 +165,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
           routes.push({ host, match: 'prefix', path, precedence: PRECEDENCE.pathPrefix, field, backend });
           break;
         default:
-          errors.push(`${field}.pathType: ${JSON.stringify(p.pathType)} is not Exact, Prefix or ImplementationSpecific`);
+          errors.push(`${field}.pathType: ${quote(String(p.pathType))} is not Exact, Prefix or ImplementationSpecific`);
       }
     });
   });
@@ -187,13 +191,13 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     const secret = entry.secretName ?? '';
     const e = checkObjectName(secret);
     if (e) {
-      errors.push(`spec.tls[${i}].secretName: ${JSON.stringify(secret)} ${e}`);
+      errors.push(`spec.tls[${i}].secretName: ${quote(secret)} ${e}`);
       return;
     }
     const hosts = entry.hosts && entry.hosts.length > 0 ? entry.hosts : ruleHosts;
     hosts.forEach((host, k) => {
       const he = checkHost(host);
-      if (he) errors.push(`spec.tls[${i}].hosts[${k}]: ${JSON.stringify(host)} ${he}`);
+      if (he) errors.push(`spec.tls[${i}].hosts[${k}]: ${quote(host)} ${he}`);
     });
     tls.push({ hosts: hosts.filter((h) => checkHost(h) === undefined), secret: `${ref.namespace}/${secret}` });
   });

@@ -4,6 +4,7 @@
 const DNS_LABEL = '[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?';
 const HOST = new RegExp(`^(\\*\\.)?${DNS_LABEL}(\\.${DNS_LABEL})*$`);
 const DNS_SUBDOMAIN = new RegExp(`^${DNS_LABEL}(\\.${DNS_LABEL})*$`);
+const DNS_1123_LABEL = new RegExp(`^${DNS_LABEL}$`);
 const DNS_1035_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const PORT_NAME = /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
 // RFC 3986 path characters less those that would need escaping in NGINX or a shell: ' " ; $ { } \ # ? and space.
@@ -19,6 +20,18 @@ export function checkPath(path: string): string | undefined {
   return PATH.test(path)
     ? undefined
     : 'must start with "/" and hold only letters, digits and the characters . _ ~ % ! & ( ) * + , = : @ / -';
+}
+
+// The API server refuses these in Exact and Prefix paths (k8s.io/kubernetes pkg/apis/networking/validation).
+const TRAVERSAL_SEQUENCES = ['//', '/./', '/../', '%2f', '%2F'];
+const TRAVERSAL_SUFFIXES = ['/..', '/.'];
+
+/** What the API server adds for Exact and Prefix paths (ImplementationSpecific ones need only start with "/"). */
+export function checkExactOrPrefixPath(path: string): string | undefined {
+  const sequence = TRAVERSAL_SEQUENCES.find((s) => path.includes(s));
+  if (sequence) return `must not contain "${sequence}" (pathType Exact or Prefix)`;
+  const suffix = TRAVERSAL_SUFFIXES.find((s) => path.endsWith(s));
+  return suffix ? `must not end with "${suffix}" (pathType Exact or Prefix)` : undefined;
 }
 
 /**
@@ -44,6 +57,10 @@ export function checkObjectName(name: string): string | undefined {
   return name.length <= 253 && DNS_SUBDOMAIN.test(name) ? undefined : 'is not a valid object name (RFC 1123 subdomain)';
 }
 
+export function checkNamespaceName(name: string): string | undefined {
+  return DNS_1123_LABEL.test(name) ? undefined : 'is not a valid namespace name (RFC 1123 label)';
+}
+
 export function checkServiceName(name: string): string | undefined {
   return DNS_1035_LABEL.test(name) ? undefined : 'is not a valid Service name (RFC 1035 label)';
 }
@@ -66,8 +83,12 @@ export function nameCoversHost(name: string, host: string): boolean {
   return dot > 0 && h.slice(dot + 1) === n.slice(2);
 }
 
+/** A user value cut to at most 80 characters, for messages and log fields. */
+export function shortened(raw: string): string {
+  return raw.length > 80 ? `${raw.slice(0, 77)}...` : raw;
+}
+
 /** Quotes a user value for a message, cut short and with control characters made visible. */
 export function quote(raw: string): string {
-  const shown = raw.length > 80 ? `${raw.slice(0, 77)}...` : raw;
-  return JSON.stringify(shown);
+  return JSON.stringify(shortened(raw));
 }

@@ -26,9 +26,9 @@ export const CA_SECRET: V1Secret = { apiVersion: 'v1', kind: 'Secret', metadata:
 
 export const ANNOTATION_CASES: Record<string, AnnotationCase> = {
   'rewrite-target': {
-    annotations: { [`${N}rewrite-target`]: '/$2' },
-    settings: { regex: true, rewrite: '/$2' },
-    rendered: ['location ~* "^/app(/|$)(.*)" {', 'rewrite "(?i)^/app(/|$)(.*)" "/$2" break;'],
+    annotations: { [`${N}rewrite-target`]: '/${host}/$2' },
+    settings: { regex: true, rewrite: '/${host}/$2' },
+    rendered: ['location ~* "^/app(/|$)(.*)" {', 'rewrite "(?i)^/app(/|$)(.*)" "/${host}/$2" break;'],
   },
   'use-regex': { annotations: { [`${N}use-regex`]: 'true' }, settings: { regex: true }, rendered: ['location ~* "^/app(/|$)(.*)" {'] },
   'ssl-redirect': { annotations: { [`${N}ssl-redirect`]: 'false' }, settings: { httpsRedirect: 'never' }, rendered: [] },

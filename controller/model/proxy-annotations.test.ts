@@ -39,6 +39,15 @@ describe('proxy annotations', () => {
     });
   });
 
+  it.each(['/x/${uri}', '/${host}$1', '/$host/$1?${args}'])('takes the rewrite-target %j as NGINX reads it', (target) => {
+    expect(parse({ [`${N}rewrite-target`]: target }).settings.rewrite).toBe(target);
+    expect(renderWith({ [`${N}rewrite-target`]: target })).toContain(`rewrite "(?i)^/app(/|$)(.*)" "${target}" break;`);
+  });
+
+  it.each(['/{$host}', '/a{$uri}b'])('refuses the rewrite-target %j, which is no variable it allows', (target) => {
+    expect(parse({ [`${N}rewrite-target`]: target }).errors).toEqual([expect.stringMatching(/is not a path starting with "\/"/)]);
+  });
+
   it('lets qubesec.io/ win over nginx.ingress.kubernetes.io/', () => {
     expect(parse({ [`${N}proxy-read-timeout`]: '10', 'qubesec.io/proxy-read-timeout': '20' }).settings.tuning.readTimeout).toBe(20);
   });
@@ -49,6 +58,10 @@ describe('proxy annotations', () => {
       `annotation ${N}cors-allow-origin has no effect without enable-cors: "true"`,
       `annotation ${N}proxy-ssl-verify has no effect with backend-protocol HTTP (only HTTPS and GRPCS)`,
     ]);
+  });
+
+  it('reads a Secret of a namespace that starts with a digit (an RFC 1123 label)', () => {
+    expect(parse({ [`${N}auth-tls-secret`]: '1team/ca' }, false).errors).toEqual([`annotation ${N}auth-tls-secret: Secret 1team/ca is not in the Ingress's namespace default`]);
   });
 
   it('refuses Secrets of another namespace and checks that go without their CA', () => {

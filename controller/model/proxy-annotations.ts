@@ -3,7 +3,7 @@
 // Each is parsed and bounded here, and only here; docs/annotations.md has a row for each.
 import { isIP } from 'node:net';
 import type { BackendProtocol, ClientVerification, CorsPolicy, ProxyTuning } from './types.js';
-import { checkHost, checkObjectName, checkPath, checkPortName, checkServiceName, quote } from './names.js';
+import { checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortName, checkServiceName, quote } from './names.js';
 
 export const INGRESS_NGINX_PREFIX = 'nginx.ingress.kubernetes.io/';
 export const COMPAT_PREFIXES = ['qubesec.io/', INGRESS_NGINX_PREFIX] as const;
@@ -104,10 +104,13 @@ const plainPath: Parser<string> = (raw) => {
 };
 
 const URL_PART = /^[A-Za-z0-9._~%!&()*+,=:@/?-]*$/;
-/** What is left when the allowed variables ($request_uri, ... and with captures $1-$9) are taken out must be plain. */
+/**
+ * What is left when the allowed variables are taken out must be plain. Variables as NGINX writes them: $host, or
+ * ${host} when a name character follows; with captures, $1-$9 (NGINX reads one digit).
+ */
 function withVariables(rest: string, captures: boolean): boolean {
   const names = TARGET_VARIABLES.join('|');
-  const stripped = rest.replace(new RegExp(`\\$(${names})(?![A-Za-z0-9_])|\\{?\\$(${names})\\}`, 'g'), '').replace(captures ? /\$[1-9]/g : /$^/, '');
+  const stripped = rest.replace(new RegExp(`\\$(?:(?:${names})(?![A-Za-z0-9_])|\\{(?:${names})\\})`, 'g'), '').replace(captures ? /\$[1-9]/g : /$^/, '');
   return URL_PART.test(stripped);
 }
 
@@ -123,7 +126,7 @@ const redirectUrl: Parser<string> = (raw) => {
 const rewriteTarget: Parser<string> = (raw) => {
   const v = raw.trim();
   if (!v.startsWith('/') || v.length > 2048 || !withVariables(v, true)) {
-    return { error: `${quote(raw)} is not a path starting with "/" (captures $1-$9 and ${TARGET_VARIABLES.map((n) => `$${n}`).join(' ')} allowed)` };
+    return { error: `${quote(raw)} is not a path starting with "/" (captures $1-$9 and ${TARGET_VARIABLES.map((n) => `$${n}`).join(' ')} allowed, also as ${'${host}'})` };
   }
   return { value: v };
 };
@@ -150,7 +153,7 @@ const cookieName: Parser<string> = (raw) =>
 const secretRef: Parser<{ namespace?: string; name: string }> = (raw) => {
   const parts = raw.trim().split('/');
   const [namespace, name] = parts.length === 2 ? parts : [undefined, parts[0]];
-  if (parts.length > 2 || !name || checkObjectName(name) || (namespace !== undefined && checkServiceName(namespace))) {
+  if (parts.length > 2 || !name || checkObjectName(name) || (namespace !== undefined && checkNamespaceName(namespace))) {
     return { error: `${quote(raw)} is not a Secret as namespace/name or name` };
   }
   return { value: { namespace, name } };

@@ -43,6 +43,11 @@ describe('checkCertificateSpec', () => {
     expect('errors' in renew && renew.errors).toEqual(['spec.renewBefore: "2h" must be a duration shorter than spec.duration']);
   });
 
+  it('shortens rejected values in its errors', () => {
+    const checked = checkCertificateSpec(resource({ secretName: 's', commonName: `x;${'y'.repeat(100_000)}`, issuerRef: { name: 'ca' } }));
+    expect('errors' in checked && checked.errors).toEqual([`spec.commonName: "x;${'y'.repeat(75)}..." holds characters that are special in a distinguished name`]);
+  });
+
   it('changes the spec hash with what is issued, not with renewBefore', () => {
     const base = specOf(resource({ secretName: 'web', dnsNames: ['a.example'], issuerRef: { name: 'ca' } }));
     expect(specHash({ ...base, renewBeforeMs: 1 })).toBe(specHash(base));

@@ -4,7 +4,7 @@ import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { V1Secret } from '@kubernetes/client-node';
 import { secretData } from '../model/certificates.js';
-import { checkHost } from '../model/names.js';
+import { checkHost, quote } from '../model/names.js';
 import { DEFAULT_ALGORITHM, isKeyAlgorithm, isSignatureAlgorithm, type KeyAlgorithm } from './algorithms.js';
 import type { Issuer } from './x509.js';
 
@@ -94,26 +94,26 @@ export function checkCertificateSpec(resource: CertificateResource): { spec: Cer
   const s = resource.spec ?? {};
   const errors: string[] = [];
   const algorithm = s.algorithm ?? DEFAULT_ALGORITHM;
-  if (!isKeyAlgorithm(algorithm)) errors.push(`spec.algorithm: ${JSON.stringify(algorithm)} is not supported`);
+  if (!isKeyAlgorithm(algorithm)) errors.push(`spec.algorithm: ${quote(algorithm)} is not supported`);
   if (!s.secretName) errors.push('spec.secretName: is required');
   if (!s.issuerRef?.name) errors.push('spec.issuerRef.name: is required');
   const kind = s.issuerRef?.kind ?? 'Issuer';
-  if (kind !== 'Issuer' && kind !== 'ClusterIssuer') errors.push(`spec.issuerRef.kind: ${JSON.stringify(kind)} is not Issuer or ClusterIssuer`);
+  if (kind !== 'Issuer' && kind !== 'ClusterIssuer') errors.push(`spec.issuerRef.kind: ${quote(kind)} is not Issuer or ClusterIssuer`);
   (s.dnsNames ?? []).forEach((n, i) => {
     const e = checkHost(n);
-    if (e) errors.push(`spec.dnsNames[${i}]: ${JSON.stringify(n)} ${e}`);
+    if (e) errors.push(`spec.dnsNames[${i}]: ${quote(n)} ${e}`);
   });
   (s.ipAddresses ?? []).forEach((ip, i) => {
-    if (isIP(ip) === 0) errors.push(`spec.ipAddresses[${i}]: ${JSON.stringify(ip)} is not an IP address`);
+    if (isIP(ip) === 0) errors.push(`spec.ipAddresses[${i}]: ${quote(ip)} is not an IP address`);
   });
   const commonName = s.commonName ?? s.dnsNames?.[0] ?? s.ipAddresses?.[0] ?? '';
   if (commonName === '') errors.push('spec: needs commonName, dnsNames or ipAddresses');
-  else if (/[,=+<>#;"\\\n]/.test(commonName)) errors.push(`spec.commonName: ${JSON.stringify(commonName)} holds characters that are special in a distinguished name`);
+  else if (/[,=+<>#;"\\\n]/.test(commonName)) errors.push(`spec.commonName: ${quote(commonName)} holds characters that are special in a distinguished name`);
   const durationMs = s.duration === undefined ? DEFAULT_DURATION_MS : parseDuration(s.duration);
-  if (durationMs === undefined || durationMs < MIN_DURATION_MS) errors.push(`spec.duration: ${JSON.stringify(s.duration)} is not a duration of at least 10s (e.g. 2160h)`);
+  if (durationMs === undefined || durationMs < MIN_DURATION_MS) errors.push(`spec.duration: ${quote(String(s.duration))} is not a duration of at least 10s (e.g. 2160h)`);
   const renewBeforeMs = s.renewBefore === undefined ? (durationMs ?? 0) / 3 : parseDuration(s.renewBefore);
   if (renewBeforeMs === undefined || (durationMs !== undefined && renewBeforeMs >= durationMs)) {
-    errors.push(`spec.renewBefore: ${JSON.stringify(s.renewBefore)} must be a duration shorter than spec.duration`);
+    errors.push(`spec.renewBefore: ${s.renewBefore === undefined ? 'its default' : quote(s.renewBefore)} must be a duration shorter than spec.duration`);
   }
   if (isKeyAlgorithm(algorithm) && !isSignatureAlgorithm(algorithm) && (s.isCA || s.classicalTwin)) {
     errors.push(`spec.algorithm: ${algorithm} keys cannot sign, so isCA and classicalTwin do not apply`);

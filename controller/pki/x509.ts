@@ -1,6 +1,7 @@
 // X.509 issuance with @peculiar/x509 (ASN.1) and Node 24's OpenSSL (keys and signatures): no hand-written crypto.
 import { X509Certificate as NodeX509, createPrivateKey, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
+import { quote } from '../model/names.js';
 import { nodeSigningKey, x509 } from './peculiar.js';
 import { algorithmOf, isSignatureAlgorithm, isSlhDsa, webSigningAlgorithm, type KeyAlgorithm, type SignatureAlgorithm } from './algorithms.js';
 
@@ -38,7 +39,7 @@ export async function issueCertificate(spec: CertificateSpec, signer: Issuer | {
   }
   const notBefore = spec.notBefore ?? new Date();
   if (spec.notAfter <= notBefore) throw new PkiError('notAfter must be after notBefore');
-  for (const ip of spec.ipAddresses ?? []) if (isIP(ip) === 0) throw new PkiError(`ipAddresses: ${JSON.stringify(ip)} is not an IP address`);
+  for (const ip of spec.ipAddresses ?? []) if (isIP(ip) === 0) throw new PkiError(`ipAddresses: ${quote(ip)} is not an IP address`);
 
   let signingKey: KeyObject;
   let issuerName: string;

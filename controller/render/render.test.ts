@@ -91,9 +91,21 @@ describe('render', () => {
     expect(redirects({ httpsPort: 8443, httpsRedirectPort: 30443 })).toEqual(['https://$host:30443$request_uri', 'https://$host:30443$request_uri']);
   });
 
+  it('listens on --bind-address, an IPv6 one in brackets', () => {
+    const listens = (bindAddress: string) => [...new Set([...render(CASES['hybrid-dual-certificates']!, { ...SETTINGS, bindAddress }).config.matchAll(/listen (\S+?):(?:80|443)\b/g)].map((m) => m[1]))];
+    expect(listens('192.0.2.1')).toEqual(['192.0.2.1']);
+    expect(listens('::1')).toEqual(['[::1]']);
+  });
+
   it('refuses to render a value NGINX would interpret, even one that got past the model boundary', () => {
     const model = CASES['plain-http-and-empty-upstream']!;
     const hostile: Model = { ...model, servers: [...model.servers, { host: 'x.com;\n  include /etc/shadow', locations: [] }] };
+    expect(() => render(hostile, SETTINGS)).toThrow(/refusing to render view\.servers\[2\]\.serverName/);
+  });
+
+  it.each([['a space', 'x.com evil.com'], ['a tab', 'x.com\tevil.com'], ['a NUL', 'x.com\0']])('refuses %s in a bare value, which would split it into two arguments', (_what, host) => {
+    const model = CASES['plain-http-and-empty-upstream']!;
+    const hostile: Model = { ...model, servers: [...model.servers, { host, locations: [] }] };
     expect(() => render(hostile, SETTINGS)).toThrow(/refusing to render view\.servers\[2\]\.serverName/);
   });
 });

@@ -1,8 +1,10 @@
 // Model -> nginx.conf. This module decides how the model maps onto NGINX directives; the templates only lay them out.
 import { createHash, hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
+import { quote } from '../model/names.js';
 import { GROUP_CODEPOINTS, opensslGroupList, policyKey } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
 import type { CaBundle, CertificatePair, ClientAuth, Location, LocationAction, Model, Server, TlsPolicy } from '../model/types.js';
@@ -127,7 +129,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     return `${settings.paths.certificates}/${name}`;
   };
   const tlsView = (policy: TlsPolicy, certificates: CertificatePair[], clientAuth?: ClientAuth) => ({
-    protocols: policy.protocols.join(' '),
+    protocols: policy.protocols,
     groups: opensslGroupList(policy.groups),
     certificates: certificates.map(certificateFile),
     clientAuth: clientAuth && { verify: clientAuth.verify, depth: clientAuth.depth, ca: clientAuth.ca && caFile(clientAuth.ca) },
@@ -153,7 +155,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     return socket;
   };
 
-  const bind = settings.bindAddress === '' ? '' : `${settings.bindAddress}:`;
+  // NGINX reads an IPv6 address only in brackets.
+  const bind = settings.bindAddress === '' ? '' : isIP(settings.bindAddress) === 6 ? `[${settings.bindAddress}]:` : `${settings.bindAddress}:`;
   const httpsRedirectPort = settings.httpsRedirectPort === 443 ? '' : `:${settings.httpsRedirectPort}`;
   const upstreamsByName = new Map(model.upstreams.map((u) => [u.name, u]));
   const http = new HttpBlocks();
@@ -182,7 +185,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
         sendTimeout: seconds(action.tuning.sendTimeout),
       },
       tls: tls && {
-        protocols: tls.policy.protocols.join(' '),
+        protocols: tls.policy.protocols,
         // A client offers a flat list; the server's tiers are its own business.
         groups: tls.policy.groups.flat().join(':'),
         serverName: tls.serverName,
@@ -206,7 +209,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     };
     const upstream = action.kind === 'proxy' ? upstreamsByName.get(action.upstream) : undefined;
     return {
-      modifier: { exact: '= ', prefix: '', regex: '~* ' }[location.match],
+      modifier: { exact: '=', prefix: undefined, regex: '~*' }[location.match],
       path: quoted(location.path),
       httpsRedirect: policy.httpsRedirect ? `https://$host${httpsRedirectPort}$request_uri` : undefined,
       deny: policy.deny,
@@ -226,13 +229,11 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const serverView = (server: Server) => {
     const catchAll = server.host === '';
     const tls = catchAll ? { policy: model.defaultPolicy, certificates: model.defaultCertificates } : server.tls;
-    const listen = [`${bind}${settings.httpPort}${catchAll ? ' default_server' : ''}`];
+    // Each listen directive as its tokens: the render-time check refuses white space in a bare value.
+    const defaultServer = catchAll ? ['default_server'] : [];
+    const listen = [[`${bind}${settings.httpPort}`, ...defaultServer]];
     if (tls) {
-      listen.push(
-        sniRouting
-          ? `unix:${socketOf(tls.policy)} ssl proxy_protocol${catchAll ? ' default_server' : ''}`
-          : `${bind}${settings.httpsPort} ssl${catchAll ? ' default_server' : ''}`,
-      );
+      listen.push(sniRouting ? [`unix:${socketOf(tls.policy)}`, 'ssl', 'proxy_protocol', ...defaultServer] : [`${bind}${settings.httpsPort}`, 'ssl', ...defaultServer]);
     }
     // NGINX tries regular expressions in order after the prefix match: longest first, as ingress-nginx.
     const ordered = [...server.locations.filter((l) => l.match !== 'regex'), ...server.locations.filter((l) => l.match === 'regex').sort((a, b) => b.path.length - a.path.length)];
@@ -288,7 +289,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     },
     upstreams: model.upstreams.map((u) => ({
       name: u.name,
-      service: `${u.service.namespace}/${u.service.name}:${u.service.port || '(first port)'}`,
+      service: `${u.service.namespace}/${u.service.name}`,
+      port: u.service.port || undefined,
       affinityVariable: u.affinityCookie && http.affinityVariable(u.affinityCookie).slice(1),
     })),
   };
@@ -367,10 +369,11 @@ function quoted(value: string): string {
   return `"${value}"`;
 }
 
-// Variables the renderer itself puts into values: request echoes (also allowed in redirect targets) and its own maps.
-const RENDERED_VARIABLES = `(?:${TARGET_VARIABLES.join('|')}|qubesec_[A-Za-z0-9_]+)(?![A-Za-z0-9_])`;
+// Variables the renderer itself puts into values: request echoes (also allowed in redirect targets, also as ${host})
+// and its own maps.
+const RENDERED_VARIABLES = `(?:(?:${TARGET_VARIABLES.join('|')}|qubesec_[A-Za-z0-9_]+)(?![A-Za-z0-9_])|\\{(?:${TARGET_VARIABLES.join('|')})\\})`;
 // A bare token: nothing that could end a value, start a block or a comment, or expand another variable.
-const UNSAFE_BARE = new RegExp(`[;{}"'\\\\#\`\\r\\n]|\\$(?!${RENDERED_VARIABLES})`);
+const UNSAFE_BARE = new RegExp(`[\\s\\x00-\\x1f\\x7f;{}"'\\\\#\`]|\\$(?!${RENDERED_VARIABLES})`);
 // A quoted token may hold ; { } # (regular expressions): it must not end early, escape, or expand other variables.
 const UNSAFE_QUOTED = new RegExp(`["\\x00-\\x1f\\x7f]|\\\\(["'\\\\]|$)|\\$(?![0-9)|]|$|${RENDERED_VARIABLES})`);
 
@@ -383,7 +386,7 @@ function assertInert(view: object, path: (string | number)[] = []): void {
       const unsafe = isQuoted ? UNSAFE_QUOTED.test(value.slice(1, -1)) : UNSAFE_BARE.test(value);
       if (unsafe) {
         const where = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
-        throw new Error(`refusing to render view${where}: ${JSON.stringify(value)} holds a character NGINX would interpret`);
+        throw new Error(`refusing to render view${where}: ${quote(value)} holds a character NGINX would interpret`);
       }
     } else if (Array.isArray(value)) {
       for (let i = 0; i < value.length; i++) {

@@ -5,6 +5,7 @@ import { join, relative } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
 import { parseAllDocuments } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { checkNamespaceName, checkObjectName, checkServiceName, quote, shortened } from '../model/names.js';
 import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { EventRecorder, Snapshot, Source } from './source.js';
@@ -19,6 +20,19 @@ const KINDS: Record<string, keyof Snapshot> = {
 };
 
 const MANIFEST = /\.(ya?ml|json)$/;
+
+/**
+ * Why the API server would refuse this object's metadata.name or namespace (their rules by kind: Service names are
+ * RFC 1035 labels, namespaces RFC 1123 labels, other names RFC 1123 subdomains), or undefined. Names reach nginx.conf.
+ */
+export function checkMetadata(obj: KubernetesObject): string | undefined {
+  const { name, namespace } = obj.metadata ?? {};
+  if (!name) return 'metadata.name is required';
+  const nameError = obj.kind === 'Service' ? checkServiceName(name) : checkObjectName(name);
+  if (nameError) return `metadata.name: ${quote(name)} ${nameError}`;
+  const namespaceError = namespace === undefined ? undefined : checkNamespaceName(namespace);
+  return namespaceError && `metadata.namespace: ${quote(namespace!)} ${namespaceError}`;
+}
 
 export class FilesSource implements Source {
   private readonly byFile = new Map<string, KubernetesObject[]>();
@@ -65,6 +79,7 @@ export class FilesSource implements Source {
       return;
     }
     const objects: KubernetesObject[] = [];
+    const previous = this.byFile.get(file) ?? [];
     const resourceVersion = String(++this.loads);
     for (const [i, doc] of parseAllDocuments(text).entries()) {
       if (doc.errors.length > 0) {
@@ -74,20 +89,25 @@ export class FilesSource implements Source {
       const obj = doc.toJS() as KubernetesObject | null;
       if (obj === null || obj === undefined) continue;
       if (typeof obj !== 'object' || !KINDS[`${obj.apiVersion} ${obj.kind}`]) {
-        this.log.warn('manifest document ignored: not a kind QubeSec reads', { file: name, document: i, kind: obj?.kind, apiVersion: obj?.apiVersion });
+        this.log.warn('manifest document ignored: not a kind QubeSec reads', { file: name, document: i, kind: shortened(String(obj?.kind ?? '')), apiVersion: shortened(String(obj?.apiVersion ?? '')) });
         continue;
       }
-      if (!obj.metadata?.name) {
-        this.log.error('manifest does not parse; keeping its previous objects', { file: name, document: i, error: 'metadata.name is required' });
-        return;
+      const refused = checkMetadata(obj);
+      if (refused) {
+        // As the API server refuses a write: this object keeps its previous version, if it had one; the rest loads.
+        const uid = obj.metadata?.uid ?? `file:${name}#${i}`;
+        const kept = previous.find((p) => p.metadata?.uid === uid);
+        this.log.error(`manifest object refused; ${kept ? 'keeping its previous version' : 'it has no previous version'}`, { file: name, document: i, kind: obj.kind, error: refused });
+        if (kept) objects.push(kept);
+        continue;
       }
       // Fill in what the API server would: a namespace, a uid, a creation time (the file's, for conflict order), and
       // a resourceVersion new at every load, so what the reconciler caches per object is redone for a changed file.
-      const clusterScoped = obj.kind === 'IngressClass';
-      obj.metadata.namespace = clusterScoped ? undefined : (obj.metadata.namespace ?? 'default');
-      obj.metadata.uid ??= `file:${name}#${i}`;
-      obj.metadata.creationTimestamp ??= mtime;
-      obj.metadata.resourceVersion = resourceVersion;
+      const metadata = obj.metadata!; // checkMetadata found a name in it
+      metadata.namespace = obj.kind === 'IngressClass' ? undefined : (metadata.namespace ?? 'default');
+      metadata.uid ??= `file:${name}#${i}`;
+      metadata.creationTimestamp ??= mtime;
+      metadata.resourceVersion = resourceVersion;
       objects.push(obj);
     }
     this.byFile.set(file, objects);

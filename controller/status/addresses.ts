@@ -2,31 +2,19 @@
 // front of the controllers (--publish-service) or fixed ones (--publish-status-address). Pure; writer.ts writes.
 import { isIP } from 'node:net';
 import type { V1Ingress, V1IngressLoadBalancerIngress, V1Service } from '@kubernetes/client-node';
-import { checkObjectName, checkServiceName } from '../model/names.js';
 import { keyOf } from '../sources/source.js';
 
 /** Where the published addresses come from: a Service (namespace/name) or a fixed list. */
 export type PublishFrom = { service: string } | { addresses: V1IngressLoadBalancerIngress[] };
 
 /**
- * The publish flags, checked. --publish-status-address wins over --publish-service, as in ingress-nginx (whose chart
- * sets --publish-service by default and users add the address). Neither: undefined, and status is left alone.
+ * The publish flags (checked by config.ts). --publish-status-address wins over --publish-service, as in ingress-nginx
+ * (whose chart sets --publish-service by default and users add the address). Neither: undefined, and status is left
+ * alone.
  */
-export function publishFrom(service: string, statusAddress: string): PublishFrom | undefined {
-  if (statusAddress) {
-    const addresses = statusAddress.split(',').map((a) => a.trim()).filter(Boolean).map((address): V1IngressLoadBalancerIngress => {
-      if (isIP(address)) return { ip: address };
-      if (checkObjectName(address) === undefined) return { hostname: address };
-      throw new Error(`flag --publish-status-address: ${JSON.stringify(address)} is neither an IP address nor a lower-case DNS name`);
-    });
-    return { addresses: sorted(addresses) };
-  }
-  if (!service) return undefined;
-  const [namespace = '', name = '', ...rest] = service.split('/');
-  if (rest.length > 0 || checkServiceName(namespace) || checkServiceName(name)) {
-    throw new Error(`flag --publish-service: ${JSON.stringify(service)} is not namespace/name of a Service`);
-  }
-  return { service };
+export function publishFrom(service: { namespace: string; name: string } | undefined, statusAddresses: readonly string[]): PublishFrom | undefined {
+  if (statusAddresses.length > 0) return { addresses: sorted(statusAddresses.map((address) => (isIP(address) ? { ip: address } : { hostname: address }))) };
+  return service && { service: `${service.namespace}/${service.name}` };
 }
 
 /** The addresses to publish now; an error (naming the Service) while it cannot say. */

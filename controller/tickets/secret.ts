@@ -4,6 +4,7 @@
 // certificate of their own would not resume each other's sessions (docs/pq-tls.md#session-resumption).
 import type { V1Secret } from '@kubernetes/client-node';
 import { checkPair, secretData } from '../model/certificates.js';
+import { quote } from '../model/names.js';
 import type { CertificatePair } from '../model/types.js';
 import { TICKET_KEY_BYTES, type TicketKey } from './keys.js';
 
@@ -72,7 +73,7 @@ function readTicketKeys(secret: V1Secret, source: string): TicketKey[] | { error
   for (const [i, time] of times.entries()) {
     const date = new Date(time);
     if (!RFC3339.test(time) || Number.isNaN(date.getTime())) {
-      return { error: `${source}: line ${i + 1} of data.${CREATED_FIELD} is not an RFC 3339 time: ${JSON.stringify(time.slice(0, 40))}` };
+      return { error: `${source}: line ${i + 1} of data.${CREATED_FIELD} is not an RFC 3339 time: ${quote(time)}` };
     }
     keys.push({ bytes: bytes.subarray(i * TICKET_KEY_BYTES, (i + 1) * TICKET_KEY_BYTES), created: date });
   }
