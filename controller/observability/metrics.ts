@@ -9,6 +9,7 @@ export function createMetrics() {
     reloads: new Counter({ name: 'qubesec_config_reloads_total', help: 'NGINX configuration reloads attempted (test and reload)', registers: [registry] }),
     endpointUpdates: new Counter({ name: 'qubesec_endpoint_updates_total', help: 'Endpoint changes applied to NGINX shared memory without a reload', registers: [registry] }),
     reloadFailures: new Counter({ name: 'qubesec_config_reload_failures_total', help: 'Configurations that failed nginx -t or the reload; the previous one kept serving', registers: [registry] }),
+    applyRetries: new Counter({ name: 'qubesec_config_apply_retries_total', help: 'Syncs run again, with backoff, after NGINX refused a configuration or an Ingress, though nothing changed', registers: [registry] }),
     lastReloadSuccessful: new Gauge({ name: 'qubesec_config_last_reload_successful', help: '1 if the last configuration applied, 0 if it was refused', registers: [registry] }),
     lastReloadSuccessTimestamp: new Gauge({ name: 'qubesec_config_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful reload', registers: [registry] }),
     configHash: new Gauge({ name: 'qubesec_config_hash', help: 'Hash of the running configuration (first 48 bits of its sha256)', registers: [registry] }),
