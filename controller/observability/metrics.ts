@@ -14,7 +14,7 @@ export function createMetrics() {
     lastReloadSuccessTimestamp: new Gauge({ name: 'qubesec_config_last_reload_success_timestamp_seconds', help: 'Unix time of the last successful reload', registers: [registry] }),
     configHash: new Gauge({ name: 'qubesec_config_hash', help: 'Hash of the running configuration (first 48 bits of its sha256)', registers: [registry] }),
     syncDuration: new Histogram({ name: 'qubesec_sync_duration_seconds', help: 'Time from a change to the configuration serving (translate, render, test, reload, confirm)', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
-    ingresses: new Gauge({ name: 'qubesec_ingresses', help: 'Ingresses of our class by state: served, or rejected (their last good version, if any, still serves)', labelNames: ['state'], registers: [registry] }),
+    ingresses: new Gauge({ name: 'qubesec_ingresses', help: 'Ingresses of our class by state: served, or rejected by translation or NGINX (their last good version, if any, still serves)', labelNames: ['state'], registers: [registry] }),
     certificateExpiry: new Gauge({ name: 'qubesec_certificate_expiry_timestamp_seconds', help: 'notAfter of each certificate served, by host and key algorithm', labelNames: ['host', 'secret', 'key_algorithm'], registers: [registry] }),
     handshakes: new Counter({ name: 'qubesec_tls_handshakes_total', help: 'TLS connections by negotiated key-exchange group (counted at their first request)', labelNames: ['group', 'group_class', 'resumed'], registers: [registry] }),
     leader: new Gauge({ name: 'qubesec_leader', help: '1 while this replica leads: it holds the Lease and its leader-only work (Ingress status, the PKI) runs; else 0', registers: [registry] }),
