@@ -24,7 +24,7 @@ const served = (model: Model | undefined) => [...new Set(model?.servers.flatMap(
 
 async function running(ingresses: V1Ingress[]) {
   let snapshot: Snapshot = { ingressClasses: [QUBESEC_CLASS], ingresses, services: [], endpointSlices: [], secrets: [], configMaps: [] };
-  const nginx = { refuses: (model: Model) => model.servers.some((s) => s.locations.some((l) => l.path === REFUSED_PATH)), tests: 0, applied: [] as Model[] };
+  const nginx = { refuses: (model: Model) => model.servers.some((s) => s.locations.some((l) => l.path === REFUSED_PATH)), reloads: true, tests: 0, applied: [] as Model[] };
   const events: Diagnostic[] = [];
   const metrics = createMetrics();
   const reconciler = new Reconciler(
@@ -32,6 +32,7 @@ async function running(ingresses: V1Ingress[]) {
     {
       apply: async (model) => {
         if (nginx.refuses(model)) return { status: 'failed', hash: '', error: NGINX_ERROR, refused: true };
+        if (!nginx.reloads) return { status: 'failed', hash: '', error: 'NGINX did not take the new configuration: workers still report "old"', refused: false };
         nginx.applied.push(model);
         return { status: 'applied', hash: String(nginx.applied.length) };
       },
@@ -119,6 +120,30 @@ describe('Reconciler when NGINX refuses an Ingress', () => {
       await r.retry(RETRY_FIRST_MS);
       expect(await r.retries()).toBe(2);
       expect(served(r.nginx.applied.at(-1))).toEqual(['new', 'other']);
+    } finally {
+      await r.reconciler.stop();
+    }
+  });
+
+  it('blames no Ingress, with one Event for all, when NGINX refuses even the accepted versions or does not take a reload', async () => {
+    const r = await running([at('a', '/', '1')]);
+    try {
+      const reloadFailed = () => r.events.filter((e) => e.reason === 'ReloadFailed').map((e) => `${e.object.name}: ${e.message}`);
+      // Say a default every configuration holds: NGINX refuses the accepted versions too.
+      r.nginx.refuses = () => true;
+      await r.sync([at('a', '/', '1'), at('b', '/', '1'), at('c', '/', '1'), at('d', '/', '1')]);
+      expect(reloadFailed()).toEqual([`b: the data plane refused the new configuration; the previous one keeps serving: ${NGINX_ERROR} (the changes of 3 Ingresses wait, this one's among them)`]);
+      expect(r.refusals()).toEqual([]);
+      expect(served(r.nginx.applied.at(-1))).toEqual(['a']);
+
+      // A reload NGINX does not take is no configuration's fault: nothing is tried to find one.
+      r.nginx.refuses = () => false;
+      r.nginx.reloads = false;
+      const tests = r.nginx.tests;
+      await r.sync([at('a', '/', '1'), at('e', '/', '1')]);
+      expect(r.nginx.tests).toBe(tests);
+      expect(reloadFailed()).toHaveLength(2);
+      expect(r.refusals()).toEqual([]);
     } finally {
       await r.reconciler.stop();
     }
