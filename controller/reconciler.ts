@@ -206,7 +206,7 @@ export class Reconciler {
       // Nothing new serves and no Ingress is to blame: one Event, about the first Ingress whose change waits (else the
       // first of ours), not one per Ingress; the retry comes with backoff.
       diagnostics.push(...all.diagnostics);
-      const about = ours.find((i) => keyOf(i) === (changed[0] ?? keyOf(i)));
+      const about = changed.length > 0 ? ours.find((i) => keyOf(i) === changed[0]) : ours[0];
       const waiting = changed.length > 1 ? ` (the changes of ${changed.length} Ingresses wait, this one's among them)` : '';
       if (about) diagnostics.push({ object: ingressRef(about), type: 'Warning', reason: 'ReloadFailed', message: `the data plane refused the new configuration; the previous one keeps serving: ${isolation.failed}${waiting}` });
     } else {
