@@ -156,7 +156,7 @@ export class Applier {
 
   /**
    * Renders `model` and runs `nginx -t` on it, without touching the running configuration: NGINX's message when
-   * refused, undefined when it would load. The reconciler's tries to find which Ingress NGINX refuses.
+   * refused, undefined when it would load. For the reconciler's tries that find which Ingress NGINX refuses.
    */
   async test(model: Model): Promise<string | undefined> {
     const tested = await this.writeAndTest(model, sha256(configurationJson(model)).slice(0, 12), endpointLines(model));
