@@ -1,6 +1,8 @@
 // Sources -> model -> data plane. Each sync reads a snapshot, translates it (pure), applies the model, and reports.
-// It keeps the last good version of every Ingress and Secret, so bad input never takes down what was serving.
+// It keeps the last good version of every Secret and the last version of every Ingress that NGINX accepted, so bad
+// input never takes down what was serving; an Ingress NGINX refuses is found (acceptance.ts) and fails alone.
 import type { V1Ingress, V1Secret } from '@kubernetes/client-node';
+import { isolate, offer, retryDelay, versionsOf, type Isolation, type Refusal } from './acceptance.js';
 import { parseSettings } from './model/annotations.js';
 import { buildModel, endpointSliceService } from './model/build.js';
 import { checkCaSecret, checkPair, checkTlsSecret, secretData } from './model/certificates.js';
@@ -54,10 +56,22 @@ export type AdmissionDecision = { allowed: true; warnings: string[] } | { allowe
 
 export interface DataPlane {
   apply(model: Model, force?: boolean): Promise<ApplyResult>;
+  /** `nginx -t` on `model`, the running configuration untouched: NGINX's message, or undefined when it would load. */
+  test(model: Model): Promise<string | undefined>;
 }
 
+/** The Event of an Ingress whose version NGINX refused. */
+export const REFUSED_BY_NGINX = 'RefusedByNginx';
+
 export class Reconciler {
-  private readonly lastGoodIntents = new Map<string, IngressIntent>();
+  /** Per Ingress, the version in the configuration NGINX last accepted. */
+  private readonly acceptedIntents = new Map<string, IngressIntent>();
+  /** Per Ingress, its current version when NGINX refused it; tried again on retries only. */
+  private readonly refusedIntents = new Map<string, Refusal<IngressIntent>>();
+  /** Failed or partly refused applies in a row; the retry timer waits retryDelay(failures). */
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryNext = false;
   private readonly translations = new TranslationCache((ingress, tlsDefaults) => this.translate(ingress, tlsDefaults));
   /** Keyed "<use> namespace/name". */
   private readonly lastGoodSecrets = new Map<string, { content: CertificatePair | CaBundle; expires?: Date; key: string; data: string }>();
@@ -87,6 +101,7 @@ export class Reconciler {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.retryTimer);
     await this.source.stop();
     await this.coalescer.stop();
   }
@@ -122,26 +137,24 @@ export class Reconciler {
     const tlsDefaults = this.defaults(snapshot, diagnostics);
 
     const ours = this.ours(snapshot.ingresses, snapshot);
-    const intents: IngressIntent[] = [];
+    const current = new Map<string, IngressIntent | undefined>();
     let rejected = 0;
     for (const ingress of ours) {
-      const key = keyOf(ingress);
       const translation = this.translations.get(ingress, tlsDefaults);
       diagnostics.push(...translation.diagnostics);
-      if (translation.intent) {
-        this.lastGoodIntents.set(key, translation.intent);
-        intents.push(translation.intent);
-      } else {
-        rejected++;
-        const lastGood = this.lastGoodIntents.get(key);
-        if (lastGood) intents.push(lastGood);
-      }
+      current.set(keyOf(ingress), translation.intent);
+      if (!translation.intent) rejected++;
     }
-    const live = new Set(ours.map(keyOf));
-    for (const key of this.lastGoodIntents.keys()) if (!live.has(key)) this.lastGoodIntents.delete(key);
-    this.translations.retain(live);
+    for (const key of this.acceptedIntents.keys()) if (!current.has(key)) this.acceptedIntents.delete(key);
+    // A refusal holds for the version refused: gone once the Ingress changed, or went away.
+    for (const [key, { version }] of this.refusedIntents) if (current.get(key) !== version) this.refusedIntents.delete(key);
+    this.translations.retain(new Set(current.keys()));
 
-    const { certificates, caBundles } = this.checkSecrets(snapshot.secrets, intents, diagnostics);
+    const retry = this.retryNext;
+    this.retryNext = false;
+    const offered = offer(current, this.acceptedIntents, this.refusedIntents, retry);
+    // Checked once for every version a try may hold, so that tries neither repeat nor forget a Secret's last good content.
+    const { certificates, caBundles } = this.checkSecrets(snapshot.secrets, [...offered.accepted.values(), ...offered.changed.values()], diagnostics);
     const services = new Map(snapshot.services.map((s) => [keyOf(s), s]));
     const endpointSlices = new Map<string, typeof snapshot.endpointSlices[number][]>();
     for (const slice of snapshot.endpointSlices) {
@@ -152,34 +165,71 @@ export class Reconciler {
       else endpointSlices.set(service, [slice]);
     }
     const shared = this.sessionResumption?.model(snapshot.secrets, new Date(), diagnostics);
-    const built = buildModel({
-      intents,
-      services,
-      endpointSlices,
-      certificates,
-      caBundles,
-      defaultBackend: this.options.defaultBackend,
-      defaultPolicy: defaultPolicy(tlsDefaults, this.options.capabilities),
-      defaultCertificates: shared?.defaultCertificates ?? this.options.defaultCertificates,
-    });
-    diagnostics.push(...built.diagnostics);
+    const build = (changes: readonly string[]) => {
+      const built = buildModel({
+        intents: versionsOf(offered, changes),
+        services,
+        endpointSlices,
+        certificates,
+        caBundles,
+        defaultBackend: this.options.defaultBackend,
+        defaultPolicy: defaultPolicy(tlsDefaults, this.options.capabilities),
+        defaultCertificates: shared?.defaultCertificates ?? this.options.defaultCertificates,
+      });
+      return { ...built, model: { ...built.model, sessionResumption: shared?.resumption } };
+    };
 
     const force = this.forceNext;
     this.forceNext = false;
-    const result = await this.dataPlane.apply({ ...built.model, sessionResumption: shared?.resumption }, force);
-    if (result.status === 'failed') {
-      for (const ingress of ours) {
-        diagnostics.push({ object: ingressRef(ingress), type: 'Warning', reason: 'ReloadFailed', message: `the data plane refused the new configuration; the previous one keeps serving: ${result.error}` });
-      }
+    // Every change at once first (the normal apply); only when NGINX refuses it, tries (nginx -t, no reload) find
+    // the changes to blame, and the others are applied without them.
+    const changed = [...offered.changed.keys()];
+    const steps = isolate(changed);
+    steps.next(); // its first try: every change
+    const all = build(changed);
+    let applied = all;
+    let result = await this.dataPlane.apply(all.model, force);
+    let isolation: Isolation;
+    if (result.status === 'failed' && !result.refused) {
+      isolation = { failed: result.error };
     } else {
-      this.servedKeys = new Set(intents.map((i) => `${i.ref.namespace}/${i.ref.name}`));
+      let step = steps.next(result.status === 'failed' ? result.error : undefined);
+      while (!step.done) step = steps.next(await this.dataPlane.test(build(step.value).model));
+      isolation = step.value;
+      if (!('failed' in isolation) && isolation.refused.size > 0) {
+        applied = build(isolation.accepted);
+        result = await this.dataPlane.apply(applied.model, force);
+        if (result.status === 'failed') isolation = { failed: result.error };
+      }
     }
+    if ('failed' in isolation) {
+      // Nothing new serves and no Ingress is to blame: one Event, about the first Ingress whose change waits (else the
+      // first of ours), not one per Ingress; the retry comes with backoff.
+      diagnostics.push(...all.diagnostics);
+      const about = changed.length > 0 ? ours.find((i) => keyOf(i) === changed[0]) : ours[0];
+      const waiting = changed.length > 1 ? ` (the changes of ${changed.length} Ingresses wait, this one's among them)` : '';
+      if (about) diagnostics.push({ object: ingressRef(about), type: 'Warning', reason: 'ReloadFailed', message: `the data plane refused the new configuration; the previous one keeps serving: ${isolation.failed}${waiting}` });
+    } else {
+      diagnostics.push(...applied.diagnostics);
+      for (const key of isolation.accepted) {
+        this.acceptedIntents.set(key, offered.changed.get(key)!);
+        this.refusedIntents.delete(key);
+      }
+      for (const [key, error] of isolation.refused) this.refusedIntents.set(key, { version: offered.changed.get(key)!, error });
+      this.servedKeys = new Set(versionsOf(offered, isolation.accepted).map((i) => `${i.ref.namespace}/${i.ref.name}`));
+    }
+    for (const [key, { version, error }] of this.refusedIntents) {
+      const serving = this.acceptedIntents.has(key) ? 'its last accepted version keeps serving' : 'it is not served';
+      diagnostics.push({ object: version.ref, type: 'Warning', reason: REFUSED_BY_NGINX, message: `Ingress ${key}: NGINX refused this version (${serving}): ${error}` });
+    }
+    this.retryLater('failed' in isolation || this.refusedIntents.size > 0);
     await this.report(diagnostics);
 
+    rejected += this.refusedIntents.size;
     this.metrics.ingresses.set({ state: 'served' }, ours.length - rejected);
     this.metrics.ingresses.set({ state: 'rejected' }, rejected);
     this.metrics.certificateExpiry.reset();
-    for (const server of built.model.servers) {
+    for (const server of applied.model.servers) {
       for (const pair of server.tls?.certificates ?? []) {
         this.metrics.certificateExpiry.set({ host: server.host, secret: pair.source, key_algorithm: pair.keyAlgorithm }, pair.notAfter.getTime() / 1000);
       }
@@ -188,6 +238,27 @@ export class Reconciler {
       this.metrics.syncDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
     this.onSynced();
+  }
+
+  /**
+   * After a failed or partly refused apply, syncs again with backoff even when nothing changes (refused versions
+   * included); a clean sync resets the backoff. A sync for a change in between keeps the timer running.
+   */
+  private retryLater(failed: boolean): void {
+    if (!failed) {
+      this.failures = 0;
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      return;
+    }
+    if (this.retryTimer) return;
+    this.failures++;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.retryNext = true;
+      this.metrics.applyRetries.inc();
+      this.coalescer.schedule();
+    }, retryDelay(this.failures));
   }
 
   private ours(ingresses: readonly V1Ingress[], snapshot: Snapshot): V1Ingress[] {

@@ -88,7 +88,7 @@ describe('Reconciler syncs with cached translations', () => {
     const models: Model[] = [];
     const reconciler = new Reconciler(
       { start: async () => {}, snapshot: () => snapshot, stop: async () => {} },
-      { apply: async (model) => (models.push(model), { status: 'applied', hash: String(models.length) }) },
+      { apply: async (model) => (models.push(model), { status: 'applied', hash: String(models.length) }), test: async () => undefined },
       { record: async () => {} },
       { controllerName: 'qubesec.io/ingress-controller', ingressClass: 'qubesec', tlsDefaults: BUILTIN_TLS_DEFAULTS, configMap: 'qubesec/defaults', capabilities: CAPABILITIES, defaultCertificates: [], debounceMs: 0 },
       createMetrics(),

@@ -99,6 +99,12 @@ describe('Applier with real NGINX', () => {
     expect(await readFile(join(rootfs(), confDir, 'nginx.conf'), 'utf8')).toBe(good);
     expect((await get('/a')).status).toBe(200);
     expect((await get('/b')).status).toBe(404);
+    // A try (the reconciler's, to find the Ingress to blame) gets NGINX's verdict and leaves what runs alone.
+    expect(await applier.test(model(['/b', '/b']))).toMatch(/nginx -t refused the configuration: .*duplicate location "\/b"/);
+    expect(await applier.test(model(['/c']))).toBeUndefined();
+    expect(await readFile(join(rootfs(), confDir, 'nginx.conf'), 'utf8')).toBe(good);
+    expect((await get('/a')).status).toBe(200);
+    expect((await get('/c')).status).toBe(404);
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/qubesec_config_reload_failures_total 1\b/);
     expect(text).toMatch(/qubesec_config_last_reload_successful 0\b/);
@@ -258,17 +264,17 @@ describe('Applier when NGINX cannot run: the failure says why', () => {
 
   it('nginx -t gives the kernel\'s reason when the binary does not exist or is not executable', async () => {
     const missing = join(dir, 'missing');
-    expect(await applyWith(missing)).toEqual({ status: 'failed', hash: expect.any(String), error: `nginx -t could not be executed: ${missing}: no such file or directory (ENOENT)` });
+    expect(await applyWith(missing)).toEqual({ status: 'failed', hash: expect.any(String), error: `nginx -t could not be executed: ${missing}: no such file or directory (ENOENT)`, refused: true });
     const notExecutable = await script('not-executable', 'exit 0', 0o644);
-    expect(await applyWith(notExecutable)).toEqual({ status: 'failed', hash: expect.any(String), error: `nginx -t could not be executed: ${notExecutable}: permission denied (EACCES)` });
+    expect(await applyWith(notExecutable)).toEqual({ status: 'failed', hash: expect.any(String), error: `nginx -t could not be executed: ${notExecutable}: permission denied (EACCES)`, refused: true });
   });
 
   it('a master that cannot be executed or exits at once fails the apply with the reason', async () => {
     // Takes every configuration, then stops being executable: the master's exec fails as a refused binary's would.
     const lost = await script('lost-after-test', '[ "$1" = -t ] && chmod 644 "$0"');
-    expect(await applyWith(lost)).toEqual({ status: 'failed', hash: expect.any(String), error: `NGINX did not take the new configuration: the NGINX master could not be executed: ${lost}: permission denied (EACCES)` });
+    expect(await applyWith(lost)).toEqual({ status: 'failed', hash: expect.any(String), error: `NGINX did not take the new configuration: the NGINX master could not be executed: ${lost}: permission denied (EACCES)`, refused: false });
     const exits = await script('exits', '[ "$1" = -t ] || exit 3');
-    expect(await applyWith(exits)).toEqual({ status: 'failed', hash: expect.any(String), error: 'NGINX did not take the new configuration: the NGINX master exited with code 3 (NGINX\'s error log, on stderr, says why)' });
+    expect(await applyWith(exits)).toEqual({ status: 'failed', hash: expect.any(String), error: 'NGINX did not take the new configuration: the NGINX master exited with code 3 (NGINX\'s error log, on stderr, says why)', refused: false });
   });
 });
 

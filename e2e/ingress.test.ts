@@ -284,4 +284,27 @@ describe('QubeSec on a real API server', () => {
     await eventually(async () => ((await readFile(conf, 'utf8')).includes('hybrid.pq.example.com') || undefined), 15_000, 'nginx.conf restored');
     await served('hybrid.pq.example.com', (x) => x.status === 200);
   });
+
+  it('serves an Ingress created after one NGINX refuses, gives that one a single Event with NGINX message, and retries it with backoff', async () => {
+    // JavaScript compiles this regex (translation passes it); PCRE2 does not know the property.
+    const regex = (path: string) => pqIngress('pcre', 'pcre.pq.example.com', 'alpha', { secrets: ['pq-mldsa'], path, pathType: 'ImplementationSpecific', annotations: { 'nginx.ingress.kubernetes.io/use-regex': 'true' } });
+    await kube.apply(regex('/x\\p{Nope}'));
+    const refusals = async () => (await kube.eventNotes('default', 'Ingress', 'pcre')).filter((n) => n.startsWith('RefusedByNginx'));
+    const [note] = await eventually(async () => ((await refusals()).length > 0 ? refusals() : undefined), 15_000, 'RefusedByNginx Event');
+    expect(note).toMatch(/^RefusedByNginx: Ingress default\/pcre: NGINX refused this version \(it is not served\): nginx -t refused the configuration: .*pcre2_compile\(\) failed: unknown property after \\P or \\p in "\^\/x\\p\{Nope\}"/);
+
+    await kube.apply(pqIngress('after-pcre', 'afterpcre.pq.example.com', 'beta', { secrets: ['pq-mldsa'] }));
+    await served('afterpcre.pq.example.com', (x) => x.status === 200 && JSON.parse(x.body).backend === 'beta');
+    // Tried again though nothing changed, and still refused: no second Event, none for anyone else.
+    const retries = await controller.metric('qubesec_config_apply_retries_total');
+    await eventually(async () => ((await controller.metric('qubesec_config_apply_retries_total')) > retries || undefined), 15_000, 'a retry');
+    await served('afterpcre.pq.example.com', (x) => x.status === 200);
+    expect(await refusals()).toHaveLength(1);
+    expect(await kube.eventNotes('default', 'Ingress', 'after-pcre')).toEqual([]);
+    expect((await kube.eventNotes('default', 'Ingress', 'hybrid')).filter((n) => n.startsWith('ReloadFailed'))).toEqual([]);
+
+    // Fixed, it serves (and nothing is left to retry for the tests after this one).
+    await kube.apply(regex('/x\\d+'));
+    await served('pcre.pq.example.com', (x) => x.status === 200, '/x12');
+  });
 });

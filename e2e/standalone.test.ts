@@ -112,6 +112,19 @@ describe('QubeSec in standalone mode (a folder of manifests)', () => {
     expect((await answer('names-good.pq.example.com', (x) => x.status === 200)).status).toBe(200);
   });
 
+  it('serves a new manifest though another one holds an Ingress NGINX refuses, and logs that refusal once', async () => {
+    // JavaScript compiles this regex (translation passes it); PCRE2 does not know the property.
+    await write('pcre.yaml', pqIngress('pcre', 'pcre.pq.example.com', 'one', { secrets: ['pq-mldsa'], path: '/x\\p{Nope}', pathType: 'ImplementationSpecific', annotations: { 'nginx.ingress.kubernetes.io/use-regex': 'true' } }));
+    const refusals = () => controller.logs.filter((l) => l.includes('"event":"RefusedByNginx"'));
+    await eventually(async () => refusals().length > 0 || undefined, 10_000, 'refusal logged');
+    expect(JSON.parse(refusals()[0]!)).toEqual(expect.objectContaining({ object: 'Ingress default/pcre', message: expect.stringContaining('pcre2_compile() failed: unknown property') }));
+
+    await write('after.yaml', pqIngress('after', 'after.pq.example.com', 'two', { secrets: ['pq-mldsa'] }));
+    expect(JSON.parse((await answer('after.pq.example.com', (x) => x.status === 200)).body).backend).toBe('two');
+    expect(refusals()).toHaveLength(1);
+    await unlink(join(dir, 'pcre.yaml'));
+  });
+
   it('resumes TLS sessions after NGINX restarts, with ticket keys it generates and keeps in memory', async () => {
     const session = `${anchors.dir.slice(rootfs().length)}/web.session`;
     await answer('web.pq.example.com', (x) => x.status === 200, '/v2');

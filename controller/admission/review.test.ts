@@ -15,7 +15,7 @@ function reconciler(extra: Partial<Snapshot> = {}, configMap = ''): Reconciler {
   const snapshot: Snapshot = { ingressClasses: [QUBESEC_CLASS], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [], ...extra };
   return new Reconciler(
     { start: async () => {}, snapshot: () => snapshot, stop: async () => {} },
-    { apply: () => Promise.reject(new Error('admission applies nothing')) },
+    { apply: () => Promise.reject(new Error('admission applies nothing')), test: () => Promise.reject(new Error('admission tests nothing')) },
     { record: () => Promise.reject(new Error('admission records nothing')) },
     { controllerName: 'qubesec.io/ingress-controller', ingressClass: 'qubesec', tlsDefaults: BUILTIN_TLS_DEFAULTS, configMap, capabilities: CAPABILITIES, defaultCertificates: [], debounceMs: 0 },
     createMetrics(),

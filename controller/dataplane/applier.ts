@@ -24,10 +24,13 @@ export interface ApplierSettings {
   errorLog: string;
 }
 
-/** applied: a new configuration was loaded (a reload); endpoints: only endpoints changed, without a reload. */
+/**
+ * applied: a new configuration was loaded (a reload); endpoints: only endpoints changed, without a reload. failed:
+ * refused (by the renderer or `nginx -t`: the configuration's fault), or not taken by NGINX (a reload that failed).
+ */
 export type ApplyResult =
   | { status: 'unchanged' | 'applied' | 'endpoints'; hash: string }
-  | { status: 'failed'; hash: string; error: string };
+  | { status: 'failed'; hash: string; error: string; refused: boolean };
 
 const CONFIRM_TIMEOUT_MS = 15_000;
 const CONFIRM_STEADY_MS = 150;
@@ -122,12 +125,55 @@ export class Applier {
     }
     this.metrics.reloads.inc();
     const generation = hash.slice(0, 12);
+    const tested = await this.writeAndTest(model, generation, endpoints);
+    if ('error' in tested) return this.fail(hash, tested.error, true);
+    const { rendered, confFile, candidate } = tested;
+
+    const previous = await readFile(confFile, 'utf8').catch(() => undefined);
+    // Recorded before the rename, so the watcher never mistakes our own swap for someone else's edit.
+    this.written.set(confFile, sha256(rendered.config));
+    this.written.delete(candidate);
+    await rename(candidate, confFile);
+    try {
+      if (this.nginx.running) this.nginx.reload();
+      else this.nginx.start();
+      await this.confirm(generation);
+    } catch (err) {
+      if (previous !== undefined) await this.write(confFile, previous, 0o644);
+      return this.fail(hash, `NGINX did not take the new configuration: ${(err as Error).message}`, false);
+    }
+    this.runningHash = hash;
+    this.servedEndpoints = endpoints;
+    await this.checkEndpointsLoaded();
+    this.metrics.lastReloadSuccessful.set(1);
+    this.metrics.lastReloadSuccessTimestamp.set(Date.now() / 1000);
+    this.metrics.configHash.set(parseInt(hash.slice(0, 12), 16));
+    await this.removeUnused(new Set(rendered.certificateFiles.keys()));
+    this.log.info('configuration applied', { hash: generation, servers: model.servers.length, upstreams: model.upstreams.length });
+    return { status: 'applied', hash };
+  }
+
+  async stop(): Promise<void> {
+    await this.nginx.stop();
+  }
+
+  /**
+   * Renders `model` and runs `nginx -t` on it, without touching the running configuration: NGINX's message when
+   * refused, undefined when it would load. For the reconciler's tries that find which Ingress NGINX refuses.
+   */
+  async test(model: Model): Promise<string | undefined> {
+    const tested = await this.writeAndTest(model, sha256(configurationJson(model)).slice(0, 12), endpointLines(model));
+    return 'error' in tested ? tested.error : undefined;
+  }
+
+  /** Renders, writes the certificates, Lua files and nginx.conf.next, and tests them with `nginx -t`. */
+  private async writeAndTest(model: Model, generation: string, endpoints: Map<string, string>): Promise<{ rendered: ReturnType<typeof render>; confFile: string; candidate: string } | { error: string }> {
     let rendered: ReturnType<typeof render>;
     try {
       rendered = render(model, { ...this.settings.render, generation, paths: this.paths });
     } catch (err) {
       // The renderer's own check refused a value the model let through: a QubeSec bug, reported like a refused reload.
-      return this.fail(hash, `rendering refused the configuration: ${(err as Error).message}`);
+      return { error: `rendering refused the configuration: ${(err as Error).message}` };
     }
     const host = (p: string) => hostPath(this.settings.runtime, p);
     const confFile = host(`${this.settings.confDir}/nginx.conf`);
@@ -147,34 +193,7 @@ export class Applier {
     await this.writeEndpoints(endpoints);
     await this.write(candidate, rendered.config, 0o644);
     const test = await this.nginx.test(`${this.settings.confDir}/nginx.conf.next`);
-    if (!test.ok) return this.fail(hash, test.error);
-
-    const previous = await readFile(confFile, 'utf8').catch(() => undefined);
-    // Recorded before the rename, so the watcher never mistakes our own swap for someone else's edit.
-    this.written.set(confFile, sha256(rendered.config));
-    this.written.delete(candidate);
-    await rename(candidate, confFile);
-    try {
-      if (this.nginx.running) this.nginx.reload();
-      else this.nginx.start();
-      await this.confirm(generation);
-    } catch (err) {
-      if (previous !== undefined) await this.write(confFile, previous, 0o644);
-      return this.fail(hash, `NGINX did not take the new configuration: ${(err as Error).message}`);
-    }
-    this.runningHash = hash;
-    this.servedEndpoints = endpoints;
-    await this.checkEndpointsLoaded();
-    this.metrics.lastReloadSuccessful.set(1);
-    this.metrics.lastReloadSuccessTimestamp.set(Date.now() / 1000);
-    this.metrics.configHash.set(parseInt(hash.slice(0, 12), 16));
-    await this.removeUnused(new Set(rendered.certificateFiles.keys()));
-    this.log.info('configuration applied', { hash: generation, servers: model.servers.length, upstreams: model.upstreams.length });
-    return { status: 'applied', hash };
-  }
-
-  async stop(): Promise<void> {
-    await this.nginx.stop();
+    return test.ok ? { rendered, confFile, candidate } : { error: test.error };
   }
 
   /**
@@ -214,11 +233,11 @@ export class Applier {
     await this.write(file, `${[...endpoints.values()].join('\n')}\n`, 0o644);
   }
 
-  private async fail(hash: string, error: string): Promise<ApplyResult> {
+  private async fail(hash: string, error: string, refused: boolean): Promise<ApplyResult> {
     this.metrics.reloadFailures.inc();
     this.metrics.lastReloadSuccessful.set(0);
     this.log.error('configuration not applied; the last good one keeps serving', { error });
-    return { status: 'failed', hash, error };
+    return { status: 'failed', hash, error, refused };
   }
 
   private async write(file: string, content: string | Buffer, mode: number): Promise<void> {

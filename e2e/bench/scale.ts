@@ -224,6 +224,12 @@ class RenderingDataPlane implements DataPlane {
     this.servedEndpoints = endpoints;
     return { status: 'applied', hash };
   }
+
+  /** The bench applies only configurations NGINX would accept: a try is a render, as an apply is. */
+  async test(model: Model): Promise<string | undefined> {
+    render(model, { ...RENDER_SETTINGS, generation: 'test' });
+    return undefined;
+  }
 }
 
 /**

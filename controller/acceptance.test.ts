@@ -1,0 +1,85 @@
+import { isolate, offer, retryDelay, versionsOf, type Isolation, type Verdict } from './acceptance.js';
+
+/** Runs isolate() against a fake NGINX: `refuses` gives its message for a try (the changed keys in it), or undefined. */
+function run(changed: string[], refuses: (keys: string[]) => Verdict): { result: Isolation; tries: string[][] } {
+  const tries: string[][] = [];
+  const steps = isolate(changed);
+  let step = steps.next();
+  while (!step.done) {
+    tries.push(step.value);
+    step = steps.next(refuses(step.value));
+  }
+  return { result: step.value, tries };
+}
+
+/** NGINX names the first bad directive it reads: here, the first bad key of the try. */
+const refusingKeys = (...bad: string[]) => (keys: string[]) => {
+  const first = keys.find((k) => bad.includes(k));
+  return first && `nginx -t refused the configuration: bad regex in ${first}`;
+};
+
+describe('isolate', () => {
+  it('tries every change at once, and once only when NGINX accepts them', () => {
+    const { result, tries } = run(['a', 'b', 'c'], () => undefined);
+    expect(result).toEqual({ accepted: ['a', 'b', 'c'], refused: new Map() });
+    expect(tries).toEqual([['a', 'b', 'c']]);
+  });
+
+  it("blames the one refused change among eight, with NGINX's message about it, in at most 2 + 2·log2(8) tries", () => {
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    const { result, tries } = run(keys, refusingKeys('f'));
+    expect(result).toEqual({ accepted: ['a', 'b', 'c', 'd', 'e', 'g', 'h'], refused: new Map([['f', 'nginx -t refused the configuration: bad regex in f']]) });
+    expect(tries.length).toBe(6);
+    // The accepted versions alone are tried before anything is blamed.
+    expect(tries[1]).toEqual([]);
+  });
+
+  it('blames each of several refused changes with its own message, and accepts the rest', () => {
+    const { result } = run(['a', 'b', 'c', 'd', 'e'], refusingKeys('b', 'e'));
+    expect(result).toEqual({
+      accepted: ['a', 'c', 'd'],
+      refused: new Map([['b', 'nginx -t refused the configuration: bad regex in b'], ['e', 'nginx -t refused the configuration: bad regex in e']]),
+    });
+  });
+
+  it('blames one of two changes that NGINX accepts alone but refuses together (a duplicate), and keeps the other', () => {
+    const { result } = run(['x', 'y', 'z'], (keys) => (keys.includes('x') && keys.includes('z') ? 'duplicate zone' : undefined));
+    expect(result).toEqual({ accepted: ['x', 'y'], refused: new Map([['z', 'duplicate zone']]) });
+  });
+
+  it('blames no Ingress when NGINX refuses the accepted versions alone, or when nothing changed', () => {
+    expect(run(['a', 'b'], () => 'certificate file unreadable')).toEqual({ result: { failed: 'certificate file unreadable' }, tries: [['a', 'b'], []] });
+    expect(run([], () => 'workers did not answer')).toEqual({ result: { failed: 'workers did not answer' }, tries: [[]] });
+  });
+});
+
+describe('offer', () => {
+  const v = (name: string) => ({ name });
+  const [a1, a2, b1, c1, d1] = [v('a1'), v('a2'), v('b1'), v('c1'), v('d1')];
+
+  it('offers changed versions over the accepted ones, holds back a refused version until a retry, and drops deleted Ingresses', () => {
+    const accepted = new Map([['a', a1], ['b', b1], ['gone', d1]]);
+    const refused = new Map([['c', { version: c1, error: 'bad regex' }]]);
+    // a changed, b unchanged, c still the refused version, r rejected by translation (nothing accepted), gone deleted.
+    const current = new Map([['a', a2], ['b', b1], ['c', c1], ['r', undefined]]);
+    expect(offer(current, accepted, refused, false)).toEqual({ accepted: new Map([['a', a1], ['b', b1]]), changed: new Map([['a', a2]]) });
+    expect(offer(current, accepted, refused, true)).toEqual({ accepted: new Map([['a', a1], ['b', b1]]), changed: new Map([['a', a2], ['c', c1]]) });
+  });
+
+  it('keeps the accepted version of an Ingress that translation now rejects', () => {
+    expect(offer(new Map([['a', undefined]]), new Map([['a', a1]]), new Map(), false)).toEqual({ accepted: new Map([['a', a1]]), changed: new Map() });
+  });
+
+  it('builds a try from the accepted versions and the chosen changes', () => {
+    const offered = { accepted: new Map([['a', a1], ['b', b1]]), changed: new Map([['a', a2], ['c', c1]]) };
+    expect(versionsOf(offered, [])).toEqual([a1, b1]);
+    expect(versionsOf(offered, ['a', 'c'])).toEqual([a2, b1, c1]);
+  });
+});
+
+describe('retryDelay', () => {
+  it('doubles from 1 s and stops at 5 min', () => {
+    expect([1, 2, 3, 4].map(retryDelay)).toEqual([1000, 2000, 4000, 8000]);
+    expect(retryDelay(30)).toBe(300_000);
+  });
+});
