@@ -215,7 +215,13 @@ export class Reconciler {
         this.acceptedIntents.set(key, offered.changed.get(key)!);
         this.refusedIntents.delete(key);
       }
-      for (const [key, error] of isolation.refused) this.refusedIntents.set(key, { version: offered.changed.get(key)!, error });
+      for (const [key, error] of isolation.refused) {
+        const version = offered.changed.get(key)!;
+        const before = this.refusedIntents.get(key);
+        // A retry refusing the same version keeps the first message: NGINX's differs in time, PID and line number,
+        // and a new message would be a new Event.
+        this.refusedIntents.set(key, { version, error: before?.version === version ? before.error : error });
+      }
       this.servedKeys = new Set(versionsOf(offered, isolation.accepted).map((i) => `${i.ref.namespace}/${i.ref.name}`));
     }
     for (const [key, { version, error }] of this.refusedIntents) {

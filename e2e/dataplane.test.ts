@@ -187,7 +187,7 @@ describe('Applier with real NGINX', () => {
     expect(lines.filter((line, i) => line !== expected[i]).slice(0, 3)).toEqual([]);
     expect(await counter('qubesec_endpoint_update_failures_total')).toBe(failuresBefore);
     expect((await get('/a')).status).toBe(200);
-  });
+  }, 300_000); // 1.6 million endpoints through the Lua store: minutes on a loaded 2-core machine
 
   it('reloads when an update does not fit, and the reload deletes upstreams no longer listed before it stores', async () => {
     const others = await Promise.all(['web-b', 'web-c', 'web-d'].map(async (name) => {
