@@ -99,7 +99,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     recorder = new LogEventRecorder(log);
   } else {
     const publishService = publish && 'service' in publish ? publish.service : '';
-    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'], configMap: flags.configmap, publishService, ticketSecretNamespace: sessionResumption.tickets ? namespace : '' }, log.child({ component: 'kubernetes' }));
+    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'], configMap: flags.configmap, publishService, ticketSecretNamespace: sessionResumption.tickets ? namespace : '' }, metrics, log.child({ component: 'kubernetes' }));
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], identity, log);
     pkiOn = flags['enable-pki'] === 'true' && (await pkiResourcesInstalled(kc, log));
   }
@@ -131,7 +131,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     const debounceMs = Number(flags['debounce-ms']);
     elector = new LeaderElector(cluster, { namespace, name: flags['election-id'], identity, ...electionTiming }, async () => {
       const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
-      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm }, recorder, log.child({ component: 'pki' })) : undefined;
+      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm }, recorder, metrics, log.child({ component: 'pki' })) : undefined;
       const tickets = sessionResumption.tickets
         ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }))
         : undefined;
