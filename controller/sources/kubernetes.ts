@@ -40,6 +40,7 @@ export function loadKubeConfig(path: string): KubeConfig {
 /** What a reflector reports to logs and metrics, under its resource name. */
 export function reflectorHooks(resource: string, metrics: Metrics, log: Logger): ReflectorHooks {
   metrics.sourceSynced.set({ resource }, 0);
+  metrics.sourceListFailures.inc({ resource }, 0);
   return { log, onListFailure: () => metrics.sourceListFailures.inc({ resource }) };
 }
 

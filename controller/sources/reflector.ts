@@ -156,6 +156,7 @@ function sameVersion(a: KubernetesObject | undefined, b: KubernetesObject): bool
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
     const timer = setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
@@ -192,16 +193,18 @@ export function kubernetesListWatch<T extends KubernetesObject>(kc: KubeConfig, 
     list: (signal) => list(listOptions(signal)),
     watch: (resourceVersion, onEvent, signal) => new Promise<void>((resolve, reject) => {
       let request: AbortController | undefined;
-      const onAbort = () => request?.abort();
-      signal.addEventListener('abort', onAbort, { once: true });
       let ended = false;
+      // client-node hands out a watch's AbortController only once the server answered: a stop() before that ends
+      // our side at once, and the request is aborted when it answers.
+      const onAbort = () => done(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
       const done = (err: unknown) => {
         if (ended) return;
         ended = true;
         signal.removeEventListener('abort', onAbort);
         request?.abort();
         // client-node ends a watch that was quiet for 30 s with a TimeoutError: that is a clean end, not a failure.
-        if (err && (err as Error).name !== 'TimeoutError') reject(err);
+        if (err && (err as Error).name !== 'TimeoutError') reject(err as Error);
         else resolve();
       };
       const handle = (type: string, object: T) => {
@@ -214,7 +217,7 @@ export function kubernetesListWatch<T extends KubernetesObject>(kc: KubeConfig, 
       };
       watcher.watch(path, { resourceVersion, allowWatchBookmarks: true }, handle, done).then((controller) => {
         request = controller;
-        if (signal.aborted) controller.abort();
+        if (ended) controller.abort();
       }, done);
     }),
   };
