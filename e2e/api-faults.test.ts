@@ -1,5 +1,5 @@
 // API server faults between the controller and a real kube-apiserver (e2e/lib/fault-proxy.ts): lists answered 500,
-// watches cut or expired with 410 Gone. Nothing may act on a partial view: no configuration, no readiness, no Ingress
+// watches cut or expired with 410 Gone, lists held. Nothing may act on a partial view: no configuration, no readiness, no Ingress
 // status and no Issuer condition before every kind's first list is in; through later faults NGINX keeps serving what
 // the last full view made, and the controller converges, reloading only for what really changed.
 import { CustomObjectsApi, Watch, type V1Ingress } from '@kubernetes/client-node';
@@ -79,6 +79,8 @@ afterAll(async () => {
 describe('API server faults', () => {
   it('applies nothing, stays not ready and leaves Ingress status alone until every first list is in; then serves the real certificate', async () => {
     proxy.fail({ lists: /\/(ingressclasses|secrets)$/ });
+    // A list the API server never answers is no list either.
+    proxy.stall({ lists: /\/services$/ });
     const metricsPort = await freePort();
     const observe = (path: string) => fetch(`http://127.0.0.1:${metricsPort}${path}`);
     const starting = startTestController({ kubeconfig: proxy.kubeconfigPath }, [...PUBLISH, '--metrics-port', String(metricsPort)]);
@@ -88,6 +90,7 @@ describe('API server faults', () => {
       const metrics = await (await observe('/metrics')).text();
       expect(metricValue(metrics, 'qubesec_config_reloads_total')).toBe(0);
       expect(metricValue(metrics, 'qubesec_source_synced{resource="secrets"}')).toBe(0);
+      expect(metricValue(metrics, 'qubesec_source_synced{resource="services"}')).toBe(0);
       expect(metricValue(metrics, 'qubesec_source_synced{resource="ingresses"}')).toBe(1);
       expect(metricValue(metrics, 'qubesec_source_list_failures_total{resource="ingressclasses"}')).toBeGreaterThanOrEqual(3);
       expect(await statusOf('steady')).toEqual([ADDRESS]);
