@@ -6,7 +6,7 @@ const obj = (name: string, resourceVersion: string): KubernetesObject => ({ meta
 const listOf = (resourceVersion: string, ...items: KubernetesObject[]): KubernetesListObject<KubernetesObject> => ({ metadata: { resourceVersion }, items });
 const apiError = (code: number) => Object.assign(new Error(`HTTP ${code}`), { code, statusCode: code });
 
-type WatchScript = { events: [string, KubernetesObject | { code: number }][]; end?: Error };
+type WatchScript = { events: [string, KubernetesObject | { code: number }][]; end?: Error | 'quiet' | 'closed' };
 
 /** Answers lists and watches from scripts; once both are used up it waits for stop(), and `idle` resolves. */
 function scripted(lists: (KubernetesListObject<KubernetesObject> | Error)[], watches: WatchScript[]) {
@@ -30,7 +30,8 @@ function scripted(lists: (KubernetesListObject<KubernetesObject> | Error)[], wat
       if (next === undefined) return untilAborted(signal);
       calls.watchedFrom.push(resourceVersion);
       for (const [type, object] of next.events) onEvent(type, object as KubernetesObject);
-      if (next.end) throw next.end;
+      if (next.end instanceof Error) throw next.end;
+      return next.end ?? 'closed';
     },
   };
   return { client, idle, calls };
@@ -108,6 +109,18 @@ describe('Reflector', () => {
     expect(seen.sleeps).toEqual([INITIAL_BACKOFF_MS, 2 * INITIAL_BACKOFF_MS, INITIAL_BACKOFF_MS, 2 * INITIAL_BACKOFF_MS]);
     expect(names(reflector)).toEqual(['a@1', 'b@16']);
     expect(seen.listFailures).toBe(0);
+    await reflector.stop();
+  });
+
+  it('rewatches a quiet watch at once, and backs off only from watches the server keeps ending without events', async () => {
+    const { client, idle, calls } = scripted(
+      [listOf('10', obj('a', '1'))],
+      [{ events: [], end: 'quiet' }, { events: [], end: 'quiet' }, { events: [], end: 'closed' }, { events: [], end: 'closed' }],
+    );
+    const { reflector, seen } = reflect(client);
+    await idle;
+    expect(calls.watchedFrom).toEqual(['10', '10', '10', '10']);
+    expect(seen.sleeps).toEqual([INITIAL_BACKOFF_MS, 2 * INITIAL_BACKOFF_MS]);
     await reflector.stop();
   });
 

@@ -13,8 +13,11 @@ const LIST_TIMEOUT_MS = 60_000;
 /** The two calls of the API a reflector makes: a list, and a watch that streams events until it ends. */
 export interface ListWatchClient<T extends KubernetesObject> {
   list(signal: AbortSignal): Promise<KubernetesListObject<T>>;
-  /** Resolves when the watch ends without error (the server's timeout, or a quiet connection closed); rejects on error. */
-  watch(resourceVersion: string, onEvent: (type: string, object: T) => void, signal: AbortSignal): Promise<void>;
+  /**
+   * Resolves when the watch ends without error: 'quiet' when the client closed it after a while without events (the
+   * connection may be dead; that wait was throttle enough), 'closed' when the server ended it. Rejects on error.
+   */
+  watch(resourceVersion: string, onEvent: (type: string, object: T) => void, signal: AbortSignal): Promise<'quiet' | 'closed'>;
 }
 
 export interface ReflectorHooks {
@@ -95,7 +98,7 @@ export class Reflector<T extends KubernetesObject> {
       }
       let events = 0;
       try {
-        await this.client.watch(resourceVersion, (type, object) => {
+        const end = await this.client.watch(resourceVersion, (type, object) => {
           if (type === 'ERROR') {
             if ((object as { code?: number }).code === 410) throw new Gone('410 Gone');
             throw new Error(`watch error event: ${(object as { message?: string }).message ?? JSON.stringify(object)}`);
@@ -105,8 +108,9 @@ export class Reflector<T extends KubernetesObject> {
           resourceVersion = object.metadata?.resourceVersion ?? resourceVersion;
           this.apply(type, object);
         }, signal);
-        // Ended cleanly: resume from the last resourceVersion; a watch that ends at once, again and again, backs off.
-        if (events === 0) await wait();
+        // Ended cleanly: resume from the last resourceVersion. A server that ends watches at once, again and again,
+        // gets them back more and more slowly.
+        if (events === 0 && end === 'closed') await wait();
       } catch (err) {
         if (signal.aborted) return;
         if (err instanceof Gone || (err as { statusCode?: number; code?: number }).statusCode === 410 || (err as { code?: number }).code === 410) {
@@ -191,7 +195,7 @@ export function kubernetesListWatch<T extends KubernetesObject>(kc: KubeConfig, 
   const watcher = new Watch(kc);
   return {
     list: (signal) => list(listOptions(signal)),
-    watch: (resourceVersion, onEvent, signal) => new Promise<void>((resolve, reject) => {
+    watch: (resourceVersion, onEvent, signal) => new Promise<'quiet' | 'closed'>((resolve, reject) => {
       let request: AbortController | undefined;
       let ended = false;
       // client-node hands out a watch's AbortController only once the server answered: a stop() before that ends
@@ -204,8 +208,9 @@ export function kubernetesListWatch<T extends KubernetesObject>(kc: KubeConfig, 
         signal.removeEventListener('abort', onAbort);
         request?.abort();
         // client-node ends a watch that was quiet for 30 s with a TimeoutError: that is a clean end, not a failure.
-        if (err && (err as Error).name !== 'TimeoutError') reject(err as Error);
-        else resolve();
+        if (!err) resolve('closed');
+        else if ((err as Error).name === 'TimeoutError') resolve('quiet');
+        else reject(err as Error);
       };
       const handle = (type: string, object: T) => {
         if (ended) return;
