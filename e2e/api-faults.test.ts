@@ -104,7 +104,7 @@ describe('API server faults', () => {
     expect(controller.logs.some((l) => l.includes('initial list failed'))).toBe(true);
   });
 
-  it('keeps serving and ready through expired and cut watches and failing lists, then converges, reloading only for the change made meanwhile', async () => {
+  it('keeps serving and ready through expired and cut watches, a restarted API server and failing lists, then converges, reloading only for the change made meanwhile', async () => {
     const c = controller!;
     const reloads = await c.metric('qubesec_config_reloads_total');
     const failures = async () => metricValue(await c.metricsText(), 'qubesec_source_list_failures_total{resource="ingresses"}');
@@ -117,6 +117,10 @@ describe('API server faults', () => {
     // Cut watches resume from their resourceVersion.
     proxy.cutWatches();
     await eventually(async () => proxy.openWatches(WATCHED) >= 5 || undefined, 20_000, 'watches open again');
+    // A restarted kube-apiserver: watches end, requests are refused for a while, then everything resumes.
+    await setup.cluster.restartApiServer();
+    await eventually(async () => proxy.openWatches(WATCHED) >= 5 || undefined, 30_000, 'watches open on the restarted API server');
+    expect(await servesRealCertificate('steady.pq.example.com')).toEqual([200, 'id-ml-dsa-65']);
 
     // The API server fails every list and answers every watch 410 Gone: every kind needs a list it cannot get.
     proxy.fail({ lists: WATCHED, expiredWatches: WATCHED });
