@@ -94,7 +94,11 @@ export class Reflector<T extends KubernetesObject> {
           log.info('initial list done', { resource: this.name, objects: this.store.size });
           this.markSynced();
         }
-        if (!resourceVersion) continue;
+        if (!resourceVersion) {
+          // Nothing to watch from: list again, but never in a tight loop.
+          await wait();
+          continue;
+        }
       }
       let events = 0;
       try {
@@ -116,6 +120,8 @@ export class Reflector<T extends KubernetesObject> {
         if (err instanceof Gone || (err as { statusCode?: number; code?: number }).statusCode === 410 || (err as { code?: number }).code === 410) {
           log.info('watch expired (410 Gone); relisting', { resource: this.name });
           resourceVersion = '';
+          // A watch that expires before its first event, right after a list, would otherwise relist in a tight loop.
+          if (events === 0) await wait();
           continue;
         }
         log.warn('watch failed; retrying', { resource: this.name, error: errorText(err), retryInMs: backoffMs });
