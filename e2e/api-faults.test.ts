@@ -143,7 +143,7 @@ describe('API server faults', () => {
     expect(statusHistory.slice(publishedAt).filter((h) => h.name === 'steady' && h.ips.join() !== ADDRESS)).toEqual([]);
   });
 
-  it('judges no Issuer before the PKI has listed the Secrets', async () => {
+  it('keeps the PKI on through a failing CRD probe, and judges no Issuer before it has listed the Secrets', async () => {
     await controller?.stop();
     controller = undefined;
     const custom = setup.cluster.kc.makeApiClient(CustomObjectsApi);
@@ -157,9 +157,18 @@ describe('API server faults', () => {
 
     // The ingress side watches one namespace, so only the PKI lists Secrets in all of them.
     const pkiSecrets = /^\/api\/v1\/secrets$/;
-    const failedBefore = proxy.count('list', pkiSecrets, 'failed');
-    proxy.fail({ lists: pkiSecrets });
-    controller = await startTestController({ kubeconfig: proxy.kubeconfigPath }, [...PUBLISH, '--watch-namespace', 'default', '--cluster-resource-namespace', 'default']);
+    const certificates = /^\/apis\/qubesec\.io\/v1alpha1\/certificates$/;
+    const [failedBefore, probesBefore] = [proxy.count('list', pkiSecrets, 'failed'), proxy.count('list', certificates, 'failed')];
+    // First the start-up probe for the CRDs fails too: an error is not "not installed".
+    proxy.fail({ lists: new RegExp(`${pkiSecrets.source}|${certificates.source}`) });
+    const starting = startTestController({ kubeconfig: proxy.kubeconfigPath }, [...PUBLISH, '--watch-namespace', 'default', '--cluster-resource-namespace', 'default']);
+    try {
+      await eventually(async () => proxy.count('list', certificates, 'failed') >= probesBefore + 2 || undefined, 30_000, 'the probe for the qubesec.io CRDs retried');
+    } finally {
+      // The CRDs answer again; the Secrets still do not.
+      proxy.fail({ lists: pkiSecrets });
+      controller = await starting;
+    }
     await eventually(async () => proxy.count('list', pkiSecrets, 'failed') >= failedBefore + 3 || undefined, 30_000, 'the PKI\'s first list of Secrets retried');
     expect(await ready()).toBeUndefined();
     expect(await controller.metric('qubesec_leader')).toBe(1);

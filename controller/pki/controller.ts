@@ -64,7 +64,6 @@ export class PkiController {
     const add = (name: string, path: string, list: (o: ListOptions) => Promise<KubernetesListObject<KubernetesObject>>) => {
       const resource = `pki/${name}`;
       const reflector = new Reflector(resource, kubernetesListWatch(kc, path, list), () => this.coalescer.schedule(), reflectorHooks(resource, metrics, log));
-      void reflector.synced.then(() => metrics.sourceSynced.set({ resource }, 1));
       this.reflectors.set(name, reflector);
     };
     add('certificates', `/apis/${GROUP}/${VERSION}/certificates`, customList('certificates'));

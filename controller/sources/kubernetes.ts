@@ -41,7 +41,7 @@ export function loadKubeConfig(path: string): KubeConfig {
 export function reflectorHooks(resource: string, metrics: Metrics, log: Logger): ReflectorHooks {
   metrics.sourceSynced.set({ resource }, 0);
   metrics.sourceListFailures.inc({ resource }, 0);
-  return { log, onListFailure: () => metrics.sourceListFailures.inc({ resource }) };
+  return { log, onListFailure: () => metrics.sourceListFailures.inc({ resource }), onSynced: () => metrics.sourceSynced.set({ resource }, 1) };
 }
 
 export class KubernetesSource implements Source {
@@ -83,7 +83,6 @@ export class KubernetesSource implements Source {
   private add<T extends KubernetesObject>(name: string, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): void {
     const client = kubernetesListWatch<T>(this.kc, path, list);
     const reflector = new Reflector<T>(name, client, () => this.onChange(), reflectorHooks(name, this.metrics, this.log));
-    void reflector.synced.then(() => this.metrics.sourceSynced.set({ resource: name }, 1));
     this.reflectors.push(reflector as unknown as Reflector<KubernetesObject>);
   }
 

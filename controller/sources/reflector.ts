@@ -24,6 +24,8 @@ export interface ReflectorHooks {
   log: Logger;
   /** Every failed list, initial or relist: qubesec_source_list_failures_total. */
   onListFailure?: () => void;
+  /** The first list is in: qubesec_source_synced. */
+  onSynced?: () => void;
   /** Waits between retries; tests count the waits instead of taking them. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
@@ -92,6 +94,7 @@ export class Reflector<T extends KubernetesObject> {
         if (!this.hasSynced) {
           this.hasSynced = true;
           log.info('initial list done', { resource: this.name, objects: this.store.size });
+          this.hooks.onSynced?.();
           this.markSynced();
         }
         if (!resourceVersion) {
