@@ -25,6 +25,7 @@ import { serveObservability } from './observability/server.js';
 import { Reconciler } from './reconciler.js';
 import { FilesSource, LogEventRecorder } from './sources/files.js';
 import { KubernetesEventRecorder, KubernetesSource, errorText, loadKubeConfig } from './sources/kubernetes.js';
+import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './sources/reflector.js';
 import type { EventRecorder, Source } from './sources/source.js';
 import { publishFrom } from './status/addresses.js';
 import { StatusWriter } from './status/writer.js';
@@ -98,7 +99,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     source = sessionResumption.tickets ? new InMemoryTicketKeys(files, sessionResumption.ticketSecret, sessionResumption.rotation) : files;
     recorder = new LogEventRecorder(log);
   } else {
-    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'] ?? '', configMap: configMapKey, publishService: publish && 'service' in publish ? publish.service : '', ticketSecretNamespace: sessionResumption.tickets ? namespace : '' }, log.child({ component: 'kubernetes' }));
+    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'] ?? '', configMap: configMapKey, publishService: publish && 'service' in publish ? publish.service : '', ticketSecretNamespace: sessionResumption.tickets ? namespace : '' }, metrics, log.child({ component: 'kubernetes' }));
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], identity, log);
     pkiOn = flags['enable-pki'] && (await pkiResourcesInstalled(kc, log));
   }
@@ -130,7 +131,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     const debounceMs = flags['debounce-ms'];
     elector = new LeaderElector(cluster, { namespace, name: flags['election-id'], identity, ...electionTiming }, async () => {
       const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
-      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm: flags['default-certificate-algorithm'] }, recorder, log.child({ component: 'pki' })) : undefined;
+      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm: flags['default-certificate-algorithm'] }, recorder, metrics, log.child({ component: 'pki' })) : undefined;
       const tickets = sessionResumption.tickets
         ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }))
         : undefined;
@@ -244,16 +245,27 @@ async function webhookKeyPairs(flags: Flags): Promise<WebhookOptions['keyPairs']
   }));
 }
 
-/** The PKI needs its CRDs; without them (a cluster set up for the ingress alone) it stays off. */
+/**
+ * The PKI needs its CRDs; without them (a cluster set up for the ingress alone) it stays off. Only the API server's
+ * answer decides that: a failed request (5xx, no connection) is retried, with backoff, so a fault at start-up does not
+ * turn the PKI off for the life of the process.
+ */
 async function pkiResourcesInstalled(kc: KubeConfig, log: Logger): Promise<boolean> {
-  try {
-    await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'certificates', limit: 1 });
-    return true;
-  } catch (err) {
-    const why = (err as { code?: number }).code === 403
-      ? 'not allowed to list qubesec.io certificates (bind the ClusterRole in charts/qubesec/files/rbac/pki.yaml)'
-      : 'the qubesec.io CRDs are not installed (charts/qubesec/crds)';
-    log.warn(`PKI controller off: ${why}`, { error: errorText(err) });
-    return false;
+  for (let delayMs = INITIAL_BACKOFF_MS; ; delayMs = Math.min(delayMs * 2, MAX_BACKOFF_MS)) {
+    try {
+      await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'certificates', limit: 1 });
+      return true;
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code === 403 || code === 404) {
+        const why = code === 403
+          ? 'not allowed to list qubesec.io certificates (bind the ClusterRole in charts/qubesec/files/rbac/pki.yaml)'
+          : 'the qubesec.io CRDs are not installed (charts/qubesec/crds)';
+        log.warn(`PKI controller off: ${why}`, { error: errorText(err) });
+        return false;
+      }
+      log.warn('cannot tell whether the qubesec.io CRDs are installed; retrying', { error: errorText(err), retryInMs: delayMs });
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
   }
 }

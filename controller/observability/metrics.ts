@@ -19,6 +19,8 @@ export function createMetrics() {
     certificateExpiry: new Gauge({ name: 'qubesec_certificate_expiry_timestamp_seconds', help: 'notAfter of each certificate served, by host and key algorithm', labelNames: ['host', 'secret', 'key_algorithm'], registers: [registry] }),
     handshakes: new Counter({ name: 'qubesec_tls_handshakes_total', help: 'TLS connections by negotiated key-exchange group (counted at their first request)', labelNames: ['group', 'group_class', 'resumed'], registers: [registry] }),
     leader: new Gauge({ name: 'qubesec_leader', help: '1 while this replica leads: it holds the Lease and its leader-only work (Ingress status, the PKI) runs; else 0', registers: [registry] }),
+    sourceListFailures: new Counter({ name: 'qubesec_source_list_failures_total', help: 'Lists of a watched kind that failed (initial or relist); each is retried with capped exponential backoff', labelNames: ['resource'], registers: [registry] }),
+    sourceSynced: new Gauge({ name: 'qubesec_source_synced', help: '1 once the first full list of a watched kind is in; nothing acts on that kind before', labelNames: ['resource'], registers: [registry] }),
     nginxRestarts: new Counter({ name: 'qubesec_nginx_restarts_total', help: 'Times the NGINX master died and was restarted', registers: [registry] }),
   };
   return m;

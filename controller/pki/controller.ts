@@ -6,7 +6,6 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   NetworkingV1Api,
-  makeInformer,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
@@ -17,6 +16,9 @@ import { Coalescer } from '../coalescer.js';
 import { parseCertificateAnnotations } from '../model/annotations.js';
 import type { Diagnostic, ObjectRef } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import { reflectorHooks } from '../sources/kubernetes.js';
+import { Reflector, kubernetesListWatch, type ListOptions } from '../sources/reflector.js';
 import type { EventRecorder } from '../sources/source.js';
 import { KEM_ALGORITHMS, SIGNATURE_ALGORITHMS, generateKeyPair, isSignatureAlgorithm, type SignatureAlgorithm } from './algorithms.js';
 import {
@@ -43,61 +45,53 @@ export interface PkiControllerOptions {
   defaultAlgorithm: SignatureAlgorithm;
 }
 
-type Informer = ReturnType<typeof makeInformer<KubernetesObject>>;
 const MAX_TIMER_MS = 6 * 3600_000;
 
 export class PkiController {
-  private readonly informers = new Map<string, Informer>();
+  private readonly reflectors = new Map<string, Reflector<KubernetesObject>>();
   private readonly core: CoreV1Api;
   private readonly custom: CustomObjectsApi;
   private readonly coalescer: Coalescer;
   private readonly reported = new Set<string>();
   private renewalTimer: NodeJS.Timeout | undefined;
-  /** Watches waiting to restart after an error: cleared by stop(), so none outlives the controller. */
-  private readonly restartTimers = new Set<NodeJS.Timeout>();
   private stopped = false;
 
-  constructor(kc: KubeConfig, private readonly options: PkiControllerOptions, private readonly recorder: EventRecorder, private readonly log: Logger) {
+  constructor(kc: KubeConfig, private readonly options: PkiControllerOptions, private readonly recorder: EventRecorder, metrics: Metrics, private readonly log: Logger) {
     this.core = kc.makeApiClient(CoreV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     const net = kc.makeApiClient(NetworkingV1Api);
-    const customList = (plural: string) => () => this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<KubernetesObject>>;
-    const add = (name: string, path: string, list: () => Promise<KubernetesListObject<KubernetesObject>>) => this.informers.set(name, makeInformer(kc, path, list));
+    const customList = (plural: string) => (o: ListOptions) => this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }, o) as Promise<KubernetesListObject<KubernetesObject>>;
+    const add = (name: string, path: string, list: (o: ListOptions) => Promise<KubernetesListObject<KubernetesObject>>) => {
+      const resource = `pki/${name}`;
+      const reflector = new Reflector(resource, kubernetesListWatch(kc, path, list), () => this.coalescer.schedule(), reflectorHooks(resource, metrics, log));
+      this.reflectors.set(name, reflector);
+    };
     add('certificates', `/apis/${GROUP}/${VERSION}/certificates`, customList('certificates'));
     add('issuers', `/apis/${GROUP}/${VERSION}/issuers`, customList('issuers'));
     add('clusterissuers', `/apis/${GROUP}/${VERSION}/clusterissuers`, customList('clusterissuers'));
-    add('secrets', '/api/v1/secrets', () => this.core.listSecretForAllNamespaces());
-    add('ingresses', '/apis/networking.k8s.io/v1/ingresses', () => net.listIngressForAllNamespaces());
+    add('secrets', '/api/v1/secrets', (o) => this.core.listSecretForAllNamespaces({}, o));
+    add('ingresses', '/apis/networking.k8s.io/v1/ingresses', (o) => net.listIngressForAllNamespaces({}, o));
     this.coalescer = new Coalescer(() => this.sync(), options.debounceMs, (err) => log.error('PKI sync failed', { error: err.stack ?? err.message }));
   }
 
+  /**
+   * Starts the watches and returns: the first sync runs once every kind's first list is in (an Issuer judged without
+   * its CA Secret would be marked not ready), so a leader term never waits on an API server that does not answer.
+   */
   async start(): Promise<void> {
-    for (const [name, informer] of this.informers) {
-      for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, () => this.coalescer.schedule());
-      informer.on('error', (err: unknown) => {
-        if (this.stopped) return;
-        this.log.warn('PKI watch failed; restarting', { resource: name, error: String((err as Error)?.message ?? err) });
-        const timer = setTimeout(() => {
-          this.restartTimers.delete(timer);
-          if (!this.stopped) void informer.start().catch(() => undefined);
-        }, 2000);
-        this.restartTimers.add(timer);
-      });
-      await informer.start();
-    }
-    await this.coalescer.runNow();
+    for (const reflector of this.reflectors.values()) reflector.start();
+    void Promise.all([...this.reflectors.values()].map((r) => r.synced)).then(() => this.coalescer.schedule());
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.renewalTimer);
-    for (const timer of this.restartTimers) clearTimeout(timer);
     await this.coalescer.stop();
-    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    await Promise.all([...this.reflectors.values()].map((r) => r.stop()));
   }
 
   private list<T>(name: string): T[] {
-    return (this.informers.get(name)?.list() ?? []) as T[];
+    return (this.reflectors.get(name)?.list() ?? []) as T[];
   }
 
   private secret(namespace: string, name: string): V1Secret | undefined {
@@ -105,6 +99,7 @@ export class PkiController {
   }
 
   private async sync(): Promise<void> {
+    if ([...this.reflectors.values()].some((r) => !r.hasSynced)) return;
     const now = new Date();
     await this.shimIngresses();
     const states = new Map<string, IssuerState>();

@@ -1,18 +1,21 @@
-// Kubernetes source: list+watch informers (resourceVersion, relist after 410 Gone) with backoff on errors.
+// Kubernetes source: one reflector (list, then watch from its resourceVersion; relist after 410 Gone) per kind, with
+// capped exponential backoff on errors. start() resolves only when every kind's first list is in, and no change is
+// reported before that: nothing decides from a partial view.
 import {
   CoreV1Api,
   DiscoveryV1Api,
   KubeConfig,
   NetworkingV1Api,
-  makeInformer,
-  type Informer,
   type KubernetesListObject,
   type KubernetesObject,
-  type ObjectCache,
 } from '@kubernetes/client-node';
 import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import { Reflector, errorText, kubernetesListWatch, type ListOptions, type ReflectorHooks } from './reflector.js';
 import type { EventRecorder, Snapshot, Source } from './source.js';
+
+export { errorText } from './reflector.js';
 
 export interface KubernetesSourceOptions {
   /** Only this namespace's Ingresses, Services, EndpointSlices, Secrets; '' means all. */
@@ -25,8 +28,6 @@ export interface KubernetesSourceOptions {
   ticketSecretNamespace: string;
 }
 
-const MAX_BACKOFF_MS = 30_000;
-
 /** A kubeconfig file, or '' for in-cluster (service account) or else the default kubeconfig. */
 export function loadKubeConfig(path: string): KubeConfig {
   const kc = new KubeConfig();
@@ -36,71 +37,66 @@ export function loadKubeConfig(path: string): KubeConfig {
   return kc;
 }
 
-type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+/** What a reflector reports to logs and metrics, under its resource name. */
+export function reflectorHooks(resource: string, metrics: Metrics, log: Logger): ReflectorHooks {
+  metrics.sourceSynced.set({ resource }, 0);
+  metrics.sourceListFailures.inc({ resource }, 0);
+  return { log, onListFailure: () => metrics.sourceListFailures.inc({ resource }), onSynced: () => metrics.sourceSynced.set({ resource }, 1) };
+}
 
 export class KubernetesSource implements Source {
-  private readonly informers: { name: string; informer: Watched<KubernetesObject> }[] = [];
-  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly reflectors: Reflector<KubernetesObject>[] = [];
+  /** Replaced by start() once every kind has synced; changes before that reach no one. */
+  private onChange: () => void = () => undefined;
+  private readonly stopping = Promise.withResolvers<void>();
   private stopped = false;
 
-  constructor(private readonly kc: KubeConfig, options: KubernetesSourceOptions, private readonly log: Logger) {
+  constructor(private readonly kc: KubeConfig, options: KubernetesSourceOptions, private readonly metrics: Metrics, private readonly log: Logger) {
     const ns = options.watchNamespace;
     const net = kc.makeApiClient(NetworkingV1Api);
     const core = kc.makeApiClient(CoreV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const scoped = (group: string, resource: string) => (ns ? `${group}/namespaces/${ns}/${resource}` : `${group}/${resource}`);
-    this.add('ingressclasses', '/apis/networking.k8s.io/v1/ingressclasses', () => net.listIngressClass());
-    this.add('ingresses', scoped('/apis/networking.k8s.io/v1', 'ingresses'), () =>
-      ns ? net.listNamespacedIngress({ namespace: ns }) : net.listIngressForAllNamespaces());
-    this.add('services', scoped('/api/v1', 'services'), () =>
-      ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces());
-    this.add('endpointslices', scoped('/apis/discovery.k8s.io/v1', 'endpointslices'), () =>
-      ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }) : discovery.listEndpointSliceForAllNamespaces());
-    this.add('secrets', scoped('/api/v1', 'secrets'), () =>
-      ns ? core.listNamespacedSecret({ namespace: ns }) : core.listSecretForAllNamespaces());
+    this.add('ingressclasses', '/apis/networking.k8s.io/v1/ingressclasses', (o) => net.listIngressClass({}, o));
+    this.add('ingresses', scoped('/apis/networking.k8s.io/v1', 'ingresses'), (o) =>
+      ns ? net.listNamespacedIngress({ namespace: ns }, o) : net.listIngressForAllNamespaces({}, o));
+    this.add('services', scoped('/api/v1', 'services'), (o) =>
+      ns ? core.listNamespacedService({ namespace: ns }, o) : core.listServiceForAllNamespaces({}, o));
+    this.add('endpointslices', scoped('/apis/discovery.k8s.io/v1', 'endpointslices'), (o) =>
+      ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }, o) : discovery.listEndpointSliceForAllNamespaces({}, o));
+    this.add('secrets', scoped('/api/v1', 'secrets'), (o) =>
+      ns ? core.listNamespacedSecret({ namespace: ns }, o) : core.listSecretForAllNamespaces({}, o));
     const publishNamespace = options.publishService.split('/')[0] ?? '';
     if (ns && options.publishService && publishNamespace !== ns) {
-      this.add('publish-service', `/api/v1/namespaces/${publishNamespace}/services`, () => core.listNamespacedService({ namespace: publishNamespace }));
+      this.add('publish-service', `/api/v1/namespaces/${publishNamespace}/services`, (o) => core.listNamespacedService({ namespace: publishNamespace }, o));
     }
     const ticketNamespace = options.ticketSecretNamespace;
     if (ns && ticketNamespace && ticketNamespace !== ns) {
-      this.add('ticket-secrets', `/api/v1/namespaces/${ticketNamespace}/secrets`, () => core.listNamespacedSecret({ namespace: ticketNamespace }));
+      this.add('ticket-secrets', `/api/v1/namespaces/${ticketNamespace}/secrets`, (o) => core.listNamespacedSecret({ namespace: ticketNamespace }, o));
     }
     if (options.configMap) {
       const cmNamespace = options.configMap.split('/')[0] ?? '';
-      this.add('configmaps', `/api/v1/namespaces/${cmNamespace}/configmaps`, () =>
-        core.listNamespacedConfigMap({ namespace: cmNamespace }));
+      this.add('configmaps', `/api/v1/namespaces/${cmNamespace}/configmaps`, (o) => core.listNamespacedConfigMap({ namespace: cmNamespace }, o));
     }
   }
 
-  private add<T extends KubernetesObject>(name: string, path: string, list: () => Promise<KubernetesListObject<T>>): void {
-    const informer = makeInformer<T>(this.kc, path, list);
-    this.informers.push({ name, informer: informer as unknown as Watched<KubernetesObject> });
+  private add<T extends KubernetesObject>(name: string, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): void {
+    const client = kubernetesListWatch<T>(this.kc, path, list);
+    const reflector = new Reflector<T>(name, client, () => this.onChange(), reflectorHooks(name, this.metrics, this.log));
+    this.reflectors.push(reflector as unknown as Reflector<KubernetesObject>);
   }
 
   async start(onChange: () => void): Promise<void> {
-    await Promise.all(
-      this.informers.map(async ({ name, informer }) => {
-        for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, () => onChange());
-        let backoffMs = 500;
-        informer.on('connect', () => (backoffMs = 500));
-        informer.on('error', (err: unknown) => {
-          if (this.stopped) return;
-          this.log.warn('watch failed; restarting', { resource: name, error: errorText(err), retryInMs: backoffMs });
-          const timer = setTimeout(() => {
-            this.timers.delete(timer);
-            if (!this.stopped) informer.start().then(onChange, () => undefined);
-          }, backoffMs);
-          this.timers.add(timer);
-          backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
-        });
-        await startWithRetry(informer, name, this.log, () => this.stopped);
-      }),
-    );
+    for (const reflector of this.reflectors) reflector.start();
+    const pending = () => this.reflectors.filter((r) => !r.hasSynced).map((r) => r.name);
+    this.log.info('waiting for the first full list of every kind', { resources: pending() });
+    await Promise.race([Promise.all(this.reflectors.map((r) => r.synced)), this.stopping.promise]);
+    if (this.stopped) throw new Error(`stopped before the first full list of ${pending().join(', ')}`);
+    this.onChange = onChange;
   }
 
   snapshot(): Snapshot {
-    const list = (name: string) => (this.informers.find((i) => i.name === name)?.informer.list() ?? []) as never[];
+    const list = (name: string) => (this.reflectors.find((r) => r.name === name)?.list() ?? []) as never[];
     return {
       ingressClasses: list('ingressclasses'),
       ingresses: list('ingresses'),
@@ -113,38 +109,10 @@ export class KubernetesSource implements Source {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const timer of this.timers) clearTimeout(timer);
-    await Promise.all(this.informers.map(({ informer }) => informer.stop()));
+    this.stopping.resolve();
+    this.onChange = () => undefined;
+    await Promise.all(this.reflectors.map((r) => r.stop()));
   }
-}
-
-async function startWithRetry(informer: Watched<KubernetesObject>, name: string, log: Logger, stopped: () => boolean): Promise<void> {
-  for (let delay = 500; ; delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
-    try {
-      await informer.start();
-      return;
-    } catch (err) {
-      if (stopped()) return;
-      log.warn('initial list failed; retrying', { resource: name, error: errorText(err), retryInMs: delay });
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-}
-
-/** An error as one line: for an API error, its status code and the API server's message (not client-node's dump). */
-export function errorText(err: unknown): string {
-  const { code, body } = (err ?? {}) as { code?: number; body?: unknown };
-  if (code !== undefined) {
-    let message: unknown = body;
-    try {
-      message = (typeof body === 'string' ? JSON.parse(body) : body)?.message ?? body;
-    } catch {
-      // a body that is not JSON is its own message
-    }
-    return `${code}: ${typeof message === 'string' ? message : JSON.stringify(message)}`;
-  }
-  if (err instanceof Error) return err.message;
-  return typeof err === 'object' ? JSON.stringify(err) : String(err);
 }
 
 /** Writes core/v1 Events, which kubectl describe shows with the object. */

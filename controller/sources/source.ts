@@ -19,7 +19,10 @@ export interface Snapshot {
 }
 
 export interface Source {
-  /** Resolves once the first full state is loaded; then calls onChange after every change. */
+  /**
+   * Resolves once the first full state of every kind is loaded, and never on a partial one (it waits through failed
+   * lists); calls onChange after every change from then on, never before.
+   */
   start(onChange: () => void): Promise<void>;
   snapshot(): Snapshot;
   stop(): Promise<void>;

@@ -18,6 +18,8 @@ export interface TestCluster {
   dir: string;
   /** Port kube-apiserver listens on. */
   port: number;
+  /** Stops kube-apiserver (SIGTERM, as a rolling control-plane update does) and starts it again on the same etcd; resolves once it is ready. */
+  restartApiServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -83,7 +85,7 @@ export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
         `--kubelet-client-certificate=${node.kubeletClient.cert}`, `--kubelet-client-key=${node.kubeletClient.key}`]
       : ['--disable-admission-plugins=ServiceAccount'];
 
-    const apiserver = execa(apiserverBinary, [
+    const startApiServer = () => execa(apiserverBinary, [
       `--etcd-servers=${etcdUrl}`,
       `--bind-address=${address}`, `--advertise-address=${address}`, `--secure-port=${apiPort}`,
       `--tls-cert-file=${join(dir, 'serving.crt')}`, `--tls-private-key-file=${join(dir, 'serving.key')}`,
@@ -93,6 +95,7 @@ export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
       `--service-cluster-ip-range=${SERVICE_RANGE}`, ...nodeFlags,
       `--cert-dir=${join(dir, 'certs')}`,
     ], { reject: false, all: true });
+    let apiserver = startApiServer();
     children.push(apiserver);
 
     const server = `https://${address}:${apiPort}`;
@@ -101,11 +104,23 @@ export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
     for (const component of components) await writeKubeconfig(join(dir, `${component.name}.kubeconfig`), server, component.token);
     await mkdir(join(dir, 'certs'), { recursive: true });
     const exited = new Set<ResultPromise>();
-    for (const child of [etcd, apiserver]) void child.then(() => exited.add(child));
+    const watchExit = (child: ResultPromise) => void child.then(() => exited.add(child));
+    for (const child of [etcd, apiserver]) watchExit(child);
     await waitReady(server, token, () => [...exited][0]);
+    const restartApiServer = async () => {
+      const old = apiserver;
+      old.kill('SIGTERM');
+      await old;
+      exited.delete(old);
+      children.splice(children.indexOf(old), 1);
+      apiserver = startApiServer();
+      children.push(apiserver);
+      watchExit(apiserver);
+      await waitReady(server, token, () => [...exited][0]);
+    };
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);
-    return { kubeconfigPath, kc, server, token, dir, port: apiPort, stop };
+    return { kubeconfigPath, kc, server, token, dir, port: apiPort, restartApiServer, stop };
   } catch (err) {
     await stop();
     throw err;
