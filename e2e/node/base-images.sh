@@ -22,13 +22,8 @@ node_image="docker.io/library/${node_from//\$\{NODE_VERSION\}/$node_version}"
 
 exists() { buildah inspect --type image "$1" >/dev/null 2>&1; }
 
-work="$(mktemp -d)"
-container=""
-cleanup() {
-  if [ -n "$container" ]; then buildah rm "$container" >/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=e2e/node/build-scratch.sh
+source "$root/e2e/node/build-scratch.sh"
 
 if exists "$debian_image"; then
   echo "qubesec: $debian_image is in containers-storage" >&2

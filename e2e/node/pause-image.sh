@@ -19,13 +19,8 @@ if buildah inspect --type image "$image" >/dev/null 2>&1; then
 fi
 
 echo "qubesec: making $image from k8s.io/kubernetes@$version build/pause/linux/pause.c" >&2
-work="$(mktemp -d)"
-container=""
-cleanup() {
-  if [ -n "$container" ]; then buildah rm "$container" >/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=e2e/node/build-scratch.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build-scratch.sh"
 # The Makefile's CFLAGS; its VERSION is v<tag>-<git describe>, here the module version stands for the git revision.
 gcc -Os -Wall -Werror -static "-DVERSION=v$tag-$version" -o "$work/pause" "$source_dir/build/pause/linux/pause.c"
 container="$(buildah from scratch)"
