@@ -8,7 +8,7 @@ import { PROJECT_ROOT } from '../controller/project.js';
 import { NODE_NAME } from './cluster/cluster.js';
 import { eventually } from './lib/env.js';
 import { Kube } from './lib/kube.js';
-import { startNode, sweepDeadRuns, type TestNode } from './node/node.js';
+import { KUBELET_SYSCTLS, startNode, sweepDeadRuns, type TestNode } from './node/node.js';
 
 const images = () => {
   const dir = process.env.QUBESEC_NODE_IMAGES;
@@ -31,7 +31,7 @@ async function hostState(): Promise<HostState> {
     links: (await lines('ip', ['-o', 'link', 'show'])).map((l) => l.split(':')[1]?.trim() ?? '').sort(),
     iptables: await rules('iptables'),
     ip6tables: await rules('ip6tables'),
-    sysctls: await Promise.all(['kernel/panic', 'kernel/panic_on_oops', 'vm/overcommit_memory'].map(async (k) => `${k}=${(await readFile(`/proc/sys/${k}`, 'utf8')).trim()}`)),
+    sysctls: await Promise.all(KUBELET_SYSCTLS.map(async (k) => `${k}=${(await readFile(`/proc/sys/${k}`, 'utf8')).trim()}`)),
     cgroups: (await Promise.all(hierarchies.map((h) => readdir(`/sys/fs/cgroup/${h}/kubepods`).then(() => [h], () => [])))).flat(),
   };
 }

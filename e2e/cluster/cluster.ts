@@ -35,13 +35,13 @@ export interface NodeNetwork {
   kubeletClient: { cert: string; key: string };
 }
 
-/** Users of the components of a cluster with a node: token file name -> user and groups. */
-const COMPONENT_USERS = {
-  kubelet: 'system:node:qubesec-node,system:nodes',
-  'kube-controller-manager': 'system:kube-controller-manager,',
-  'kube-scheduler': 'system:kube-scheduler,',
-} as const;
 export const NODE_NAME = 'qubesec-node';
+/** The components of a cluster with a node, each with the user and groups its token authenticates as. */
+const COMPONENT_USERS = {
+  kubelet: { user: `system:node:${NODE_NAME}`, groups: 'system:nodes' },
+  'kube-controller-manager': { user: 'system:kube-controller-manager', groups: '' },
+  'kube-scheduler': { user: 'system:kube-scheduler', groups: '' },
+};
 
 export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
   const apiserverBinary = kubeBinary('kube-apiserver');
@@ -72,10 +72,8 @@ export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
     await openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', inRoot(join(dir, 'sa.key')));
     await openssl('pkey', '-in', inRoot(join(dir, 'sa.key')), '-pubout', '-out', inRoot(join(dir, 'sa.pub')));
     const token = 'qubesec-e2e-admin';
-    const components = node ? Object.entries(COMPONENT_USERS).map(([name, user]) => {
-      const [userName, groups] = user.split(',');
-      return { name, token: `qubesec-e2e-${name}`, line: `qubesec-e2e-${name},${userName},${name}-uid,"${groups}"` };
-    }) : [];
+    const components = node ? Object.entries(COMPONENT_USERS).map(([name, { user, groups }]) =>
+      ({ name, token: `qubesec-e2e-${name}`, line: `qubesec-e2e-${name},${user},${name}-uid,"${groups}"` })) : [];
     await writeFile(join(dir, 'tokens.csv'), [`${token},admin,admin-uid,system:masters`, ...components.map((c) => c.line)].join('\n') + '\n');
     const address = node?.address ?? '127.0.0.1';
     // A cluster with a node runs Pods as a real one does: ServiceAccount tokens mounted, webhooks and kubelets called

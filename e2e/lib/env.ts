@@ -15,6 +15,11 @@ export function kubeBinary(name: string): string {
   return join(dir, name);
 }
 
+/** The value of an unlabelled metric in a /metrics text (NaN when absent). */
+export function metricValue(text: string, name: string): number {
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}
+
 /** Polls `check` until it returns a value (not undefined) or throws the last failure after `timeoutMs`. */
 export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
   const deadline = Date.now() + timeoutMs;

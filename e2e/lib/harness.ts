@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseFlags } from '../../controller/config.js';
 import { startController, type RunningController } from '../../controller/controller.js';
 import { createLogger } from '../../controller/observability/log.js';
-import { freePort, rootfs } from './env.js';
+import { freePort, metricValue, rootfs } from './env.js';
 
 export interface TestController extends RunningController {
   httpsPort: number;
@@ -49,7 +49,7 @@ export async function startTestController(source: { kubeconfig: string } | { man
     confDir,
     logs,
     metricsText,
-    metric: async (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await metricsText())?.[1] ?? NaN),
+    metric: async (name) => metricValue(await metricsText(), name),
     async stop() {
       await controller.stop();
       await rm(join(rootfs(), confDir), { recursive: true, force: true });

@@ -18,7 +18,7 @@ export const NODE_ADDRESS = '198.19.0.1';
 /** The archive, among those e2e/node/images.sh writes, of the pause image each Pod sandbox starts from. */
 const PAUSE_ARCHIVE = 'pause.tar';
 /** Host settings the kubelet changes, restored at stop. */
-const KUBELET_SYSCTLS = ['kernel/panic', 'kernel/panic_on_oops', 'vm/overcommit_memory'];
+export const KUBELET_SYSCTLS = ['kernel/panic', 'kernel/panic_on_oops', 'vm/overcommit_memory'];
 const IPTABLES = ['iptables', 'ip6tables'];
 /** Tables the kubelet writes to; restoring one that had no rules before (not in the saved text) empties it. */
 const IPTABLES_TABLES = ['filter', 'nat', 'mangle'];
@@ -33,8 +33,6 @@ export interface TestNode {
   kubectl(args: string[], input?: string): Promise<Result>;
   /** Host PID of a container's main process, from a Pod's containerStatuses[].containerID. */
   containerPid(containerId: string): Promise<number>;
-  /** Output of a component (containerd, kubelet, ...) so far, for failure messages. */
-  logTail(component: string, lines?: number): Promise<string>;
   /** The Pods of a namespace with their Events and their containers' last log lines, for failure messages. */
   podReport(namespace: string): Promise<string>;
   stop(): Promise<void>;
@@ -134,16 +132,12 @@ export async function startNode(imagesDir: string): Promise<TestNode> {
       },
       async containerPid(containerId) {
         const id = containerId.replace(/^containerd:\/\//, '');
-        const info = JSON.parse((await ctr('tasks', 'ls', '--format', 'json').catch(() => ({ stdout: '' }))).stdout || '[]') as { ID: string; PID: number }[];
-        const task = Array.isArray(info) ? info.find((t) => t.ID === id) : undefined;
-        if (task) return task.PID;
-        // ctr 1.6 has no JSON task list: read the table.
+        // ctr 1.6 lists tasks as a table only: TASK PID STATUS.
         const table = (await ctr('tasks', 'ls')).stdout;
         const row = table.split('\n').map((line) => line.trim().split(/\s+/)).find((cols) => cols[0] === id);
         if (!row) throw new Error(`no task for container ${id}:\n${table}`);
         return Number(row[1]);
       },
-      logTail: (component, lines) => logTail(dir, component, lines),
       async podReport(namespace) {
         const kubectl = (...args: string[]) => execa(kubeBinary('kubectl'), [`--kubeconfig=${admin}`, '--namespace', namespace, ...args], { reject: false, all: true }).then((r) => r.all);
         return [await kubectl('get', 'pods', '-o', 'wide'), await kubectl('describe', 'pods'), await kubectl('logs', '--all-containers', '--prefix', '--tail=40', '--selector', 'app.kubernetes.io/name')].join('\n');
