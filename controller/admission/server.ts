@@ -48,7 +48,8 @@ export function replaceKeyPairs(server: Server, keyPairs: WebhookOptions['keyPai
   server.setSecureContext(tlsOptions(keyPairs));
 }
 
-function tlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions {
+/** The webhook servers' TLS: these key pairs, the hybrid ML-KEM groups first (also the audit receiver's). */
+export function tlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions {
   return {
     cert: keyPairs.map((p) => p.certificatePem),
     key: keyPairs.map((p) => p.keyPem),
@@ -113,6 +114,7 @@ function tooLarge(req: IncomingMessage, res: ServerResponse): void {
   req.resume();
 }
 
-function plain(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+/** A plain-text answer (errors, and the audit receiver's acknowledgements). */
+export function plain(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(`${message}\n`);
 }
