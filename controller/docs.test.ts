@@ -6,8 +6,9 @@ import { parse } from 'yaml';
 import { FLAGS } from './config.js';
 import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from './model/annotations.js';
 import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
-import { createMetrics } from './observability/metrics.js';
+import { createAuditMetrics, createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
+import { AUDIT_SERVE_FLAGS, AUDIT_SHOW_OPTIONS, AUDIT_VERIFY_OPTIONS } from './signatures/audit/cli.js';
 
 const doc = (name: string) => readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8');
 
@@ -28,6 +29,13 @@ describe('docs', () => {
     expect(Object.keys(CHECK_OPTIONS).filter((f) => f !== 'help' && !check.includes(`\`--${f}`))).toEqual([]);
   });
 
+  it('list every flag of qubesec audit serve, verify and show', () => {
+    const serve = doc('flags.md').split('## qubesec audit serve')[1] ?? '';
+    expect(Object.keys(AUDIT_SERVE_FLAGS).filter((f) => !serve.includes(`\`--${f}\``))).toEqual([]);
+    const signatures = doc('signatures.md');
+    expect(Object.keys({ ...AUDIT_VERIFY_OPTIONS, ...AUDIT_SHOW_OPTIONS }).filter((f) => !signatures.includes(`\`--${f}`))).toEqual([]);
+  });
+
   it('list every annotation', () => {
     const annotations = doc('annotations.md');
     expect(ANNOTATION_KEYS.length).toBeGreaterThan(0);
@@ -39,7 +47,9 @@ describe('docs', () => {
 
   it('list every metric QubeSec defines', async () => {
     const metrics = doc('metrics.md');
-    const names = (await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('qubesec_') && !n.startsWith('qubesec_controller_'));
+    const registries = [createMetrics().registry, createAuditMetrics().registry];
+    const names = (await Promise.all(registries.map((r) => r.getMetricsAsJSON()))).flat().map((m) => m.name)
+      .filter((n) => n.startsWith('qubesec_') && !n.startsWith('qubesec_controller_') && !n.startsWith('qubesec_audit_process_'));
     expect(names.length).toBeGreaterThan(5);
     expect(names.filter((n) => !metrics.includes(`\`${n}\``))).toEqual([]);
   });

@@ -5,6 +5,7 @@ import { startController } from '../controller.js';
 import { runCert } from './cert.js';
 import { runCheck, UsageError } from './check.js';
 import { runDemo } from './demo.js';
+import { untilSignal } from './signals.js';
 import { runAudit } from '../signatures/audit/cli.js';
 
 /** A command resolves with its exit code, or nothing for 0. */
@@ -24,12 +25,6 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
   check: runCheck,
   audit: runAudit,
 };
-
-export function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
-  });
-}
 
 const [name = '', ...rest] = process.argv.slice(2);
 const run = COMMANDS[name];

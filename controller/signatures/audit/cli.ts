@@ -5,7 +5,7 @@ import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../../cli/check.js';
-import { untilSignal } from '../../cli/main.js';
+import { untilSignal } from '../../cli/signals.js';
 import { byteSize, duration, integer, ipAddress, list, listenAddress, oneOf, optional, parseFlagSet, text, usage, type FlagParser } from '../../config.js';
 import { createLogger, type Level } from '../../observability/log.js';
 import { createAuditMetrics } from '../../observability/metrics.js';

@@ -25,8 +25,8 @@ export interface ReceiverOptions extends WebhookOptions {
   maxPendingBatches: number;
 }
 
-/** The events of an EventList body, each serialised again as JSON, or why the body is not one. */
-export function eventsOfBatch(body: string): { events: string[] } | { error: string } {
+/** The events of an EventList body, each serialised again as JSON (and the first's auditID, for logs), or why the body is not one. */
+export function eventsOfBatch(body: string): { events: string[]; firstAuditID: unknown } | { error: string } {
   let list: unknown;
   try {
     list = JSON.parse(body);
@@ -38,7 +38,7 @@ export function eventsOfBatch(body: string): { events: string[] } | { error: str
   if (!Array.isArray(items)) return { error: 'items: not a list' };
   const bad = items.findIndex((item) => item === null || typeof item !== 'object' || Array.isArray(item));
   if (bad >= 0) return { error: `items[${bad}]: not an Event object` };
-  return { events: items.map((item) => JSON.stringify(item)) };
+  return { events: items.map((item) => JSON.stringify(item)), firstAuditID: (items[0] as { auditID?: unknown } | undefined)?.auditID };
 }
 
 const digest = (token: string) => createHash('sha256').update(token).digest();
@@ -92,7 +92,7 @@ export async function serveAuditReceiver(options: ReceiverOptions, store: AuditS
         (err: Error) => {
           const full = err instanceof StoreFullError;
           metrics.refusedBatches.inc({ reason: full ? 'full' : 'error' });
-          log.error(full ? 'audit batch refused: the store is full (the API server retries; free space or raise --max-size)' : 'audit batch refused: the write failed (the API server retries)', { events: batch.events.length, error: err.message });
+          log.error(full ? 'audit batch refused: the store is full (the API server retries; free space or raise --max-size)' : 'audit batch refused: the write failed (the API server retries)', { events: batch.events.length, firstAuditID: batch.firstAuditID, error: err.message });
           plain(res, full ? 503 : 500, err.message, full ? { 'Retry-After': '5' } : {});
         },
       );

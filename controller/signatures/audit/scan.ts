@@ -46,7 +46,7 @@ export async function scanLog(dir: string, options: ScanOptions = {}): Promise<S
   const numbers = await segmentNumbers(dir);
   const tree = new MerkleTree();
   const result: ScanResult = { segments: [], tree, checkpoints: 0 };
-  const fail = (segment: string, line: number, problem: string) => ({ ...result, problem: { segment, line, record: tree.size, problem } });
+  const fail = (segment: string, line: number, problem: string, record = tree.size) => ({ ...result, problem: { segment, line, record, problem } });
   const { witness } = options;
   let origin: string | undefined;
   const witnessDiffers = () => witness !== undefined && tree.size === witness.size && !tree.root().equals(witness.root);
@@ -75,7 +75,7 @@ export async function scanLog(dir: string, options: ScanOptions = {}): Promise<S
         if (!leafMatches(line)) return fail(name, lineNumber, 'its event does not match its leaf hash: the event (or the hash) was changed');
         tree.append(Buffer.from(line.leaf, 'base64'));
         options.onRecord?.(line.index, line.eventText, name);
-        if (witnessDiffers()) return fail(name, lineNumber, `the tree of the first ${tree.size} records differs from the saved checkpoint's root hash: a record up to here was changed`);
+        if (witnessDiffers()) return fail(name, lineNumber, `the tree of the first ${tree.size} records differs from the saved checkpoint's root hash: a record up to here was changed`, tree.size - 1);
         continue;
       }
       let checkpoint: Checkpoint;

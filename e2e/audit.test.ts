@@ -1,0 +1,214 @@
+// The audit trail on a real kube-apiserver: its webhook backend POSTs batches to `qubesec audit serve` (a real process,
+// over TLS with a bearer token), kubectl makes the events, and `qubesec audit verify` and `show` read the log. The
+// checkpoint key comes from OpenSSL 3.5 (the rootfs), which also verifies a checkpoint's ML-DSA signature.
+import { randomBytes } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, statfs, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { stringify } from 'yaml';
+import { selfSignedPair } from '../controller/pki/selfsigned.js';
+import { AUDIT_PATH } from '../controller/signatures/audit/receiver.js';
+import { parseLine, segmentName } from '../controller/signatures/audit/record.js';
+import { startCluster, type TestCluster } from './cluster/cluster.js';
+import { eventually, freePort, kubeBinary, metricValue, rootfs } from './lib/env.js';
+
+const MAIN = fileURLToPath(new URL('../controller/cli/main.js', import.meta.url));
+const qubesec = (...args: string[]) => execa(process.execPath, [MAIN, ...args], { reject: false });
+
+let cluster: TestCluster;
+let dir: string;
+let port: number;
+let metricsPort: number;
+let files: Record<'key' | 'pub' | 'tokens' | 'cert' | 'tlsKey', string>;
+let receiver: { child: ResultPromise; logs: string[] } | undefined;
+let mounted: string | undefined;
+
+const kubectl = (...args: string[]) => execa(kubeBinary('kubectl'), ['--kubeconfig', cluster.kubeconfigPath, ...args]);
+const inRoot = (path: string) => path.slice(rootfs().length);
+const openssl = (...args: string[]) => execa('chroot', [rootfs(), 'openssl', ...args], { reject: false });
+
+async function startReceiver(logDir: string): Promise<void> {
+  const child = execa(process.execPath, [MAIN, 'audit', 'serve', '--dir', logDir, '--key', files.key, '--token-file', files.tokens,
+    '--tls-certificate', files.cert, '--tls-key', files.tlsKey, '--listen', `127.0.0.1:${port}`,
+    '--metrics-address', '127.0.0.1', '--metrics-port', String(metricsPort), '--checkpoint-interval', '1s'], { reject: false });
+  const logs: string[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean)));
+  receiver = { child, logs };
+  await eventually(async () => ((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok ? true : undefined), 15_000, 'audit receiver ready');
+}
+
+async function stopReceiver(): Promise<void> {
+  if (!receiver) return;
+  const { child, logs } = receiver;
+  receiver = undefined;
+  child.kill('SIGTERM');
+  const result = await child;
+  if (result.exitCode !== 0) throw new Error(`qubesec audit serve exited with ${result.exitCode}: ${logs.slice(-10).join('\n')}`);
+}
+
+const receiverMetrics = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+
+/** The events of `audit show` as JSON. */
+async function shown(logDir: string, ...filters: string[]): Promise<{ record: number; event: { verb: string; objectRef?: { name?: string }; user: { username: string }; stage: string } }[]> {
+  const result = await qubesec('audit', 'show', logDir, '--output', 'json', ...filters);
+  if (result.exitCode !== 0) throw new Error(`audit show: ${result.stderr}`);
+  return result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as never);
+}
+
+/** Every named ConfigMap's events have come in with the verbs given. */
+async function waitForEvents(logDir: string, names: string[], verbs: string[]): Promise<void> {
+  await eventually(async () => {
+    const events = await shown(logDir, '--resource', 'configmaps', '--namespace', 'default');
+    const seen = new Set(events.map((e) => `${e.event.objectRef?.name} ${e.event.verb}`));
+    return names.every((n) => verbs.every((v) => seen.has(`${n} ${v}`))) ? true : undefined;
+  }, 60_000, `audit events of ${names.join(', ')}`);
+}
+
+/** `audit verify` passes with every record under a checkpoint (the receiver signs one each second). */
+async function waitVerified(logDir: string): Promise<string> {
+  return eventually(async () => {
+    const result = await qubesec('audit', 'verify', logDir, '--key', files.pub);
+    if (result.exitCode !== 0) throw new Error(result.stdout + result.stderr);
+    return result.stdout.includes('note:') ? undefined : result.stdout;
+  }, 30_000, 'audit verify with no unsigned record');
+}
+
+beforeAll(async () => {
+  // Inside the rootfs, so its OpenSSL reads and writes the same files.
+  dir = await mkdtemp(join(rootfs(), 'tmp', 'qubesec-audit-e2e-'));
+  files = { key: join(dir, 'audit.key'), pub: join(dir, 'audit.pub'), tokens: join(dir, 'tokens'), cert: join(dir, 'tls.crt'), tlsKey: join(dir, 'tls.key') };
+  for (const args of [['genpkey', '-algorithm', 'ML-DSA-65', '-out', inRoot(files.key)], ['pkey', '-in', inRoot(files.key), '-pubout', '-out', inRoot(files.pub)]]) {
+    const result = await openssl(...args);
+    if (result.exitCode !== 0) throw new Error(`openssl ${args[0]}: ${result.stderr}`);
+  }
+  const token = randomBytes(24).toString('base64url');
+  await writeFile(files.tokens, `${token}\n`);
+  // Go's TLS client in the API server verifies ECDSA, not yet ML-DSA; the key exchange is the hybrid X25519MLKEM768.
+  const pair = await selfSignedPair('ecdsa-p256', 'qubesec-audit', ['localhost'], 2);
+  await writeFile(files.cert, pair.certificatePem);
+  await writeFile(files.tlsKey, pair.keyPem);
+  port = await freePort();
+  metricsPort = await freePort();
+
+  // As docs/signatures.md shows: the webhook kubeconfig, and a policy that keeps ConfigMap requests with their bodies.
+  const webhookConfigFile = join(dir, 'audit-webhook.kubeconfig');
+  await writeFile(webhookConfigFile, stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'audit',
+    clusters: [{ name: 'qubesec-audit', cluster: { server: `https://localhost:${port}${AUDIT_PATH}`, 'certificate-authority-data': Buffer.from(pair.certificatePem).toString('base64') } }],
+    users: [{ name: 'kube-apiserver', user: { token } }],
+    contexts: [{ name: 'audit', context: { cluster: 'qubesec-audit', user: 'kube-apiserver' } }],
+  }));
+  const policyFile = join(dir, 'audit-policy.yaml');
+  await writeFile(policyFile, stringify({
+    apiVersion: 'audit.k8s.io/v1', kind: 'Policy', omitStages: ['RequestReceived'],
+    rules: [
+      // The API server's own requests (its identity Lease every 10 s) would come in while the test restarts the receiver.
+      { level: 'None', users: ['system:apiserver'] },
+      { level: 'Request', resources: [{ group: '', resources: ['configmaps'] }] },
+      { level: 'Metadata' },
+    ],
+  }));
+  cluster = await startCluster(undefined, { policyFile, webhookConfigFile });
+  await startReceiver(join(dir, 'log'));
+});
+
+afterAll(async () => {
+  await stopReceiver().catch(() => undefined);
+  await cluster?.stop();
+  if (mounted) await execa('umount', [mounted]);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('the audit trail on a real API server', () => {
+  const logDir = () => join(dir, 'log');
+
+  it('appends the events of kubectl create, update and delete; verify proves the log and OpenSSL verifies a checkpoint', async () => {
+    await kubectl('create', 'configmap', 'audited', '--from-literal=colour=blue');
+    await kubectl('patch', 'configmap', 'audited', '-p', '{"data":{"colour":"green"}}');
+    await kubectl('delete', 'configmap', 'audited');
+    await waitForEvents(logDir(), ['audited'], ['create', 'patch', 'delete']);
+
+    const created = await shown(logDir(), '--user', 'admin', '--verb', 'create', '--resource', 'configmaps');
+    expect(created.map((e) => [e.event.objectRef?.name, e.event.user.username, e.event.stage])).toEqual([['audited', 'admin', 'ResponseComplete']]);
+    const text = await qubesec('audit', 'show', logDir(), '--verb', 'delete', '--namespace', 'default', '--since', '10m');
+    expect(text.stdout).toMatch(/ResponseComplete admin delete configmaps default\/audited 200 /);
+
+    const verified = await waitVerified(logDir());
+    expect(verified).toMatch(/^OK: \d+ records in 1 segments, \d+ checkpoints signed by the ML-DSA-65 key/);
+
+    // The last checkpoint's signature, checked by OpenSSL on its own: signed-note text, ML-DSA-65 over it.
+    const lines = (await readFile(join(logDir(), segmentName(1)), 'utf8')).split('\n').filter(Boolean);
+    const last = parseLine(lines.filter((l) => l.startsWith('{"checkpoint"')).at(-1)!) as { note: string };
+    const split = last.note.lastIndexOf('\n\n');
+    const signature = Buffer.from(last.note.slice(split + 2).trim().split(' ').at(-1)!, 'base64').subarray(4);
+    await writeFile(join(dir, 'note.txt'), last.note.slice(0, split + 1));
+    await writeFile(join(dir, 'note.sig'), signature);
+    const checked = await openssl('pkeyutl', '-verify', '-pubin', '-inkey', inRoot(files.pub), '-rawin', '-in', inRoot(join(dir, 'note.txt')), '-sigfile', inRoot(join(dir, 'note.sig')));
+    expect(checked.stdout.trim()).toBe('Signature Verified Successfully');
+
+    const metrics = await receiverMetrics();
+    expect(metricValue(metrics, 'qubesec_audit_events_appended_total')).toBeGreaterThanOrEqual(3);
+    expect(metricValue(metrics, 'qubesec_audit_checkpoints_total')).toBeGreaterThanOrEqual(1);
+    expect(metricValue(metrics, 'qubesec_audit_dropped_batches_total')).toBe(0);
+  });
+
+  it('fails verification on one byte changed in the middle of the log, naming the segment, line and record', async () => {
+    const copy = join(dir, 'tampered');
+    await cp(logDir(), copy, { recursive: true });
+    const path = join(copy, segmentName(1));
+    const lines = (await readFile(path, 'utf8')).split('\n');
+    const records = lines.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith('{"index":'));
+    const [line, lineIndex] = records[Math.floor(records.length / 2)]!;
+    const record = (parseLine(line) as { index: number }).index;
+    // One byte of the event's auditID (a hex digit or a dash) becomes another.
+    const at = line.indexOf('"auditID":"') + 12;
+    lines[lineIndex] = `${line.slice(0, at)}${line[at] === 'a' ? 'b' : 'a'}${line.slice(at + 1)}`;
+    await writeFile(path, lines.join('\n'));
+
+    const result = await qubesec('audit', 'verify', copy, '--key', files.pub);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout.trim()).toBe(`FAILED: ${copy}/${segmentName(1)} line ${lineIndex + 1} (record ${record}): its event does not match its leaf hash: the event (or the hash) was changed`);
+    expect((await qubesec('audit', 'verify', logDir(), '--key', files.pub)).exitCode).toBe(0);
+  });
+
+  it('answers 503 while the disk is full, the API server retries, and the batches land once there is room: nothing dropped', async () => {
+    // A fresh log on a 1 MiB tmpfs, filled to the last byte by another file: ENOSPC from the first batch.
+    await stopReceiver();
+    const full = join(dir, 'full');
+    await mkdir(full);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full]);
+    mounted = full;
+    await startReceiver(join(full, 'log'));
+    const filler = join(full, 'filler');
+    const { bavail, bsize } = await statfs(full);
+    await writeFile(filler, Buffer.alloc(bavail * bsize));
+
+    const names = ['full-0', 'full-1', 'full-2'];
+    for (const name of names) await kubectl('create', 'configmap', name, `--from-literal=payload=${'x'.repeat(2000)}`);
+    const refusedTwice = await eventually(async () => {
+      const refused = receiver!.logs.map((l) => JSON.parse(l) as { msg: string; firstAuditID?: string }).filter((l) => l.msg.startsWith('audit batch refused: the store is full'));
+      const ids = refused.map((l) => l.firstAuditID);
+      return ids.find((id, i) => ids.indexOf(id) !== i);
+    }, 30_000, 'the same batch refused twice (the API server retried it)');
+    expect(refusedTwice).toEqual(expect.any(String));
+    const metrics = await receiverMetrics();
+    expect(Number(/^qubesec_audit_refused_batches_total\{reason="full"\} (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
+    expect(metricValue(metrics, 'qubesec_audit_dropped_batches_total')).toBe(0);
+
+    // Room again, as when an operator grows or cleans the volume: the retried batches are appended.
+    await unlink(filler);
+    await waitForEvents(join(full, 'log'), names, ['create']);
+    const verified = await waitVerified(join(full, 'log'));
+    expect(verified).toMatch(/^OK: /);
+    expect((await shown(join(full, 'log'))).some((e) => JSON.stringify(e).includes(refusedTwice))).toBe(true);
+    expect(metricValue(await receiverMetrics(), 'qubesec_audit_dropped_batches_total')).toBe(0);
+
+    // The API server gave up on no batch (it counts those it drops after its retries, or could not send).
+    const apiMetrics = await execa('curl', ['-sk', '-H', `Authorization: Bearer ${cluster.token}`, `${cluster.server}/metrics`]);
+    expect(/^apiserver_audit_error_total\{plugin="webhook"\} (\S+)$/m.exec(apiMetrics.stdout)?.[1] ?? '0').toBe('0');
+    expect(Number(/^apiserver_audit_event_total (\S+)$/m.exec(apiMetrics.stdout)?.[1])).toBeGreaterThan(0);
+    await stopReceiver();
+    expect(await readdir(join(full, 'log'))).toEqual([segmentName(1)]);
+  });
+});
