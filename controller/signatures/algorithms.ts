@@ -6,6 +6,7 @@ import {
   COMPOSITE_ALGORITHMS, compositeByOid, compositeFromPrivateKey, compositePrivateKey, compositePublicKey, compositeSign, compositeSpec,
   compositeVerify, generateCompositeKeyPair, isCompositeAlgorithm, splitPublicKey, type CompositeAlgorithm, type MlDsaAlgorithm,
 } from './composite.js';
+import { pem } from './pem.js';
 import { DerError, TAG, bitString, octetString, oid, oidToString, readSequence, sequence, smallInteger } from './der.js';
 
 export const ML_DSA_ALGORITHMS = ['ML-DSA-44', 'ML-DSA-65', 'ML-DSA-87'] as const satisfies readonly MlDsaAlgorithm[];
@@ -111,9 +112,6 @@ export function privateKeyPem(key: PrivateKey): string {
   return pem('PRIVATE KEY', key.pkcs8);
 }
 
-export function pem(label: string, der: Buffer): string {
-  return `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
-}
 
 /** The composite algorithm of a SubjectPublicKeyInfo or PKCS#8 structure, or undefined for any other key. */
 function compositeOf(der: Buffer, kind: 'spki' | 'pkcs8', source: string): CompositeAlgorithm | undefined {
