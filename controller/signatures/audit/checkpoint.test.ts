@@ -1,12 +1,11 @@
 import { generateKeyPairSync, verify } from 'node:crypto';
-import { checkpointBody, loadCheckpointSigner, loadCheckpointVerifier, noteKeyId, openCheckpoint, parseCheckpointBody, signCheckpoint } from './checkpoint.js';
+import { generatePrivateKey, type SignatureAlgorithm } from '../algorithms.js';
+import { loadSigningKey } from '../keys.js';
+import { checkpointBody, noteKeyId, openCheckpoint, parseCheckpointBody, signCheckpoint } from './checkpoint.js';
 
-const pems = (type: 'ml-dsa-44' | 'ml-dsa-65' | 'ml-dsa-87' | 'ec') => {
-  const { privateKey, publicKey } = type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync(type as 'ml-dsa-65');
-  return { privateKey: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, publicKey: publicKey.export({ format: 'pem', type: 'spki' }) as string };
-};
-const KEY = pems('ml-dsa-65');
-const signer = loadCheckpointSigner(KEY.privateKey, 'test key');
+const { privateKey, publicKey: nodePublicKey } = generateKeyPairSync('ml-dsa-65');
+const signer = loadSigningKey(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, 'test key');
+const keyOf = (algorithm: SignatureAlgorithm) => generatePrivateKey(algorithm);
 const checkpoint = { origin: 'example.com/audit', size: 1234, root: Buffer.alloc(32, 7) };
 
 describe('checkpoint text (c2sp.org/tlog-checkpoint)', () => {
@@ -26,50 +25,44 @@ describe('checkpoint text (c2sp.org/tlog-checkpoint)', () => {
 });
 
 describe('signed checkpoints (c2sp.org/signed-note, ML-DSA)', () => {
-  it('signs the note text with ML-DSA; the line holds the key ID and a signature node:crypto verifies on its own', () => {
-    const note = signCheckpoint(checkpoint, signer);
+  it('signs the note text with ML-DSA-65; the line holds the key ID and a signature node:crypto verifies on its own', async () => {
+    const note = await signCheckpoint(checkpoint, signer);
     const [text, line] = note.split('\n\n') as [string, string];
     expect(`${text}\n`).toBe(checkpointBody(checkpoint));
     const match = /^\u2014 example\.com\/audit ([A-Za-z0-9+/=]+)\n$/.exec(line);
     expect(match).not.toBeNull();
     const blob = Buffer.from(match![1]!, 'base64');
-    expect(blob.subarray(0, 4)).toEqual(noteKeyId('example.com/audit', signer));
+    expect(blob.subarray(0, 4)).toEqual(noteKeyId('example.com/audit', signer.publicKey));
     expect(blob.length).toBe(4 + 3309);
-    expect(verify(null, Buffer.from(`${text}\n`), KEY.publicKey, blob.subarray(4))).toBe(true);
-    expect(openCheckpoint(note, loadCheckpointVerifier(KEY.publicKey, 'pub'))).toEqual(checkpoint);
+    expect(verify(null, Buffer.from(`${text}\n`), nodePublicKey, blob.subarray(4))).toBe(true);
+    expect(openCheckpoint(note, [signer.publicKey])).toEqual(checkpoint);
   });
 
-  it('derives the key ID from the name, the ML-DSA type and the public key', () => {
-    const other = loadCheckpointSigner(pems('ml-dsa-65').privateKey, 'other');
-    const ids = new Set([noteKeyId('a', signer), noteKeyId('b', signer), noteKeyId('a', other), noteKeyId('a', loadCheckpointSigner(pems('ml-dsa-44').privateKey, '44'))].map((b) => b.toString('hex')));
+  it('derives the key ID from the name, the signature type and the public key', () => {
+    const other = keyOf('ML-DSA-65').publicKey;
+    const ids = new Set([noteKeyId('a', signer.publicKey), noteKeyId('b', signer.publicKey), noteKeyId('a', other), noteKeyId('a', keyOf('ML-DSA-44').publicKey)].map((b) => b.toString('hex')));
     expect(ids.size).toBe(4);
-    expect(noteKeyId('a', signer)).toEqual(noteKeyId('a', loadCheckpointVerifier(KEY.privateKey, 'private PEM gives its public half')));
   });
 
-  it('signs with ML-DSA-44 and ML-DSA-87 keys too', () => {
-    for (const type of ['ml-dsa-44', 'ml-dsa-87'] as const) {
-      const pair = pems(type);
-      const note = signCheckpoint(checkpoint, loadCheckpointSigner(pair.privateKey, type));
-      expect(openCheckpoint(note, loadCheckpointVerifier(pair.publicKey, type))).toEqual(checkpoint);
+  it('signs with the other algorithms of controller/signatures too', async () => {
+    for (const algorithm of ['ML-DSA-44', 'ML-DSA-87', 'SLH-DSA-SHA2-128f'] as const) {
+      const key = keyOf(algorithm);
+      const note = await signCheckpoint(checkpoint, { algorithm, keyId: key.publicKey.keyId, publicKey: key.publicKey, sign: (data) => Promise.resolve(key.sign(data)) });
+      expect(openCheckpoint(note, [key.publicKey])).toEqual(checkpoint);
     }
   });
 
-  it('refuses a changed text, another key, a malformed note; skips signatures of other keys', () => {
-    const note = signCheckpoint(checkpoint, signer);
-    const verifier = loadCheckpointVerifier(KEY.publicKey, 'pub');
-    expect(() => openCheckpoint(note.replace('\n1234\n', '\n1233\n'), verifier)).toThrow(/does not verify/);
-    expect(() => openCheckpoint(note, loadCheckpointVerifier(pems('ml-dsa-65').publicKey, 'other'))).toThrow(/no signature by the key/);
-    expect(() => openCheckpoint(note.replace('\n\n', '\n'), verifier)).toThrow(/not a signed note/);
-    expect(() => openCheckpoint(note.replace('\u2014 ', '-- '), verifier)).toThrow(/signature line/);
+  it('refuses a changed text, another key, a malformed note; skips signatures of other keys; takes several keys', async () => {
+    const note = await signCheckpoint(checkpoint, signer);
+    const other = keyOf('ML-DSA-65').publicKey;
+    expect(() => openCheckpoint(note.replace('\n1234\n', '\n1233\n'), [signer.publicKey])).toThrow(`the ML-DSA-65 signature does not verify with key ${signer.keyId}`);
+    expect(() => openCheckpoint(note, [other])).toThrow(/^no signature by the key \(ML-DSA-65, key ID [0-9a-f]{8}\) under key name example.com\/audit$/);
+    expect(() => openCheckpoint(note.replace('\n\n', '\n'), [signer.publicKey])).toThrow(/not a signed note/);
+    expect(() => openCheckpoint(note.replace('\u2014 ', '-- '), [signer.publicKey])).toThrow(/signature line/);
     const cosigned = `${note}\u2014 witness.example/w ${Buffer.alloc(68, 1).toString('base64')}\n`;
-    expect(openCheckpoint(cosigned, verifier)).toEqual(checkpoint);
+    expect(openCheckpoint(cosigned, [signer.publicKey])).toEqual(checkpoint);
     const otherFirst = note.replace('\n\n', `\n\n\u2014 example.com/audit ${Buffer.alloc(68, 1).toString('base64')}\n`);
-    expect(openCheckpoint(otherFirst, verifier)).toEqual(checkpoint);
-  });
-
-  it('takes ML-DSA keys only, and says what it got', () => {
-    expect(() => loadCheckpointSigner(pems('ec').privateKey, '--key k.pem')).toThrow('--key k.pem: a ec key; checkpoints are signed with ML-DSA');
-    expect(() => loadCheckpointSigner('not a pem', '--key k.pem')).toThrow(/--key k.pem: not a PEM private key/);
-    expect(() => loadCheckpointVerifier('not a pem', '--key p.pem')).toThrow(/--key p.pem: not a PEM public key/);
+    expect(openCheckpoint(otherFirst, [signer.publicKey])).toEqual(checkpoint);
+    expect(openCheckpoint(note, [other, signer.publicKey])).toEqual(checkpoint);
   });
 });

@@ -1,29 +1,19 @@
 // Checkpoints: a c2sp.org/tlog-checkpoint body (origin, tree size, base64 root hash, one line each) in a
-// c2sp.org/signed-note note, signed with ML-DSA (FIPS 204, pure, empty context) over the note text.
-// signed-note assigns no ML-DSA signature type, so QubeSec uses the escape it reserves (0xff followed by an
-// identifier): the type is 0xff || "qubesec.io/<ML-DSA-65>" (the algorithm's name), and the key ID is, as the spec
-// recommends, SHA-256(key name || 0x0A || type || public key as SPKI DER)[:4], the key name being the origin.
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+// c2sp.org/signed-note note, signed over the note text (no context string) with the receiver's key: ML-DSA-65 by
+// default, or any algorithm of controller/signatures. signed-note assigns no type to these, so QubeSec uses the
+// escape it reserves, 0xff followed by an identifier: the type is 0xff || "qubesec.io/" || the algorithm's name
+// ("qubesec.io/ML-DSA-65"), and the key ID is, as the spec recommends, SHA-256(key name || 0x0A || type || public
+// key as SPKI DER)[:4], the key name being the origin.
+import { createHash } from 'node:crypto';
+import type { PublicKey } from '../algorithms.js';
+import type { SigningKey } from '../keys.js';
 import { HASH_BYTES } from './merkle.js';
-
-const ML_DSA_NAMES: Record<string, string> = { 'ml-dsa-44': 'ML-DSA-44', 'ml-dsa-65': 'ML-DSA-65', 'ml-dsa-87': 'ML-DSA-87' };
 
 export interface Checkpoint {
   origin: string;
   size: number;
   /** The Merkle tree hash over the first `size` records. */
   root: Buffer;
-}
-
-export interface CheckpointVerifier {
-  /** ML-DSA-44, ML-DSA-65 or ML-DSA-87. */
-  algorithm: string;
-  spki: Buffer;
-  verify(text: Buffer, signature: Buffer): boolean;
-}
-
-export interface CheckpointSigner extends CheckpointVerifier {
-  sign(text: Buffer): Buffer;
 }
 
 export function checkpointBody(checkpoint: Checkpoint): string {
@@ -42,76 +32,45 @@ export function parseCheckpointBody(body: string): Checkpoint {
   return { origin, size: Number(size), root: rootHash };
 }
 
-export function signatureType(key: CheckpointVerifier): Buffer {
+export function signatureType(key: PublicKey): Buffer {
   return Buffer.concat([Buffer.of(0xff), Buffer.from(`qubesec.io/${key.algorithm}`)]);
 }
 
-export function noteKeyId(name: string, key: CheckpointVerifier): Buffer {
+export function noteKeyId(name: string, key: PublicKey): Buffer {
   return createHash('sha256').update(`${name}\n`).update(signatureType(key)).update(key.spki).digest().subarray(0, 4);
 }
 
 /** The signed note of a checkpoint: its text, a blank line, the signature line (key name = origin). */
-export function signCheckpoint(checkpoint: Checkpoint, signer: CheckpointSigner): string {
+export async function signCheckpoint(checkpoint: Checkpoint, key: SigningKey): Promise<string> {
   const text = checkpointBody(checkpoint);
-  const signature = signer.sign(Buffer.from(text));
-  const blob = Buffer.concat([noteKeyId(checkpoint.origin, signer), signature]).toString('base64');
+  const signature = await key.sign(Buffer.from(text));
+  const blob = Buffer.concat([noteKeyId(checkpoint.origin, key.publicKey), signature]).toString('base64');
   return `${text}\n\u2014 ${checkpoint.origin} ${blob}\n`;
 }
 
-/**
- * The checkpoint of a note that `key` signed. Signature lines of other keys are skipped (signed-note); a note with no
- * line of this key, or whose line does not verify, is refused with the reason.
- */
-export function openCheckpoint(note: string, key: CheckpointVerifier): Checkpoint {
-  // signed-note: the text ends at the last blank line.
+/** The text of a signed note (up to its last blank line), or an error saying why it is not one. */
+export function noteText(note: string): string {
   const split = note.lastIndexOf('\n\n');
   if (split < 0 || !note.endsWith('\n')) throw new Error('not a signed note (text, blank line, signature lines)');
-  const text = note.slice(0, split + 1);
+  return note.slice(0, split + 1);
+}
+
+/**
+ * The checkpoint of a note signed by one of `keys` (several while the receiver's key is being replaced). As signed-note
+ * asks, lines of unknown keys are skipped, and a known key's line that does not verify refuses the note.
+ */
+export function openCheckpoint(note: string, keys: PublicKey[]): Checkpoint {
+  const text = noteText(note);
   const checkpoint = parseCheckpointBody(text);
-  const ours = noteKeyId(checkpoint.origin, key);
-  for (const line of note.slice(split + 2, -1).split('\n')) {
+  const known = new Map(keys.map((key) => [noteKeyId(checkpoint.origin, key).toString('hex'), key]));
+  for (const line of note.slice(text.length + 1, -1).split('\n')) {
     const match = /^\u2014 (\S+) ([A-Za-z0-9+/]+={0,2})$/.exec(line);
     if (!match) throw new Error(`signature line ${JSON.stringify(line.slice(0, 80))} is not "\u2014 name base64"`);
     const blob = Buffer.from(match[2]!, 'base64');
-    if (match[1] !== checkpoint.origin || blob.length < 5 || !blob.subarray(0, 4).equals(ours)) continue;
-    if (!key.verify(Buffer.from(text), blob.subarray(4))) throw new Error(`the ${key.algorithm} signature does not verify with the key`);
+    const key = match[1] === checkpoint.origin && blob.length > 4 ? known.get(blob.subarray(0, 4).toString('hex')) : undefined;
+    if (!key) continue;
+    if (!key.verify(Buffer.from(text), blob.subarray(4))) throw new Error(`the ${key.algorithm} signature does not verify with key ${key.keyId}`);
     return checkpoint;
   }
-  throw new Error(`no signature by the key (key name ${checkpoint.origin}, key ID ${ours.toString('hex')}, ${key.algorithm})`);
-}
-
-function mlDsaName(key: KeyObject, source: string): string {
-  const name = ML_DSA_NAMES[key.asymmetricKeyType ?? ''];
-  if (!name) throw new Error(`${source}: a ${key.asymmetricKeyType ?? 'unknown'} key; checkpoints are signed with ML-DSA (ml-dsa-44, ml-dsa-65 or ml-dsa-87)`);
-  return name;
-}
-
-function verifierOf(publicKey: KeyObject, source: string): CheckpointVerifier {
-  return {
-    algorithm: mlDsaName(publicKey, source),
-    spki: publicKey.export({ format: 'der', type: 'spki' }),
-    verify: (text, signature) => verify(null, text, publicKey, signature),
-  };
-}
-
-/** An ML-DSA private key (PKCS#8 PEM, as `openssl genpkey -algorithm ML-DSA-65` writes) that signs checkpoints. */
-export function loadCheckpointSigner(pem: string, source: string): CheckpointSigner {
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey(pem);
-  } catch (err) {
-    throw new Error(`${source}: not a PEM private key (${(err as Error).message})`, { cause: err });
-  }
-  return { ...verifierOf(createPublicKey(privateKey), source), sign: (text) => sign(null, text, privateKey) };
-}
-
-/** An ML-DSA public key (SPKI PEM); a private key's PEM gives its public half. */
-export function loadCheckpointVerifier(pem: string, source: string): CheckpointVerifier {
-  let publicKey: KeyObject;
-  try {
-    publicKey = createPublicKey(pem);
-  } catch (err) {
-    throw new Error(`${source}: not a PEM public key (${(err as Error).message})`, { cause: err });
-  }
-  return verifierOf(publicKey, source);
+  throw new Error(`no signature by ${keys.length === 1 ? `the key (${keys[0]!.algorithm}, key ID ${noteKeyId(checkpoint.origin, keys[0]!).toString('hex')})` : `any of the ${keys.length} keys`} under key name ${checkpoint.origin}`);
 }

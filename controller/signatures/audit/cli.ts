@@ -10,14 +10,17 @@ import { byteSize, duration, integer, ipAddress, list, listenAddress, oneOf, opt
 import { createLogger, type Level } from '../../observability/log.js';
 import { createAuditMetrics } from '../../observability/metrics.js';
 import { serveObservability } from '../../observability/server.js';
-import { loadCheckpointSigner, loadCheckpointVerifier, openCheckpoint } from './checkpoint.js';
+import { KeyError, type PublicKey } from '../algorithms.js';
+import { loadSigningKey } from '../keys.js';
+import { trustAnchorsFrom } from '../trust.js';
+import { openCheckpoint } from './checkpoint.js';
 import { formatEvent, matches, parseTime, type AuditEvent, type EventFilter } from './filter.js';
 import { serveAuditReceiver } from './receiver.js';
 import { describeProblem, scanLog } from './scan.js';
 import { openStore } from './store.js';
 
 const USAGE = `qubesec audit serve --dir DIR --key KEY.pem --token-file F --tls-certificate F --tls-key F [flags]   (serve --help lists them)
-qubesec audit verify DIR --key PUB.pem [--checkpoint NOTE]
+qubesec audit verify DIR --key PUB.pem [--key OLD.pem] [--checkpoint NOTE]
 qubesec audit show DIR [--user U] [--verb V] [--resource R] [--namespace N] [--since T] [--until T] [--output json|text]
 exit codes: 0 ok, 1 verification failed (or show met a damaged line), 2 usage error`;
 
@@ -35,7 +38,7 @@ const origin: FlagParser<string> = (raw) => {
 /** The flags of `qubesec audit serve`; docs/flags.md has a row for each (controller/docs.test.ts). */
 export const AUDIT_SERVE_FLAGS = {
   dir: { type: 'string', default: '', parse: required, description: 'folder of the log (segment files), on a PersistentVolume with one writer: this receiver' },
-  key: { type: 'string', default: '', parse: required, description: 'ML-DSA private key (PKCS#8 PEM; ML-DSA-65 recommended) that signs the checkpoints' },
+  key: { type: 'string', default: '', parse: required, description: 'private key (PKCS#8 PEM, as openssl genpkey -algorithm ML-DSA-65 writes it) that signs the checkpoints: ML-DSA-65 recommended, any algorithm of qubesec sign accepted' },
   origin: { type: 'string', default: 'qubesec.io/audit', parse: origin, description: 'the checkpoints\' origin line and signature key name: a schema-less URL naming this log, unique per cluster' },
   listen: { type: 'string', default: ':8443', parse: listenAddress, description: 'HTTPS address of the webhook: :port, ip:port or [ipv6]:port' },
   'tls-certificate': { type: 'string', default: '', parse: list(text), description: 'PEM certificate file(s) the receiver serves, comma-separated for several key types; the API server (Go) verifies ECDSA or RSA, not yet ML-DSA' },
@@ -54,7 +57,7 @@ export const AUDIT_SERVE_FLAGS = {
 
 /** The options of `qubesec audit verify`; docs/signatures.md has a row for each. */
 export const AUDIT_VERIFY_OPTIONS = {
-  key: { type: 'string' },
+  key: { type: 'string', multiple: true, default: [] as string[] },
   checkpoint: { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
@@ -108,7 +111,8 @@ async function serve(argv: string[]): Promise<number> {
   if (certificates.length === 0 || certificates.length !== flags['tls-key'].length) {
     throw new UsageError(`flag --tls-certificate and --tls-key: give as many keys as certificates, at least one (got ${certificates.length} and ${flags['tls-key'].length})`);
   }
-  const signer = loadCheckpointSigner(await readInput(flags.key, '--key'), `--key ${flags.key}`);
+  const pem = await readInput(flags.key, '--key');
+  const signer = keyOrUsage(() => loadSigningKey(pem, `--key ${flags.key}`));
   const tokens = (await readInput(flags['token-file'], '--token-file')).split('\n').map((t) => t.trim()).filter(Boolean);
   if (tokens.length === 0) throw new UsageError(`--token-file ${flags['token-file']}: holds no token`);
   const keyPairs = await Promise.all(certificates.map(async (certificate, i) => ({
@@ -145,22 +149,33 @@ async function serve(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** A bad key file is a usage error (exit 2), as for qubesec verify. */
+function keyOrUsage<T>(load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (err instanceof KeyError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 async function verifyCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommand(argv, AUDIT_VERIFY_OPTIONS);
-  if (positionals.length !== 1 || !values.key) throw new UsageError(USAGE);
+  if (positionals.length !== 1 || values.key.length === 0) throw new UsageError(USAGE);
   const dir = positionals[0]!;
-  const verifier = loadCheckpointVerifier(await readInput(values.key, '--key'), `--key ${values.key}`);
+  const sources = await Promise.all(values.key.map(async (path) => ({ name: `--key ${path}`, pem: await readInput(path, '--key') })));
+  const keys: PublicKey[] = [...keyOrUsage(() => trustAnchorsFrom(sources)).keys.values()].map((k) => k.publicKey);
   let witness;
   if (values.checkpoint) {
     try {
-      witness = openCheckpoint(await readInput(values.checkpoint, '--checkpoint'), verifier);
+      witness = openCheckpoint(await readInput(values.checkpoint, '--checkpoint'), keys);
     } catch (err) {
       if (err instanceof UsageError) throw err;
       console.log(`FAILED: --checkpoint ${values.checkpoint}: ${(err as Error).message}`);
       return 1;
     }
   }
-  const result = await scanLog(dir, { verifier, witness }).catch((err: NodeJS.ErrnoException) => {
+  const result = await scanLog(dir, { keys, witness }).catch((err: NodeJS.ErrnoException) => {
     throw new UsageError(`${dir}: ${err.code === 'ENOENT' ? 'no such folder' : err.message}`);
   });
   if (result.problem) {
@@ -176,7 +191,7 @@ async function verifyCommand(argv: string[]): Promise<number> {
     console.log(`FAILED: ${dir}: ${result.segments.length === 0 ? 'no segment files' : `${tree.size} records and no checkpoint: nothing is signed yet`}`);
     return 1;
   }
-  console.log(`OK: ${tree.size} records in ${result.segments.length} segments, ${result.checkpoints} checkpoints signed by the ${verifier.algorithm} key`);
+  console.log(`OK: ${tree.size} records in ${result.segments.length} segments, ${result.checkpoints} checkpoints signed by ${keys.map((k) => `the ${k.algorithm} key ${k.keyId}`).join(' or ')}`);
   console.log(`last checkpoint: origin ${lastCheckpoint.origin}, ${lastCheckpoint.size} records, root ${lastCheckpoint.root.toString('base64')}`);
   if (witness) console.log(`the log extends the saved checkpoint of ${witness.size} records`);
   if (tree.size > lastCheckpoint.size) {

@@ -3,7 +3,8 @@
 // problem and names it (segment file, line, record). `audit verify`, `audit show` and the receiver's start use it.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openCheckpoint, parseCheckpointBody, type Checkpoint, type CheckpointVerifier } from './checkpoint.js';
+import type { PublicKey } from '../algorithms.js';
+import { noteText, openCheckpoint, parseCheckpointBody, type Checkpoint } from './checkpoint.js';
 import { MerkleTree } from './merkle.js';
 import { leafMatches, parseLine, SEGMENT_PATTERN, segmentName } from './record.js';
 
@@ -17,8 +18,8 @@ export interface LogProblem {
 }
 
 export interface ScanOptions {
-  /** Checks each checkpoint's signature; without one (`audit show`) only their sizes and roots are checked. */
-  verifier?: CheckpointVerifier;
+  /** Checks that one of these keys signed each checkpoint; without any (`audit show`, the receiver's start) only sizes and roots are checked. */
+  keys?: PublicKey[];
   /** A checkpoint kept elsewhere (a witness, a copy taken earlier): the log must hold its size and root. */
   witness?: Checkpoint;
   onRecord?(index: number, eventText: string, segment: string): void;
@@ -80,7 +81,7 @@ export async function scanLog(dir: string, options: ScanOptions = {}): Promise<S
       }
       let checkpoint: Checkpoint;
       try {
-        checkpoint = options.verifier ? openCheckpoint(line.note, options.verifier) : parseCheckpointBody(line.note.slice(0, line.note.lastIndexOf('\n\n') + 1));
+        checkpoint = options.keys ? openCheckpoint(line.note, options.keys) : parseCheckpointBody(noteText(line.note));
       } catch (err) {
         return fail(name, lineNumber, `checkpoint: ${(err as Error).message}`);
       }

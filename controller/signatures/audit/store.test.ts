@@ -5,14 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../observability/log.js';
 import { createAuditMetrics } from '../../observability/metrics.js';
-import { loadCheckpointSigner, loadCheckpointVerifier, openCheckpoint } from './checkpoint.js';
+import { generatePrivateKey } from '../algorithms.js';
+import { loadSigningKey } from '../keys.js';
+import { openCheckpoint } from './checkpoint.js';
 import { encodeRecord, parseLine, segmentName } from './record.js';
 import { describeProblem, scanLog, type ScanOptions } from './scan.js';
 import { openStore, StoreFullError, type StoreOptions } from './store.js';
 
-const { privateKey, publicKey } = generateKeyPairSync('ml-dsa-65');
-const signer = loadCheckpointSigner(privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, 'test key');
-const verifier = loadCheckpointVerifier(publicKey.export({ format: 'pem', type: 'spki' }) as string, 'test key');
+const signer = loadSigningKey(generateKeyPairSync('ml-dsa-65').privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, 'test key');
+const keys = [signer.publicKey];
 
 let dir: string;
 let logLines: string[];
@@ -39,7 +40,7 @@ async function writeLog(batches: number, overrides: Partial<StoreOptions> = {}) 
   await store.close();
 }
 
-const scan = (extra: ScanOptions = {}) => scanLog(dir, { verifier, ...extra });
+const scan = (extra: ScanOptions = {}) => scanLog(dir, { keys, ...extra });
 const segmentPath = (n = 1) => join(dir, segmentName(n));
 const readLines = async (n = 1) => (await readFile(segmentPath(n), 'utf8')).split('\n').slice(0, -1);
 const writeLines = (lines: string[], n = 1) => writeFile(segmentPath(n), `${lines.join('\n')}\n`);
@@ -53,7 +54,7 @@ describe('the audit store', () => {
     const metrics = createAuditMetrics();
     await writeLog(6, { metrics });
     const lines = (await readLines()).map((l) => parseLine(l)!);
-    expect(lines.map((l) => (l.kind === 'record' ? l.index : `checkpoint ${openCheckpoint(l.note, verifier).size}`))).toEqual([
+    expect(lines.map((l) => (l.kind === 'record' ? l.index : `checkpoint ${openCheckpoint(l.note, keys).size}`))).toEqual([
       0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 'checkpoint 12', 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 'checkpoint 24',
     ]);
     const result = await scan();
@@ -77,6 +78,15 @@ describe('the audit store', () => {
     const result = await scan();
     expect([result.problem, result.tree.size, result.lastCheckpoint?.size]).toEqual([undefined, 16, 16]);
     await expect(openStore(options({ origin: 'other.example/audit' }))).rejects.toThrow(`its checkpoints have origin test.example/audit, not --origin other.example/audit`);
+  });
+
+  it('continues under a new key; verify then takes the old and the new public key', async () => {
+    await writeLog(3);
+    const next = generatePrivateKey('ML-DSA-65');
+    await writeLog(3, { signer: { algorithm: next.algorithm, keyId: next.publicKey.keyId, publicKey: next.publicKey, sign: (data) => Promise.resolve(next.sign(data)) } });
+    const both = await scan({ keys: [signer.publicKey, next.publicKey] });
+    expect([both.problem, both.tree.size, both.checkpoints]).toEqual([undefined, 24, 2]);
+    expect(await problemOf({ keys: [next.publicKey] })).toMatch(/line 13 \(record 12\): checkpoint: no signature by the key/);
   });
 
   it('signs a checkpoint every --checkpoint-interval while records come in', async () => {
@@ -123,8 +133,7 @@ describe('the audit store', () => {
 
   it('refuses a checkpoint signed by another key or changed', async () => {
     await writeLog(3);
-    const other = generateKeyPairSync('ml-dsa-65').publicKey.export({ format: 'pem', type: 'spki' }) as string;
-    expect(await problemOf({ verifier: loadCheckpointVerifier(other, 'other') })).toMatch(/line 13 \(record 12\): checkpoint: no signature by the key/);
+    expect(await problemOf({ keys: [generatePrivateKey('ML-DSA-65').publicKey] })).toMatch(/line 13 \(record 12\): checkpoint: no signature by the key/);
     const lines = await readLines();
     await writeLines(lines.map((l) => l.replace('audit\\n12\\n', 'audit\\n11\\n')));
     expect(await problemOf()).toMatch(/line 13 \(record 12\): checkpoint: the ML-DSA-65 signature does not verify/);
@@ -134,7 +143,7 @@ describe('the audit store', () => {
     await writeLog(6);
     const lines = await readLines();
     const saved = parseLine(lines.at(-1)!);
-    const witness = openCheckpoint((saved as { note: string }).note, verifier);
+    const witness = openCheckpoint((saved as { note: string }).note, keys);
     // Cut back to the first checkpoint (13 lines): a shorter log that verifies on its own.
     await writeLines(lines.slice(0, 13));
     const alone = await scan();
@@ -148,7 +157,7 @@ describe('the audit store', () => {
   it('checks a saved checkpoint against the log that extends it', async () => {
     await writeLog(6);
     const lines = await readLines();
-    const first = openCheckpoint((parseLine(lines[12]!) as { note: string }).note, verifier);
+    const first = openCheckpoint((parseLine(lines[12]!) as { note: string }).note, keys);
     expect((await scan({ witness: first })).problem).toBeUndefined();
     await writeLines(lines.map((l) => (l.startsWith('{"index":3,') ? encodeRecord(3, event(99)).slice(0, -1) : l)));
     expect(await problemOf({ witness: first })).toMatch(/line 12 \(record 11\): the tree of the first 12 records differs from the saved checkpoint/);

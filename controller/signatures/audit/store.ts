@@ -6,14 +6,15 @@ import { mkdir, open, truncate, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../observability/log.js';
 import type { AuditMetrics } from '../../observability/metrics.js';
-import { signCheckpoint, type CheckpointSigner } from './checkpoint.js';
+import type { SigningKey } from '../keys.js';
+import { signCheckpoint } from './checkpoint.js';
 import { leafHash, type MerkleTree } from './merkle.js';
 import { encodeCheckpoint, encodeRecord, segmentName } from './record.js';
 import { describeProblem, scanLog } from './scan.js';
 
 export interface StoreOptions {
   dir: string;
-  signer: CheckpointSigner;
+  signer: SigningKey;
   /** The checkpoints' origin line and key name. */
   origin: string;
   /** A segment that would grow past this many bytes is sealed and the next one started (a batch never spans two). */
@@ -35,7 +36,8 @@ const CHECKPOINT_RESERVE = 8 * 1024;
 export async function openStore(options: StoreOptions): Promise<AuditStore> {
   const { dir, log } = options;
   await mkdir(dir, { recursive: true });
-  const scan = await scanLog(dir, { verifier: options.signer });
+  // Sizes, roots and leaves are checked; signatures are verify's (the log may hold checkpoints of a key since replaced).
+  const scan = await scanLog(dir);
   if (scan.problem) throw new Error(`${dir}: ${describeProblem(scan.problem)}; the receiver appends only to a log that verifies (qubesec audit verify)`);
   if (scan.lastCheckpoint && scan.lastCheckpoint.origin !== options.origin) {
     throw new Error(`${dir}: its checkpoints have origin ${scan.lastCheckpoint.origin}, not --origin ${options.origin}`);
@@ -106,14 +108,13 @@ export class AuditStore {
     return this.enqueue(() => this.writeCheckpoint());
   }
 
-  private writeCheckpoint(): Promise<void> {
-    if (this.tree.size === this.checkpointedSize) return Promise.resolve();
-    const note = signCheckpoint({ origin: this.options.origin, size: this.tree.size, root: this.tree.root() }, this.options.signer);
+  private async writeCheckpoint(): Promise<void> {
     const size = this.tree.size;
-    return this.writeDurably(Buffer.from(encodeCheckpoint(note))).then(() => {
-      this.checkpointedSize = size;
-      this.options.metrics.checkpoints.inc();
-    });
+    if (size === this.checkpointedSize) return;
+    const note = await signCheckpoint({ origin: this.options.origin, size, root: this.tree.root() }, this.options.signer);
+    await this.writeDurably(Buffer.from(encodeCheckpoint(note)));
+    this.checkpointedSize = size;
+    this.options.metrics.checkpoints.inc();
   }
 
   /** Waits for queued batches, writes a last checkpoint and closes the segment. */
