@@ -14,9 +14,9 @@ export function segmentName(number: number): string {
   return `segment-${String(number).padStart(8, '0')}.jsonl`;
 }
 
-/** The record line (with its newline) for an event serialised as `eventText` (a JSON object). */
-export function encodeRecord(index: number, eventText: string): string {
-  return `{"index":${index},"leaf":"${leafHash(Buffer.from(eventText, 'utf8')).toString('base64')}","event":${eventText}}\n`;
+/** The record line (with its newline) for an event serialised as `eventText` (a JSON object) whose leaf hash is `leaf`. */
+export function encodeRecord(index: number, eventText: string, leaf = leafHash(Buffer.from(eventText, 'utf8'))): string {
+  return `{"index":${index},"leaf":"${leaf.toString('base64')}","event":${eventText}}\n`;
 }
 
 export function encodeCheckpoint(note: string): string {

@@ -135,13 +135,14 @@ export class AuditStore {
     const { options } = this;
     const started = process.hrtime.bigint();
     const first = this.tree.size;
-    const data = Buffer.from(eventTexts.map((text, i) => encodeRecord(first + i, text)).join(''));
+    const leaves = eventTexts.map((text) => leafHash(Buffer.from(text, 'utf8')));
+    const data = Buffer.from(eventTexts.map((text, i) => encodeRecord(first + i, text, leaves[i])).join(''));
     if (options.maxBytes !== undefined && this.totalBytes + data.length + CHECKPOINT_RESERVE > options.maxBytes) {
       throw new StoreFullError(`the log holds ${this.totalBytes} bytes; ${eventTexts.length} more events (${data.length} bytes) would take it past --max-size ${options.maxBytes}`);
     }
     if (this.segmentSize > 0 && this.segmentSize + data.length > options.segmentBytes) await this.rotate();
     await this.writeDurably(data);
-    for (const text of eventTexts) this.tree.append(leafHash(Buffer.from(text, 'utf8')));
+    for (const leaf of leaves) this.tree.append(leaf);
     options.metrics.eventsAppended.inc(eventTexts.length);
     options.metrics.treeSize.set(this.tree.size);
     options.metrics.appendDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
