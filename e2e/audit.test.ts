@@ -11,6 +11,7 @@ import { selfSignedPair } from '../controller/pki/selfsigned.js';
 import { AUDIT_PATH } from '../controller/signatures/audit/receiver.js';
 import { parseLine, segmentName } from '../controller/signatures/audit/record.js';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
+import { nodeHttps, tlsSession } from './lib/clients.js';
 import { eventually, freePort, kubeBinary, metricValue, rootfs } from './lib/env.js';
 
 const MAIN = fileURLToPath(new URL('../controller/cli/main.js', import.meta.url));
@@ -21,6 +22,7 @@ let dir: string;
 let port: number;
 let metricsPort: number;
 let files: Record<'key' | 'pub' | 'tokens' | 'cert' | 'tlsKey', string>;
+let token: string;
 let receiver: { child: ResultPromise; logs: string[] } | undefined;
 let mounted: string | undefined;
 
@@ -82,7 +84,7 @@ beforeAll(async () => {
     const result = await openssl(...args);
     if (result.exitCode !== 0) throw new Error(`openssl ${args[0]}: ${result.stderr}`);
   }
-  const token = randomBytes(24).toString('base64url');
+  token = randomBytes(24).toString('base64url');
   await writeFile(files.tokens, `${token}\n`);
   // Go's TLS client in the API server verifies ECDSA, not yet ML-DSA; the key exchange is the hybrid X25519MLKEM768.
   const pair = await selfSignedPair('ecdsa-p256', 'qubesec-audit', ['localhost'], 2);
@@ -149,8 +151,21 @@ describe('the audit trail on a real API server', () => {
 
     const metrics = await receiverMetrics();
     expect(metricValue(metrics, 'qubesec_audit_events_appended_total')).toBeGreaterThanOrEqual(3);
+    expect(metricValue(metrics, 'qubesec_audit_tree_size')).toBe(Number(/^OK: (\d+) records/.exec(verified)![1]));
     expect(metricValue(metrics, 'qubesec_audit_checkpoints_total')).toBeGreaterThanOrEqual(1);
     expect(metricValue(metrics, 'qubesec_audit_dropped_batches_total')).toBe(0);
+  });
+
+  it('serves the hybrid key exchange, and takes batches only with the token, at its path', async () => {
+    expect((await tlsSession('localhost', port, {})).group).toBe('X25519MLKEM768');
+    const ca = await readFile(files.cert, 'utf8');
+    const post = (path: string, headers: Record<string, string>) => nodeHttps(`https://127.0.0.1:${port}${path}`,
+      { method: 'POST', ca, servername: 'localhost', headers }, JSON.stringify({ apiVersion: 'audit.k8s.io/v1', kind: 'EventList', items: [] }));
+    expect((await post(AUDIT_PATH, {})).status).toBe(401);
+    expect((await post(AUDIT_PATH, { Authorization: 'Bearer not-the-token' })).status).toBe(401);
+    expect((await post('/audit', { Authorization: `Bearer ${token}` })).status).toBe(404);
+    expect(await post(AUDIT_PATH, { Authorization: `Bearer ${token}` })).toMatchObject({ status: 200, body: 'appended 0 events\n' });
+    expect(metricValue(await receiverMetrics(), 'qubesec_audit_dropped_batches_total')).toBe(0);
   });
 
   it('fails verification on one byte changed in the middle of the log, naming the segment, line and record', async () => {
@@ -170,6 +185,10 @@ describe('the audit trail on a real API server', () => {
     expect(result.exitCode).toBe(1);
     expect(result.stdout.trim()).toBe(`FAILED: ${copy}/${segmentName(1)} line ${lineIndex + 1} (record ${record}): its event does not match its leaf hash: the event (or the hash) was changed`);
     expect((await qubesec('audit', 'verify', logDir(), '--key', files.pub)).exitCode).toBe(0);
+    // Usage and input errors are exit code 2, as for qubesec verify.
+    for (const args of [[logDir()], [join(dir, 'nowhere'), '--key', files.pub], [logDir(), '--key', files.key], [logDir(), '--key', join(dir, 'nowhere.pub')]]) {
+      expect([args, (await qubesec('audit', 'verify', ...args)).exitCode]).toEqual([args, 2]);
+    }
   });
 
   it('answers 503 while the disk is full, the API server retries, and the batches land once there is room: nothing dropped', async () => {

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../../cli/check.js';
 import { untilSignal } from '../../cli/signals.js';
+import { EXIT } from '../../cli/signatures.js';
 import { byteSize, duration, integer, ipAddress, list, listenAddress, oneOf, optional, parseFlagSet, text, usage, type FlagParser } from '../../config.js';
 import { createLogger, type Level } from '../../observability/log.js';
 import { createAuditMetrics } from '../../observability/metrics.js';
@@ -22,7 +23,7 @@ import { openStore } from './store.js';
 const USAGE = `qubesec audit serve --dir DIR --key KEY.pem --token-file F --tls-certificate F --tls-key F [flags]   (serve --help lists them)
 qubesec audit verify DIR --key PUB.pem [--key OLD.pem] [--checkpoint NOTE]
 qubesec audit show DIR [--user U] [--verb V] [--resource R] [--namespace N] [--since T] [--until T] [--output json|text]
-exit codes: 0 ok, 1 verification failed (or show met a damaged line), 2 usage error`;
+exit codes (as qubesec verify): 0 ok, 1 verification failed (or show met a damaged line), 2 usage or input error`;
 
 const required: FlagParser<string> = (raw) => {
   if (raw === '') throw new Error('is required');
@@ -99,7 +100,7 @@ async function readInput(path: string, flag: string): Promise<string> {
 async function serve(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
     console.log(`qubesec audit serve [flags]\n${usage(AUDIT_SERVE_FLAGS)}`);
-    return 0;
+    return EXIT.ok;
   }
   let flags;
   try {
@@ -146,7 +147,7 @@ async function serve(argv: string[]): Promise<number> {
     await store.close();
     log.info('audit receiver stopped', { records: store.size });
   }
-  return 0;
+  return EXIT.ok;
 }
 
 /** A bad key file is a usage error (exit 2), as for qubesec verify. */
@@ -172,7 +173,7 @@ async function verifyCommand(argv: string[]): Promise<number> {
     } catch (err) {
       if (err instanceof UsageError) throw err;
       console.log(`FAILED: --checkpoint ${values.checkpoint}: ${(err as Error).message}`);
-      return 1;
+      return EXIT.verificationFailed;
     }
   }
   const result = await scanLog(dir, { keys, witness }).catch((err: NodeJS.ErrnoException) => {
@@ -180,16 +181,16 @@ async function verifyCommand(argv: string[]): Promise<number> {
   });
   if (result.problem) {
     console.log(`FAILED: ${dir}/${describeProblem(result.problem)}`);
-    return 1;
+    return EXIT.verificationFailed;
   }
   if (result.tornTail) {
     console.log(`FAILED: ${dir}/${result.tornTail.segment}: its last line is cut short after byte ${result.tornTail.bytes} (a write that did not complete was never acknowledged; the receiver removes it when it starts)`);
-    return 1;
+    return EXIT.verificationFailed;
   }
   const { tree, lastCheckpoint } = result;
   if (!lastCheckpoint) {
     console.log(`FAILED: ${dir}: ${result.segments.length === 0 ? 'no segment files' : `${tree.size} records and no checkpoint: nothing is signed yet`}`);
-    return 1;
+    return EXIT.verificationFailed;
   }
   console.log(`OK: ${tree.size} records in ${result.segments.length} segments, ${result.checkpoints} checkpoints signed by ${keys.map((k) => `the ${k.algorithm} key ${k.keyId}`).join(' or ')}`);
   console.log(`last checkpoint: origin ${lastCheckpoint.origin}, ${lastCheckpoint.size} records, root ${lastCheckpoint.root.toString('base64')}`);
@@ -197,7 +198,7 @@ async function verifyCommand(argv: string[]): Promise<number> {
   if (tree.size > lastCheckpoint.size) {
     console.log(`note: records ${lastCheckpoint.size} to ${tree.size - 1} came after the last checkpoint: their leaf hashes match, but no signature covers them yet, so their removal would go unnoticed`);
   }
-  return 0;
+  return EXIT.ok;
 }
 
 async function show(argv: string[]): Promise<number> {
@@ -228,7 +229,7 @@ async function show(argv: string[]): Promise<number> {
   });
   if (result.problem) {
     console.error(`qubesec audit show: stopped at ${dir}/${describeProblem(result.problem)} (qubesec audit verify checks the whole log)`);
-    return 1;
+    return EXIT.verificationFailed;
   }
-  return 0;
+  return EXIT.ok;
 }
