@@ -32,7 +32,7 @@ export function parseCheckpointBody(body: string): Checkpoint {
   return { origin, size: Number(size), root: rootHash };
 }
 
-export function signatureType(key: PublicKey): Buffer {
+function signatureType(key: PublicKey): Buffer {
   return Buffer.concat([Buffer.of(0xff), Buffer.from(`qubesec.io/${key.algorithm}`)]);
 }
 

@@ -39,7 +39,7 @@ export function describeProblem(p: LogProblem): string {
   return `${p.segment}${p.line > 0 ? ` line ${p.line} (record ${p.record})` : ''}: ${p.problem}`;
 }
 
-export async function segmentNumbers(dir: string): Promise<number[]> {
+async function segmentNumbers(dir: string): Promise<number[]> {
   return (await readdir(dir)).map((name) => SEGMENT_PATTERN.exec(name)?.[1]).filter((n) => n !== undefined).map(Number).sort((a, b) => a - b);
 }
 
