@@ -185,6 +185,22 @@ describe('the audit trail on a real API server', () => {
     expect(result.exitCode).toBe(1);
     expect(result.stdout.trim()).toBe(`FAILED: ${copy}/${segmentName(1)} line ${lineIndex + 1} (record ${record}): its event does not match its leaf hash: the event (or the hash) was changed`);
     expect((await qubesec('audit', 'verify', logDir(), '--key', files.pub)).exitCode).toBe(0);
+    // A checkpoint saved elsewhere catches the log cut back to an earlier one, which verifies on its own.
+    const saved = join(dir, 'saved.note');
+    const save = await qubesec('audit', 'verify', logDir(), '--key', files.pub, '--save-checkpoint', saved);
+    expect([save.exitCode, save.stdout]).toEqual([0, expect.stringContaining(`saved the last checkpoint to ${saved}`)]);
+    const withSaved = await qubesec('audit', 'verify', logDir(), '--key', files.pub, '--checkpoint', saved);
+    expect([withSaved.exitCode, withSaved.stdout]).toEqual([0, expect.stringMatching(/the log extends the saved checkpoint of \d+ records/)]);
+    const cut = join(dir, 'cut');
+    await cp(logDir(), cut, { recursive: true });
+    const all = (await readFile(join(cut, segmentName(1)), 'utf8')).split('\n').filter(Boolean);
+    const checkpointLines = all.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith('{"checkpoint"'));
+    expect(checkpointLines.length).toBeGreaterThanOrEqual(2);
+    await writeFile(join(cut, segmentName(1)), `${all.slice(0, checkpointLines.at(-2)![1] + 1).join('\n')}\n`);
+    expect((await qubesec('audit', 'verify', cut, '--key', files.pub)).exitCode).toBe(0);
+    const caught = await qubesec('audit', 'verify', cut, '--key', files.pub, '--checkpoint', saved);
+    expect([caught.exitCode, caught.stdout]).toEqual([1, expect.stringMatching(/records were removed from its end$/m)]);
+
     // Usage and input errors are exit code 2, as for qubesec verify.
     for (const args of [[logDir()], [join(dir, 'nowhere'), '--key', files.pub], [logDir(), '--key', files.key], [logDir(), '--key', join(dir, 'nowhere.pub')]]) {
       expect([args, (await qubesec('audit', 'verify', ...args)).exitCode]).toEqual([args, 2]);

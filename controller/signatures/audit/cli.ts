@@ -1,6 +1,6 @@
 // `qubesec audit serve | verify | show`: the receiver of the API server's audit webhook, the proof that its log is
 // intact, and a filtered listing of its events. docs/signatures.md#the-audit-trail describes the format.
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -21,7 +21,7 @@ import { describeProblem, scanLog } from './scan.js';
 import { openStore } from './store.js';
 
 const USAGE = `qubesec audit serve --dir DIR --key KEY.pem --token-file F --tls-certificate F --tls-key F [flags]   (serve --help lists them)
-qubesec audit verify DIR --key PUB.pem [--key OLD.pem] [--checkpoint NOTE]
+qubesec audit verify DIR --key PUB.pem [--key OLD.pem] [--checkpoint NOTE] [--save-checkpoint NOTE]
 qubesec audit show DIR [--user U] [--verb V] [--resource R] [--namespace N] [--since T] [--until T] [--output json|text]
 exit codes (as qubesec verify): 0 ok, 1 verification failed (or show met a damaged line), 2 usage or input error`;
 
@@ -60,6 +60,7 @@ export const AUDIT_SERVE_FLAGS = {
 export const AUDIT_VERIFY_OPTIONS = {
   key: { type: 'string', multiple: true, default: [] as string[] },
   checkpoint: { type: 'string' },
+  'save-checkpoint': { type: 'string' },
 } satisfies ParseArgsConfig['options'];
 
 /** The options of `qubesec audit show`; docs/signatures.md has a row for each. */
@@ -195,6 +196,10 @@ async function verifyCommand(argv: string[]): Promise<number> {
   console.log(`OK: ${tree.size} records in ${result.segments.length} segments, ${result.checkpoints} checkpoints signed by ${keys.map((k) => `the ${k.algorithm} key ${k.keyId}`).join(' or ')}`);
   console.log(`last checkpoint: origin ${lastCheckpoint.origin}, ${lastCheckpoint.size} records, root ${lastCheckpoint.root.toString('base64')}`);
   if (witness) console.log(`the log extends the saved checkpoint of ${witness.size} records`);
+  if (values['save-checkpoint']) {
+    await writeFile(values['save-checkpoint'], result.lastNote!);
+    console.log(`saved the last checkpoint to ${values['save-checkpoint']}`);
+  }
   if (tree.size > lastCheckpoint.size) {
     console.log(`note: records ${lastCheckpoint.size} to ${tree.size - 1} came after the last checkpoint: their leaf hashes match, but no signature covers them yet, so their removal would go unnoticed`);
   }

@@ -30,6 +30,8 @@ export interface ScanResult {
   tree: MerkleTree;
   checkpoints: number;
   lastCheckpoint?: Checkpoint;
+  /** The last checkpoint as its signed note, to keep elsewhere (`audit verify --save-checkpoint`). */
+  lastNote?: string;
   problem?: LogProblem;
   /** The last segment ends in a line without its newline (a write cut short, never acknowledged): its complete part's size. */
   tornTail?: { segment: string; bytes: number };
@@ -91,6 +93,7 @@ export async function scanLog(dir: string, options: ScanOptions = {}): Promise<S
       if (checkpoint.size !== tree.size) return fail(name, lineNumber, `checkpoint for ${checkpoint.size} records where ${tree.size} precede it: records were removed or inserted`);
       if (!checkpoint.root.equals(tree.root())) return fail(name, lineNumber, `checkpoint's root hash differs from the records': one of records ${since} to ${tree.size - 1} was changed, together with its leaf hash`);
       result.lastCheckpoint = checkpoint;
+      result.lastNote = line.note;
       result.checkpoints += 1;
     }
     // The receiver seals each segment with a checkpoint before it starts the next.
