@@ -30,10 +30,10 @@ const kubectl = (...args: string[]) => execa(kubeBinary('kubectl'), ['--kubeconf
 const inRoot = (path: string) => path.slice(rootfs().length);
 const openssl = (...args: string[]) => execa('chroot', [rootfs(), 'openssl', ...args], { reject: false });
 
-async function startReceiver(logDir: string): Promise<void> {
+async function startReceiver(logDir: string, extra: string[] = []): Promise<void> {
   const child = execa(process.execPath, [MAIN, 'audit', 'serve', '--dir', logDir, '--key', files.key, '--token-file', files.tokens,
     '--tls-certificate', files.cert, '--tls-key', files.tlsKey, '--listen', `127.0.0.1:${port}`,
-    '--metrics-address', '127.0.0.1', '--metrics-port', String(metricsPort), '--checkpoint-interval', '1s'], { reject: false });
+    '--metrics-address', '127.0.0.1', '--metrics-port', String(metricsPort), '--checkpoint-interval', '1s', ...extra], { reject: false });
   const logs: string[] = [];
   child.stderr!.on('data', (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean)));
   receiver = { child, logs };
@@ -245,5 +245,26 @@ describe('the audit trail on a real API server', () => {
     expect(Number(/^apiserver_audit_event_total (\S+)$/m.exec(apiMetrics.stdout)?.[1])).toBeGreaterThan(0);
     await stopReceiver();
     expect(await readdir(join(full, 'log'))).toEqual([segmentName(1)]);
+  });
+
+  it('answers 429 while --max-pending-batches wait for the writer, and has every batch it acknowledged', async () => {
+    await stopReceiver();
+    const busyLog = join(dir, 'busy');
+    await startReceiver(busyLog, ['--max-pending-batches', '1']);
+    const ca = await readFile(files.cert, 'utf8');
+    const items = Array.from({ length: 400 }, (_, i) => ({ auditID: `busy-${i}`, verb: 'get', stage: 'ResponseComplete', objectRef: { resource: 'pods', namespace: 'busy' } }));
+    const body = JSON.stringify({ apiVersion: 'audit.k8s.io/v1', kind: 'EventList', items });
+    const options = { method: 'POST', ca, servername: 'localhost', headers: { Authorization: `Bearer ${token}` } };
+    const replies = await Promise.all(Array.from({ length: 12 }, () => nodeHttps(`https://127.0.0.1:${port}${AUDIT_PATH}`, options, body)));
+    const statuses = replies.map((r) => r.status);
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(replies.find((r) => r.status === 429)!.rawHeaders).toEqual(expect.arrayContaining(['Retry-After', '1']));
+    const metrics = await receiverMetrics();
+    expect(Number(/^qubesec_audit_refused_batches_total\{reason="busy"\} (\S+)$/m.exec(metrics)?.[1])).toBe(statuses.filter((s) => s === 429).length);
+    expect(metricValue(metrics, 'qubesec_audit_dropped_batches_total')).toBe(0);
+    await stopReceiver();
+    const verified = await qubesec('audit', 'verify', busyLog, '--key', files.pub);
+    expect([verified.exitCode, verified.stdout]).toEqual([0, expect.stringContaining(`OK: ${400 * statuses.filter((s) => s === 200).length} records`)]);
   });
 });
