@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECK_OPTIONS } from './cli/check.js';
+import { SIGN_OPTIONS, VERIFY_OPTIONS } from './cli/signatures.js';
 import { parse } from 'yaml';
 import { FLAGS } from './config.js';
 import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from './model/annotations.js';
@@ -9,6 +10,7 @@ import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
 import { createAuditMetrics, createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
 import { AUDIT_SERVE_FLAGS, AUDIT_SHOW_OPTIONS, AUDIT_VERIFY_OPTIONS } from './signatures/audit/cli.js';
+import { SIGNATURE_ANNOTATION_PREFIX } from './signatures/objects.js';
 
 const doc = (name: string) => readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8');
 
@@ -32,8 +34,16 @@ describe('docs', () => {
   it('list every flag of qubesec audit serve, verify and show', () => {
     const serve = doc('flags.md').split('## qubesec audit serve')[1] ?? '';
     expect(Object.keys(AUDIT_SERVE_FLAGS).filter((f) => !serve.includes(`\`--${f}\``))).toEqual([]);
+    const audit = doc('signatures.md').split('## The audit trail')[1] ?? '';
+    expect(Object.keys({ ...AUDIT_VERIFY_OPTIONS, ...AUDIT_SHOW_OPTIONS }).filter((f) => !audit.includes(`\`--${f}`))).toEqual([]);
+  });
+
+  it('list every flag of qubesec sign and qubesec verify, and the signature annotation', () => {
     const signatures = doc('signatures.md');
-    expect(Object.keys({ ...AUDIT_VERIFY_OPTIONS, ...AUDIT_SHOW_OPTIONS }).filter((f) => !signatures.includes(`\`--${f}`))).toEqual([]);
+    const rows = (command: string) => [...signatures.matchAll(/^\| `--([a-z-]+)[^`]*` \| ([a-z, ]+) \|/gm)].filter((m) => m[2]!.split(', ').includes(command) || m[2] === 'both').map((m) => m[1]);
+    expect(Object.keys(SIGN_OPTIONS).filter((f) => !rows('sign').includes(f))).toEqual([]);
+    expect(Object.keys(VERIFY_OPTIONS).filter((f) => !rows('verify').includes(f))).toEqual([]);
+    expect(doc('annotations.md')).toContain(`\`${SIGNATURE_ANNOTATION_PREFIX}<keyId>\``);
   });
 
   it('list every annotation', () => {

@@ -65,9 +65,9 @@ function nodePublicKey(key: KeyObject, algorithm: MlDsaAlgorithm | SlhDsaAlgorit
 }
 
 function compositePublic(algorithm: CompositeAlgorithm, raw: Buffer): PublicKey {
-  splitPublicKey(compositeSpec(algorithm), raw); // refuses a malformed key now, not at the first verification
+  const components = splitPublicKey(compositeSpec(algorithm), raw); // a malformed key fails here, not at its first verification
   const spki = sequence(sequence(oid(COMPOSITE_ALGORITHMS[algorithm].oid)), bitString(raw));
-  return { algorithm, spki, keyId: keyIdOf(spki), verify: (data, signature, context) => compositeVerify(algorithm, raw, data, signature, context) };
+  return { algorithm, spki, keyId: keyIdOf(spki), verify: (data, signature, context) => compositeVerify(algorithm, components, data, signature, context) };
 }
 
 /** A public key from SubjectPublicKeyInfo DER; `source` names where it came from in errors. */

@@ -281,6 +281,7 @@ export function compareWithSigned(signed: Json, found: Json, kind: string): Fiel
       const rest = path.slice(d.pattern.length);
       if (rest.length === 0 && d.assigned) return true;
       if (rest.length === 0 && d.matches?.(value, parent)) return true;
+      if (rest.length === 0 && d.extraItems && Array.isArray(value) && value.every(d.extraItems)) return true;
       if (d.value !== undefined) {
         const expected = rest.reduce<Json | undefined>((v, k) => (isObject(v) ? v[k as string] : undefined), d.value);
         if (expected !== undefined && canonicalJson(expected) === canonicalJson(value)) return true;

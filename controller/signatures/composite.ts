@@ -94,9 +94,9 @@ export function compositeSign(keys: CompositeKeyPair, message: Uint8Array, conte
   return Buffer.concat([mlDsaSignature, traditionalSign(spec.traditional, keys.traditional, representative)]);
 }
 
-export function compositeVerify(algorithm: CompositeAlgorithm, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, context?: Uint8Array): boolean {
+/** Verifies with the component keys of a composite public key (splitPublicKey, done once per key). */
+export function compositeVerify(algorithm: CompositeAlgorithm, { mlDsa, traditional }: { mlDsa: KeyObject; traditional: KeyObject }, message: Uint8Array, signature: Uint8Array, context?: Uint8Array): boolean {
   const spec = compositeSpec(algorithm);
-  const { mlDsa, traditional } = splitPublicKey(spec, publicKey);
   const cut = ML_DSA[spec.mlDsa].signatureBytes;
   if (signature.length <= cut) return false;
   const representative = messageRepresentative(spec, message, context);

@@ -71,6 +71,26 @@ describe('signObject and verifyObject', () => {
     expect(await verifyObject(asServed(signed), anchors)).toEqual({ signers: [{ id: key.keyId, algorithm }], failures: [] });
   });
 
+  it('accepts what admission plugins and the scheduler add to a bare Pod, and nothing more', async () => {
+    const { key, anchors } = newSigner();
+    const pod: Obj = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'n' }, spec: { containers: [{ name: 'c', image: 'busybox', volumeMounts: [{ name: 'data', mountPath: '/data' }] }], volumes: [{ name: 'data', emptyDir: {} }] } };
+    const served = JSON.parse(JSON.stringify(await signObject(pod, key))) as Record<string, any>;
+    const token = { name: 'kube-api-access-x7k2p', projected: { defaultMode: 420, sources: [{ serviceAccountToken: { path: 'token', expirationSeconds: 3607 } }] } };
+    Object.assign(served.spec, {
+      serviceAccountName: 'default', serviceAccount: 'default', nodeName: 'node-1', priority: 0, preemptionPolicy: 'PreemptLowerPriority', enableServiceLinks: true,
+      restartPolicy: 'Always', dnsPolicy: 'ClusterFirst', schedulerName: 'default-scheduler', terminationGracePeriodSeconds: 30,
+      tolerations: ['not-ready', 'unreachable'].map((t) => ({ key: `node.kubernetes.io/${t}`, operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 })),
+    });
+    served.spec.volumes.push(token);
+    Object.assign(served.spec.containers[0], { imagePullPolicy: 'Always', terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File' });
+    served.spec.containers[0].volumeMounts.push({ name: 'kube-api-access-x7k2p', readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' });
+    expect(await verifyObject(served as Obj, anchors)).toEqual({ signers: [{ id: key.keyId, algorithm: 'ML-DSA-65' }], failures: [] });
+
+    served.spec.volumes.push({ name: 'host', hostPath: { path: '/' } });
+    served.spec.containers[0].imagePullPolicy = 'IfNotPresent';
+    expect((await verifyObject(served as Obj, anchors)).failures[0]!.reason).toBe('tampered: spec.containers[0].imagePullPolicy was added ("IfNotPresent"; not signed, not a known default nor an ignored field); spec.volumes differs (signed "1 items", found "2 items")');
+  });
+
   it('does not change the object it signs', async () => {
     const { key } = newSigner();
     const original = deployment();
