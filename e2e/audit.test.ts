@@ -49,6 +49,17 @@ async function stopReceiver(): Promise<void> {
   if (result.exitCode !== 0) throw new Error(`qubesec audit serve exited with ${result.exitCode}: ${logs.slice(-10).join('\n')}`);
 }
 
+/** Every line of a log, segment after segment, with its file and 0-based line number. */
+async function logLines(logDir: string): Promise<{ segment: string; lineIndex: number; text: string }[]> {
+  const segments = (await readdir(logDir)).filter((name) => name.startsWith('segment-')).sort();
+  const lines = [];
+  for (const segment of segments) {
+    const texts = (await readFile(join(logDir, segment), 'utf8')).split('\n').filter(Boolean);
+    lines.push(...texts.map((text, lineIndex) => ({ segment, lineIndex, text })));
+  }
+  return lines;
+}
+
 const receiverMetrics = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
 
 /** The events of `audit show` as JSON. */
@@ -112,7 +123,8 @@ beforeAll(async () => {
     ],
   }));
   cluster = await startCluster(undefined, { policyFile, webhookConfigFile });
-  await startReceiver(join(dir, 'log'));
+  // Segments of 4 KiB: a checkpoint alone fills one, so the e2e log spans several and verify crosses their seams.
+  await startReceiver(join(dir, 'log'), ['--segment-size', '4Ki']);
 });
 
 afterAll(async () => {
@@ -137,11 +149,11 @@ describe('the audit trail on a real API server', () => {
     expect(text.stdout).toMatch(/ResponseComplete admin delete configmaps default\/audited 200 /);
 
     const verified = await waitVerified(logDir());
-    expect(verified).toMatch(/^OK: \d+ records in 1 segments, \d+ checkpoints signed by the ML-DSA-65 key/);
+    const [, segments] = /^OK: \d+ records in (\d+) segments, \d+ checkpoints signed by the ML-DSA-65 key/.exec(verified)!;
+    expect(Number(segments)).toBeGreaterThanOrEqual(2);
 
     // The last checkpoint's signature, checked by OpenSSL on its own: signed-note text, ML-DSA-65 over it.
-    const lines = (await readFile(join(logDir(), segmentName(1)), 'utf8')).split('\n').filter(Boolean);
-    const last = parseLine(lines.filter((l) => l.startsWith('{"checkpoint"')).at(-1)!) as { note: string };
+    const last = parseLine((await logLines(logDir())).filter((l) => l.text.startsWith('{"checkpoint"')).at(-1)!.text) as { note: string };
     const split = last.note.lastIndexOf('\n\n');
     const signature = Buffer.from(last.note.slice(split + 2).trim().split(' ').at(-1)!, 'base64').subarray(4);
     await writeFile(join(dir, 'note.txt'), last.note.slice(0, split + 1));
@@ -171,19 +183,19 @@ describe('the audit trail on a real API server', () => {
   it('fails verification on one byte changed in the middle of the log, naming the segment, line and record', async () => {
     const copy = join(dir, 'tampered');
     await cp(logDir(), copy, { recursive: true });
-    const path = join(copy, segmentName(1));
+    const records = (await logLines(copy)).filter((l) => l.text.startsWith('{"index":'));
+    const { segment, lineIndex, text } = records[Math.floor(records.length / 2)]!;
+    const record = (parseLine(text) as { index: number }).index;
+    const path = join(copy, segment);
     const lines = (await readFile(path, 'utf8')).split('\n');
-    const records = lines.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith('{"index":'));
-    const [line, lineIndex] = records[Math.floor(records.length / 2)]!;
-    const record = (parseLine(line) as { index: number }).index;
     // One byte of the event's auditID (a hex digit or a dash) becomes another.
-    const at = line.indexOf('"auditID":"') + 12;
-    lines[lineIndex] = `${line.slice(0, at)}${line[at] === 'a' ? 'b' : 'a'}${line.slice(at + 1)}`;
+    const at = text.indexOf('"auditID":"') + 12;
+    lines[lineIndex] = `${text.slice(0, at)}${text[at] === 'a' ? 'b' : 'a'}${text.slice(at + 1)}`;
     await writeFile(path, lines.join('\n'));
 
     const result = await qubesec('audit', 'verify', copy, '--key', files.pub);
     expect(result.exitCode).toBe(1);
-    expect(result.stdout.trim()).toBe(`FAILED: ${copy}/${segmentName(1)} line ${lineIndex + 1} (record ${record}): its event does not match its leaf hash: the event (or the hash) was changed`);
+    expect(result.stdout.trim()).toBe(`FAILED: ${copy}/${segment} line ${lineIndex + 1} (record ${record}): its event does not match its leaf hash: the event (or the hash) was changed`);
     expect((await qubesec('audit', 'verify', logDir(), '--key', files.pub)).exitCode).toBe(0);
     // A checkpoint saved elsewhere catches the log cut back to an earlier one, which verifies on its own.
     const saved = join(dir, 'saved.note');
@@ -191,12 +203,11 @@ describe('the audit trail on a real API server', () => {
     expect([save.exitCode, save.stdout]).toEqual([0, expect.stringContaining(`saved the last checkpoint to ${saved}`)]);
     const withSaved = await qubesec('audit', 'verify', logDir(), '--key', files.pub, '--checkpoint', saved);
     expect([withSaved.exitCode, withSaved.stdout]).toEqual([0, expect.stringMatching(/the log extends the saved checkpoint of \d+ records/)]);
+    // Cut back: the last segment deleted; the one before ends with the checkpoint that sealed it.
     const cut = join(dir, 'cut');
     await cp(logDir(), cut, { recursive: true });
-    const all = (await readFile(join(cut, segmentName(1)), 'utf8')).split('\n').filter(Boolean);
-    const checkpointLines = all.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith('{"checkpoint"'));
-    expect(checkpointLines.length).toBeGreaterThanOrEqual(2);
-    await writeFile(join(cut, segmentName(1)), `${all.slice(0, checkpointLines.at(-2)![1] + 1).join('\n')}\n`);
+    const segments = (await readdir(cut)).filter((name) => name.startsWith('segment-')).sort();
+    await rm(join(cut, segments.at(-1)!));
     expect((await qubesec('audit', 'verify', cut, '--key', files.pub)).exitCode).toBe(0);
     const caught = await qubesec('audit', 'verify', cut, '--key', files.pub, '--checkpoint', saved);
     expect([caught.exitCode, caught.stdout]).toEqual([1, expect.stringMatching(/records were removed from its end$/m)]);

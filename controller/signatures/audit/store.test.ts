@@ -217,6 +217,14 @@ describe('the audit store', () => {
       expect(await problemOf()).toBe(`${segmentName(1)}: missing (the next segment file is ${segmentName(2)}): removed or renamed`);
     });
 
+    it('starts no segment for an empty batch', async () => {
+      const store = await openStore(options({ segmentBytes: 1024 }));
+      await store.append(batch(0, 4));
+      await store.append([]);
+      await store.close();
+      expect(await readdir(dir)).toEqual([segmentName(1)]);
+    });
+
     it('puts a batch larger than a segment alone in its own', async () => {
       await writeLog(3, { segmentBytes: 1024, checkpointEvents: 1000 });
       expect((await readdir(dir)).sort()).toEqual([1, 2, 3].map(segmentName));

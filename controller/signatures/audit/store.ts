@@ -132,6 +132,8 @@ export class AuditStore {
   }
 
   private async write(eventTexts: string[]): Promise<void> {
+    // An empty EventList changes nothing (and must not start a segment).
+    if (eventTexts.length === 0) return;
     const { options } = this;
     const started = process.hrtime.bigint();
     const first = this.tree.size;
