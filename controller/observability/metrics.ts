@@ -39,7 +39,7 @@ export function createAuditMetrics() {
     storeBytes: new Gauge({ name: 'qubesec_audit_store_bytes', help: 'Bytes of the log: every segment file', registers: [registry] }),
     treeSize: new Gauge({ name: 'qubesec_audit_tree_size', help: 'Records in the log (the size the next checkpoint signs)', registers: [registry] }),
     appendDuration: new Histogram({ name: 'qubesec_audit_append_duration_seconds', help: 'Time to append one batch: encode, write, fdatasync', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
-    refusedBatches: new Counter({ name: 'qubesec_audit_refused_batches_total', help: 'Batches answered with an error the API server retries, by reason: full (the store is full), busy (the writer is behind), error (a write failed)', labelNames: ['reason'], registers: [registry] }),
+    refusedBatches: new Counter({ name: 'qubesec_audit_refused_batches_total', help: 'Batches answered with an error the API server retries, by reason: full (the store is full), busy (--max-pending-batches being received or waiting for the writer), error (a write failed)', labelNames: ['reason'], registers: [registry] }),
     droppedBatches: new Counter({ name: 'qubesec_audit_dropped_batches_total', help: 'Authenticated batches answered with an error the API server does not retry (malformed, too large): their events are lost', registers: [registry] }),
   };
 }

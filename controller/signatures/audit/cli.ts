@@ -49,7 +49,7 @@ export const AUDIT_SERVE_FLAGS = {
   'checkpoint-interval': { type: 'string', default: '10s', parse: duration(['s', 'm', 'h'], '24h'), description: 'and at least this often while records come in (s, m or h, at most 24h); also when a segment is sealed and at shutdown' },
   'segment-size': { type: 'string', default: '64Mi', parse: byteSize(16 * 2 ** 30), description: 'a segment file is sealed with a checkpoint and the next one started before it would pass this size (Ki, Mi, Gi; at most 16Gi)' },
   'max-size': { type: 'string', default: '', parse: optional(byteSize(2 ** 50)), description: 'batches that would take the log past this size are refused with 503 (the API server retries); empty: the disk\'s size (ENOSPC is answered the same way)' },
-  'max-pending-batches': { type: 'string', default: '16', parse: integer(1, 1024), description: 'batches waiting for the writer (1-1024) beyond which new ones get 429 (the API server retries)' },
+  'max-pending-batches': { type: 'string', default: '16', parse: integer(1, 1024), description: 'batches being received or waiting for the writer (1-1024) beyond which new ones get 429 (the API server retries); each is held in memory, up to 64 MiB' },
   'metrics-address': { type: 'string', default: '0.0.0.0', parse: ipAddress, description: 'IPv4 or IPv6 address of the receiver\'s /metrics, /healthz and /readyz' },
   'metrics-port': { type: 'string', default: '10254', parse: integer(0, 65535), description: 'port of the receiver\'s /metrics, /healthz and /readyz (0: any free port)' },
   'log-level': { type: 'string', default: 'info', parse: oneOf<Level>(['debug', 'info', 'warn', 'error']), description: 'debug, info, warn or error' },

@@ -21,7 +21,7 @@ export const MAX_BATCH_BYTES = 64 * 1024 * 1024;
 export interface ReceiverOptions extends WebhookOptions {
   /** Bearer tokens accepted (several while one is being rotated). */
   tokens: string[];
-  /** Batches queued for the writer beyond which new ones get 429. */
+  /** Batches being received or waiting for the writer beyond which new ones get 429. */
   maxPendingBatches: number;
 }
 
@@ -45,6 +45,7 @@ const digest = (token: string) => createHash('sha256').update(token).digest();
 
 export async function serveAuditReceiver(options: ReceiverOptions, store: AuditStore, metrics: AuditMetrics, log: Logger): Promise<Server> {
   const tokens = options.tokens.map(digest);
+  let pending = 0;
   const authorized = (header: string | undefined) => {
     const token = /^Bearer (\S+)$/.exec(header ?? '')?.[1];
     // Compared as digests, so the time taken says nothing about a token's length or its first bytes.
@@ -63,11 +64,14 @@ export async function serveAuditReceiver(options: ReceiverOptions, store: AuditS
       log.warn('audit batch refused: no valid bearer token', { remote: req.socket.remoteAddress });
       return plain(res, 401, 'a bearer token of --token-file is required');
     }
-    if (store.pending >= options.maxPendingBatches) {
+    // Counted from the headers to the answer, so the bodies held in memory are bounded too (64 MiB each at most).
+    if (pending >= options.maxPendingBatches) {
       metrics.refusedBatches.inc({ reason: 'busy' });
-      log.warn('audit batch refused: the writer is behind (the API server retries)', { pending: store.pending });
-      return plain(res, 429, `the writer has ${store.pending} batches queued; try again`, { 'Retry-After': '1' });
+      log.warn('audit batch refused: the writer is behind (the API server retries)', { pending });
+      return plain(res, 429, `${pending} batches are being received or wait for the writer; try again`, { 'Retry-After': '1' });
     }
+    pending += 1;
+    res.once('close', () => { pending -= 1; });
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
@@ -88,7 +92,10 @@ export async function serveAuditReceiver(options: ReceiverOptions, store: AuditS
         return plain(res, 400, batch.error);
       }
       store.append(batch.events).then(
-        () => plain(res, 200, `appended ${batch.events.length} events`),
+        () => {
+          log.debug('audit batch appended', { events: batch.events.length, records: store.size });
+          plain(res, 200, `appended ${batch.events.length} events`);
+        },
         (err: Error) => {
           const full = err instanceof StoreFullError;
           metrics.refusedBatches.inc({ reason: full ? 'full' : 'error' });

@@ -69,7 +69,6 @@ async function createSegment(dir: string, number: number): Promise<{ number: num
 
 export class AuditStore {
   private queue: Promise<unknown> = Promise.resolve();
-  private queued = 0;
   private readonly timer: NodeJS.Timeout;
   /** Set when a failed write could not be undone: the segment's end is unknown, so nothing more is written. */
   private broken: Error | undefined;
@@ -91,11 +90,6 @@ export class AuditStore {
   /** Records in the log. */
   get size(): number {
     return this.tree.size;
-  }
-
-  /** Batches waiting for or in the writer. */
-  get pending(): number {
-    return this.queued;
   }
 
   /** Appends the events (each an audit Event serialised as JSON) in order; resolves once they are on disk. */
@@ -125,8 +119,7 @@ export class AuditStore {
   }
 
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
-    this.queued += 1;
-    const run = this.queue.then(work).finally(() => { this.queued -= 1; });
+    const run = this.queue.then(work);
     this.queue = run.catch(() => undefined);
     return run;
   }
