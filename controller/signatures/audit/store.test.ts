@@ -249,4 +249,16 @@ describe('the audit store', () => {
     expect([result.problem, result.tree.size, result.lastCheckpoint?.size]).toEqual([undefined, accepted, accepted]);
     expect((await stat(segmentPath())).size).toBeLessThanOrEqual(16 * 1024);
   });
+
+  it('keeps room under --max-size for a checkpoint of the key in use, however large (SLH-DSA: 17 KB)', async () => {
+    const slh = generatePrivateKey('SLH-DSA-SHA2-128f');
+    const signerOf = { algorithm: slh.algorithm, keyId: slh.publicKey.keyId, publicKey: slh.publicKey, sign: (data: Uint8Array) => Promise.resolve(slh.sign(data)) };
+    const store = await openStore(options({ signer: signerOf, maxBytes: 48 * 1024, checkpointEvents: 1000 }));
+    let refused = false;
+    for (let b = 0; b < 100 && !refused; b++) await store.append(batch(b * 4, 4)).catch(() => { refused = true; });
+    await store.close();
+    const result = await scan({ keys: [slh.publicKey] });
+    expect([refused, result.problem, result.lastCheckpoint?.size]).toEqual([true, undefined, result.tree.size]);
+    expect((await stat(segmentPath())).size).toBeLessThanOrEqual(48 * 1024);
+  });
 });

@@ -30,8 +30,6 @@ export interface StoreOptions {
 /** The store cannot take the batch now (full); the API server retries it. */
 export class StoreFullError extends Error {}
 
-/** Room kept for the checkpoint that seals the log (an ML-DSA-87 signature is 4,627 bytes; base64, JSON and text). */
-const CHECKPOINT_RESERVE = 8 * 1024;
 
 export async function openStore(options: StoreOptions): Promise<AuditStore> {
   const { dir, log } = options;
@@ -48,9 +46,12 @@ export async function openStore(options: StoreOptions): Promise<AuditStore> {
     log.warn('removed a last line cut short by a crash (never acknowledged)', { segment: scan.tornTail.segment, keptBytes: scan.tornTail.bytes });
     scan.segments.at(-1)!.bytes = scan.tornTail.bytes;
   }
+  // Room kept under --max-size for the checkpoint that seals the log: as long as one of this key (3,309 bytes of
+  // ML-DSA-65 signature, 49,856 of SLH-DSA-SHA2-256f), measured by signing one.
+  const checkpointBytes = encodeCheckpoint(await signCheckpoint({ origin: options.origin, size: Number.MAX_SAFE_INTEGER, root: scan.tree.root() }, options.signer)).length;
   const last = scan.segments.length;
   const segment = last === 0 ? await createSegment(dir, 1) : { number: last, handle: await open(join(dir, segmentName(last)), 'a') };
-  const store = new AuditStore(options, scan.tree, segment, scan.segments.at(-1)?.bytes ?? 0, scan.segments.reduce((sum, s) => sum + s.bytes, 0), scan.lastCheckpoint?.size ?? 0);
+  const store = new AuditStore(options, scan.tree, segment, scan.segments.at(-1)?.bytes ?? 0, scan.segments.reduce((sum, s) => sum + s.bytes, 0), scan.lastCheckpoint?.size ?? 0, checkpointBytes);
   log.info('audit log opened', { dir, segments: Math.max(last, 1), records: scan.tree.size, lastCheckpoint: scan.lastCheckpoint?.size ?? null });
   return store;
 }
@@ -80,6 +81,7 @@ export class AuditStore {
     private segmentSize: number,
     private totalBytes: number,
     private checkpointedSize: number,
+    private readonly checkpointBytes: number,
   ) {
     this.timer = setInterval(() => void this.checkpoint().catch((err: Error) => options.log.error('checkpoint failed', { error: err.message })), options.checkpointIntervalMs);
     this.timer.unref();
@@ -132,7 +134,7 @@ export class AuditStore {
     const first = this.tree.size;
     const leaves = eventTexts.map((text) => leafHash(Buffer.from(text, 'utf8')));
     const data = Buffer.from(eventTexts.map((text, i) => encodeRecord(first + i, text, leaves[i])).join(''));
-    if (options.maxBytes !== undefined && this.totalBytes + data.length + CHECKPOINT_RESERVE > options.maxBytes) {
+    if (options.maxBytes !== undefined && this.totalBytes + data.length + this.checkpointBytes > options.maxBytes) {
       throw new StoreFullError(`the log holds ${this.totalBytes} bytes; ${eventTexts.length} more events (${data.length} bytes) would take it past --max-size ${options.maxBytes}`);
     }
     if (this.segmentSize > 0 && this.segmentSize + data.length > options.segmentBytes) await this.rotate();
