@@ -111,9 +111,9 @@ describe('HealthTests', () => {
   });
 
   it('good random data does not trip either test (false positives bounded by alpha)', () => {
-    // Claimed below the data's true entropy, as a real source's H is: bytes at H = 6 (RCT cutoff 5; a run of 5 has
-    // probability 2^-32 per sample, so about 0.002 expected alarms in 8 MB), bits at H = 0.5 (cutoff 41).
-    const tests = new HealthTests(bytes);
+    // Claimed below the data's true entropy, as a real source's H is: bytes at H = 4 (RCT cutoff 6; a run of 6 has
+    // probability 2^-40 per sample, so under 2^-17 expected alarms in 8 MB), bits at H = 0.5 (cutoff 41).
+    const tests = new HealthTests({ sampleBits: 8, minEntropy: 4, alpha: ALPHA });
     for (let i = 0; i < 8; i++) expect(tests.test(randomBytes(1 << 20))).toBeUndefined();
     const bits = new HealthTests({ sampleBits: 1, minEntropy: 0.5, alpha: ALPHA });
     expect(bits.test(randomBytes(1 << 20))).toBeUndefined();
