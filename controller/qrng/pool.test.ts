@@ -23,6 +23,7 @@ class ScriptedSource implements EntropySource {
     this.bytesRead += bytes;
     return this.mode === 'stuck' ? Buffer.alloc(bytes, 0x5a) : randomBytes(bytes);
   }
+  discard(): void {}
   async close(): Promise<void> {}
 }
 

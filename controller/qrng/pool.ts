@@ -114,6 +114,7 @@ class MonitoredSource {
     this.consecutiveFailures++;
     this.retryAt = Date.now() + wait;
     this.setHealthy(false);
+    this.source.discard();
     this.metrics?.sourceFailures.inc({ source: this.source.name, cause });
     this.log?.warn('entropy source out', { source: this.source.name, quantum: this.source.quantum, cause, error: message, retryInMs: wait });
     this.onFailure(this);

@@ -19,6 +19,8 @@ export interface EntropySource {
   readonly model: SampleModel;
   /** Exactly `bytes` raw bytes (8 binary samples or one 8-bit sample each); throws SourceError when it cannot. */
   read(bytes: number): Promise<Buffer>;
+  /** Forget raw bytes fetched ahead and not yet read: after a failure, a retry starts on fresh output. */
+  discard(): void;
   close(): Promise<void>;
 }
 
@@ -100,6 +102,8 @@ export class OpenApiSource implements EntropySource {
   private blockSize: number;
   private maxBlockCount = 1;
   private capabilitiesRead = false;
+  /** Bytes of the last answer beyond what its read asked for: the next read starts with them, so samples stay in order. */
+  private leftover = Buffer.alloc(0);
 
   constructor(private readonly options: OpenApiSourceOptions) {
     this.name = options.name;
@@ -138,15 +142,22 @@ export class OpenApiSource implements EntropySource {
       this.maxBlockCount = caps.maxBlockCount;
       this.capabilitiesRead = true;
     }
-    const chunks: Buffer[] = [];
-    let have = 0;
+    const chunks: Buffer[] = [this.leftover];
+    let have = this.leftover.length;
+    this.leftover = Buffer.alloc(0);
     while (have < bytes) {
       const blocks = Math.min(Math.ceil((bytes - have) / this.blockSize), this.variant === 'qrypt' ? 512 : this.maxBlockCount);
       const got = this.variant === 'qrypt' ? await this.quantumEntropy(blocks) : await this.entropy(blocks);
       chunks.push(got);
       have += got.length;
     }
-    return Buffer.concat(chunks).subarray(0, bytes);
+    const all = Buffer.concat(chunks);
+    this.leftover = all.subarray(bytes);
+    return all.subarray(0, bytes);
+  }
+
+  discard(): void {
+    this.leftover = Buffer.alloc(0);
   }
 
   async close(): Promise<void> {
@@ -289,6 +300,9 @@ export class DeviceSource implements EntropySource {
     return out;
   }
 
+  /** Nothing is read ahead: a device's or FIFO's bytes stay in the kernel until read. */
+  discard(): void {}
+
   async close(): Promise<void> {
     const handle = this.handle;
     this.handle = undefined;
@@ -307,6 +321,8 @@ export class OsSource implements EntropySource {
   async read(bytes: number): Promise<Buffer> {
     return randomBytes(bytes);
   }
+
+  discard(): void {}
 
   async close(): Promise<void> {}
 }
