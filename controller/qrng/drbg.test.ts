@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtrDrbg, Drbg, DRBG_NAMES, HMAC_DRBG_HASHES, HmacDrbg, MAX_REQUEST_BYTES, createMechanism, type DrbgMechanism, type DrbgName, type EntropyInputSource, type HmacDrbgHash } from './drbg.js';
+import { Registry } from 'prom-client';
 import { EntropyUnavailable } from './errors.js';
+import { createQrngMetrics } from './metrics.js';
 
 interface AcvpTest {
   tcId: number;
@@ -209,14 +211,20 @@ describe('Drbg', () => {
 
   it('reseeds after reseedInterval requests, and before every request with prediction resistance', async () => {
     const entropy = new CountingEntropy();
-    const causes: string[] = [];
-    const drbg = await Drbg.instantiate('ctr-aes-256', entropy, { reseedInterval: 3, onReseed: (c) => causes.push(c) });
+    const registry = new Registry();
+    const metrics = createQrngMetrics(registry);
+    const drbg = await Drbg.instantiate('ctr-aes-256', entropy, { reseedInterval: 3, metrics });
     for (let i = 0; i < 7; i++) await drbg.generate(16);
-    expect(causes).toEqual(['interval', 'interval']); // before the 4th and the 7th
+    expect(entropy.calls.length).toBe(3); // instantiate, then before the 4th and the 7th request
     const pr = new CountingEntropy();
-    const prDrbg = await Drbg.instantiate('hmac-sha256', pr, { predictionResistance: true });
+    const prDrbg = await Drbg.instantiate('hmac-sha256', pr, { predictionResistance: true, metrics });
     for (let i = 0; i < 3; i++) await prDrbg.generate(16);
     expect(pr.calls.length).toBe(4);
+    await prDrbg.reseed();
+    const text = await registry.metrics();
+    expect(text).toContain('qubesec_qrng_drbg_reseeds_total{drbg="ctr-aes-256",cause="interval"} 2');
+    expect(text).toContain('qubesec_qrng_drbg_reseeds_total{drbg="hmac-sha256",cause="prediction-resistance"} 3');
+    expect(text).toContain('qubesec_qrng_drbg_reseeds_total{drbg="hmac-sha256",cause="requested"} 1');
   });
 
   it('gives no output while the entropy source fails a due reseed, then works once it recovers', async () => {

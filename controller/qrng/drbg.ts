@@ -5,6 +5,7 @@
 // the standard's limits, and gives no output when the entropy source gives none.
 import { createCipheriv, createHmac } from 'node:crypto';
 import { EntropyUnavailable } from './errors.js';
+import type { QrngMetrics } from './metrics.js';
 
 /** SP 800-90A Rev. 1 Tables 2 and 3: at most 2^19 bits per generate request. */
 export const MAX_REQUEST_BYTES = 2 ** 19 / 8;
@@ -258,14 +259,16 @@ export interface EntropyInputSource {
 }
 
 export interface DrbgOptions {
-  /** Generate requests between reseeds, 1 to 2^48 (default 2^20: reseeding is cheap next to a QRNG round trip's worth). */
+  /** Generate requests between reseeds, 1 to 2^48 (default 2^20, far below the standard's limit, so fresh quantum entropy goes in often). */
   reseedInterval?: number;
   /** Reseed from the entropy source before every generate request. */
   predictionResistance?: boolean;
   personalization?: Buffer;
-  /** Called after each reseed (metrics). */
-  onReseed?: (cause: 'interval' | 'prediction-resistance' | 'requested') => void;
+  /** Counts reseeds (qubesec_qrng_drbg_reseeds_total). */
+  metrics?: QrngMetrics;
 }
+
+export type ReseedCause = 'interval' | 'prediction-resistance' | 'requested';
 
 export const DEFAULT_RESEED_INTERVAL = 2 ** 20;
 
@@ -288,7 +291,7 @@ export class Drbg {
     private readonly source: EntropyInputSource,
     readonly reseedInterval: number,
     readonly predictionResistance: boolean,
-    private readonly onReseed: DrbgOptions['onReseed'],
+    private readonly metrics: QrngMetrics | undefined,
   ) {}
 
   /** Instantiate (SP 800-90A 9.1) with entropy input and nonce taken in one request of 3/2 the strength (8.6.7). */
@@ -305,7 +308,7 @@ export class Drbg {
     const bytes = withNonce ? rule.minBytes + rule.nonceBytes[0] : rule.minBytes;
     const seed = await source.entropyInput(withNonce ? (bytes * 8) : rule.entropyBits, bytes);
     mechanism.instantiate(seed.subarray(0, rule.minBytes), seed.subarray(rule.minBytes), personalization);
-    return new Drbg(mechanism, source, interval, options.predictionResistance ?? false, options.onReseed);
+    return new Drbg(mechanism, source, interval, options.predictionResistance ?? false, options.metrics);
   }
 
   /** `bytes` (at most 65536) of output; throws EntropyUnavailable, with nothing generated, when a due reseed fails. */
@@ -333,7 +336,7 @@ export class Drbg {
     return this.serially(() => this.reseedNow(additionalInput, 'requested'));
   }
 
-  private async reseedNow(additionalInput: Buffer, cause: 'interval' | 'prediction-resistance' | 'requested'): Promise<void> {
+  private async reseedNow(additionalInput: Buffer, cause: ReseedCause): Promise<void> {
     checkLength('the additional input', additionalInput, this.mechanism.entropyRule.additionalInputMaxBytes);
     const rule = this.mechanism.entropyRule;
     let entropy: Buffer;
@@ -346,7 +349,7 @@ export class Drbg {
     this.mechanism.reseed(entropy, additionalInput);
     this.reseedCounter = 1;
     this.reseedNeeded = false;
-    this.onReseed?.(cause);
+    this.metrics?.reseeds.inc({ drbg: this.mechanism.name, cause });
   }
 
   private serially<T>(work: () => Promise<T>): Promise<T> {
