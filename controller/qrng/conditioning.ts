@@ -2,7 +2,7 @@
 // HMAC-SHA-512 (3.1.5.1.1, from node:crypto), and the output is credited only the entropy 3.1.5.1.2 allows:
 // h_out = Output_Entropy(n_in, n_out, nw, h_in), never more than the input's h_in, the output's n_out or the narrowest
 // internal width nw. Pure functions: the pool decides how much raw input to gather from these numbers.
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey } from 'node:crypto';
 
 /** HMAC-SHA-512: output length and narrowest internal width (the chaining value) are both 512 bits. */
 export const CONDITIONED_BITS = 512;
@@ -11,7 +11,7 @@ const NARROWEST_WIDTH = 512;
  * The HMAC key: SP 800-90B lets a vetted keyed conditioner use a fixed key (its security rests on the input's entropy,
  * not on the key's secrecy). A fixed, labelled key keeps the function the same on every replica.
  */
-const CONDITIONING_KEY = Buffer.from('QubeSec QRNG SP 800-90B HMAC-SHA-512 conditioning, v1');
+const CONDITIONING_KEY = createSecretKey(Buffer.from('QubeSec QRNG SP 800-90B HMAC-SHA-512 conditioning, v1'));
 /**
  * SP 800-90C: a vetted conditioner's n-bit output is taken to have full entropy when its input carried at least
  * n + 64 bits. The pool gathers that much before it claims a block as full entropy.

@@ -3,7 +3,7 @@
 // and without the derivation function (Block_Cipher_df, 10.3.2). The mechanisms are pure state machines (the ACVP
 // vectors drive them directly); Drbg wraps one with its entropy source, the reseed interval, prediction resistance and
 // the standard's limits, and gives no output when the entropy source gives none.
-import { createCipheriv, createHmac } from 'node:crypto';
+import { createCipheriv, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { EntropyUnavailable } from './errors.js';
 import type { QrngMetrics } from './metrics.js';
 
@@ -81,7 +81,7 @@ export class HmacDrbg implements DrbgMechanism {
     };
   }
 
-  private hmac(key: Buffer, ...parts: Buffer[]): Buffer {
+  private hmac(key: Buffer | KeyObject, ...parts: Buffer[]): Buffer {
     const mac = createHmac(this.hash, key);
     for (const part of parts) mac.update(part);
     return mac.digest();
@@ -109,8 +109,9 @@ export class HmacDrbg implements DrbgMechanism {
   generate(bytes: number, additionalInput: Buffer): Buffer {
     if (additionalInput.length > 0) this.update(additionalInput);
     const out = Buffer.allocUnsafe(bytes);
+    const key = createSecretKey(this.key); // one KeyObject for the whole request: K does not change in this loop
     for (let at = 0; at < bytes; at += this.value.length) {
-      this.value = this.hmac(this.key, this.value);
+      this.value = this.hmac(key, this.value);
       this.value.copy(out, at);
     }
     this.update(additionalInput);
@@ -120,6 +121,8 @@ export class HmacDrbg implements DrbgMechanism {
 
 const BLOCK = 16;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
+/** CTR mode over zeros is the keystream; one read-only buffer of zeros serves every request. */
+const ZEROS = Buffer.alloc(MAX_REQUEST_BYTES);
 
 /** V + n mod 2^128 (V is a 128-bit big-endian counter block). */
 function addToBlock(value: Buffer, n: number): Buffer {
@@ -176,7 +179,7 @@ export class CtrDrbg implements DrbgMechanism {
   /** E(Key, V+1) || E(Key, V+2) || ... for `bytes`: AES-CTR from V+1 over zeros, which OpenSSL counts the same way. */
   private keystream(key: Buffer, value: Buffer, bytes: number): Buffer {
     const ctr = createCipheriv(`${this.cipher}-ctr`, key, addToBlock(value, 1));
-    return Buffer.concat([ctr.update(Buffer.alloc(bytes)), ctr.final()]);
+    return ctr.update(ZEROS.subarray(0, bytes)); // a stream mode: final() adds nothing
   }
 
   /** CTR_DRBG_Update (10.2.1.2). */

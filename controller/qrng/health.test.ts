@@ -59,8 +59,83 @@ describe('cutoffs', () => {
   });
 });
 
+/**
+ * SP 800-90B 4.4.1 and 4.4.2 written out as the standard states them, over a whole sample array: the first failure
+ * (test and 1-based sample number), or undefined.
+ */
+function reference(samples: number[], rctCutoff: number, aptCutoff: number, window: number): { test: string; at: number } | undefined {
+  let a = samples[0];
+  let b = 1;
+  let windowStart = 0;
+  let windowA = samples[0];
+  let windowB = 1;
+  for (let i = 1; i < samples.length; i++) {
+    if (samples[i] === a) {
+      b++;
+      if (b >= rctCutoff) return { test: 'repetition-count', at: i + 1 };
+    } else {
+      a = samples[i];
+      b = 1;
+    }
+    if (i - windowStart === window) {
+      windowStart = i;
+      windowA = samples[i];
+      windowB = 1;
+    } else if (samples[i] === windowA) {
+      windowB++;
+      if (windowB >= aptCutoff) return { test: 'adaptive-proportion', at: i + 1 };
+    }
+  }
+  return undefined;
+}
+
 describe('HealthTests', () => {
+  it('agrees with the standard written out, sample for sample, on mixed good, stuck and biased input', () => {
+    const segments = (n: number): Buffer => {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < n; i++) {
+        const kind = randomBytes(1)[0]! % 4;
+        const len = 1 + (randomBytes(2).readUInt16BE() % 400);
+        if (kind === 0) parts.push(Buffer.alloc(len, randomBytes(1)[0]!));
+        else if (kind === 1) parts.push(Buffer.from(randomBytes(len).map((x) => x & 0xf0 | 0x0f))); // fewer distinct values
+        else parts.push(randomBytes(len));
+      }
+      return Buffer.concat(parts);
+    };
+    for (let trial = 0; trial < 300; trial++) {
+      const binary = trial % 2 === 0;
+      const model: SampleModel = binary ? { sampleBits: 1, minEntropy: [1, 0.8, 0.5, 0.3][trial % 4]!, alpha: ALPHA } : { sampleBits: 8, minEntropy: [8, 6, 3, 1][trial % 4]!, alpha: ALPHA };
+      const raw = segments(1 + (trial % 7));
+      const samples = binary ? [...raw].flatMap((byte) => Array.from({ length: 8 }, (_, i) => (byte >> (7 - i)) & 1)) : [...raw];
+      const tests = new HealthTests(model);
+      const want = reference(samples, tests.cutoffs.repetitionCount, tests.cutoffs.adaptiveProportion, tests.cutoffs.window);
+      // Fed in uneven pieces, as reads arrive.
+      let got: string | undefined;
+      for (let at = 0; at < raw.length && !got; at += 37) got = tests.test(raw.subarray(at, at + 37));
+      expect({ trial, got, at: got ? tests.samplesTested : undefined }).toEqual({ trial, got: want?.test, at: want?.at });
+    }
+  });
+
   const bytes: SampleModel = { sampleBits: 8, minEntropy: 6, alpha: ALPHA };
+
+  it('binary runs of exactly C - 1 and C ones or zeros, starting at every bit position, fail exactly as the standard says', () => {
+    const model: SampleModel = { sampleBits: 1, minEntropy: 1, alpha: ALPHA };
+    const c = new HealthTests(model).cutoffs.repetitionCount;
+    const toBytes = (bits: number[]) => Buffer.from(Array.from({ length: Math.ceil(bits.length / 8) }, (_, i) => bits.slice(i * 8, i * 8 + 8).reduce((b, x, j) => b | (x << (7 - j)), 0)));
+    for (let offset = 0; offset < 16; offset++) {
+      for (const length of [c - 1, c]) {
+        for (const value of [0, 1]) {
+          const prefix = Array.from({ length: offset }, (_, i) => (i % 2) ^ value ^ (offset % 2)); // alternating, ends on the other value
+          const bits = [...prefix, ...Array<number>(length).fill(value), 1 - value, value, 1 - value, value, 1 - value, value, 1 - value, value];
+          const tests = new HealthTests(model);
+          const want = reference(bits, c, tests.cutoffs.adaptiveProportion, tests.cutoffs.window);
+          const got = tests.test(toBytes(bits).subarray(0, Math.floor(bits.length / 8)));
+          const wantIn = want && want.at <= Math.floor(bits.length / 8) * 8 ? want : undefined;
+          expect({ offset, length, value, got, at: got ? tests.samplesTested : undefined }).toEqual({ offset, length, value, got: wantIn?.test, at: wantIn?.at });
+        }
+      }
+    }
+  });
 
   it('a stuck byte trips the RCT at exactly its cutoff', () => {
     const tests = new HealthTests(bytes);
