@@ -40,6 +40,25 @@ describe('cutoffs', () => {
     }
   });
 
+  it("APT: the standard's cutoff holds the real false-positive rate within 1.34 alpha (integer H, exact)", () => {
+    // The statistic is B = 1 + Binomial(W - 1, p) (the window's first sample is A by definition), while the standard's
+    // C comes from Binomial(W, p); so P[B >= C] = P[Binomial(W-1, p) >= C - 1] can exceed alpha slightly. Exactly,
+    // in integers: sum_{k >= C-1} C(W-1, k) (2^H - 1)^(W-1-k) against 2^(H(W-1)) alpha.
+    for (const [window, h] of [[512, 1], [512, 2], [512, 4], [512, 8], [1024, 1]] as const) {
+      const c = BigInt(adaptiveProportionCutoff(h, ALPHA, window));
+      const n = BigInt(window - 1);
+      const q = (1n << BigInt(h)) - 1n;
+      let binomial = 1n;
+      let tail = 0n;
+      for (let k = 0n; k <= n; k++) {
+        if (k >= c - 1n) tail += binomial * q ** (n - k);
+        binomial = (binomial * (n - k)) / (k + 1n);
+      }
+      const ratio = Number((tail * 1_000_000n) / (1n << (BigInt(h) * n - 20n))) / 1e6; // P / alpha
+      expect({ window, h, within: ratio <= 1.34 }).toEqual({ window, h, within: true });
+    }
+  });
+
   it('APT: the values of SP 800-90B Table 2 (alpha = 2^-20)', () => {
     // W = 512 (non-binary) for H = 0.5, 1, 2, 4, 8; W = 1024 (binary) for H = 0.2 ... 1.
     expect([0.5, 1, 2, 4, 8].map((h) => adaptiveProportionCutoff(h, ALPHA, 512))).toEqual([410, 311, 177, 62, 13]);
