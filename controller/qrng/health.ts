@@ -7,15 +7,14 @@
 /** Sample sizes QubeSec tests: binary (each bit a sample) or 8-bit (each byte a sample). */
 export type SampleBits = 1 | 8;
 export type HealthTestName = 'repetition-count' | 'adaptive-proportion';
-export const HEALTH_TESTS: readonly HealthTestName[] = ['repetition-count', 'adaptive-proportion'];
 
 /** What a source claims about its raw samples; the cutoffs follow from it. */
 export interface SampleModel {
   sampleBits: SampleBits;
   /** Claimed min-entropy per sample, in bits: 0 < H <= sampleBits. */
   minEntropy: number;
-  /** False-positive probability of each test, 2^-40 <= alpha <= 2^-20 (SP 800-90B 4.4 recommends 2^-20 to 2^-40). */
-  alpha: number;
+  /** False-positive probability of each test, 2^-40 <= alpha <= 2^-20 (SP 800-90B 4.4 recommends 2^-20 to 2^-40); default 2^-20. */
+  alpha?: number;
 }
 
 export const DEFAULT_ALPHA = 2 ** -20;
@@ -37,7 +36,8 @@ export function validateSampleModel(model: SampleModel, where: string): void {
   if (!(model.minEntropy > 0 && model.minEntropy <= model.sampleBits)) {
     throw new Error(`${where}: minEntropy (H) must be above 0 and at most ${model.sampleBits} bit(s) per ${model.sampleBits}-bit sample, not ${model.minEntropy}`);
   }
-  if (!(model.alpha >= 2 ** -40 && model.alpha <= 2 ** -20)) throw new Error(`${where}: alpha must lie in [2^-40, 2^-20], not ${model.alpha}`);
+  const alpha = model.alpha ?? DEFAULT_ALPHA;
+  if (!(alpha >= 2 ** -40 && alpha <= 2 ** -20)) throw new Error(`${where}: alpha must lie in [2^-40, 2^-20], not ${alpha}`);
 }
 
 /** C = 1 + ceil(-log2(alpha) / H) (SP 800-90B 4.4.1). */
@@ -71,9 +71,10 @@ export function adaptiveProportionCutoff(minEntropy: number, alpha: number, wind
 
 export function cutoffs(model: SampleModel): Cutoffs {
   const window = model.sampleBits === 1 ? 1024 : 512;
+  const alpha = model.alpha ?? DEFAULT_ALPHA;
   return {
-    repetitionCount: repetitionCountCutoff(model.minEntropy, model.alpha),
-    adaptiveProportion: adaptiveProportionCutoff(model.minEntropy, model.alpha, window),
+    repetitionCount: repetitionCountCutoff(model.minEntropy, alpha),
+    adaptiveProportion: adaptiveProportionCutoff(model.minEntropy, alpha, window),
     window,
   };
 }

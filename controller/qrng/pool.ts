@@ -6,7 +6,7 @@
 import { CONDITIONED_BITS, FULL_ENTROPY_MARGIN, condition } from './conditioning.js';
 import type { EntropyInputSource } from './drbg.js';
 import { EntropyUnavailable } from './errors.js';
-import { HealthTests, STARTUP_SAMPLES, validateSampleModel, type Cutoffs } from './health.js';
+import { DEFAULT_ALPHA, HealthTests, STARTUP_SAMPLES, validateSampleModel, type Cutoffs } from './health.js';
 import type { QrngMetrics } from './metrics.js';
 import { SourceError, type EntropySource } from './sources.js';
 import type { Logger } from '../observability/log.js';
@@ -101,7 +101,7 @@ class MonitoredSource {
     const failed = this.tests.test(raw);
     if (failed) {
       const c = failed === 'repetition-count' ? this.tests.cutoffs.repetitionCount : this.tests.cutoffs.adaptiveProportion;
-      throw this.fail(failed, `entropy source "${this.source.name}" failed the ${failed} test (cutoff ${c}, H = ${this.source.model.minEntropy}, alpha = 2^${Math.log2(this.source.model.alpha)})`);
+      throw this.fail(failed, `entropy source "${this.source.name}" failed the ${failed} test (cutoff ${c}, H = ${this.source.model.minEntropy}, alpha = 2^${Math.log2(this.source.model.alpha ?? DEFAULT_ALPHA)})`);
     }
     return raw;
   }
