@@ -241,6 +241,11 @@ describe('Drbg', () => {
     await expect(Drbg.instantiate('ctr-aes-256', failing)).rejects.toBeInstanceOf(EntropyUnavailable);
   });
 
+  it('refuses an entropy source that gives fewer bytes than asked', async () => {
+    const short: EntropyInputSource = { entropyInput: async (_bits, bytes) => Buffer.alloc(bytes - 1, 1) };
+    await expect(Drbg.instantiate('hmac-sha512', short)).rejects.toThrow('gave 47 bytes, not 48');
+  });
+
   it('gives different output for different seeds and the same for the same (every mechanism)', async () => {
     for (const name of DRBG_NAMES) {
       const a = await Drbg.instantiate(name, new CountingEntropy());

@@ -309,7 +309,8 @@ export class Drbg {
     checkLength('the personalization string', personalization, rule.personalizationMaxBytes);
     const withNonce = rule.nonceBytes[1] > 0;
     const bytes = withNonce ? rule.minBytes + rule.nonceBytes[0] : rule.minBytes;
-    const seed = await source.entropyInput(withNonce ? (bytes * 8) : rule.entropyBits, bytes);
+    const seed = await source.entropyInput(withNonce ? bytes * 8 : rule.entropyBits, bytes);
+    if (seed.length !== bytes) throw new EntropyUnavailable(`DRBG ${name}: the entropy source gave ${seed.length} bytes, not ${bytes}`);
     mechanism.instantiate(seed.subarray(0, rule.minBytes), seed.subarray(rule.minBytes), personalization);
     return new Drbg(mechanism, source, interval, options.predictionResistance ?? false, options.metrics);
   }
@@ -349,6 +350,7 @@ export class Drbg {
       if (err instanceof EntropyUnavailable) throw err;
       throw new EntropyUnavailable(`DRBG ${this.mechanism.name} could not reseed: ${(err as Error).message}`);
     }
+    if (entropy.length !== rule.minBytes) throw new EntropyUnavailable(`DRBG ${this.mechanism.name}: the entropy source gave ${entropy.length} bytes, not ${rule.minBytes}`);
     this.mechanism.reseed(entropy, additionalInput);
     this.reseedCounter = 1;
     this.reseedNeeded = false;
