@@ -83,6 +83,11 @@ interface HttpAnswer {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+/** Throws naming the source and the field when an optional setting is given and is not a positive integer. */
+function checkPositiveInteger(source: string, field: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isInteger(value) && value > 0)) throw new Error(`entropy source "${source}": ${field} must be a positive integer, not ${value}`);
+}
+
 /** Strict base64 (the API's `entropy` items): Buffer.from would silently skip bad characters and accept truncation. */
 export function decodeBlock(text: unknown, expectedBytes: number, where: string): Buffer {
   if (typeof text !== 'string' || text.length % 4 !== 0 || !BASE64.test(text)) throw new Error(`${where} is not base64`);
@@ -109,7 +114,14 @@ export class OpenApiSource implements EntropySource {
     this.name = options.name;
     this.model = options.model;
     this.variant = options.variant ?? 'qrng-open-api';
-    this.base = new URL(options.url.replace(/\/+$/, ''));
+    for (const field of ['blockSize', 'timeoutMs', 'attempts', 'backoffMs', 'maxBackoffMs'] as const) checkPositiveInteger(options.name, field, options[field]);
+    if (options.variant === 'qrypt' && options.blockSize !== undefined && options.blockSize !== 1024) throw new Error(`entropy source "${options.name}": Qrypt serves 1024-byte blocks; blockSize cannot be ${options.blockSize}`);
+    if ((options.cert === undefined) !== (options.key === undefined)) throw new Error(`entropy source "${options.name}": mTLS needs both cert and key`);
+    try {
+      this.base = new URL(options.url.replace(/\/+$/, ''));
+    } catch {
+      throw new Error(`entropy source "${options.name}": url ${JSON.stringify(options.url)} is not a URL`);
+    }
     if (this.base.protocol !== 'https:' && this.base.protocol !== 'http:') throw new Error(`entropy source "${options.name}": url must be http(s), not ${this.base.protocol}`);
     this.agent = this.base.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, ca: options.ca, cert: options.cert, key: options.key }) : new HttpAgent({ keepAlive: true });
     // Qrypt serves whole KiB blocks.
@@ -270,6 +282,8 @@ export class DeviceSource implements EntropySource {
   private handle: FileHandle | undefined;
 
   constructor(private readonly options: DeviceSourceOptions) {
+    if (!options.path) throw new Error(`entropy source "${options.name}": path is empty`);
+    checkPositiveInteger(options.name, 'timeoutMs', options.timeoutMs);
     this.name = options.name;
     this.model = options.model;
     this.quantum = options.quantum ?? true;
