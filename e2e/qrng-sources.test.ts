@@ -98,7 +98,7 @@ describe('QRNG Open API source', () => {
   });
 
   it('reads from the Qrypt variant (GET /api/v1/quantum-entropy, 1 KiB blocks)', async () => {
-    const source = apiSource('qrypt', { variant: 'qrypt' });
+    const source = apiSource('qrypt', { variant: 'qrypt', blockSize: undefined });
     expect((await source.read(2500)).length).toBe(2500);
     expect(server.requests.get('/api/v1/quantum-entropy')).toBeGreaterThanOrEqual(1);
     await source.close();
