@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -14,7 +14,8 @@ import { EntropyUnavailable } from '../controller/qrng/errors.js';
 import { createQrngMetrics } from '../controller/qrng/metrics.js';
 import { EntropyPool } from '../controller/qrng/pool.js';
 import { DeviceSource, OpenApiSource, SourceError, type OpenApiSourceOptions } from '../controller/qrng/sources.js';
-import { eventually } from './lib/env.js';
+import { pqCurl } from './lib/clients.js';
+import { eventually, rootfs } from './lib/env.js';
 import { startQrngTestServer, type QrngFault, type QrngTestServer } from './lib/qrng-test-server.js';
 
 const MODEL = { sampleBits: 8 as const, minEntropy: 6, alpha: 2 ** -20 };
@@ -66,6 +67,21 @@ describe('QRNG Open API source', () => {
     expect((await source.read(3000)).length).toBe(3000);
     expect((server.requests.get('/v1/entropy') ?? 0) - before).toBe(1); // 6 blocks of 512 in one request
     await source.close();
+  });
+
+  it('is a real PQ TLS server: curl from the rootfs (OpenSSL 3.5) gets entropy over X25519MLKEM768 from its ML-DSA-65 certificate', async () => {
+    const dir = await mkdtemp(join(rootfs(), 'tmp', 'qubesec-qrng-ca-'));
+    try {
+      await writeFile(join(dir, 'ca.pem'), server.caPem);
+      const reply = await pqCurl(
+        { host: '127.0.0.1', port: Number(new URL(server.url).port), path: '/v1/entropy' },
+        { curves: 'X25519MLKEM768', cacert: join(dir.slice(rootfs().length), 'ca.pem'), args: ['-X', 'POST', '-H', 'Authorization: Bearer test-token', '-H', 'Content-Type: application/json', '-d', '{"block_size":32,"block_count":2}'] },
+      );
+      expect({ status: reply.status, group: reply.group, signature: reply.signature }).toEqual({ status: 200, group: 'X25519MLKEM768', signature: 'id-ml-dsa-65' });
+      expect((JSON.parse(reply.body) as { entropy: string[] }).entropy.map((b) => Buffer.from(b, 'base64').length)).toEqual([32, 32]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('is refused without the token and says so', async () => {
