@@ -11,7 +11,7 @@ version="v0.0.0-20251201200548-d893de8b8b1c"
 names=(hmacDRBG ctrDRBG)
 out="$cache/acvp-$version"
 if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
-command -v go >/dev/null || { echo "qubesec: the ACVP vectors come from a Go module and need Go (https://go.dev)" >&2; exit 1; }
+PATH="$(bash "$root/scripts/go.sh"):$PATH"
 command -v bzip2 >/dev/null || { echo "qubesec: installing bzip2 to unpack the ACVP vectors" >&2; apt-get update -qq >&2 && apt-get install -y -qq bzip2 >&2; }
 
 dir="$(go mod download -json "$module@$version" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')"
