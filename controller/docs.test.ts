@@ -2,12 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECK_OPTIONS } from './cli/check.js';
+import { Registry } from 'prom-client';
 import { parse } from 'yaml';
 import { FLAGS } from './config.js';
 import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from './model/annotations.js';
 import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
 import { createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
+import { createQrngMetrics } from './qrng/metrics.js';
 
 const doc = (name: string) => readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8');
 
@@ -42,6 +44,14 @@ describe('docs', () => {
     const names = (await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('qubesec_') && !n.startsWith('qubesec_controller_'));
     expect(names.length).toBeGreaterThan(5);
     expect(names.filter((n) => !metrics.includes(`\`${n}\``))).toEqual([]);
+  });
+
+  it('list every QRNG metric', async () => {
+    const registry = new Registry();
+    createQrngMetrics(registry);
+    const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names.length).toBeGreaterThan(5);
+    expect(names.filter((n) => !doc('metrics.md').includes(`\`${n}\``))).toEqual([]);
   });
 
   it('list every Helm value', () => {
