@@ -145,8 +145,8 @@ export async function runVerify(argv: string[]): Promise<number> {
         continue;
       }
       for (const manifest of await manifestFiles([file])) {
-        const results = await verifyManifests(await readText(manifest, 'manifest'), manifest, anchors, { ignoredFields });
-        outcomes.push(...results.map((r) => ({ what: `${r.location}: ${r.name}`, result: r })));
+        const { results, problems } = await verifyManifests(await readText(manifest, 'manifest'), manifest, anchors, { ignoredFields });
+        outcomes.push(...problems.map((p) => ({ what: p.location, inputError: p.reason })), ...results.map((r) => ({ what: `${r.location}: ${r.name}`, result: r })));
       }
     } catch (err) {
       outcomes.push({ what: bundle === undefined ? file : `${file} (bundle ${bundle})`, inputError: inputErrorMessage(err) });
