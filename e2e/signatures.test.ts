@@ -279,7 +279,7 @@ describe('qubesec sign and verify (the CLI)', () => {
     const mixed = await qubesec(['verify', '--key', 'ML-DSA-65.pub', 'mixed.yaml']);
     expect(mixed.exitCode).toBe(2);
     expect(mixed.stdout.split('\n').filter((l) => l.startsWith('OK'))).toHaveLength(11);
-    expect(mixed.stdout.split('\n')[0]).toMatch(/^ERROR mixed\.yaml document 12: not YAML: /);
+    expect(mixed.stdout.split('\n')[11]).toMatch(/^ERROR mixed\.yaml document 12: not YAML: /);
     const path = await qubesec(['verify', '--key', 'ML-DSA-65.pub', '--ignore-field', 'spec..x', 'signed.yaml']);
     expect([path.exitCode, path.stderr]).toEqual([2, 'qubesec verify: --ignore-field: field path "spec..x": cannot read it at character 5 (write a.b[0].c, ["key.with/dots"], * for any)']);
   });

@@ -146,7 +146,8 @@ export async function runVerify(argv: string[]): Promise<number> {
       }
       for (const manifest of await manifestFiles([file])) {
         const { results, problems } = await verifyManifests(await readText(manifest, 'manifest'), manifest, anchors, { ignoredFields });
-        outcomes.push(...problems.map((p) => ({ what: p.location, inputError: p.reason })), ...results.map((r) => ({ what: `${r.location}: ${r.name}`, result: r })));
+        const inStreamOrder = [...problems.map((p) => ({ order: p.order, what: p.location, inputError: p.reason })), ...results.map((r) => ({ order: r.order, what: `${r.location}: ${r.name}`, result: r }))];
+        outcomes.push(...inStreamOrder.sort((a, b) => a.order - b.order));
       }
     } catch (err) {
       outcomes.push({ what: bundle === undefined ? file : `${file} (bundle ${bundle})`, inputError: inputErrorMessage(err) });

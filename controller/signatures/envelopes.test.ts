@@ -102,7 +102,7 @@ data: {a: "1"}
   it('reads kind: List (kubectl get -o yaml) and names a document that is not an object', () => {
     const list = 'apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: Secret, metadata: {name: b, namespace: n}}\n';
     expect(readManifests(list, 'l.yaml').objects.map((o) => [o.location, o.name])).toEqual([['l.yaml document 1 item 0', 'ConfigMap a'], ['l.yaml document 1 item 1', 'Secret n/b']]);
-    expect(readManifests('a: [', 'bad.yaml').problems).toEqual([{ location: 'bad.yaml document 1', reason: expect.stringMatching(/^not YAML: /) }]);
+    expect(readManifests('a: [', 'bad.yaml').problems).toEqual([{ location: 'bad.yaml document 1', order: 0, reason: expect.stringMatching(/^not YAML: /) }]);
     const odd = readManifests('kind: X\n---\njust text\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n', 'odd.yaml');
     expect(odd.problems.map((p) => `${p.location}: ${p.reason}`)).toEqual(['odd.yaml document 1: not a Kubernetes object (apiVersion, kind and metadata.name)', 'odd.yaml document 2: not a Kubernetes object (apiVersion, kind and metadata.name)']);
     expect(odd.objects.map((o) => o.name)).toEqual(['ConfigMap fine']);
@@ -113,7 +113,7 @@ data: {a: "1"}
     const signed = await signManifests(stream, 'app.yaml', key);
     const { results, problems } = await verifyManifests(`${signed}---\njust text\n`, 'app.yaml', anchors);
     expect(results.map((r) => r.signers.length)).toEqual([1, 1]);
-    expect(problems).toEqual([{ location: 'app.yaml document 3', reason: 'not a Kubernetes object (apiVersion, kind and metadata.name)' }]);
+    expect(problems).toEqual([{ location: 'app.yaml document 3', order: 2, reason: 'not a Kubernetes object (apiVersion, kind and metadata.name)' }]);
     await expect(signManifests(`${stream}---\njust text\n`, 'app.yaml', key)).rejects.toThrow('app.yaml document 3: not a Kubernetes object');
   });
 });

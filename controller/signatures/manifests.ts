@@ -12,6 +12,8 @@ export class ManifestError extends Error {}
 export interface ManifestObject {
   /** "deploy.yaml document 2" or "deploy.yaml document 2 item 0" */
   location: string;
+  /** Position in the stream, counting objects and problems alike. */
+  order: number;
   /** "Deployment shop/web" */
   name: string;
   object: KubernetesObject;
@@ -22,6 +24,7 @@ export interface ManifestObject {
 
 export interface ManifestProblem {
   location: string;
+  order: number;
   reason: string;
 }
 
@@ -33,18 +36,19 @@ export function readManifests(text: string, source: string): { documents: Docume
   const documents = parseAllDocuments(text) as Document[];
   const objects: ManifestObject[] = [];
   const problems: ManifestProblem[] = [];
+  let order = 0;
   const add = (value: unknown, location: string, pathInDocument: (string | number)[], document: Document) => {
     const obj = value as KubernetesObject;
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj) || typeof obj.kind !== 'string' || typeof obj.apiVersion !== 'string' || typeof obj.metadata?.name !== 'string') {
-      problems.push({ location, reason: 'not a Kubernetes object (apiVersion, kind and metadata.name)' });
+      problems.push({ location, order: order++, reason: 'not a Kubernetes object (apiVersion, kind and metadata.name)' });
     } else {
-      objects.push({ location, name: describeObject(obj), object: obj, pathInDocument, document });
+      objects.push({ location, order: order++, name: describeObject(obj), object: obj, pathInDocument, document });
     }
   };
   documents.forEach((document, i) => {
     const where = `${source} document ${i + 1}`;
     if (document.errors.length > 0) {
-      problems.push({ location: where, reason: `not YAML: ${document.errors[0]!.message.split('\n')[0]}` });
+      problems.push({ location: where, order: order++, reason: `not YAML: ${document.errors[0]!.message.split('\n')[0]}` });
       return;
     }
     const value = document.toJS() as unknown;
@@ -88,12 +92,13 @@ export function joinDocuments(texts: string[]): string {
 
 export interface ManifestVerification extends ObjectVerification {
   location: string;
+  order: number;
   name: string;
 }
 
 /** Each object's verification, in stream order, and the documents that could not be read as objects. */
 export async function verifyManifests(text: string, source: string, anchors: TrustAnchors, options: CanonicalOptions & { now?: Date } = {}): Promise<{ results: ManifestVerification[]; problems: ManifestProblem[] }> {
   const { objects, problems } = readManifests(text, source);
-  const results = await Promise.all(objects.map(async ({ location, name, object }) => ({ location, name, ...(await verifyObject(object, anchors, options)) })));
+  const results = await Promise.all(objects.map(async ({ location, order, name, object }) => ({ location, order, name, ...(await verifyObject(object, anchors, options)) })));
   return { results, problems };
 }
