@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECK_OPTIONS } from './cli/check.js';
 import { Registry } from 'prom-client';
+import { SIGN_OPTIONS, VERIFY_OPTIONS } from './cli/signatures.js';
 import { parse } from 'yaml';
 import { FLAGS } from './config.js';
 import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from './model/annotations.js';
@@ -10,6 +11,7 @@ import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
 import { createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
 import { createQrngMetrics } from './qrng/metrics.js';
+import { SIGNATURE_ANNOTATION_PREFIX } from './signatures/objects.js';
 
 const doc = (name: string) => readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8');
 
@@ -28,6 +30,14 @@ describe('docs', () => {
   it('list every flag of qubesec check', () => {
     const check = doc('check.md');
     expect(Object.keys(CHECK_OPTIONS).filter((f) => f !== 'help' && !check.includes(`\`--${f}`))).toEqual([]);
+  });
+
+  it('list every flag of qubesec sign and qubesec verify, and the signature annotation', () => {
+    const signatures = doc('signatures.md');
+    const rows = (command: string) => [...signatures.matchAll(/^\| `--([a-z-]+)[^`]*` \| ([a-z, ]+) \|/gm)].filter((m) => m[2]!.split(', ').includes(command) || m[2] === 'both').map((m) => m[1]);
+    expect(Object.keys(SIGN_OPTIONS).filter((f) => !rows('sign').includes(f))).toEqual([]);
+    expect(Object.keys(VERIFY_OPTIONS).filter((f) => !rows('verify').includes(f))).toEqual([]);
+    expect(doc('annotations.md')).toContain(`\`${SIGNATURE_ANNOTATION_PREFIX}<keyId>\``);
   });
 
   it('list every annotation', () => {
