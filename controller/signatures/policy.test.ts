@@ -82,12 +82,13 @@ describe('translatePolicy', () => {
   it('names every bad field of a spec, and the policy then matches nothing', () => {
     const model = translatePolicy(policy({
       match: { kinds: [{ apiGroup: 'apps' } as never], namespaces: ['Bad_NS'], namespaceSelector: { matchExpressions: [{ key: 'a', operator: 'Near' }, { key: 'b', operator: 'In' }] } },
-      trust: TRUST, mode: 'block', requiredSigners: 0, exemptions: { serviceAccounts: ['nobody'] },
+      trust: TRUST, mode: 'block', requiredSigners: 0, ignoredFields: ['spec..x'], exemptions: { serviceAccounts: ['nobody'] },
     }), lookups(KEYS));
     expect(model.problem?.reason).toBe('InvalidSpec');
     expect(model.problem?.message.split('; ')).toEqual([
       'spec.mode: "block" is not one of enforce, warn, audit',
       'spec.requiredSigners: 0 is not a whole number from 1 to 16',
+      'spec.ignoredFields[0]: field path "spec..x": cannot read it at character 5 (write a.b[0].c, ["key.with/dots"], * for any)',
       'spec.match.kinds[0].kind: is required ("*" for any)',
       'spec.match.namespaces[0]: "Bad_NS" is not a valid namespace name (RFC 1123 label)',
       'spec.match.namespaceSelector.matchExpressions[0].operator: "Near" is not one of In, NotIn, Exists, DoesNotExist',

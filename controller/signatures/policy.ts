@@ -6,6 +6,7 @@ import type { V1ConfigMap, V1LabelSelector, V1Secret } from '@kubernetes/client-
 import { secretData } from '../model/certificates.js';
 import { checkNamespaceName, quote } from '../model/names.js';
 import type { Condition, IssuerResource } from '../pki/resources.js';
+import { parseFieldPath } from './canonical.js';
 import { trustAnchorsFrom, type TrustAnchors } from './trust.js';
 
 export const POLICY_KIND = 'SignaturePolicy';
@@ -85,7 +86,11 @@ export function translatePolicy(resource: SignaturePolicyResource, lookups: Trus
   }
   const ignoredFields = spec.ignoredFields ?? [];
   ignoredFields.forEach((field, i) => {
-    if (typeof field !== 'string' || field === '') errors.push(`spec.ignoredFields[${i}]: is not a field path`);
+    try {
+      parseFieldPath(String(field));
+    } catch (err) {
+      errors.push(`spec.ignoredFields[${i}]: ${(err as Error).message}`);
+    }
   });
   const matchErrors: string[] = [];
   const matches = compileMatch(spec.match, matchErrors);

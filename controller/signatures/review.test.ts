@@ -90,7 +90,8 @@ describe('reviewSignatures', () => {
   it('leaves alone what no policy matches, DELETE, subresources, and exempt requesters', async () => {
     const untouched = { verdict: { allowed: true, warnings: [] }, outcomes: [] };
     const signed = view(policy('signed', { exemptions: { users: ['bob'] } }));
-    expect(await reviewSignatures(request(deployment(), { namespace: 'lab' }), signed, OPTIONS)).toEqual(expect.objectContaining(untouched));
+    const inLab = { ...deployment(), metadata: { name: 'web', namespace: 'lab' } };
+    expect(await reviewSignatures(request(inLab, { namespace: 'lab' }), signed, OPTIONS)).toEqual(expect.objectContaining(untouched));
     const configMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'shop' } };
     expect(await reviewSignatures(request(configMap, { kind: { group: '', version: 'v1', kind: 'ConfigMap' } }), signed, OPTIONS)).toEqual(expect.objectContaining(untouched));
     expect(await reviewSignatures(request(deployment(), { operation: 'DELETE' }), signed, OPTIONS)).toEqual(expect.objectContaining(untouched));

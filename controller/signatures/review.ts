@@ -2,6 +2,7 @@
 // the object's signatures satisfy each, and what that means per mode (enforce denies, warn warns, audit records).
 // No I/O: verification is node:crypto through verifyObject; the caller turns the outcomes into metrics and Events.
 import { performance } from 'node:perf_hooks';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { AdmissionRequest, AdmissionVerdict } from '../admission/review.js';
 import { verifyObject, type ObjectVerification } from './objects.js';
 import { policyRef, type MatchSubject, type PolicyMode, type SignaturePolicyModel } from './policy.js';
@@ -91,7 +92,7 @@ async function judge(policy: SignaturePolicyModel, object: unknown, label: strin
   const started = performance.now();
   let verification: ObjectVerification;
   try {
-    verification = await verifyObject(object, policy.anchors, { ignoredFields: policy.ignoredFields, now });
+    verification = await verifyObject(object as KubernetesObject, policy.anchors, { ignoredFields: policy.ignoredFields, now });
   } catch (err) {
     return outcome('error', `verification failed: ${(err as Error).message}`, (performance.now() - started) / 1000);
   }
