@@ -408,6 +408,41 @@ describe('on the real API server', () => {
     }
   });
 
+  it('signatures: a controller run with the chart\'s flags, as the chart\'s ServiceAccount, loads the chart\'s SignaturePolicy, writes its status and enforces it', async () => {
+    const set = VALUE_SETS.signaturesEnforced!;
+    const objects = rendered.get('signaturesEnforced')!;
+    const kubeconfig = await applyIdentity(set, objects);
+    for (const obj of objects.filter((o) => o.apiVersion!.startsWith('qubesec.io/'))) expect((await create(obj, false)).status).toBe(201);
+    const podOnly = /^--(http-port|https-port|https-redirect-port|metrics-port|publish-service|validating-webhook[a-z-]*)=/;
+    const flags = args(objects).slice(1).filter((flag) => !podOnly.test(flag));
+    expect(flags).toContain('--enable-signatures=true');
+    const secret = ofKind<V1Secret>(objects, 'Secret')[0]!.data!;
+    for (const file of ['tls.crt', 'tls.key']) await writeFile(join(workDir, `signatures-${file}`), Buffer.from(secret[file]!, 'base64'));
+    const port = await freePort();
+    const controller = await startTestController({ kubeconfig }, [...flags,
+      '--validating-webhook', `127.0.0.1:${port}`, '--validating-webhook-certificate', join(workDir, 'signatures-tls.crt'), '--validating-webhook-key', join(workDir, 'signatures-tls.key')]);
+    try {
+      type Status = { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
+      // The chart's policy trusts ClusterIssuer root, which this cluster does not have: the status says so.
+      const condition = await eventually(async () => ((await kube.request('GET', '/apis/qubesec.io/v1alpha1/signaturepolicies/signed-apps')).json as Status).status?.conditions?.[0], 30_000, 'the policy\'s status');
+      expect(condition).toEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'TrustSourceNotFound', message: 'spec.trust.issuers[0]: ClusterIssuer root not found' }));
+      const webhook = ofKind<V1ValidatingWebhookConfiguration>(objects, 'ValidatingWebhookConfiguration')[0]!.webhooks![1]!;
+      const service = webhook.clientConfig.service!;
+      const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: {
+        uid: 'u1', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, operation: 'CREATE', namespace: 'shop', userInfo: { username: 'alice' },
+        object: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' }, spec: { replicas: 1 } },
+      } };
+      const options = { method: 'POST', ca: Buffer.from(webhook.clientConfig.caBundle!, 'base64').toString(), servername: `${service.name}.${service.namespace}.svc`, headers: { 'Content-Type': 'application/json' } };
+      const reply = await nodeHttps(`https://127.0.0.1:${port}${service.path}`, options, JSON.stringify(review));
+      expect((JSON.parse(reply.body) as { response: unknown }).response).toEqual(expect.objectContaining({ allowed: false, status: expect.objectContaining({
+        message: 'Deployment shop/web: SignaturePolicy signed-apps (enforce): cannot be evaluated: spec.trust.issuers[0]: ClusterIssuer root not found',
+      }) }));
+      expect(controller.logs.filter((line) => /forbidden|\b403\b/i.test(line))).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
   it('the controller serves its webhook with the chart\'s generated ECDSA pair, verified against caBundle under the Service\'s name', async () => {
     const objects = rendered.get('defaults')!;
     const secret = ofKind<V1Secret>(objects, 'Secret')[0]!.data!;
