@@ -35,8 +35,8 @@ export const AUDIT_EVENT_REASON = 'SignatureAudit';
 export class SignaturePolicies {
   private readonly reflectors = new Map<string, Reflector<KubernetesObject>>();
   private readonly custom: CustomObjectsApi;
-  /** The model, rebuilt on the first request after a change. */
-  private model: SignaturePolicyModel[] | undefined;
+  /** The model and the Namespaces' labels, rebuilt on the first request after a change. */
+  private model: { policies: SignaturePolicyModel[]; namespaceLabels: Map<string, Record<string, string>> } | undefined;
   private statusCoalescer: Coalescer | undefined;
 
   constructor(kc: KubeConfig, private readonly options: SignaturePoliciesOptions, private readonly recorder: EventRecorder, private readonly metrics: Metrics, private readonly log: Logger) {
@@ -73,9 +73,9 @@ export class SignaturePolicies {
   view(): PolicyView {
     const pending = [...this.reflectors.values()].filter((r) => !r.hasSynced).map((r) => r.name);
     if (pending.length > 0) return { synced: false, pending };
-    this.model ??= this.list<SignaturePolicyResource>(POLICY_PLURAL).map((p) => translatePolicy(p, this.lookups()));
-    const labels = new Map(this.list<V1Namespace>('namespaces').map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
-    return { synced: true, policies: this.model, namespaceLabels: (namespace) => labels.get(namespace) ?? {} };
+    this.model ??= this.buildModel();
+    const { policies, namespaceLabels } = this.model;
+    return { synced: true, policies, namespaceLabels: (namespace) => namespaceLabels.get(namespace) ?? {} };
   }
 
   /** The webhook's handler for VALIDATE_SIGNATURES_PATH. */
@@ -112,6 +112,14 @@ export class SignaturePolicies {
         void this.recorder.record({ object: { apiVersion, kind, namespace: namespace || 'default', name }, type: 'Warning', reason: AUDIT_EVENT_REASON, message: outcome.message });
       }
     }
+  }
+
+  private buildModel(): NonNullable<SignaturePolicies['model']> {
+    const lookups = this.lookups();
+    return {
+      policies: this.list<SignaturePolicyResource>(POLICY_PLURAL).map((p) => translatePolicy(p, lookups)),
+      namespaceLabels: new Map(this.list<V1Namespace>('namespaces').map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}])),
+    };
   }
 
   private list<T>(name: string): T[] {
