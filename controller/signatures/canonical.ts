@@ -2,7 +2,8 @@
 //
 // The rule (docs/signatures.md, "The canonical form"): the signer signs the object less what is never the author's
 // (server-managed metadata, status, signature annotations, kubectl's last-applied copy) and less the ignored fields;
-// empty maps, empty lists and nulls count as absent (the API server drops most of them); keys are sorted (JSON, RFC
+// empty maps, empty lists and nulls count as absent (the API server drops most of them); a Secret's stringData counts
+// as the data the API server makes of it; keys are sorted (JSON, RFC
 // 8785 order for the ASCII keys Kubernetes uses). A verifier accepts the object when every signed field is present
 // with the same value, and every field it has beyond them is a known default the API server or a built-in controller
 // adds (DEFAULTS below), or an ignored field. Anything else is named: "spec.replicas differs (signed 3, found 30)".
@@ -65,7 +66,17 @@ export function signedView(obj: KubernetesObject, options: CanonicalOptions = {}
       for (const key of Object.keys(annotations)) if (key.startsWith(SIGNATURE_ANNOTATION_PREFIX) || key === LAST_APPLIED) delete annotations[key];
     }
   }
+  secretStringData(copy);
   return (normalize(copy, [], ignored) ?? {}) as JsonObject;
+}
+
+/** The API server stores a Secret's stringData as base64 in data (stringData wins over data for the same key). */
+function secretStringData(obj: JsonObject): void {
+  if (kindKey(obj) !== '/Secret' || !isObject(obj.stringData)) return;
+  const data: JsonObject = isObject(obj.data) ? obj.data : {};
+  for (const [key, value] of Object.entries(obj.stringData)) data[key] = Buffer.from(String(value), 'utf8').toString('base64');
+  obj.data = data;
+  delete obj.stringData;
 }
 
 /** Drops ignored fields, nulls, empty maps and empty lists, bottom up. */
@@ -160,10 +171,12 @@ const DEFAULTS: Default[] = [
   { kinds: ['apps/ReplicaSet', '/ReplicationController'], path: 'spec.replicas', value: 1 },
   { kinds: ['apps/StatefulSet'], path: 'spec', value: { replicas: 1, revisionHistoryLimit: 10, podManagementPolicy: 'OrderedReady', updateStrategy: { type: 'RollingUpdate', rollingUpdate: { partition: 0 } }, persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' } } },
   { kinds: ['apps/StatefulSet'], path: 'spec.volumeClaimTemplates[*]', value: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', spec: { volumeMode: 'Filesystem' } } },
+  { kinds: ['apps/StatefulSet'], path: 'spec.volumeClaimTemplates[*].status', assigned: true },
   { kinds: ['apps/DaemonSet'], path: 'spec', value: { revisionHistoryLimit: 10, updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } } } },
+  { kinds: ['apps/DaemonSet'], path: 'metadata.annotations["deprecated.daemonset.template.generation"]', assigned: true },
   { kinds: ['batch/Job'], path: 'spec', value: JOB_SPEC },
   { kinds: ['batch/Job'], path: 'spec.selector', assigned: true },
-  ...JOB_LABELS.map((label) => ({ kinds: ['batch/Job'], path: `spec.template.metadata.labels[${JSON.stringify(label)}]`, assigned: true as const })),
+  ...JOB_LABELS.flatMap((label) => ['metadata', 'spec.template.metadata'].map((at) => ({ kinds: ['batch/Job'], path: `${at}.labels[${JSON.stringify(label)}]`, assigned: true as const }))),
   { kinds: ['batch/CronJob'], path: 'spec', value: { concurrencyPolicy: 'Allow', suspend: false, successfulJobsHistoryLimit: 3, failedJobsHistoryLimit: 1, jobTemplate: { spec: JOB_SPEC } } },
   { kinds: ['/Service'], path: 'spec', value: { type: 'ClusterIP', sessionAffinity: 'None', internalTrafficPolicy: 'Cluster' } },
   ...['clusterIP', 'clusterIPs', 'ipFamilies', 'ipFamilyPolicy', 'ports[*].nodePort', 'healthCheckNodePort'].map((field) => ({ kinds: ['/Service'], path: `spec.${field}`, assigned: true as const })),
@@ -239,9 +252,7 @@ export function compareWithSigned(signed: Json, found: Json, kind: string): Fiel
         if (!(key in f)) differences.push({ path: formatPath([...path, key]), change: 'removed', signed: s[key]! });
         else walk(s[key]!, f[key]!, [...path, key]);
       }
-      for (const key of Object.keys(f)) {
-        if (!(key in s) && !isDefault([...path, key], f[key]!, f)) differences.push({ path: formatPath([...path, key]), change: 'added', found: f[key]! });
-      }
+      for (const key of Object.keys(f)) if (!(key in s)) added([...path, key], f[key]!, f);
       return;
     }
     if (Array.isArray(s) && Array.isArray(f)) {
@@ -255,6 +266,13 @@ export function compareWithSigned(signed: Json, found: Json, kind: string): Fiel
       return;
     }
     if (s !== f && !sameQuantity(path, s, f)) differences.push({ path: formatPath(path), change: 'differs', signed: s, found: f });
+  }
+
+  /** A field the signer did not write: a default, or a map of defaults (named down to the field that is not one). */
+  function added(path: FieldPath, value: Json, parent: JsonObject): void {
+    if (isDefault(path, value, parent)) return;
+    if (isObject(value)) for (const key of Object.keys(value)) added([...path, key], value[key]!, value);
+    else differences.push({ path: formatPath(path), change: 'added', found: value });
   }
 
   function isDefault(path: FieldPath, value: Json, parent: JsonObject): boolean {
