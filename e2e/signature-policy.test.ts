@@ -269,4 +269,9 @@ describe('SignaturePolicy enforced at admission', () => {
       await kube.apply(webhookConfiguration(webhookPort));
     }
   });
+
+  it('refuses to start with --enable-signatures but no webhook server to answer on', async () => {
+    await expect(startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--enable-signatures', 'true'])).rejects.toThrow(
+      'flag --enable-signatures: needs a cluster (not --manifests) and --validating-webhook, whose server it answers on');
+  });
 });

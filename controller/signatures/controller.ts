@@ -30,7 +30,7 @@ export interface SignaturePoliciesOptions {
   debounceMs: number;
 }
 
-export const AUDIT_EVENT_REASON = 'SignatureAudit';
+const AUDIT_EVENT_REASON = 'SignatureAudit';
 
 export class SignaturePolicies {
   private readonly reflectors = new Map<string, Reflector<KubernetesObject>>();

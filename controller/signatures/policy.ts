@@ -9,11 +9,11 @@ import type { Condition, IssuerResource } from '../pki/resources.js';
 import { parseFieldPath } from './canonical.js';
 import { trustAnchorsFrom, type TrustAnchors } from './trust.js';
 
-export const POLICY_KIND = 'SignaturePolicy';
+const POLICY_KIND = 'SignaturePolicy';
 export const POLICY_PLURAL = 'signaturepolicies';
-export const POLICY_MODES = ['enforce', 'warn', 'audit'] as const;
+const POLICY_MODES = ['enforce', 'warn', 'audit'] as const;
 export type PolicyMode = (typeof POLICY_MODES)[number];
-export const MAX_REQUIRED_SIGNERS = 16;
+const MAX_REQUIRED_SIGNERS = 16;
 
 interface SourceRef { namespace?: string; name?: string; key?: string }
 
@@ -33,7 +33,7 @@ export interface SignaturePolicyResource {
 }
 
 /** apiGroup/kind; '*' matches any. */
-export interface KindPattern { apiGroup: string; kind: string }
+interface KindPattern { apiGroup: string; kind: string }
 
 /** The object an admission request is about, as far as matching goes. */
 export interface MatchSubject {
@@ -144,7 +144,7 @@ function compileMatch(match: NonNullable<SignaturePolicyResource['spec']>['match
 }
 
 /** A metav1.LabelSelector: matchLabels and matchExpressions, all of which must hold. */
-export function compileSelector(selector: V1LabelSelector, field: string, errors: string[]): (labels: Record<string, string>) => boolean {
+function compileSelector(selector: V1LabelSelector, field: string, errors: string[]): (labels: Record<string, string>) => boolean {
   const tests: ((labels: Record<string, string>) => boolean)[] = [];
   for (const [key, value] of Object.entries(selector.matchLabels ?? {})) tests.push((labels) => labels[key] === value);
   (selector.matchExpressions ?? []).forEach((e, i) => {

@@ -14,9 +14,9 @@ export const VALIDATE_SIGNATURES_PATH = '/validate/signatures';
  * system namespaces, the control plane's own users and kube-system's controllers (they make ReplicaSets, Pods and
  * Endpoints from signed objects), and the controller's own namespace and service accounts (added by the caller).
  */
-export const SYSTEM_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease'];
-export const SYSTEM_USERS: readonly string[] = ['system:apiserver', 'system:kube-controller-manager', 'system:kube-scheduler'];
-export const SYSTEM_USER_PREFIXES: readonly string[] = ['system:node:', 'system:serviceaccount:kube-system:'];
+const SYSTEM_NAMESPACES: readonly string[] = ['kube-system', 'kube-public', 'kube-node-lease'];
+const SYSTEM_USERS: readonly string[] = ['system:apiserver', 'system:kube-controller-manager', 'system:kube-scheduler'];
+const SYSTEM_USER_PREFIXES: readonly string[] = ['system:node:', 'system:serviceaccount:kube-system:'];
 
 /** What the informers hold: the policies, or why nothing can be decided yet. */
 export type PolicyView =
