@@ -3,6 +3,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { AdmissionRequest } from '../admission/review.js';
+import { generatePrivateKey, privateKeyPem, publicKeyPem } from './algorithms.js';
 import { loadSigningKey } from './keys.js';
 import { signObject } from './objects.js';
 import { translatePolicy, type SignaturePolicyResource, type TrustLookups } from './policy.js';
@@ -76,6 +77,16 @@ describe('reviewSignatures', () => {
     expect((await reviewSignatures(request(twice), view(two), OPTIONS)).verdict).toEqual({ allowed: true, warnings: [] });
     // Signing again with the same key is idempotent and does not make a second signer.
     expect(await reviewSignatures(request(await signObject(once, release.key)), view(two), OPTIONS)).toEqual(deniedWith(/too few signers: 1 trusted/));
+  });
+
+  it('takes the hybrid composite ML-DSA-65 + ECDSA-P256 and SLH-DSA as signers like any other', async () => {
+    const [composite, slh] = (['MLDSA65-ECDSA-P256-SHA512', 'SLH-DSA-SHA2-128f'] as const).map((algorithm) => generatePrivateKey(algorithm));
+    const anchors = { ...lookups, configMap: () => ({ data: { 'composite.pem': publicKeyPem(composite!.publicKey), 'slh.pem': publicKeyPem(slh!.publicKey) } }) };
+    const keys = ['composite.pem', 'slh.pem'].map((key) => ({ configMapRef: { namespace: 'keys', name: 'release', key } }));
+    const both = translatePolicy({ apiVersion: 'qubesec.io/v1alpha1', kind: 'SignaturePolicy', metadata: { name: 'hybrid' }, spec: { match: DEPLOYMENTS, trust: { keys }, requiredSigners: 2 } }, anchors);
+    const signed = await signObject(await signObject(deployment(), loadSigningKey(privateKeyPem(composite!), 'composite')), loadSigningKey(privateKeyPem(slh!), 'slh'));
+    const review = await reviewSignatures(request(signed), view(both), OPTIONS);
+    expect([review.verdict, review.outcomes[0]!.result]).toEqual([{ allowed: true, warnings: [] }, 'verified']);
   });
 
   it('warn mode admits with a warning; audit mode admits silently and reports the failure as an outcome', async () => {
