@@ -42,8 +42,8 @@ const VALUE_SETS: Record<string, ValueSet> = {
     release: 'pq', namespace: 'pq',
     values: {
       pki: { bootstrapCA: { enabled: true } },
-      pq: { mode: 'strict', groups: ['X25519MLKEM768', 'SecP384r1MLKEM1024'], certificateAlgorithm: 'ml-dsa-87', oqsProvider: { enabled: true } },
-      controller: { config: { 'tls-min-version': '1.3' }, ingressClassResource: { name: 'pq', controllerValue: 'qubesec.io/pq' } },
+      pq: { mode: 'strict', groups: ['X25519MLKEM768', 'SecP384r1MLKEM1024'], certificateAlgorithm: 'ml-dsa-87', certificatePreference: 'classical', oqsProvider: { enabled: true } },
+      controller: { config: { 'tls-min-version': '1.3', 'certificate-preference': 'post-quantum' }, ingressClassResource: { name: 'pq', controllerValue: 'qubesec.io/pq' } },
     },
   },
   signaturesEnforced: {
@@ -226,7 +226,8 @@ describe('helm lint and template', () => {
     expect(nodePorts).toMatchObject({ type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080, targetPort: 'http' }, { name: 'https', port: 443, nodePort: 30443, targetPort: 'https' }] });
 
     const strict = args(rendered.get('bootstrapCaStrict')!);
-    expect(strict).toEqual(expect.arrayContaining(['--default-pq-mode=strict', '--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024', '--configmap=pq/pq-qubesec']));
+    expect(strict).toEqual(expect.arrayContaining(['--default-pq-mode=strict', '--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024', '--default-certificate-preference=classical', '--configmap=pq/pq-qubesec']));
+    expect(args(rendered.get('defaults')!)).toContain('--default-certificate-preference=client');
     expect(podSpec(rendered.get('bootstrapCaStrict')!).containers[0]!.env).toContainEqual({ name: 'OPENSSL_CONF', value: '/etc/qubesec/openssl-oqs.cnf' });
     const edge = podSpec(rendered.get('autoscaledDefaultClass')!).containers[0]!;
     expect(edge.image).toBe(`ghcr.io/qubesec/controller@sha256:${'ab'.repeat(32)}`);

@@ -26,6 +26,8 @@ export interface KubernetesSourceOptions {
   publishService: string;
   /** Namespace of the session ticket Secret, or ''; its Secrets are watched also outside the watched namespace. */
   ticketSecretNamespace: string;
+  /** How long a list may go unanswered before it is abandoned and retried; kube-apiserver's own limit by default. */
+  listTimeoutMs?: number;
 }
 
 /** A kubeconfig file, or '' for in-cluster (service account) or else the default kubeconfig. */
@@ -51,7 +53,7 @@ export class KubernetesSource implements Source {
   private readonly stopping = Promise.withResolvers<void>();
   private stopped = false;
 
-  constructor(private readonly kc: KubeConfig, options: KubernetesSourceOptions, private readonly metrics: Metrics, private readonly log: Logger) {
+  constructor(private readonly kc: KubeConfig, private readonly options: KubernetesSourceOptions, private readonly metrics: Metrics, private readonly log: Logger) {
     const ns = options.watchNamespace;
     const net = kc.makeApiClient(NetworkingV1Api);
     const core = kc.makeApiClient(CoreV1Api);
@@ -81,7 +83,7 @@ export class KubernetesSource implements Source {
   }
 
   private add<T extends KubernetesObject>(name: string, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): void {
-    const client = kubernetesListWatch<T>(this.kc, path, list);
+    const client = kubernetesListWatch<T>(this.kc, path, list, this.options.listTimeoutMs);
     const reflector = new Reflector<T>(name, client, () => this.onChange(), reflectorHooks(name, this.metrics, this.log));
     this.reflectors.push(reflector as unknown as Reflector<KubernetesObject>);
   }
