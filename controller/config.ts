@@ -179,6 +179,7 @@ export const FLAGS = {
   'validating-webhook': { type: 'string', default: '', parse: optional(listenAddress), description: 'address of the validating admission webhook for Ingresses: :port, ip:port or [ipv6]:port, e.g. ":8443" (docs/admission.md); empty: off' },
   'validating-webhook-certificate': { type: 'string', default: '', parse: list(text), description: 'PEM certificate file(s) of the webhook, comma-separated to serve several key types side by side (ML-DSA and ECDSA)' },
   'validating-webhook-key': { type: 'string', default: '', parse: list(text), description: 'PEM private key file(s) of the webhook, in the order of --validating-webhook-certificate' },
+  'enable-signatures': { type: 'string', default: 'false', parse: boolean, description: 'verify objects against SignaturePolicies (post-quantum signatures, docs/signatures.md#policies-and-admission) at POST /validate/signatures of the --validating-webhook server; needs a cluster and the qubesec.io CRDs (until their first lists are in, reviews fail closed): true or false' },
   'log-level': { type: 'string', default: 'info', parse: oneOf(LEVELS), description: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, description: 'print the flags' },
 } as const;
