@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseFlags, sessionResumptionFromFlags } from './config.js';
+import { PROJECT_ROOT } from './project.js';
 
 const refusal = (args: string[]) => {
   try {
@@ -100,5 +103,33 @@ describe('sessionResumptionFromFlags', () => {
   it('refuses a rotation that would keep more old keys than it may', () => {
     expect(() => sessionResumptionFromFlags(parseFlags(['--session-ticket-rotation', '1m', '--session-timeout', '10m']), 'qubesec'))
       .toThrow('flag --session-ticket-rotation: every 60s would keep 10 old keys to decrypt tickets for --session-timeout 600s; rotate at most 8 times per session timeout');
+  });
+});
+
+describe("the chart's schema and the flags it feeds", () => {
+  const schema = JSON.parse(readFileSync(join(PROJECT_ROOT, 'charts', 'qubesec', 'values.schema.json'), 'utf8'));
+  const sessionValues = schema.properties.controller.properties.sessionResumption.properties;
+
+  // helm install must refuse what the controller would refuse at start, not leave a crash-looping pod.
+  it.each([
+    ['ticketRotation', '--session-ticket-rotation', 168],
+    ['timeout', '--session-timeout', 24],
+  ])('%s accepts only durations %s accepts, and each one written without leading zeros', (value, flag, maxHours) => {
+    const pattern = new RegExp(sessionValues[value].pattern);
+    const disagreements: string[] = [];
+    for (const [unit, perHour] of [['h', 1], ['m', 60], ['s', 3600]] as const) {
+      const limit = maxHours * perHour;
+      // Every count up to twice the limit in h and m; in s (where that is 1.2 million flag parses) the first 2,000,
+      // the 2,000 around the limit, and every 97th.
+      const counts = Array.from({ length: 2 * limit + 1 }, (_, n) => n).filter((n) => unit !== 's' || n < 2000 || Math.abs(n - limit) < 1000 || n % 97 === 0);
+      for (const n of counts) {
+        for (const text of [`${n}${unit}`, `0${n}${unit}`]) {
+          const byFlag = !refusal([`${flag}=${text}`]).startsWith('flag');
+          const bySchema = pattern.test(text);
+          if (bySchema ? !byFlag : byFlag && !text.startsWith('0')) disagreements.push(`${text}: schema ${bySchema}, flag ${byFlag}`);
+        }
+      }
+    }
+    expect(disagreements).toEqual([]);
   });
 });

@@ -152,7 +152,7 @@ export const FLAGS = {
   'watch-namespace': { type: 'string', default: '', parse: optional(checked(checkNamespaceName)), description: 'only watch this namespace (default: all): a namespace name (RFC 1123 label)' },
   'ingress-class': { type: 'string', default: 'qubesec', parse: checked(checkObjectName), description: 'class name accepted in the legacy kubernetes.io/ingress.class annotation: an object name (RFC 1123 subdomain)' },
   'controller-class': { type: 'string', default: 'qubesec.io/ingress-controller', parse: controllerName, description: 'spec.controller of the IngressClasses this controller serves: a domain-prefixed path' },
-  configmap: { type: 'string', default: '', parse: optional(namespacedName('ConfigMap', checkObjectName)), description: 'namespace/name of a ConfigMap whose keys (pq-mode, tls-groups, tls-min-version) override the default-* flags' },
+  configmap: { type: 'string', default: '', parse: optional(namespacedName('ConfigMap', checkObjectName)), description: 'namespace/name of a ConfigMap whose keys (pq-mode, tls-groups, tls-min-version, certificate-preference) override the default-* flags' },
   'publish-service': { type: 'string', default: '', parse: optional(namespacedName('Service', checkServiceName)), description: 'namespace/name of the Service in front of the controllers: the leader publishes its addresses in the status of every Ingress served (with neither publish flag, Ingress status is left alone)' },
   'publish-status-address': { type: 'string', default: '', parse: list(statusAddress), description: 'comma-separated IP addresses and DNS names the leader publishes in Ingress status instead (wins over --publish-service)' },
   'election-id': { type: 'string', default: 'qubesec-leader', parse: checked(checkObjectName), description: 'name of the coordination.k8s.io Lease the replicas elect a leader with; only the leader writes Ingress status and runs the PKI controller' },
@@ -162,6 +162,7 @@ export const FLAGS = {
   'default-pq-mode': { type: 'string', default: BUILTIN_TLS_DEFAULTS.pqMode, parse: text, description: 'pq-mode of Ingresses without the qubesec.io/pq-mode annotation: hybrid, strict or classical' },
   'default-tls-groups': { type: 'string', default: '', parse: text, description: 'groups offered in hybrid mode, in strict server order, separated by : or , (default: the hybrids X25519MLKEM768, SecP256r1MLKEM768, SecP384r1MLKEM1024, then X25519, secp256r1, secp384r1)' },
   'default-tls-min-version': { type: 'string', default: '1.3', parse: text, description: 'lowest TLS version for hosts that do not set qubesec.io/tls-min-version: 1.3 or 1.2' },
+  'default-certificate-preference': { type: 'string', default: BUILTIN_TLS_DEFAULTS.certificatePreference, parse: text, description: 'certificate-preference of hosts without the qubesec.io/certificate-preference annotation: which certificate a client that accepts both an ML-DSA and an ECDSA one gets: client (its own order), classical or post-quantum' },
   'default-backend-service': { type: 'string', default: '', parse: optional(serviceBackend), description: 'namespace/name[:port] of a Service that answers requests no Ingress matches (instead of 404) and the error pages of custom-http-errors' },
   'bind-address': { type: 'string', default: '', parse: optional(ipAddress), description: 'IPv4 or IPv6 address NGINX listens on for traffic (default: all)' },
   'http-port': { type: 'string', default: '80', parse: integer(1, 65535), description: 'HTTP port (1-65535)' },
@@ -189,6 +190,7 @@ export const FLAGS = {
   'validating-webhook': { type: 'string', default: '', parse: optional(listenAddress), description: 'address of the validating admission webhook for Ingresses: :port, ip:port or [ipv6]:port, e.g. ":8443" (docs/admission.md); empty: off' },
   'validating-webhook-certificate': { type: 'string', default: '', parse: list(text), description: 'PEM certificate file(s) of the webhook, comma-separated to serve several key types side by side (ML-DSA and ECDSA)' },
   'validating-webhook-key': { type: 'string', default: '', parse: list(text), description: 'PEM private key file(s) of the webhook, in the order of --validating-webhook-certificate' },
+  'enable-signatures': { type: 'string', default: 'false', parse: boolean, description: 'verify objects against SignaturePolicies (post-quantum signatures, docs/signatures.md#policies-and-admission) at POST /validate/signatures of the --validating-webhook server; needs a cluster and the qubesec.io CRDs (until their first lists are in, reviews fail closed): true or false' },
   'log-level': { type: 'string', default: 'info', parse: oneOf(LEVELS), description: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, description: 'print the flags' },
 } as const;
@@ -246,7 +248,11 @@ export function accessLogFromFlags(flags: Flags, runtime: DataPlaneRuntime): str
 
 /** The default-* flags, checked with the same parsers as the annotations. */
 export function tlsDefaultsFromFlags(flags: Flags, capabilities: Capabilities): TlsDefaults {
-  const entries: Record<string, string> = { 'pq-mode': flags['default-pq-mode'], 'tls-min-version': flags['default-tls-min-version'] };
+  const entries: Record<string, string> = {
+    'pq-mode': flags['default-pq-mode'],
+    'tls-min-version': flags['default-tls-min-version'],
+    'certificate-preference': flags['default-certificate-preference'],
+  };
   if (flags['default-tls-groups']) entries['tls-groups'] = flags['default-tls-groups'];
   const parsed = parseSettings(entries, capabilities, '', (key) => `flag --default-${key}`);
   if (parsed.errors.length > 0) throw new Error(parsed.errors.join('; '));

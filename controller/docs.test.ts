@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECK_OPTIONS } from './cli/check.js';
+import { Registry } from 'prom-client';
 import { SIGN_OPTIONS, VERIFY_OPTIONS } from './cli/signatures.js';
 import { parse } from 'yaml';
 import { FLAGS } from './config.js';
@@ -9,6 +10,7 @@ import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from '
 import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
 import { createAuditMetrics, createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
+import { createQrngMetrics } from './qrng/metrics.js';
 import { AUDIT_SERVE_FLAGS, AUDIT_SHOW_OPTIONS, AUDIT_VERIFY_OPTIONS } from './signatures/audit/cli.js';
 import { SIGNATURE_ANNOTATION_PREFIX } from './signatures/objects.js';
 
@@ -62,6 +64,14 @@ describe('docs', () => {
       .filter((n) => n.startsWith('qubesec_') && !n.startsWith('qubesec_controller_') && !n.startsWith('qubesec_audit_process_'));
     expect(names.length).toBeGreaterThan(5);
     expect(names.filter((n) => !metrics.includes(`\`${n}\``))).toEqual([]);
+  });
+
+  it('list every QRNG metric', async () => {
+    const registry = new Registry();
+    createQrngMetrics(registry);
+    const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names.length).toBeGreaterThan(5);
+    expect(names.filter((n) => !doc('metrics.md').includes(`\`${n}\``))).toEqual([]);
   });
 
   it('list every Helm value', () => {

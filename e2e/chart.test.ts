@@ -44,8 +44,19 @@ const VALUE_SETS: Record<string, ValueSet> = {
     release: 'pq', namespace: 'pq',
     values: {
       pki: { bootstrapCA: { enabled: true } },
-      pq: { mode: 'strict', groups: ['X25519MLKEM768', 'SecP384r1MLKEM1024'], certificateAlgorithm: 'ml-dsa-87', oqsProvider: { enabled: true } },
-      controller: { config: { 'tls-min-version': '1.3' }, ingressClassResource: { name: 'pq', controllerValue: 'qubesec.io/pq' } },
+      pq: { mode: 'strict', groups: ['X25519MLKEM768', 'SecP384r1MLKEM1024'], certificateAlgorithm: 'ml-dsa-87', certificatePreference: 'classical', oqsProvider: { enabled: true } },
+      controller: { config: { 'tls-min-version': '1.3', 'certificate-preference': 'post-quantum' }, ingressClassResource: { name: 'pq', controllerValue: 'qubesec.io/pq' } },
+    },
+  },
+  signaturesEnforced: {
+    release: 'signed', namespace: 'signed',
+    values: {
+      signatures: {
+        enabled: true,
+        policies: { 'signed-apps': { match: { kinds: [{ apiGroup: 'apps', kind: 'Deployment' }], namespaces: ['shop'] }, trust: { issuers: [{ kind: 'ClusterIssuer', name: 'root' }] }, mode: 'enforce', requiredSigners: 2 } },
+        webhook: { excludedNamespaces: ['sandbox'], rules: [{ apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments'] }, { apiGroups: ['example.com'], apiVersions: ['*'], resources: ['widgets'], scope: 'Namespaced' }] },
+      },
+      controller: { ingressClassResource: { name: 'signed', controllerValue: 'qubesec.io/signed' } },
     },
   },
   auditTrail: {
@@ -162,6 +173,8 @@ describe('helm lint and template', () => {
     [{ controller: { replicas: 3 } }, "at '/controller': additional properties 'replicas' not allowed"],
     [{ controller: { kind: 'StatefulSet' } }, "at '/controller/kind': value must be one of 'Deployment', 'DaemonSet'"],
     [{ metrics: { serviceMonitor: { enabled: true } } }, "at '/metrics/enabled': value must be true"],
+    [{ signatures: { webhook: { failurePolicy: 'Maybe' } } }, "at '/signatures/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'"],
+    [{ signatures: { policies: { 'Bad_Name': { match: {}, trust: {} } } } }, "invalid propertyName 'Bad_Name'"],
     [{ signatures: { audit: { enabled: true, tokenSecret: 't', tlsSecret: 'tls' } } }, "at '/signatures/audit/keySecret': minLength: got 0, want 1"],
     [{ signatures: { audit: { segmentSize: '64MB' } } }, "at '/signatures/audit/segmentSize'"],
     [{ signatures: { audit: { checkpoint: { interval: '1.5s' } } } }, "at '/signatures/audit/checkpoint/interval'"],
@@ -172,9 +185,17 @@ describe('helm lint and template', () => {
     expect([lint.exitCode, lint.stdout]).toEqual([1, expect.stringContaining(message)]);
   });
 
+  it('refuses signatures without the admission webhook server it answers on', async () => {
+    const template = await helm(['template', 'bad', CHART], { signatures: { enabled: true }, admissionWebhooks: { enabled: false } });
+    expect([template.exitCode, template.stderr]).toEqual([1, expect.stringContaining('signatures.enabled needs admissionWebhooks.enabled: the signature webhook is served by the controller\'s admission webhook server')]);
+  });
+
   it('renders the roles from files/rbac unchanged but for names, the Lease and Secret that follow their values, and no Secret rules with tickets off', async () => {
     const file = async (name: string) => parseAllDocuments(await readFile(join(CHART, 'files', 'rbac', name), 'utf8'))[0]!.toJS() as V1ClusterRole;
-    const [controller, namespace, pki] = await Promise.all(['controller.yaml', 'namespace.yaml', 'pki.yaml'].map(file));
+    const [controller, namespace, pki, signatures] = await Promise.all(['controller.yaml', 'namespace.yaml', 'pki.yaml', 'signatures.yaml'].map(file));
+    const signed = rendered.get('signaturesEnforced')!;
+    expect((signed.find((o) => o.kind === 'ClusterRole' && o.metadata!.name === 'signed-qubesec-signatures') as V1ClusterRole).rules).toEqual(signatures!.rules);
+    expect(ofKind(rendered.get('defaults')!, 'ClusterRole').map((r) => r.metadata!.name)).not.toContain('qubesec-signatures');
     const edge = rendered.get('autoscaledDefaultClass')!;
     const role = (kind: string, name: string) => edge.find((o) => o.kind === kind && o.metadata!.name === name) as V1ClusterRole;
     expect(role('ClusterRole', 'edge-qubesec').rules).toEqual(controller!.rules);
@@ -198,13 +219,31 @@ describe('helm lint and template', () => {
     expect(kinds('bootstrapCaStrict').filter((k) => k === 'Certificate' || k === 'ClusterIssuer')).toEqual(['Certificate', 'ClusterIssuer', 'ClusterIssuer']);
     expect(kinds('autoscaledDefaultClass')).toEqual(expect.arrayContaining(['HorizontalPodAutoscaler', 'PodDisruptionBudget']));
     expect(kinds('defaults')).not.toContain('PodDisruptionBudget');
+    expect(kinds('defaults')).not.toContain('SignaturePolicy');
+
+    const signed = rendered.get('signaturesEnforced')!;
+    expect(args(signed)).toContain('--enable-signatures=true');
+    expect(args(rendered.get('defaults')!).filter((a) => a.startsWith('--enable-signatures'))).toEqual([]);
+    expect(ofKind(signed, 'SignaturePolicy').map((p) => [p.metadata!.name, (p as KubernetesObject & { spec: { requiredSigners: number } }).spec.requiredSigners])).toEqual([['signed-apps', 2]]);
+    const [ingressHook, signatureHook] = ofKind<V1ValidatingWebhookConfiguration>(signed, 'ValidatingWebhookConfiguration')[0]!.webhooks!;
+    expect(ingressHook!.name).toBe('validate.ingress.qubesec.io');
+    expect(signatureHook).toEqual(expect.objectContaining({
+      name: 'verify.signatures.qubesec.io', sideEffects: 'NoneOnDryRun', failurePolicy: 'Fail',
+      rules: [
+        { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] },
+        { apiGroups: ['example.com'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['widgets'], scope: 'Namespaced' },
+      ],
+      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', 'signed', 'sandbox'] }] },
+    }));
+    expect(signatureHook!.clientConfig).toEqual({ ...ingressHook!.clientConfig, service: { ...ingressHook!.clientConfig.service, path: '/validate/signatures' } });
 
     const nodePorts = ofKind<KubernetesObject & { spec: { type: string; ports: { name: string; port: number; nodePort?: number; targetPort: string }[] } }>(rendered.get('daemonSetNodePortMonitoring')!, 'Service')
       .find((s) => s.metadata!.name === 'node-qubesec')!.spec;
     expect(nodePorts).toMatchObject({ type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30080, targetPort: 'http' }, { name: 'https', port: 443, nodePort: 30443, targetPort: 'https' }] });
 
     const strict = args(rendered.get('bootstrapCaStrict')!);
-    expect(strict).toEqual(expect.arrayContaining(['--default-pq-mode=strict', '--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024', '--configmap=pq/pq-qubesec']));
+    expect(strict).toEqual(expect.arrayContaining(['--default-pq-mode=strict', '--default-tls-groups=X25519MLKEM768:SecP384r1MLKEM1024', '--default-certificate-preference=classical', '--configmap=pq/pq-qubesec']));
+    expect(args(rendered.get('defaults')!)).toContain('--default-certificate-preference=client');
     expect(podSpec(rendered.get('bootstrapCaStrict')!).containers[0]!.env).toContainEqual({ name: 'OPENSSL_CONF', value: '/etc/qubesec/openssl-oqs.cnf' });
     const edge = podSpec(rendered.get('autoscaledDefaultClass')!).containers[0]!;
     expect(edge.image).toBe(`ghcr.io/qubesec/controller@sha256:${'ab'.repeat(32)}`);
@@ -218,6 +257,7 @@ describe('helm lint and template', () => {
       daemonSetNodePortMonitoring: ['--https-redirect-port=30443'],
       webhookAndPkiOff: ['--https-redirect-port=443'],
       bootstrapCaStrict: ['--https-redirect-port=443'],
+      signaturesEnforced: ['--https-redirect-port=443'],
       auditTrail: ['--https-redirect-port=443'],
       autoscaledDefaultClass: ['--https-redirect-port=443'],
     });
@@ -252,7 +292,7 @@ describe('helm lint and template', () => {
   });
   it('runs the audit receiver only when asked: one pod of a StatefulSet on its claim, the Secrets mounted where its flags look, no API token', () => {
     expect(Object.fromEntries([...rendered].map(([name, objects]) => [name, ofKind(objects, 'StatefulSet').length]))).toEqual({
-      defaults: 0, daemonSetNodePortMonitoring: 0, webhookAndPkiOff: 0, bootstrapCaStrict: 0, auditTrail: 1, autoscaledDefaultClass: 0,
+      defaults: 0, daemonSetNodePortMonitoring: 0, webhookAndPkiOff: 0, bootstrapCaStrict: 0, signaturesEnforced: 0, auditTrail: 1, autoscaledDefaultClass: 0,
     });
     const objects = rendered.get('auditTrail')!;
     const statefulSet = ofKind<V1StatefulSet>(objects, 'StatefulSet')[0]!;
@@ -414,6 +454,41 @@ describe('on the real API server', () => {
       await ready('/apis/qubesec.io/v1alpha1/namespaces/default/certificates/app');
       const leaf = new X509Certificate(Buffer.from((await secret('default', 'app-tls'))['tls.crt']!, 'base64'));
       expect([leaf.issuer, leaf.verify(ca.publicKey)]).toEqual(['CN=QubeSec bootstrap CA', true]);
+      expect(controller.logs.filter((line) => /forbidden|\b403\b/i.test(line))).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  it('signatures: a controller run with the chart\'s flags, as the chart\'s ServiceAccount, loads the chart\'s SignaturePolicy, writes its status and enforces it', async () => {
+    const set = VALUE_SETS.signaturesEnforced!;
+    const objects = rendered.get('signaturesEnforced')!;
+    const kubeconfig = await applyIdentity(set, objects);
+    for (const obj of objects.filter((o) => o.apiVersion!.startsWith('qubesec.io/'))) expect((await create(obj, false)).status).toBe(201);
+    const podOnly = /^--(http-port|https-port|https-redirect-port|metrics-port|publish-service|validating-webhook[a-z-]*)=/;
+    const flags = args(objects).slice(1).filter((flag) => !podOnly.test(flag));
+    expect(flags).toContain('--enable-signatures=true');
+    const secret = ofKind<V1Secret>(objects, 'Secret')[0]!.data!;
+    for (const file of ['tls.crt', 'tls.key']) await writeFile(join(workDir, `signatures-${file}`), Buffer.from(secret[file]!, 'base64'));
+    const port = await freePort();
+    const controller = await startTestController({ kubeconfig }, [...flags,
+      '--validating-webhook', `127.0.0.1:${port}`, '--validating-webhook-certificate', join(workDir, 'signatures-tls.crt'), '--validating-webhook-key', join(workDir, 'signatures-tls.key')]);
+    try {
+      type Status = { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
+      // The chart's policy trusts ClusterIssuer root, which this cluster does not have: the status says so.
+      const condition = await eventually(async () => ((await kube.request('GET', '/apis/qubesec.io/v1alpha1/signaturepolicies/signed-apps')).json as Status).status?.conditions?.[0], 30_000, 'the policy\'s status');
+      expect(condition).toEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'TrustSourceNotFound', message: 'spec.trust.issuers[0]: ClusterIssuer root not found' }));
+      const webhook = ofKind<V1ValidatingWebhookConfiguration>(objects, 'ValidatingWebhookConfiguration')[0]!.webhooks![1]!;
+      const service = webhook.clientConfig.service!;
+      const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: {
+        uid: 'u1', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, operation: 'CREATE', namespace: 'shop', userInfo: { username: 'alice' },
+        object: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' }, spec: { replicas: 1 } },
+      } };
+      const options = { method: 'POST', ca: Buffer.from(webhook.clientConfig.caBundle!, 'base64').toString(), servername: `${service.name}.${service.namespace}.svc`, headers: { 'Content-Type': 'application/json' } };
+      const reply = await nodeHttps(`https://127.0.0.1:${port}${service.path}`, options, JSON.stringify(review));
+      expect((JSON.parse(reply.body) as { response: unknown }).response).toEqual(expect.objectContaining({ allowed: false, status: expect.objectContaining({
+        message: 'Deployment shop/web: SignaturePolicy signed-apps (enforce): cannot be evaluated: spec.trust.issuers[0]: ClusterIssuer root not found',
+      }) }));
       expect(controller.logs.filter((line) => /forbidden|\b403\b/i.test(line))).toEqual([]);
     } finally {
       await controller.stop();

@@ -274,6 +274,12 @@ describe('qubesec sign and verify (the CLI)', () => {
     const ec = await qubesec(['sign', '--key', 'ec.key', 'app.yaml']);
     expect([ec.exitCode, ec.stderr]).toEqual([2, 'qubesec sign: ec.key: a ec prime256v1 key cannot make QubeSec signatures; use ML-DSA, SLH-DSA or a composite ML-DSA key (ML-DSA-65 is the default)']);
     expect((await qubesec(['verify', 'signed.yaml'])).exitCode).toBe(2);
+    // A document that is not an object is an input error of its own; the others are verified and printed.
+    await writeFile(file('mixed.yaml'), `${await readFile(file('signed.yaml'), 'utf8')}---\njust: [a list\n`);
+    const mixed = await qubesec(['verify', '--key', 'ML-DSA-65.pub', 'mixed.yaml']);
+    expect(mixed.exitCode).toBe(2);
+    expect(mixed.stdout.split('\n').filter((l) => l.startsWith('OK'))).toHaveLength(11);
+    expect(mixed.stdout.split('\n')[11]).toMatch(/^ERROR mixed\.yaml document 12: not YAML: /);
     const path = await qubesec(['verify', '--key', 'ML-DSA-65.pub', '--ignore-field', 'spec..x', 'signed.yaml']);
     expect([path.exitCode, path.stderr]).toEqual([2, 'qubesec verify: --ignore-field: field path "spec..x": cannot read it at character 5 (write a.b[0].c, ["key.with/dots"], * for any)']);
   });

@@ -7,7 +7,8 @@ cache="${QUBESEC_CACHE:-$root/.cache}"
 version="${HELM_VERSION:-v3.22.0}"
 out="$cache/helm-$version"
 if [ -x "$out" ]; then echo "$out"; exit 0; fi
-command -v go >/dev/null || { echo "qubesec: building helm needs Go (https://go.dev)" >&2; exit 1; }
+PATH="$(bash "$root/scripts/go.sh"):$PATH"
+export PATH
 
 echo "qubesec: building helm $version (first time only; a few minutes)" >&2
 mkdir -p "$cache"

@@ -30,6 +30,8 @@ build() {
 rootfs() { QUBESEC_ROOTFS="$(bash nginx/rootfs.sh)"; export QUBESEC_ROOTFS; }
 kube() { KUBE_BIN="$(bash e2e/cluster/build-kube.sh)"; export KUBE_BIN; }
 helm() { HELM="$(bash scripts/build-helm.sh)"; export HELM; }
+# NIST ACVP vectors for the DRBG tests (controller/qrng), from their Go module.
+acvp() { QUBESEC_ACVP="$(bash scripts/acvp-vectors.sh)"; export QUBESEC_ACVP; }
 # The test node: its host packages (containerd, runc, CNI plugins), and the QubeSec and pause images as archives its
 # containerd imports (built with buildah here, no Docker needed).
 test_node() {
@@ -49,9 +51,9 @@ case "$step" in
   build) build ;;
   lint) build; lint ;;
   demo) build; rootfs; node dist/controller/cli/main.js demo "$@" ;;
-  test:unit) build; QUBESEC_TESTS=unit jest "$@" ;;
+  test:unit) build; acvp; QUBESEC_TESTS=unit jest "$@" ;;
   test:e2e) build; rootfs; kube; helm; test_node; QUBESEC_TESTS=e2e jest "$@" ;;
-  test) build; lint; rootfs; kube; helm; test_node; jest "$@" ;;
+  test) build; lint; acvp; rootfs; kube; helm; test_node; jest "$@" ;;
   bench) build; rootfs; kube; for b in dist/e2e/bench/*.js; do node --disable-warning=ExperimentalWarning "$b"; done ;;
   *) echo "usage: scripts/run.sh build|lint|demo|test|test:unit|test:e2e|bench [args]" >&2; exit 2 ;;
 esac

@@ -145,8 +145,9 @@ export async function runVerify(argv: string[]): Promise<number> {
         continue;
       }
       for (const manifest of await manifestFiles([file])) {
-        const results = await verifyManifests(await readText(manifest, 'manifest'), manifest, anchors, { ignoredFields });
-        outcomes.push(...results.map((r) => ({ what: `${r.location}: ${r.name}`, result: r })));
+        const { results, problems } = await verifyManifests(await readText(manifest, 'manifest'), manifest, anchors, { ignoredFields });
+        const inStreamOrder = [...problems.map((p) => ({ order: p.order, what: p.location, inputError: p.reason })), ...results.map((r) => ({ order: r.order, what: `${r.location}: ${r.name}`, result: r }))];
+        outcomes.push(...inStreamOrder.sort((a, b) => a.order - b.order));
       }
     } catch (err) {
       outcomes.push({ what: bundle === undefined ? file : `${file} (bundle ${bundle})`, inputError: inputErrorMessage(err) });

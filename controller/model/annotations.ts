@@ -1,9 +1,9 @@
 // Every qubesec.io annotation is parsed and validated here, and nowhere else. docs/annotations.md has a row for each.
 // The same parsers read the controller's global defaults (flags and ConfigMap keys of the same names).
 import { quote } from './names.js';
-import { PQ_MODES, supportedGroup, type Capabilities } from './pq.js';
+import { CERTIFICATE_PREFERENCES, PQ_MODES, supportedGroup, type Capabilities } from './pq.js';
 import { COMPAT_PREFIXES, PROXY_ANNOTATIONS } from './proxy-annotations.js';
-import type { PqMode, TlsVersion } from './types.js';
+import type { CertificatePreference, PqMode, TlsVersion } from './types.js';
 
 export const ANNOTATION_PREFIX = 'qubesec.io/';
 
@@ -12,6 +12,7 @@ export interface IngressSettings {
   pqMode?: PqMode;
   tlsGroups?: string[];
   tlsMinVersion?: TlsVersion;
+  certificatePreference?: CertificatePreference;
 }
 
 type Parsed<T> = { value: T } | { error: string };
@@ -23,16 +24,19 @@ interface SettingParser<K extends keyof IngressSettings> {
   parse(raw: string, capabilities: Capabilities): Parsed<NonNullable<IngressSettings[K]>>;
 }
 
-const pqMode: SettingParser<'pqMode'> = {
-  key: 'pq-mode',
-  field: 'pqMode',
-  parse(raw) {
-    const value = raw.trim();
-    return (PQ_MODES as readonly string[]).includes(value)
-      ? { value: value as PqMode }
-      : { error: `${quote(raw)} is not one of ${PQ_MODES.join(', ')}` };
-  },
-};
+/** A setting whose value is one of a few words. */
+function oneOf<K extends 'pqMode' | 'certificatePreference'>(key: string, field: K, values: readonly NonNullable<IngressSettings[K]>[]): SettingParser<K> {
+  return {
+    key,
+    field,
+    parse(raw) {
+      const value = raw.trim() as NonNullable<IngressSettings[K]>;
+      return values.includes(value) ? { value } : { error: `${quote(raw)} is not one of ${values.join(', ')}` };
+    },
+  };
+}
+
+const pqMode = oneOf('pq-mode', 'pqMode', PQ_MODES);
 
 const tlsGroups: SettingParser<'tlsGroups'> = {
   key: 'tls-groups',
@@ -63,7 +67,9 @@ const tlsMinVersion: SettingParser<'tlsMinVersion'> = {
   },
 };
 
-const SETTINGS = [pqMode, tlsGroups, tlsMinVersion] as const;
+const certificatePreference = oneOf('certificate-preference', 'certificatePreference', CERTIFICATE_PREFERENCES);
+
+const SETTINGS = [pqMode, tlsGroups, tlsMinVersion, certificatePreference] as const;
 
 /** Read by the PKI controller (as cert-manager's ingress-shim): a Certificate for each spec.tls entry. */
 export const CERTIFICATE_ANNOTATIONS = {

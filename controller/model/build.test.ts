@@ -102,6 +102,14 @@ describe('buildModel', () => {
     expect(model.servers.find((s) => s.host === 'a.example.com')!.tls!.policy.pqMode).toBe('hybrid');
     expect(diagnostics.filter((d) => d.reason === 'Conflict').map((d) => d.object.name)).toEqual(['newer']);
   });
+
+  it('keeps the certificate preference of the oldest Ingress on a shared host and warns the newer one', () => {
+    const older = ingress('older', { tls: [{ hosts: ['a.example.com'], secretName: 's' }], rules: [route('a.example.com', '/', 'Prefix', 'web', 80)] }, { created: '2026-01-01T00:00:00Z', annotations: { 'qubesec.io/certificate-preference': 'classical' } });
+    const newer = ingress('newer', { tls: [{ hosts: ['a.example.com'], secretName: 's' }], rules: [route('a.example.com', '/b', 'Exact', 'web', 80)] }, { created: '2026-03-01T00:00:00Z', annotations: { 'qubesec.io/certificate-preference': 'post-quantum' } });
+    const { model, diagnostics } = build([newer, older]);
+    expect(model.servers.find((s) => s.host === 'a.example.com')!.tls!.policy.certificatePreference).toBe('classical');
+    expect(diagnostics.filter((d) => d.reason === 'Conflict').map((d) => d.object.name)).toEqual(['newer']);
+  });
 });
 
 describe('checkTlsSecret', () => {

@@ -36,6 +36,7 @@ describe('translateIngress', () => {
       pqMode: 'hybrid',
       groups: [['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024'], ['x25519', 'secp256r1', 'secp384r1']],
       protocols: ['TLSv1.3'],
+      certificatePreference: 'client',
     });
     expect(r.intent!.policyFromAnnotations).toBe(false);
     expect(GROUPS_BY_MODE.hybrid[0]![0]).toBe('X25519MLKEM768');
@@ -47,6 +48,24 @@ describe('translateIngress', () => {
     const classical = translate(ingress('c', { rules: [route('a.example.com', '/', 'Prefix', 'svc')] }, { annotations: { 'qubesec.io/pq-mode': 'classical' } }));
     expect(classical.intent!.policy.groups).toEqual([['x25519', 'secp256r1', 'secp384r1']]);
     expect(classical.diagnostics).toEqual([expect.objectContaining({ type: 'Normal', reason: 'ClassicalKeyExchange' })]);
+  });
+
+  it('orders the signature algorithms by certificate-preference, every algorithm of the data plane kept', () => {
+    const preferring = (preference: string) => translate(ingress('w', { rules: [route('a.example.com', '/', 'Prefix', 'svc')] }, { annotations: { 'qubesec.io/certificate-preference': preference } }));
+    expect(preferring('classical').intent!.policy).toEqual(expect.objectContaining({
+      certificatePreference: 'classical',
+      signatureAlgorithms: ['ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384', 'ed25519', 'rsa_pss_rsae_sha256', 'rsa_pkcs1_sha256', 'mldsa44', 'mldsa65', 'mldsa87'],
+    }));
+    expect(preferring('post-quantum').intent!.policy.signatureAlgorithms).toEqual(['mldsa44', 'mldsa65', 'mldsa87', 'ecdsa_secp256r1_sha256', 'ecdsa_secp384r1_sha384', 'ed25519', 'rsa_pss_rsae_sha256', 'rsa_pkcs1_sha256']);
+    const client = preferring('client').intent!.policy;
+    expect([client.certificatePreference, client.signatureAlgorithms]).toEqual(['client', undefined]);
+    // The global default (flag, ConfigMap key) applies where the annotation is absent.
+    const defaulted = translateIngress(ingress('d', { rules: [route('a.example.com', '/', 'Prefix', 'svc')] }), { ...BUILTIN_TLS_DEFAULTS, certificatePreference: 'classical' }, CAPABILITIES);
+    expect(defaulted.intent!.policy.signatureAlgorithms![0]).toBe('ecdsa_secp256r1_sha256');
+    expect(defaulted.intent!.policyFromAnnotations).toBe(false);
+    const bad = preferring('ecdsa');
+    expect(bad.intent).toBeUndefined();
+    expect(messages(bad)).toEqual(['Ingress default/w: annotation qubesec.io/certificate-preference: "ecdsa" is not one of client, classical, post-quantum']);
   });
 
   it('lets TLS 1.2 in only when asked, and never with strict', () => {

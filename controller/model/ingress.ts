@@ -4,7 +4,7 @@ import type { V1Ingress, V1IngressBackend } from '@kubernetes/client-node';
 import { parseSettings, reviewAnnotationKeys } from './annotations.js';
 import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortName, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
 import { parseProxyAnnotations, type ProxySettings } from './proxy-annotations.js';
-import { classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
+import { certificateChoice, classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
 import type { Diagnostic, ObjectRef, PathMatch, TlsPolicy } from './types.js';
 
 export interface BackendRef {
@@ -217,7 +217,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     intent: {
       ref,
       created: ingress.metadata?.creationTimestamp ? new Date(ingress.metadata.creationTimestamp).toISOString() : '',
-      policy: { pqMode, groups: groupTiers, protocols: protocolsFrom(minVersion) },
+      policy: { pqMode, groups: groupTiers, protocols: protocolsFrom(minVersion), ...certificateChoice(settings.certificatePreference ?? defaults.certificatePreference, capabilities) },
       policyFromAnnotations: Object.keys(settings).length > 0,
       routes,
       tls,

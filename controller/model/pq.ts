@@ -1,5 +1,5 @@
 // Post-quantum TLS policy: which key-exchange groups each pq-mode offers, and how a group is classified.
-import type { PqMode, TlsPolicy, TlsVersion } from './types.js';
+import type { CertificatePreference, PqMode, TlsPolicy, TlsVersion } from './types.js';
 
 /** What the data plane's OpenSSL can do; probed at start (dataplane/capabilities.ts). */
 export interface Capabilities {
@@ -61,17 +61,19 @@ export function supportedGroup(capabilities: Capabilities, group: string): strin
 
 export interface TlsDefaults {
   pqMode: PqMode;
+  certificatePreference: CertificatePreference;
   /** Replaces the hybrid-mode tiers when set (flag --default-tls-groups or ConfigMap key tls-groups). */
   hybridGroups?: string[][];
   minVersion: TlsVersion;
 }
 
-export const BUILTIN_TLS_DEFAULTS: TlsDefaults = { pqMode: 'hybrid', minVersion: 'TLSv1.3' };
+export const BUILTIN_TLS_DEFAULTS: TlsDefaults = { pqMode: 'hybrid', certificatePreference: 'client', minVersion: 'TLSv1.3' };
 
 /** Defaults with the settings given (flags, ConfigMap keys) laid over `base`; tls-groups becomes a strict order. */
-export function overrideDefaults(base: TlsDefaults, settings: { pqMode?: PqMode; tlsGroups?: string[]; tlsMinVersion?: TlsVersion }): TlsDefaults {
+export function overrideDefaults(base: TlsDefaults, settings: { pqMode?: PqMode; certificatePreference?: CertificatePreference; tlsGroups?: string[]; tlsMinVersion?: TlsVersion }): TlsDefaults {
   return {
     pqMode: settings.pqMode ?? base.pqMode,
+    certificatePreference: settings.certificatePreference ?? base.certificatePreference,
     hybridGroups: settings.tlsGroups ? strictOrder(settings.tlsGroups) : base.hybridGroups,
     minVersion: settings.tlsMinVersion ?? base.minVersion,
   };
@@ -104,7 +106,25 @@ export function defaultPolicy(defaults: TlsDefaults, capabilities: Capabilities)
     pqMode: defaults.pqMode,
     groups: groupsForMode(defaults.pqMode, defaults, capabilities),
     protocols: protocolsFrom(defaults.minVersion),
+    ...certificateChoice(defaults.certificatePreference, capabilities),
   };
+}
+
+export const CERTIFICATE_PREFERENCES: readonly CertificatePreference[] = ['client', 'classical', 'post-quantum'];
+
+// OpenSSL 3.5 names ML-DSA mldsa44/65/87; the OQS provider adds SLH-DSA, Falcon and composites such as p256_mldsa44.
+const POST_QUANTUM_SIGNATURE = /mldsa|slhdsa|sphincs|falcon/i;
+
+/**
+ * The policy's certificate fields for a preference: the data plane's TLS signature algorithms with the preferred kind
+ * first (each kind in OpenSSL's own order), so a client that accepts both kinds gets a certificate of that kind, and
+ * a client that accepts one kind still gets it.
+ */
+export function certificateChoice(preference: CertificatePreference, capabilities: Capabilities): Pick<TlsPolicy, 'certificatePreference' | 'signatureAlgorithms'> {
+  if (preference === 'client') return { certificatePreference: preference };
+  const postQuantum = capabilities.signatureAlgorithms.filter((a) => POST_QUANTUM_SIGNATURE.test(a));
+  const classical = capabilities.signatureAlgorithms.filter((a) => !POST_QUANTUM_SIGNATURE.test(a));
+  return { certificatePreference: preference, signatureAlgorithms: preference === 'classical' ? [...classical, ...postQuantum] : [...postQuantum, ...classical] };
 }
 
 export function samePolicy(a: TlsPolicy, b: TlsPolicy): boolean {
@@ -112,5 +132,10 @@ export function samePolicy(a: TlsPolicy, b: TlsPolicy): boolean {
 }
 
 export function policyKey(policy: TlsPolicy): string {
+  return `${listenerKey(policy)}|${policy.certificatePreference}`;
+}
+
+/** What hosts sharing a listener must agree on: groups and protocols are settled before the client's SNI is read. */
+export function listenerKey(policy: TlsPolicy): string {
   return `${opensslGroupList(policy.groups)}|${policy.protocols.join(' ')}`;
 }

@@ -6,6 +6,8 @@ export interface ObjectRef {
   namespace: string;
   name: string;
   uid?: string;
+  /** For kinds the Event recorder does not know (any kind a SignaturePolicy covers). */
+  apiVersion?: string;
 }
 
 export type DiagnosticType = 'Normal' | 'Warning';
@@ -23,7 +25,16 @@ export type PqMode = 'hybrid' | 'strict' | 'classical';
 
 export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
 
-/** Key exchange and protocol versions a TLS server offers. Hosts with equal policies share a listener. */
+/**
+ * Which of a host's certificates a client that accepts several gets: the one its own signature_algorithms order puts
+ * first (client), or the server's choice of classical (ECDSA, RSA) or post-quantum (ML-DSA) first. See docs/pq-tls.md.
+ */
+export type CertificatePreference = 'client' | 'classical' | 'post-quantum';
+
+/**
+ * Key exchange, protocol versions and certificate choice of a TLS server. Hosts with equal groups and protocols share a
+ * listener; the certificate choice is each server's own.
+ */
 export interface TlsPolicy {
   pqMode: PqMode;
   /**
@@ -32,6 +43,12 @@ export interface TlsPolicy {
    */
   groups: string[][];
   protocols: TlsVersion[];
+  certificatePreference: CertificatePreference;
+  /**
+   * TLS signature algorithms as OpenSSL names them, in the server's order of preference; absent (preference client),
+   * the client's order decides.
+   */
+  signatureAlgorithms?: string[];
 }
 
 /** A checked certificate/key pair from a kubernetes.io/tls Secret (or a generated default). */

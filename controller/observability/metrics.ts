@@ -21,6 +21,9 @@ export function createMetrics() {
     leader: new Gauge({ name: 'qubesec_leader', help: '1 while this replica leads: it holds the Lease and its leader-only work (Ingress status, the PKI) runs; else 0', registers: [registry] }),
     sourceListFailures: new Counter({ name: 'qubesec_source_list_failures_total', help: 'Lists of a watched kind that failed (initial or relist); each is retried with capped exponential backoff', labelNames: ['resource'], registers: [registry] }),
     sourceSynced: new Gauge({ name: 'qubesec_source_synced', help: '1 once the first full list of a watched kind is in; nothing acts on that kind before', labelNames: ['resource'], registers: [registry] }),
+    signatureDecisions: new Counter({ name: 'qubesec_signature_decisions_total', help: 'Admission reviews of objects a SignaturePolicy matches, by policy, mode and result: verified, failed (unsigned, tampered, unknown or too few signers) or error (the policy or verification could not be evaluated)', labelNames: ['policy', 'mode', 'result'], registers: [registry] }),
+    signatureVerification: new Histogram({ name: 'qubesec_signature_verification_seconds', help: 'Time to verify one object against one SignaturePolicy at admission (canonical form and every signature)', labelNames: ['mode'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+    signatureUndecided: new Counter({ name: 'qubesec_signature_undecided_total', help: 'Admission reviews refused because the SignaturePolicies and their trust sources were not loaded yet (fail closed)', registers: [registry] }),
     nginxRestarts: new Counter({ name: 'qubesec_nginx_restarts_total', help: 'Times the NGINX master died and was restarted', registers: [registry] }),
   };
   return m;

@@ -23,7 +23,7 @@ const ALLOWED: Record<string, RegExp> = {
   'stream server': /^(listen|ssl_preread|proxy_pass|proxy_protocol)$/,
   http: /^(server_names_hash_(bucket|max)_size|map_hash_bucket_size|map|log_format|access_log|server_tokens|(client_body|proxy|fastcgi|uwsgi|scgi)_temp_path|ssl_prefer_server_ciphers|ssl_session_cache|proxy_http_version|client_max_body_size|proxy_(connect|read|send)_timeout|proxy_buffer_size|limit_(req|conn)_status|absolute_redirect|proxy_set_header|set_real_ip_from|real_ip_header|limit_req_zone|limit_conn_zone|lua_package_path|lua_shared_dict|init_by_lua_block|upstream|server)$/,
   upstream: /^(server|keepalive|balancer_by_lua_block)$/,
-  server: /^(server_name|listen|http2|ssl_(protocols|ecdh_curve|certificate|certificate_key|verify_client|verify_depth|client_certificate)|return|location|access_log)$/,
+  server: /^(server_name|listen|http2|ssl_(protocols|ecdh_curve|prefer_server_ciphers|conf_command|certificate|certificate_key|verify_client|verify_depth|client_certificate)|return|location|access_log)$/,
   location: /^(if|deny|allow|limit_req|limit_conn|add_header|return|rewrite|client_max_body_size|client_body_buffer_size|error_page|proxy_buffers|(access|content)_by_lua_block|(proxy|grpc)_(pass|set_header|buffer_size|connect_timeout|read_timeout|send_timeout|intercept_errors|ssl_(protocols|conf_command|server_name|name|session_reuse|verify|verify_depth|trusted_certificate|certificate|certificate_key)))$/,
   if: /^(return|add_header)$/,
 };
@@ -48,6 +48,10 @@ function checkBlock(directives: Directive[], context: string): void {
       continue;
     }
     if (!ALLOWED[context]!.test(d.name)) throw new Error(`directive ${JSON.stringify(d.name)} (line ${d.line}) is not allowed in ${context}`);
+    // A server's OpenSSL command may only order signature algorithms, and only with names OpenSSL prints.
+    if (context === 'server' && d.name === 'ssl_conf_command' && !(d.args.length === 2 && d.args[0] === 'SignatureAlgorithms' && /^[a-z0-9_]+(:[a-z0-9_]+)*$/.test(d.args[1]!))) {
+      throw new Error(`ssl_conf_command (line ${d.line}) sets more than the signature algorithms: ${d.args.join(' ')}`);
+    }
     const child = CHILD_CONTEXT[context]?.[d.name];
     if ((child !== undefined) !== (d.block !== undefined)) throw new Error(`directive ${d.name} (line ${d.line}) ${d.block ? 'has' : 'lacks'} a block`);
     if (child !== undefined) checkBlock(d.block!, child);

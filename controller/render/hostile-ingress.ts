@@ -29,7 +29,7 @@ const validValues: Record<string, string[]> = {};
 for (const c of Object.values(ANNOTATION_CASES)) {
   for (const [key, value] of Object.entries(c.annotations)) (validValues[key.slice(INGRESS_NGINX_PREFIX.length)] ??= []).push(value);
 }
-const TLS_VALUES: Record<string, string[]> = { 'pq-mode': ['hybrid', 'strict', 'classical'], 'tls-groups': ['X25519MLKEM768:X25519', 'MLKEM1024'], 'tls-min-version': ['1.2', '1.3'] };
+const TLS_VALUES: Record<string, string[]> = { 'pq-mode': ['hybrid', 'strict', 'classical'], 'tls-groups': ['X25519MLKEM768:X25519', 'MLKEM1024'], 'tls-min-version': ['1.2', '1.3'], 'certificate-preference': ['client', 'classical', 'post-quantum'] };
 
 const annotationKey = fc.oneof(
   { weight: 18, arbitrary: fc.tuple(fc.constantFrom(...COMPAT_PREFIXES), fc.constantFrom(...Object.keys(PROXY_ANNOTATIONS))).map(([p, n]) => p + n) },

@@ -41,6 +41,10 @@ const CASES: Record<string, Model> = {
     ingress('web', { ...dualCertificates, rules: [route('pq.example.com', '/', 'Prefix', 'web', 'http')] }),
     ingress('strict', { tls: [{ hosts: ['*.pq.example.com'], secretName: 'pq-mldsa' }], rules: [route('*.pq.example.com', '/api', 'Prefix', 'web', 'http')] }, { annotations: { 'qubesec.io/pq-mode': 'strict' } }),
   ]),
+  'certificate-preference-per-host': modelOf([
+    ingress('web', { ...dualCertificates, rules: [route('pq.example.com', '/', 'Prefix', 'web', 'http')] }, { annotations: { 'qubesec.io/certificate-preference': 'classical' } }),
+    ingress('api', { tls: [{ hosts: ['api.pq.example.com'], secretName: 'pq-mldsa' }, { hosts: ['api.pq.example.com'], secretName: 'pq-ecdsa' }], rules: [route('api.pq.example.com', '/', 'Prefix', 'web', 'http')] }, { annotations: { 'qubesec.io/certificate-preference': 'post-quantum' } }),
+  ]),
   'plain-http-and-empty-upstream': modelOf([
     ingress('plain', { rules: [route('plain.example.com', '/app', 'ImplementationSpecific', 'empty', 80)] }),
   ]),
@@ -89,6 +93,17 @@ describe('render', () => {
     // The chart's pod: NGINX on 8443 behind a Service on 443.
     expect(redirects({ httpsPort: 8443 })).toEqual(['https://$host$request_uri', 'https://$host$request_uri']);
     expect(redirects({ httpsPort: 8443, httpsRedirectPort: 30443 })).toEqual(['https://$host:30443$request_uri', 'https://$host:30443$request_uri']);
+  });
+
+  it('gives each host its own certificate preference on one shared listener (no SNI routing for it)', () => {
+    const config = render(CASES['certificate-preference-per-host']!, SETTINGS).config;
+    const server = (host: string) => new RegExp(`server_name ${host.replace(/\./g, '\\.')};[\\s\\S]*?\\n    }`).exec(config)![0];
+    expect(server('pq.example.com')).toContain('ssl_prefer_server_ciphers on;\n        ssl_conf_command SignatureAlgorithms ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ed25519:rsa_pss_rsae_sha256:rsa_pkcs1_sha256:mldsa44:mldsa65:mldsa87;');
+    expect(server('api.pq.example.com')).toContain('ssl_conf_command SignatureAlgorithms mldsa44:mldsa65:mldsa87:ecdsa_secp256r1_sha256:');
+    // The catch-all keeps the default (the client's order), and both hosts listen where it does.
+    expect(server('_')).not.toContain('SignatureAlgorithms');
+    expect(config).not.toContain('ssl_preread');
+    expect(config.match(/listen \S*443 ssl/g)).toHaveLength(3);
   });
 
   it('listens on --bind-address, an IPv6 one in brackets', () => {

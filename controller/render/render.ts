@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
 import { quote } from '../model/names.js';
-import { GROUP_CODEPOINTS, opensslGroupList, policyKey } from '../model/pq.js';
+import { GROUP_CODEPOINTS, listenerKey, opensslGroupList } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
 import type { CaBundle, CertificatePair, ClientAuth, Location, LocationAction, Model, Server, TlsPolicy } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
@@ -131,22 +131,24 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const tlsView = (policy: TlsPolicy, certificates: CertificatePair[], clientAuth?: ClientAuth) => ({
     protocols: policy.protocols,
     groups: opensslGroupList(policy.groups),
+    // OpenSSL follows the server's signature algorithm order only with server preference on.
+    signatureAlgorithms: policy.signatureAlgorithms?.join(':'),
     certificates: certificates.map(certificateFile),
     clientAuth: clientAuth && { verify: clientAuth.verify, depth: clientAuth.depth, ca: clientAuth.ca && caFile(clientAuth.ca) },
   });
 
-  // One listener per distinct TLS policy, the default policy's first; a single policy needs no SNI routing.
-  const defaultPolicyKey = policyKey(model.defaultPolicy);
-  const policies = new Map([[defaultPolicyKey, model.defaultPolicy]]);
+  // One listener per distinct groups and protocols, the default policy's first; a single one needs no SNI routing.
+  const defaultListenerKey = listenerKey(model.defaultPolicy);
+  const listeners = new Map([[defaultListenerKey, model.defaultPolicy]]);
   for (const server of model.servers) {
-    if (server.tls && !policies.has(policyKey(server.tls.policy))) policies.set(policyKey(server.tls.policy), server.tls.policy);
+    if (server.tls && !listeners.has(listenerKey(server.tls.policy))) listeners.set(listenerKey(server.tls.policy), server.tls.policy);
   }
-  const sniRouting = policies.size > 1;
+  const sniRouting = listeners.size > 1;
   // Named by the policy, not its position: while a reload overlaps old and new workers, an old worker's SNI route
   // must still reach a listener with the same policy.
   const sockets = new Map<string, string>();
   const socketOf = (policy: TlsPolicy) => {
-    const key = policyKey(policy);
+    const key = listenerKey(policy);
     let socket = sockets.get(key);
     if (socket === undefined) {
       socket = `${settings.paths.sockets}/tls-${createHash('sha256').update(key).digest('hex').slice(0, 16)}.sock`;
@@ -270,15 +272,16 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       ? {
           defaultSocket: socketOf(model.defaultPolicy),
           routes: model.servers
-            .filter((s) => s.tls && policyKey(s.tls.policy) !== defaultPolicyKey)
+            .filter((s) => s.tls && listenerKey(s.tls.policy) !== defaultListenerKey)
             .map((s) => ({ host: s.host, socket: socketOf(s.tls!.policy) })),
         }
       : undefined,
     policyDefaults: sniRouting
-      ? [...policies.values()].slice(1).map((policy, i) => ({
+      ? [...listeners.values()].slice(1).map((policy, i) => ({
           index: i + 1,
           socket: socketOf(policy),
-          ...tlsView(policy, model.defaultCertificates),
+          // A listener's default server answers clients whose name no host there has: the default certificate choice.
+          ...tlsView({ ...policy, certificatePreference: model.defaultPolicy.certificatePreference, signatureAlgorithms: model.defaultPolicy.signatureAlgorithms }, model.defaultCertificates),
         }))
       : [],
     ...http.view(),

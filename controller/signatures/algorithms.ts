@@ -6,6 +6,7 @@ import {
   COMPOSITE_ALGORITHMS, compositeByOid, compositeFromPrivateKey, compositePrivateKey, compositePublicKey, compositeSign, compositeSpec,
   compositeVerify, generateCompositeKeyPair, isCompositeAlgorithm, splitPublicKey, type CompositeAlgorithm, type MlDsaAlgorithm,
 } from './composite.js';
+import { standardName } from '../pki/algorithms.js';
 import { pem } from './pem.js';
 import { DerError, TAG, bitString, octetString, oid, oidToString, readSequence, sequence, smallInteger } from './der.js';
 
@@ -46,7 +47,7 @@ export interface PrivateKey {
 
 /** node:crypto's asymmetricKeyType for ML-DSA and SLH-DSA ('ml-dsa-65', 'slh-dsa-sha2-128s') to our name. */
 function nodeTypeToAlgorithm(type: string | undefined): MlDsaAlgorithm | SlhDsaAlgorithm | undefined {
-  const name = (type ?? '').toUpperCase().replace(/(\d)([SF])$/, (_m, d: string, v: string) => d + v.toLowerCase());
+  const name = standardName(type ?? '');
   return (ML_DSA_ALGORITHMS as readonly string[]).includes(name) || (SLH_DSA_ALGORITHMS as readonly string[]).includes(name) ? (name as MlDsaAlgorithm) : undefined;
 }
 

@@ -16,7 +16,7 @@ export type FieldPath = (string | number)[];
 export const SIGNATURE_ANNOTATION_PREFIX = 'signatures.qubesec.io/';
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 /** Metadata the API server or controllers write, never the author: not signed. */
-export const SERVER_MANAGED_METADATA = ['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields', 'selfLink', 'ownerReferences', 'finalizers'];
+const SERVER_MANAGED_METADATA = ['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields', 'selfLink', 'ownerReferences', 'finalizers'];
 
 export interface CanonicalOptions {
   /**

@@ -217,4 +217,3 @@ function spkiKeyBits(key: KeyObject): Buffer {
   return bits!.content.subarray(1);
 }
 
-export { ML_DSA as ML_DSA_PARAMETERS };

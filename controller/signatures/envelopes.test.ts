@@ -92,7 +92,7 @@ data: {a: "1"}
     const withoutSignatureBytes = (text: string) => text.replace(/(ey[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+/g, '$1.SIGNATURE');
     expect(withoutSignatureBytes(await signManifests(signed, 'app.yaml', key))).toBe(withoutSignatureBytes(signed));
     expect(readManifests(await signManifests(signed, 'app.yaml', key), 'x').objects.map((o) => Object.keys(o.object.metadata!.annotations!))).toEqual([[signatureAnnotation(key.keyId)], [signatureAnnotation(key.keyId)]]);
-    const results = await verifyManifests(signed.replace('replicas: 2', 'replicas: 20'), 'app.yaml', anchors);
+    const { results } = await verifyManifests(signed.replace('replicas: 2', 'replicas: 20'), 'app.yaml', anchors);
     expect(results.map((r) => [r.location, r.name, r.signers.length, r.failures.map((f) => f.reason)])).toEqual([
       ['app.yaml document 1', 'Deployment shop/web', 0, ['tampered: spec.replicas differs (signed 2, found 20)']],
       ['app.yaml document 2', 'ConfigMap conf', 1, []],
@@ -102,7 +102,18 @@ data: {a: "1"}
   it('reads kind: List (kubectl get -o yaml) and names a document that is not an object', () => {
     const list = 'apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n- {apiVersion: v1, kind: Secret, metadata: {name: b, namespace: n}}\n';
     expect(readManifests(list, 'l.yaml').objects.map((o) => [o.location, o.name])).toEqual([['l.yaml document 1 item 0', 'ConfigMap a'], ['l.yaml document 1 item 1', 'Secret n/b']]);
-    expect(() => readManifests('a: [', 'bad.yaml')).toThrow(/^bad\.yaml document 1: not YAML: /);
-    expect(() => readManifests('kind: X\n---\njust text\n', 'odd.yaml')).toThrow('odd.yaml document 1: not a Kubernetes object (apiVersion, kind and metadata.name)');
+    expect(readManifests('a: [', 'bad.yaml').problems).toEqual([{ location: 'bad.yaml document 1', order: 0, reason: expect.stringMatching(/^not YAML: /) }]);
+    const odd = readManifests('kind: X\n---\njust text\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n', 'odd.yaml');
+    expect(odd.problems.map((p) => `${p.location}: ${p.reason}`)).toEqual(['odd.yaml document 1: not a Kubernetes object (apiVersion, kind and metadata.name)', 'odd.yaml document 2: not a Kubernetes object (apiVersion, kind and metadata.name)']);
+    expect(odd.objects.map((o) => o.name)).toEqual(['ConfigMap fine']);
+  });
+
+  it('verifies the other documents of a stream when one is not an object, and signs no stream that has one', async () => {
+    const { key, anchors } = signer();
+    const signed = await signManifests(stream, 'app.yaml', key);
+    const { results, problems } = await verifyManifests(`${signed}---\njust text\n`, 'app.yaml', anchors);
+    expect(results.map((r) => r.signers.length)).toEqual([1, 1]);
+    expect(problems).toEqual([{ location: 'app.yaml document 3', order: 2, reason: 'not a Kubernetes object (apiVersion, kind and metadata.name)' }]);
+    await expect(signManifests(`${stream}---\njust text\n`, 'app.yaml', key)).rejects.toThrow('app.yaml document 3: not a Kubernetes object');
   });
 });

@@ -1,5 +1,5 @@
 // A signer: a private key (PKCS#8 PEM, as `openssl genpkey -algorithm ML-DSA-65` writes it, or a composite key from
-// `qubesec sign --generate-key`), optionally with its certificate chain from QubeSec's PKI, which signatures embed.
+// `qubesec sign --new-key`), optionally with its certificate chain from QubeSec's PKI, which signatures embed.
 import { X509Certificate } from 'node:crypto';
 import { KeyError, importPrivateKey, type PrivateKey, type PublicKey, type SignatureAlgorithm } from './algorithms.js';
 import { pemBlocks } from './pem.js';

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { generateKeyPair } from '../pki/algorithms.js';
 import { issueCertificate, privateKeyPem, type Issuer } from '../pki/x509.js';
 import { generatePrivateKey, publicKeyPem } from './algorithms.js';
+import { signFile, verifyFile } from './files.js';
 import { loadSigningKey } from './keys.js';
 import { signObject, signatureAnnotation, verifyObject } from './objects.js';
 import { trustAnchorsFrom } from './trust.js';
@@ -55,6 +56,19 @@ describe('trust anchors', () => {
     expect((await verifyObject(signed, bySerial)).failures[0]!.reason).toContain(`(serial ${serial.replace(/^0+/, '')}) is revoked`);
     const byKey = trustAnchorsFrom([{ name: 'root.crt', pem: root.certificatePem }], { revoked: [key.keyId] });
     expect((await verifyObject(signed, byKey)).failures[0]!.reason).toBe(`the signer's key ${key.keyId} is revoked`);
+  });
+
+  it('verifies a file bundle whose signer certificate (x5c in the DSSE signature) chains to the trusted root', async () => {
+    const root = await ca('CN=Root');
+    const inter = await ca('CN=Intermediate', root);
+    const cert = await signerCertificate(inter);
+    const key = loadSigningKey(cert.keyPem, 'bot.key', cert.certificatePem);
+    const bundle = await signFile('app.tgz', Buffer.from('bytes'), key);
+    expect(JSON.parse(bundle).signatures[0].x5c).toHaveLength(2);
+    const anchors = trustAnchorsFrom([{ name: 'root.crt', pem: root.certificatePem }]);
+    expect(verifyFile(Buffer.from('bytes'), bundle, anchors)).toEqual({ signers: [{ id: key.keyId, subject: 'CN=release-bot, O=Example', algorithm: 'ML-DSA-65' }], failures: [] });
+    const revoked = trustAnchorsFrom([{ name: 'root.crt', pem: root.certificatePem }], { revoked: [new X509Certificate(inter.certificatePem).serialNumber] });
+    expect(verifyFile(Buffer.from('bytes'), bundle, revoked).failures[0]!.reason).toMatch(/^CA certificate CN=Intermediate \(serial [0-9A-F]+\) is revoked$/);
   });
 
   it('trusts a plain public key, and names a source that holds none', () => {

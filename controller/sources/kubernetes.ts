@@ -26,6 +26,8 @@ export interface KubernetesSourceOptions {
   publishService: string;
   /** Namespace of the session ticket Secret, or ''; its Secrets are watched also outside the watched namespace. */
   ticketSecretNamespace: string;
+  /** How long a list may go unanswered before it is abandoned and retried; kube-apiserver's own limit by default. */
+  listTimeoutMs?: number;
 }
 
 /** A kubeconfig file, or '' for in-cluster (service account) or else the default kubeconfig. */
@@ -51,7 +53,7 @@ export class KubernetesSource implements Source {
   private readonly stopping = Promise.withResolvers<void>();
   private stopped = false;
 
-  constructor(private readonly kc: KubeConfig, options: KubernetesSourceOptions, private readonly metrics: Metrics, private readonly log: Logger) {
+  constructor(private readonly kc: KubeConfig, private readonly options: KubernetesSourceOptions, private readonly metrics: Metrics, private readonly log: Logger) {
     const ns = options.watchNamespace;
     const net = kc.makeApiClient(NetworkingV1Api);
     const core = kc.makeApiClient(CoreV1Api);
@@ -81,7 +83,7 @@ export class KubernetesSource implements Source {
   }
 
   private add<T extends KubernetesObject>(name: string, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): void {
-    const client = kubernetesListWatch<T>(this.kc, path, list);
+    const client = kubernetesListWatch<T>(this.kc, path, list, this.options.listTimeoutMs);
     const reflector = new Reflector<T>(name, client, () => this.onChange(), reflectorHooks(name, this.metrics, this.log));
     this.reflectors.push(reflector as unknown as Reflector<KubernetesObject>);
   }
@@ -130,7 +132,7 @@ export class KubernetesEventRecorder implements EventRecorder {
         namespace: d.object.namespace,
         body: {
           metadata: { generateName: `${d.object.name}.`, namespace: d.object.namespace },
-          involvedObject: { apiVersion: API_VERSIONS[d.object.kind], kind: d.object.kind, namespace: d.object.namespace, name: d.object.name, uid: d.object.uid },
+          involvedObject: { apiVersion: d.object.apiVersion ?? API_VERSIONS[d.object.kind], kind: d.object.kind, namespace: d.object.namespace, name: d.object.name, uid: d.object.uid },
           reason: d.reason,
           message: d.message.slice(0, 1024),
           type: d.type,
@@ -150,5 +152,5 @@ export class KubernetesEventRecorder implements EventRecorder {
 
 const API_VERSIONS: Record<string, string> = {
   Ingress: 'networking.k8s.io/v1', Secret: 'v1', ConfigMap: 'v1', Service: 'v1',
-  Certificate: 'qubesec.io/v1alpha1', Issuer: 'qubesec.io/v1alpha1', ClusterIssuer: 'qubesec.io/v1alpha1',
+  Certificate: 'qubesec.io/v1alpha1', Issuer: 'qubesec.io/v1alpha1', ClusterIssuer: 'qubesec.io/v1alpha1', SignaturePolicy: 'qubesec.io/v1alpha1',
 };

@@ -185,8 +185,8 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
 /** Per-call options of client-node's generated APIs: they give a list its signal (stop, or the list timeout). */
 export type ListOptions = ConfigurationOptions<ObservableMiddleware>;
 
-function listOptions(signal: AbortSignal): ListOptions {
-  const timed = AbortSignal.any([signal, AbortSignal.timeout(LIST_TIMEOUT_MS)]);
+function listOptions(signal: AbortSignal, timeoutMs: number): ListOptions {
+  const timed = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
   return {
     middleware: [{
       pre: (request) => {
@@ -200,10 +200,10 @@ function listOptions(signal: AbortSignal): ListOptions {
 }
 
 /** A client on the API server: `list` calls a generated API's list method, the watch streams `path`. */
-export function kubernetesListWatch<T extends KubernetesObject>(kc: KubeConfig, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): ListWatchClient<T> {
+export function kubernetesListWatch<T extends KubernetesObject>(kc: KubeConfig, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>, listTimeoutMs = LIST_TIMEOUT_MS): ListWatchClient<T> {
   const watcher = new Watch(kc);
   return {
-    list: (signal) => list(listOptions(signal)),
+    list: (signal) => list(listOptions(signal, listTimeoutMs)),
     watch: (resourceVersion, onEvent, signal) => new Promise<'quiet' | 'closed'>((resolve, reject) => {
       let request: AbortController | undefined;
       let ended = false;

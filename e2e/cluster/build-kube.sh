@@ -10,7 +10,8 @@ staging="v0.${version#v1.}"
 binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
 out="$cache/kube-$version"
 if [ -f "$out/.qubesec-ready" ]; then echo "$out"; exit 0; fi
-command -v go >/dev/null || { echo "qubesec: building Kubernetes needs Go (https://go.dev)" >&2; exit 1; }
+PATH="$(bash "$root/scripts/go.sh"):$PATH"
+export PATH
 
 work="$cache/kube-build-$version"
 mkdir -p "$work"

@@ -15,9 +15,10 @@ export function kubeBinary(name: string): string {
   return join(dir, name);
 }
 
-/** The value of an unlabelled metric in a /metrics text (NaN when absent). */
+/** The value of a series (a name, with its labels if any) in a /metrics text (NaN when absent). */
 export function metricValue(text: string, name: string): number {
-  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  // A series with labels holds braces and quotes: matched as text, not as a pattern.
+  return Number(text.split('\n').find((line) => line.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
 }
 
 /** Polls `check` until it returns a value (not undefined) or throws the last failure after `timeoutMs`. */

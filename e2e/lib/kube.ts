@@ -42,7 +42,7 @@ export class Kube {
 
   /** The qubesec.io CRDs from charts/qubesec/crds, once the API server serves them. */
   async installQubesecCrds(): Promise<void> {
-    for (const file of ['issuers.yaml', 'certificates.yaml']) {
+    for (const file of ['issuers.yaml', 'certificates.yaml', 'signaturepolicies.yaml']) {
       for (const doc of parseAllDocuments(await readFile(join(PROJECT_ROOT, 'charts', 'qubesec', 'crds', file), 'utf8'))) await this.createCrd(doc.toJS());
     }
     await eventually(async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'certificates' }), true), 30_000, 'CRDs established');
