@@ -4,40 +4,21 @@
 // a Deployment (canonical form, JWS, comparison with the signed form). Prints figures and ratios; asserts nothing.
 import { cpus } from 'node:os';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { execa } from 'execa';
 import { generatePrivateKey, privateKeyPem, publicKeyPem, type SignatureAlgorithm } from '../../controller/signatures/algorithms.js';
 import { loadSigningKey } from '../../controller/signatures/keys.js';
 import { signObject, verifyObject } from '../../controller/signatures/objects.js';
 import { trustAnchorsFrom } from '../../controller/signatures/trust.js';
-import { rootfs } from '../lib/env.js';
+import { SECONDS, callsPerCpuSecond, opensslSpeed } from './lib.js';
 
-const SECONDS = Number(process.env.QUBESEC_BENCH_SECONDS ?? 5);
 const MESSAGE = Buffer.alloc(1024, 7);
 
-/**
- * Calls of `once` per CPU-second of this process (user + system) over SECONDS after one warm-up call: the unit of
- * `openssl speed`, so a machine shared with other work still gives comparable ratios.
- */
-async function rate(once: () => unknown): Promise<number> {
-  await once();
-  let n = 0;
-  const start = performance.now();
-  const cpu = process.cpuUsage();
-  while (performance.now() - start < SECONDS * 1000) {
-    await once();
-    n++;
-  }
-  const used = process.cpuUsage(cpu);
-  return n / ((used.user + used.system) / 1e6);
-}
+const rate = async (once: () => unknown) => (await callsPerCpuSecond(once)).perCpuSecond;
 
 /** sign/s and verify/s from `openssl speed` (its own key; per CPU-second of one core). */
-async function opensslSpeed(name: string): Promise<{ sign: number; verify: number }> {
-  const r = await execa('chroot', [rootfs(), 'openssl', 'speed', '-seconds', String(SECONDS), name], { reject: false, all: true });
-  const row = r.stdout.split('\n').reverse().find((l) => l.trim() !== '') ?? '';
-  const numbers = row.trim().split(/\s+/).map(Number).filter((n) => !Number.isNaN(n));
-  if (r.exitCode !== 0 || numbers.length < 2) throw new Error(`openssl speed ${name}: ${r.all.slice(-300)}`);
-  return { sign: numbers[numbers.length - 2]!, verify: numbers[numbers.length - 1]! };
+async function speedOf(name: string): Promise<{ sign: number; verify: number }> {
+  const ops = (await opensslSpeed([name], SECONDS, 1))[name]!;
+  if (ops.sign === undefined || ops.verify === undefined) throw new Error(`openssl speed ${name}: no sign and verify figures (${JSON.stringify(ops)})`);
+  return { sign: ops.sign, verify: ops.verify };
 }
 
 const fmt = (n: number) => n.toFixed(n < 100 ? 1 : 0).padStart(8);
@@ -50,7 +31,7 @@ async function main(): Promise<void> {
   // A composite costs at least its two components: the bound is 1 / (1/a + 1/b) of their openssl speed figures.
   const composite: [SignatureAlgorithm, string, string][] = [['MLDSA65-ECDSA-P256-SHA512', 'ML-DSA-65', 'ecdsap256'], ['MLDSA44-Ed25519-SHA512', 'ML-DSA-44', 'ed25519'], ['MLDSA87-ECDSA-P384-SHA512', 'ML-DSA-87', 'ecdsap384']];
   const speeds = new Map<string, { sign: number; verify: number }>();
-  const speed = async (name: string) => speeds.get(name) ?? speeds.set(name, await opensslSpeed(name)).get(name)!;
+  const speed = async (name: string) => speeds.get(name) ?? speeds.set(name, await speedOf(name)).get(name)!;
 
   const row = async (algorithm: SignatureAlgorithm, reference: { sign: number; verify: number }, label: string) => {
     const key = generatePrivateKey(algorithm);
