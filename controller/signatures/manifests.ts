@@ -72,8 +72,10 @@ export async function signManifests(text: string, source: string, key: SigningKe
   const { documents, objects, problems } = readManifests(text, source);
   if (problems.length > 0) throw new ManifestError(problems.map((p) => `${p.location}: ${p.reason}`).join('; '));
   const annotation = signatureAnnotation(key.keyId);
-  for (const { object, document, pathInDocument } of objects) {
-    const signed = await signObject(object, key, options);
+  for (const { object, document, pathInDocument, location, name } of objects) {
+    const signed = await signObject(object, key, options).catch((err: Error) => {
+      throw new ManifestError(`${location}: ${name}: ${err.message}`);
+    });
     document.setIn([...pathInDocument, 'metadata', 'annotations', annotation], signed.metadata!.annotations![annotation]);
     // A long JWS inside a flow map ({name: x}) would be unreadable: those two maps become block maps.
     for (const path of [[...pathInDocument, 'metadata'], [...pathInDocument, 'metadata', 'annotations']]) {

@@ -91,6 +91,14 @@ describe('signObject and verifyObject', () => {
     expect((await verifyObject(served as Obj, anchors)).failures[0]!.reason).toBe('tampered: spec.containers[0].imagePullPolicy was added ("IfNotPresent"; not signed, not a known default nor an ignored field); spec.volumes differs (signed "1 items", found "2 items")');
   });
 
+  it('refuses to sign an object whose annotations would pass the API server\'s 256 KiB with the signature', async () => {
+    const { key, anchors } = newSigner();
+    const configMap = (bytes: number): Obj => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big', namespace: 'shop' }, data: { blob: 'x'.repeat(bytes) } });
+    // The signed form is base64url in the JWS: 4/3 of the data, so about 190 KB of data still fits and 200 KB does not.
+    expect((await verifyObject(await signObject(configMap(180_000), key), anchors)).failures).toEqual([]);
+    await expect(signObject(configMap(200_000), key)).rejects.toThrow(/^metadata\.annotations would hold \d+ bytes with this signature .* over the API server's 262144: sign the manifest file instead/);
+  });
+
   it('does not change the object it signs', async () => {
     const { key } = newSigner();
     const original = deployment();

@@ -14,6 +14,8 @@ export { SIGNATURE_ANNOTATION_PREFIX, canonicalForm, type CanonicalOptions };
 
 /** The JWS `typ` of an object signature. */
 export const OBJECT_SIGNATURE_TYPE = 'qubesec-object+jws';
+/** kube-apiserver's limit on the sum of an object's annotation keys and values (apimachinery TotalAnnotationSizeLimitB). */
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
 /** The protected header parameter with the fields the signer left out of what it signed (CanonicalOptions.ignoredFields). */
 const IGNORED_HEADER = 'qubesec.io/ignored-fields';
 
@@ -51,7 +53,13 @@ export async function signObject<T extends KubernetesObject>(obj: T, key: Signin
   const header = { typ: OBJECT_SIGNATURE_TYPE, ...(ignoredFields.length ? { [IGNORED_HEADER]: ignoredFields } : {}) };
   const jws = await signCompact(header, canonicalForm(obj, { ignoredFields }), key);
   const signed = JSON.parse(JSON.stringify(obj)) as T;
-  signed.metadata = { ...signed.metadata, annotations: { ...signed.metadata?.annotations, [signatureAnnotation(key.keyId)]: jws } };
+  const annotations = { ...signed.metadata?.annotations, [signatureAnnotation(key.keyId)]: jws };
+  // The signature holds the signed form, so a large object cannot carry it: the API server would refuse it at apply.
+  const size = Object.entries(annotations).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+  if (size > MAX_ANNOTATIONS_BYTES) {
+    throw new Error(`metadata.annotations would hold ${size} bytes with this signature (it carries the signed form, ${jws.length} bytes), over the API server's ${MAX_ANNOTATIONS_BYTES}: sign the manifest file instead (qubesec sign --detached)`);
+  }
+  signed.metadata = { ...signed.metadata, annotations };
   return signed;
 }
 
