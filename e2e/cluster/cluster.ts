@@ -49,11 +49,15 @@ const COMPONENT_USERS = {
   'kube-scheduler': { user: 'system:kube-scheduler', groups: '' },
 };
 
+/** Folder-name prefix of a node's cluster (kube-apiserver, etcd). */
+export const NODE_CLUSTER_DIR_PREFIX = 'qubesec-node-apiserver-';
+
 export async function startCluster(node?: NodeNetwork, audit?: AuditWebhook): Promise<TestCluster> {
   const apiserverBinary = kubeBinary('kube-apiserver');
   const root = rootfs();
-  // etcd runs chrooted, so its data (dir/etcd) lives inside the rootfs; every process's command line names dir.
-  const dir = await mkdtemp(join(root, 'tmp', 'qubesec-apiserver-'));
+  // etcd runs chrooted, so its data (dir/etcd) lives inside the rootfs; every process's command line names dir, and
+  // a node's dir says so (node-host.test tells the node's processes from those of other test runs by it).
+  const dir = await mkdtemp(join(root, 'tmp', node ? NODE_CLUSTER_DIR_PREFIX : 'qubesec-apiserver-'));
   const etcdDir = join(dir, 'etcd');
   const inRoot = (p: string) => p.slice(root.length);
   const children: ResultPromise[] = [];
