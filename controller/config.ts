@@ -14,30 +14,30 @@ import { MAX_RETIRED_KEYS, type RotationPolicy } from './tickets/keys.js';
 import type { SessionResumptionOptions } from './tickets/served.js';
 
 /** A flag's parser: its typed value, or an Error saying why not (parseFlags adds the flag and the value). */
-type FlagParser<T> = (raw: string) => T;
+export type FlagParser<T> = (raw: string) => T;
 
-const text: FlagParser<string> = (raw) => raw;
+export const text: FlagParser<string> = (raw) => raw;
 
-function integer(min: number, max: number): FlagParser<number> {
+export function integer(min: number, max: number): FlagParser<number> {
   return (raw) => {
     if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new Error(`is not a whole number from ${min} to ${max}`);
     return Number(raw);
   };
 }
 
-const boolean: FlagParser<boolean> = (raw) => {
+export const boolean: FlagParser<boolean> = (raw) => {
   if (raw !== 'true' && raw !== 'false') throw new Error('is not true or false');
   return raw === 'true';
 };
 
-function oneOf<T extends string>(values: readonly T[]): FlagParser<T> {
+export function oneOf<T extends string>(values: readonly T[]): FlagParser<T> {
   return (raw) => {
     if (!(values as readonly string[]).includes(raw)) throw new Error(`is not one of ${values.join(', ')}`);
     return raw as T;
   };
 }
 
-function optional<T>(parse: FlagParser<T>): FlagParser<T | undefined> {
+export function optional<T>(parse: FlagParser<T>): FlagParser<T | undefined> {
   return (raw) => (raw === '' ? undefined : parse(raw));
 }
 
@@ -50,7 +50,7 @@ function checked(check: (raw: string) => string | undefined): FlagParser<string>
 }
 
 /** A comma-separated list, without empty entries. */
-function list<T>(parse: FlagParser<T>): FlagParser<T[]> {
+export function list<T>(parse: FlagParser<T>): FlagParser<T[]> {
   return (raw) => raw.split(',').map((item) => item.trim()).filter(Boolean).map((item) => {
     try {
       return parse(item);
@@ -66,7 +66,7 @@ type Unit = keyof typeof UNITS;
  * A whole number of `units` above 0 and at most `max` ("90s", "10m", "12h"), in milliseconds. The bound keeps timers
  * within what setTimeout takes (about 24 days; beyond, Node fires them at once).
  */
-function duration(units: readonly Unit[], max: `${number}${Unit}`): FlagParser<number> {
+export function duration(units: readonly Unit[], max: `${number}${Unit}`): FlagParser<number> {
   const ms = (amount: string, unit: string) => Number(amount) * UNITS[unit as Unit];
   const maxMs = ms(max.slice(0, -1), max.slice(-1));
   const names = units.map((u) => ({ s: 'seconds', m: 'minutes', h: 'hours' })[u]).join(', ').replace(/, (\w+)$/, ' or $1');
@@ -78,13 +78,13 @@ function duration(units: readonly Unit[], max: `${number}${Unit}`): FlagParser<n
   };
 }
 
-const ipAddress: FlagParser<string> = (raw) => {
+export const ipAddress: FlagParser<string> = (raw) => {
   if (!isIP(raw)) throw new Error('is not an IPv4 or IPv6 address');
   return raw;
 };
 
 // Rendered bare into nginx.conf (conf-dir, access-log, modules): absolute, and nothing NGINX would read otherwise.
-const absolutePath: FlagParser<string> = (raw) => {
+export const absolutePath: FlagParser<string> = (raw) => {
   if (!/^\/[A-Za-z0-9._/+@=-]*$/.test(raw)) throw new Error('is not an absolute path of letters, digits and . _ / + @ = -');
   return raw;
 };
@@ -99,7 +99,7 @@ function namespacedName(kind: string, checkName: (name: string) => string | unde
 }
 
 /** ":8443" (all addresses), "127.0.0.1:8443" or "[::1]:8443". */
-const listenAddress: FlagParser<{ host: string; port: number }> = (raw) => {
+export const listenAddress: FlagParser<{ host: string; port: number }> = (raw) => {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(raw);
   const host = match?.[1] ?? match?.[2] ?? '';
   const port = Number(match?.[3]);
@@ -183,15 +183,26 @@ export const FLAGS = {
   help: { type: 'boolean', default: false, description: 'print the flags' },
 } as const;
 
-/** The flags' values as their parsers return them. */
-export type Flags = { [K in keyof typeof FLAGS]: (typeof FLAGS)[K] extends { parse: FlagParser<infer T> } ? T : boolean };
+/** A command's flags: each a string with its parser and description, or a boolean switch. */
+export type FlagSet = Record<string, { type: 'string'; default: string; parse: FlagParser<unknown>; description: string } | { type: 'boolean'; default: boolean; description: string }>;
+
+/** A flag set's values as their parsers return them. */
+export type FlagValues<F extends FlagSet> = { [K in keyof F]: F[K] extends { parse: FlagParser<infer T> } ? T : boolean };
+
+/** The controller's flags' values. */
+export type Flags = FlagValues<typeof FLAGS>;
 
 /** Parses and checks every flag; a bad value stops the controller with an error naming the flag and the value. */
 export function parseFlags(argv: string[]): Flags {
-  const { values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
+  return parseFlagSet(FLAGS, argv);
+}
+
+/** Parses and checks every flag of a set (qubesec controller, qubesec qrng serve, ...); errors name the flag and the value. */
+export function parseFlagSet<F extends FlagSet>(set: F, argv: string[]): FlagValues<F> {
+  const { values } = parseArgs({ args: argv, options: set, strict: true, allowPositionals: false });
   const flags: Record<string, unknown> = {};
   const errors: string[] = [];
-  for (const [name, flag] of Object.entries(FLAGS)) {
+  for (const [name, flag] of Object.entries(set)) {
     const raw = values[name as keyof typeof values];
     if (!('parse' in flag)) {
       flags[name] = raw;
@@ -204,11 +215,11 @@ export function parseFlags(argv: string[]): Flags {
     }
   }
   if (errors.length > 0) throw new Error(errors.join('; '));
-  return flags as Flags;
+  return flags as FlagValues<F>;
 }
 
-export function usage(): string {
-  return Object.entries(FLAGS)
+export function usage(set: FlagSet = FLAGS): string {
+  return Object.entries(set)
     .map(([name, f]) => `  --${name}${f.type === 'string' ? ` (default ${JSON.stringify(f.default)})` : ''}\n      ${f.description}`)
     .join('\n');
 }

@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import chokidar, { type FSWatcher } from 'chokidar';
-import { replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
+import { replaceKeyPairs, serveAdmission, stopHttpsServer, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { accessLogFromFlags, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
@@ -178,7 +178,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       });
     watcher.on('change', onDisk).on('unlink', onDisk).on('error', (err) => log.warn('file watch failed', { error: err }));
   } catch (err) {
-    await Promise.allSettled([webhookWatcher?.close(), webhook && stopAdmission(webhook), reconciler.stop(), applier.stop()]);
+    await Promise.allSettled([webhookWatcher?.close(), webhook && stopHttpsServer(webhook), reconciler.stop(), applier.stop()]);
     observability?.close();
     handshakes.socket.close();
     throw err;
@@ -192,7 +192,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     elector,
     async stop() {
       await webhookWatcher?.close();
-      if (webhook) await stopAdmission(webhook);
+      if (webhook) await stopHttpsServer(webhook);
       await watcher?.close();
       await elector?.stop();
       await reconciler.stop();

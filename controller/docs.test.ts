@@ -9,6 +9,7 @@ import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from '
 import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
 import { createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
+import { QRNG_FEED_FLAGS, QRNG_SERVE_FLAGS } from './qrng/flags.js';
 import { createQrngMetrics } from './qrng/metrics.js';
 
 const doc = (name: string) => readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8');
@@ -23,6 +24,15 @@ describe('docs', () => {
   it('list every controller flag', () => {
     const flags = doc('flags.md');
     expect(Object.keys(FLAGS).filter((f) => !flags.includes(`\`--${f}\``))).toEqual([]);
+  });
+
+  it('list every flag of qubesec qrng serve and feed, each in its own section', () => {
+    const flags = doc('flags.md');
+    const section = (title: string) => flags.slice(flags.indexOf(`## ${title}`)).split(/\n## /)[0]!;
+    for (const [title, set] of [['qubesec qrng serve', QRNG_SERVE_FLAGS], ['qubesec qrng feed', QRNG_FEED_FLAGS]] as const) {
+      expect(section(title)).toContain(title);
+      expect(Object.keys(set).filter((f) => f !== 'help' && !section(title).includes(`| \`--${f}\` |`))).toEqual([]);
+    }
   });
 
   it('list every flag of qubesec check', () => {

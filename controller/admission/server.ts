@@ -26,7 +26,7 @@ export interface WebhookOptions {
 export async function serveAdmission(options: WebhookOptions, admit: (ingress: V1Ingress) => AdmissionDecision, log: Logger): Promise<Server> {
   const server = createServer(
     {
-      ...tlsOptions(options.keyPairs),
+      ...hybridTlsOptions(options.keyPairs),
       handshakeTimeout: 10_000,
       headersTimeout: 10_000,
       requestTimeout: 30_000,
@@ -45,10 +45,11 @@ export async function serveAdmission(options: WebhookOptions, admit: (ingress: V
 
 /** New connections get these pairs; open ones keep theirs (a rotated certificate needs no restart). */
 export function replaceKeyPairs(server: Server, keyPairs: WebhookOptions['keyPairs']): void {
-  server.setSecureContext(tlsOptions(keyPairs));
+  server.setSecureContext(hybridTlsOptions(keyPairs));
 }
 
-function tlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions {
+/** TLS of QubeSec's own HTTPS servers (this webhook, the QRNG service): the key pairs, hybrid ML-KEM groups first. */
+export function hybridTlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions {
   return {
     cert: keyPairs.map((p) => p.certificatePem),
     key: keyPairs.map((p) => p.keyPem),
@@ -59,7 +60,8 @@ function tlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions 
   };
 }
 
-export async function stopAdmission(server: Server): Promise<void> {
+/** Stops listening and closes every connection, idle or not (the webhook, the QRNG service). */
+export async function stopHttpsServer(server: Server): Promise<void> {
   const closed = new Promise((resolve) => server.close(resolve));
   server.closeAllConnections();
   await closed;

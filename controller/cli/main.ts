@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// qubesec: the controller, the demo, certificates, and the post-quantum check of an endpoint.
+// qubesec: the controller, the demo, certificates, the post-quantum check of an endpoint, and the QRNG service.
 import { parseFlags, usage } from '../config.js';
 import { startController } from '../controller.js';
 import { runCert } from './cert.js';
 import { runCheck, UsageError } from './check.js';
 import { runDemo } from './demo.js';
+import { runQrng } from './qrng.js';
 
 /** A command resolves with its exit code, or nothing for 0. */
 const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
   demo: runDemo,
   cert: runCert,
   check: runCheck,
+  qrng: runQrng,
 };
 
 export function untilSignal(): Promise<void> {

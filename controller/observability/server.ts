@@ -1,8 +1,9 @@
-// /metrics, /healthz (the process is alive) and /readyz (NGINX serves the first configuration).
+// /metrics, /healthz (the process is alive) and /readyz (the controller: NGINX serves the first configuration; the QRNG
+// service: a healthy quantum source).
 import { createServer, type Server } from 'node:http';
 import type { Metrics } from './metrics.js';
 
-export async function serveObservability(metrics: Metrics, address: string, port: number, ready: () => boolean): Promise<Server> {
+export async function serveObservability(metrics: Pick<Metrics, 'registry'>, address: string, port: number, ready: () => boolean): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {
