@@ -2,97 +2,49 @@
 // only quantum source, and real clients: the rootfs curl (OpenSSL 3.5) over X25519MLKEM768 with the service's ML-DSA
 // certificate from `qubesec cert`, Node's HTTPS client for bulk draws, and the rootfs' rngtest (rng-tools, FIPS
 // 140-2) and ent on what it served. Fail closed: with the source faulted the service answers 503, and 200 once it is back.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { PROJECT_ROOT } from '../controller/project.js';
-import { pqCurl, nodeHttps, type CurlResult } from './lib/clients.js';
-import { eventually, freePort, metricValue, rootfs } from './lib/env.js';
-import { startQrngTestServer, type QrngTestServer } from './lib/qrng-test-server.js';
+import { execa } from 'execa';
+import { nodeHttps, pqCurl, type CurlResult } from './lib/clients.js';
+import { eventually, metricValue, rootfs } from './lib/env.js';
+import { qubesec, startTestQrngService, type TestQrngService } from './lib/qrng-service.js';
 
-const MAIN = join(PROJECT_ROOT, 'dist', 'controller', 'cli', 'main.js');
 const TOKEN = 'client-token-0123456789';
 const QUALITY_TOKEN = 'quality-token-0123456789';
 const RATE_BURST = 1 << 20;
 const RATE_LIMIT = 256 << 10;
 
-let source: QrngTestServer;
-let dir: string;
-let service: ResultPromise;
-let port: number;
-let metricsPort: number;
-let caPem: string;
-const logs: string[] = [];
-
-const inRootfs = (file: string) => join(dir.slice(rootfs().length), file);
-const cli = (...args: string[]) => execa(process.execPath, ['--disable-warning=ExperimentalWarning', MAIN, ...args], { reject: false, all: true });
+let service: TestQrngService;
+const port = () => service.port;
 
 function entropy(body: object | string, token: string | null = TOKEN): Promise<CurlResult> {
   const args = ['-X', 'POST', '-H', 'Content-Type: application/json', '-d', typeof body === 'string' ? body : JSON.stringify(body)];
   if (token) args.push('-H', `Authorization: Bearer ${token}`);
-  return pqCurl({ host: '127.0.0.1', port, path: '/v1/entropy' }, { curves: 'X25519MLKEM768', cacert: inRootfs('ca.pem'), args });
+  return pqCurl({ host: '127.0.0.1', port: port(), path: '/v1/entropy' }, { curves: 'X25519MLKEM768', cacert: service.inRootfs('ca.pem'), args });
 }
 
-/** One POST /v1/entropy from Node's client (the quality client: its own rate-limit bucket). */
+const get = (path: string) => pqCurl({ host: '127.0.0.1', port: port(), path }, { curves: 'X25519MLKEM768', cacert: service.inRootfs('ca.pem'), args: ['-H', `Authorization: Bearer ${TOKEN}`] });
+
+/** One POST /v1/entropy of `blockCount` 64 KiB blocks from Node's client (the quality client: its own rate-limit bucket). */
 async function draw(blockCount = 4): Promise<{ status: number; bytes?: Buffer }> {
-  const reply = await nodeHttps(`https://127.0.0.1:${port}/v1/entropy`, { method: 'POST', ca: caPem, headers: { Authorization: `Bearer ${QUALITY_TOKEN}`, 'Content-Type': 'application/json' } }, JSON.stringify({ block_size: 65536, block_count: blockCount }));
+  const reply = await nodeHttps(`https://127.0.0.1:${port()}/v1/entropy`, { method: 'POST', ca: service.caPem, headers: { Authorization: `Bearer ${QUALITY_TOKEN}`, 'Content-Type': 'application/json' } }, JSON.stringify({ block_size: 65536, block_count: blockCount }));
   if (reply.status !== 200) return { status: reply.status };
   return { status: 200, bytes: Buffer.concat((JSON.parse(reply.body) as { entropy: string[] }).entropy.map((b) => Buffer.from(b, 'base64'))) };
 }
 
-const metrics = () => fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text());
+const metrics = () => service.metrics();
+const ready = async () => (await fetch(`http://127.0.0.1:${service.metricsPort}/readyz`)).status;
 
 beforeAll(async () => {
-  source = await startQrngTestServer({ bearerToken: 'source-token-abcdef' });
-  dir = await mkdtemp(join(rootfs(), 'tmp', 'qubesec-qrng-serve-'));
-  const file = (name: string) => join(dir, name);
-  for (const args of [
-    ['cert', 'root', '--out-cert', file('ca.pem'), '--out-key', file('ca.key'), '--algorithm', 'ml-dsa-65'],
-    ['cert', 'leaf', '--ca-cert', file('ca.pem'), '--ca-key', file('ca.key'), '--ip', '127.0.0.1', '--dns', 'qrng.test', '--out-cert', file('tls.pem'), '--out-key', file('tls.key'), '--algorithm', 'ml-dsa-65'],
-  ]) {
-    const made = await cli(...args);
-    if (made.exitCode !== 0) throw new Error(`qubesec ${args.slice(0, 2).join(' ')}: ${made.all}`);
-  }
-  caPem = await execa('cat', [file('ca.pem')]).then((r) => r.stdout);
-  await writeFile(file('source-ca.pem'), source.caPem);
-  await writeFile(file('source-token'), 'source-token-abcdef\n');
-  await writeFile(file('tokens'), `# client token\nalice ${TOKEN}\nquality ${QUALITY_TOKEN}\n`);
-  await writeFile(
-    file('sources.yaml'),
-    [
-      'retry: {initialMs: 200, maxMs: 1000}',
-      'sources:',
-      '  - name: vendor',
-      '    type: openapi',
-      `    url: ${source.url}`,
-      `    caFile: ${file('source-ca.pem')}`,
-      `    bearerTokenFile: ${file('source-token')}`,
-      '    blockSize: 4096',
-      '    timeoutMs: 2000',
-      '    sampleBits: 8',
-      '    minEntropy: 6',
-      '    alpha: 2^-30',
-      '',
-    ].join('\n'),
-  );
-  [port, metricsPort] = [await freePort(), await freePort()];
-  service = execa(process.execPath, ['--disable-warning=ExperimentalWarning', MAIN, 'qrng', 'serve',
-    '--config', file('sources.yaml'), '--listen', `127.0.0.1:${port}`, '--tls-certificate', file('tls.pem'), '--tls-key', file('tls.key'),
-    '--tokens', file('tokens'), '--metrics-address', '127.0.0.1', '--metrics-port', String(metricsPort),
-    '--max-block-size', '65536', '--max-block-count', '16', '--max-request-bytes', '262144', '--rate-limit', String(RATE_LIMIT), '--rate-burst', String(RATE_BURST), '--log-level', 'debug'], { reject: false, all: true });
-  service.all?.on('data', (chunk: Buffer) => logs.push(chunk.toString('utf8')));
-  await eventually(async () => ((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).ok ? true : undefined), 20_000, `qrng serve listening (${logs.join('')})`);
+  service = await startTestQrngService(['--max-block-size', '65536', '--max-block-count', '16', '--max-request-bytes', '262144', '--rate-limit', String(RATE_LIMIT), '--rate-burst', String(RATE_BURST)], { alice: TOKEN, quality: QUALITY_TOKEN });
 });
 
 afterEach(() => {
-  source.fault = 'none';
+  service.source.fault = 'none';
 });
 
 afterAll(async () => {
-  service?.kill('SIGTERM');
-  await service;
-  await source?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await service?.stop();
 });
 
 describe('qubesec qrng serve', () => {
@@ -102,9 +54,9 @@ describe('qubesec qrng serve', () => {
     const blocks = (JSON.parse(first.body) as { entropy: string[] }).entropy.map((b) => Buffer.from(b, 'base64'));
     expect(blocks.map((b) => b.length)).toEqual([32, 32, 32, 32]);
     expect(new Set(blocks.map((b) => b.toString('hex'))).size).toBe(4);
-    const capabilities = await pqCurl({ host: '127.0.0.1', port, path: '/v1/capabilities' }, { curves: 'X25519MLKEM768', cacert: inRootfs('ca.pem'), args: ['-H', `Authorization: Bearer ${TOKEN}`] });
+    const capabilities = await get('/v1/capabilities');
     expect(JSON.parse(capabilities.body)).toMatchObject({ entropy: { min_block_size: 1, max_block_size: 65536, max_block_count: 16, entropy_types: ['conditioned'] } });
-    const health = await pqCurl({ host: '127.0.0.1', port, path: '/v1/healthtest' }, { curves: 'X25519MLKEM768', cacert: inRootfs('ca.pem'), args: ['-H', `Authorization: Bearer ${TOKEN}`] });
+    const health = await get('/v1/healthtest');
     expect(JSON.parse(health.body)).toMatchObject({ serving: true, test_result: [{ source: 'vendor', quantum: true, state: 'healthy', test_type: 'nist_sp800_90b' }] });
     const text = await metrics();
     expect(metricValue(text, 'qubesec_qrng_served_bytes_total{client="alice"}')).toBeGreaterThanOrEqual(128);
@@ -153,19 +105,19 @@ describe('qubesec qrng serve', () => {
   });
 
   it('fails closed: with its only quantum source faulted it answers 503 and says why, and 200 once the source is back', async () => {
-    source.fault = 'unavailable';
+    service.source.fault = 'unavailable';
     const refused = await eventually(async () => {
       const reply = await entropy({ block_size: 32 });
       return reply.status === 503 ? reply : undefined;
     }, 30_000, 'a 503 from the faulted source');
     expect(JSON.parse(refused.body)).toMatchObject({ error: expect.stringMatching(/no healthy quantum entropy source: vendor failed/), sources: [{ name: 'vendor', state: 'failed' }] });
-    const health = await pqCurl({ host: '127.0.0.1', port, path: '/v1/healthtest' }, { curves: 'X25519MLKEM768', cacert: inRootfs('ca.pem'), args: ['-H', `Authorization: Bearer ${TOKEN}`] });
+    const health = await get('/v1/healthtest');
     expect(health.status).toBe(503);
-    expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(503);
+    expect(await ready()).toBe(503);
     // Output stops entirely: every request in a row is refused, not only some.
     for (let i = 0; i < 3; i++) expect((await entropy({ block_size: 32 })).status).toBe(503);
 
-    source.fault = 'stuck';
+    service.source.fault = 'stuck';
     // The pool tries a failed source again when asked for entropy: each request here is one more try.
     await eventually(async () => {
       expect((await entropy({ block_size: 32 })).status).toBe(503);
@@ -173,13 +125,13 @@ describe('qubesec qrng serve', () => {
     }, 30_000, 'the stuck source failing the repetition count test');
     expect((await entropy({ block_size: 32 })).status).toBe(503);
 
-    source.fault = 'none';
+    service.source.fault = 'none';
     const served = await eventually(async () => {
       const reply = await entropy({ block_size: 32 });
       return reply.status === 200 ? reply : undefined;
     }, 30_000, 'a 200 once the source is back');
     expect(Buffer.from((JSON.parse(served.body) as { entropy: string[] }).entropy[0]!, 'base64').length).toBe(32);
-    expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
+    expect(await ready()).toBe(200);
     expect(metricValue(await metrics(), 'qubesec_qrng_source_failures_total{source="vendor",cause="unavailable"}')).toBeGreaterThanOrEqual(1);
   });
 
@@ -198,8 +150,8 @@ describe('qubesec qrng serve', () => {
       have += got.bytes!.length;
     }
     const sample = Buffer.concat(parts).subarray(0, TOTAL);
-    await writeFile(join(dir, 'served.bin'), sample);
-    const rngtest = await execa('chroot', [rootfs(), 'rngtest', '-c', String(Math.floor((TOTAL * 8) / 20000))], { inputFile: join(dir, 'served.bin'), reject: false, all: true });
+    await writeFile(join(service.dir, 'served.bin'), sample);
+    const rngtest = await execa('chroot', [rootfs(), 'rngtest', '-c', String(Math.floor((TOTAL * 8) / 20000))], { inputFile: join(service.dir, 'served.bin'), reject: false, all: true });
     const successes = Number(/FIPS 140-2 successes: (\d+)/.exec(rngtest.all)?.[1]);
     const failures = Number(/FIPS 140-2 failures: (\d+)/.exec(rngtest.all)?.[1]);
     console.log(`rngtest over ${TOTAL} served bytes: ${successes} successes, ${failures} failures`);
@@ -207,7 +159,7 @@ describe('qubesec qrng serve', () => {
     // A true random source fails a FIPS 140-2 block about 0.08% of the time (rngtest's own estimate): 1258 blocks
     // expect about one; ten would be a p < 1e-6 event.
     expect(failures).toBeLessThan(10);
-    const ent = await execa('chroot', [rootfs(), 'ent', inRootfs('served.bin')], { reject: false, all: true });
+    const ent = await execa('chroot', [rootfs(), 'ent', service.inRootfs('served.bin')], { reject: false, all: true });
     const perByte = Number(/Entropy = ([\d.]+) bits per byte/.exec(ent.all)?.[1]);
     const chiExceed = Number(/would exceed this value ([\d.<>]+) percent/.exec(ent.all)?.[1]?.replace(/[<>]/g, ''));
     console.log(`ent: ${perByte} bits per byte, chi-square exceeded ${chiExceed}% of the time`);
@@ -220,8 +172,8 @@ describe('qubesec qrng serve', () => {
 
 describe('qubesec qrng serve flags and configuration', () => {
   it('refuses a bad configuration file, naming each field', async () => {
-    await writeFile(join(dir, 'bad.yaml'), 'sources:\n  - name: vendor\n    type: openapi\n    url: ftp://x\n    minEntropy: 9\n  - name: os\n    type: os\n    minEntropy: 8\n    colour: blue\n');
-    const run = await cli('qrng', 'serve', '--config', join(dir, 'bad.yaml'), '--tls-certificate', join(dir, 'tls.pem'), '--tls-key', join(dir, 'tls.key'), '--tokens', join(dir, 'tokens'));
+    await writeFile(join(service.dir, 'bad.yaml'), 'sources:\n  - name: vendor\n    type: openapi\n    url: ftp://x\n    minEntropy: 9\n  - name: os\n    type: os\n    minEntropy: 8\n    colour: blue\n');
+    const run = await qubesec('qrng', 'serve', '--config', join(service.dir, 'bad.yaml'), '--tls-certificate', join(service.dir, 'tls.pem'), '--tls-key', join(service.dir, 'tls.key'), '--tokens', join(service.dir, 'tokens'));
     expect(run.exitCode).toBe(1);
     expect(run.all).toContain('sources[0] ("vendor").url must be an http(s) URL');
     expect(run.all).toContain('minEntropy (H) must be above 0 and at most 8');
@@ -229,9 +181,9 @@ describe('qubesec qrng serve flags and configuration', () => {
   });
 
   it('refuses to start without a way to authenticate clients, and names a bad flag', async () => {
-    const anonymous = await cli('qrng', 'serve', '--config', join(dir, 'sources.yaml'), '--tls-certificate', join(dir, 'tls.pem'), '--tls-key', join(dir, 'tls.key'));
+    const anonymous = await qubesec('qrng', 'serve', '--config', join(service.dir, 'sources.yaml'), '--tls-certificate', join(service.dir, 'tls.pem'), '--tls-key', join(service.dir, 'tls.key'));
     expect(anonymous.all).toContain('flag --tokens or --client-ca is required');
-    const badRate = await cli('qrng', 'serve', '--rate-limit', 'fast');
+    const badRate = await qubesec('qrng', 'serve', '--rate-limit', 'fast');
     expect(badRate.all).toContain('flag --rate-limit: "fast" is not a whole number');
   });
 });
