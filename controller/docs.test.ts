@@ -64,6 +64,15 @@ describe('docs', () => {
     expect(names.filter((n) => !doc('metrics.md').includes(`\`${n}\``))).toEqual([]);
   });
 
+  it('list every value of the qubesec-qrng chart in docs/qrng.md', () => {
+    const documented = new Set([...doc('qrng.md').matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]));
+    const paths = valuePaths(parse(readFileSync(join(PROJECT_ROOT, 'charts', 'qubesec-qrng', 'values.yaml'), 'utf8')));
+    expect(paths.length).toBeGreaterThan(30);
+    // A map's row (podSecurityContext) covers the Kubernetes fields inside it.
+    const covered = (path: string) => path.split('.').some((_, i, parts) => documented.has(parts.slice(0, i + 1).join('.')));
+    expect(paths.filter((p) => !covered(p))).toEqual([]);
+  });
+
   it('list every Helm value', () => {
     const values = doc('helm-values.md');
     const documented = new Set([...values.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]));
