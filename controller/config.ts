@@ -2,6 +2,7 @@
 // Every flag has its parser here: parseFlags checks them all at start and hands out typed values.
 import { isIP } from 'node:net';
 import { statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { hostPath, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { parseSettings } from './model/annotations.js';
@@ -109,6 +110,18 @@ export const listenAddress: FlagParser<{ host: string; port: number }> = (raw) =
   return { host, port };
 };
 
+/** An https URL (a QRNG service's base URL). */
+const httpsUrl: FlagParser<string> = (raw) => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('is not a URL');
+  }
+  if (url.protocol !== 'https:') throw new Error('is not an https URL');
+  return raw;
+};
+
 /** An IP address or a lower-case DNS name, as Ingress status holds them. */
 const statusAddress: FlagParser<string> = (raw) => {
   if (!isIP(raw) && checkObjectName(raw)) throw new Error('is neither an IP address nor a lower-case DNS name');
@@ -179,6 +192,9 @@ export const FLAGS = {
   'validating-webhook': { type: 'string', default: '', parse: optional(listenAddress), description: 'address of the validating admission webhook for Ingresses: :port, ip:port or [ipv6]:port, e.g. ":8443" (docs/admission.md); empty: off' },
   'validating-webhook-certificate': { type: 'string', default: '', parse: list(text), description: 'PEM certificate file(s) of the webhook, comma-separated to serve several key types side by side (ML-DSA and ECDSA)' },
   'validating-webhook-key': { type: 'string', default: '', parse: list(text), description: 'PEM private key file(s) of the webhook, in the order of --validating-webhook-certificate' },
+  'entropy-source': { type: 'string', default: '', parse: optional(httpsUrl), description: 'https URL of a QRNG service (qubesec qrng serve, docs/qrng.md): the PKI\'s ML-DSA and ML-KEM keys are made from seeds it serves and every serial number is its bytes; with no healthy quantum source there, the PKI issues nothing (Certificate reason EntropyUnavailable). Empty: OpenSSL\'s generator' },
+  'entropy-source-ca': { type: 'string', default: '', parse: optional(text), description: 'PEM CA file of the --entropy-source service\'s certificate' },
+  'entropy-source-token-file': { type: 'string', default: '', parse: optional(text), description: 'file holding the bearer token for --entropy-source' },
   'log-level': { type: 'string', default: 'info', parse: oneOf(LEVELS), description: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, description: 'print the flags' },
 } as const;
@@ -255,4 +271,14 @@ export function sessionResumptionFromFlags(flags: Flags, namespace: string): Ses
     throw new Error(`flag --session-ticket-rotation: every ${rotation.periodMs / 1000}s would keep ${retired} old keys to decrypt tickets for --session-timeout ${rotation.sessionTimeoutMs / 1000}s; rotate at most ${MAX_RETIRED_KEYS} times per session timeout`);
   }
   return { tickets: flags['session-tickets'], timeoutSeconds: rotation.sessionTimeoutMs / 1000, ticketSecret: { namespace, name: flags['session-ticket-secret'] }, rotation };
+}
+
+/** The content of a file a flag names; the error names the flag (and says it is required when it is not given). */
+export async function flagFile(flag: string, path: string | undefined): Promise<string> {
+  if (!path) throw new Error(`flag --${flag} is required`);
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`flag --${flag}: ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+  }
 }

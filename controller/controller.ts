@@ -11,7 +11,7 @@ import chokidar, { type FSWatcher } from 'chokidar';
 import { replaceKeyPairs, serveAdmission, stopHttpsServer, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
-import { accessLogFromFlags, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { accessLogFromFlags, flagFile, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { LeaderElector } from './leader/elector.js';
 import { electionTimings } from './leader/lease.js';
 import { freePort } from './net.js';
@@ -19,6 +19,7 @@ import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { PkiController } from './pki/controller.js';
+import { serviceKeyMaterial } from './pki/key-material.js';
 import { GROUP, VERSION } from './pki/resources.js';
 import { defaultCertificatePairs } from './pki/selfsigned.js';
 import { serveObservability } from './observability/server.js';
@@ -103,6 +104,8 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], identity, log);
     pkiOn = flags['enable-pki'] && (await pkiResourcesInstalled(kc, log));
   }
+  const keyMaterial = pkiOn && flags['entropy-source'] ? await entropySourceFromFlags(flags) : undefined;
+  if (keyMaterial) log.info('the PKI draws its key seeds and serial numbers from the QRNG service', { url: flags['entropy-source'] });
 
   const reconciler = new Reconciler(
     source,
@@ -131,7 +134,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     const debounceMs = flags['debounce-ms'];
     elector = new LeaderElector(cluster, { namespace, name: flags['election-id'], identity, ...electionTiming }, async () => {
       const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
-      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm: flags['default-certificate-algorithm'] }, recorder, metrics, log.child({ component: 'pki' })) : undefined;
+      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm: flags['default-certificate-algorithm'], ...(keyMaterial ? { keyMaterial } : {}) }, recorder, metrics, log.child({ component: 'pki' })) : undefined;
       const tickets = sessionResumption.tickets
         ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }))
         : undefined;
@@ -181,6 +184,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     await Promise.allSettled([webhookWatcher?.close(), webhook && stopHttpsServer(webhook), reconciler.stop(), applier.stop()]);
     observability?.close();
     handshakes.socket.close();
+    await keyMaterial?.close();
     throw err;
   }
 
@@ -199,6 +203,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       await applier.stop();
       await new Promise((r) => observability!.close(r));
       handshakes.socket.close();
+      await keyMaterial?.close();
     },
   };
 }
@@ -268,4 +273,12 @@ async function pkiResourcesInstalled(kc: KubeConfig, log: Logger): Promise<boole
       await new Promise((r) => setTimeout(r, delayMs));
     }
   }
+}
+
+/** --entropy-source with its CA and token files, each read error naming its flag. */
+async function entropySourceFromFlags(flags: Flags): Promise<ReturnType<typeof serviceKeyMaterial>> {
+  const file = async (flag: 'entropy-source-ca' | 'entropy-source-token-file') => (flags[flag] ? flagFile(flag, flags[flag]) : undefined);
+  const ca = await file('entropy-source-ca');
+  const token = (await file('entropy-source-token-file'))?.trim();
+  return serviceKeyMaterial({ url: flags['entropy-source']!, ...(ca ? { ca } : {}), ...(token ? { bearerToken: token } : {}) });
 }

@@ -13,10 +13,10 @@ import type { Server } from 'node:http';
 import { Socket } from 'node:net';
 import { execa } from 'execa';
 import { Registry } from 'prom-client';
-import type { FlagValues } from '../config.js';
+import { flagFile, type FlagValues } from '../config.js';
 import { createLogger, type Logger } from '../observability/log.js';
 import { serveObservability } from '../observability/server.js';
-import { flagFile, type QRNG_FEED_FLAGS } from './flags.js';
+import type { QRNG_FEED_FLAGS } from './flags.js';
 import { createQrngMetrics, type QrngMetrics } from './metrics.js';
 import { OpenApiSource } from './sources.js';
 

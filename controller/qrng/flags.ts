@@ -1,6 +1,5 @@
 // Flags of `qubesec qrng serve` and `qubesec qrng feed`, parsed and checked with the controller's flag parsers
 // (controller/config.ts). docs/flags.md lists each; controller/docs.test.ts checks it does.
-import { readFile } from 'node:fs/promises';
 import { DRBG_NAMES, MAX_REQUEST_BYTES } from './drbg.js';
 import { absolutePath, duration, integer, ipAddress, list, listenAddress, oneOf, optional, text, type FlagSet } from '../config.js';
 
@@ -42,12 +41,3 @@ export const QRNG_FEED_FLAGS = {
   ...common,
 } as const satisfies FlagSet;
 
-/** The content of a file a flag names; the error names the flag (and says it is required when it is not given). */
-export async function flagFile(flag: string, path: string | undefined): Promise<string> {
-  if (!path) throw new Error(`flag --${flag} is required`);
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    throw new Error(`flag --${flag}: ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
-  }
-}

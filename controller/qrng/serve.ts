@@ -3,12 +3,12 @@
 import type { Server } from 'node:http';
 import { Registry } from 'prom-client';
 import { stopHttpsServer } from '../admission/server.js';
-import type { FlagValues } from '../config.js';
+import { flagFile, type FlagValues } from '../config.js';
 import { createLogger } from '../observability/log.js';
 import { serveObservability } from '../observability/server.js';
 import { createSources, parseQrngConfig } from './config.js';
 import { Drbg } from './drbg.js';
-import { flagFile, type QRNG_SERVE_FLAGS } from './flags.js';
+import type { QRNG_SERVE_FLAGS } from './flags.js';
 import { createQrngMetrics } from './metrics.js';
 import { EntropyPool } from './pool.js';
 import { generate, serveQrng, TokenList } from './service.js';
