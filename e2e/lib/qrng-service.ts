@@ -75,7 +75,12 @@ export async function startTestQrngService(flags: string[], tokens: Record<strin
     service = qubesec('qrng', 'serve', '--config', file('sources.yaml'), '--listen', `127.0.0.1:${port}`, '--tls-certificate', file('tls.pem'), '--tls-key', file('tls.key'),
       '--tokens', file('tokens'), '--metrics-address', '127.0.0.1', '--metrics-port', String(metricsPort), '--log-level', 'debug', ...flags);
     service.all?.on('data', (chunk: Buffer) => logs.push(chunk.toString('utf8')));
-    await eventually(async () => ((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).ok ? true : undefined), 20_000, `qrng serve listening (${logs.join('')})`);
+    let exited: string | undefined;
+    void service.then((r) => (exited = `exited ${r.exitCode}: ${r.all}`));
+    await eventually(async () => {
+      if (exited) throw new Error(exited);
+      return (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).ok ? true : undefined;
+    }, 20_000, 'qrng serve listening');
     return {
       source,
       port,
