@@ -104,8 +104,8 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], identity, log);
     pkiOn = flags['enable-pki'] && (await pkiResourcesInstalled(kc, log));
   }
-  const keyMaterial = pkiOn && flags['entropy-source'] ? await entropySourceFromFlags(flags) : undefined;
-  if (keyMaterial) log.info('the PKI draws its key seeds and serial numbers from the QRNG service', { url: flags['entropy-source'] });
+  const keyMaterial = kc && flags['entropy-source'] ? await entropySourceFromFlags(flags) : undefined;
+  if (keyMaterial) log.info('the PKI\'s key seeds and serial numbers and the session ticket keys come from the QRNG service', { url: flags['entropy-source'] });
 
   const reconciler = new Reconciler(
     source,
@@ -136,7 +136,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
       const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm: flags['default-certificate-algorithm'], ...(keyMaterial ? { keyMaterial } : {}) }, recorder, metrics, log.child({ component: 'pki' })) : undefined;
       const tickets = sessionResumption.tickets
-        ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }))
+        ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }), keyMaterial?.secretBytes)
         : undefined;
       const work = [status, pki, tickets].filter((w) => w !== undefined);
       reconciler.onSynced = () => {

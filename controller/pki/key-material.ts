@@ -1,4 +1,4 @@
-// Where the PKI's randomness comes from: OpenSSL's generator (the default), or the QRNG service (--entropy-source).
+// Where the PKI's randomness (and the session ticket keys') comes from: OpenSSL's generator (the default), or the QRNG service (--entropy-source).
 // From the service, ML-DSA (FIPS 204) and ML-KEM (FIPS 203) keys are made from seeds it serves, through WebCrypto's
 // 'raw-seed' import (Node 24 on OpenSSL 3.5: the standards' seeded KeyGen), and every serial number is its bytes.
 // Node has no seeded key generation for ECDSA and SLH-DSA: those keys come from OpenSSL's generator, but their
@@ -20,6 +20,8 @@ export interface KeyMaterial {
   keyPair(algorithm: KeyAlgorithm): Promise<KeyPair>;
   /** 20 random bytes for a serial number. */
   serialBytes(): Promise<Buffer>;
+  /** Secret random bytes (session ticket keys). */
+  secretBytes(bytes: number): Promise<Buffer>;
 }
 
 /** Seed lengths of the standards' seeded key generation: ML-DSA's xi (32 bytes), ML-KEM's d || z (64 bytes). */
@@ -41,6 +43,7 @@ export const OPENSSL_KEY_MATERIAL: KeyMaterial = {
   origin: 'OpenSSL',
   keyPair: async (algorithm) => generateKeyPair(algorithm),
   serialBytes: async () => randomBytes(20),
+  secretBytes: async (bytes) => randomBytes(bytes),
 };
 
 /** Key material from `draw` (the QRNG service); any failure to draw is EntropyUnavailable. */
@@ -68,6 +71,7 @@ export function drawnKeyMaterial(origin: string, draw: (bytes: number) => Promis
       }
     },
     serialBytes: () => take(20),
+    secretBytes: take,
   };
 }
 
