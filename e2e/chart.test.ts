@@ -311,7 +311,7 @@ describe('the qubesec-qrng chart', () => {
       const added = feedPod.containers[0]!.securityContext!.capabilities!.add ?? [];
       if (feed.fifo) {
         expect(feed['rngd-command']).toBe(`rngd -f -d 1 -n 1 -r ${feed.fifo} -o /dev/random -p /run/qubesec-qrng/rngd.pid`);
-        expect(added).toEqual(['SYS_ADMIN']);
+        expect([added, feedPod.securityContext!.runAsUser]).toEqual([['SYS_ADMIN'], 0]);
       } else {
         expect([feed['write-device'], added, feedPod.securityContext!.runAsNonRoot]).toEqual(['/dev/random', [], true]);
       }
