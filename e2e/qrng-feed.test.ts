@@ -3,7 +3,8 @@
 //    namespace without any privilege over the host, so the host kernel's pool is never credited: rngd reads a FIPS
 //    140-2 block from the FIFO, passes its tests, and only then tries RNDADDENTROPY, which the kernel refuses
 //    (EPERM: it needs CAP_SYS_ADMIN). That refusal is rngd saying the source works; the feed reports it as
-//    no-permission and restarts rngd. Bytes rngd's tests fail make it print "too many FIPS failures" instead.
+//    no-permission and restarts rngd. Bytes rngd's tests fail (the feed pointed at the test double, stuck) make it
+//    print "too many FIPS failures" and exit 0: the feed tells that apart (fips-disabled) by rngd's output.
 //  - safe mode: the bytes are written to a file standing in for /dev/random; with the service's only quantum source
 //    faulted nothing more is written, and writing resumes once the source is back.
 import { stat, writeFile } from 'node:fs/promises';
@@ -60,6 +61,22 @@ describe('qubesec qrng feed', () => {
       expect(metricValue(text, 'qubesec_qrng_feed_rngd_exits_total{reason="fips-disabled"}')).toBeNaN();
       const stopped = feed.logs.join('').split('\n').filter((l) => l.includes('"rngd stopped"')).map((l) => JSON.parse(l) as { reason: string; hint: string; output: string[] });
       expect(stopped[0]).toMatchObject({ reason: 'no-permission', hint: expect.stringContaining('CAP_SYS_ADMIN'), output: expect.arrayContaining(['RNDADDENTROPY failed: Operation not permitted']) });
+    } finally {
+      await feed.stop();
+    }
+  });
+
+  it('sees rngd disable a source whose bytes fail its FIPS tests (rngd exits 0), by what it printed: fed straight from the test double, stuck', async () => {
+    // The feed's client also speaks to any QRNG Open API: here the vendor double itself, faulted to one repeated byte.
+    service.source.fault = 'stuck';
+    const fifo = join(service.dir, 'stuck.fifo');
+    const rngd = `unshare --user --map-root-user chroot ${rootfs()} rngd -f -d 1 -n 1 -r ${service.inRootfs('stuck.fifo')} -o /dev/random -p ${service.inRootfs('rngd-stuck.pid')}`;
+    const feed = await startFeed(['--url', service.source.url, '--ca', join(service.dir, 'source-ca.pem'), '--token-file', join(service.dir, 'source-token'), '--fifo', fifo, '--rngd-command', rngd]);
+    try {
+      await eventually(async () => (metricValue(await feed.metrics(), 'qubesec_qrng_feed_rngd_exits_total{reason="fips-disabled"}') >= 1 ? true : undefined), 30_000, `rngd disabling the source (${feed.logs.join('')})`);
+      const stopped = feed.logs.join('').split('\n').filter((l) => l.includes('"rngd stopped"')).map((l) => JSON.parse(l) as { reason: string; code: number; output: string[] });
+      expect(stopped[0]).toMatchObject({ reason: 'fips-disabled', code: 0, output: expect.arrayContaining(['too many FIPS failures, disabling entropy source']) });
+      expect(metricValue(await feed.metrics(), 'qubesec_qrng_feed_rngd_exits_total{reason="no-permission"}')).toBeNaN();
     } finally {
       await feed.stop();
     }
