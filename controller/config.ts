@@ -26,7 +26,7 @@ export function integer(min: number, max: number): FlagParser<number> {
   };
 }
 
-export const boolean: FlagParser<boolean> = (raw) => {
+const boolean: FlagParser<boolean> = (raw) => {
   if (raw !== 'true' && raw !== 'false') throw new Error('is not true or false');
   return raw === 'true';
 };

@@ -22,8 +22,8 @@ export const QRNG_SERVE_FLAGS = {
   'max-block-size': { type: 'string', default: '65536', parse: integer(1, 1 << 20), description: 'largest block_size a request may ask for (bytes, 1 to 1048576)' },
   'max-block-count': { type: 'string', default: '64', parse: integer(1, 4096), description: 'largest block_count a request may ask for (1 to 4096)' },
   'max-request-bytes': { type: 'string', default: String(16 * MAX_REQUEST_BYTES), parse: integer(1, 1 << 24), description: 'largest block_size * block_count of one request (bytes, 1 to 16777216); more is refused with 422' },
-  'rate-limit': { type: 'string', default: '1048576', parse: integer(1, 1 << 30), description: 'bytes per second each client may draw (a token bucket); more is refused with 429 and Retry-After' },
-  'rate-burst': { type: 'string', default: '4194304', parse: integer(1, 1 << 30), description: 'bytes a client may draw at once before --rate-limit applies' },
+  'rate-limit': { type: 'string', default: '1048576', parse: integer(1, 1_000_000_000), description: 'bytes per second each client may draw (a token bucket); more is refused with 429 and Retry-After' },
+  'rate-burst': { type: 'string', default: '4194304', parse: integer(1, 1_000_000_000), description: 'bytes a client may draw at once before --rate-limit applies' },
   'metrics-port': { type: 'string', default: '10255', parse: integer(0, 65535), description: 'port of /metrics, /healthz and /readyz (ready while a quantum source is healthy; 0: any free port)' },
   ...common,
 } as const satisfies FlagSet;
