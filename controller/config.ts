@@ -2,6 +2,7 @@
 // Every flag has its parser here: parseFlags checks them all at start and hands out typed values.
 import { isIP } from 'node:net';
 import { statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { hostPath, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { parseSettings } from './model/annotations.js';
@@ -95,7 +96,7 @@ export function byteSize(max: number): FlagParser<number> {
 }
 
 // Rendered bare into nginx.conf (conf-dir, access-log, modules): absolute, and nothing NGINX would read otherwise.
-const absolutePath: FlagParser<string> = (raw) => {
+export const absolutePath: FlagParser<string> = (raw) => {
   if (!/^\/[A-Za-z0-9._/+@=-]*$/.test(raw)) throw new Error('is not an absolute path of letters, digits and . _ / + @ = -');
   return raw;
 };
@@ -118,6 +119,18 @@ export const listenAddress: FlagParser<{ host: string; port: number }> = (raw) =
     throw new Error('is not :port, ip:port or [ipv6]:port');
   }
   return { host, port };
+};
+
+/** An https URL (a QRNG service's base URL). */
+const httpsUrl: FlagParser<string> = (raw) => {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error('is not a URL');
+  }
+  if (url.protocol !== 'https:') throw new Error('is not an https URL');
+  return raw;
 };
 
 /** An IP address or a lower-case DNS name, as Ingress status holds them. */
@@ -191,6 +204,9 @@ export const FLAGS = {
   'validating-webhook-certificate': { type: 'string', default: '', parse: list(text), description: 'PEM certificate file(s) of the webhook, comma-separated to serve several key types side by side (ML-DSA and ECDSA)' },
   'validating-webhook-key': { type: 'string', default: '', parse: list(text), description: 'PEM private key file(s) of the webhook, in the order of --validating-webhook-certificate' },
   'enable-signatures': { type: 'string', default: 'false', parse: boolean, description: 'verify objects against SignaturePolicies (post-quantum signatures, docs/signatures.md#policies-and-admission) at POST /validate/signatures of the --validating-webhook server; needs a cluster and the qubesec.io CRDs (until their first lists are in, reviews fail closed): true or false' },
+  'entropy-source': { type: 'string', default: '', parse: optional(httpsUrl), description: 'https URL of a QRNG service (qubesec qrng serve, docs/qrng.md): the PKI\'s ML-DSA and ML-KEM keys are made from seeds it serves, every serial number and every session ticket key are its bytes; with no healthy quantum source there, the PKI issues nothing (Certificate reason EntropyUnavailable) and ticket keys are not rotated. Empty: OpenSSL\'s generator' },
+  'entropy-source-ca': { type: 'string', default: '', parse: optional(text), description: 'PEM CA file of the --entropy-source service\'s certificate' },
+  'entropy-source-token-file': { type: 'string', default: '', parse: optional(text), description: 'file holding the bearer token for --entropy-source' },
   'log-level': { type: 'string', default: 'info', parse: oneOf(LEVELS), description: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, description: 'print the flags' },
 } as const;
@@ -267,4 +283,14 @@ export function sessionResumptionFromFlags(flags: Flags, namespace: string): Ses
     throw new Error(`flag --session-ticket-rotation: every ${rotation.periodMs / 1000}s would keep ${retired} old keys to decrypt tickets for --session-timeout ${rotation.sessionTimeoutMs / 1000}s; rotate at most ${MAX_RETIRED_KEYS} times per session timeout`);
   }
   return { tickets: flags['session-tickets'], timeoutSeconds: rotation.sessionTimeoutMs / 1000, ticketSecret: { namespace, name: flags['session-ticket-secret'] }, rotation };
+}
+
+/** The content of a file a flag names; the error names the flag (and says it is required when it is not given). */
+export async function flagFile(flag: string, path: string | undefined): Promise<string> {
+  if (!path) throw new Error(`flag --${flag} is required`);
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`flag --${flag}: ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+  }
 }

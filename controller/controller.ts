@@ -9,10 +9,10 @@ import type { Server as HttpsServer } from 'node:https';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import chokidar, { type FSWatcher } from 'chokidar';
 import { answerReview } from './admission/review.js';
-import { VALIDATE_INGRESSES_PATH, replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
+import { VALIDATE_INGRESSES_PATH, replaceKeyPairs, serveAdmission, stopHttpsServer, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
-import { accessLogFromFlags, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { accessLogFromFlags, flagFile, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { LeaderElector } from './leader/elector.js';
 import { electionTimings } from './leader/lease.js';
 import { freePort } from './net.js';
@@ -20,6 +20,7 @@ import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { PkiController } from './pki/controller.js';
+import { serviceKeyMaterial } from './pki/key-material.js';
 import { GROUP, VERSION } from './pki/resources.js';
 import { defaultCertificatePairs } from './pki/selfsigned.js';
 import { serveObservability } from './observability/server.js';
@@ -112,6 +113,8 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   const signatures = flags['enable-signatures'] && kc
     ? new SignaturePolicies(kc, { controllerNamespace: namespace, clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs: flags['debounce-ms'] }, recorder, metrics, log.child({ component: 'signatures' }))
     : undefined;
+  const keyMaterial = kc && flags['entropy-source'] ? await entropySourceFromFlags(flags) : undefined;
+  if (keyMaterial) log.info('the PKI\'s key seeds and serial numbers and the session ticket keys come from the QRNG service', { url: flags['entropy-source'] });
 
   const reconciler = new Reconciler(
     source,
@@ -140,9 +143,9 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     const debounceMs = flags['debounce-ms'];
     elector = new LeaderElector(cluster, { namespace, name: flags['election-id'], identity, ...electionTiming }, async () => {
       const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
-      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm: flags['default-certificate-algorithm'] }, recorder, metrics, log.child({ component: 'pki' })) : undefined;
+      const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm: flags['default-certificate-algorithm'], ...(keyMaterial ? { keyMaterial } : {}) }, recorder, metrics, log.child({ component: 'pki' })) : undefined;
       const tickets = sessionResumption.tickets
-        ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }))
+        ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }), keyMaterial?.secretBytes)
         : undefined;
       signatures?.startStatus();
       const work = [status, pki, tickets].filter((w) => w !== undefined);
@@ -194,9 +197,10 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       });
     watcher.on('change', onDisk).on('unlink', onDisk).on('error', (err) => log.warn('file watch failed', { error: err }));
   } catch (err) {
-    await Promise.allSettled([webhookWatcher?.close(), webhook && stopAdmission(webhook), signatures?.stop(), reconciler.stop(), applier.stop()]);
+    await Promise.allSettled([webhookWatcher?.close(), webhook && stopHttpsServer(webhook), signatures?.stop(), reconciler.stop(), applier.stop()]);
     observability?.close();
     handshakes.socket.close();
+    await keyMaterial?.close();
     throw err;
   }
 
@@ -208,7 +212,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     elector,
     async stop() {
       await webhookWatcher?.close();
-      if (webhook) await stopAdmission(webhook);
+      if (webhook) await stopHttpsServer(webhook);
       await watcher?.close();
       await elector?.stop();
       await signatures?.stop();
@@ -216,6 +220,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       await applier.stop();
       await new Promise((r) => observability!.close(r));
       handshakes.socket.close();
+      await keyMaterial?.close();
     },
   };
 }
@@ -285,4 +290,12 @@ async function pkiResourcesInstalled(kc: KubeConfig, log: Logger): Promise<boole
       await new Promise((r) => setTimeout(r, delayMs));
     }
   }
+}
+
+/** --entropy-source with its CA and token files, each read error naming its flag. */
+async function entropySourceFromFlags(flags: Flags): Promise<ReturnType<typeof serviceKeyMaterial>> {
+  const file = async (flag: 'entropy-source-ca' | 'entropy-source-token-file') => (flags[flag] ? flagFile(flag, flags[flag]) : undefined);
+  const ca = await file('entropy-source-ca');
+  const token = (await file('entropy-source-token-file'))?.trim();
+  return serviceKeyMaterial({ url: flags['entropy-source']!, ...(ca ? { ca } : {}), ...(token ? { bearerToken: token } : {}) });
 }

@@ -10,6 +10,7 @@ import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from '
 import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
 import { createAuditMetrics, createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
+import { QRNG_FEED_FLAGS, QRNG_SERVE_FLAGS } from './qrng/flags.js';
 import { createQrngMetrics } from './qrng/metrics.js';
 import { AUDIT_SERVE_FLAGS, AUDIT_SHOW_OPTIONS, AUDIT_VERIFY_OPTIONS } from './signatures/audit/cli.js';
 import { SIGNATURE_ANNOTATION_PREFIX } from './signatures/objects.js';
@@ -26,6 +27,15 @@ describe('docs', () => {
   it('list every controller flag', () => {
     const flags = doc('flags.md');
     expect(Object.keys(FLAGS).filter((f) => !flags.includes(`\`--${f}\``))).toEqual([]);
+  });
+
+  it('list every flag of qubesec qrng serve and feed, each in its own section', () => {
+    const flags = doc('flags.md');
+    const section = (title: string) => flags.slice(flags.indexOf(`## ${title}`)).split(/\n## /)[0]!;
+    for (const [title, set] of [['qubesec qrng serve', QRNG_SERVE_FLAGS], ['qubesec qrng feed', QRNG_FEED_FLAGS]] as const) {
+      expect(section(title)).toContain(title);
+      expect(Object.keys(set).filter((f) => f !== 'help' && !section(title).includes(`| \`--${f}\` |`))).toEqual([]);
+    }
   });
 
   it('list every flag of qubesec check', () => {
@@ -72,6 +82,15 @@ describe('docs', () => {
     const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
     expect(names.length).toBeGreaterThan(5);
     expect(names.filter((n) => !doc('metrics.md').includes(`\`${n}\``))).toEqual([]);
+  });
+
+  it('list every value of the qubesec-qrng chart in docs/qrng.md', () => {
+    const documented = new Set([...doc('qrng.md').matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]));
+    const paths = valuePaths(parse(readFileSync(join(PROJECT_ROOT, 'charts', 'qubesec-qrng', 'values.yaml'), 'utf8')));
+    expect(paths.length).toBeGreaterThan(30);
+    // A map's row (podSecurityContext) covers the Kubernetes fields inside it.
+    const covered = (path: string) => path.split('.').some((_, i, parts) => documented.has(parts.slice(0, i + 1).join('.')));
+    expect(paths.filter((p) => !covered(p))).toEqual([]);
   });
 
   it('list every Helm value', () => {

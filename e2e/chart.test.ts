@@ -7,12 +7,15 @@ import { X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubernetesObject, V1ClusterRole, V1Deployment, V1PodSpec, V1Secret, V1Service, V1StatefulSet, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ClusterRole, V1DaemonSet, V1Deployment, V1PodSpec, V1Secret, V1Service, V1StatefulSet, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { parseAllDocuments, stringify } from 'yaml';
 import { VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
+import { parseFlagSet } from '../controller/config.js';
 import { selfSignedPair } from '../controller/pki/selfsigned.js';
 import { PROJECT_ROOT } from '../controller/project.js';
+import { parseQrngConfig } from '../controller/qrng/config.js';
+import { QRNG_FEED_FLAGS, QRNG_SERVE_FLAGS } from '../controller/qrng/flags.js';
 import { AUDIT_PATH } from '../controller/signatures/audit/receiver.js';
 import { startCluster, writeKubeconfig, type TestCluster } from './cluster/cluster.js';
 import { nodeHttps } from './lib/clients.js';
@@ -23,7 +26,9 @@ import { accessReviews, controllerAccess } from './lib/rbac.js';
 
 const CHART = join(PROJECT_ROOT, 'charts', 'qubesec');
 
-interface ValueSet { release: string; namespace: string; values: Record<string, unknown> }
+const QRNG_CHART = join(PROJECT_ROOT, 'charts', 'qubesec-qrng');
+
+interface ValueSet { release: string; namespace: string; values: Record<string, unknown>; chart?: string }
 
 /** The value sets the chart is tested with; each release has its own namespace and cluster-scoped names. */
 const VALUE_SETS: Record<string, ValueSet> = {
@@ -81,10 +86,24 @@ const VALUE_SETS: Record<string, ValueSet> = {
   },
 };
 
+/** The qubesec-qrng chart's value sets: its service with a PKI Certificate or a Secret, the feed in either mode. */
+const QRNG_VENDOR = { name: 'vendor', type: 'openapi', url: 'https://qrng.vendor.example/api', minEntropy: 6, alpha: '2^-30', blockSize: 4096, secret: { name: 'vendor-qrng', bearerTokenKey: 'token', caKey: 'ca.crt' } };
+const QRNG_VALUE_SETS: Record<string, ValueSet> = {
+  qrngCertificateRngdFeed: {
+    release: 'qrng', namespace: 'qrng', chart: QRNG_CHART,
+    values: { sources: [QRNG_VENDOR, { name: 'card', type: 'device', path: '/dev/qrandom0', sampleBits: 1, minEntropy: 0.8 }], auth: { tokensSecret: 'qrng-tokens' }, tls: { certificate: { issuerRef: { name: 'qubesec-ca' } } }, feed: { enabled: true, mode: 'rngd', tokenSecret: { name: 'qrng-feed-token' } } },
+  },
+  qrngSecretSafeFeed: {
+    release: 'entropy', namespace: 'entropy', chart: QRNG_CHART,
+    values: { sources: [QRNG_VENDOR], auth: { clientCASecret: 'qrng-clients' }, tls: { certificate: { enabled: false }, secretName: 'qrng-tls' }, drbg: 'hmac-sha512', feed: { enabled: true, tokenSecret: { name: 'qrng-feed-token', key: 'feed' } } },
+  },
+};
+
 let cluster: TestCluster;
 let kube: Kube;
 let workDir: string;
 const rendered = new Map<string, KubernetesObject[]>();
+const qrngRendered = new Map<string, KubernetesObject[]>();
 
 function helmBinary(): string {
   const helm = process.env.HELM;
@@ -99,7 +118,7 @@ async function helm(args: string[], values: Record<string, unknown>) {
 }
 
 async function render(set: ValueSet, extra: string[] = []): Promise<KubernetesObject[]> {
-  const result = await helm(['template', set.release, CHART, '--namespace', set.namespace, ...extra], set.values);
+  const result = await helm(['template', set.release, set.chart ?? CHART, '--namespace', set.namespace, ...extra], set.values);
   if (result.exitCode !== 0) throw new Error(`helm template failed: ${result.stderr}`);
   return parseAllDocuments(result.stdout).map((doc) => doc.toJS() as KubernetesObject).filter((obj) => obj !== null);
 }
@@ -150,6 +169,7 @@ const SERVICE_MONITOR_CRD = {
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'qubesec-chart-'));
   for (const [name, set] of Object.entries(VALUE_SETS)) rendered.set(name, await render(set));
+  for (const [name, set] of Object.entries(QRNG_VALUE_SETS)) qrngRendered.set(name, await render(set));
   cluster = await startCluster();
   kube = new Kube(cluster.kc);
 }, 300_000);
@@ -326,6 +346,69 @@ describe('helm lint and template', () => {
   });
 });
 
+describe('the qubesec-qrng chart', () => {
+  it.each(Object.keys(QRNG_VALUE_SETS))('lints cleanly with the %s values', async (name) => {
+    const set = QRNG_VALUE_SETS[name]!;
+    const result = await helm(['lint', QRNG_CHART, '--strict', '--namespace', set.namespace], set.values);
+    expect([result.exitCode, result.stdout + result.stderr]).toEqual([0, expect.stringContaining('1 chart(s) linted, 0 chart(s) failed')]);
+  });
+
+  it.each([
+    [{ sources: [{ ...QRNG_VENDOR, url: 'ftp://x' }] }, "at '/sources/0/url': 'ftp://x' does not match pattern"],
+    [{ sources: [{ ...QRNG_VENDOR, colour: 'blue' }] }, "at '/sources/0': additional properties 'colour' not allowed"],
+    [{ sources: [{ name: 'card', type: 'serial', minEntropy: 1 }] }, "at '/sources/0/type': value must be one of 'openapi', 'device', 'os'"],
+    [{ sources: [{ ...QRNG_VENDOR, alpha: '2^-10' }] }, "at '/sources/0/alpha'"],
+    [{ drbg: 'md5' }, "at '/drbg': value must be one of"],
+    [{ feed: { mode: 'kernel' } }, "at '/feed/mode': value must be one of 'safe', 'rngd'"],
+  ])('refuses %j with a schema message', async (values, message) => {
+    const template = await helm(['template', 'bad', QRNG_CHART], { ...QRNG_VALUE_SETS.qrngSecretSafeFeed!.values, ...values });
+    expect([template.exitCode, template.stderr]).toEqual([1, expect.stringContaining(message)]);
+  });
+
+  it.each([
+    [{ sources: [] }, 'sources: list at least one entropy source'],
+    [{ auth: { tokensSecret: '', clientCASecret: '' } }, 'set auth.tokensSecret or auth.clientCASecret'],
+    [{ tls: { certificate: { enabled: true, issuerRef: { name: '' } } } }, 'tls.certificate.issuerRef.name'],
+  ])('refuses %j with a message saying what to set', async (values, message) => {
+    const template = await helm(['template', 'bad', QRNG_CHART], { ...QRNG_VALUE_SETS.qrngSecretSafeFeed!.values, ...values });
+    expect([template.exitCode, template.stderr]).toEqual([1, expect.stringContaining(message)]);
+  });
+
+  it('renders a sources file that qubesec qrng serve takes, with each credential at the path its Secret is mounted', () => {
+    const objects = qrngRendered.get('qrngCertificateRngdFeed')!;
+    const configMap = ofKind<KubernetesObject & { data: Record<string, string> }>(objects, 'ConfigMap')[0]!;
+    const config = parseQrngConfig(configMap.data['sources.yaml']!, 'the chart\'s sources.yaml');
+    expect(config.sources).toEqual([
+      { type: 'openapi', name: 'vendor', url: 'https://qrng.vendor.example/api', variant: 'qrng-open-api', blockSize: 4096, bearerTokenFile: '/etc/qubesec-qrng/sources/vendor/token', caFile: '/etc/qubesec-qrng/sources/vendor/ca.crt', model: { sampleBits: 8, minEntropy: 6, alpha: 2 ** -30 } },
+      { type: 'device', name: 'card', path: '/dev/qrandom0', quantum: true, model: { sampleBits: 1, minEntropy: 0.8, alpha: 2 ** -20 } },
+    ]);
+    const pod = ofKind<V1Deployment>(objects, 'Deployment')[0]!.spec!.template.spec!;
+    const mounts = pod.containers[0]!.volumeMounts!;
+    const vendorMount = mounts.find((m) => m.mountPath === '/etc/qubesec-qrng/sources/vendor')!;
+    expect(pod.volumes!.find((v) => v.name === vendorMount.name)!.secret!.secretName).toBe('vendor-qrng');
+  });
+
+  it('gives the service and the feed flags that qubesec qrng serve and feed accept, the feed rngd with CAP_SYS_ADMIN only in rngd mode', () => {
+    for (const name of Object.keys(QRNG_VALUE_SETS)) {
+      const objects = qrngRendered.get(name)!;
+      const service = ofKind<V1Deployment>(objects, 'Deployment')[0]!.spec!.template.spec!.containers[0]!;
+      expect(service.args!.slice(0, 2)).toEqual(['qrng', 'serve']);
+      const serve = parseFlagSet(QRNG_SERVE_FLAGS, service.args!.slice(2));
+      expect(serve.tokens ?? serve['client-ca']).toMatch(/^\/etc\/qubesec-qrng\//);
+      const feedPod = ofKind<V1DaemonSet>(objects, 'DaemonSet')[0]!.spec!.template.spec!;
+      const feed = parseFlagSet(QRNG_FEED_FLAGS, feedPod.containers[0]!.args!.slice(2));
+      expect(feed.url).toBe(`https://${QRNG_VALUE_SETS[name]!.release}-qubesec-qrng.${QRNG_VALUE_SETS[name]!.namespace}.svc:443`);
+      const added = feedPod.containers[0]!.securityContext!.capabilities!.add ?? [];
+      if (feed.fifo) {
+        expect(feed['rngd-command']).toBe(`rngd -f -d 1 -n 1 -r ${feed.fifo} -o /dev/random -p /run/qubesec-qrng/rngd.pid`);
+        expect([added, feedPod.securityContext!.runAsUser]).toEqual([['SYS_ADMIN'], 0]);
+      } else {
+        expect([feed['write-device'], added, feedPod.securityContext!.runAsNonRoot]).toEqual(['/dev/random', [], true]);
+      }
+    }
+  });
+});
+
 describe('on the real API server', () => {
   beforeAll(async () => {
     // The CRDs as helm renders them (crds/ with --include-crds), created for real: the CRs below are checked against them.
@@ -337,12 +420,12 @@ describe('on the real API server', () => {
     }
     expect(crds).toEqual(fromFiles);
     for (const crd of [...crds, SERVICE_MONITOR_CRD]) await kube.createCrd(crd);
-    for (const set of Object.values(VALUE_SETS)) await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: set.namespace } });
+    for (const set of Object.values({ ...VALUE_SETS, ...QRNG_VALUE_SETS })) await kube.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: set.namespace } });
   }, 120_000);
 
-  it.each(Object.keys(VALUE_SETS))('accepts every object rendered with the %s values in a strict dry run', async (name) => {
+  it.each(Object.keys({ ...VALUE_SETS, ...QRNG_VALUE_SETS }))('accepts every object rendered with the %s values in a strict dry run', async (name) => {
     const refused: string[] = [];
-    for (const obj of rendered.get(name)!) {
+    for (const obj of rendered.get(name) ?? qrngRendered.get(name)!) {
       const result = await create(obj, true);
       if (result.status !== 201) refused.push(`${obj.kind} ${obj.metadata!.name}: ${result.status} ${result.body}`);
     }

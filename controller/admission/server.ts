@@ -29,7 +29,7 @@ export interface WebhookOptions {
 export async function serveAdmission(options: WebhookOptions, handlers: Record<string, ReviewHandler>, log: Logger): Promise<Server> {
   const server = createServer(
     {
-      ...tlsOptions(options.keyPairs),
+      ...hybridTlsOptions(options.keyPairs),
       handshakeTimeout: 10_000,
       headersTimeout: 10_000,
       requestTimeout: 30_000,
@@ -48,11 +48,11 @@ export async function serveAdmission(options: WebhookOptions, handlers: Record<s
 
 /** New connections get these pairs; open ones keep theirs (a rotated certificate needs no restart). */
 export function replaceKeyPairs(server: Server, keyPairs: WebhookOptions['keyPairs']): void {
-  server.setSecureContext(tlsOptions(keyPairs));
+  server.setSecureContext(hybridTlsOptions(keyPairs));
 }
 
-/** The webhook servers' TLS: these key pairs, the hybrid ML-KEM groups first (also the audit receiver's). */
-export function tlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions {
+/** TLS of QubeSec's own HTTPS servers (this webhook, the QRNG service): the key pairs, hybrid ML-KEM groups first. */
+export function hybridTlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions {
   return {
     cert: keyPairs.map((p) => p.certificatePem),
     key: keyPairs.map((p) => p.keyPem),
@@ -63,7 +63,8 @@ export function tlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextO
   };
 }
 
-export async function stopAdmission(server: Server): Promise<void> {
+/** Stops listening and closes every connection, idle or not (the webhook, the QRNG service). */
+export async function stopHttpsServer(server: Server): Promise<void> {
   const closed = new Promise((resolve) => server.close(resolve));
   server.closeAllConnections();
   await closed;

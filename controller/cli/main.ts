@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// qubesec: the controller, the demo, certificates, the post-quantum check of an endpoint, signatures and the audit trail.
+// qubesec: the controller, the demo, certificates, the post-quantum check of an endpoint, signatures and the audit trail,
+// and the QRNG service.
 import { parseFlags, usage } from '../config.js';
 import { startController } from '../controller.js';
 import { runCert } from './cert.js';
@@ -8,6 +9,7 @@ import { runDemo } from './demo.js';
 import { untilSignal } from './signals.js';
 import { runSign, runVerify } from './signatures.js';
 import { runAudit } from '../signatures/audit/cli.js';
+import { runQrng } from './qrng.js';
 
 /** A command resolves with its exit code, or nothing for 0. */
 const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
@@ -27,6 +29,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
   sign: runSign,
   verify: runVerify,
   audit: runAudit,
+  qrng: runQrng,
 };
 
 const [name = '', ...rest] = process.argv.slice(2);

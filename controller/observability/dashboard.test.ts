@@ -1,8 +1,10 @@
-// The chart's Grafana dashboard queries only metrics the controller defines: a renamed metric fails here, not on a
+// The chart's Grafana dashboard queries only metrics the controller and the QRNG service define: a renamed metric fails here, not on a
 // blank panel in someone's Grafana.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../project.js';
+import { Registry } from 'prom-client';
+import { createQrngMetrics } from '../qrng/metrics.js';
 import { createMetrics } from './metrics.js';
 
 interface Dashboard { panels: { title: string; targets: { expr: string }[] }[] }
@@ -27,8 +29,10 @@ describe('Grafana dashboard', () => {
     expect(metricNames('sum by (group) (rate(a_total{group_class!="x{y}"}[$__rate_interval])) / count(b == 0) or vector(0) - time()')).toEqual(['a_total', 'b']);
   });
 
-  it('queries only metrics the controller defines', async () => {
-    const defined = new Set((await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name));
+  it('queries only metrics the controller and the QRNG service define', async () => {
+    const qrng = new Registry();
+    createQrngMetrics(qrng);
+    const defined = new Set([...(await createMetrics().registry.getMetricsAsJSON()), ...(await qrng.getMetricsAsJSON())].map((m) => m.name));
     const used = new Set(exprs.flatMap(metricNames));
     expect(used.size).toBeGreaterThan(4);
     expect([...used].filter((name) => !defined.has(name))).toEqual([]);
@@ -39,5 +43,13 @@ describe('Grafana dashboard', () => {
     expect(all).toContain('group_class!="classical"');
     for (const metric of ['qubesec_config_reloads_total', 'qubesec_config_reload_failures_total', 'qubesec_endpoint_update_failures_total']) expect(all).toContain(metric);
     expect(all).toMatch(/by \(key_algorithm\) \(qubesec_certificate_expiry_timestamp_seconds/);
+  });
+
+  it('shows the QRNG sources\' health, bytes served, refusals and failures by cause', () => {
+    const all = exprs.join('\n');
+    expect(all).toMatch(/by \(source, quantum\) \(qubesec_qrng_source_healthy/);
+    expect(all).toMatch(/by \(client\) \(rate\(qubesec_qrng_served_bytes_total/);
+    expect(all).toContain('qubesec_qrng_requests_total{namespace=~"$namespace",code="503"}');
+    expect(all).toMatch(/by \(source, cause\) \(increase\(qubesec_qrng_source_failures_total/);
   });
 });

@@ -1,4 +1,5 @@
-// /metrics, /healthz (the process is alive) and /readyz (NGINX serves the first configuration).
+// /metrics, /healthz (the process is alive) and /readyz (the controller: NGINX serves the first configuration; the QRNG
+// service: a healthy quantum source).
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 

@@ -20,7 +20,9 @@ import type { Metrics } from '../observability/metrics.js';
 import { reflectorHooks } from '../sources/kubernetes.js';
 import { Reflector, kubernetesListWatch, type ListOptions } from '../sources/reflector.js';
 import type { EventRecorder } from '../sources/source.js';
-import { KEM_ALGORITHMS, SIGNATURE_ALGORITHMS, generateKeyPair, isSignatureAlgorithm, type SignatureAlgorithm } from './algorithms.js';
+import { EntropyUnavailable } from '../qrng/errors.js';
+import { KEM_ALGORITHMS, SIGNATURE_ALGORITHMS, isSignatureAlgorithm, type SignatureAlgorithm } from './algorithms.js';
+import { OPENSSL_KEY_MATERIAL, type KeyMaterial } from './key-material.js';
 import {
   GROUP,
   SECRET_ANNOTATIONS,
@@ -44,7 +46,12 @@ export interface PkiControllerOptions {
   debounceMs: number;
   /** Algorithm of the Certificates made for annotated Ingresses that do not name one (--default-certificate-algorithm). */
   defaultAlgorithm: SignatureAlgorithm;
+  /** Keys and serial numbers: OpenSSL's generator unless --entropy-source names a QRNG service. */
+  keyMaterial?: KeyMaterial;
 }
+
+/** How soon a Certificate refused for want of entropy is tried again. */
+const ENTROPY_RETRY_MS = 5000;
 
 const MAX_TIMER_MS = 6 * 3600_000;
 
@@ -166,6 +173,11 @@ export class PkiController {
         issued.push(await this.issue(resource, { ...spec, secretName: twinName, algorithm: 'ecdsa-p256' }, twinName, 'ecdsa-p256', state.kind === 'ca' ? state.classical : undefined, now));
       }
     } catch (err) {
+      if (err instanceof EntropyUnavailable) {
+        // Fail closed: no key and no serial without the configured entropy source; tried again when it may be back.
+        await this.fail(resource, 'EntropyUnavailable', `Certificate ${namespace}/${resource.metadata.name}: not issued: ${err.message}`);
+        return Date.now() + ENTROPY_RETRY_MS;
+      }
       await this.fail(resource, 'IssuanceFailed', `Certificate ${namespace}/${resource.metadata.name}: ${(err as Error).message}`);
       return Infinity;
     }
@@ -182,7 +194,9 @@ export class PkiController {
   }
 
   private async issue(resource: CertificateResource, spec: CertificateSpec, secretName: string, algorithm: CertificateSpec['algorithm'], ca: Issuer | undefined, now: Date): Promise<V1Secret> {
-    const keys = generateKeyPair(algorithm);
+    const material = this.options.keyMaterial ?? OPENSSL_KEY_MATERIAL;
+    const keys = await material.keyPair(algorithm);
+    const serialBytes = await material.serialBytes();
     const profile = spec.isCA ? 'ca' : isSignatureAlgorithm(algorithm) ? spec.usages : 'key-establishment';
     const pem = await issueCertificate({
       subject: `CN=${spec.commonName}`,
@@ -192,6 +206,7 @@ export class PkiController {
       notBefore: now,
       notAfter: new Date(now.getTime() + spec.durationMs),
       publicKey: keys.publicKey,
+      serialBytes,
     }, ca ?? { selfKey: keys.privateKey });
     const caPem = ca?.certificatePem ?? pem;
     const chain = servedChain(pem, caPem);

@@ -18,6 +18,8 @@ export interface CertificateSpec {
   notBefore?: Date;
   notAfter: Date;
   publicKey: KeyObject;
+  /** 20 random bytes for the serial number (KeyMaterial.serialBytes); default: from OpenSSL's generator. */
+  serialBytes?: Buffer;
 }
 
 /** The CA that signs: its certificate (PEM) and private key. */
@@ -78,7 +80,7 @@ export async function issueCertificate(spec: CertificateSpec, signer: Issuer | {
 
   const web = webSigningAlgorithm(signingAlgorithm);
   const certificate = await x509.X509CertificateGenerator.create({
-    serialNumber: serialNumber(),
+    serialNumber: serialNumber(spec.serialBytes ?? randomBytes(20)),
     subject: spec.subject,
     issuer: issuerName,
     notBefore,
@@ -172,9 +174,10 @@ function extendedKeyUsage(profile: Profile): string[] {
   return { ca: [], server: [E.serverAuth], client: [E.clientAuth], 'server-client': [E.serverAuth, E.clientAuth], 'key-establishment': [] }[profile];
 }
 
-/** 159 random bits from the CSPRNG: positive, at most 20 octets (RFC 5280). */
-function serialNumber(): string {
-  const bytes = randomBytes(20);
+/** 159 of 20 random bytes' bits: positive, at most 20 octets (RFC 5280). */
+function serialNumber(random: Buffer): string {
+  if (random.length !== 20) throw new PkiError(`a serial number takes 20 random bytes, not ${random.length}`);
+  const bytes = Buffer.from(random);
   bytes[0] = bytes[0]! & 0x7f;
   if (bytes[0] === 0) bytes[0] = 1;
   return bytes.toString('hex');

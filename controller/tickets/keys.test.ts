@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { TICKET_KEY_BYTES, keysKept, nextCheckIn, rotate, type RotationPolicy, type TicketKey } from './keys.js';
+import { TICKET_KEY_BYTES, keysKept, nextCheckIn, rotate, rotationDue, type RotationPolicy, type TicketKey } from './keys.js';
 
 const HOUR = 3600_000;
 const DEFAULTS: RotationPolicy = { periodMs: 12 * HOUR, sessionTimeoutMs: 10 * 60_000 };
@@ -18,6 +18,14 @@ describe('keysKept', () => {
     expect(keysKept({ periodMs: 10_000, sessionTimeoutMs: 30_000 })).toBe(4);
     expect(keysKept({ periodMs: 10_000, sessionTimeoutMs: 25_000 })).toBe(4);
     expect(keysKept({ periodMs: HOUR, sessionTimeoutMs: HOUR })).toBe(2);
+  });
+});
+
+describe('rotationDue', () => {
+  it('is true exactly when rotate puts a new key in front: no key, or the current one a period old', () => {
+    const one = rotate(T0, [], DEFAULTS, counter());
+    expect([rotationDue(T0, [], DEFAULTS), rotationDue(at(12 * HOUR - 1), one, DEFAULTS), rotationDue(at(12 * HOUR), one, DEFAULTS)]).toEqual([true, false, true]);
+    for (const t of [0, 12 * HOUR - 1, 12 * HOUR, 30 * HOUR]) expect(rotate(at(t), one, DEFAULTS, counter())[0] !== one[0]).toBe(rotationDue(at(t), one, DEFAULTS));
   });
 });
 

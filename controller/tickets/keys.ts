@@ -29,14 +29,19 @@ export function keysKept(policy: RotationPolicy): number {
   return 1 + Math.ceil(policy.sessionTimeoutMs / policy.periodMs);
 }
 
+/** True when `rotate` would put a new key in front: there is none, or the current one is a period old. */
+export function rotationDue(now: Date, keys: readonly TicketKey[], policy: RotationPolicy): boolean {
+  const current = keys[0];
+  return current === undefined || now.getTime() - current.created.getTime() >= policy.periodMs;
+}
+
 /**
  * The set at `now`: a fresh encrypting key in front when there is none or the current one is a period old, and no
  * more keys than keysKept. Returns `keys` itself when nothing changes, so callers write only real changes.
  */
 export function rotate(now: Date, keys: readonly TicketKey[], policy: RotationPolicy, newKey: () => Buffer = () => randomBytes(TICKET_KEY_BYTES)): readonly TicketKey[] {
   const kept = keysKept(policy);
-  const current = keys[0];
-  if (current === undefined || now.getTime() - current.created.getTime() >= policy.periodMs) {
+  if (rotationDue(now, keys, policy)) {
     return [{ bytes: newKey(), created: now }, ...keys].slice(0, kept);
   }
   return keys.length > kept ? keys.slice(0, kept) : keys;

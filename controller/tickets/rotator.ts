@@ -8,7 +8,7 @@ import type { Logger } from '../observability/log.js';
 import { defaultCertificatePairs } from '../pki/selfsigned.js';
 import { errorText } from '../sources/kubernetes.js';
 import type { Source } from '../sources/source.js';
-import { nextCheckIn, rotate, type RotationPolicy } from './keys.js';
+import { TICKET_KEY_BYTES, nextCheckIn, rotate, rotationDue, type RotationPolicy } from './keys.js';
 import { LastGoodSharedState, NOTHING_SHARED, sharedSecret, type SecretRef } from './secret.js';
 
 const RETRY_MS = 5000;
@@ -26,6 +26,8 @@ export class TicketKeyRotator extends CoalescedWork {
     private readonly policy: RotationPolicy,
     debounceMs: number,
     private readonly log: Logger,
+    /** Where new ticket keys come from (--entropy-source); OpenSSL's generator when absent. */
+    private readonly newKeyBytes?: (bytes: number) => Promise<Buffer>,
   ) {
     super(debounceMs, (err) => log.error('session resumption Secret sync failed', { error: err.stack ?? err.message }));
     this.api = kc.makeApiClient(CoreV1Api);
@@ -39,7 +41,19 @@ export class TicketKeyRotator extends CoalescedWork {
     // A deleted Secret starts afresh (how to revoke every key at once). One that does not read well is replaced when
     // its last good keys are due, or at once without them; replicas warn about it meanwhile.
     const stored = current ? this.shared.read(current, now).state : NOTHING_SHARED;
-    const ticketKeys = rotate(now, stored.ticketKeys, this.policy);
+    let ticketKeys = stored.ticketKeys;
+    let keyRefused = false;
+    if (this.newKeyBytes && rotationDue(now, stored.ticketKeys, this.policy)) {
+      try {
+        const drawn = await this.newKeyBytes(TICKET_KEY_BYTES);
+        ticketKeys = rotate(now, stored.ticketKeys, this.policy, () => drawn);
+      } catch (err) {
+        // Fail closed: no key but from the entropy source. The current key (if any) goes on encrypting meanwhile;
+        // the default certificate is still kept up.
+        this.log.warn('no new session ticket key: the entropy source gave none', { secret: `${namespace}/${name}`, error: errorText(err), retryInMs: RETRY_MS });
+        keyRefused = true;
+      }
+    } else ticketKeys = rotate(now, stored.ticketKeys, this.policy);
     const renew = stored.defaultCertificates.length === 0 || stored.defaultCertificates.some((p) => p.notAfter.getTime() - now.getTime() < RENEW_DEFAULT_CERTIFICATE_BEFORE_MS);
     const next = { ticketKeys, defaultCertificates: renew ? await defaultCertificatePairs() : stored.defaultCertificates };
     if (this.stopped) return;
@@ -59,6 +73,6 @@ export class TicketKeyRotator extends CoalescedWork {
         }
       }
     }
-    this.syncAgainIn(nextCheckIn(now, ticketKeys, this.policy));
+    this.syncAgainIn(keyRefused ? RETRY_MS : nextCheckIn(now, ticketKeys, this.policy));
   }
 }

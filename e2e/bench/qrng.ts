@@ -1,15 +1,20 @@
 // Benchmark: the QRNG core's speed on one core. DRBG output (HMAC_DRBG SHA-512, CTR_DRBG AES-256 with df) next to
 // `openssl speed -evp aes-256-ctr` and `openssl rand` (OpenSSL 3.5 from the data-plane rootfs: its own CTR_DRBG), and
 // SP 800-90B health-test and conditioning throughput on raw input next to 240 Mbit/s, the fastest PCIe QRNG card
-// (IDQ Quantis QRNG PCIe-240M). Prints figures and ratios; asserts nothing.
+// (IDQ Quantis QRNG PCIe-240M). Then `qubesec qrng serve` (a real process, its source the QRNG test double) serving
+// POST /v1/entropy over X25519MLKEM768 to a keep-alive client, next to the same DRBG in process. Prints figures and
+// ratios; asserts nothing.
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { execa } from 'execa';
 import { CONDITIONED_BITS, FULL_ENTROPY_MARGIN, condition } from '../../controller/qrng/conditioning.js';
 import { Drbg, MAX_REQUEST_BYTES, type DrbgName, type EntropyInputSource } from '../../controller/qrng/drbg.js';
 import { HealthTests } from '../../controller/qrng/health.js';
+import { Agent, request } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { rootfs } from '../lib/env.js';
 import { SECONDS, callsPerCpuSecond } from './lib.js';
+import { startTestQrngService } from '../lib/qrng-service.js';
 
 const FASTEST_CARD_MBIT = 240;
 
@@ -71,6 +76,41 @@ async function conditioning(): Promise<number> {
   return (await throughput(`HMAC-SHA-512 conditioning (${raw.length}-byte raw input per block)`, raw.length, () => condition(raw, raw.length * 7))) * 8;
 }
 
+/** Wall-clock MB/s of POST /v1/entropy (16 blocks of 64 KiB per request, one keep-alive PQ TLS connection). */
+async function served(): Promise<{ mbps: number; group: string }> {
+  const token = 'bench-token-0123456789';
+  const service = await startTestQrngService(['--rate-limit', String(1 << 29), '--rate-burst', String(1 << 29), '--max-block-count', '16'], { bench: token });
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: service.caPem, ecdhCurve: 'X25519MLKEM768' });
+  let group = '';
+  const body = JSON.stringify({ block_size: MAX_REQUEST_BYTES, block_count: 16 });
+  const once = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(`https://127.0.0.1:${service.port}/v1/entropy`, { method: 'POST', agent, headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } }, (res) => {
+        group ||= ((res.socket as TLSSocket).getEphemeralKeyInfo() as { name?: string } | null)?.name ?? '';
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`POST /v1/entropy answered ${res.statusCode}: ${Buffer.concat(chunks).toString().slice(0, 200)}`));
+          resolve((JSON.parse(Buffer.concat(chunks).toString()) as { entropy: string[] }).entropy.reduce((n, b) => n + Buffer.from(b, 'base64').length, 0));
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  try {
+    await once();
+    let bytes = 0;
+    const start = performance.now();
+    while (performance.now() - start < SECONDS * 1000) bytes += await once();
+    const mbps = bytes / 1e6 / ((performance.now() - start) / 1000);
+    console.log(`${`qrng serve: POST /v1/entropy 1 MiB over ${group || 'TLS'}, one connection`.padEnd(64)} ${mbps.toFixed(1).padStart(9)} MB/s (wall clock, server and client on this machine)`);
+    return { mbps, group };
+  } finally {
+    agent.destroy();
+    await service.stop();
+  }
+}
+
 async function main(): Promise<void> {
   console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}; Node ${process.version} (OpenSSL ${process.versions.openssl}); ${SECONDS} s per figure`);
   const hmac = await drbg('hmac-sha512', MAX_REQUEST_BYTES);
@@ -88,6 +128,8 @@ async function main(): Promise<void> {
   const hmacCondition = await conditioning();
   console.log(`ratio health tests / ${FASTEST_CARD_MBIT} Mbit/s card: 8-bit samples ${(bytes / FASTEST_CARD_MBIT).toFixed(1)}x (${bytes.toFixed(0)} Mbit/s), binary samples ${(bits / FASTEST_CARD_MBIT).toFixed(2)}x (${bits.toFixed(0)} Mbit/s)`);
   console.log(`ratio conditioning / ${FASTEST_CARD_MBIT} Mbit/s card: ${(hmacCondition / FASTEST_CARD_MBIT).toFixed(1)}x (${hmacCondition.toFixed(0)} Mbit/s)`);
+  const api = await served();
+  console.log(`ratio served over ${api.group} / CTR_DRBG AES-256 in process: ${(api.mbps / ctr).toFixed(3)} (reseed per 64 KiB, base64 in JSON, TLS)`);
 }
 
 await main();

@@ -2,10 +2,10 @@
 // bearer token of its --audit-webhook-config-file kubeconfig. A batch gets 200 only once the store has it on disk;
 // when the store is full or the writer behind it answers 503 or 429 with Retry-After, which the API server retries
 // (--audit-webhook-initial-backoff, five tries); a batch it would not retry (malformed, too large) is counted dropped.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import { plain, tlsOptions, type WebhookOptions } from '../../admission/server.js';
+import { hybridTlsOptions, plain, type WebhookOptions } from '../../admission/server.js';
+import { BearerTokens, bearerToken } from '../../bearer-tokens.js';
 import type { Logger } from '../../observability/log.js';
 import type { AuditMetrics } from '../../observability/metrics.js';
 import { StoreFullError, type AuditStore } from './store.js';
@@ -41,18 +41,15 @@ export function eventsOfBatch(body: string): { events: string[]; firstAuditID: u
   return { events: items.map((item) => JSON.stringify(item)), firstAuditID: (items[0] as { auditID?: unknown } | undefined)?.auditID };
 }
 
-const digest = (token: string) => createHash('sha256').update(token).digest();
-
 export async function serveAuditReceiver(options: ReceiverOptions, store: AuditStore, metrics: AuditMetrics, log: Logger): Promise<Server> {
-  const tokens = options.tokens.map(digest);
+  const tokens = new BearerTokens(options.tokens.map((token) => ({ token, holder: true })));
   let pending = 0;
   const authorized = (header: string | undefined) => {
-    const token = /^Bearer (\S+)$/.exec(header ?? '')?.[1];
-    // Compared as digests, so the time taken says nothing about a token's length or its first bytes.
-    return token !== undefined && tokens.some((t) => timingSafeEqual(t, digest(token)));
+    const token = bearerToken(header);
+    return token !== undefined && tokens.holderOf(token) === true;
   };
   const server = createServer(
-    { ...tlsOptions(options.keyPairs), handshakeTimeout: 10_000, headersTimeout: 10_000, requestTimeout: 120_000, keepAliveTimeout: 120_000 },
+    { ...hybridTlsOptions(options.keyPairs), handshakeTimeout: 10_000, headersTimeout: 10_000, requestTimeout: 120_000, keepAliveTimeout: 120_000 },
     (req, res) => handle(req, res),
   );
 
