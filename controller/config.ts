@@ -102,7 +102,7 @@ export const absolutePath: FlagParser<string> = (raw) => {
 };
 
 /** namespace/name of a `kind`, each checked with the rule of its kind. */
-function namespacedName(kind: string, checkName: (name: string) => string | undefined): FlagParser<{ namespace: string; name: string }> {
+export function namespacedName(kind: string, checkName: (name: string) => string | undefined): FlagParser<{ namespace: string; name: string }> {
   return (raw) => {
     const [namespace = '', name = '', ...rest] = raw.split('/');
     if (rest.length > 0 || checkNamespaceName(namespace) || checkName(name)) throw new Error(`is not namespace/name of a ${kind}`);

@@ -7,7 +7,7 @@ import { X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubernetesObject, V1ClusterRole, V1DaemonSet, V1Deployment, V1PodSpec, V1Secret, V1Service, V1StatefulSet, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ClusterRole, V1DaemonSet, V1Deployment, V1PodSpec, V1Role, V1Secret, V1Service, V1StatefulSet, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { parseAllDocuments, stringify } from 'yaml';
 import { VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
@@ -95,7 +95,7 @@ const QRNG_VALUE_SETS: Record<string, ValueSet> = {
   },
   qrngSecretSafeFeed: {
     release: 'entropy', namespace: 'entropy', chart: QRNG_CHART,
-    values: { sources: [QRNG_VENDOR], auth: { clientCASecret: 'qrng-clients' }, tls: { certificate: { enabled: false }, secretName: 'qrng-tls' }, drbg: 'hmac-sha512', feed: { enabled: true, tokenSecret: { name: 'qrng-feed-token', key: 'feed' } } },
+    values: { sources: [QRNG_VENDOR], auth: { clientCASecret: 'qrng-clients' }, tls: { certificate: { enabled: false }, secretName: 'qrng-tls' }, drbg: 'hmac-sha512', events: { enabled: false }, feed: { enabled: true, tokenSecret: { name: 'qrng-feed-token', key: 'feed' } } },
   },
 };
 
@@ -388,12 +388,27 @@ describe('the qubesec-qrng chart', () => {
     expect(pod.volumes!.find((v) => v.name === vendorMount.name)!.secret!.secretName).toBe('vendor-qrng');
   });
 
+  it('lets the service write Events about its sources on its own Pod, and nothing else; with events off it gets no API token', () => {
+    const withEvents = qrngRendered.get('qrngCertificateRngdFeed')!;
+    const pod = ofKind<V1Deployment>(withEvents, 'Deployment')[0]!.spec!.template.spec!;
+    expect([pod.serviceAccountName, pod.automountServiceAccountToken]).toEqual(['qrng-qubesec-qrng', true]);
+    expect(pod.containers[0]!.args).toContain('--event-pod=$(POD_NAMESPACE)/$(POD_NAME)');
+    expect(ofKind<V1Role>(withEvents, 'Role').map((r) => r.rules)).toEqual([[{ apiGroups: [''], resources: ['events'], verbs: ['create'] }]]);
+    const without = qrngRendered.get('qrngSecretSafeFeed')!;
+    const quiet = ofKind<V1Deployment>(without, 'Deployment')[0]!.spec!.template.spec!;
+    expect([quiet.serviceAccountName, quiet.automountServiceAccountToken, ofKind(without, 'Role').length]).toEqual([undefined, false, 0]);
+    expect(quiet.containers[0]!.args!.some((a) => a.startsWith('--event-pod'))).toBe(false);
+  });
+
   it('gives the service and the feed flags that qubesec qrng serve and feed accept, the feed rngd with CAP_SYS_ADMIN only in rngd mode', () => {
     for (const name of Object.keys(QRNG_VALUE_SETS)) {
       const objects = qrngRendered.get(name)!;
       const service = ofKind<V1Deployment>(objects, 'Deployment')[0]!.spec!.template.spec!.containers[0]!;
       expect(service.args!.slice(0, 2)).toEqual(['qrng', 'serve']);
-      const serve = parseFlagSet(QRNG_SERVE_FLAGS, service.args!.slice(2));
+      // As the kubelet expands $(VAR) from the container's env (the downward API's Pod name and namespace here).
+      const podFields: Record<string, string> = { 'metadata.name': 'qrng-0', 'metadata.namespace': QRNG_VALUE_SETS[name]!.namespace };
+      const env = Object.fromEntries((service.env ?? []).map((e) => [e.name, podFields[e.valueFrom!.fieldRef!.fieldPath]!]));
+      const serve = parseFlagSet(QRNG_SERVE_FLAGS, service.args!.slice(2).map((a) => a.replace(/\$\((\w+)\)/g, (_, v: string) => env[v] ?? `$(${v})`)));
       expect(serve.tokens ?? serve['client-ca']).toMatch(/^\/etc\/qubesec-qrng\//);
       const feedPod = ofKind<V1DaemonSet>(objects, 'DaemonSet')[0]!.spec!.template.spec!;
       const feed = parseFlagSet(QRNG_FEED_FLAGS, feedPod.containers[0]!.args!.slice(2));

@@ -41,7 +41,8 @@ beforeAll(async () => {
   kube = new Kube(cluster.kc);
   custom = cluster.kc.makeApiClient(CustomObjectsApi);
   await kube.installQubesecCrds();
-  service = await startTestQrngService([], { pki: TOKEN });
+  // As the chart runs it: Events about its sources on its Pod (the Pod need not exist for an Event to name it).
+  service = await startTestQrngService(['--event-pod', 'default/qrng-0', '--kubeconfig', cluster.kubeconfigPath], { pki: TOKEN });
   await writeFile(join(service.dir, 'pki-token'), `${TOKEN}\n`);
   controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, [
     '--entropy-source', `https://127.0.0.1:${service.port}`, '--entropy-source-ca', join(service.dir, 'ca.pem'), '--entropy-source-token-file', join(service.dir, 'pki-token'),
@@ -90,5 +91,13 @@ describe('the PKI with --entropy-source', () => {
     service.source.fault = 'none';
     await until('refused', 'Issued');
     expect(await servedToPki()).toBeGreaterThan(before);
+
+    // The outage and the recovery, once each, as Events on the service's Pod.
+    const events = await eventually(async () => {
+      const list = (await kube.core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.kind=Pod,involvedObject.name=qrng-0' })).items;
+      return list.some((e) => e.reason === 'EntropySourceHealthy') ? list : undefined;
+    }, 20_000, 'the EntropySourceHealthy Event');
+    expect(events.map((e) => [e.type, e.reason])).toEqual([['Warning', 'EntropySourceOut'], ['Normal', 'EntropySourceHealthy']]);
+    expect(events[0]!.message).toMatch(/^entropy source "vendor" \(quantum\) taken out \(unavailable\): .*503.*; retried with backoff/);
   });
 });

@@ -1,7 +1,8 @@
 // Flags of `qubesec qrng serve` and `qubesec qrng feed`, parsed and checked with the controller's flag parsers
 // (controller/config.ts). docs/flags.md lists each; controller/docs.test.ts checks it does.
 import { DRBG_NAMES, MAX_REQUEST_BYTES } from './drbg.js';
-import { absolutePath, duration, integer, ipAddress, list, listenAddress, oneOf, optional, text, type FlagSet } from '../config.js';
+import { absolutePath, duration, integer, ipAddress, list, listenAddress, namespacedName, oneOf, optional, text, type FlagSet } from '../config.js';
+import { checkObjectName } from '../model/names.js';
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
@@ -25,6 +26,8 @@ export const QRNG_SERVE_FLAGS = {
   'rate-limit': { type: 'string', default: '1048576', parse: integer(1, 1_000_000_000), description: 'bytes per second each client may draw (a token bucket); more is refused with 429 and Retry-After' },
   'rate-burst': { type: 'string', default: '4194304', parse: integer(1, 1_000_000_000), description: 'bytes a client may draw at once before --rate-limit applies' },
   'metrics-port': { type: 'string', default: '10255', parse: integer(0, 65535), description: 'port of /metrics, /healthz and /readyz (ready while a quantum source is healthy; 0: any free port)' },
+  'event-pod': { type: 'string', default: '', parse: optional(namespacedName('Pod', checkObjectName)), description: 'namespace/name of the Pod the service runs as: a Warning Event EntropySourceOut on it when a source is taken out, a Normal EntropySourceHealthy when it is back (the chart sets it from the downward API); empty: logs and metrics only' },
+  kubeconfig: { type: 'string', default: '', parse: text, description: 'kubeconfig file for the Events of --event-pod; empty: in a Pod its service account, else the default kubeconfig' },
   ...common,
 } as const satisfies FlagSet;
 

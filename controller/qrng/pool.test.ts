@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { EntropyUnavailable } from './errors.js';
 import { createQrngMetrics } from './metrics.js';
-import { EntropyPool } from './pool.js';
+import { EntropyPool, type SourceHealthChange } from './pool.js';
 import { OsSource, SourceError, type EntropySource } from './sources.js';
 import { Drbg } from './drbg.js';
 
@@ -74,6 +74,23 @@ describe('EntropyPool', () => {
     expect((await retrying.block()).sources).toEqual(['c']);
     expect(c.bytesRead - before).toBeGreaterThanOrEqual(1024);
     await retrying.close();
+  });
+
+  it('reports a source taken out once per outage, and its recovery, not every failed retry', async () => {
+    const changes: SourceHealthChange[] = [];
+    const a = new ScriptedSource('a');
+    const pool = new EntropyPool({ sources: [a], reserveBlocks: 0, retry: FAST_RETRY, onHealthChange: (c) => changes.push(c) });
+    await pool.block();
+    expect(changes).toEqual([]);
+    a.mode = 'down';
+    for (let i = 0; i < 3; i++) await expect(pool.block()).rejects.toBeInstanceOf(EntropyUnavailable);
+    a.mode = 'good';
+    await pool.block();
+    expect(changes).toEqual([
+      { source: 'a', quantum: true, healthy: false, cause: 'unavailable', message: 'entropy source "a": 503' },
+      { source: 'a', quantum: true, healthy: true },
+    ]);
+    await pool.close();
   });
 
   it('never credits the OS generator unless allowed, and labels blocks non-quantum when it is', async () => {

@@ -38,6 +38,8 @@ class MonitoredSource {
   message: string | undefined;
   retryAt = 0;
   private consecutiveFailures = 0;
+  /** Taken out and not healthy since. */
+  private wasOut = false;
   private readonly tests: HealthTests;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -47,6 +49,7 @@ class MonitoredSource {
     private readonly onFailure: (source: MonitoredSource) => void,
     private readonly metrics: QrngMetrics | undefined,
     private readonly log: Logger | undefined,
+    private readonly onHealthChange: ((change: SourceHealthChange) => void) | undefined,
   ) {
     validateSampleModel(source.model, `entropy source "${source.name}"`);
     this.tests = new HealthTests(source.model);
@@ -87,6 +90,8 @@ class MonitoredSource {
     this.cause = this.message = undefined;
     this.setHealthy(true);
     this.log?.info('entropy source healthy', { source: this.source.name, quantum: this.source.quantum });
+    if (this.wasOut) this.onHealthChange?.({ source: this.source.name, quantum: this.source.quantum, healthy: true });
+    this.wasOut = false;
   }
 
   private async tested(bytes: number): Promise<Buffer> {
@@ -117,6 +122,9 @@ class MonitoredSource {
     this.source.discard();
     this.metrics?.sourceFailures.inc({ source: this.source.name, cause });
     this.log?.warn('entropy source out', { source: this.source.name, quantum: this.source.quantum, cause, error: message, retryInMs: wait });
+    // Once per outage, not at every failed retry.
+    if (!this.wasOut) this.onHealthChange?.({ source: this.source.name, quantum: this.source.quantum, healthy: false, cause, message });
+    this.wasOut = true;
     this.onFailure(this);
     return new SourceError(this.source.name, 'unavailable', message);
   }
@@ -159,6 +167,17 @@ export interface EntropyPoolOptions {
   retry?: Partial<RetryPolicy>;
   metrics?: QrngMetrics;
   log?: Logger;
+  /** Called when a source is taken out, and when it is healthy again after that (not at every failed retry). */
+  onHealthChange?: (change: SourceHealthChange) => void;
+}
+
+export interface SourceHealthChange {
+  source: string;
+  quantum: boolean;
+  healthy: boolean;
+  /** Why it was taken out: the health test that failed, or the source's error kind. */
+  cause?: string;
+  message?: string;
 }
 
 /** Input entropy gathered per block: its 512 output bits plus SP 800-90C's 64-bit margin, so each block is full entropy. */
@@ -181,7 +200,7 @@ export class EntropyPool implements EntropyInputSource {
     const duplicate = names.find((n, i) => names.indexOf(n) !== i);
     if (duplicate) throw new Error(`two entropy sources are named "${duplicate}"`);
     const retry = { initialMs: options.retry?.initialMs ?? 1000, maxMs: options.retry?.maxMs ?? 60_000 };
-    this.sources = options.sources.map((s) => new MonitoredSource(s, retry, () => this.dropReserve(), options.metrics, options.log));
+    this.sources = options.sources.map((s) => new MonitoredSource(s, retry, () => this.dropReserve(), options.metrics, options.log, options.onHealthChange));
     this.allowNonQuantum = options.allowNonQuantum ?? false;
     this.reserveBlocks = options.reserveBlocks ?? 4;
     options.metrics?.poolEntropy.set(0);

@@ -6,11 +6,13 @@ import { stopHttpsServer } from '../admission/server.js';
 import { flagFile, type FlagValues } from '../config.js';
 import { createLogger } from '../observability/log.js';
 import { serveObservability } from '../observability/server.js';
+import type { Diagnostic } from '../model/types.js';
+import { KubernetesEventRecorder, loadKubeConfig } from '../sources/kubernetes.js';
 import { createSources, parseQrngConfig } from './config.js';
 import { Drbg } from './drbg.js';
 import type { QRNG_SERVE_FLAGS } from './flags.js';
 import { createQrngMetrics } from './metrics.js';
-import { EntropyPool } from './pool.js';
+import { EntropyPool, type SourceHealthChange } from './pool.js';
 import { generate, serveQrng, TokenList } from './service.js';
 
 export type QrngServeFlags = FlagValues<typeof QRNG_SERVE_FLAGS>;
@@ -35,7 +37,10 @@ export async function startQrngService(flags: QrngServeFlags): Promise<RunningQr
 
   const registry = new Registry();
   const metrics = createQrngMetrics(registry);
-  const pool = new EntropyPool({ sources: createSources(config), allowNonQuantum: config.creditNonQuantum, retry: config.retry, metrics, log });
+  const pod = flags['event-pod'];
+  const recorder = pod && new KubernetesEventRecorder(loadKubeConfig(flags.kubeconfig), 'qubesec-qrng', pod.name, log);
+  const onHealthChange = recorder ? (change: SourceHealthChange) => void recorder.record(sourceHealthEvent(pod, change)) : undefined;
+  const pool = new EntropyPool({ sources: createSources(config), allowNonQuantum: config.creditNonQuantum, retry: config.retry, metrics, log, ...(onHealthChange ? { onHealthChange } : {}) });
   if (config.creditNonQuantum) log.warn('non-quantum sources are credited (creditNonQuantum: true): output may not come from a quantum source');
   // The DRBG is instantiated lazily, at the first request the pool can serve: a service started while its sources
   // are down serves 503 until they are healthy, instead of failing to start.
@@ -83,5 +88,16 @@ export async function startQrngService(flags: QrngServeFlags): Promise<RunningQr
       observability.closeAllConnections();
       await pool.close();
     },
+  };
+}
+
+/** The Event on the service's Pod for a source taken out or back. */
+export function sourceHealthEvent(pod: { namespace: string; name: string }, change: SourceHealthChange): Diagnostic {
+  const source = `entropy source "${change.source}" (${change.quantum ? 'quantum' : 'non-quantum'})`;
+  return {
+    object: { kind: 'Pod', namespace: pod.namespace, name: pod.name },
+    ...(change.healthy
+      ? { type: 'Normal', reason: 'EntropySourceHealthy', message: `${source} passed its start-up health tests and is used again` }
+      : { type: 'Warning', reason: 'EntropySourceOut', message: `${source} taken out (${change.cause}): ${change.message}; retried with backoff, and without a healthy quantum source the service answers 503` }),
   };
 }

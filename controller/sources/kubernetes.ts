@@ -151,6 +151,6 @@ export class KubernetesEventRecorder implements EventRecorder {
 }
 
 const API_VERSIONS: Record<string, string> = {
-  Ingress: 'networking.k8s.io/v1', Secret: 'v1', ConfigMap: 'v1', Service: 'v1',
+  Ingress: 'networking.k8s.io/v1', Secret: 'v1', ConfigMap: 'v1', Service: 'v1', Pod: 'v1',
   Certificate: 'qubesec.io/v1alpha1', Issuer: 'qubesec.io/v1alpha1', ClusterIssuer: 'qubesec.io/v1alpha1', SignaturePolicy: 'qubesec.io/v1alpha1',
 };
