@@ -1,0 +1,182 @@
+// The VPN gateway controller: watches one VpnGateway, the VpnPeers naming it and the Secrets of its namespace; once
+// every first list is in, translates them (pure), renders swanctl's files (pure), loads them into the charon it runs
+// (never restarting it for a change), and reports: VpnPeer status from charon's SAs, Events for invalid resources, for
+// proposals charon refused (a peer without ML-KEM at a strict gateway) and for classical SAs.
+import { createHash } from 'node:crypto';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
+import { Coalescer } from '../coalescer.js';
+import type { Diagnostic } from '../model/types.js';
+import type { Logger } from '../observability/log.js';
+import type { Metrics } from '../observability/metrics.js';
+import { reflectorHooks } from '../sources/kubernetes.js';
+import { Reflector, errorText, kubernetesListWatch, type ListOptions } from '../sources/reflector.js';
+import type { EventRecorder } from '../sources/source.js';
+import { Charon, type CharonRuntime } from './charon.js';
+import { GROUP, VERSION, translateVpn, type Translation, type VpnGatewayResource, type VpnPeerResource } from './model.js';
+import { renderSwanctl } from './render.js';
+import { RefusalParser, parseSas, peerStatus, type IkeSa, type PeerStatus } from './status.js';
+
+export interface VpnControllerOptions {
+  namespace: string;
+  gateway: string;
+  runtime: CharonRuntime;
+  debounceMs: number;
+  /** How often charon's SAs are read into VpnPeer status. */
+  statusIntervalMs: number;
+}
+
+export class VpnController {
+  private readonly reflectors = new Map<string, Reflector<KubernetesObject>>();
+  private readonly custom: CustomObjectsApi;
+  private readonly coalescer: Coalescer;
+  private readonly charon: Charon;
+  private readonly refusals = new RefusalParser();
+  private readonly reported = new Set<string>();
+  private translation: Translation | undefined;
+  private loadedHash = '';
+  private ports: { ikePort: number; natPort: number } | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private readonly written = new Map<string, string>();
+  private stopped = false;
+
+  constructor(kc: KubeConfig, private readonly options: VpnControllerOptions, private readonly recorder: EventRecorder, metrics: Metrics, private readonly log: Logger) {
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    const core = kc.makeApiClient(CoreV1Api);
+    const ns = options.namespace;
+    const custom = (plural: string) => (o: ListOptions) => this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural }, o) as Promise<KubernetesListObject<KubernetesObject>>;
+    const add = (name: string, path: string, list: (o: ListOptions) => Promise<KubernetesListObject<KubernetesObject>>) => {
+      const resource = `vpn/${name}`;
+      this.reflectors.set(name, new Reflector(resource, kubernetesListWatch(kc, path, list), () => this.coalescer.schedule(), reflectorHooks(resource, metrics, log)));
+    };
+    add('vpngateways', `/apis/${GROUP}/${VERSION}/namespaces/${ns}/vpngateways`, custom('vpngateways'));
+    add('vpnpeers', `/apis/${GROUP}/${VERSION}/namespaces/${ns}/vpnpeers`, custom('vpnpeers'));
+    add('secrets', `/api/v1/namespaces/${ns}/secrets`, (o) => core.listNamespacedSecret({ namespace: ns }, o) as Promise<KubernetesListObject<KubernetesObject>>);
+    this.coalescer = new Coalescer(() => this.sync(), options.debounceMs, (err) => log.error('VPN sync failed', { error: err.stack ?? err.message }));
+    this.charon = new Charon(options.runtime, log.child({ component: 'charon' }), (line) => this.charonLine(line));
+  }
+
+  /** Starts the watches; the first sync runs once every first list is in (nothing is loaded from a partial view). */
+  async start(): Promise<void> {
+    for (const reflector of this.reflectors.values()) reflector.start();
+    await Promise.all([...this.reflectors.values()].map((r) => r.synced));
+    await this.coalescer.runNow();
+    this.statusTimer = setInterval(() => void this.updateStatus().catch((err: Error) => this.log.warn('VPN status update failed', { error: err.message })), this.options.statusIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.statusTimer);
+    await this.coalescer.stop();
+    await Promise.all([...this.reflectors.values()].map((r) => r.stop()));
+    await this.charon.stop();
+  }
+
+  /** swanctl against this gateway's charon (the CLI and tests use it to read what is loaded). */
+  swanctl(args: string[]): Promise<{ stdout: string }> {
+    return this.charon.swanctl(args);
+  }
+
+  private list<T>(name: string): T[] {
+    return (this.reflectors.get(name)?.list() ?? []) as T[];
+  }
+
+  private async sync(): Promise<void> {
+    if (this.stopped || [...this.reflectors.values()].some((r) => !r.hasSynced)) return;
+    const { namespace, gateway: name } = this.options;
+    const gateway = this.list<VpnGatewayResource>('vpngateways').find((g) => g.metadata.name === name);
+    if (!gateway) {
+      this.log.warn('VpnGateway not found: nothing loaded', { gateway: `${namespace}/${name}` });
+      return;
+    }
+    const secrets = this.list<V1Secret>('secrets');
+    const translation = translateVpn(gateway, this.list<VpnPeerResource>('vpnpeers'), (ns, n) => secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === n), new Date());
+    this.translation = translation;
+    for (const d of translation.diagnostics) await this.report(d);
+    const model = translation.model;
+    if (!model) return;
+    const ports = { ikePort: model.gateway.ikePort, natPort: model.gateway.natPort };
+    if (!this.charon.running) {
+      await this.charon.start(ports);
+      this.ports = ports;
+      this.loadedHash = '';
+    } else if (this.ports && (this.ports.ikePort !== ports.ikePort || this.ports.natPort !== ports.natPort)) {
+      await this.report({ object: model.gateway.ref, type: 'Warning', reason: 'RestartRequired', message: `charon listens on ports ${this.ports.ikePort}/${this.ports.natPort}: the new ports ${ports.ikePort}/${ports.natPort} apply when the gateway restarts (QubeSec never restarts charon for a change, which would drop every SA)` });
+    }
+    const files = renderSwanctl(model);
+    const hash = createHash('sha256').update(JSON.stringify([...files])).digest('hex');
+    if (hash === this.loadedHash) return;
+    try {
+      await this.charon.load(files);
+      this.loadedHash = hash;
+      this.log.info('VPN configuration loaded', { gateway: `${namespace}/${name}`, peers: model.peers.map((p) => p.ref.name), pqMode: model.gateway.pqMode });
+    } catch (err) {
+      await this.report({ object: model.gateway.ref, type: 'Warning', reason: 'LoadFailed', message: (err as Error).message });
+      throw err;
+    }
+    await this.updateStatus();
+  }
+
+  private charonLine(line: string): void {
+    this.log.debug('charon', { line });
+    const refusal = this.refusals.line(line);
+    if (!refusal) return;
+    const model = this.translation?.model;
+    if (!model) return;
+    const peer = model.peers.find((p) => p.remoteAddress === refusal.remoteAddress);
+    const mode = model.gateway.pqMode === 'strict' ? `strict mode requires ${model.gateway.ikeProposals.join(', ')}` : `configured ${refusal.configured}`;
+    void this.report({
+      object: peer?.ref ?? model.gateway.ref,
+      type: 'Warning',
+      reason: 'ProposalRefused',
+      message: `${refusal.remoteAddress} offered ${refusal.offered}${/ML_KEM/.test(refusal.offered) ? '' : ' (no ML-KEM)'}: refused with NO_PROPOSAL_CHOSEN, ${mode}`,
+    }, true);
+  }
+
+  private async updateStatus(): Promise<void> {
+    const translation = this.translation;
+    if (this.stopped || !translation?.model || !this.charon.running) return;
+    const sas: IkeSa[] = parseSas((await this.charon.swanctl(['--list-sas', '--pretty'])).stdout);
+    const now = new Date();
+    const invalid = new Map(translation.diagnostics.filter((d) => d.object.kind === 'VpnPeer').map((d) => [d.object.name, d.message]));
+    const peers = this.list<VpnPeerResource>('vpnpeers').filter((p) => p.spec?.gateway === this.options.gateway);
+    for (const peer of peers) {
+      const name = peer.metadata.name!;
+      const model = translation.model.peers.find((p) => p.ref.name === name);
+      const status = peerStatus(sas, model?.connection ?? '', invalid.get(name) ?? (model ? undefined : 'not loaded'), now);
+      if (status.connected && !status.postQuantum) {
+        await this.report({ object: model!.ref, type: 'Warning', reason: 'Classical', message: status.conditions[0]!.message });
+      }
+      await this.writeStatus(peer, status);
+    }
+  }
+
+  private async writeStatus(peer: VpnPeerResource, status: PeerStatus): Promise<void> {
+    const previous = (peer.status ?? {}) as Partial<PeerStatus>;
+    const conditions = status.conditions.map((c) => {
+      const before = previous.conditions?.find((p) => p.type === c.type);
+      return { ...c, lastTransitionTime: before && before.status === c.status ? before.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
+    });
+    const body = { ...status, conditions };
+    const key = `${peer.metadata.namespace}/${peer.metadata.name}`;
+    const text = JSON.stringify(body);
+    if (this.written.get(key) === text) return;
+    try {
+      // With the watched resourceVersion: a peer edited meanwhile answers 409 and gets its status at the next tick.
+      await this.custom.replaceNamespacedCustomObjectStatus({
+        group: GROUP, version: VERSION, namespace: peer.metadata.namespace!, plural: 'vpnpeers', name: peer.metadata.name!, body: { ...peer, status: body },
+      });
+      this.written.set(key, text);
+    } catch (err) {
+      this.log.warn('could not update VpnPeer status', { peer: key, error: errorText(err) });
+    }
+  }
+
+  /** Records a diagnostic once while it lasts (or every time, for one-off events like a refused proposal). */
+  private async report(d: Diagnostic, always = false): Promise<void> {
+    const key = `${d.object.kind}/${d.object.namespace}/${d.object.name}|${d.reason}|${d.message}`;
+    if (!always && this.reported.has(key)) return;
+    this.reported.add(key);
+    this.log.warn(d.message, { object: `${d.object.kind}/${d.object.namespace}/${d.object.name}`, reason: d.reason });
+    await this.recorder.record(d);
+  }
+}

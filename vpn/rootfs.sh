@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds (once) a Debian unstable ("sid") rootfs holding the VPN data plane: strongSwan (charon, swanctl) with ML-KEM
+# through OpenSSL. Prints the rootfs path. Rebuilt only when vpn/packages.txt or vpn/packages-test.txt changes.
+# Needs root (debootstrap, chroot). Refuses a strongSwan older than 6.0.2 or one that does not list ML_KEM_768.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${QUBESEC_CACHE:-$root/.cache}"
+# The image's packages first, then the test tools: the cache stamp hashes the joined names, in this order.
+packages="$(cat "$root/vpn/packages.txt" "$root/vpn/packages-test.txt" | grep -v '^#' | xargs | tr ' ' ',')"
+stamp="$(printf '%s' "$packages" | sha256sum | cut -c1-12)"
+dir="$cache/rootfs-sid-vpn-$stamp"
+if [ -f "$dir/.qubesec-ready" ]; then echo "$dir"; exit 0; fi
+
+[ "$(id -u)" = 0 ] || { echo "qubesec: building the VPN rootfs needs root (debootstrap, chroot)" >&2; exit 1; }
+if ! command -v debootstrap >/dev/null; then
+  echo "qubesec: installing debootstrap" >&2
+  apt-get update -qq >&2 && apt-get install -y -qq debootstrap >&2
+fi
+mirror="$(bash "$root/scripts/debian-mirror.sh")"
+
+rm -rf "$dir.tmp"
+mkdir -p "$cache"
+echo "qubesec: debootstrap sid ($packages) from $mirror into $dir" >&2
+debootstrap --variant=minbase --include="$packages" sid "$dir.tmp" "$mirror" >&2
+# The mirror may serve a frozen sid whose Release has expired: apt inside the rootfs must still read it.
+echo 'Acquire::Check-Valid-Until "false";' > "$dir.tmp/etc/apt/apt.conf.d/99qubesec-frozen-mirror"
+# The distribution's configuration would load every connection it ships; QubeSec and the tests bring their own.
+rm -f "$dir.tmp"/etc/swanctl/conf.d/*.conf
+
+version="$(chroot "$dir.tmp" dpkg-query -W -f '${Version}' strongswan-charon)"
+echo "qubesec: strongSwan $version, $(chroot "$dir.tmp" openssl version)" >&2
+if ! chroot "$dir.tmp" dpkg --compare-versions "$version" ge 6.0.2; then
+  echo "qubesec: strongSwan $version is older than 6.0.2 (no ML-KEM); the VPN needs a newer sid" >&2; exit 1
+fi
+# swanctl --list-algs asks a running charon: start one in the rootfs, ask, stop it.
+mount -t tmpfs tmpfs "$dir.tmp/run"
+algorithms="$(chroot "$dir.tmp" /bin/sh -c '/usr/lib/ipsec/charon >/dev/null 2>&1 & pid=$!
+  for _ in $(seq 50); do [ -S /run/charon.vici ] && break; sleep 0.1; done
+  swanctl --list-algs; kill $pid; wait $pid' || true)"
+umount "$dir.tmp/run"
+if ! grep -q ML_KEM_768 <<<"$algorithms"; then
+  echo "qubesec: strongSwan $version in $dir.tmp lists no ML_KEM_768:" >&2; echo "$algorithms" >&2; exit 1
+fi
+echo "$version" > "$dir.tmp/.qubesec-strongswan-version"
+touch "$dir.tmp/.qubesec-ready"
+mv "$dir.tmp" "$dir"
+echo "$dir"
