@@ -11,7 +11,7 @@ import type { SignatureAlgorithm } from '../pki/algorithms.js';
 import { selfSignedPair } from '../pki/selfsigned.js';
 import { PROJECT_ROOT } from '../project.js';
 import { startEchoBackend } from './echo-backend.js';
-import { untilSignal } from './main.js';
+import { untilSignal } from './signals.js';
 
 const HOST = 'demo.qubesec.local';
 const CONF_DIR = '/run/qubesec-demo';

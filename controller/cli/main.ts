@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// qubesec: the controller, the demo, certificates, and the post-quantum check of an endpoint.
+// qubesec: the controller, the demo, certificates, the post-quantum check of an endpoint, and the VPN gateway.
 import { parseFlags, usage } from '../config.js';
 import { startController } from '../controller.js';
 import { runCert } from './cert.js';
 import { runCheck, UsageError } from './check.js';
 import { runDemo } from './demo.js';
+import { untilSignal } from './signals.js';
+import { runVpn } from './vpn.js';
 
 /** A command resolves with its exit code, or nothing for 0. */
 const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
@@ -21,13 +23,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
   demo: runDemo,
   cert: runCert,
   check: runCheck,
+  vpn: runVpn,
 };
-
-export function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => resolve());
-  });
-}
 
 const [name = '', ...rest] = process.argv.slice(2);
 const run = COMMANDS[name];

@@ -30,7 +30,13 @@ export class Charon {
   private stopping = false;
   private readonly settings: CharonSettings;
 
-  constructor(private readonly runtime: CharonRuntime, private readonly log: Logger, private readonly onLogLine: (line: string) => void = () => undefined) {
+  constructor(
+    private readonly runtime: CharonRuntime,
+    private readonly log: Logger,
+    private readonly onLogLine: (line: string) => void,
+    /** charon died (not stopped by us): the owner starts it again and loads its configuration. */
+    private readonly onExit: () => void,
+  ) {
     this.settings = { libipsec: runtime.libipsec, viciSocket: join(runtime.stateDir, 'charon.vici') };
   }
 
@@ -63,7 +69,9 @@ export class Charon {
     }
     void child.then((result) => {
       this.exited = true;
-      if (!this.stopping) this.log.error('charon exited', { exitCode: result.exitCode, signal: result.signal });
+      if (this.stopping) return;
+      this.log.error('charon exited', { exitCode: result.exitCode, signal: result.signal });
+      this.onExit();
     });
     const deadline = Date.now() + SOCKET_WAIT_MS;
     while (!(await this.swanctl(['--stats'], false).then((r) => r.exitCode === 0))) {

@@ -52,7 +52,11 @@ export class VpnController {
     add('vpnpeers', `/apis/${GROUP}/${VERSION}/namespaces/${ns}/vpnpeers`, custom('vpnpeers'));
     add('secrets', `/api/v1/namespaces/${ns}/secrets`, (o) => core.listNamespacedSecret({ namespace: ns }, o) as Promise<KubernetesListObject<KubernetesObject>>);
     this.coalescer = new Coalescer(() => this.sync(), options.debounceMs, (err) => log.error('VPN sync failed', { error: err.stack ?? err.message }));
-    this.charon = new Charon(options.runtime, log.child({ component: 'charon' }), (line) => this.charonLine(line));
+    this.charon = new Charon(options.runtime, log.child({ component: 'charon' }), (line) => this.charonLine(line), () => {
+      this.loadedHash = '';
+      // A crash restarts charon (its SAs are gone anyway); after a pause, so a charon that cannot start does not spin.
+      setTimeout(() => this.coalescer.schedule(), 1000);
+    });
   }
 
   /** Starts the watches; the first sync runs once every first list is in (nothing is loaded from a partial view). */

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Handlebars from 'handlebars';
 import { TEMPLATES_DIR } from '../project.js';
-import type { GatewayModel, VpnModel } from './model.js';
+import type { Credential, GatewayModel, PeerModel, VpnModel } from './model.js';
 
 export interface CharonSettings {
   /** Userspace ESP (strongSwan's kernel-libipsec plugin, a TUN device) for nodes whose kernel has no xfrm ESP. */
@@ -20,7 +20,7 @@ const templates = (() => {
   const hbs = Handlebars.create();
   // noEscape: swanctl.conf is not HTML; values are checked by assertInert instead.
   const compile = (file: string) => hbs.compile(readFileSync(join(TEMPLATES_DIR, 'vpn', file), 'utf8'), { noEscape: true, strict: true, data: false });
-  return { swanctl: compile('swanctl.conf.hbs'), strongswan: compile('strongswan.conf.hbs') };
+  return { swanctl: compile('swanctl.conf.hbs'), strongswan: compile('strongswan.conf.hbs'), client: compile('client-swanctl.conf.hbs') };
 })();
 
 // What strongSwan's settings parser reads as structure or as the end of a value: quotes, braces, '=', '#' comments,
@@ -49,6 +49,7 @@ function gatewayView(gateway: GatewayModel) {
     rekeySeconds: gateway.rekeySeconds,
     ikeRekeySeconds: gateway.rekeySeconds * 4,
     identity: gateway.credential.identity,
+    publicAddress: gateway.publicAddress,
     ppk: gateway.ppk ? { id: gateway.ppk.id, hex: gateway.ppk.hex, required: gateway.ppk.required ? 'yes' : 'no' } : null,
   };
 }
@@ -83,4 +84,30 @@ export function renderStrongswanConf(ports: { ikePort: number; natPort: number }
   const view = { ikePort: ports.ikePort, natPort: ports.natPort, libipsec: settings.libipsec ? 'yes' : 'no', viciSocket: settings.viciSocket };
   assertInert(view, 'strongswan.conf');
   return templates.strongswan(view);
+}
+
+export class ProfileError extends Error {}
+
+/**
+ * A remote-access user's swanctl directory for a Linux strongSwan client: swanctl.conf (the gateway's proposals,
+ * PPK if it has one, the user's allowed subnets), the user's certificate and key, and the CA the gateway's certificate
+ * chains to. The PPK, like the key, is the user's secret: the folder is to be kept as private as the key.
+ */
+export function renderClientProfile(gateway: GatewayModel, peer: PeerModel, user: Credential): SwanctlFiles {
+  if (peer.type !== 'remoteAccess') throw new ProfileError(`VpnPeer ${peer.ref.namespace}/${peer.ref.name} is a site peer: only remoteAccess users get a client profile`);
+  if (user.identity !== peer.identity) throw new ProfileError(`VpnPeer ${peer.ref.namespace}/${peer.ref.name}: the certificate's subject ${JSON.stringify(user.identity)} is not spec.remoteAccess.identity ${JSON.stringify(peer.identity)}`);
+  if (!gateway.ca) throw new ProfileError(`VpnGateway ${gateway.ref.namespace}/${gateway.ref.name}: its certificate Secret has no ca.crt, so a client could not verify the gateway`);
+  const view = {
+    gateway: gatewayView(gateway),
+    name: `qubesec-${peer.connection}`,
+    identity: peer.identity,
+    remoteSubnets: peer.localSubnets.map((s) => s.text).join(','),
+  };
+  assertInert(view, 'client profile');
+  return new Map([
+    ['swanctl.conf', templates.client(view)],
+    ['x509/client.crt', user.certificatePem],
+    ['private/client.key', user.privateKeyPem],
+    ['x509ca/gateway-ca.crt', gateway.ca.pem],
+  ]);
 }

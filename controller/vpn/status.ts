@@ -134,8 +134,10 @@ export function peerStatus(sas: readonly IkeSa[], connection: string, invalid: s
   if (!sa) {
     return { connected: false, postQuantum: false, children: [], conditions: [{ type: 'Ready', status: 'False', reason: 'NotConnected', message: 'loaded into charon; no IKE SA is established' }] };
   }
-  const children = sa.children.map((c) => ({ encryption: c.encryption, keyExchanges: c.keyExchanges, bytesIn: c.bytesIn, bytesOut: c.bytesOut, lastRekey: ago(now, c.installedSeconds), state: c.state }));
-  const postQuantum = isPostQuantum(sa.keyExchanges) && sa.children.every((c) => c.keyExchanges.length === 0 || isPostQuantum(c.keyExchanges));
+  // A rekeyed CHILD_SA lingers a moment as REKEYED or DELETED next to its successor: only live ones count.
+  const live = sa.children.filter((c) => c.state !== 'DELETED' && c.state !== 'REKEYED');
+  const children = live.map((c) => ({ encryption: c.encryption, keyExchanges: c.keyExchanges, bytesIn: c.bytesIn, bytesOut: c.bytesOut, lastRekey: ago(now, c.installedSeconds), state: c.state }));
+  const postQuantum = isPostQuantum(sa.keyExchanges) && live.every((c) => c.keyExchanges.length === 0 || isPostQuantum(c.keyExchanges));
   return {
     connected: true,
     postQuantum,
@@ -157,27 +159,32 @@ export interface Refusal {
 }
 
 /**
- * Follows charon's log (lines like `07[CFG] received proposals: ...`): one worker thread handles one message, so a
- * thread's "is initiating IKE_SA", "received proposals", "configured proposals" and "received proposals unacceptable"
- * lines belong together. Returns a refusal when a line completes one.
+ * Follows charon's log (lines like `07[CFG] <3> received proposals: ...`): the lines of one IKE SA (its unique id, with
+ * ike_name; else those of one worker thread, which handles one message) "is initiating IKE_SA", "received proposals",
+ * "configured proposals" and "received proposals unacceptable" belong together. Returns a refusal when a line completes
+ * one. Only the last SAs' state is kept: an entry is dropped when it completes, and the map is bounded.
  */
 export class RefusalParser {
   private readonly threads = new Map<string, { remoteAddress?: string; offered?: string; configured?: string }>();
 
   line(line: string): Refusal | undefined {
-    const match = /^\s*(\d+)\[(\w+)\] (.*)$/.exec(line);
+    // "10[CFG] <site-b|3> message": thread, subsystem, the IKE SA (name|unique id, or the id alone while unnamed).
+    const match = /^\s*(\d+)\[(\w+)\] (?:<(?:[^>|]*\|)?(\d+)> )?(.*)$/.exec(line);
     if (!match) return undefined;
-    const [, thread = '', , message = ''] = match;
-    const state = this.threads.get(thread) ?? {};
-    this.threads.set(thread, state);
+    const [, thread = '', , sa, message = ''] = match;
+    const key = sa === undefined ? `thread ${thread}` : `sa ${sa}`;
+    const state = this.threads.get(key) ?? {};
+    this.threads.set(key, state);
+    if (this.threads.size > 1000) this.threads.delete(this.threads.keys().next().value!);
     let m: RegExpExecArray | null;
-    if ((m = /^(\S+) is initiating an? IKE_SA/.exec(message))) {
-      this.threads.set(thread, { remoteAddress: m[1]! });
+    if ((m = /^(\S+) is initiating (an )?IKE_SA/.exec(message))) {
+      this.threads.set(key, { remoteAddress: m[1]! });
     } else if ((m = /^received proposals: (.*)$/.exec(message))) {
       state.offered = m[1]!;
     } else if ((m = /^configured proposals: (.*)$/.exec(message))) {
       state.configured = m[1]!;
     } else if (/^received proposals unacceptable|^no acceptable proposal found/.test(message) && state.remoteAddress && state.offered) {
+      this.threads.delete(key);
       return { remoteAddress: state.remoteAddress, offered: state.offered, configured: state.configured ?? '' };
     }
     return undefined;
