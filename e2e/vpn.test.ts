@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import type { V1Secret } from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
-import { eventually } from './lib/env.js';
+import { eventually, freePort } from './lib/env.js';
 import { Kube } from './lib/kube.js';
 import { startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
 import { testCa, tlsSecret, opaqueSecret, type TestCa } from '../controller/vpn/testing.js';
@@ -37,6 +37,13 @@ let siteCa: TestCa;
 let gatewayProcess: ResultPromise;
 let http: ResultPromise;
 let ppk = Buffer.alloc(32, 1);
+let metricsPort: number;
+/** A series of the gateway's /metrics by name and labels (in any order). */
+async function metric(name: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+  return Number(line?.split(' ').at(-1) ?? NaN);
+}
 /** The gateway controller's log lines (JSON). */
 const gatewayLog: string[] = [];
 /** Resolves once the controller logged that it loaded a configuration in `pqMode`, after `from` log lines. */
@@ -147,7 +154,8 @@ beforeAll(async () => {
   await kube.apply(peer('alice', { remoteAccess: { identity: 'CN=alice', allowedSubnets: ['198.18.210.0/24'], pool: 'rw', certificateSecretName: 'alice-tls' } }));
 
   gatewayProcess = execa(process.execPath, [CLI, 'vpn', 'run', '--kubeconfig', cluster.kubeconfigPath, '--namespace', NS, '--gateway', 'gw',
-    '--root', gw.root, '--netns', gw.netns, '--libipsec', '--debounce-ms', '200', '--status-interval-ms', '1000', '--log-level', 'debug'],
+    '--root', gw.root, '--netns', gw.netns, '--libipsec', '--debounce-ms', '200', '--status-interval-ms', '1000', '--log-level', 'debug',
+    '--metrics-address', '127.0.0.1', '--metrics-port', String(metricsPort = await freePort())],
   { reject: false, stdin: 'ignore', buffer: false });
   createInterface({ input: gatewayProcess.stderr! }).on('line', (line) => {
     gatewayLog.push(line);
@@ -237,6 +245,7 @@ describe('site to site through the strict gateway', () => {
     }, 15_000, 'the ProposalRefused Event');
     expect(notes.find((e) => e.startsWith('ProposalRefused'))).toMatch(/198\.18\.200\.4 offered IKE:AES_GCM_16_256\/PRF_HMAC_SHA2_384\/CURVE_25519 \(no ML-KEM\): refused with NO_PROPOSAL_CHOSEN, strict mode requires aes256gcm16-prfsha384-x25519-ke1_mlkem768/);
     expect((await status('legacy'))?.connected).toBe(false);
+    expect(await metric('qubesec_vpn_proposals_refused_total', { peer: 'legacy', offered_ml_kem: 'false' })).toBeGreaterThanOrEqual(1);
   });
 
   it('in compatible mode accepts the classical peer and reports it classical, without restarting charon or dropping the site', async () => {
@@ -250,6 +259,8 @@ describe('site to site through the strict gateway', () => {
     expect(s!.conditions[0]).toMatchObject({ reason: 'ConnectedClassical' });
     expect((await kube.eventNotes(NS, 'VpnPeer', 'legacy')).some((e) => /^Classical: .*not post-quantum/.test(e))).toBe(true);
     expect(await ping(legacy, LEGACY_LAN, 3)).toEqual({ sent: 3, received: 3 });
+    expect(await metric('qubesec_vpn_ike_sas', { peer: 'legacy', key_exchange: 'classical' })).toBe(1);
+    expect(await metric('qubesec_vpn_ike_sas', { peer: 'site-b', key_exchange: 'hybrid' })).toBe(1);
     // The same charon, and the site's IKE SA untouched by the reload.
     expect(await charonPids()).toEqual(pidsAtStart);
     expect(await swanctl(gw, '--list-sas', '--ike', 'site-b')).toContain(`site-b: #${siteSa}, ESTABLISHED`);
@@ -257,6 +268,27 @@ describe('site to site through the strict gateway', () => {
     const strictMark = gatewayLog.length;
     await kube.apply(gatewayResource('strict'));
     await loaded('strict', strictMark);
+  });
+
+  it('strict: a hybrid IKE SA does not let a classical CHILD_SA through, nor one made in IKE_AUTH without its own exchange', async () => {
+    legacy.write('/etc/swanctl/swanctl.conf', siteConf(legacy, 'CN=legacy', '198.18.221.0', HYBRID_IKE, 'aes256gcm16-x25519', 'prefer'), 0o600);
+    await legacy.run('swanctl', ['--load-conns']);
+    const classicalChild = await legacy.run('swanctl', ['--initiate', '--child', 'net', '--timeout', '10'], { reject: false });
+    expect(classicalChild.stdout + classicalChild.stderr).toMatch(/NO_PROPOSAL_CHOSEN/);
+    const notes = await eventually(async () => {
+      const n = (await kube.eventNotes(NS, 'VpnPeer', 'legacy')).filter((e) => e.includes('offered ESP:'));
+      return n.length > 0 ? n : undefined;
+    }, 15_000, 'the CHILD_SA ProposalRefused Event');
+    expect(notes[0]).toMatch(/^ProposalRefused: 198\.18\.200\.4 offered ESP:AES_GCM_16_256\/CURVE_25519\/NO_EXT_SEQ \(no ML-KEM\): refused with NO_PROPOSAL_CHOSEN, strict mode requires aes256gcm16-x25519-ke1_mlkem768$/);
+    await legacy.run('swanctl', ['--terminate', '--ike', 'gw'], { reject: false });
+    // childless = never: the CHILD_SA would come with IKE_AUTH, keyed from the IKE SA with no exchange of its own.
+    legacy.write('/etc/swanctl/swanctl.conf', siteConf(legacy, 'CN=legacy', '198.18.221.0', HYBRID_IKE, HYBRID_ESP, 'never'), 0o600);
+    await legacy.run('swanctl', ['--load-conns']);
+    const inAuth = await legacy.run('swanctl', ['--initiate', '--child', 'net', '--timeout', '10'], { reject: false });
+    expect(inAuth.exitCode).not.toBe(0);
+    expect(gatewayLog.some((l) => l.includes('peer did not initiate a childless IKE_SA'))).toBe(true);
+    expect(await swanctl(gw, '--list-sas', '--ike', 'legacy')).not.toMatch(/INSTALLED/);
+    await legacy.run('swanctl', ['--terminate', '--ike', 'gw'], { reject: false });
   });
 
   it('takes a renewed certificate and a rotated PPK while pinging: established SAs stay, the reauthentication uses both', async () => {
@@ -331,6 +363,7 @@ describe('bad resources', () => {
     const conns = await swanctl(gw, '--list-conns');
     expect(conns).toMatch(/site-b:/);
     expect(conns).not.toMatch(/overlapping:|unknown-ca:|bad-identity:/);
+    expect(await metric('qubesec_vpn_invalid_peers', {})).toBe(3);
     expect(await ping(site, SITE_LAN, 3)).toEqual({ sent: 3, received: 3 });
   });
 });

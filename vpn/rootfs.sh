@@ -27,6 +27,7 @@ echo 'Acquire::Check-Valid-Until "false";' > "$dir.tmp/etc/apt/apt.conf.d/99qube
 # The distribution's configuration would load every connection it ships; QubeSec and the tests bring their own.
 rm -f "$dir.tmp"/etc/swanctl/conf.d/*.conf
 
+# shellcheck disable=SC2016 # ${Version} is dpkg-query's field, not the shell's
 version="$(chroot "$dir.tmp" dpkg-query -W -f '${Version}' strongswan-charon)"
 echo "qubesec: strongSwan $version, $(chroot "$dir.tmp" openssl version)" >&2
 if ! chroot "$dir.tmp" dpkg --compare-versions "$version" ge 6.0.2; then
@@ -34,6 +35,7 @@ if ! chroot "$dir.tmp" dpkg --compare-versions "$version" ge 6.0.2; then
 fi
 # swanctl --list-algs asks a running charon: start one in the rootfs, ask, stop it.
 mount -t tmpfs tmpfs "$dir.tmp/run"
+# shellcheck disable=SC2016 # the script runs in the chroot's shell
 algorithms="$(chroot "$dir.tmp" /bin/sh -c '/usr/lib/ipsec/charon >/dev/null 2>&1 & pid=$!
   for _ in $(seq 50); do [ -S /run/charon.vici ] && break; sleep 0.1; done
   swanctl --list-algs; kill $pid; wait $pid' || true)"

@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
 import { createLogger, type Level } from '../observability/log.js';
 import { createMetrics } from '../observability/metrics.js';
+import { serveObservability } from '../observability/server.js';
 import { KubernetesEventRecorder, loadKubeConfig } from '../sources/kubernetes.js';
 import { VpnController } from '../vpn/controller.js';
 import { GROUP, VERSION, readCredential, translateVpn, type VpnGatewayResource, type VpnPeerResource } from '../vpn/model.js';
@@ -14,7 +15,7 @@ import { renderClientProfile } from '../vpn/render.js';
 import { UsageError } from './check.js';
 import { untilSignal } from './signals.js';
 
-const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L]
+const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N]
 qubesec vpn client-config NAME --namespace NS --out DIR [--kubeconfig F]`;
 
 /** The flags of `qubesec vpn`; docs/vpn.md has a row for each (controller/docs.test.ts). */
@@ -29,6 +30,8 @@ export const VPN_OPTIONS = {
   'debounce-ms': { type: 'string', default: '500' },
   'status-interval-ms': { type: 'string', default: '5000' },
   'log-level': { type: 'string', default: 'info' },
+  'metrics-address': { type: 'string', default: '0.0.0.0' },
+  'metrics-port': { type: 'string', default: '10256' },
   out: { type: 'string', default: '' },
   help: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
@@ -59,16 +62,21 @@ export async function runVpn(argv: string[]): Promise<number> {
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: ${JSON.stringify(level)} is not debug, info, warn or error`);
     const log = createLogger(level, { component: 'vpn' });
     const kc = loadKubeConfig(values.kubeconfig);
+    const metrics = createMetrics();
+    const metricsPort = positiveInteger(values['metrics-port'], 'metrics-port');
+    if (metricsPort > 65535) throw new UsageError(`--metrics-port: ${metricsPort} is not a port number`);
     const controller = new VpnController(kc, {
       namespace: values.namespace,
       gateway: values.gateway,
       runtime: { root: values.root, netns: values.netns, stateDir: values['state-dir'], libipsec: values.libipsec },
       debounceMs: positiveInteger(values['debounce-ms'], 'debounce-ms'),
       statusIntervalMs: positiveInteger(values['status-interval-ms'], 'status-interval-ms'),
-    }, new KubernetesEventRecorder(kc, 'qubesec-vpn', hostname(), log), createMetrics(), log);
+    }, new KubernetesEventRecorder(kc, 'qubesec-vpn', hostname(), log), metrics, log);
+    const server = await serveObservability(metrics, values['metrics-address'], metricsPort, () => controller.ready);
     await controller.start();
     await untilSignal();
     await controller.stop();
+    server.close();
     return 0;
   }
   if (command === 'client-config') {
@@ -108,7 +116,7 @@ export async function clientProfile(kubeconfig: string, namespace: string, name:
   try {
     user = readCredential(lookup(namespace, certName), certName, 'spec.remoteAccess.certificateSecretName', now);
   } catch (err) {
-    throw new Error(`VpnPeer ${namespace}/${name}: ${(err as Error).message}`);
+    throw new Error(`VpnPeer ${namespace}/${name}: ${(err as Error).message}`, { cause: err });
   }
   return renderClientProfile(model!.gateway, peerModel, user);
 }

@@ -14,7 +14,8 @@ import type { EventRecorder } from '../sources/source.js';
 import { Charon, type CharonRuntime } from './charon.js';
 import { GROUP, VERSION, translateVpn, type Translation, type VpnGatewayResource, type VpnPeerResource } from './model.js';
 import { renderSwanctl } from './render.js';
-import { RefusalParser, parseSas, peerStatus, type IkeSa, type PeerStatus } from './status.js';
+import { createVpnMetrics, type VpnMetrics } from './metrics.js';
+import { RefusalParser, isPostQuantum, parseSas, peerStatus, type IkeSa, type PeerStatus } from './status.js';
 
 export interface VpnControllerOptions {
   namespace: string;
@@ -37,10 +38,12 @@ export class VpnController {
   private ports: { ikePort: number; natPort: number } | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private readonly written = new Map<string, string>();
+  private readonly vpnMetrics: VpnMetrics;
   private stopped = false;
 
   constructor(kc: KubeConfig, private readonly options: VpnControllerOptions, private readonly recorder: EventRecorder, metrics: Metrics, private readonly log: Logger) {
     this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.vpnMetrics = createVpnMetrics(metrics.registry);
     const core = kc.makeApiClient(CoreV1Api);
     const ns = options.namespace;
     const custom = (plural: string) => (o: ListOptions) => this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural }, o) as Promise<KubernetesListObject<KubernetesObject>>;
@@ -75,6 +78,11 @@ export class VpnController {
     await this.charon.stop();
   }
 
+  /** Ready once charon runs with a configuration loaded (for /readyz). */
+  get ready(): boolean {
+    return this.loadedHash !== '' && this.charon.running;
+  }
+
   /** swanctl against this gateway's charon (the CLI and tests use it to read what is loaded). */
   swanctl(args: string[]): Promise<{ stdout: string }> {
     return this.charon.swanctl(args);
@@ -96,6 +104,7 @@ export class VpnController {
     const translation = translateVpn(gateway, this.list<VpnPeerResource>('vpnpeers'), (ns, n) => secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === n), new Date());
     this.translation = translation;
     for (const d of translation.diagnostics) await this.report(d);
+    this.vpnMetrics.invalidPeers.set(translation.diagnostics.filter((d) => d.object.kind === 'VpnPeer').length);
     const model = translation.model;
     if (!model) return;
     const ports = { ikePort: model.gateway.ikePort, natPort: model.gateway.natPort };
@@ -111,9 +120,11 @@ export class VpnController {
     if (hash === this.loadedHash) return;
     try {
       await this.charon.load(files);
+      this.vpnMetrics.loads.inc({ result: 'ok' });
       this.loadedHash = hash;
       this.log.info('VPN configuration loaded', { gateway: `${namespace}/${name}`, peers: model.peers.map((p) => p.ref.name), pqMode: model.gateway.pqMode });
     } catch (err) {
+      this.vpnMetrics.loads.inc({ result: 'failed' });
       await this.report({ object: model.gateway.ref, type: 'Warning', reason: 'LoadFailed', message: (err as Error).message });
       throw err;
     }
@@ -127,12 +138,15 @@ export class VpnController {
     const model = this.translation?.model;
     if (!model) return;
     const peer = model.peers.find((p) => p.remoteAddress === refusal.remoteAddress);
-    const mode = model.gateway.pqMode === 'strict' ? `strict mode requires ${model.gateway.ikeProposals.join(', ')}` : `configured ${refusal.configured}`;
+    const offeredMlKem = /ML_KEM/.test(refusal.offered);
+    this.vpnMetrics.proposalsRefused.inc({ peer: peer?.ref.name ?? '', offered_ml_kem: String(offeredMlKem) });
+    const required = refusal.offered.startsWith('ESP:') ? model.gateway.espProposals : model.gateway.ikeProposals;
+    const mode = model.gateway.pqMode === 'strict' ? `strict mode requires ${required.join(', ')}` : `configured ${refusal.configured}`;
     void this.report({
       object: peer?.ref ?? model.gateway.ref,
       type: 'Warning',
       reason: 'ProposalRefused',
-      message: `${refusal.remoteAddress} offered ${refusal.offered}${/ML_KEM/.test(refusal.offered) ? '' : ' (no ML-KEM)'}: refused with NO_PROPOSAL_CHOSEN, ${mode}`,
+      message: `${refusal.remoteAddress} offered ${refusal.offered}${offeredMlKem ? '' : ' (no ML-KEM)'}: refused with NO_PROPOSAL_CHOSEN, ${mode}`,
     }, true);
   }
 
@@ -147,6 +161,10 @@ export class VpnController {
       const name = peer.metadata.name!;
       const model = translation.model.peers.find((p) => p.ref.name === name);
       const status = peerStatus(sas, model?.connection ?? '', invalid.get(name) ?? (model ? undefined : 'not loaded'), now);
+      const established = sas.filter((sa) => model && sa.connection === model.connection && sa.state === 'ESTABLISHED');
+      for (const kind of ['hybrid', 'classical'] as const) {
+        this.vpnMetrics.ikeSas.set({ peer: name, key_exchange: kind }, established.filter((sa) => isPostQuantum(sa.keyExchanges) === (kind === 'hybrid')).length);
+      }
       if (status.connected && !status.postQuantum) {
         await this.report({ object: model!.ref, type: 'Warning', reason: 'Classical', message: status.conditions[0]!.message });
       }
