@@ -10,6 +10,8 @@ import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
 import { createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
 import { createQrngMetrics } from './qrng/metrics.js';
+import { VPN_OPTIONS } from './cli/vpn.js';
+import { createVpnMetrics } from './vpn/metrics.js';
 
 const doc = (name: string) => readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8');
 
@@ -28,6 +30,19 @@ describe('docs', () => {
   it('list every flag of qubesec check', () => {
     const check = doc('check.md');
     expect(Object.keys(CHECK_OPTIONS).filter((f) => f !== 'help' && !check.includes(`\`--${f}`))).toEqual([]);
+  });
+
+  it('list every flag of qubesec vpn', () => {
+    const vpn = doc('vpn.md');
+    expect(Object.keys(VPN_OPTIONS).filter((f) => f !== 'help' && !vpn.includes(`| \`--${f}\` |`))).toEqual([]);
+  });
+
+  it('list every VPN metric', async () => {
+    const registry = new Registry();
+    createVpnMetrics(registry);
+    const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names.length).toBeGreaterThan(3);
+    expect(names.filter((n) => !doc('metrics.md').includes(`\`${n}\``))).toEqual([]);
   });
 
   it('list every annotation', () => {
