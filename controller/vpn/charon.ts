@@ -109,7 +109,10 @@ export class Charon {
   /**
    * Replaces the swanctl directory's files with `files` (each written to a temporary name, then renamed; files no
    * longer rendered are removed) and loads them all: connections, pools, certificates, keys and PPKs. swanctl unloads
-   * connections and credentials that the files no longer hold; established SAs of remaining connections stay up.
+   * connections and pools the files no longer hold; established SAs of remaining connections stay up. Credentials are
+   * loaded without --clear, which would leave a moment with no key or CA loaded (an IKE_AUTH then fails): a replaced
+   * certificate or CA stays in charon's memory until it restarts, but no connection names it any more, and a peer's
+   * trust is its connection's cacerts only.
    */
   async load(files: SwanctlFiles): Promise<void> {
     const dir = this.hostPath(join(this.runtime.stateDir, 'swanctl'));
@@ -124,6 +127,6 @@ export class Charon {
       writeFileSync(`${target}.tmp`, content, { mode: path.startsWith('private/') || path === 'swanctl.conf' ? 0o600 : 0o644 });
       renameSync(`${target}.tmp`, target);
     }
-    await this.swanctl(['--load-all', '--noprompt', '--clear']);
+    await this.swanctl(['--load-all', '--noprompt']);
   }
 }

@@ -17,6 +17,11 @@ import { renderSwanctl } from './render.js';
 import { createVpnMetrics, type VpnMetrics } from './metrics.js';
 import { RefusalParser, isPostQuantum, parseSas, peerStatus, type IkeSa, type PeerStatus } from './status.js';
 
+/** The first 8 hex digits of a PPK's SHA-256, as the 'VPN configuration loaded' log line names it. */
+export function ppkFingerprint(ppk: Buffer): string {
+  return createHash('sha256').update(ppk).digest('hex').slice(0, 8);
+}
+
 export interface VpnControllerOptions {
   namespace: string;
   gateway: string;
@@ -122,7 +127,14 @@ export class VpnController {
       await this.charon.load(files);
       this.vpnMetrics.loads.inc({ result: 'ok' });
       this.loadedHash = hash;
-      this.log.info('VPN configuration loaded', { gateway: `${namespace}/${name}`, peers: model.peers.map((p) => p.ref.name), pqMode: model.gateway.pqMode });
+      this.log.info('VPN configuration loaded', {
+        gateway: `${namespace}/${name}`,
+        peers: model.peers.map((p) => p.ref.name),
+        pqMode: model.gateway.pqMode,
+        certificateNotAfter: model.gateway.credential.notAfter.toISOString(),
+        // Which PPK is loaded, for operators confirming a rotation: a short hash of a 256-bit secret reveals nothing.
+        ppkFingerprint: model.gateway.ppk ? ppkFingerprint(Buffer.from(model.gateway.ppk.hex, 'hex')) : undefined,
+      });
     } catch (err) {
       this.vpnMetrics.loads.inc({ result: 'failed' });
       await this.report({ object: model.gateway.ref, type: 'Warning', reason: 'LoadFailed', message: (err as Error).message });

@@ -6,6 +6,7 @@ import type { SecretLookup, VpnGatewayResource, VpnGatewaySpec, VpnPeerResource,
 
 export interface TestCa {
   certificatePem: string;
+  keyPem: string;
   issue(subject: string, algorithm?: 'ecdsa-p384' | 'ml-dsa-65', days?: number): Promise<{ certificatePem: string; keyPem: string }>;
 }
 
@@ -15,6 +16,7 @@ export async function testCa(subject = 'CN=QubeSec VPN Test CA'): Promise<TestCa
   const certificatePem = await issueCertificate({ subject, profile: 'ca', notAfter, publicKey: keys.publicKey }, { selfKey: keys.privateKey });
   return {
     certificatePem,
+    keyPem: privateKeyPem(keys.privateKey),
     async issue(leafSubject, algorithm = 'ecdsa-p384', days = 10) {
       const leaf = generateKeyPair(algorithm);
       const pem = await issueCertificate(
