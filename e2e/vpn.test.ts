@@ -317,6 +317,21 @@ describe('site to site through the strict gateway', () => {
     await legacy.run('swanctl', ['--terminate', '--ike', 'gw'], { reject: false });
   });
 
+  it('reports a peer that fails authentication (a PPK it does not share) with the reason', async () => {
+    const wrong = siteConf(legacy, 'CN=legacy', '198.18.221.0', HYBRID_IKE, HYBRID_ESP, 'prefer').replace(/secret = 0x[0-9a-f]+/, `secret = 0x${'ee'.repeat(32)}`);
+    legacy.write('/etc/swanctl/swanctl.conf', wrong, 0o600);
+    await legacy.run('swanctl', ['--load-all', '--noprompt']);
+    const result = await legacy.run('swanctl', ['--initiate', '--child', 'net', '--timeout', '10'], { reject: false });
+    expect(result.stdout + result.stderr).toMatch(/AUTHENTICATION_FAILED/);
+    const notes = await eventually(async () => {
+      const n = (await kube.eventNotes(NS, 'VpnPeer', 'legacy')).filter((e) => e.startsWith('AuthenticationFailed'));
+      return n.length > 0 ? n : undefined;
+    }, 15_000, 'the AuthenticationFailed Event');
+    expect(notes[0]).toBe('AuthenticationFailed: 198.18.200.4 (CN=legacy) failed IKE_AUTH: signature validation failed, looking for another key (the gateway uses PPK qubesec-ppk: a peer holding another value for it fails exactly so)');
+    expect(await metric('qubesec_vpn_authentications_failed_total', { peer: 'legacy' })).toBeGreaterThanOrEqual(1);
+    await legacy.run('swanctl', ['--terminate', '--ike', 'gw'], { reject: false });
+  });
+
   it("takes the PKI's renewed certificates and a rotated PPK while pinging: established SAs stay, the reauthentication uses both", async () => {
     const listed = async () => (await swanctl(gw, '--list-certs')).toLowerCase().replace(/:/g, '');
     const saBefore = /site-b: #(\d+), ESTABLISHED/.exec(await swanctl(gw, '--list-sas', '--ike', 'site-b'))?.[1];

@@ -88,11 +88,6 @@ export class VpnController {
     return this.loadedHash !== '' && this.charon.running;
   }
 
-  /** swanctl against this gateway's charon (the CLI and tests use it to read what is loaded). */
-  swanctl(args: string[]): Promise<{ stdout: string }> {
-    return this.charon.swanctl(args);
-  }
-
   private list<T>(name: string): T[] {
     return (this.reflectors.get(name)?.list() ?? []) as T[];
   }
@@ -146,9 +141,23 @@ export class VpnController {
   private charonLine(line: string): void {
     this.log.debug('charon', { line });
     const refusal = this.refusals.line(line);
-    if (!refusal) return;
     const model = this.translation?.model;
-    if (!model) return;
+    if (!refusal || !model) return;
+    if (refusal.kind === 'authentication') {
+      // A site peer by its address; a remote-access user (any address) by the identity it claimed.
+      const peer = model.peers.find((p) => p.remoteAddress === refusal.remoteAddress) ?? model.peers.find((p) => p.type === 'remoteAccess' && p.identity === refusal.remoteId);
+      this.vpnMetrics.authenticationsFailed.inc({ peer: peer?.ref.name ?? '' });
+      // RFC 8784 mixes the PPK into the keys AUTH is computed with: another PPK looks to charon like a bad signature.
+      const ppk = model.gateway.ppk;
+      const ppkHint = ppk && /signature validation failed/.test(refusal.reason) ? ` (the gateway uses PPK ${ppk.id}: a peer holding another value for it fails exactly so)` : '';
+      void this.report({
+        object: peer?.ref ?? model.gateway.ref,
+        type: 'Warning',
+        reason: 'AuthenticationFailed',
+        message: `${refusal.remoteAddress}${refusal.remoteId ? ` (${refusal.remoteId})` : ''} failed IKE_AUTH: ${refusal.reason || 'charon gave no reason'}${ppkHint}`,
+      }, true);
+      return;
+    }
     const peer = model.peers.find((p) => p.remoteAddress === refusal.remoteAddress);
     const offeredMlKem = /ML_KEM/.test(refusal.offered);
     this.vpnMetrics.proposalsRefused.inc({ peer: peer?.ref.name ?? '', offered_ml_kem: String(offeredMlKem) });

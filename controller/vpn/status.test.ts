@@ -134,10 +134,27 @@ describe('RefusalParser', () => {
     ];
     expect(lines.map((l) => parser.line(l)).filter(Boolean)).toEqual([]);
     expect(parser.line('10[IKE] <1> received proposals unacceptable')).toEqual({
+      kind: 'proposal',
       remoteAddress: '198.18.200.4',
       offered: 'IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519',
       configured: 'IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/KE1_ML_KEM_768',
     });
     expect(parser.line('10[IKE] <1> received proposals unacceptable')).toBeUndefined();
+  });
+});
+
+describe('RefusalParser on a failed IKE_AUTH', () => {
+  it("names the peer's address, claimed identity and charon's reason", () => {
+    const parser = new RefusalParser();
+    for (const line of [
+      '14[IKE] <1> 198.18.200.4 is initiating IKE_SA (unnamed)[1]',
+      '13[CFG] <1> looking for peer configs matching 198.18.200.1[CN=gw.vpn.test]...198.18.200.4[CN=legacy]',
+      "13[CFG] <legacy|1> selected peer config 'legacy'",
+      '13[IKE] <legacy|1> signature validation failed, looking for another key',
+      '13[IKE] <legacy|1> peer supports MOBIKE, but disabled in config',
+    ]) expect(parser.line(line)).toBeUndefined();
+    expect(parser.line('13[ENC] <legacy|1> generating IKE_AUTH response 1 [ N(AUTH_FAILED) ]')).toEqual({
+      kind: 'authentication', remoteAddress: '198.18.200.4', remoteId: 'CN=legacy', reason: 'signature validation failed, looking for another key',
+    });
   });
 });

@@ -150,42 +150,72 @@ export function peerStatus(sas: readonly IkeSa[], connection: string, invalid: s
   };
 }
 
-/** A proposal a peer offered that charon refused, from its log. */
-export interface Refusal {
-  remoteAddress: string;
-  /** What the peer offered, as charon prints it (IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519). */
-  offered: string;
-  configured: string;
+/** What charon refused, from its log: a proposal (NO_PROPOSAL_CHOSEN) or an authentication (AUTHENTICATION_FAILED). */
+export type Refusal =
+  | {
+    kind: 'proposal';
+    remoteAddress: string;
+    /** What the peer offered, as charon prints it (IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519). */
+    offered: string;
+    configured: string;
+  }
+  | {
+    kind: 'authentication';
+    remoteAddress: string;
+    /** The identity the peer claimed ('' if it did not get that far). */
+    remoteId: string;
+    /** charon's last line saying why (no trusted key, CA constraint, PPK), or '' if it gave none. */
+    reason: string;
+  };
+
+// charon's lines that say why an IKE_AUTH fails (strongSwan 6.1's wording).
+const AUTH_FAILURE_REASON = /no trusted \S+ public key found|constraint check failed|no matching peer config|PPK|authentication of .* failed|signature validation failed|no shared key found|no private key found/;
+
+interface SaLog {
+  remoteAddress?: string;
+  offered?: string;
+  configured?: string;
+  remoteId?: string;
+  reason?: string;
 }
 
 /**
  * Follows charon's log (lines like `07[CFG] <3> received proposals: ...`): the lines of one IKE SA (its unique id, with
- * ike_name; else those of one worker thread, which handles one message) "is initiating IKE_SA", "received proposals",
- * "configured proposals" and "received proposals unacceptable" belong together. Returns a refusal when a line completes
- * one. Only the last SAs' state is kept: an entry is dropped when it completes, and the map is bounded.
+ * ike_name; else those of one worker thread, which handles one message) belong together: "is initiating IKE_SA",
+ * "received proposals", "configured proposals", then "received proposals unacceptable" (a refused proposal); or
+ * "looking for peer configs matching ...", a line saying what failed, then an IKE_AUTH response with N(AUTH_FAILED).
+ * Returns a refusal when a line completes one. An entry is dropped when it completes, and the map is bounded.
  */
 export class RefusalParser {
-  private readonly threads = new Map<string, { remoteAddress?: string; offered?: string; configured?: string }>();
+  private readonly sas = new Map<string, SaLog>();
 
   line(line: string): Refusal | undefined {
     // "10[CFG] <site-b|3> message": thread, subsystem, the IKE SA (name|unique id, or the id alone while unnamed).
     const match = /^\s*(\d+)\[(\w+)\] (?:<(?:[^>|]*\|)?(\d+)> )?(.*)$/.exec(line);
     if (!match) return undefined;
-    const [, thread = '', , sa, message = ''] = match;
+    const [, thread = '', subsystem = '', sa, message = ''] = match;
     const key = sa === undefined ? `thread ${thread}` : `sa ${sa}`;
-    const state = this.threads.get(key) ?? {};
-    this.threads.set(key, state);
-    if (this.threads.size > 1000) this.threads.delete(this.threads.keys().next().value!);
+    const state = this.sas.get(key) ?? {};
+    this.sas.set(key, state);
+    if (this.sas.size > 1000) this.sas.delete(this.sas.keys().next().value!);
     let m: RegExpExecArray | null;
     if ((m = /^(\S+) is initiating (an )?IKE_SA/.exec(message))) {
-      this.threads.set(key, { remoteAddress: m[1]! });
+      this.sas.set(key, { remoteAddress: m[1]! });
     } else if ((m = /^received proposals: (.*)$/.exec(message))) {
       state.offered = m[1]!;
     } else if ((m = /^configured proposals: (.*)$/.exec(message))) {
       state.configured = m[1]!;
     } else if (/^received proposals unacceptable|^no acceptable proposal found/.test(message) && state.remoteAddress && state.offered) {
-      this.threads.delete(key);
-      return { remoteAddress: state.remoteAddress, offered: state.offered, configured: state.configured ?? '' };
+      this.sas.delete(key);
+      return { kind: 'proposal', remoteAddress: state.remoteAddress, offered: state.offered, configured: state.configured ?? '' };
+    } else if ((m = /^looking for peer configs matching \S+\.\.\.([^[\s]+)\[(.*)\]$/.exec(message))) {
+      state.remoteAddress ??= m[1]!;
+      state.remoteId = m[2]!;
+    } else if (/^generating IKE_AUTH response .*N\(AUTH_FAILED\)/.test(message) && state.remoteAddress) {
+      this.sas.delete(key);
+      return { kind: 'authentication', remoteAddress: state.remoteAddress, remoteId: state.remoteId ?? '', reason: state.reason ?? '' };
+    } else if ((subsystem === 'IKE' || subsystem === 'CFG') && AUTH_FAILURE_REASON.test(message)) {
+      state.reason = message;
     }
     return undefined;
   }
