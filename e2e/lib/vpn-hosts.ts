@@ -53,6 +53,11 @@ export async function startVpnLab(names: string[]): Promise<VpnLab> {
     await Promise.allSettled(children.map((c) => Promise.race([c, new Promise((r) => setTimeout(r, 5000))])));
     for (const child of children) child.kill('SIGKILL');
     await Promise.allSettled(children);
+    // Whatever else runs in these namespaces was started in them by the test (a charon whose controller died first).
+    for (const ns of namespaces) {
+      const pids = (await execa('ip', ['netns', 'pids', ns], { reject: false })).stdout.split('\n').filter(Boolean);
+      for (const pid of pids) await execa('kill', ['-KILL', pid], { reject: false });
+    }
     for (const mount of mounts.reverse()) await execa('umount', ['-l', mount], { reject: false });
     // Deleting a namespace deletes the veth ends and TUN devices in it.
     for (const ns of namespaces) await execa('ip', ['netns', 'del', ns], { reject: false });
