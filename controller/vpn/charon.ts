@@ -90,7 +90,9 @@ export class Charon {
     const child = this.process;
     if (!child || !this.running) return;
     child.kill('SIGTERM');
-    const ended = await Promise.race([child.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([child.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 5000)))]);
+    clearTimeout(timer);
     if (!ended) {
       child.kill('SIGKILL');
       await child;

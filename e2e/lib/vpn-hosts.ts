@@ -50,7 +50,9 @@ export async function startVpnLab(names: string[]): Promise<VpnLab> {
   const sh = (args: string[]) => execa(args[0]!, args.slice(1));
   const stop = async () => {
     for (const child of children) child.kill('SIGTERM');
-    await Promise.allSettled(children.map((c) => Promise.race([c, new Promise((r) => setTimeout(r, 5000))])));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(children), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+    clearTimeout(timer);
     for (const child of children) child.kill('SIGKILL');
     await Promise.allSettled(children);
     // Whatever else runs in these namespaces was started in them by the test (a charon whose controller died first).
