@@ -65,7 +65,7 @@ describe('charts/qubesec-vpn', () => {
     expect(ofKind(objects, 'ClusterRole')).toEqual([]);
     expect(ofKind<V1Role>(objects, 'Role')[0]!.rules).toEqual([
       { apiGroups: ['qubesec.io'], resources: ['vpngateways', 'vpnpeers'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: ['qubesec.io'], resources: ['vpnpeers/status'], verbs: ['update'] },
+      { apiGroups: ['qubesec.io'], resources: ['vpnpeers/status', 'vpngateways/status'], verbs: ['update'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]);

@@ -413,6 +413,11 @@ describe('bad resources', () => {
     expect(conns).toMatch(/site-b:/);
     expect(conns).not.toMatch(/overlapping:|unknown-ca:|bad-identity:/);
     expect(await metric('qubesec_vpn_invalid_peers', {})).toBe(3);
+    const gateway = await eventually(async () => {
+      const g = (await kube.custom.getNamespacedCustomObject({ ...G, plural: 'vpngateways', name: 'gw' })) as { status?: { invalidPeers?: number; peers?: number; pqMode?: string; conditions?: { reason: string; message: string }[] } };
+      return g.status?.invalidPeers === 3 ? g.status : undefined;
+    }, 15_000, 'the gateway status');
+    expect(gateway).toMatchObject({ peers: 3, pqMode: 'strict', conditions: [{ reason: 'Loaded', message: '3 peers loaded into charon, 3 invalid (see their status)' }] });
     expect(await ping(site, SITE_LAN, 3)).toEqual({ sent: 3, received: 3 });
   });
 });

@@ -22,6 +22,24 @@ export function ppkFingerprint(ppk: Buffer): string {
   return createHash('sha256').update(ppk).digest('hex').slice(0, 8);
 }
 
+/** What VpnGateway status holds: the loaded configuration, and Ready. */
+interface GatewayStatus {
+  pqMode?: string;
+  keyExchange?: string;
+  peers?: number;
+  invalidPeers?: number;
+  certificateNotAfter?: string;
+  conditions: Condition[];
+}
+
+interface Condition {
+  type: string;
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+  lastTransitionTime?: string;
+}
+
 export interface VpnControllerOptions {
   namespace: string;
   gateway: string;
@@ -97,16 +115,21 @@ export class VpnController {
     const { namespace, gateway: name } = this.options;
     const gateway = this.list<VpnGatewayResource>('vpngateways').find((g) => g.metadata.name === name);
     if (!gateway) {
-      this.log.warn('VpnGateway not found: nothing loaded', { gateway: `${namespace}/${name}` });
+      this.log.warn('VpnGateway not found: nothing new is loaded (charon keeps what it had, if anything)', { gateway: `${namespace}/${name}` });
       return;
     }
     const secrets = this.list<V1Secret>('secrets');
     const translation = translateVpn(gateway, this.list<VpnPeerResource>('vpnpeers'), (ns, n) => secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === n), new Date());
     this.translation = translation;
     for (const d of translation.diagnostics) await this.report(d);
-    this.vpnMetrics.invalidPeers.set(translation.diagnostics.filter((d) => d.object.kind === 'VpnPeer').length);
+    const invalidPeers = translation.diagnostics.filter((d) => d.object.kind === 'VpnPeer').length;
+    this.vpnMetrics.invalidPeers.set(invalidPeers);
     const model = translation.model;
-    if (!model) return;
+    if (!model) {
+      const problem = translation.diagnostics.find((d) => d.object.kind === 'VpnGateway')!;
+      await this.writeStatus('vpngateways', gateway, { conditions: [{ type: 'Ready', status: 'False', reason: 'Invalid', message: `${problem.message}; charon keeps the configuration it had` }] });
+      return;
+    }
     const ports = { ikePort: model.gateway.ikePort, natPort: model.gateway.natPort };
     if (!this.charon.running) {
       await this.charon.start(ports);
@@ -122,6 +145,14 @@ export class VpnController {
       await this.charon.load(files);
       this.vpnMetrics.loads.inc({ result: 'ok' });
       this.loadedHash = hash;
+      await this.writeStatus('vpngateways', gateway, {
+        pqMode: model.gateway.pqMode,
+        keyExchange: model.gateway.keyExchange,
+        peers: model.peers.length,
+        invalidPeers,
+        certificateNotAfter: model.gateway.credential.notAfter.toISOString(),
+        conditions: [{ type: 'Ready', status: 'True', reason: 'Loaded', message: `${model.peers.length} peers loaded into charon${invalidPeers ? `, ${invalidPeers} invalid (see their status)` : ''}` }],
+      });
       this.log.info('VPN configuration loaded', {
         gateway: `${namespace}/${name}`,
         peers: model.peers.map((p) => p.ref.name),
@@ -133,6 +164,7 @@ export class VpnController {
     } catch (err) {
       this.vpnMetrics.loads.inc({ result: 'failed' });
       await this.report({ object: model.gateway.ref, type: 'Warning', reason: 'LoadFailed', message: (err as Error).message });
+      await this.writeStatus('vpngateways', gateway, { conditions: [{ type: 'Ready', status: 'False', reason: 'LoadFailed', message: (err as Error).message }] });
       throw err;
     }
     await this.updateStatus();
@@ -189,28 +221,29 @@ export class VpnController {
       if (status.connected && !status.postQuantum) {
         await this.report({ object: model!.ref, type: 'Warning', reason: 'Classical', message: status.conditions[0]!.message });
       }
-      await this.writeStatus(peer, status);
+      await this.writeStatus('vpnpeers', peer, status);
     }
   }
 
-  private async writeStatus(peer: VpnPeerResource, status: PeerStatus): Promise<void> {
-    const previous = (peer.status ?? {}) as Partial<PeerStatus>;
+  /** Replaces a VpnPeer's or the VpnGateway's status when it changed, keeping lastTransitionTime of unchanged conditions. */
+  private async writeStatus(plural: 'vpnpeers' | 'vpngateways', resource: VpnPeerResource | VpnGatewayResource, status: GatewayStatus | PeerStatus): Promise<void> {
+    const previous = (resource.status ?? {}) as { conditions?: Condition[] };
     const conditions = status.conditions.map((c) => {
       const before = previous.conditions?.find((p) => p.type === c.type);
       return { ...c, lastTransitionTime: before && before.status === c.status ? before.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
     });
     const body = { ...status, conditions };
-    const key = `${peer.metadata.namespace}/${peer.metadata.name}`;
+    const key = `${plural}/${resource.metadata.namespace}/${resource.metadata.name}`;
     const text = JSON.stringify(body);
     if (this.written.get(key) === text) return;
     try {
-      // With the watched resourceVersion: a peer edited meanwhile answers 409 and gets its status at the next tick.
+      // With the watched resourceVersion: an object edited meanwhile answers 409 and gets its status at the next tick.
       await this.custom.replaceNamespacedCustomObjectStatus({
-        group: GROUP, version: VERSION, namespace: peer.metadata.namespace!, plural: 'vpnpeers', name: peer.metadata.name!, body: { ...peer, status: body },
+        group: GROUP, version: VERSION, namespace: resource.metadata.namespace!, plural, name: resource.metadata.name!, body: { ...resource, status: body },
       });
       this.written.set(key, text);
     } catch (err) {
-      this.log.warn('could not update VpnPeer status', { peer: key, error: errorText(err) });
+      this.log.warn('could not update status', { object: key, error: errorText(err) });
     }
   }
 
