@@ -12,7 +12,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
 import { eventually, freePort } from './lib/env.js';
 import { Kube } from './lib/kube.js';
-import { startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
+import { sitePeerConf, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
 import { testCa, tlsSecret, opaqueSecret, type TestCa } from '../controller/vpn/testing.js';
 import type { PeerStatus } from '../controller/vpn/status.js';
 import { PROJECT_ROOT } from '../controller/project.js';
@@ -86,44 +86,7 @@ async function startPeerCharon(host: VpnHost, conf: string, files: Record<string
 }
 
 function siteConf(host: VpnHost, id: string, lan: string, ike: string, esp: string, childless: string): string {
-  return `connections {
-  gw {
-    version = 2
-    local_addrs = ${host.address}
-    remote_addrs = ${gw.address}
-    proposals = ${ike}
-    childless = ${childless}
-    ppk_id = qubesec-ppk
-    ppk_required = yes
-    local {
-      auth = pubkey
-      certs = me.crt
-      id = "${id}"
-    }
-    remote {
-      auth = pubkey
-      id = "CN=gw.vpn.test"
-      cacerts = gw-ca.crt
-    }
-    children {
-      net {
-        local_ts = ${lan}/24
-        remote_ts = 198.18.210.0/24
-        esp_proposals = ${esp}
-      }
-    }
-  }
-}
-secrets {
-  private-me {
-    file = me.key
-  }
-  ppk-qubesec {
-    id = qubesec-ppk
-    secret = 0x${ppk.toString('hex')}
-  }
-}
-`;
+  return sitePeerConf({ localAddress: host.address, remoteAddress: gw.address, id, gatewayId: 'CN=gw.vpn.test', localSubnet: `${lan}/24`, remoteSubnet: '198.18.210.0/24', ike, esp, childless, ppkHex: ppk.toString('hex') });
 }
 
 async function ping(host: VpnHost, source: string | undefined, count: number, interval = '0.2'): Promise<{ sent: number; received: number }> {

@@ -129,3 +129,43 @@ export async function startVpnLab(names: string[]): Promise<VpnLab> {
     stop,
   };
 }
+
+/** A remote site's hand-written swanctl.conf (another operator's strongSwan): one connection "gw" with child "net". */
+export function sitePeerConf(o: {
+  localAddress: string; remoteAddress: string; id: string; gatewayId: string; localSubnet: string; remoteSubnet: string;
+  ike: string; esp: string; childless: string; ppkHex?: string;
+}): string {
+  const ppk = o.ppkHex ? { conn: '\n    ppk_id = qubesec-ppk\n    ppk_required = yes', secret: `\n  ppk-qubesec {\n    id = qubesec-ppk\n    secret = 0x${o.ppkHex}\n  }` } : { conn: '', secret: '' };
+  return `connections {
+  gw {
+    version = 2
+    local_addrs = ${o.localAddress}
+    remote_addrs = ${o.remoteAddress}
+    proposals = ${o.ike}
+    childless = ${o.childless}${ppk.conn}
+    local {
+      auth = pubkey
+      certs = me.crt
+      id = "${o.id}"
+    }
+    remote {
+      auth = pubkey
+      id = "${o.gatewayId}"
+      cacerts = gw-ca.crt
+    }
+    children {
+      net {
+        local_ts = ${o.localSubnet}
+        remote_ts = ${o.remoteSubnet}
+        esp_proposals = ${o.esp}
+      }
+    }
+  }
+}
+secrets {
+  private-me {
+    file = me.key
+  }${ppk.secret}
+}
+`;
+}
