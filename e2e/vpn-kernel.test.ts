@@ -139,7 +139,9 @@ touch /shared/site-done
 `, ''), 'tap1');
 
   // Both kernels power off when their scenario is done.
-  await Promise.race([Promise.all(kernels), new Promise((r) => setTimeout(r, 150_000))]);
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(kernels), new Promise((r) => (timer = setTimeout(r, 150_000)))]);
+  clearTimeout(timer);
   for (const file of ['gw-sas.txt', 'gw-xfrm.txt', 'site-initiate.txt', 'site-ping.txt', 'site-xfrm.txt', 'site-sas.txt', 'site-ping-after-rekey.txt', 'gw-load.txt']) {
     results[file] = existsSync(join(shared, file)) ? readFileSync(join(shared, file), 'utf8') : '';
   }
