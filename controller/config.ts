@@ -14,11 +14,11 @@ import { MAX_RETIRED_KEYS, type RotationPolicy } from './tickets/keys.js';
 import type { SessionResumptionOptions } from './tickets/served.js';
 
 /** A flag's parser: its typed value, or an Error saying why not (parseFlags adds the flag and the value). */
-type FlagParser<T> = (raw: string) => T;
+export type FlagParser<T> = (raw: string) => T;
 
-const text: FlagParser<string> = (raw) => raw;
+export const text: FlagParser<string> = (raw) => raw;
 
-function integer(min: number, max: number): FlagParser<number> {
+export function integer(min: number, max: number): FlagParser<number> {
   return (raw) => {
     if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new Error(`is not a whole number from ${min} to ${max}`);
     return Number(raw);
@@ -30,14 +30,14 @@ const boolean: FlagParser<boolean> = (raw) => {
   return raw === 'true';
 };
 
-function oneOf<T extends string>(values: readonly T[]): FlagParser<T> {
+export function oneOf<T extends string>(values: readonly T[]): FlagParser<T> {
   return (raw) => {
     if (!(values as readonly string[]).includes(raw)) throw new Error(`is not one of ${values.join(', ')}`);
     return raw as T;
   };
 }
 
-function optional<T>(parse: FlagParser<T>): FlagParser<T | undefined> {
+export function optional<T>(parse: FlagParser<T>): FlagParser<T | undefined> {
   return (raw) => (raw === '' ? undefined : parse(raw));
 }
 
@@ -50,7 +50,7 @@ function checked(check: (raw: string) => string | undefined): FlagParser<string>
 }
 
 /** A comma-separated list, without empty entries. */
-function list<T>(parse: FlagParser<T>): FlagParser<T[]> {
+export function list<T>(parse: FlagParser<T>): FlagParser<T[]> {
   return (raw) => raw.split(',').map((item) => item.trim()).filter(Boolean).map((item) => {
     try {
       return parse(item);
@@ -66,7 +66,7 @@ type Unit = keyof typeof UNITS;
  * A whole number of `units` above 0 and at most `max` ("90s", "10m", "12h"), in milliseconds. The bound keeps timers
  * within what setTimeout takes (about 24 days; beyond, Node fires them at once).
  */
-function duration(units: readonly Unit[], max: `${number}${Unit}`): FlagParser<number> {
+export function duration(units: readonly Unit[], max: `${number}${Unit}`): FlagParser<number> {
   const ms = (amount: string, unit: string) => Number(amount) * UNITS[unit as Unit];
   const maxMs = ms(max.slice(0, -1), max.slice(-1));
   const names = units.map((u) => ({ s: 'seconds', m: 'minutes', h: 'hours' })[u]).join(', ').replace(/, (\w+)$/, ' or $1');
@@ -78,10 +78,21 @@ function duration(units: readonly Unit[], max: `${number}${Unit}`): FlagParser<n
   };
 }
 
-const ipAddress: FlagParser<string> = (raw) => {
+export const ipAddress: FlagParser<string> = (raw) => {
   if (!isIP(raw)) throw new Error('is not an IPv4 or IPv6 address');
   return raw;
 };
+
+const SIZE_UNITS = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 } as const;
+/** A size in bytes: a whole number above 0 with Ki, Mi, Gi or Ti (as Kubernetes quantities), at most `max`. */
+export function byteSize(max: number): FlagParser<number> {
+  return (raw) => {
+    const match = /^(\d{1,9})(Ki|Mi|Gi|Ti)$/.exec(raw);
+    const value = match ? Number(match[1]) * SIZE_UNITS[match[2] as keyof typeof SIZE_UNITS] : 0;
+    if (!value || value > max) throw new Error(`is not a size above 0 and at most ${max / 2 ** 30}Gi with a unit Ki, Mi, Gi or Ti, like "64Mi"`);
+    return value;
+  };
+}
 
 // Rendered bare into nginx.conf (conf-dir, access-log, modules): absolute, and nothing NGINX would read otherwise.
 const absolutePath: FlagParser<string> = (raw) => {
@@ -99,7 +110,7 @@ function namespacedName(kind: string, checkName: (name: string) => string | unde
 }
 
 /** ":8443" (all addresses), "127.0.0.1:8443" or "[::1]:8443". */
-const listenAddress: FlagParser<{ host: string; port: number }> = (raw) => {
+export const listenAddress: FlagParser<{ host: string; port: number }> = (raw) => {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(raw);
   const host = match?.[1] ?? match?.[2] ?? '';
   const port = Number(match?.[3]);
@@ -179,36 +190,48 @@ export const FLAGS = {
   'validating-webhook': { type: 'string', default: '', parse: optional(listenAddress), description: 'address of the validating admission webhook for Ingresses: :port, ip:port or [ipv6]:port, e.g. ":8443" (docs/admission.md); empty: off' },
   'validating-webhook-certificate': { type: 'string', default: '', parse: list(text), description: 'PEM certificate file(s) of the webhook, comma-separated to serve several key types side by side (ML-DSA and ECDSA)' },
   'validating-webhook-key': { type: 'string', default: '', parse: list(text), description: 'PEM private key file(s) of the webhook, in the order of --validating-webhook-certificate' },
+  'enable-signatures': { type: 'string', default: 'false', parse: boolean, description: 'verify objects against SignaturePolicies (post-quantum signatures, docs/signatures.md#policies-and-admission) at POST /validate/signatures of the --validating-webhook server; needs a cluster and the qubesec.io CRDs (until their first lists are in, reviews fail closed): true or false' },
   'log-level': { type: 'string', default: 'info', parse: oneOf(LEVELS), description: 'debug, info, warn or error' },
   help: { type: 'boolean', default: false, description: 'print the flags' },
 } as const;
 
-/** The flags' values as their parsers return them. */
-export type Flags = { [K in keyof typeof FLAGS]: (typeof FLAGS)[K] extends { parse: FlagParser<infer T> } ? T : boolean };
+/** A set of flags: each a string with a default and a parser, or a boolean. */
+export type FlagSet = Record<string, { type: 'string'; default: string; parse: FlagParser<unknown>; description: string } | { type: 'boolean'; default: boolean; description: string }>;
+
+/** The values of a flag set as their parsers return them. */
+export type FlagValues<S> = { [K in keyof S]: S[K] extends { parse: FlagParser<infer T> } ? T : boolean };
+
+/** The controller's flags' values. */
+export type Flags = FlagValues<typeof FLAGS>;
 
 /** Parses and checks every flag; a bad value stops the controller with an error naming the flag and the value. */
 export function parseFlags(argv: string[]): Flags {
-  const { values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
+  return parseFlagSet(FLAGS, argv);
+}
+
+/** Parses and checks every flag of `set` (the controller's, or a command's such as `audit serve`). */
+export function parseFlagSet<S extends FlagSet>(set: S, argv: string[]): FlagValues<S> {
+  const { values } = parseArgs({ args: argv, options: set, strict: true, allowPositionals: false });
   const flags: Record<string, unknown> = {};
   const errors: string[] = [];
-  for (const [name, flag] of Object.entries(FLAGS)) {
-    const raw = values[name as keyof typeof values];
+  for (const [name, flag] of Object.entries(set)) {
+    const raw = (values as Record<string, unknown>)[name];
     if (!('parse' in flag)) {
       flags[name] = raw;
       continue;
     }
     try {
-      flags[name] = (flag.parse as FlagParser<unknown>)(raw as string);
+      flags[name] = flag.parse(raw as string);
     } catch (err) {
       errors.push(`flag --${name}: ${quote(raw as string)} ${(err as Error).message}`);
     }
   }
   if (errors.length > 0) throw new Error(errors.join('; '));
-  return flags as Flags;
+  return flags as FlagValues<S>;
 }
 
-export function usage(): string {
-  return Object.entries(FLAGS)
+export function usage(set: FlagSet = FLAGS): string {
+  return Object.entries(set)
     .map(([name, f]) => `  --${name}${f.type === 'string' ? ` (default ${JSON.stringify(f.default)})` : ''}\n      ${f.description}`)
     .join('\n');
 }

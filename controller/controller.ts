@@ -8,7 +8,8 @@ import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import chokidar, { type FSWatcher } from 'chokidar';
-import { replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
+import { answerReview } from './admission/review.js';
+import { VALIDATE_INGRESSES_PATH, replaceKeyPairs, serveAdmission, stopAdmission, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { accessLogFromFlags, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
@@ -29,6 +30,8 @@ import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './sources/reflector.js';
 import type { EventRecorder, Source } from './sources/source.js';
 import { publishFrom } from './status/addresses.js';
 import { StatusWriter } from './status/writer.js';
+import { SignaturePolicies } from './signatures/controller.js';
+import { VALIDATE_SIGNATURES_PATH } from './signatures/review.js';
 import { TicketKeyRotator } from './tickets/rotator.js';
 import { InMemoryTicketKeys } from './tickets/standalone.js';
 
@@ -103,6 +106,12 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], identity, log);
     pkiOn = flags['enable-pki'] && (await pkiResourcesInstalled(kc, log));
   }
+  if (flags['enable-signatures'] && (!kc || !webhookOptions)) {
+    throw new Error('flag --enable-signatures: needs a cluster (not --manifests) and --validating-webhook, whose server it answers on');
+  }
+  const signatures = flags['enable-signatures'] && kc
+    ? new SignaturePolicies(kc, { controllerNamespace: namespace, clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs: flags['debounce-ms'] }, recorder, metrics, log.child({ component: 'signatures' }))
+    : undefined;
 
   const reconciler = new Reconciler(
     source,
@@ -135,6 +144,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       const tickets = sessionResumption.tickets
         ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }))
         : undefined;
+      signatures?.startStatus();
       const work = [status, pki, tickets].filter((w) => w !== undefined);
       reconciler.onSynced = () => {
         status?.schedule();
@@ -143,7 +153,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       const stopWork = async () => {
         metrics.leader.set(0);
         reconciler.onSynced = () => undefined;
-        await Promise.all(work.map((w) => w.stop()));
+        await Promise.all([...work.map((w) => w.stop()), signatures?.stopStatus()]);
       };
       await Promise.all(work.map((w) => w.start())).catch(async (err: unknown) => {
         await stopWork();
@@ -159,10 +169,16 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   let webhookWatcher: FSWatcher | undefined;
   try {
     observability = await serveObservability(metrics, flags['metrics-address'], flags['metrics-port'], () => applier.serving);
+    // Not awaited: until its first lists are in, signature reviews fail closed, and the rest need not wait for them.
+    signatures?.start();
     await reconciler.start();
-    // Reviews judge against the reconciler's snapshot, so they start once it holds the cluster's state.
+    // Ingress reviews judge against the reconciler's snapshot, so the server starts once it holds the cluster's state.
     if (webhookOptions) {
-      const server = await serveAdmission(webhookOptions, (ingress) => reconciler.admit(ingress), log.child({ component: 'admission' }));
+      const handlers = {
+        [VALIDATE_INGRESSES_PATH]: (body: string) => answerReview(body, (ingress) => reconciler.admit(ingress)),
+        ...(signatures ? { [VALIDATE_SIGNATURES_PATH]: (body: string) => signatures.answer(body) } : {}),
+      };
+      const server = await serveAdmission(webhookOptions, handlers, log.child({ component: 'admission' }));
       webhook = server;
       webhookWatcher = watchWebhookKeyPairs(flags, webhookOptions.keyPairs, (pairs) => replaceKeyPairs(server, pairs), log);
     }
@@ -178,7 +194,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       });
     watcher.on('change', onDisk).on('unlink', onDisk).on('error', (err) => log.warn('file watch failed', { error: err }));
   } catch (err) {
-    await Promise.allSettled([webhookWatcher?.close(), webhook && stopAdmission(webhook), reconciler.stop(), applier.stop()]);
+    await Promise.allSettled([webhookWatcher?.close(), webhook && stopAdmission(webhook), signatures?.stop(), reconciler.stop(), applier.stop()]);
     observability?.close();
     handshakes.socket.close();
     throw err;
@@ -195,6 +211,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       if (webhook) await stopAdmission(webhook);
       await watcher?.close();
       await elector?.stop();
+      await signatures?.stop();
       await reconciler.stop();
       await applier.stop();
       await new Promise((r) => observability!.close(r));

@@ -3,13 +3,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CHECK_OPTIONS } from './cli/check.js';
 import { Registry } from 'prom-client';
+import { SIGN_OPTIONS, VERIFY_OPTIONS } from './cli/signatures.js';
 import { parse } from 'yaml';
 import { FLAGS } from './config.js';
 import { ANNOTATION_KEYS, ANNOTATION_PREFIX, UNSUPPORTED_ACCESS_CONTROL } from './model/annotations.js';
 import { INGRESS_NGINX_PREFIX } from './model/proxy-annotations.js';
-import { createMetrics } from './observability/metrics.js';
+import { createAuditMetrics, createMetrics } from './observability/metrics.js';
 import { PROJECT_ROOT } from './project.js';
 import { createQrngMetrics } from './qrng/metrics.js';
+import { AUDIT_SERVE_FLAGS, AUDIT_SHOW_OPTIONS, AUDIT_VERIFY_OPTIONS } from './signatures/audit/cli.js';
+import { SIGNATURE_ANNOTATION_PREFIX } from './signatures/objects.js';
 import { VPN_OPTIONS } from './cli/vpn.js';
 import { createVpnMetrics } from './vpn/metrics.js';
 
@@ -45,6 +48,21 @@ describe('docs', () => {
     expect(names.filter((n) => !doc('metrics.md').includes(`\`${n}\``))).toEqual([]);
   });
 
+  it('list every flag of qubesec audit serve, verify and show', () => {
+    const serve = doc('flags.md').split('## qubesec audit serve')[1] ?? '';
+    expect(Object.keys(AUDIT_SERVE_FLAGS).filter((f) => !serve.includes(`\`--${f}\``))).toEqual([]);
+    const audit = doc('signatures.md').split('## The audit trail')[1] ?? '';
+    expect(Object.keys({ ...AUDIT_VERIFY_OPTIONS, ...AUDIT_SHOW_OPTIONS }).filter((f) => !audit.includes(`\`--${f}`))).toEqual([]);
+  });
+
+  it('list every flag of qubesec sign and qubesec verify, and the signature annotation', () => {
+    const signatures = doc('signatures.md');
+    const rows = (command: string) => [...signatures.matchAll(/^\| `--([a-z-]+)[^`]*` \| ([a-z, ]+) \|/gm)].filter((m) => m[2]!.split(', ').includes(command) || m[2] === 'both').map((m) => m[1]);
+    expect(Object.keys(SIGN_OPTIONS).filter((f) => !rows('sign').includes(f))).toEqual([]);
+    expect(Object.keys(VERIFY_OPTIONS).filter((f) => !rows('verify').includes(f))).toEqual([]);
+    expect(doc('annotations.md')).toContain(`\`${SIGNATURE_ANNOTATION_PREFIX}<keyId>\``);
+  });
+
   it('list every annotation', () => {
     const annotations = doc('annotations.md');
     expect(ANNOTATION_KEYS.length).toBeGreaterThan(0);
@@ -56,7 +74,9 @@ describe('docs', () => {
 
   it('list every metric QubeSec defines', async () => {
     const metrics = doc('metrics.md');
-    const names = (await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('qubesec_') && !n.startsWith('qubesec_controller_'));
+    const registries = [createMetrics().registry, createAuditMetrics().registry];
+    const names = (await Promise.all(registries.map((r) => r.getMetricsAsJSON()))).flat().map((m) => m.name)
+      .filter((n) => n.startsWith('qubesec_') && !n.startsWith('qubesec_controller_') && !n.startsWith('qubesec_audit_process_'));
     expect(names.length).toBeGreaterThan(5);
     expect(names.filter((n) => !metrics.includes(`\`${n}\``))).toEqual([]);
   });

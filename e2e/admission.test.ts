@@ -5,14 +5,13 @@ import { join } from 'node:path';
 import type { V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { MAX_BODY_BYTES, VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
-import { generateKeyPair, type SignatureAlgorithm } from '../controller/pki/algorithms.js';
-import { issueCertificate, privateKeyPem } from '../controller/pki/x509.js';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
 import { legacyHandshake, nodeHttps } from './lib/clients.js';
 import { eventually, freePort, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import { Kube } from './lib/kube.js';
 import { QUBESEC_CLASS, pqIngress } from './lib/objects.js';
+import { webhookServingPair } from './lib/webhook.js';
 
 const WEBHOOK = 'validate.ingress.qubesec.io';
 const CONFIGURATION = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'qubesec-e2e' } };
@@ -23,19 +22,7 @@ let kube: Kube;
 let controller: TestController;
 let dir: string;
 let webhookPort: number;
-let pairs: Record<'ecdsa' | 'mldsa', Awaited<ReturnType<typeof servingPair>>>;
-
-/** A CA of `algorithm` and the certificate it issues the webhook for 127.0.0.1. */
-async function servingPair(algorithm: SignatureAlgorithm) {
-  const ca = generateKeyPair(algorithm);
-  const caPem = await issueCertificate({ subject: `CN=webhook test CA ${algorithm}`, profile: 'ca', notAfter: new Date(Date.now() + 2 * 86_400_000), publicKey: ca.publicKey }, { selfKey: ca.privateKey });
-  const leaf = generateKeyPair(algorithm);
-  const certificatePem = await issueCertificate(
-    { subject: 'CN=qubesec-webhook', ipAddresses: ['127.0.0.1'], profile: 'server', notAfter: new Date(Date.now() + 86_400_000), publicKey: leaf.publicKey },
-    { certificatePem: caPem, privateKey: ca.privateKey },
-  );
-  return { caPem, certificatePem, keyPem: privateKeyPem(leaf.privateKey) };
-}
+let pairs: Record<'ecdsa' | 'mldsa', Awaited<ReturnType<typeof webhookServingPair>>>;
 
 /** Registered as docs/admission.md shows, minus matchConditions, so Ingresses of other classes reach it too. */
 const webhookConfiguration = (): V1ValidatingWebhookConfiguration => ({
@@ -61,7 +48,7 @@ beforeAll(async () => {
   // Stored before the webhook exists: the controller rejects it with an Event, the message the webhook must repeat.
   await kube.apply(bogus('guarded'));
 
-  pairs = { ecdsa: await servingPair('ecdsa-p256'), mldsa: await servingPair('ml-dsa-65') };
+  pairs = { ecdsa: await webhookServingPair('ecdsa-p256'), mldsa: await webhookServingPair('ml-dsa-65') };
   // Inside the rootfs, so its OpenSSL can read the ML-DSA CA.
   dir = await mkdtemp(join(rootfs(), 'tmp', 'qubesec-webhook-'));
   for (const [name, pair] of Object.entries(pairs)) {
@@ -155,7 +142,7 @@ describe('the validating admission webhook', () => {
   });
 
   it('serves a rotated certificate without a restart, and the API server calls it with the new caBundle', async () => {
-    const rotated = await servingPair('ecdsa-p256');
+    const rotated = await webhookServingPair('ecdsa-p256');
     // Key first, then certificate: the moment in between does not check out and is skipped.
     await writeFile(join(dir, 'ecdsa.key'), rotated.keyPem);
     await writeFile(join(dir, 'ecdsa.crt'), rotated.certificatePem);

@@ -3,15 +3,17 @@
 // and CRDs, applied for real, give the controller's ServiceAccount exactly the access e2e/leader.test.ts runs with;
 // helm install and upgrade keep the webhook's certificate; and the real controller, run with the chart's flags, pair
 // and ServiceAccount, serves the webhook and bootstraps the ML-DSA CA.
-import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { KubernetesObject, V1ClusterRole, V1Deployment, V1PodSpec, V1Secret, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ClusterRole, V1Deployment, V1PodSpec, V1Secret, V1Service, V1StatefulSet, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { parseAllDocuments, stringify } from 'yaml';
 import { VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
+import { selfSignedPair } from '../controller/pki/selfsigned.js';
 import { PROJECT_ROOT } from '../controller/project.js';
+import { AUDIT_PATH } from '../controller/signatures/audit/receiver.js';
 import { startCluster, writeKubeconfig, type TestCluster } from './cluster/cluster.js';
 import { nodeHttps } from './lib/clients.js';
 import { eventually, freePort } from './lib/env.js';
@@ -44,6 +46,28 @@ const VALUE_SETS: Record<string, ValueSet> = {
       pki: { bootstrapCA: { enabled: true } },
       pq: { mode: 'strict', groups: ['X25519MLKEM768', 'SecP384r1MLKEM1024'], certificateAlgorithm: 'ml-dsa-87', certificatePreference: 'classical', oqsProvider: { enabled: true } },
       controller: { config: { 'tls-min-version': '1.3', 'certificate-preference': 'post-quantum' }, ingressClassResource: { name: 'pq', controllerValue: 'qubesec.io/pq' } },
+    },
+  },
+  signaturesEnforced: {
+    release: 'signed', namespace: 'signed',
+    values: {
+      signatures: {
+        enabled: true,
+        policies: { 'signed-apps': { match: { kinds: [{ apiGroup: 'apps', kind: 'Deployment' }], namespaces: ['shop'] }, trust: { issuers: [{ kind: 'ClusterIssuer', name: 'root' }] }, mode: 'enforce', requiredSigners: 2 } },
+        webhook: { excludedNamespaces: ['sandbox'], rules: [{ apiGroups: ['apps'], apiVersions: ['v1'], resources: ['deployments'] }, { apiGroups: ['example.com'], apiVersions: ['*'], resources: ['widgets'], scope: 'Namespaced' }] },
+      },
+      controller: { ingressClassResource: { name: 'signed', controllerValue: 'qubesec.io/signed' } },
+    },
+  },
+  auditTrail: {
+    release: 'audit', namespace: 'audit',
+    values: {
+      controller: { ingressClassResource: { name: 'audit', controllerValue: 'qubesec.io/audit' } },
+      signatures: { audit: {
+        enabled: true, keySecret: 'audit-key', tokenSecret: 'audit-tokens', tlsSecret: 'audit-tls', origin: 'audit.example.com/e2e',
+        service: { clusterIP: '198.19.128.40' }, storage: { size: '2Gi', storageClassName: 'fast' }, segmentSize: '16Mi', maxSize: '1900Mi',
+        checkpoint: { events: 500, interval: '5s' }, logLevel: 'debug', resources: { requests: { cpu: '50m', memory: '64Mi' } },
+      } },
     },
   },
   autoscaledDefaultClass: {
@@ -149,6 +173,11 @@ describe('helm lint and template', () => {
     [{ controller: { replicas: 3 } }, "at '/controller': additional properties 'replicas' not allowed"],
     [{ controller: { kind: 'StatefulSet' } }, "at '/controller/kind': value must be one of 'Deployment', 'DaemonSet'"],
     [{ metrics: { serviceMonitor: { enabled: true } } }, "at '/metrics/enabled': value must be true"],
+    [{ signatures: { webhook: { failurePolicy: 'Maybe' } } }, "at '/signatures/webhook/failurePolicy': value must be one of 'Fail', 'Ignore'"],
+    [{ signatures: { policies: { 'Bad_Name': { match: {}, trust: {} } } } }, "invalid propertyName 'Bad_Name'"],
+    [{ signatures: { audit: { enabled: true, tokenSecret: 't', tlsSecret: 'tls' } } }, "at '/signatures/audit/keySecret': minLength: got 0, want 1"],
+    [{ signatures: { audit: { segmentSize: '64MB' } } }, "at '/signatures/audit/segmentSize'"],
+    [{ signatures: { audit: { checkpoint: { interval: '1.5s' } } } }, "at '/signatures/audit/checkpoint/interval'"],
   ])('refuses %j with a schema message, in template and in lint', async (values, message) => {
     const template = await helm(['template', 'bad', CHART], values);
     expect([template.exitCode, template.stderr]).toEqual([1, expect.stringContaining(message)]);
@@ -156,9 +185,17 @@ describe('helm lint and template', () => {
     expect([lint.exitCode, lint.stdout]).toEqual([1, expect.stringContaining(message)]);
   });
 
+  it('refuses signatures without the admission webhook server it answers on', async () => {
+    const template = await helm(['template', 'bad', CHART], { signatures: { enabled: true }, admissionWebhooks: { enabled: false } });
+    expect([template.exitCode, template.stderr]).toEqual([1, expect.stringContaining('signatures.enabled needs admissionWebhooks.enabled: the signature webhook is served by the controller\'s admission webhook server')]);
+  });
+
   it('renders the roles from files/rbac unchanged but for names, the Lease and Secret that follow their values, and no Secret rules with tickets off', async () => {
     const file = async (name: string) => parseAllDocuments(await readFile(join(CHART, 'files', 'rbac', name), 'utf8'))[0]!.toJS() as V1ClusterRole;
-    const [controller, namespace, pki] = await Promise.all(['controller.yaml', 'namespace.yaml', 'pki.yaml'].map(file));
+    const [controller, namespace, pki, signatures] = await Promise.all(['controller.yaml', 'namespace.yaml', 'pki.yaml', 'signatures.yaml'].map(file));
+    const signed = rendered.get('signaturesEnforced')!;
+    expect((signed.find((o) => o.kind === 'ClusterRole' && o.metadata!.name === 'signed-qubesec-signatures') as V1ClusterRole).rules).toEqual(signatures!.rules);
+    expect(ofKind(rendered.get('defaults')!, 'ClusterRole').map((r) => r.metadata!.name)).not.toContain('qubesec-signatures');
     const edge = rendered.get('autoscaledDefaultClass')!;
     const role = (kind: string, name: string) => edge.find((o) => o.kind === kind && o.metadata!.name === name) as V1ClusterRole;
     expect(role('ClusterRole', 'edge-qubesec').rules).toEqual(controller!.rules);
@@ -182,6 +219,23 @@ describe('helm lint and template', () => {
     expect(kinds('bootstrapCaStrict').filter((k) => k === 'Certificate' || k === 'ClusterIssuer')).toEqual(['Certificate', 'ClusterIssuer', 'ClusterIssuer']);
     expect(kinds('autoscaledDefaultClass')).toEqual(expect.arrayContaining(['HorizontalPodAutoscaler', 'PodDisruptionBudget']));
     expect(kinds('defaults')).not.toContain('PodDisruptionBudget');
+    expect(kinds('defaults')).not.toContain('SignaturePolicy');
+
+    const signed = rendered.get('signaturesEnforced')!;
+    expect(args(signed)).toContain('--enable-signatures=true');
+    expect(args(rendered.get('defaults')!).filter((a) => a.startsWith('--enable-signatures'))).toEqual([]);
+    expect(ofKind(signed, 'SignaturePolicy').map((p) => [p.metadata!.name, (p as KubernetesObject & { spec: { requiredSigners: number } }).spec.requiredSigners])).toEqual([['signed-apps', 2]]);
+    const [ingressHook, signatureHook] = ofKind<V1ValidatingWebhookConfiguration>(signed, 'ValidatingWebhookConfiguration')[0]!.webhooks!;
+    expect(ingressHook!.name).toBe('validate.ingress.qubesec.io');
+    expect(signatureHook).toEqual(expect.objectContaining({
+      name: 'verify.signatures.qubesec.io', sideEffects: 'NoneOnDryRun', failurePolicy: 'Fail',
+      rules: [
+        { apiGroups: ['apps'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['deployments'] },
+        { apiGroups: ['example.com'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['widgets'], scope: 'Namespaced' },
+      ],
+      namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'kube-public', 'kube-node-lease', 'signed', 'sandbox'] }] },
+    }));
+    expect(signatureHook!.clientConfig).toEqual({ ...ingressHook!.clientConfig, service: { ...ingressHook!.clientConfig.service, path: '/validate/signatures' } });
 
     const nodePorts = ofKind<KubernetesObject & { spec: { type: string; ports: { name: string; port: number; nodePort?: number; targetPort: string }[] } }>(rendered.get('daemonSetNodePortMonitoring')!, 'Service')
       .find((s) => s.metadata!.name === 'node-qubesec')!.spec;
@@ -203,6 +257,8 @@ describe('helm lint and template', () => {
       daemonSetNodePortMonitoring: ['--https-redirect-port=30443'],
       webhookAndPkiOff: ['--https-redirect-port=443'],
       bootstrapCaStrict: ['--https-redirect-port=443'],
+      signaturesEnforced: ['--https-redirect-port=443'],
+      auditTrail: ['--https-redirect-port=443'],
       autoscaledDefaultClass: ['--https-redirect-port=443'],
     });
     const otherPort = await render({ release: 'port', namespace: 'port', values: { controller: { service: { ports: { https: 9443 } } } } });
@@ -233,6 +289,40 @@ describe('helm lint and template', () => {
     expect(leaf.checkHost(`${service}.qubesec.svc`)).toBe(`${service}.qubesec.svc`);
     expect(webhook.clientConfig.service).toEqual({ name: service, namespace: 'qubesec', path: '/validate/networking/v1/ingresses', port: 443 });
     expect(args(objects)).toEqual(expect.arrayContaining(['--validating-webhook=:9443', '--validating-webhook-certificate=/etc/qubesec/webhook/tls.crt']));
+  });
+  it('runs the audit receiver only when asked: one pod of a StatefulSet on its claim, the Secrets mounted where its flags look, no API token', () => {
+    expect(Object.fromEntries([...rendered].map(([name, objects]) => [name, ofKind(objects, 'StatefulSet').length]))).toEqual({
+      defaults: 0, daemonSetNodePortMonitoring: 0, webhookAndPkiOff: 0, bootstrapCaStrict: 0, signaturesEnforced: 0, auditTrail: 1, autoscaledDefaultClass: 0,
+    });
+    const objects = rendered.get('auditTrail')!;
+    const statefulSet = ofKind<V1StatefulSet>(objects, 'StatefulSet')[0]!;
+    const spec = statefulSet.spec!.template.spec!;
+    const container = spec.containers[0]!;
+    expect([statefulSet.metadata!.name, statefulSet.spec!.replicas, statefulSet.spec!.serviceName, spec.automountServiceAccountToken]).toEqual(['audit-qubesec-audit', 1, 'audit-qubesec-audit', false]);
+    expect(statefulSet.spec!.volumeClaimTemplates![0]!.spec).toEqual({ accessModes: ['ReadWriteOnce'], storageClassName: 'fast', resources: { requests: { storage: '2Gi' } } });
+    expect([spec.securityContext?.runAsNonRoot, container.securityContext]).toEqual([true, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } }]);
+    expect(container.resources).toEqual({ requests: { cpu: '50m', memory: '64Mi' } });
+    expect(container.args).toEqual(['audit', 'serve', '--checkpoint-events=500', '--checkpoint-interval=5s', '--dir=/var/lib/qubesec/audit',
+      '--key=/etc/qubesec/audit/key/key.pem', '--listen=:8443', '--log-level=debug', '--max-size=1900Mi', '--metrics-port=10254', '--origin=audit.example.com/e2e',
+      '--segment-size=16Mi', '--tls-certificate=/etc/qubesec/audit/tls/tls.crt', '--tls-key=/etc/qubesec/audit/tls/tls.key', '--token-file=/etc/qubesec/audit/tokens/tokens']);
+    // Every file a flag names lies in a mount: the claim, or the Secret the values name.
+    const mounts = new Map(container.volumeMounts!.map((m) => [m.mountPath, m.name]));
+    const volumes = new Map(spec.volumes!.map((v) => [v.name, v.secret?.secretName ?? (v.emptyDir ? 'emptyDir' : '?')]));
+    const source = (flag: string) => {
+      const path = container.args!.find((a) => a.startsWith(`--${flag}=`))!.split('=')[1]!;
+      const mount = [...mounts.keys()].find((m) => path === m || path.startsWith(`${m}/`))!;
+      return volumes.get(mounts.get(mount)!) ?? mounts.get(mount);
+    };
+    expect(['dir', 'key', 'token-file', 'tls-certificate', 'tls-key'].map(source)).toEqual(['log', 'audit-key', 'audit-tokens', 'audit-tls', 'audit-tls']);
+    const service = ofKind<V1Service>(objects, 'Service').find((s) => s.metadata!.name === 'audit-qubesec-audit')!;
+    expect(service.spec).toMatchObject({ type: 'ClusterIP', clusterIP: '198.19.128.40', ports: [{ name: 'webhook', port: 443, targetPort: 'webhook' }] });
+    expect(service.spec!.selector).toEqual(statefulSet.spec!.template.metadata!.labels);
+    // The controller's Services never select the receiver, nor its Service the controller.
+    const controllerPods = (objects.find((o) => o.kind === 'Deployment') as V1Deployment).spec!.template.metadata!.labels!;
+    for (const other of ofKind<V1Service>(objects, 'Service').filter((s) => s !== service)) {
+      expect(Object.entries(other.spec!.selector!).every(([k, v]) => statefulSet.spec!.template.metadata!.labels![k] === v)).toBe(false);
+    }
+    expect(Object.entries(service.spec!.selector!).every(([k, v]) => controllerPods[k] === v)).toBe(false);
   });
 });
 
@@ -370,6 +460,41 @@ describe('on the real API server', () => {
     }
   });
 
+  it('signatures: a controller run with the chart\'s flags, as the chart\'s ServiceAccount, loads the chart\'s SignaturePolicy, writes its status and enforces it', async () => {
+    const set = VALUE_SETS.signaturesEnforced!;
+    const objects = rendered.get('signaturesEnforced')!;
+    const kubeconfig = await applyIdentity(set, objects);
+    for (const obj of objects.filter((o) => o.apiVersion!.startsWith('qubesec.io/'))) expect((await create(obj, false)).status).toBe(201);
+    const podOnly = /^--(http-port|https-port|https-redirect-port|metrics-port|publish-service|validating-webhook[a-z-]*)=/;
+    const flags = args(objects).slice(1).filter((flag) => !podOnly.test(flag));
+    expect(flags).toContain('--enable-signatures=true');
+    const secret = ofKind<V1Secret>(objects, 'Secret')[0]!.data!;
+    for (const file of ['tls.crt', 'tls.key']) await writeFile(join(workDir, `signatures-${file}`), Buffer.from(secret[file]!, 'base64'));
+    const port = await freePort();
+    const controller = await startTestController({ kubeconfig }, [...flags,
+      '--validating-webhook', `127.0.0.1:${port}`, '--validating-webhook-certificate', join(workDir, 'signatures-tls.crt'), '--validating-webhook-key', join(workDir, 'signatures-tls.key')]);
+    try {
+      type Status = { status?: { conditions?: { type: string; status: string; reason: string; message: string }[] } };
+      // The chart's policy trusts ClusterIssuer root, which this cluster does not have: the status says so.
+      const condition = await eventually(async () => ((await kube.request('GET', '/apis/qubesec.io/v1alpha1/signaturepolicies/signed-apps')).json as Status).status?.conditions?.[0], 30_000, 'the policy\'s status');
+      expect(condition).toEqual(expect.objectContaining({ type: 'Ready', status: 'False', reason: 'TrustSourceNotFound', message: 'spec.trust.issuers[0]: ClusterIssuer root not found' }));
+      const webhook = ofKind<V1ValidatingWebhookConfiguration>(objects, 'ValidatingWebhookConfiguration')[0]!.webhooks![1]!;
+      const service = webhook.clientConfig.service!;
+      const review = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: {
+        uid: 'u1', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, operation: 'CREATE', namespace: 'shop', userInfo: { username: 'alice' },
+        object: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web', namespace: 'shop' }, spec: { replicas: 1 } },
+      } };
+      const options = { method: 'POST', ca: Buffer.from(webhook.clientConfig.caBundle!, 'base64').toString(), servername: `${service.name}.${service.namespace}.svc`, headers: { 'Content-Type': 'application/json' } };
+      const reply = await nodeHttps(`https://127.0.0.1:${port}${service.path}`, options, JSON.stringify(review));
+      expect((JSON.parse(reply.body) as { response: unknown }).response).toEqual(expect.objectContaining({ allowed: false, status: expect.objectContaining({
+        message: 'Deployment shop/web: SignaturePolicy signed-apps (enforce): cannot be evaluated: spec.trust.issuers[0]: ClusterIssuer root not found',
+      }) }));
+      expect(controller.logs.filter((line) => /forbidden|\b403\b/i.test(line))).toEqual([]);
+    } finally {
+      await controller.stop();
+    }
+  });
+
   it('the controller serves its webhook with the chart\'s generated ECDSA pair, verified against caBundle under the Service\'s name', async () => {
     const objects = rendered.get('defaults')!;
     const secret = ofKind<V1Secret>(objects, 'Secret')[0]!.data!;
@@ -400,5 +525,42 @@ describe('on the real API server', () => {
       await controller.stop();
     }
   });
-});
 
+  it('the audit receiver, run with the chart\'s flags and the files its mounts hold, takes a batch and its log verifies', async () => {
+    const container = ofKind<V1StatefulSet>(rendered.get('auditTrail')!, 'StatefulSet')[0]!.spec!.template.spec!.containers[0]!;
+    const root = join(workDir, 'audit-pod');
+    const keyPair = generateKeyPairSync('ml-dsa-65');
+    const tls = await selfSignedPair('ecdsa-p256', 'audit', ['localhost']);
+    const token = randomBytes(16).toString('hex');
+    // The Secrets' keys, at the paths the pod would mount them.
+    const files: Record<string, string> = {
+      '/etc/qubesec/audit/key/key.pem': keyPair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+      '/etc/qubesec/audit/tokens/tokens': `${token}\n`, '/etc/qubesec/audit/tls/tls.crt': tls.certificatePem, '/etc/qubesec/audit/tls/tls.key': tls.keyPem,
+    };
+    for (const [path, content] of Object.entries(files)) {
+      await mkdir(join(root, path, '..'), { recursive: true });
+      await writeFile(join(root, path), content);
+    }
+    await writeFile(join(root, 'audit.pub'), keyPair.publicKey.export({ format: 'pem', type: 'spki' }) as string);
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    // Pod paths under root; the listen and metrics addresses on loopback (pod-only, as for the controller above).
+    const flags = container.args!.slice(2).map((flag) => flag
+      .replace(/^--(dir|key|token-file|tls-certificate|tls-key)=/, (m) => `${m}${root}`)
+      .replace(/^--listen=.*/, `--listen=127.0.0.1:${port}`)
+      .replace(/^--metrics-port=.*/, `--metrics-port=${metricsPort}`));
+    const main = join(PROJECT_ROOT, 'dist', 'controller', 'cli', 'main.js');
+    const receiver = execa(process.execPath, [main, 'audit', 'serve', ...flags, '--metrics-address=127.0.0.1'], { reject: false });
+    try {
+      await eventually(async () => ((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok ? true : undefined), 15_000, 'audit receiver ready');
+      const batch = JSON.stringify({ apiVersion: 'audit.k8s.io/v1', kind: 'EventList', items: [{ auditID: 'chart-1', verb: 'create', stage: 'ResponseComplete' }] });
+      const options = { method: 'POST', ca: tls.certificatePem, servername: 'localhost', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' } };
+      const reply = await nodeHttps(`https://127.0.0.1:${port}${AUDIT_PATH}`, options, batch);
+      expect([reply.status, reply.body]).toEqual([200, 'appended 1 events\n']);
+    } finally {
+      receiver.kill('SIGTERM');
+    }
+    expect((await receiver).exitCode).toBe(0);
+    const verified = await execa(process.execPath, [main, 'audit', 'verify', join(root, 'var/lib/qubesec/audit'), '--key', join(root, 'audit.pub')], { reject: false });
+    expect([verified.exitCode, verified.stdout]).toEqual([0, expect.stringContaining('last checkpoint: origin audit.example.com/e2e, 1 records')]);
+  });
+});

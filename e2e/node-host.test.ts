@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { PROJECT_ROOT } from '../controller/project.js';
-import { NODE_NAME } from './cluster/cluster.js';
+import { NODE_CLUSTER_DIR_PREFIX, NODE_NAME } from './cluster/cluster.js';
 import { eventually } from './lib/env.js';
 import { Kube } from './lib/kube.js';
-import { KUBELET_SYSCTLS, startNode, sweepDeadRuns, type TestNode } from './node/node.js';
+import { KUBELET_SYSCTLS, NODE_BRIDGE, NODE_DIR_PREFIX, startNode, sweepDeadRuns, type TestNode } from './node/node.js';
 
 const images = () => {
   const dir = process.env.QUBESEC_NODE_IMAGES;
@@ -25,10 +25,12 @@ async function hostState(): Promise<HostState> {
   const rules = async (tool: string) => (await lines(`${tool}-save`)).filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/g, ''));
   const hierarchies = await readdir('/sys/fs/cgroup');
   return {
-    processes: (await lines('ps', ['-eo', 'args='])).filter((args) => /containerd|kubelet|kube-|etcd|^\/pause$/.test(args)).sort(),
-    mounts: (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').sort(),
-    netns: (await readdir('/run/netns').catch(() => [] as string[])).sort(),
-    links: (await lines('ip', ['-o', 'link', 'show'])).map((l) => l.split(':')[1]?.trim() ?? '').sort(),
+    // Only what a node makes (its folder, the CNI's namespaces and veths, its bridge): other test runs on the machine
+    // (API servers, etcds, backend namespaces, VPN peers) come and go meanwhile.
+    processes: (await lines('ps', ['-eo', 'args='])).filter((args) => /containerd|kubelet|kube-controller-manager|kube-scheduler|^\/pause$/.test(args) || args.includes(NODE_CLUSTER_DIR_PREFIX)).sort(),
+    mounts: (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(NODE_DIR_PREFIX) || /^\/run\/netns\/cni-|containerd|kubelet/.test(m)).sort(),
+    netns: (await readdir('/run/netns').catch(() => [] as string[])).filter((n) => n.startsWith('cni-')).sort(),
+    links: (await lines('ip', ['-o', 'link', 'show'])).map((l) => l.split(':')[1]?.trim() ?? '').filter((l) => l === NODE_BRIDGE || /^veth[0-9a-f]{8}\b/.test(l)).sort(),
     iptables: await rules('iptables'),
     ip6tables: await rules('ip6tables'),
     sysctls: await Promise.all(KUBELET_SYSCTLS.map(async (k) => `${k}=${(await readFile(`/proc/sys/${k}`, 'utf8')).trim()}`)),

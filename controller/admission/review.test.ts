@@ -6,7 +6,7 @@ import { createLogger } from '../observability/log.js';
 import { createMetrics } from '../observability/metrics.js';
 import { Reconciler } from '../reconciler.js';
 import type { Snapshot } from '../sources/source.js';
-import { answerReview } from './review.js';
+import { answerReview, readReview } from './review.js';
 
 const QUBESEC_CLASS = { metadata: { name: 'qubesec' }, spec: { controller: 'qubesec.io/ingress-controller' } };
 
@@ -111,5 +111,25 @@ describe('answerReview with Reconciler.admit', () => {
     expect(answer(JSON.stringify({ apiVersion: 'admission.k8s.io/v1beta1', kind: 'AdmissionReview', request: { uid: 'x' } }))).toEqual(expect.objectContaining({ status: 400 }));
     expect(answer(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 7 } }))).toEqual({ status: 400, error: 'AdmissionReview has no request.uid' });
     expect(answer(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }))).toEqual({ status: 400, error: 'AdmissionReview has no request.uid' });
+  });
+});
+
+describe('readReview, the envelope every webhook path reads', () => {
+  it('reads the request fields the webhooks decide on, with their types checked', () => {
+    const read = readReview(review(web(), { operation: 'UPDATE', subResource: 'status', dryRun: true, userInfo: { username: 'system:serviceaccount:ci:deployer', groups: ['system:serviceaccounts', 7] } }));
+    expect('request' in read && read.request).toEqual({
+      uid: 'review-1', kind: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' }, kindText: 'networking.k8s.io/v1/Ingress', name: 'web', namespace: 'default',
+      operation: 'UPDATE', subResource: 'status', dryRun: true, userInfo: { username: 'system:serviceaccount:ci:deployer', groups: ['system:serviceaccounts'] }, object: JSON.parse(JSON.stringify(web())),
+    });
+    const bare = readReview(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { group: 'apps', version: 'v1', kind: 'Deployment' }, dryRun: 'yes' } }));
+    expect('request' in bare && [bare.request.userInfo, bare.request.dryRun, bare.request.subResource, bare.request.operation]).toEqual([{ username: '', groups: [] }, false, '', '']);
+  });
+
+  it('answers a verdict in kind: warnings only when there are some, a denial as a 400 Failure', () => {
+    const read = readReview(review(web()));
+    if (!('request' in read)) throw new Error(read.error);
+    expect(read.answer({ allowed: true, warnings: [] })).toEqual(ALLOWED);
+    expect(read.answer({ allowed: true, warnings: ['careful'] })).toEqual(replyWith({ uid: 'review-1', allowed: true, warnings: ['careful'] }));
+    expect(read.answer({ allowed: false, message: 'no' })).toEqual(replyWith({ uid: 'review-1', allowed: false, status: { status: 'Failure', code: 400, reason: 'BadRequest', message: 'no' } }));
   });
 });

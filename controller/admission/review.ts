@@ -23,21 +23,44 @@ export interface AdmissionReviewResponse {
   };
 }
 
-interface AdmissionRequest {
+interface RawRequest {
   uid?: unknown;
   kind?: { group?: unknown; version?: unknown; kind?: unknown };
   name?: unknown;
   namespace?: unknown;
   operation?: unknown;
+  subResource?: unknown;
+  dryRun?: unknown;
+  userInfo?: { username?: unknown; groups?: unknown };
   object?: unknown;
 }
 
+/** The fields of an AdmissionReview's request that the webhooks read, checked for their types. */
+export interface AdmissionRequest {
+  uid: string;
+  /** undefined when the request names no kind (a malformed review). */
+  kind: { group: string; version: string; kind: string } | undefined;
+  /** "group/version/Kind" as the request gives it, for messages. */
+  kindText: string;
+  name: string;
+  namespace: string;
+  operation: string;
+  /** '' unless the request is about a subresource (status, scale). */
+  subResource: string;
+  /** A dry run: the webhook must leave no trace (no Event). */
+  dryRun: boolean;
+  userInfo: { username: string; groups: string[] };
+  object: unknown;
+}
+
+/** A webhook's verdict on one request; a denial's message reaches the user after the webhook's name. */
+export type AdmissionVerdict = { allowed: true; warnings: string[] } | { allowed: false; message: string };
+
 /**
- * Answers one request body. A body that is not an AdmissionReview with a request uid cannot be answered in kind: it
- * gets an HTTP 400. Anything else gets an AdmissionReview; a request about something other than an Ingress is denied,
- * so a ValidatingWebhookConfiguration whose rules match too much is noticed at once.
+ * Reads one request body. A body that is not an AdmissionReview with a request uid cannot be answered in kind: it gets
+ * an HTTP 400. Otherwise `answer` turns a verdict into the AdmissionReview to send.
  */
-export function answerReview(body: string, admit: (ingress: V1Ingress) => AdmissionDecision): ReviewReply {
+export function readReview(body: string): { request: AdmissionRequest; answer: (verdict: AdmissionVerdict) => ReviewReply } | { status: 400; error: string } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -47,33 +70,63 @@ export function answerReview(body: string, admit: (ingress: V1Ingress) => Admiss
   if (!isObject(parsed) || parsed.apiVersion !== ADMISSION_API_VERSION || parsed.kind !== 'AdmissionReview') {
     return { status: 400, error: `request body is not an ${ADMISSION_API_VERSION} AdmissionReview (apiVersion and kind)` };
   }
-  const request = parsed.request as AdmissionRequest | undefined;
-  if (!isObject(request) || typeof request.uid !== 'string' || request.uid === '') {
+  const raw = parsed.request as RawRequest | undefined;
+  if (!isObject(raw) || typeof raw.uid !== 'string' || raw.uid === '') {
     return { status: 400, error: 'AdmissionReview has no request.uid' };
   }
-  const kind = request.kind;
-  const kindText = isObject(kind) ? texts(kind.group, kind.version, kind.kind).join('/') : '';
+  const kind = isObject(raw.kind) && typeof raw.kind.version === 'string' && typeof raw.kind.kind === 'string'
+    ? { group: typeof raw.kind.group === 'string' ? raw.kind.group : '', version: raw.kind.version, kind: raw.kind.kind }
+    : undefined;
+  const kindText = isObject(raw.kind) ? texts(raw.kind.group, raw.kind.version, raw.kind.kind).join('/') : '';
+  const userInfo = isObject(raw.userInfo) ? raw.userInfo : {};
+  const request: AdmissionRequest = {
+    uid: raw.uid,
+    kind,
+    kindText,
+    name: texts(raw.name)[0] ?? '',
+    namespace: texts(raw.namespace)[0] ?? '',
+    operation: texts(raw.operation)[0] ?? '',
+    subResource: texts(raw.subResource)[0] ?? '',
+    dryRun: raw.dryRun === true,
+    userInfo: {
+      username: texts(userInfo.username)[0] ?? '',
+      groups: Array.isArray(userInfo.groups) ? texts(...(userInfo.groups as unknown[])) : [],
+    },
+    object: raw.object,
+  };
   const about = texts(request.operation, kindText, texts(request.namespace, request.name).join('/')).join(' ');
-  const reply = (response: Omit<AdmissionReviewResponse['response'], 'uid'>): ReviewReply => ({
-    status: 200,
-    review: { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response: { uid: request.uid as string, ...response } },
-    about,
-  });
-  const deny = (message: string) => reply({ allowed: false, status: { status: 'Failure', code: 400, reason: 'BadRequest', message } });
+  const answer = (verdict: AdmissionVerdict): ReviewReply => {
+    const response: AdmissionReviewResponse['response'] = verdict.allowed
+      ? { uid: request.uid, allowed: true, ...(verdict.warnings.length > 0 ? { warnings: verdict.warnings } : {}) }
+      : { uid: request.uid, allowed: false, status: { status: 'Failure', code: 400, reason: 'BadRequest', message: verdict.message } };
+    return { status: 200, review: { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response }, about };
+  };
+  return { request, answer };
+}
 
-  if (!isObject(kind) || kind.group !== INGRESS_KIND.group || kind.version !== INGRESS_KIND.version || kind.kind !== INGRESS_KIND.kind) {
-    return deny(`this webhook reviews networking.k8s.io/v1 Ingresses, not ${kindText || 'nothing'}: check the rules of its ValidatingWebhookConfiguration`);
+/**
+ * Answers one Ingress review with the reconciler's decision. A request about something other than an Ingress is
+ * denied, so a ValidatingWebhookConfiguration whose rules match too much is noticed at once.
+ */
+export function answerReview(body: string, admit: (ingress: V1Ingress) => AdmissionDecision): ReviewReply {
+  const read = readReview(body);
+  if ('status' in read) return read;
+  const { request, answer } = read;
+  const deny = (message: string) => answer({ allowed: false, message });
+  const kind = request.kind;
+  if (!kind || kind.group !== INGRESS_KIND.group || kind.version !== INGRESS_KIND.version || kind.kind !== INGRESS_KIND.kind) {
+    return deny(`this webhook reviews networking.k8s.io/v1 Ingresses, not ${request.kindText || 'nothing'}: check the rules of its ValidatingWebhookConfiguration`);
   }
   // DELETE and CONNECT carry no new object: there is nothing the data plane would be asked to serve.
-  if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return reply({ allowed: true });
-  if (!isObject(request.object)) return deny(`request.object: is required for ${String(request.operation)}`);
+  if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return answer({ allowed: true, warnings: [] });
+  if (!isObject(request.object)) return deny(`request.object: is required for ${request.operation}`);
 
   const ingress = request.object as V1Ingress;
   // The API server fills in the namespace before validating webhooks run; the request's own field is the fallback.
-  const namespace = ingress.metadata?.namespace || (typeof request.namespace === 'string' ? request.namespace : undefined);
+  const namespace = ingress.metadata?.namespace || request.namespace || undefined;
   const decision = admit({ ...ingress, metadata: { ...ingress.metadata, namespace } });
   if (!decision.allowed) return deny(decision.message);
-  return reply(decision.warnings.length > 0 ? { allowed: true, warnings: decision.warnings } : { allowed: true });
+  return answer({ allowed: true, warnings: decision.warnings });
 }
 
 /** The non-empty strings among fields of unchecked JSON. */

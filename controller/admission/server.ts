@@ -1,16 +1,18 @@
-// The validating admission webhook's HTTPS server. Per request it reads a bounded body, asks the reconciler (memory
-// only) and writes the answer: no file, no process, no NGINX. A request's content never reaches `nginx -t` or any
+// The validating admission webhooks' HTTPS server, shared by every system that reviews objects: one path per webhook
+// (the Ingress check, the signature policies). Per request it reads a bounded body, asks that path's handler (memory
+// and node:crypto only) and writes the answer: no file, no process, no NGINX. A request's content never reaches `nginx -t` or any
 // other program, the hole that IngressNightmare (CVE-2025-1974) opened in ingress-nginx's webhook.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
-import type { V1Ingress } from '@kubernetes/client-node';
 import { GROUPS_BY_MODE, opensslGroupList } from '../model/pq.js';
 import type { Logger } from '../observability/log.js';
-import type { AdmissionDecision } from '../reconciler.js';
-import { answerReview } from './review.js';
+import type { ReviewReply } from './review.js';
 
 export const VALIDATE_INGRESSES_PATH = '/validate/networking/v1/ingresses';
+
+/** Request body in, reply out: readReview and a verdict, for one path. */
+export type ReviewHandler = (body: string) => ReviewReply | Promise<ReviewReply>;
 
 /** An UPDATE review carries the new Ingress (at most 3 MiB, the API server's request limit) and the stored one. */
 export const MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -23,7 +25,8 @@ export interface WebhookOptions {
   keyPairs: { certificatePem: string; keyPem: string }[];
 }
 
-export async function serveAdmission(options: WebhookOptions, admit: (ingress: V1Ingress) => AdmissionDecision, log: Logger): Promise<Server> {
+/** Serves each path's handler: `{ [VALIDATE_INGRESSES_PATH]: ..., [VALIDATE_SIGNATURES_PATH]: ... }`. */
+export async function serveAdmission(options: WebhookOptions, handlers: Record<string, ReviewHandler>, log: Logger): Promise<Server> {
   const server = createServer(
     {
       ...tlsOptions(options.keyPairs),
@@ -33,7 +36,7 @@ export async function serveAdmission(options: WebhookOptions, admit: (ingress: V
       // Above the API server's idle timeout for pooled connections (90 s), so it never reuses one we just closed.
       keepAliveTimeout: 120_000,
     },
-    (req, res) => handle(req, res, admit, log),
+    (req, res) => handle(req, res, handlers, log),
   );
   server.on('tlsClientError', (err) => log.debug('webhook TLS handshake failed', { error: err.message }));
   await new Promise<void>((resolve, reject) => {
@@ -48,7 +51,8 @@ export function replaceKeyPairs(server: Server, keyPairs: WebhookOptions['keyPai
   server.setSecureContext(tlsOptions(keyPairs));
 }
 
-function tlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions {
+/** The webhook servers' TLS: these key pairs, the hybrid ML-KEM groups first (also the audit receiver's). */
+export function tlsOptions(keyPairs: WebhookOptions['keyPairs']): SecureContextOptions {
   return {
     cert: keyPairs.map((p) => p.certificatePem),
     key: keyPairs.map((p) => p.keyPem),
@@ -65,10 +69,11 @@ export async function stopAdmission(server: Server): Promise<void> {
   await closed;
 }
 
-function handle(req: IncomingMessage, res: ServerResponse, admit: (ingress: V1Ingress) => AdmissionDecision, log: Logger): void {
+function handle(req: IncomingMessage, res: ServerResponse, handlers: Record<string, ReviewHandler>, log: Logger): void {
   // The API server appends ?timeout=...s to the configured URL.
-  const path = (req.url ?? '').split('?')[0];
-  if (path !== VALIDATE_INGRESSES_PATH) return plain(res, 404, `no such path: POST AdmissionReviews to ${VALIDATE_INGRESSES_PATH}`);
+  const path = (req.url ?? '').split('?')[0] ?? '';
+  const handler = Object.hasOwn(handlers, path) ? handlers[path] : undefined;
+  if (!handler) return plain(res, 404, `no such path: POST AdmissionReviews to ${Object.keys(handlers).join(' or ')}`);
   if (req.method !== 'POST') return plain(res, 405, `${req.method ?? ''} ${path}: only POST is served`, { Allow: 'POST' });
   if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return tooLarge(req, res);
 
@@ -84,24 +89,25 @@ function handle(req: IncomingMessage, res: ServerResponse, admit: (ingress: V1In
     chunks.push(chunk);
   });
   req.on('error', (err) => log.debug('webhook request failed', { error: err.message }));
-  req.on('end', () => {
+  const answer = async (body: string) => {
     if (res.headersSent) return;
     let reply;
     try {
-      reply = answerReview(Buffer.concat(chunks).toString('utf8'), admit);
+      reply = await handler(body);
     } catch (err) {
-      log.error('admission review failed', { error: (err as Error).stack ?? String(err) });
+      log.error('admission review failed', { path, error: (err as Error).stack ?? String(err) });
       return plain(res, 500, `review failed: ${(err as Error).message}`);
     }
     if (reply.status === 400) {
-      log.warn('admission review refused', { error: reply.error });
+      log.warn('admission review refused', { path, error: reply.error });
       return plain(res, 400, reply.error);
     }
     const { response } = reply.review;
-    if (response.allowed) log.debug('admission allowed', { review: reply.about, uid: response.uid, warnings: response.warnings });
-    else log.info('admission denied', { review: reply.about, uid: response.uid, message: response.status?.message });
+    if (response.allowed) log.debug('admission allowed', { path, review: reply.about, uid: response.uid, warnings: response.warnings });
+    else log.info('admission denied', { path, review: reply.about, uid: response.uid, message: response.status?.message });
     res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(reply.review));
-  });
+  };
+  req.on('end', () => void answer(Buffer.concat(chunks).toString('utf8')));
 }
 
 /**
@@ -113,6 +119,7 @@ function tooLarge(req: IncomingMessage, res: ServerResponse): void {
   req.resume();
 }
 
-function plain(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+/** A plain-text answer (errors, and the audit receiver's acknowledgements). */
+export function plain(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', ...headers }).end(`${message}\n`);
 }

@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-// qubesec: the controller, the demo, certificates, the post-quantum check of an endpoint, and the VPN gateway.
+// qubesec: the controller, the demo, certificates, the post-quantum check of an endpoint, signatures and the audit
+// trail, and the VPN gateway.
 import { parseFlags, usage } from '../config.js';
 import { startController } from '../controller.js';
 import { runCert } from './cert.js';
 import { runCheck, UsageError } from './check.js';
 import { runDemo } from './demo.js';
 import { untilSignal } from './signals.js';
+import { runSign, runVerify } from './signatures.js';
+import { runAudit } from '../signatures/audit/cli.js';
 import { runVpn } from './vpn.js';
 
 /** A command resolves with its exit code, or nothing for 0. */
@@ -23,6 +26,9 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
   demo: runDemo,
   cert: runCert,
   check: runCheck,
+  sign: runSign,
+  verify: runVerify,
+  audit: runAudit,
   vpn: runVpn,
 };
 

@@ -6,6 +6,8 @@ export interface ObjectRef {
   namespace: string;
   name: string;
   uid?: string;
+  /** For kinds the Event recorder does not know (any kind a SignaturePolicy covers). */
+  apiVersion?: string;
 }
 
 export type DiagnosticType = 'Normal' | 'Warning';

@@ -21,9 +21,30 @@ export function createMetrics() {
     leader: new Gauge({ name: 'qubesec_leader', help: '1 while this replica leads: it holds the Lease and its leader-only work (Ingress status, the PKI) runs; else 0', registers: [registry] }),
     sourceListFailures: new Counter({ name: 'qubesec_source_list_failures_total', help: 'Lists of a watched kind that failed (initial or relist); each is retried with capped exponential backoff', labelNames: ['resource'], registers: [registry] }),
     sourceSynced: new Gauge({ name: 'qubesec_source_synced', help: '1 once the first full list of a watched kind is in; nothing acts on that kind before', labelNames: ['resource'], registers: [registry] }),
+    signatureDecisions: new Counter({ name: 'qubesec_signature_decisions_total', help: 'Admission reviews of objects a SignaturePolicy matches, by policy, mode and result: verified, failed (unsigned, tampered, unknown or too few signers) or error (the policy or verification could not be evaluated)', labelNames: ['policy', 'mode', 'result'], registers: [registry] }),
+    signatureVerification: new Histogram({ name: 'qubesec_signature_verification_seconds', help: 'Time to verify one object against one SignaturePolicy at admission (canonical form and every signature)', labelNames: ['mode'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+    signatureUndecided: new Counter({ name: 'qubesec_signature_undecided_total', help: 'Admission reviews refused because the SignaturePolicies and their trust sources were not loaded yet (fail closed)', registers: [registry] }),
     nginxRestarts: new Counter({ name: 'qubesec_nginx_restarts_total', help: 'Times the NGINX master died and was restarted', registers: [registry] }),
   };
   return m;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The audit receiver's metrics (`qubesec audit serve`, its own process and registry). */
+export function createAuditMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'qubesec_audit_process_' });
+  return {
+    registry,
+    eventsAppended: new Counter({ name: 'qubesec_audit_events_appended_total', help: 'Audit events appended to the log and synced to disk', registers: [registry] }),
+    checkpoints: new Counter({ name: 'qubesec_audit_checkpoints_total', help: 'Signed checkpoints appended to the log', registers: [registry] }),
+    storeBytes: new Gauge({ name: 'qubesec_audit_store_bytes', help: 'Bytes of the log: every segment file', registers: [registry] }),
+    treeSize: new Gauge({ name: 'qubesec_audit_tree_size', help: 'Records in the log (the size the next checkpoint signs)', registers: [registry] }),
+    appendDuration: new Histogram({ name: 'qubesec_audit_append_duration_seconds', help: 'Time to append one batch: encode, write, fdatasync', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+    refusedBatches: new Counter({ name: 'qubesec_audit_refused_batches_total', help: 'Batches answered with an error the API server retries, by reason: full (the store is full), busy (--max-pending-batches being received or waiting for the writer), error (a write failed)', labelNames: ['reason'], registers: [registry] }),
+    droppedBatches: new Counter({ name: 'qubesec_audit_dropped_batches_total', help: 'Authenticated batches answered with an error the API server does not retry (malformed, too large): their events are lost', registers: [registry] }),
+  };
+}
+
+export type AuditMetrics = ReturnType<typeof createAuditMetrics>;

@@ -1,8 +1,8 @@
 // /metrics, /healthz (the process is alive) and /readyz (NGINX serves the first configuration).
 import { createServer, type Server } from 'node:http';
-import type { Metrics } from './metrics.js';
+import type { Registry } from 'prom-client';
 
-export async function serveObservability(metrics: Metrics, address: string, port: number, ready: () => boolean): Promise<Server> {
+export async function serveObservability(metrics: { registry: Registry }, address: string, port: number, ready: () => boolean): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {

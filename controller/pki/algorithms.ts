@@ -50,8 +50,13 @@ export function webSigningAlgorithm(algorithm: SignatureAlgorithm): { name: stri
       return { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' };
     default:
       // ML-DSA-65, SLH-DSA-SHA2-128s: the WebCrypto and @peculiar/x509 spelling.
-      return { name: algorithm.toUpperCase().replace(/(\d)([SF])$/, (_m, d: string, v: string) => d + v.toLowerCase()) };
+      return { name: standardName(algorithm) };
   }
+}
+
+/** The FIPS 204/205 name of a node:crypto key type: 'ml-dsa-65' is ML-DSA-65, 'slh-dsa-sha2-128s' is SLH-DSA-SHA2-128s. */
+export function standardName(nodeKeyType: string): string {
+  return nodeKeyType.toUpperCase().replace(/(\d)([SF])$/, (_m, d: string, v: string) => d + v.toLowerCase());
 }
 
 export function isSlhDsa(algorithm: string): boolean {

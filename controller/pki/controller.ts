@@ -27,6 +27,7 @@ import {
   VERSION,
   checkCertificateSpec,
   issuerState,
+  mergeCondition,
   plan,
   specHash,
   type CertificateResource,
@@ -291,13 +292,6 @@ export class PkiController {
     this.reported.add(key);
     await this.recorder.record(d);
   }
-}
-
-/** Keeps lastTransitionTime when the status did not change, as Kubernetes conditions do. */
-function mergeCondition(conditions: Condition[] | undefined, next: Omit<Condition, 'lastTransitionTime'>, generation: number | undefined): Condition[] {
-  const previous = (conditions ?? []).find((c) => c.type === next.type);
-  const lastTransitionTime = previous && previous.status === next.status ? previous.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  return [...(conditions ?? []).filter((c) => c.type !== next.type), { ...next, lastTransitionTime, observedGeneration: generation }];
 }
 
 function issuerKey(kind: string, namespace: string | undefined, name: string): string {

@@ -142,6 +142,13 @@ export function specHash(spec: CertificateSpec): string {
   return createHash('sha256').update(JSON.stringify({ ...spec, renewBeforeMs: undefined })).digest('hex').slice(0, 16);
 }
 
+/** Keeps lastTransitionTime when the status did not change, as Kubernetes conditions do. */
+export function mergeCondition(conditions: Condition[] | undefined, next: Omit<Condition, 'lastTransitionTime'>, generation: number | undefined): Condition[] {
+  const previous = (conditions ?? []).find((c) => c.type === next.type);
+  const lastTransitionTime = previous && previous.status === next.status ? previous.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  return [...(conditions ?? []).filter((c) => c.type !== next.type), { ...next, lastTransitionTime, observedGeneration: generation }];
+}
+
 export type IssuerState = { ready: true; kind: 'ca'; issuer: Issuer; classical?: Issuer } | { ready: true; kind: 'selfSigned' } | { ready: false; reason: string; message: string };
 
 /** Whether an issuer can sign now, from its resource and the Secrets it names. */

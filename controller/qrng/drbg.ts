@@ -57,6 +57,21 @@ function hashStrength(hash: HmacDrbgHash): number {
   return /224$/.test(hash) ? 192 : 256;
 }
 
+/**
+ * Input lengths of a DRBG that derives its seed (HMAC_DRBG, CTR_DRBG with the derivation function): entropy of the
+ * security strength, a nonce of half of it, anything up to the standard's 2^35 bits otherwise (10.1, table 2 and 3).
+ */
+function derivedInputRule(securityStrength: number): EntropyInputRule {
+  return {
+    entropyBits: securityStrength,
+    minBytes: securityStrength / 8,
+    maxBytes: MAX_INPUT_BYTES,
+    nonceBytes: [securityStrength / 16, MAX_INPUT_BYTES],
+    personalizationMaxBytes: MAX_INPUT_BYTES,
+    additionalInputMaxBytes: MAX_INPUT_BYTES,
+  };
+}
+
 /** HMAC_DRBG, SP 800-90A Rev. 1 10.1.2. */
 export class HmacDrbg implements DrbgMechanism {
   readonly name: DrbgName;
@@ -71,14 +86,7 @@ export class HmacDrbg implements DrbgMechanism {
     const outlen = createHmac(hash, EMPTY).digest().length;
     this.key = Buffer.alloc(outlen);
     this.value = Buffer.alloc(outlen);
-    this.entropyRule = {
-      entropyBits: this.securityStrength,
-      minBytes: this.securityStrength / 8,
-      maxBytes: MAX_INPUT_BYTES,
-      nonceBytes: [this.securityStrength / 16, MAX_INPUT_BYTES],
-      personalizationMaxBytes: MAX_INPUT_BYTES,
-      additionalInputMaxBytes: MAX_INPUT_BYTES,
-    };
+    this.entropyRule = derivedInputRule(this.securityStrength);
   }
 
   private hmac(key: Buffer | KeyObject, ...parts: Buffer[]): Buffer {
@@ -158,14 +166,7 @@ export class CtrDrbg implements DrbgMechanism {
     // Without the derivation function the entropy input is exactly seedlen bits of full entropy and the other inputs
     // at most seedlen bits; with it, as for HMAC_DRBG.
     this.entropyRule = derivationFunction
-      ? {
-          entropyBits: this.securityStrength,
-          minBytes: this.securityStrength / 8,
-          maxBytes: MAX_INPUT_BYTES,
-          nonceBytes: [this.securityStrength / 16, MAX_INPUT_BYTES],
-          personalizationMaxBytes: MAX_INPUT_BYTES,
-          additionalInputMaxBytes: MAX_INPUT_BYTES,
-        }
+      ? derivedInputRule(this.securityStrength)
       : {
           entropyBits: this.seedBytes * 8,
           minBytes: this.seedBytes,

@@ -132,7 +132,7 @@ export class KubernetesEventRecorder implements EventRecorder {
         namespace: d.object.namespace,
         body: {
           metadata: { generateName: `${d.object.name}.`, namespace: d.object.namespace },
-          involvedObject: { apiVersion: API_VERSIONS[d.object.kind], kind: d.object.kind, namespace: d.object.namespace, name: d.object.name, uid: d.object.uid },
+          involvedObject: { apiVersion: d.object.apiVersion ?? API_VERSIONS[d.object.kind], kind: d.object.kind, namespace: d.object.namespace, name: d.object.name, uid: d.object.uid },
           reason: d.reason,
           message: d.message.slice(0, 1024),
           type: d.type,
@@ -152,6 +152,6 @@ export class KubernetesEventRecorder implements EventRecorder {
 
 const API_VERSIONS: Record<string, string> = {
   Ingress: 'networking.k8s.io/v1', Secret: 'v1', ConfigMap: 'v1', Service: 'v1',
-  Certificate: 'qubesec.io/v1alpha1', Issuer: 'qubesec.io/v1alpha1', ClusterIssuer: 'qubesec.io/v1alpha1',
+  Certificate: 'qubesec.io/v1alpha1', Issuer: 'qubesec.io/v1alpha1', ClusterIssuer: 'qubesec.io/v1alpha1', SignaturePolicy: 'qubesec.io/v1alpha1',
   VpnGateway: 'qubesec.io/v1alpha1', VpnPeer: 'qubesec.io/v1alpha1',
 };

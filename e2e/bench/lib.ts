@@ -331,12 +331,13 @@ export async function opensslSpeed(algorithms: string[], seconds: number, repeat
     for (const algorithm of algorithms) {
       const r = await inRootfs(['openssl', 'speed', '-mr', '-seconds', String(seconds), algorithm], { timeout: (seconds * 3 + 60) * 1000 });
       if (r.exitCode !== 0) throw new Error(`openssl speed ${algorithm} failed:\n${r.stderr}`);
-      // -mr writes "+DTP:<name>:<operation>[:ecdsa]:<seconds>" then "+R<n>:<count>:<name>:<cpu seconds>" on stderr.
+      // -mr writes "+DTP:<name>:<operation>[:<kind>]:<seconds>" then "+R<n>:<count>:<name>[:<kind>]:<cpu seconds>" on
+      // stderr (EdDSA names its curve in both).
       let operation: string | undefined;
       for (const line of r.stderr.split('\n')) {
         const dtp = /^\+DTP:[^:]+:([^:]+)(?::[^:]+)?:\d+$/.exec(line);
         if (dtp) operation = dtp[1]!.replace(/^signs$/, 'sign');
-        const result = /^\+R\d+:(\d+):[^:]+:([\d.]+)$/.exec(line);
+        const result = /^\+R\d+:(\d+):[^:]+(?::[^:]+)?:([\d.]+)$/.exec(line);
         if (result && operation) {
           const ops = (table[algorithm] ??= {});
           ops[operation] = Math.max(ops[operation] ?? 0, Number(result[1]) / Number(result[2]));
@@ -346,6 +347,24 @@ export async function opensslSpeed(algorithms: string[], seconds: number, repeat
     }
   }
   return table;
+}
+
+/**
+ * Calls of `once` per CPU-second of this process (user + system) over SECONDS, after one warm-up call: the unit of
+ * `openssl speed`, so a machine shared with other work still gives comparable ratios.
+ */
+export async function callsPerCpuSecond(once: () => unknown): Promise<{ perCpuSecond: number; calls: number; cpuSeconds: number }> {
+  await once();
+  let calls = 0;
+  const start = performance.now();
+  const cpu = process.cpuUsage();
+  while (performance.now() - start < SECONDS * 1000) {
+    await once();
+    calls++;
+  }
+  const used = process.cpuUsage(cpu);
+  const cpuSeconds = (used.user + used.system) / 1e6;
+  return { perCpuSecond: calls / cpuSeconds, calls, cpuSeconds };
 }
 
 /** Writes a fixed-width row: a label and cells. */

@@ -9,8 +9,8 @@ import { CONDITIONED_BITS, FULL_ENTROPY_MARGIN, condition } from '../../controll
 import { Drbg, MAX_REQUEST_BYTES, type DrbgName, type EntropyInputSource } from '../../controller/qrng/drbg.js';
 import { HealthTests } from '../../controller/qrng/health.js';
 import { rootfs } from '../lib/env.js';
+import { SECONDS, callsPerCpuSecond } from './lib.js';
 
-const SECONDS = Number(process.env.QUBESEC_BENCH_SECONDS ?? 5);
 const FASTEST_CARD_MBIT = 240;
 
 /** Seeds for the benchmark only: the DRBG's speed does not depend on where its seed came from. */
@@ -18,17 +18,8 @@ const benchSeed: EntropyInputSource = { entropyInput: async (_bits, bytes) => ra
 
 /** Runs `once` (which handles `bytes` bytes) for SECONDS; MB/s per CPU-second of this (single-threaded) process. */
 async function throughput(label: string, bytes: number, once: () => unknown): Promise<number> {
-  await once();
-  let n = 0;
-  const cpu = process.cpuUsage();
-  const start = performance.now();
-  while (performance.now() - start < SECONDS * 1000) {
-    await once();
-    n++;
-  }
-  const used = process.cpuUsage(cpu);
-  const cpuSeconds = (used.user + used.system) / 1e6;
-  const mb = (n * bytes) / 1e6;
+  const { calls, cpuSeconds } = await callsPerCpuSecond(once);
+  const mb = (calls * bytes) / 1e6;
   const perCpu = mb / cpuSeconds;
   console.log(`${label.padEnd(64)} ${perCpu.toFixed(1).padStart(9)} MB/s per core  (${mb.toFixed(0)} MB, ${cpuSeconds.toFixed(2)} CPU-s)`);
   return perCpu;

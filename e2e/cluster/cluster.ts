@@ -35,6 +35,12 @@ export interface NodeNetwork {
   kubeletClient: { cert: string; key: string };
 }
 
+/** The API server's audit webhook backend (e2e/audit.test.ts): a policy file and the webhook's kubeconfig. */
+export interface AuditWebhook {
+  policyFile: string;
+  webhookConfigFile: string;
+}
+
 export const NODE_NAME = 'qubesec-node';
 /** The components of a cluster with a node, each with the user and groups its token authenticates as. */
 const COMPONENT_USERS = {
@@ -43,11 +49,15 @@ const COMPONENT_USERS = {
   'kube-scheduler': { user: 'system:kube-scheduler', groups: '' },
 };
 
-export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
+/** Folder-name prefix of a node's cluster (kube-apiserver, etcd). */
+export const NODE_CLUSTER_DIR_PREFIX = 'qubesec-node-apiserver-';
+
+export async function startCluster(node?: NodeNetwork, audit?: AuditWebhook): Promise<TestCluster> {
   const apiserverBinary = kubeBinary('kube-apiserver');
   const root = rootfs();
-  // etcd runs chrooted, so its data (dir/etcd) lives inside the rootfs; every process's command line names dir.
-  const dir = await mkdtemp(join(root, 'tmp', 'qubesec-apiserver-'));
+  // etcd runs chrooted, so its data (dir/etcd) lives inside the rootfs; every process's command line names dir, and
+  // a node's dir says so (node-host.test tells the node's processes from those of other test runs by it).
+  const dir = await mkdtemp(join(root, 'tmp', node ? NODE_CLUSTER_DIR_PREFIX : 'qubesec-apiserver-'));
   const etcdDir = join(dir, 'etcd');
   const inRoot = (p: string) => p.slice(root.length);
   const children: ResultPromise[] = [];
@@ -82,6 +92,11 @@ export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
       ? ['--enable-aggregator-routing=true', '--kubelet-preferred-address-types=InternalIP',
         `--kubelet-client-certificate=${node.kubeletClient.cert}`, `--kubelet-client-key=${node.kubeletClient.key}`]
       : ['--disable-admission-plugins=ServiceAccount'];
+    // Batches leave after 1 s (default 30 s); a refused one is retried after 3 s, then 4.5, 6.75, 10.1 (default from 10 s).
+    const auditFlags = audit
+      ? [`--audit-policy-file=${audit.policyFile}`, `--audit-webhook-config-file=${audit.webhookConfigFile}`,
+        '--audit-webhook-batch-max-wait=1s', '--audit-webhook-initial-backoff=3s']
+      : [];
 
     const startApiServer = () => execa(apiserverBinary, [
       `--etcd-servers=${etcdUrl}`,
@@ -90,7 +105,7 @@ export async function startCluster(node?: NodeNetwork): Promise<TestCluster> {
       `--service-account-key-file=${join(dir, 'sa.pub')}`, `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
       '--service-account-issuer=https://kubernetes.default.svc',
       `--token-auth-file=${join(dir, 'tokens.csv')}`, '--authorization-mode=Node,RBAC',
-      `--service-cluster-ip-range=${SERVICE_RANGE}`, ...nodeFlags,
+      `--service-cluster-ip-range=${SERVICE_RANGE}`, ...nodeFlags, ...auditFlags,
       `--cert-dir=${join(dir, 'certs')}`,
     ], { reject: false, all: true });
     let apiserver = startApiServer();

@@ -42,7 +42,7 @@ export class Kube {
 
   /** The qubesec.io CRDs from charts/qubesec/crds, once the API server serves them. */
   async installQubesecCrds(): Promise<void> {
-    await this.installCrds('qubesec', ['issuers.yaml', 'certificates.yaml'], 'certificates');
+    await this.installCrds('qubesec', ['issuers.yaml', 'certificates.yaml', 'signaturepolicies.yaml'], 'certificates');
   }
 
   /** The VPN's CRDs from charts/qubesec-vpn/crds (VpnGateway, VpnPeer), once the API server serves them. */

@@ -12,7 +12,7 @@ import { eventually, freePort, kubeBinary, rootfs } from '../lib/env.js';
 import { Kube } from '../lib/kube.js';
 
 /** The node's bridge and Pod range, from 198.18.0.0/15 like every test address (e2e/lib/netns.ts uses 198.18.x). */
-const BRIDGE = 'qsnode0';
+export const NODE_BRIDGE = 'qsnode0';
 const POD_SUBNET = '198.19.0.0/24';
 export const NODE_ADDRESS = '198.19.0.1';
 /** The archive, among those e2e/node/images.sh writes, of the pause image each Pod sandbox starts from. */
@@ -23,7 +23,7 @@ const IPTABLES = ['iptables', 'ip6tables'];
 /** Tables the kubelet writes to; restoring one that had no rules before (not in the saved text) empties it. */
 const IPTABLES_TABLES = ['filter', 'nat', 'mangle'];
 /** A node's working folder; its name carries the test process's PID, so a later run can tell a dead run's leftovers. */
-const DIR_PREFIX = '/tmp/qubesec-node-';
+export const NODE_DIR_PREFIX = '/tmp/qubesec-node-';
 const CHAIN = 'QUBESEC-NODE';
 
 export interface TestNode {
@@ -44,7 +44,7 @@ export interface TestNode {
  */
 export async function startNode(imagesDir: string): Promise<TestNode> {
   await sweepDeadRuns();
-  const dir = `${DIR_PREFIX}${process.pid}`;
+  const dir = `${NODE_DIR_PREFIX}${process.pid}`;
   await mkdir(dir, { recursive: true });
   const children = new Map<string, ResultPromise>();
   const exited = new Map<string, Result>();
@@ -206,7 +206,7 @@ async function writeContainerdConfig(dir: string, sandboxImage: string): Promise
     cniVersion: '0.4.0',
     name: 'qubesec-e2e',
     plugins: [{
-      type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: false, hairpinMode: true,
+      type: 'bridge', bridge: NODE_BRIDGE, isGateway: true, ipMasq: false, hairpinMode: true,
       ipam: { type: 'host-local', ranges: [[{ subnet: POD_SUBNET, gateway: NODE_ADDRESS }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(dir, 'cni-ipam') },
     }],
   }));
@@ -266,10 +266,10 @@ async function writeKubeletConfig(dir: string, clientCa: string, containerdSocke
 
 /** The bridge Pods attach to, with the node's address, which the API server and kubelet bind before any Pod exists. */
 async function setUpNetwork(dir: string): Promise<void> {
-  await execa('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
-  await writeFile(join(dir, 'bridge'), BRIDGE);
-  await execa('ip', ['addr', 'add', `${NODE_ADDRESS}/24`, 'dev', BRIDGE]);
-  await execa('ip', ['link', 'set', BRIDGE, 'up']);
+  await execa('ip', ['link', 'add', NODE_BRIDGE, 'type', 'bridge']);
+  await writeFile(join(dir, 'bridge'), NODE_BRIDGE);
+  await execa('ip', ['addr', 'add', `${NODE_ADDRESS}/24`, 'dev', NODE_BRIDGE]);
+  await execa('ip', ['link', 'set', NODE_BRIDGE, 'up']);
 }
 
 /** What kube-proxy would do for the one Service Pods need: the `kubernetes` Service's ClusterIP to the API server. */
@@ -374,8 +374,8 @@ async function unmountUnder(dir: string): Promise<void> {
 export async function sweepDeadRuns(): Promise<void> {
   for (const name of await readdir('/tmp')) {
     const full = `/tmp/${name}`;
-    if (!full.startsWith(DIR_PREFIX)) continue;
-    const pid = Number(full.slice(DIR_PREFIX.length));
+    if (!full.startsWith(NODE_DIR_PREFIX)) continue;
+    const pid = Number(full.slice(NODE_DIR_PREFIX.length));
     const alive = await readFile(`/proc/${pid}/cmdline`).then(() => true, () => false);
     if (!alive) await restoreHost(full);
   }

@@ -12,17 +12,36 @@
 {{- end -}}
 {{- end -}}
 
-{{- define "qubesec.selectorLabels" -}}
+{{- define "qubesec.instanceLabels" -}}
 app.kubernetes.io/name: {{ include "qubesec.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "qubesec.releaseLabels" -}}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "qubesec.selectorLabels" -}}
+{{ include "qubesec.instanceLabels" . }}
 app.kubernetes.io/component: controller
 {{- end -}}
 
 {{- define "qubesec.labels" -}}
 {{ include "qubesec.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{ include "qubesec.releaseLabels" . }}
+{{- end -}}
+
+{{- /* The audit receiver's pods: another component, so the controller's Services never pick them. */}}
+{{- define "qubesec.auditSelectorLabels" -}}
+{{ include "qubesec.instanceLabels" . }}
+app.kubernetes.io/component: audit
+{{- end -}}
+
+{{- define "qubesec.auditLabels" -}}
+{{ include "qubesec.auditSelectorLabels" . }}
+{{ include "qubesec.releaseLabels" . }}
 {{- end -}}
 
 {{- define "qubesec.serviceAccountName" -}}
@@ -78,3 +97,4 @@ subjects:
     name: {{ include "qubesec.serviceAccountName" $root }}
     namespace: {{ $root.Release.Namespace }}
 {{- end -}}
+
