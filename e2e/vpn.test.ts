@@ -90,7 +90,7 @@ function siteConf(host: VpnHost, id: string, lan: string, ike: string, esp: stri
 }
 
 async function ping(host: VpnHost, source: string | undefined, count: number, interval = '0.2'): Promise<{ sent: number; received: number }> {
-  const r = await host.run('ping', ['-n', '-c', String(count), '-i', interval, '-W', '1', ...(source ? ['-I', source] : []), GW_LAN], { reject: false });
+  const r = await host.run('ping', ['-n', '-c', String(count), '-i', interval, '-W', '2', ...(source ? ['-I', source] : []), GW_LAN], { reject: false });
   const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
   return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
 }

@@ -140,19 +140,24 @@ export class VpnController {
     }
     const files = renderSwanctl(model);
     const hash = createHash('sha256').update(JSON.stringify([...files])).digest('hex');
-    if (hash === this.loadedHash) return;
+    const loadedStatus: GatewayStatus = {
+      pqMode: model.gateway.pqMode,
+      keyExchange: model.gateway.keyExchange,
+      peers: model.peers.length,
+      invalidPeers,
+      certificateNotAfter: model.gateway.credential.notAfter.toISOString(),
+      conditions: [{ type: 'Ready', status: 'True', reason: 'Loaded', message: `${model.peers.length} peers loaded into charon${invalidPeers ? `, ${invalidPeers} invalid (see their status)` : ''}` }],
+    };
+    // Nothing new to load (a peer became invalid, say, which renders nothing): the status still says so.
+    if (hash === this.loadedHash) {
+      await this.writeStatus('vpngateways', gateway, loadedStatus);
+      return;
+    }
     try {
       await this.charon.load(files);
       this.vpnMetrics.loads.inc({ result: 'ok' });
       this.loadedHash = hash;
-      await this.writeStatus('vpngateways', gateway, {
-        pqMode: model.gateway.pqMode,
-        keyExchange: model.gateway.keyExchange,
-        peers: model.peers.length,
-        invalidPeers,
-        certificateNotAfter: model.gateway.credential.notAfter.toISOString(),
-        conditions: [{ type: 'Ready', status: 'True', reason: 'Loaded', message: `${model.peers.length} peers loaded into charon${invalidPeers ? `, ${invalidPeers} invalid (see their status)` : ''}` }],
-      });
+      await this.writeStatus('vpngateways', gateway, loadedStatus);
       this.log.info('VPN configuration loaded', {
         gateway: `${namespace}/${name}`,
         peers: model.peers.map((p) => p.ref.name),
