@@ -14,6 +14,8 @@ import { QRNG_FEED_FLAGS, QRNG_SERVE_FLAGS } from './qrng/flags.js';
 import { createQrngMetrics } from './qrng/metrics.js';
 import { AUDIT_SERVE_FLAGS, AUDIT_SHOW_OPTIONS, AUDIT_VERIFY_OPTIONS } from './signatures/audit/cli.js';
 import { SIGNATURE_ANNOTATION_PREFIX } from './signatures/objects.js';
+import { VPN_OPTIONS } from './cli/vpn.js';
+import { createVpnMetrics } from './vpn/metrics.js';
 
 const doc = (name: string) => readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8');
 
@@ -41,6 +43,19 @@ describe('docs', () => {
   it('list every flag of qubesec check', () => {
     const check = doc('check.md');
     expect(Object.keys(CHECK_OPTIONS).filter((f) => f !== 'help' && !check.includes(`\`--${f}`))).toEqual([]);
+  });
+
+  it('list every flag of qubesec vpn', () => {
+    const vpn = doc('vpn.md');
+    expect(Object.keys(VPN_OPTIONS).filter((f) => f !== 'help' && !vpn.includes(`| \`--${f}\` |`))).toEqual([]);
+  });
+
+  it('list every VPN metric', async () => {
+    const registry = new Registry();
+    createVpnMetrics(registry);
+    const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names.length).toBeGreaterThan(3);
+    expect(names.filter((n) => !doc('metrics.md').includes(`\`${n}\``))).toEqual([]);
   });
 
   it('list every flag of qubesec audit serve, verify and show', () => {

@@ -28,6 +28,8 @@ build() {
   echo "$sources" > dist/.qubesec-sources
 }
 rootfs() { QUBESEC_ROOTFS="$(bash nginx/rootfs.sh)"; export QUBESEC_ROOTFS; }
+# strongSwan with ML-KEM needs Debian unstable's 6.1 (trixie's 6.0.1 has none): a second rootfs, for the VPN tests.
+vpn_rootfs() { QUBESEC_VPN_ROOTFS="$(bash vpn/rootfs.sh)"; export QUBESEC_VPN_ROOTFS; }
 kube() { KUBE_BIN="$(bash e2e/cluster/build-kube.sh)"; export KUBE_BIN; }
 helm() { HELM="$(bash scripts/build-helm.sh)"; export HELM; }
 # NIST ACVP vectors for the DRBG tests (controller/qrng), from their Go module.
@@ -52,8 +54,8 @@ case "$step" in
   lint) build; lint ;;
   demo) build; rootfs; node dist/controller/cli/main.js demo "$@" ;;
   test:unit) build; acvp; QUBESEC_TESTS=unit jest "$@" ;;
-  test:e2e) build; rootfs; kube; helm; test_node; QUBESEC_TESTS=e2e jest "$@" ;;
-  test) build; lint; acvp; rootfs; kube; helm; test_node; jest "$@" ;;
-  bench) build; rootfs; kube; for b in dist/e2e/bench/*.js; do node --disable-warning=ExperimentalWarning "$b"; done ;;
+  test:e2e) build; rootfs; vpn_rootfs; kube; helm; test_node; QUBESEC_TESTS=e2e jest "$@" ;;
+  test) build; lint; acvp; rootfs; vpn_rootfs; kube; helm; test_node; jest "$@" ;;
+  bench) build; rootfs; vpn_rootfs; kube; for b in dist/e2e/bench/*.js; do node --disable-warning=ExperimentalWarning "$b"; done ;;
   *) echo "usage: scripts/run.sh build|lint|demo|test|test:unit|test:e2e|bench [args]" >&2; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // qubesec: the controller, the demo, certificates, the post-quantum check of an endpoint, signatures and the audit trail,
-// and the QRNG service.
+// the QRNG service and the VPN gateway.
 import { parseFlags, usage } from '../config.js';
 import { startController } from '../controller.js';
 import { runCert } from './cert.js';
@@ -10,6 +10,7 @@ import { untilSignal } from './signals.js';
 import { runSign, runVerify } from './signatures.js';
 import { runAudit } from '../signatures/audit/cli.js';
 import { runQrng } from './qrng.js';
+import { runVpn } from './vpn.js';
 
 /** A command resolves with its exit code, or nothing for 0. */
 const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
@@ -30,6 +31,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
   verify: runVerify,
   audit: runAudit,
   qrng: runQrng,
+  vpn: runVpn,
 };
 
 const [name = '', ...rest] = process.argv.slice(2);

@@ -153,4 +153,5 @@ export class KubernetesEventRecorder implements EventRecorder {
 const API_VERSIONS: Record<string, string> = {
   Ingress: 'networking.k8s.io/v1', Secret: 'v1', ConfigMap: 'v1', Service: 'v1', Pod: 'v1',
   Certificate: 'qubesec.io/v1alpha1', Issuer: 'qubesec.io/v1alpha1', ClusterIssuer: 'qubesec.io/v1alpha1', SignaturePolicy: 'qubesec.io/v1alpha1',
+  VpnGateway: 'qubesec.io/v1alpha1', VpnPeer: 'qubesec.io/v1alpha1',
 };

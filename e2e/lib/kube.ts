@@ -42,10 +42,19 @@ export class Kube {
 
   /** The qubesec.io CRDs from charts/qubesec/crds, once the API server serves them. */
   async installQubesecCrds(): Promise<void> {
-    for (const file of ['issuers.yaml', 'certificates.yaml', 'signaturepolicies.yaml']) {
-      for (const doc of parseAllDocuments(await readFile(join(PROJECT_ROOT, 'charts', 'qubesec', 'crds', file), 'utf8'))) await this.createCrd(doc.toJS());
+    await this.installCrds('qubesec', ['issuers.yaml', 'certificates.yaml', 'signaturepolicies.yaml'], 'certificates');
+  }
+
+  /** The VPN's CRDs from charts/qubesec-vpn/crds (VpnGateway, VpnPeer), once the API server serves them. */
+  async installVpnCrds(): Promise<void> {
+    await this.installCrds('qubesec-vpn', ['vpngateways.yaml', 'vpnpeers.yaml'], 'vpnpeers');
+  }
+
+  private async installCrds(chart: string, files: string[], plural: string): Promise<void> {
+    for (const file of files) {
+      for (const doc of parseAllDocuments(await readFile(join(PROJECT_ROOT, 'charts', chart, 'crds', file), 'utf8'))) await this.createCrd(doc.toJS());
     }
-    await eventually(async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'certificates' }), true), 30_000, 'CRDs established');
+    await eventually(async () => (await this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }), true), 30_000, 'CRDs established');
   }
 
   /**

@@ -1,0 +1,122 @@
+// `qubesec vpn run`: the VPN gateway controller (charon under it, configured from VpnGateway and VpnPeer resources).
+// `qubesec vpn client-config NAME --out DIR`: a remote-access user's strongSwan profile (swanctl.conf, certificates, key).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
+import { createLogger, type Level } from '../observability/log.js';
+import { createMetrics } from '../observability/metrics.js';
+import { serveObservability } from '../observability/server.js';
+import { KubernetesEventRecorder, loadKubeConfig } from '../sources/kubernetes.js';
+import { VpnController } from '../vpn/controller.js';
+import { GROUP, VERSION, readCredential, translateVpn, type VpnGatewayResource, type VpnPeerResource } from '../vpn/model.js';
+import { renderClientProfile } from '../vpn/render.js';
+import { UsageError } from './check.js';
+import { untilSignal } from './signals.js';
+
+const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N]
+qubesec vpn client-config NAME --namespace NS --out DIR [--kubeconfig F]`;
+
+/** The flags of `qubesec vpn`; docs/vpn.md has a row for each (controller/docs.test.ts). */
+export const VPN_OPTIONS = {
+  kubeconfig: { type: 'string', default: '' },
+  namespace: { type: 'string', default: '' },
+  gateway: { type: 'string', default: '' },
+  root: { type: 'string', default: '' },
+  netns: { type: 'string', default: '' },
+  'state-dir': { type: 'string', default: '/run/qubesec-vpn' },
+  libipsec: { type: 'boolean', default: false },
+  'debounce-ms': { type: 'string', default: '500' },
+  'status-interval-ms': { type: 'string', default: '5000' },
+  'log-level': { type: 'string', default: 'info' },
+  'metrics-address': { type: 'string', default: '0.0.0.0' },
+  'metrics-port': { type: 'string', default: '10256' },
+  out: { type: 'string', default: '' },
+  help: { type: 'boolean', default: false },
+} satisfies ParseArgsConfig['options'];
+
+function positiveInteger(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${flag}: ${JSON.stringify(value)} is not a positive whole number`);
+  return n;
+}
+
+export async function runVpn(argv: string[]): Promise<number> {
+  const [command = '', ...rest] = argv;
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: VPN_OPTIONS, allowPositionals: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help || command === '--help') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!values.namespace) throw new UsageError(`--namespace is required\n${USAGE}`);
+  if (command === 'run') {
+    if (!values.gateway || positionals.length > 0) throw new UsageError(`vpn run needs --gateway NAME and no other argument\n${USAGE}`);
+    const level = values['log-level'] as Level;
+    if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: ${JSON.stringify(level)} is not debug, info, warn or error`);
+    const log = createLogger(level, { component: 'vpn' });
+    const kc = loadKubeConfig(values.kubeconfig);
+    const metrics = createMetrics();
+    const metricsPort = positiveInteger(values['metrics-port'], 'metrics-port');
+    if (metricsPort > 65535) throw new UsageError(`--metrics-port: ${metricsPort} is not a port number`);
+    const controller = new VpnController(kc, {
+      namespace: values.namespace,
+      gateway: values.gateway,
+      runtime: { root: values.root, netns: values.netns, stateDir: values['state-dir'], libipsec: values.libipsec },
+      debounceMs: positiveInteger(values['debounce-ms'], 'debounce-ms'),
+      statusIntervalMs: positiveInteger(values['status-interval-ms'], 'status-interval-ms'),
+    }, new KubernetesEventRecorder(kc, 'qubesec-vpn', hostname(), log), metrics, log);
+    const server = await serveObservability(metrics, values['metrics-address'], metricsPort, () => controller.ready);
+    await controller.start();
+    await untilSignal();
+    await controller.stop();
+    server.close();
+    return 0;
+  }
+  if (command === 'client-config') {
+    const [name, ...extra] = positionals;
+    if (!name || extra.length > 0 || !values.out) throw new UsageError(`vpn client-config needs one VpnPeer NAME and --out DIR\n${USAGE}`);
+    for (const [path, content] of await clientProfile(values.kubeconfig, values.namespace, name)) {
+      const target = join(values.out, path);
+      mkdirSync(dirname(target), { recursive: true });
+      writeFileSync(target, content, { mode: path === 'swanctl.conf' || path.startsWith('private/') ? 0o600 : 0o644 });
+    }
+    console.log(`wrote the profile of VpnPeer ${values.namespace}/${name} to ${values.out}: copy it to /etc/swanctl, then swanctl --load-all && swanctl --initiate --child qubesec-${name.replaceAll('.', '_')}`);
+    return 0;
+  }
+  throw new UsageError(USAGE);
+}
+
+/** Reads the peer, its gateway and the namespace's Secrets, and renders the profile with the same checks the gateway runs. */
+export async function clientProfile(kubeconfig: string, namespace: string, name: string): Promise<Map<string, string>> {
+  const kc = loadKubeConfig(kubeconfig);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const peers = ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'vpnpeers' })) as { items: VpnPeerResource[] }).items;
+  const peer = peers.find((p) => p.metadata.name === name);
+  if (!peer) throw new Error(`VpnPeer ${namespace}/${name} not found`);
+  const gatewayName = peer.spec?.gateway ?? '';
+  const gateway = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'vpngateways', name: gatewayName })) as VpnGatewayResource;
+  const secrets: V1Secret[] = (await core.listNamespacedSecret({ namespace })).items;
+  const lookup = (ns: string, n: string) => secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === n);
+  const now = new Date();
+  const { model, diagnostics } = translateVpn(gateway, peers, lookup, now);
+  const problem = diagnostics.find((d) => d.object.kind === 'VpnGateway' || d.object.name === name);
+  if (problem) throw new Error(`${problem.object.kind} ${namespace}/${problem.object.name}: ${problem.message}`);
+  const peerModel = model!.peers.find((p) => p.ref.name === name)!;
+  const certName = peer.spec?.remoteAccess?.certificateSecretName;
+  if (!certName) throw new Error(`VpnPeer ${namespace}/${name}: spec.remoteAccess.certificateSecretName is required for a client profile`);
+  let user;
+  try {
+    user = readCredential(lookup(namespace, certName), certName, 'spec.remoteAccess.certificateSecretName', now);
+  } catch (err) {
+    throw new Error(`VpnPeer ${namespace}/${name}: ${(err as Error).message}`, { cause: err });
+  }
+  return renderClientProfile(model!.gateway, peerModel, user);
+}
