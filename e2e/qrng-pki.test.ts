@@ -97,6 +97,8 @@ describe('the PKI with --entropy-source', () => {
       const list = (await kube.core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.kind=Pod,involvedObject.name=qrng-0' })).items;
       return list.some((e) => e.reason === 'EntropySourceHealthy') ? list : undefined;
     }, 20_000, 'the EntropySourceHealthy Event');
+    // Listed by name (random suffixes): in the order they were written, their resourceVersions' (etcd revisions).
+    events.sort((a, b) => Number(a.metadata!.resourceVersion) - Number(b.metadata!.resourceVersion));
     expect(events.map((e) => [e.type, e.reason])).toEqual([['Warning', 'EntropySourceOut'], ['Normal', 'EntropySourceHealthy']]);
     expect(events[0]!.message).toMatch(/^entropy source "vendor" \(quantum\) taken out \(unavailable\): .*503.*; retried with backoff/);
   });
