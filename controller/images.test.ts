@@ -138,7 +138,9 @@ describe('images/Dockerfile', () => {
     expect(image).toEqual(expect.arrayContaining(['nginx-light', 'libnginx-mod-http-lua', 'libnginx-mod-stream', 'openssl']));
     expect(testOnly).toEqual(expect.arrayContaining(['etcd-server', 'nghttp2-client']));
     expect(image.filter((p) => testOnly.includes(p))).toEqual([]);
-    expect(read('nginx/rootfs.sh')).toContain('cat "$root/nginx/packages.txt" "$root/nginx/packages-test.txt"');
+    // The rootfs installs both lists (scripts/debootstrap-rootfs.sh joins the lists it is given, in order).
+    expect(read('nginx/rootfs.sh')).toMatch(/^rootfs_begin \S+ trixie "" "\$root\/nginx\/packages\.txt" "\$root\/nginx\/packages-test\.txt"$/m);
+    expect(read('scripts/debootstrap-rootfs.sh')).toContain('rootfs_packages="$(cat "$@" | grep -v \'^#\' | xargs | tr \' \' \',\')"');
   });
 
   it('copies only files that exist in the repository and that the build context lets through', () => {
