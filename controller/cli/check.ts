@@ -29,15 +29,18 @@ export const CHECK_OPTIONS = {
 /** A mistake in the command line: exit code 2 with the usage. */
 export class UsageError extends Error {}
 
+/** A command's options and positionals; a bad option is a UsageError that shows the command's usage. */
+export function parseCommandLine<O extends ParseArgsConfig['options']>(argv: string[], options: O, usage: string) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${usage}`);
+  }
+}
+
 /** Runs the check and returns the exit code. */
 export async function runCheck(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: CHECK_OPTIONS, allowPositionals: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv, CHECK_OPTIONS, USAGE);
   if (values.help) {
     console.log(USAGE);
     return 0;

@@ -2,7 +2,7 @@
 // (annotations, one per signer) and detached DSSE bundles for files. docs/signatures.md has every flag and exit code.
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { DEFAULT_SIGNATURE_ALGORITHM, KeyError, SIGNATURE_ALGORITHMS, generatePrivateKey, isSignatureAlgorithm, privateKeyPem, publicKeyPem } from '../signatures/algorithms.js';
 import { FieldPathError, parseFieldPath } from '../signatures/canonical.js';
 import { BUNDLE_SUFFIX, signFile, verifyFile } from '../signatures/files.js';
@@ -11,7 +11,7 @@ import { loadSigningKey } from '../signatures/keys.js';
 import { ManifestError, joinDocuments, signManifests, verifyManifests } from '../signatures/manifests.js';
 import type { ObjectVerification } from '../signatures/objects.js';
 import { trustAnchorsFrom } from '../signatures/trust.js';
-import { UsageError } from './check.js';
+import { UsageError, parseCommandLine } from './check.js';
 
 /** Exit codes of `qubesec verify` (and `sign`): docs/signatures.md. */
 export const EXIT = { ok: 0, verificationFailed: 1, usage: 2 } as const;
@@ -48,16 +48,9 @@ export const VERIFY_OPTIONS = {
   help: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
 
-function parse<O extends ParseArgsConfig['options']>(argv: string[], options: O, usage: string) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${usage}`);
-  }
-}
 
 export async function runSign(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, SIGN_OPTIONS, SIGN_USAGE);
+  const { values, positionals } = parseCommandLine(argv, SIGN_OPTIONS, SIGN_USAGE);
   if (values.help) {
     console.log(SIGN_USAGE);
     return EXIT.ok;
@@ -116,7 +109,7 @@ interface Outcome {
 }
 
 export async function runVerify(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, VERIFY_OPTIONS, VERIFY_USAGE);
+  const { values, positionals } = parseCommandLine(argv, VERIFY_OPTIONS, VERIFY_USAGE);
   if (values.help) {
     console.log(VERIFY_USAGE);
     return EXIT.ok;

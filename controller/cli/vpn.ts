@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
 import { createLogger, type Level } from '../observability/log.js';
 import { createMetrics } from '../observability/metrics.js';
@@ -12,7 +12,7 @@ import { KubernetesEventRecorder, loadKubeConfig } from '../sources/kubernetes.j
 import { VpnController } from '../vpn/controller.js';
 import { GROUP, VERSION, readCredential, translateVpn, type VpnGatewayResource, type VpnPeerResource } from '../vpn/model.js';
 import { renderClientProfile } from '../vpn/render.js';
-import { UsageError } from './check.js';
+import { UsageError, parseCommandLine } from './check.js';
 import { untilSignal } from './signals.js';
 
 const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N]
@@ -44,13 +44,7 @@ function positiveInteger(value: string, flag: string): number {
 
 export async function runVpn(argv: string[]): Promise<number> {
   const [command = '', ...rest] = argv;
-  let parsed;
-  try {
-    parsed = parseArgs({ args: rest, options: VPN_OPTIONS, allowPositionals: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(rest, VPN_OPTIONS, USAGE);
   if (values.help || command === '--help') {
     console.log(USAGE);
     return 0;

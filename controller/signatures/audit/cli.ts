@@ -3,8 +3,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError } from '../../cli/check.js';
+import type { ParseArgsConfig } from 'node:util';
+import { UsageError, parseCommandLine } from '../../cli/check.js';
 import { untilSignal } from '../../cli/signals.js';
 import { EXIT } from '../../cli/signatures.js';
 import { byteSize, duration, integer, ipAddress, list, listenAddress, oneOf, optional, parseFlagSet, text, usage, type FlagParser } from '../../config.js';
@@ -84,13 +84,6 @@ export async function runAudit(argv: string[]): Promise<number> {
   }
 }
 
-function parseCommand<O extends ParseArgsConfig['options']>(argv: string[], options: O) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${USAGE}`);
-  }
-}
 
 async function readInput(path: string, flag: string): Promise<string> {
   return readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -162,7 +155,7 @@ function keyOrUsage<T>(load: () => T): T {
 }
 
 async function verifyCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(argv, AUDIT_VERIFY_OPTIONS);
+  const { values, positionals } = parseCommandLine(argv, AUDIT_VERIFY_OPTIONS, USAGE);
   if (positionals.length !== 1 || values.key.length === 0) throw new UsageError(USAGE);
   const dir = positionals[0]!;
   const sources = await Promise.all(values.key.map(async (path) => ({ name: `--key ${path}`, pem: await readInput(path, '--key') })));
@@ -207,7 +200,7 @@ async function verifyCommand(argv: string[]): Promise<number> {
 }
 
 async function show(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(argv, AUDIT_SHOW_OPTIONS);
+  const { values, positionals } = parseCommandLine(argv, AUDIT_SHOW_OPTIONS, USAGE);
   if (positionals.length !== 1) throw new UsageError(USAGE);
   if (values.output !== 'text' && values.output !== 'json') throw new UsageError(`--output: ${JSON.stringify(values.output)} is not json or text`);
   const now = Date.now();
