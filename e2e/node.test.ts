@@ -26,13 +26,6 @@ const PORTS = { http: 8080, https: 8443, metrics: 10254 };
 let node: TestNode;
 let anchors: Awaited<ReturnType<typeof installTrustAnchors>>;
 
-/** helm on the release's namespace; a failure says what the Pods did. */
-async function helm(...args: string[]): Promise<void> {
-  const binary = process.env.HELM;
-  if (!binary) throw new Error('HELM is not set: run the e2e tests through `npm test` (scripts/run.sh builds helm)');
-  const result = await execa(binary, [...args, '--kubeconfig', node.cluster.kubeconfigPath, '--namespace', RELEASE.namespace], { all: true, reject: false });
-  if (result.exitCode !== 0) throw new Error(`helm ${args[0]} failed: ${result.all}\n${await node.podReport(RELEASE.namespace)}`);
-}
 const installValues = ['--set', `controller.image.repository=${IMAGE.repository}`, '--set', `controller.image.tag=${IMAGE.tag}`, '--set', 'controller.service.type=ClusterIP'];
 
 /** The backend: the image's own echo server (controller/cli/echo-backend.ts), answering with its Pod's name. */
@@ -95,7 +88,7 @@ beforeAll(async () => {
   node = await startNode(images);
   anchors = await installTrustAnchors();
 
-  await helm('install', RELEASE.name, CHART, '--create-namespace', ...installValues, '--wait', '--timeout', '3m');
+  await node.helm(RELEASE.namespace, ['install', RELEASE.name, CHART, '--create-namespace', ...installValues, '--wait', '--timeout', '3m']);
   await node.kubectl(['create', 'namespace', APP]);
   await node.kube.apply(tlsSecret('web-mldsa', 'mldsa65', APP));
   await node.kube.apply(tlsSecret('web-ecdsa', 'ecdsa', APP));
@@ -248,7 +241,7 @@ describe('the image, installed by helm, on a real node', () => {
   }, 240_000);
 
   it('applies changed PQ values on `helm upgrade`: pq.mode=strict refuses a client without ML-KEM', async () => {
-    await helm('upgrade', RELEASE.name, CHART, '--reuse-values', '--set', 'pq.mode=strict', '--wait', '--timeout', '3m');
+    await node.helm(RELEASE.namespace, ['upgrade', RELEASE.name, CHART, '--reuse-values', '--set', 'pq.mode=strict', '--wait', '--timeout', '3m']);
     const address = await eventually(async () => {
       const pods = (await controllerPods()).filter((p) => !p.metadata?.deletionTimestamp);
       return pods.length === 1 && pods[0]!.spec?.containers[0]?.args?.includes('--default-pq-mode=strict') ? controllerAddress() : undefined;

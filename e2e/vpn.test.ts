@@ -12,7 +12,7 @@ import type { V1Secret } from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
 import { eventually, freePort } from './lib/env.js';
 import { Kube } from './lib/kube.js';
-import { sitePeerConf, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
+import { sitePeerConf, startPeerCharon, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
 import { testCa, tlsSecret, opaqueSecret, type TestCa } from '../controller/vpn/testing.js';
 import type { PeerStatus } from '../controller/vpn/status.js';
 import { PROJECT_ROOT } from '../controller/project.js';
@@ -73,16 +73,6 @@ async function gatewayCertificate(): Promise<string | undefined> {
   const secret = await kube.core.readNamespacedSecret({ namespace: NS, name: 'gw-tls' }).catch(() => undefined);
   const pem = secret?.data?.['tls.crt'];
   return pem ? new X509Certificate(Buffer.from(pem, 'base64')).serialNumber.toLowerCase() : undefined;
-}
-
-/** A peer's own charon (libipsec, logging to stderr) with its hand-written swanctl.conf loaded. */
-async function startPeerCharon(host: VpnHost, conf: string, files: Record<string, string>): Promise<void> {
-  host.write('/etc/strongswan.d/zz-qubesec-test.conf', 'charon {\n  plugins {\n    kernel-libipsec {\n      load = yes\n    }\n  }\n}\n');
-  host.write('/etc/swanctl/swanctl.conf', conf, 0o600);
-  for (const [path, content] of Object.entries(files)) host.write(`/etc/swanctl/${path}`, content, path.startsWith('private/') ? 0o600 : 0o644);
-  host.spawn('/usr/lib/ipsec/charon', []);
-  await eventually(async () => ((await host.run('swanctl', ['--stats'], { reject: false })).exitCode === 0 ? true : undefined), 10_000, `${host.name}'s charon`);
-  await host.run('swanctl', ['--load-all', '--noprompt']);
 }
 
 function siteConf(host: VpnHost, id: string, lan: string, ike: string, esp: string, childless: string): string {

@@ -10,8 +10,9 @@ rootfs_begin() {
   shift 3
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   cache="${QUBESEC_CACHE:-$root/.cache}"
-  # The image's packages first, then the test tools: the stamp hashes the joined names, in this order.
-  rootfs_packages="$(cat "$@" | grep -v '^#' | xargs | tr ' ' ',')"
+  # The image's packages first, then the test tools: the stamp hashes the joined names, in this order. debootstrap
+  # takes names only: a list's `name=version` pins are the caller's to check (vpn/rootfs.sh).
+  rootfs_packages="$(cat "$@" | grep -v '^#' | sed 's/=.*//' | xargs | tr ' ' ',')"
   stamp="$(printf '%s%s' "$rootfs_packages" "${pin:+ $pin}" | sha256sum | cut -c1-12)"
   rootfs_dir="$cache/rootfs-$name-$stamp"
   if [ -f "$rootfs_dir/.qubesec-ready" ]; then echo "$rootfs_dir"; exit 0; fi

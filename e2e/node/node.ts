@@ -35,6 +35,8 @@ export interface TestNode {
   containerPid(containerId: string): Promise<number>;
   /** The Pods of a namespace with their Events and their containers' last log lines, for failure messages. */
   podReport(namespace: string): Promise<string>;
+  /** helm ($HELM) as the cluster's admin on `namespace`; rejects with helm's output and what the Pods did. */
+  helm(namespace: string, args: string[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -122,7 +124,7 @@ export async function startNode(imagesDir: string): Promise<TestNode> {
     await eventually(async () => ((await kube.core.readNamespacedServiceAccount({ namespace: 'default', name: 'default' })) ? true : undefined), 60_000, 'default ServiceAccount');
 
     const admin = cluster.kubeconfigPath;
-    return {
+    const testNode: TestNode = {
       cluster,
       kube,
       async kubectl(args, input) {
@@ -142,8 +144,15 @@ export async function startNode(imagesDir: string): Promise<TestNode> {
         const kubectl = (...args: string[]) => execa(kubeBinary('kubectl'), [`--kubeconfig=${admin}`, '--namespace', namespace, ...args], { reject: false, all: true }).then((r) => r.all);
         return [await kubectl('get', 'pods', '-o', 'wide'), await kubectl('describe', 'pods'), await kubectl('logs', '--all-containers', '--prefix', '--tail=40', '--selector', 'app.kubernetes.io/name')].join('\n');
       },
+      async helm(namespace, args) {
+        const binary = process.env.HELM;
+        if (!binary) throw new Error('HELM is not set: run the e2e tests through `npm test` (scripts/run.sh builds helm)');
+        const result = await execa(binary, [...args, '--kubeconfig', admin, '--namespace', namespace], { all: true, reject: false });
+        if (result.exitCode !== 0) throw new Error(`helm ${args[0]} failed: ${result.all}\n${await testNode.podReport(namespace)}`);
+      },
       stop,
     };
+    return testNode;
   } catch (err) {
     await stop();
     throw err;
@@ -259,6 +268,8 @@ async function writeKubeletConfig(dir: string, clientCa: string, containerdSocke
     serializeImagePulls: false,
     // A test machine's disk may be fuller than a production node's; evict only when really short.
     evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '2%', 'imagefs.available': '2%', 'nodefs.inodesFree': '2%' },
+    // The VPN chart's `forwarding` (e2e/vpn-node.test.ts): an unsafe sysctl, namespaced to the Pod's network.
+    allowedUnsafeSysctls: ['net.ipv4.ip_forward'],
     imageGCHighThresholdPercent: 99,
     imageGCLowThresholdPercent: 98,
   }));
