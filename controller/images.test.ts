@@ -49,10 +49,10 @@ describe('images/Dockerfile', () => {
   const stageNames = new Set(all.map((s) => s.name).filter((n) => n !== null));
   const final = all.at(-1)!;
 
-  it('bases every stage on an exact tag or digest of a pinned version, or on an earlier stage', () => {
+  it('bases every stage on an exact tag or digest of a pinned version, on an earlier stage, or on nothing (scratch)', () => {
     const unpinned = all
       .map((s) => s.image)
-      .filter((image) => !stageNames.has(image))
+      .filter((image) => !stageNames.has(image) && image !== 'scratch')
       .filter((image) => {
         const base = resolved(image);
         const digest = /@sha256:[0-9a-f]{64}$/.test(base);
@@ -114,8 +114,8 @@ describe('images/Dockerfile', () => {
   });
 
   it('ships the files the controller reads at run time: templates and the Lua module NGINX loads', () => {
-    const copied = of(stageNamed('runtime'), 'COPY').map((c) => c.getArgumentsContent());
-    expect(copied).toEqual(expect.arrayContaining(['/src/templates templates', 'nginx/lua nginx/lua']));
+    const copied = of(stageNamed('app'), 'COPY').map((c) => c.getArgumentsContent());
+    expect(copied).toEqual(expect.arrayContaining(['/src/templates /opt/qubesec/templates', 'nginx/lua /opt/qubesec/nginx/lua']));
     expect(relative(PROJECT_ROOT, LUA_DIR)).toBe(join('nginx', 'lua'));
     expect(relative(PROJECT_ROOT, TEMPLATES_DIR)).toBe('templates');
   });
@@ -140,7 +140,51 @@ describe('images/Dockerfile', () => {
     expect(image.filter((p) => testOnly.includes(p))).toEqual([]);
     // The rootfs installs both lists (scripts/debootstrap-rootfs.sh joins the lists it is given, in order).
     expect(read('nginx/rootfs.sh')).toMatch(/^rootfs_begin \S+ trixie "" "\$root\/nginx\/packages\.txt" "\$root\/nginx\/packages-test\.txt"$/m);
-    expect(read('scripts/debootstrap-rootfs.sh')).toContain('rootfs_packages="$(cat "$@" | grep -v \'^#\' | xargs | tr \' \' \',\')"');
+    expect(read('scripts/debootstrap-rootfs.sh')).toContain('rootfs_packages="$(cat "$@" | grep -v \'^#\' | sed \'s/=.*//\' | xargs | tr \' \' \',\')"');
+  });
+
+  // One stage holds what the images ship of the controller; each image takes it whole, so they cannot differ in it.
+  it('gives the controller image and the VPN image the same controller files, from the app stage', () => {
+    const app = stageNamed('app');
+    expect(app.image).toBe('scratch');
+    for (const name of ['runtime', 'vpn']) {
+      expect(copies(stageNamed(name)).filter((c) => copiedFrom(c) !== null).map((c) => [copiedFrom(c), ...argumentsOf(c).slice(-2)])).toEqual([['app', '/', '/']]);
+    }
+  });
+
+  it('builds the VPN image from Debian unstable with exactly vpn/packages.txt, strongSwan pinned there for the test rootfs too', () => {
+    const vpn = stageNamed('vpn');
+    expect(vpn.image).toBe('${DEBIAN_SID_IMAGE}');
+    expect(resolved(vpn.image)).toMatch(/^debian:sid-\d{8}-slim$/);
+    expect(of(vpn, 'COPY').map((c) => c.getArgumentsContent())).toContain('vpn/packages.txt /tmp/packages.txt');
+    const runs = of(vpn, 'RUN').map((r) => r.getArgumentsContent() ?? '');
+    expect(runs.find((r) => r.includes('apt-get install'))).toMatch(/grep -v '\^#' \/tmp\/packages\.txt \| xargs apt-get install -y --no-install-recommends\s+&&/);
+    expect(runs.filter((r) => /apt-get\s+(-\S+\s+)*(purge|remove|autoremove)\b|dpkg\s+(-r|-P|--remove|--purge)\b/.test(r))).toEqual([]);
+    // Every strongSwan package pinned, to one version (apt installs exactly it); no build tools; test tools apart.
+    const image = packageList('vpn/packages.txt');
+    const strongswan = image.filter((p) => /strongswan|charon/.test(p));
+    expect(strongswan.map((p) => p.split('=')[0])).toEqual(['strongswan-charon', 'strongswan-swanctl', 'libstrongswan-extra-plugins', 'libcharon-extra-plugins']);
+    const versions = new Set(strongswan.map((p) => p.split('=')[1]));
+    expect(versions.size).toBe(1);
+    expect([...versions][0]).toMatch(/^\d+\.\d+\.\d+-\d+$/);
+    expect(image.filter((p) => /^(build-essential|gcc|g\+\+|make|cmake|libc6-dev)(=|$)/.test(p))).toEqual([]);
+    const testOnly = packageList('vpn/packages-test.txt');
+    expect(testOnly).toEqual(expect.arrayContaining(['tcpdump', 'iproute2']));
+    expect(image.map((p) => p.split('=')[0]!).filter((p) => testOnly.includes(p))).toEqual([]);
+    // The test rootfs reads the same two lists, and its pin is strongswan-charon's line of the image's list.
+    expect(read('vpn/rootfs.sh')).toMatch(/^rootfs_begin sid-vpn sid "\$STRONGSWAN_PIN" "\$root\/vpn\/packages\.txt" "\$root\/vpn\/packages-test\.txt"$/m);
+    expect(read('vpn/rootfs.sh')).toContain('STRONGSWAN_PIN="$(sed -n \'s/^strongswan-charon=//p\' <<<"$pins")"');
+  });
+
+  it('runs the VPN image as `qubesec vpn run`, as root without a file capability, on the chart\'s ports', () => {
+    const vpn = stageNamed('vpn');
+    expect(argumentsOf(of(vpn, 'ENTRYPOINT')[0]!)).toEqual(['["node",', '"/opt/qubesec/dist/controller/cli/main.js",', '"vpn",', '"run"]']);
+    expect(of(vpn, 'CMD')).toEqual([]);
+    expect(of(vpn, 'USER').map((u) => u.getArgumentsContent())).toEqual(['0:0']);
+    const { metricsPort } = parse(read('charts/qubesec-vpn/values.yaml'));
+    expect(of(vpn, 'EXPOSE').flatMap(argumentsOf)).toEqual(['500/udp', '4500/udp', String(metricsPort)]);
+    expect(of(vpn, 'HEALTHCHECK')[0]?.getArgumentsContent()).toContain(`127.0.0.1:${metricsPort}/healthz`);
+    expect(read('charts/qubesec-vpn/values.yaml')).toMatch(/^ {2}repository: ghcr\.io\/qubesec\/qubesec-vpn$/m);
   });
 
   it('copies only files that exist in the repository and that the build context lets through', () => {

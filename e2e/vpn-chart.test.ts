@@ -1,6 +1,7 @@
-// The charts/qubesec-vpn skeleton, rendered by the real helm binary and judged by the real kube-apiserver (server-side
-// dry-run with strict field validation): lint, least-privilege RBAC, capabilities, libipsec's TUN device, the Service,
-// and arguments the real `qubesec vpn` parser takes.
+// charts/qubesec-vpn rendered by the real helm binary and judged by the real kube-apiserver (server-side dry-run with
+// strict field validation): lint, least-privilege RBAC, capabilities, libipsec's TUN device, forwarding's sysctl, the
+// Service, values the schema refuses, and arguments the real `qubesec vpn run` parser takes. e2e/vpn-node.test.ts
+// installs it on a real node.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,7 +52,7 @@ describe('charts/qubesec-vpn', () => {
     expect([result.exitCode, result.stdout]).toEqual([0, expect.stringContaining('1 chart(s) linted, 0 chart(s) failed')]);
   });
 
-  it('renders objects the API server accepts, with least privilege and only NET_ADMIN and NET_BIND_SERVICE', async () => {
+  it('renders objects the API server accepts, with least privilege and, as UID 0, only NET_ADMIN and NET_BIND_SERVICE', async () => {
     const objects = await render({});
     for (const obj of objects) {
       const crd = obj.kind === 'CustomResourceDefinition';
@@ -64,20 +65,22 @@ describe('charts/qubesec-vpn', () => {
     expect(ofKind(objects, 'CustomResourceDefinition').map((c) => c.metadata!.name).sort()).toEqual(['vpngateways.qubesec.io', 'vpnpeers.qubesec.io']);
     expect(ofKind(objects, 'ClusterRole')).toEqual([]);
     expect(ofKind<V1Role>(objects, 'Role')[0]!.rules).toEqual([
-      { apiGroups: ['qubesec.io'], resources: ['vpngateways', 'vpnpeers'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['qubesec.io'], resources: ['vpngateways', 'vpnpeers'], verbs: ['list', 'watch'] },
       { apiGroups: ['qubesec.io'], resources: ['vpnpeers/status', 'vpngateways/status'], verbs: ['update'] },
-      { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]);
     const pod = ofKind<V1Deployment>(objects, 'Deployment')[0]!.spec!.template.spec!;
     const container = pod.containers[0]!;
     expect(container.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_BIND_SERVICE'] } });
+    expect(pod.securityContext).toEqual({ runAsUser: 0, runAsGroup: 0, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(container.image).toBe('ghcr.io/qubesec/qubesec-vpn:0.1.0');
+    expect([container.readinessProbe?.httpGet?.path, container.livenessProbe?.httpGet?.path]).toEqual(['/readyz', '/healthz']);
     const service = ofKind<V1Service>(objects, 'Service')[0]!;
     expect(service.spec!.ports!.map((p) => [p.port, p.protocol])).toEqual([[500, 'UDP'], [4500, 'UDP']]);
     expect(service.spec!.type).toBe('LoadBalancer');
-    // The arguments are ones `qubesec vpn run` takes (the same parser and option table).
-    const [command, subcommand, ...flags] = container.args!;
-    expect([command, subcommand]).toEqual(['vpn', 'run']);
+    // The image's entrypoint is `qubesec vpn run`: the arguments are flags it takes (the same parser and option table).
+    const flags = container.args!;
     expect(() => parseArgs({ args: flags, options: VPN_OPTIONS, strict: true })).not.toThrow();
     expect(flags).not.toContain('--libipsec');
   });
@@ -90,5 +93,26 @@ describe('charts/qubesec-vpn', () => {
     expect(pod.volumes).toContainEqual({ name: 'tun', hostPath: { path: '/dev/net/tun', type: 'CharDevice' } });
     expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'tun', mountPath: '/dev/net/tun' });
     expect(ofKind(objects, 'Service')).toEqual([]);
+    expect(pod.securityContext?.sysctls).toBeUndefined();
+  });
+
+  it('with forwarding sets the Pod\'s net.ipv4.ip_forward, and a digest pins the image', async () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const pod = ofKind<V1Deployment>(await render({ forwarding: true, image: { digest } }), 'Deployment')[0]!.spec!.template.spec!;
+    expect(pod.securityContext?.sysctls).toEqual([{ name: 'net.ipv4.ip_forward', value: '1' }]);
+    expect(pod.containers[0]!.image).toBe(`ghcr.io/qubesec/qubesec-vpn@${digest}`);
+  });
+
+  it.each([
+    [{ libipsec: 'yes' }, 'libipsec'],
+    [{ logLevel: 'trace' }, 'logLevel'],
+    [{ metricsPort: 70000 }, 'metricsPort'],
+    [{ image: { digest: 'latest' } }, 'digest'],
+    [{ gatway: { name: 'gw' } }, 'gatway'],
+  ])('refuses %j with a schema message naming the value', async (values, field) => {
+    const result = await helm(['template', 'edge', CHART, '--namespace', 'vpn'], values);
+    expect(result.exitCode).not.toBe(0);
+    expect(result.stderr).toMatch(/values don't meet the specifications of the schema/);
+    expect(result.stderr).toContain(field);
   });
 });

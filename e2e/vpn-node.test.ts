@@ -47,8 +47,9 @@ async function ping(address: string, count: number): Promise<{ sent: number; rec
 }
 
 /**
- * Every unicast IP packet on the client's link (its own IGMP reports aside) while `action` runs (tcpdump in the client's namespace), and what `action`
- * returned. The link carries the IKE SA's own traffic only if the tunnel holds everything else.
+ * Every unicast IP packet on the client's link (its own IGMP reports aside) while `action` runs (tcpdump in the
+ * client's namespace), and what `action` returned. The link carries the IKE SA's own traffic only if the tunnel holds
+ * everything else.
  */
 async function onTheWire<T>(action: () => Promise<T>): Promise<{ wire: string[]; result: T }> {
   const capture = client.run('timeout', ['6', 'tcpdump', '-i', 'eth0', '-nn', '-l', 'ip and not ip multicast'], { reject: false });
