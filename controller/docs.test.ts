@@ -94,11 +94,11 @@ describe('docs', () => {
     expect(names.filter((n) => !metrics.includes(`\`${n}\``))).toEqual([]);
   });
 
-  it('list every value of the qubesec-qrng chart in docs/qrng.md', () => {
-    const documented = new Set([...doc('qrng.md').matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]));
-    const paths = valuePaths(parse(readFileSync(join(PROJECT_ROOT, 'charts', 'qubesec-qrng', 'values.yaml'), 'utf8')));
-    expect(paths.length).toBeGreaterThan(30);
-    // A map's row (podSecurityContext) covers the Kubernetes fields inside it.
+  // A map's row (podSecurityContext, resources) covers the Kubernetes fields inside it.
+  it.each([['qubesec-qrng', 'qrng.md', 30], ['qubesec-vpn', 'vpn.md', 15]])('list every value of the %s chart in docs/%s', (chart, file, atLeast) => {
+    const documented = new Set([...doc(file).matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]));
+    const paths = valuePaths(parse(readFileSync(join(PROJECT_ROOT, 'charts', chart, 'values.yaml'), 'utf8')));
+    expect(paths.length).toBeGreaterThan(atLeast);
     const covered = (path: string) => path.split('.').some((_, i, parts) => documented.has(parts.slice(0, i + 1).join('.')));
     expect(paths.filter((p) => !covered(p))).toEqual([]);
   });
