@@ -104,7 +104,7 @@ describe('charts/qubesec-vpn', () => {
   });
 
   it.each([
-    [{ libipsec: 'yes' }, 'libipsec'],
+    [{ libipsec: 'sometimes' }, 'libipsec'],
     [{ logLevel: 'trace' }, 'logLevel'],
     [{ metricsPort: 70000 }, 'metricsPort'],
     [{ image: { digest: 'latest' } }, 'digest'],
