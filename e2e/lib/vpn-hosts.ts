@@ -1,6 +1,7 @@
 // VPN hosts for the e2e tests: each one a network namespace with its own overlay copy of the sid strongSwan rootfs
 // (own /etc/swanctl, own tmpfs /run for charon's vici socket and pid file), joined to the others by veth pairs on a
-// bridge in an "underlay" namespace at 198.18.200.0/24. Everything created here is removed by stop().
+// bridge in an "underlay" namespace at 198.18.200.0/24, or for IPv6 at 2001:2::/64 (RFC 5180's benchmarking range).
+// Everything created here is removed by stop().
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ export function vpnRootfs(): string {
 }
 
 export const UNDERLAY_PREFIX = '198.18.200';
+export const UNDERLAY_PREFIX_V6 = '2001:2::';
 
 export interface VpnHost {
   name: string;
@@ -37,8 +39,11 @@ export interface VpnLab {
 
 let labs = 0;
 
-/** Creates hosts named `names` on one underlay; host i gets 198.18.200.(i+1) and each may add inner addresses. */
-export async function startVpnLab(names: string[]): Promise<VpnLab> {
+/**
+ * Creates hosts named `names` on one underlay; host i gets 198.18.200.(i+1) (family 6: 2001:2::(i+1)) and each may add
+ * inner addresses.
+ */
+export async function startVpnLab(names: string[], family: 4 | 6 = 4): Promise<VpnLab> {
   const id = `${process.pid % 10000}-${labs++}`;
   const underlay = `qsvpn-${id}-wan`;
   const base = mkdtempSync(join(tmpdir(), 'qubesec-vpn-'));
@@ -92,9 +97,10 @@ export async function startVpnLab(names: string[]): Promise<VpnLab> {
       await sh(['ip', 'link', 'add', 'eth0', 'netns', netns, 'type', 'veth', 'peer', 'name', hostSide, 'netns', underlay]);
       await inWan('ip', 'link', 'set', hostSide, 'master', 'br0');
       await inWan('ip', 'link', 'set', hostSide, 'up');
-      const address = `${UNDERLAY_PREFIX}.${i + 1}`;
+      const address = family === 4 ? `${UNDERLAY_PREFIX}.${i + 1}` : `${UNDERLAY_PREFIX_V6}${i + 1}`;
       const inNs = (...args: string[]) => sh(['ip', 'netns', 'exec', netns, ...args]);
-      await inNs('ip', 'addr', 'add', `${address}/24`, 'dev', 'eth0');
+      // nodad: an IPv6 address is usable at once, not after duplicate address detection's second.
+      await inNs('ip', 'addr', 'add', ...(family === 4 ? [`${address}/24`] : [`${address}/64`, 'nodad']), 'dev', 'eth0');
       await inNs('ip', 'link', 'set', 'eth0', 'up');
       await inNs('ip', 'link', 'set', 'lo', 'up');
       const wrap = (file: string, args: string[]) => ['netns', 'exec', netns, 'chroot', root, file, ...args];
