@@ -1,7 +1,8 @@
 // The VPN gateway controller: follows one VpnGateway, the VpnPeers naming it and the Secrets of its namespace (from the
-// API server or a folder of manifests: a Source of VpnSnapshot); once the source's first full view is in, translates them (pure), renders swanctl's files (pure), loads them into the charon it runs
-// (never restarting it for a change), and reports: VpnPeer status from charon's SAs, Events for invalid resources, for
-// proposals charon refused (a peer without ML-KEM at a strict gateway) and for classical SAs.
+// API server or a folder of manifests: a Source of VpnSnapshot); once the source's first full view is in, translates
+// them (pure), renders swanctl's files (pure), loads them into the charon it runs (never restarting it for a change),
+// and reports: VpnPeer status from charon's SAs, Events for invalid resources, for proposals charon refused (a peer
+// without ML-KEM at a strict gateway) and for classical SAs.
 import { createHash } from 'node:crypto';
 import { Coalescer } from '../coalescer.js';
 import type { Diagnostic } from '../model/types.js';
@@ -54,8 +55,11 @@ export class VpnController {
   private readonly refusals = new RefusalParser();
   private readonly reported = new Set<string>();
   private translation: Translation | undefined;
-  /** The VpnPeers `translation` was made from: status speaks of those (the source may already hold newer ones). */
-  private translatedPeers: readonly VpnPeerResource[] = [];
+  /**
+   * Names of the VpnPeers `translation` was made from: status speaks of those only (the source may already hold a peer
+   * the next sync translates; until then it would read as "not loaded").
+   */
+  private translatedPeers = new Set<string>();
   private loadedHash = '';
   private ports: { ikePort: number; natPort: number } | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
@@ -115,7 +119,7 @@ export class VpnController {
     const { secrets } = snapshot;
     const translation = translateVpn(gateway, snapshot.vpnPeers, (ns, n) => secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === n), new Date());
     this.translation = translation;
-    this.translatedPeers = snapshot.vpnPeers;
+    this.translatedPeers = new Set(snapshot.vpnPeers.map((p) => p.metadata.name!));
     for (const d of translation.diagnostics) await this.report(d);
     const invalidPeers = translation.diagnostics.filter((d) => d.object.kind === 'VpnPeer').length;
     this.vpnMetrics.invalidPeers.set(invalidPeers);
@@ -209,7 +213,8 @@ export class VpnController {
     const sas: IkeSa[] = parseSas((await this.charon.swanctl(['--list-sas', '--pretty'])).stdout);
     const now = new Date();
     const invalid = new Map(translation.diagnostics.filter((d) => d.object.kind === 'VpnPeer').map((d) => [d.object.name, d.message]));
-    const peers = this.translatedPeers.filter((p) => p.metadata.namespace === this.options.namespace && p.spec?.gateway === this.options.gateway);
+    // The source's current objects (their resourceVersion is the one a status write must carry).
+    const peers = this.source.snapshot().vpnPeers.filter((p) => p.metadata.namespace === this.options.namespace && p.spec?.gateway === this.options.gateway && this.translatedPeers.has(p.metadata.name!));
     for (const peer of peers) {
       const name = peer.metadata.name!;
       const model = translation.model.peers.find((p) => p.ref.name === name);
