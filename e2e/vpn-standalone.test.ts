@@ -29,6 +29,7 @@ let lab: VpnLab;
 let gw: VpnHost;
 let site: VpnHost;
 let rw: VpnHost;
+let legacy: VpnHost;
 let ca: TestCa;
 let siteCa: TestCa;
 let gatewayProcess: ResultPromise;
@@ -87,8 +88,8 @@ async function metric(name: string, labels: Record<string, string>): Promise<num
 }
 
 beforeAll(async () => {
-  lab = await startVpnLab(['gw', 'site', 'rw'], 6);
-  [gw, site, rw] = [lab.host('gw'), lab.host('site'), lab.host('rw')];
+  lab = await startVpnLab(['gw', 'site', 'rw', 'legacy'], 6);
+  [gw, site, rw, legacy] = [lab.host('gw'), lab.host('site'), lab.host('rw'), lab.host('legacy')];
   await gw.run('ip', ['addr', 'add', `${GW_LAN}/128`, 'dev', 'lo']);
   await site.run('ip', ['addr', 'add', `${SITE_LAN}/128`, 'dev', 'lo']);
   http = execa('ip', ['netns', 'exec', gw.netns, process.execPath, '-e', `require('http').createServer((q, s) => s.end('behind the gateway\\n')).listen(8080, '${GW_LAN}')`], { reject: false });
@@ -104,6 +105,7 @@ beforeAll(async () => {
     opaqueSecret('gw-ppk', { ppk }, NS));
   writeManifest('gateway.yaml', object('VpnGateway', 'gw', { ...gatewaySpec, listen: { address: gw.address } }));
   writeManifest('site-b.yaml', sitePeer('site-b', site.address, '2001:2:0:20::/64', 'CN=site-b'));
+  writeManifest('legacy.yaml', sitePeer('legacy', legacy.address, '2001:2:0:22::/64', 'CN=legacy'));
   writeManifest('alice.yaml', object('VpnPeer', 'alice', { gateway: 'gw', remoteAccess: { identity: 'CN=alice', allowedSubnets: ['2001:2:0:10::/64'], pool: 'rw', certificateSecretName: 'alice-tls' } }));
   // Not a kind the gateway reads: logged and ignored.
   writeManifest('notes.yaml', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'notes', namespace: NS }, data: { owner: 'edge team' } });
@@ -123,6 +125,12 @@ beforeAll(async () => {
     localAddress: site.address, remoteAddress: gw.address, id: 'CN=site-b', gatewayId: 'CN=gw.edge.test', localSubnet: '2001:2:0:20::/64',
     remoteSubnet: '2001:2:0:10::/64', ike: HYBRID_IKE, esp: HYBRID_ESP, childless: 'prefer', ppkHex: ppk.toString('hex'),
   }), { 'x509ca/gw-ca.crt': ca.certificatePem, 'x509/me.crt': siteCert.certificatePem, 'private/me.key': siteCert.keyPem });
+  // A classical peer: X25519 only.
+  const legacyCert = await siteCa.issue('CN=legacy');
+  await startPeerCharon(legacy, sitePeerConf({
+    localAddress: legacy.address, remoteAddress: gw.address, id: 'CN=legacy', gatewayId: 'CN=gw.edge.test', localSubnet: '2001:2:0:22::/64',
+    remoteSubnet: '2001:2:0:10::/64', ike: 'aes256gcm16-prfsha384-x25519', esp: 'aes256gcm16-x25519', childless: 'allow', ppkHex: ppk.toString('hex'),
+  }), { 'x509ca/gw-ca.crt': ca.certificatePem, 'x509/me.crt': legacyCert.certificatePem, 'private/me.key': legacyCert.keyPem });
 }, 120_000);
 
 afterAll(async () => {
@@ -139,7 +147,7 @@ describe('a gateway from a folder of manifests, over IPv6', () => {
 
   it('ignores kinds it does not read, and loads what the folder holds', async () => {
     expect(gatewayLog.some((l) => l.includes('not a kind QubeSec reads') && l.includes('"kind":"ConfigMap"'))).toBe(true);
-    await loadedPeers(0, ['site-b', 'alice']);
+    await loadedPeers(0, ['site-b', 'legacy', 'alice']);
   });
 
   it('site to site: X25519 + ML-KEM-768 and the PPK over an IPv6 underlay, ping and HTTP between IPv6 subnets', async () => {
@@ -165,10 +173,20 @@ describe('a gateway from a folder of manifests, over IPv6', () => {
       return st?.connected ? st : undefined;
     }, 15_000, 'site-b connected in the status file');
     expect(s).toMatchObject({ connected: true, postQuantum: true, remoteAddress: site.address, ike: { keyExchanges: ['CURVE_25519', 'ML_KEM_768'], ppk: true }, conditions: [{ reason: 'Connected' }] });
-    expect(statusOf(`vpngateways/${NS}/gw`)).toMatchObject({ pqMode: 'strict', peers: 2, invalidPeers: 0, conditions: [{ type: 'Ready', status: 'True', reason: 'Loaded' }] });
+    expect(statusOf(`vpngateways/${NS}/gw`)).toMatchObject({ pqMode: 'strict', peers: 3, invalidPeers: 0, conditions: [{ type: 'Ready', status: 'True', reason: 'Loaded' }] });
     expect(gatewayLog.some((l) => l.includes('"msg":"status"') && l.includes(`"object":"vpnpeers/${NS}/site-b"`) && l.includes('"reason":"Connected"'))).toBe(true);
     expect(await metric('qubesec_vpn_ready', { object: `vpnpeers/${NS}/site-b`, reason: 'Connected' })).toBe(1);
     expect(await metric('qubesec_vpn_ike_sas', { peer: 'site-b', key_exchange: 'hybrid' })).toBe(1);
+  });
+
+  it('refuses the classical IPv6 peer with NO_PROPOSAL_CHOSEN: an Event in the log names it and what it offered', async () => {
+    const from = gatewayLog.length;
+    const result = await legacy.run('swanctl', ['--initiate', '--child', 'net', '--timeout', '10'], { reject: false });
+    expect(result.stdout + result.stderr).toMatch(/NO_PROPOSAL_CHOSEN/);
+    const event = await logSince(from, /"msg":"event".*"event":"ProposalRefused"/);
+    expect(event).toContain('"object":"VpnPeer edge/legacy"');
+    expect(event).toContain(`2001:2::4 offered IKE:AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519 (no ML-KEM): refused with NO_PROPOSAL_CHOSEN, strict mode requires ${HYBRID_IKE}`);
+    expect(await metric('qubesec_vpn_proposals_refused_total', { peer: 'legacy', offered_ml_kem: 'false' })).toBeGreaterThanOrEqual(1);
   });
 
   it('remote access: the profile exported from the folder gets an IPv6 virtual IP from the pool and reaches the gateway', async () => {
@@ -202,13 +220,13 @@ describe('a gateway from a folder of manifests, over IPv6', () => {
     const from = gatewayLog.length;
     const saBefore = /site-b: #(\d+), ESTABLISHED/.exec(await swanctl(gw, '--list-sas', '--ike', 'site-b'))?.[1];
     writeManifest('site-c.yaml', sitePeer('site-c', '2001:2::9', '2001:2:0:21::/64', 'CN=site-c'));
-    await loadedPeers(from, ['site-b', 'alice', 'site-c']);
+    await loadedPeers(from, ['site-b', 'legacy', 'alice', 'site-c']);
     expect(await swanctl(gw, '--list-conns')).toMatch(/site-c:/);
     expect(await swanctl(gw, '--list-sas', '--ike', 'site-b')).toContain(`site-b: #${saBefore}, ESTABLISHED`);
     // A file removed: its peer is unloaded.
     const removed = gatewayLog.length;
     rmSync(join(manifests, 'site-c.yaml'));
-    await loadedPeers(removed, ['site-b', 'alice']);
+    await loadedPeers(removed, ['site-b', 'legacy', 'alice']);
     expect(await swanctl(gw, '--list-conns')).not.toMatch(/site-c:/);
     expect(await charonPids()).toEqual(pidsAtStart);
     expect(await ping(site, SITE_LAN, 2)).toEqual({ sent: 2, received: 2 });
