@@ -25,7 +25,7 @@ import { GROUP, VERSION } from './pki/resources.js';
 import { defaultCertificatePairs } from './pki/selfsigned.js';
 import { serveObservability } from './observability/server.js';
 import { Reconciler } from './reconciler.js';
-import { FilesSource, LogEventRecorder } from './sources/files.js';
+import { FilesSource, INGRESS_KINDS, LogEventRecorder } from './sources/files.js';
 import { KubernetesEventRecorder, KubernetesSource, errorText, loadKubeConfig } from './sources/kubernetes.js';
 import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './sources/reflector.js';
 import type { EventRecorder, Source } from './sources/source.js';
@@ -99,7 +99,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
   let pkiOn = false;
   if (!kc) {
-    const files = new FilesSource(resolve(flags.manifests), log.child({ component: 'files' }));
+    const files = new FilesSource(resolve(flags.manifests), log.child({ component: 'files' }), INGRESS_KINDS);
     source = sessionResumption.tickets ? new InMemoryTicketKeys(files, sessionResumption.ticketSecret, sessionResumption.rotation) : files;
     recorder = new LogEventRecorder(log);
   } else {

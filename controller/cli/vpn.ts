@@ -1,26 +1,35 @@
-// `qubesec vpn run`: the VPN gateway controller (charon under it, configured from VpnGateway and VpnPeer resources).
+// `qubesec vpn run`: the VPN gateway controller (charon under it, configured from VpnGateway and VpnPeer resources in
+// a cluster, or with --manifests from a folder of their manifests: no Kubernetes, for edge sites and hosts).
 // `qubesec vpn client-config NAME --out DIR`: a remote-access user's strongSwan profile (swanctl.conf, certificates, key).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { createLogger, type Level } from '../observability/log.js';
 import { createMetrics } from '../observability/metrics.js';
 import { serveObservability } from '../observability/server.js';
+import { FilesSource, LogEventRecorder } from '../sources/files.js';
 import { KubernetesEventRecorder, loadKubeConfig } from '../sources/kubernetes.js';
 import { VpnController } from '../vpn/controller.js';
 import { GROUP, VERSION, readCredential, translateVpn, type VpnGatewayResource, type VpnPeerResource } from '../vpn/model.js';
 import { renderClientProfile } from '../vpn/render.js';
+import { KubernetesStatusWriter, KubernetesVpnSource, LogStatusWriter, VPN_KINDS, type VpnSnapshot } from '../vpn/sources.js';
 import { UsageError, parseCommandLine } from './check.js';
 import { untilSignal } from './signals.js';
 
 const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N]
-qubesec vpn client-config NAME --namespace NS --out DIR [--kubeconfig F]`;
+qubesec vpn run --manifests DIR --gateway NAME [--namespace NS] [--status-file F] [the same runtime flags]
+qubesec vpn client-config NAME --namespace NS --out DIR [--kubeconfig F | --manifests DIR]`;
+
+/** The namespace manifests without one are in (as the files source fills it in, and kubectl would). */
+const MANIFESTS_NAMESPACE = 'default';
 
 /** The flags of `qubesec vpn`; docs/vpn.md has a row for each (controller/docs.test.ts). */
 export const VPN_OPTIONS = {
   kubeconfig: { type: 'string', default: '' },
+  manifests: { type: 'string', default: '' },
+  'status-file': { type: 'string', default: '' },
   namespace: { type: 'string', default: '' },
   gateway: { type: 'string', default: '' },
   root: { type: 'string', default: '' },
@@ -49,23 +58,34 @@ export async function runVpn(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  if (!values.namespace) throw new UsageError(`--namespace is required\n${USAGE}`);
+  if (values.manifests && values.kubeconfig) throw new UsageError(`--manifests and --kubeconfig exclude each other: the objects come from a folder or from a cluster\n${USAGE}`);
+  if (values['status-file'] && !values.manifests) throw new UsageError(`--status-file is for --manifests (in a cluster, status goes to the objects)\n${USAGE}`);
+  const namespace = values.namespace || (values.manifests ? MANIFESTS_NAMESPACE : '');
+  if (!namespace) throw new UsageError(`--namespace is required\n${USAGE}`);
   if (command === 'run') {
     if (!values.gateway || positionals.length > 0) throw new UsageError(`vpn run needs --gateway NAME and no other argument\n${USAGE}`);
     const level = values['log-level'] as Level;
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`--log-level: ${JSON.stringify(level)} is not debug, info, warn or error`);
     const log = createLogger(level, { component: 'vpn' });
-    const kc = loadKubeConfig(values.kubeconfig);
     const metrics = createMetrics();
     const metricsPort = positiveInteger(values['metrics-port'], 'metrics-port');
     if (metricsPort > 65535) throw new UsageError(`--metrics-port: ${metricsPort} is not a port number`);
-    const controller = new VpnController(kc, {
-      namespace: values.namespace,
+    const options = {
+      namespace,
       gateway: values.gateway,
       runtime: { root: values.root, netns: values.netns, stateDir: values['state-dir'], libipsec: values.libipsec },
       debounceMs: positiveInteger(values['debounce-ms'], 'debounce-ms'),
       statusIntervalMs: positiveInteger(values['status-interval-ms'], 'status-interval-ms'),
-    }, new KubernetesEventRecorder(kc, 'qubesec-vpn', hostname(), log), metrics, log);
+    };
+    let controller: VpnController;
+    if (values.manifests) {
+      // Standalone: no API server, so Events and status become log lines (status also in --status-file).
+      const source = new FilesSource(resolve(values.manifests), log.child({ component: 'files' }), VPN_KINDS);
+      controller = new VpnController(source, new LogStatusWriter(log, values['status-file'] && resolve(values['status-file'])), options, new LogEventRecorder(log), metrics, log);
+    } else {
+      const kc = loadKubeConfig(values.kubeconfig);
+      controller = new VpnController(new KubernetesVpnSource(kc, namespace, metrics, log), new KubernetesStatusWriter(kc), options, new KubernetesEventRecorder(kc, 'qubesec-vpn', hostname(), log), metrics, log);
+    }
     const server = await serveObservability(metrics, values['metrics-address'], metricsPort, () => controller.ready);
     await controller.start();
     await untilSignal();
@@ -76,31 +96,48 @@ export async function runVpn(argv: string[]): Promise<number> {
   if (command === 'client-config') {
     const [name, ...extra] = positionals;
     if (!name || extra.length > 0 || !values.out) throw new UsageError(`vpn client-config needs one VpnPeer NAME and --out DIR\n${USAGE}`);
-    for (const [path, content] of await clientProfile(values.kubeconfig, values.namespace, name)) {
+    const snapshot = values.manifests ? await manifestsSnapshot(values.manifests) : await clusterSnapshot(values.kubeconfig, namespace);
+    for (const [path, content] of clientProfile(snapshot, namespace, name)) {
       const target = join(values.out, path);
       mkdirSync(dirname(target), { recursive: true });
       writeFileSync(target, content, { mode: path === 'swanctl.conf' || path.startsWith('private/') ? 0o600 : 0o644 });
     }
-    console.log(`wrote the profile of VpnPeer ${values.namespace}/${name} to ${values.out}: copy it to /etc/swanctl, then swanctl --load-all && swanctl --initiate --child qubesec-${name.replaceAll('.', '_')}`);
+    console.log(`wrote the profile of VpnPeer ${namespace}/${name} to ${values.out}: copy it to /etc/swanctl, then swanctl --load-all && swanctl --initiate --child qubesec-${name.replaceAll('.', '_')}`);
     return 0;
   }
   throw new UsageError(USAGE);
 }
 
-/** Reads the peer, its gateway and the namespace's Secrets, and renders the profile with the same checks the gateway runs. */
-export async function clientProfile(kubeconfig: string, namespace: string, name: string): Promise<Map<string, string>> {
+/** The namespace's VpnGateways, VpnPeers and Secrets, read once from the API server. */
+async function clusterSnapshot(kubeconfig: string, namespace: string): Promise<VpnSnapshot> {
   const kc = loadKubeConfig(kubeconfig);
   const custom = kc.makeApiClient(CustomObjectsApi);
-  const core = kc.makeApiClient(CoreV1Api);
-  const peers = ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'vpnpeers' })) as { items: VpnPeerResource[] }).items;
-  const peer = peers.find((p) => p.metadata.name === name);
+  const list = async <T>(plural: string) => ((await custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural })) as { items: T[] }).items;
+  return {
+    vpnGateways: await list<VpnGatewayResource>('vpngateways'),
+    vpnPeers: await list<VpnPeerResource>('vpnpeers'),
+    secrets: (await kc.makeApiClient(CoreV1Api).listNamespacedSecret({ namespace })).items,
+  };
+}
+
+/** The folder's objects, read once as the gateway reads them. */
+async function manifestsSnapshot(dir: string): Promise<VpnSnapshot> {
+  const source = new FilesSource(resolve(dir), createLogger('warn', { component: 'files' }), VPN_KINDS);
+  await source.start(() => undefined);
+  await source.stop();
+  return source.snapshot();
+}
+
+/** The peer's profile, rendered with the same checks the gateway runs, from its gateway and the namespace's Secrets. */
+export function clientProfile(snapshot: VpnSnapshot, namespace: string, name: string): Map<string, string> {
+  const peer = snapshot.vpnPeers.find((p) => p.metadata.namespace === namespace && p.metadata.name === name);
   if (!peer) throw new Error(`VpnPeer ${namespace}/${name} not found`);
   const gatewayName = peer.spec?.gateway ?? '';
-  const gateway = (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: 'vpngateways', name: gatewayName })) as VpnGatewayResource;
-  const secrets: V1Secret[] = (await core.listNamespacedSecret({ namespace })).items;
-  const lookup = (ns: string, n: string) => secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === n);
+  const gateway = snapshot.vpnGateways.find((g) => g.metadata.namespace === namespace && g.metadata.name === gatewayName);
+  if (!gateway) throw new Error(`VpnPeer ${namespace}/${name}: spec.gateway names VpnGateway ${JSON.stringify(gatewayName)}, which does not exist`);
+  const lookup = (ns: string, n: string) => snapshot.secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === n);
   const now = new Date();
-  const { model, diagnostics } = translateVpn(gateway, peers, lookup, now);
+  const { model, diagnostics } = translateVpn(gateway, snapshot.vpnPeers, lookup, now);
   const problem = diagnostics.find((d) => d.object.kind === 'VpnGateway' || d.object.name === name);
   if (problem) throw new Error(`${problem.object.kind} ${namespace}/${problem.object.name}: ${problem.message}`);
   const peerModel = model!.peers.find((p) => p.ref.name === name)!;

@@ -1,5 +1,6 @@
-// Files source: the same kinds read from YAML/JSON manifests in a folder, followed with chokidar. Standalone mode for
-// the demo, edge hosts and fast tests. A file that stops parsing keeps its last good objects.
+// Files source: the kinds a system reads (the ingress controller's Snapshot, the VPN's), from YAML/JSON manifests in a
+// folder, followed with chokidar. Standalone mode for the demo, edge hosts and fast tests. A file that stops parsing
+// keeps its last good objects.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
@@ -8,9 +9,13 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { checkNamespaceName, checkObjectName, checkServiceName, quote, shortened } from '../model/names.js';
 import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
-import type { EventRecorder, Snapshot, Source } from './source.js';
+import type { EventRecorder, Kinds, Snapshot, Source } from './source.js';
 
-const KINDS: Record<string, keyof Snapshot> = {
+/** The kinds a files source reads: `apiVersion kind` -> the snapshot field holding them. */
+export type ManifestKinds<S extends Kinds<S>> = Record<string, keyof S & string>;
+
+/** What the ingress controller reads. */
+export const INGRESS_KINDS: ManifestKinds<Snapshot> = {
   'networking.k8s.io/v1 IngressClass': 'ingressClasses',
   'networking.k8s.io/v1 Ingress': 'ingresses',
   'v1 Service': 'services',
@@ -18,6 +23,9 @@ const KINDS: Record<string, keyof Snapshot> = {
   'v1 Secret': 'secrets',
   'v1 ConfigMap': 'configMaps',
 };
+
+/** Kinds without a namespace (of those some system reads). */
+const CLUSTER_SCOPED = new Set(['IngressClass']);
 
 const MANIFEST = /\.(ya?ml|json)$/;
 
@@ -34,12 +42,12 @@ export function checkMetadata(obj: KubernetesObject): string | undefined {
   return namespaceError && `metadata.namespace: ${quote(namespace!)} ${namespaceError}`;
 }
 
-export class FilesSource implements Source {
+export class FilesSource<S extends Kinds<S> = Snapshot> implements Source<S> {
   private readonly byFile = new Map<string, KubernetesObject[]>();
   private watcher: FSWatcher | undefined;
   private loads = 0;
 
-  constructor(private readonly dir: string, private readonly log: Logger) {}
+  constructor(private readonly dir: string, private readonly log: Logger, private readonly kinds: ManifestKinds<S>) {}
 
   async start(onChange: () => void): Promise<void> {
     for (const file of await listManifests(this.dir)) await this.load(file);
@@ -54,14 +62,12 @@ export class FilesSource implements Source {
     await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
   }
 
-  snapshot(): Snapshot {
-    const snapshot: Record<keyof Snapshot, KubernetesObject[]> = {
-      ingressClasses: [], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [],
-    };
+  snapshot(): S {
+    const snapshot: Record<string, KubernetesObject[]> = Object.fromEntries(Object.values(this.kinds).map((field) => [field, []]));
     for (const objects of this.byFile.values()) {
-      for (const obj of objects) snapshot[KINDS[`${obj.apiVersion} ${obj.kind}`]!].push(obj);
+      for (const obj of objects) snapshot[this.kinds[`${obj.apiVersion} ${obj.kind}`]!]!.push(obj);
     }
-    return snapshot as unknown as Snapshot;
+    return snapshot as unknown as S;
   }
 
   async stop(): Promise<void> {
@@ -88,7 +94,7 @@ export class FilesSource implements Source {
       }
       const obj = doc.toJS() as KubernetesObject | null;
       if (obj === null || obj === undefined) continue;
-      if (typeof obj !== 'object' || !KINDS[`${obj.apiVersion} ${obj.kind}`]) {
+      if (typeof obj !== 'object' || !Object.hasOwn(this.kinds, `${obj.apiVersion} ${obj.kind}`)) {
         this.log.warn('manifest document ignored: not a kind QubeSec reads', { file: name, document: i, kind: shortened(String(obj?.kind ?? '')), apiVersion: shortened(String(obj?.apiVersion ?? '')) });
         continue;
       }
@@ -104,7 +110,7 @@ export class FilesSource implements Source {
       // Fill in what the API server would: a namespace, a uid, a creation time (the file's, for conflict order), and
       // a resourceVersion new at every load, so what the reconciler caches per object is redone for a changed file.
       const metadata = obj.metadata!; // checkMetadata found a name in it
-      metadata.namespace = obj.kind === 'IngressClass' ? undefined : (metadata.namespace ?? 'default');
+      metadata.namespace = CLUSTER_SCOPED.has(obj.kind!) ? undefined : (metadata.namespace ?? 'default');
       metadata.uid ??= `file:${name}#${i}`;
       metadata.creationTimestamp ??= mtime;
       metadata.resourceVersion = resourceVersion;

@@ -1,5 +1,7 @@
-// What every source (Kubernetes informers, a folder of manifests) gives the rest of the controller.
+// What every source (Kubernetes informers, a folder of manifests) gives the rest of the controller. Snapshot is the
+// ingress controller's; another system (the VPN) defines its own kinds and reads them through the same Source.
 import type {
+  KubernetesObject,
   V1ConfigMap,
   V1EndpointSlice,
   V1Ingress,
@@ -18,13 +20,16 @@ export interface Snapshot {
   configMaps: readonly V1ConfigMap[];
 }
 
-export interface Source {
+/** What a source holds (its snapshot's shape): for each kind it reads, its objects. */
+export type Kinds<S> = { [K in keyof S]: readonly KubernetesObject[] };
+
+export interface Source<S extends Kinds<S> = Snapshot> {
   /**
    * Resolves once the first full state of every kind is loaded, and never on a partial one (it waits through failed
    * lists); calls onChange after every change from then on, never before.
    */
   start(onChange: () => void): Promise<void>;
-  snapshot(): Snapshot;
+  snapshot(): S;
   stop(): Promise<void>;
 }
 

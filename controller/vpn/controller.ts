@@ -1,19 +1,19 @@
-// The VPN gateway controller: watches one VpnGateway, the VpnPeers naming it and the Secrets of its namespace; once
-// every first list is in, translates them (pure), renders swanctl's files (pure), loads them into the charon it runs
-// (never restarting it for a change), and reports: VpnPeer status from charon's SAs, Events for invalid resources, for
-// proposals charon refused (a peer without ML-KEM at a strict gateway) and for classical SAs.
+// The VPN gateway controller: follows one VpnGateway, the VpnPeers naming it and the Secrets of its namespace (from the
+// API server or a folder of manifests: a Source of VpnSnapshot); once the source's first full view is in, translates
+// them (pure), renders swanctl's files (pure), loads them into the charon it runs (never restarting it for a change),
+// and reports: VpnPeer status from charon's SAs, Events for invalid resources, for proposals charon refused (a peer
+// without ML-KEM at a strict gateway) and for classical SAs.
 import { createHash } from 'node:crypto';
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
 import { Coalescer } from '../coalescer.js';
 import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
-import { reflectorHooks } from '../sources/kubernetes.js';
-import { Reflector, errorText, kubernetesListWatch, type ListOptions } from '../sources/reflector.js';
-import type { EventRecorder } from '../sources/source.js';
+import { errorText } from '../sources/reflector.js';
+import type { EventRecorder, Source } from '../sources/source.js';
 import { Charon, type CharonRuntime } from './charon.js';
-import { GROUP, VERSION, translateVpn, type Translation, type VpnGatewayResource, type VpnPeerResource } from './model.js';
+import { translateVpn, type Translation, type VpnGatewayResource, type VpnPeerResource } from './model.js';
 import { renderSwanctl } from './render.js';
+import { statusKey, type VpnPlural, type VpnSnapshot, type VpnStatusWriter } from './sources.js';
 import { createVpnMetrics, type VpnMetrics } from './metrics.js';
 import { RefusalParser, isPostQuantum, parseSas, peerStatus, type IkeSa, type PeerStatus } from './status.js';
 
@@ -50,33 +50,34 @@ export interface VpnControllerOptions {
 }
 
 export class VpnController {
-  private readonly reflectors = new Map<string, Reflector<KubernetesObject>>();
-  private readonly custom: CustomObjectsApi;
   private readonly coalescer: Coalescer;
   private readonly charon: Charon;
   private readonly refusals = new RefusalParser();
   private readonly reported = new Set<string>();
   private translation: Translation | undefined;
+  /**
+   * Names of the VpnPeers `translation` was made from: status speaks of those only (the source may already hold a peer
+   * the next sync translates; until then it would read as "not loaded").
+   */
+  private translatedPeers = new Set<string>();
   private loadedHash = '';
   private ports: { ikePort: number; natPort: number } | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
-  private readonly written = new Map<string, string>();
+  /** The status last written per object (statusKey), so an unchanged one is not written again. */
+  private readonly written = new Map<string, { text: string; conditions: Condition[] }>();
   private readonly vpnMetrics: VpnMetrics;
+  private synced = false;
   private stopped = false;
 
-  constructor(kc: KubeConfig, private readonly options: VpnControllerOptions, private readonly recorder: EventRecorder, metrics: Metrics, private readonly log: Logger) {
-    this.custom = kc.makeApiClient(CustomObjectsApi);
+  constructor(
+    private readonly source: Source<VpnSnapshot>,
+    private readonly statusWriter: VpnStatusWriter,
+    private readonly options: VpnControllerOptions,
+    private readonly recorder: EventRecorder,
+    metrics: Metrics,
+    private readonly log: Logger,
+  ) {
     this.vpnMetrics = createVpnMetrics(metrics.registry);
-    const core = kc.makeApiClient(CoreV1Api);
-    const ns = options.namespace;
-    const custom = (plural: string) => (o: ListOptions) => this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural }, o) as Promise<KubernetesListObject<KubernetesObject>>;
-    const add = (name: string, path: string, list: (o: ListOptions) => Promise<KubernetesListObject<KubernetesObject>>) => {
-      const resource = `vpn/${name}`;
-      this.reflectors.set(name, new Reflector(resource, kubernetesListWatch(kc, path, list), () => this.coalescer.schedule(), reflectorHooks(resource, metrics, log)));
-    };
-    add('vpngateways', `/apis/${GROUP}/${VERSION}/namespaces/${ns}/vpngateways`, custom('vpngateways'));
-    add('vpnpeers', `/apis/${GROUP}/${VERSION}/namespaces/${ns}/vpnpeers`, custom('vpnpeers'));
-    add('secrets', `/api/v1/namespaces/${ns}/secrets`, (o) => core.listNamespacedSecret({ namespace: ns }, o) as Promise<KubernetesListObject<KubernetesObject>>);
     this.coalescer = new Coalescer(() => this.sync(), options.debounceMs, (err) => log.error('VPN sync failed', { error: err.stack ?? err.message }));
     this.charon = new Charon(options.runtime, log.child({ component: 'charon' }), (line) => this.charonLine(line), () => {
       this.loadedHash = '';
@@ -85,10 +86,10 @@ export class VpnController {
     });
   }
 
-  /** Starts the watches; the first sync runs once every first list is in (nothing is loaded from a partial view). */
+  /** Starts the source; the first sync runs once its first full view is in (nothing is loaded from a partial view). */
   async start(): Promise<void> {
-    for (const reflector of this.reflectors.values()) reflector.start();
-    await Promise.all([...this.reflectors.values()].map((r) => r.synced));
+    await this.source.start(() => this.coalescer.schedule());
+    this.synced = true;
     await this.coalescer.runNow();
     this.statusTimer = setInterval(() => void this.updateStatus().catch((err: Error) => this.log.warn('VPN status update failed', { error: err.message })), this.options.statusIntervalMs);
   }
@@ -97,7 +98,7 @@ export class VpnController {
     this.stopped = true;
     clearInterval(this.statusTimer);
     await this.coalescer.stop();
-    await Promise.all([...this.reflectors.values()].map((r) => r.stop()));
+    await this.source.stop();
     await this.charon.stop();
   }
 
@@ -106,21 +107,19 @@ export class VpnController {
     return this.loadedHash !== '' && this.charon.running;
   }
 
-  private list<T>(name: string): T[] {
-    return (this.reflectors.get(name)?.list() ?? []) as T[];
-  }
-
   private async sync(): Promise<void> {
-    if (this.stopped || [...this.reflectors.values()].some((r) => !r.hasSynced)) return;
+    if (this.stopped || !this.synced) return;
     const { namespace, gateway: name } = this.options;
-    const gateway = this.list<VpnGatewayResource>('vpngateways').find((g) => g.metadata.name === name);
+    const snapshot = this.source.snapshot();
+    const gateway = snapshot.vpnGateways.find((g) => g.metadata.namespace === namespace && g.metadata.name === name);
     if (!gateway) {
       this.log.warn('VpnGateway not found: nothing new is loaded (charon keeps what it had, if anything)', { gateway: `${namespace}/${name}` });
       return;
     }
-    const secrets = this.list<V1Secret>('secrets');
-    const translation = translateVpn(gateway, this.list<VpnPeerResource>('vpnpeers'), (ns, n) => secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === n), new Date());
+    const { secrets } = snapshot;
+    const translation = translateVpn(gateway, snapshot.vpnPeers, (ns, n) => secrets.find((s) => s.metadata?.namespace === ns && s.metadata?.name === n), new Date());
     this.translation = translation;
+    this.translatedPeers = new Set(snapshot.vpnPeers.map((p) => p.metadata.name!));
     for (const d of translation.diagnostics) await this.report(d);
     const invalidPeers = translation.diagnostics.filter((d) => d.object.kind === 'VpnPeer').length;
     this.vpnMetrics.invalidPeers.set(invalidPeers);
@@ -214,7 +213,8 @@ export class VpnController {
     const sas: IkeSa[] = parseSas((await this.charon.swanctl(['--list-sas', '--pretty'])).stdout);
     const now = new Date();
     const invalid = new Map(translation.diagnostics.filter((d) => d.object.kind === 'VpnPeer').map((d) => [d.object.name, d.message]));
-    const peers = this.list<VpnPeerResource>('vpnpeers').filter((p) => p.spec?.gateway === this.options.gateway);
+    // The source's current objects (their resourceVersion is the one a status write must carry).
+    const peers = this.source.snapshot().vpnPeers.filter((p) => p.metadata.namespace === this.options.namespace && p.spec?.gateway === this.options.gateway && this.translatedPeers.has(p.metadata.name!));
     for (const peer of peers) {
       const name = peer.metadata.name!;
       const model = translation.model.peers.find((p) => p.ref.name === name);
@@ -231,22 +231,23 @@ export class VpnController {
   }
 
   /** Replaces a VpnPeer's or the VpnGateway's status when it changed, keeping lastTransitionTime of unchanged conditions. */
-  private async writeStatus(plural: 'vpnpeers' | 'vpngateways', resource: VpnPeerResource | VpnGatewayResource, status: GatewayStatus | PeerStatus): Promise<void> {
-    const previous = (resource.status ?? {}) as { conditions?: Condition[] };
+  private async writeStatus(plural: VpnPlural, resource: VpnPeerResource | VpnGatewayResource, status: GatewayStatus | PeerStatus): Promise<void> {
+    const key = statusKey(plural, resource);
+    // What this process wrote last, else what the object holds (a restarted controller, or nothing in a manifest).
+    const previous = this.written.get(key)?.conditions ?? (resource.status as { conditions?: Condition[] } | undefined)?.conditions;
     const conditions = status.conditions.map((c) => {
-      const before = previous.conditions?.find((p) => p.type === c.type);
+      const before = previous?.find((p) => p.type === c.type);
       return { ...c, lastTransitionTime: before && before.status === c.status ? before.lastTransitionTime : new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
     });
     const body = { ...status, conditions };
-    const key = `${plural}/${resource.metadata.namespace}/${resource.metadata.name}`;
     const text = JSON.stringify(body);
-    if (this.written.get(key) === text) return;
+    if (this.written.get(key)?.text === text) return;
     try {
-      // With the watched resourceVersion: an object edited meanwhile answers 409 and gets its status at the next tick.
-      await this.custom.replaceNamespacedCustomObjectStatus({
-        group: GROUP, version: VERSION, namespace: resource.metadata.namespace!, plural, name: resource.metadata.name!, body: { ...resource, status: body },
-      });
-      this.written.set(key, text);
+      await this.statusWriter.write(plural, resource, body);
+      const [before, ready] = [this.written.get(key)?.conditions[0], conditions[0]!];
+      if (before) this.vpnMetrics.ready.remove({ object: key, reason: before.reason });
+      this.vpnMetrics.ready.set({ object: key, reason: ready.reason }, ready.status === 'True' ? 1 : 0);
+      this.written.set(key, { text, conditions });
     } catch (err) {
       this.log.warn('could not update status', { object: key, error: errorText(err) });
     }

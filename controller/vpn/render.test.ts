@@ -104,6 +104,27 @@ describe('renderClientProfile', () => {
     expect(files.get('x509ca/gateway-ca.crt')).toBe(model.gateway.ca!.pem);
   });
 
+  it('over IPv6: IPv6 addresses and subnets in the connections and pool, and the profile asks for an IPv6 virtual IP', async () => {
+    const t = translateVpn(gatewayResource('gw', {
+      listen: { address: '2001:2:0:0::1' }, localSubnets: ['2001:2:0:10::/64'], certificate: { secretName: 'gw-tls' }, pools: [{ name: 'rw', subnet: '2001:2:0:30::/120' }],
+    }), [
+      peerResource('site-b', { gateway: 'gw', site: { remoteAddress: '2001:2::2', remoteSubnets: ['2001:2:0:20::/64'], identity: 'CN=site-b', caSecretName: 'site-ca' } }),
+      peerResource('alice', { gateway: 'gw', remoteAccess: { identity: 'CN=alice', allowedSubnets: ['2001:2:0:10::/64'], pool: 'rw' } }),
+    ], lookup(secrets), new Date());
+    expect(t.diagnostics).toEqual([]);
+    const s = settings(renderSwanctl(t.model!).get('swanctl.conf')!);
+    expect(s.get('connections.site-b.local_addrs')).toBe('2001:2::1');
+    expect(s.get('connections.site-b.remote_addrs')).toBe('2001:2::2');
+    expect(s.get('connections.site-b.children.site-b.local_ts')).toBe('2001:2:0:10::/64');
+    expect(s.get('connections.site-b.children.site-b.remote_ts')).toBe('2001:2:0:20::/64');
+    expect(s.get('pools.rw.addrs')).toBe('2001:2:0:30::/120');
+    const alice = t.model!.peers.find((p) => p.ref.name === 'alice')!;
+    const user = readCredential(secrets[1], 'alice-tls', 'spec.remoteAccess.certificateSecretName', new Date());
+    const profile = settings(renderClientProfile(t.model!.gateway, alice, user).get('swanctl.conf')!);
+    expect(profile.get('connections.qubesec-alice.remote_addrs')).toBe('2001:2::1');
+    expect(profile.get('connections.qubesec-alice.vips')).toBe('::');
+  });
+
   it('refuses a site peer and a certificate that is not the identity', async () => {
     const site = model.peers.find((p) => p.type === 'site')!;
     const alice = model.peers.find((p) => p.ref.name === 'alice')!;

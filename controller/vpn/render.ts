@@ -101,6 +101,8 @@ export function renderClientProfile(gateway: GatewayModel, peer: PeerModel, user
     gateway: gatewayView(gateway),
     name: `qubesec-${peer.connection}`,
     identity: peer.identity,
+    // The virtual IP to request: any address of the pool's family (strongSwan asks for IPv6 with ::).
+    virtualIp: gateway.pools.find((p) => p.name === peer.pool)?.subnet.family === 6 ? '::' : '0.0.0.0',
     remoteSubnets: peer.localSubnets.map((s) => s.text).join(','),
   };
   assertInert(view, 'client profile');

@@ -1,7 +1,8 @@
 // VPN hosts for the e2e tests: each one a network namespace with its own overlay copy of the sid strongSwan rootfs
 // (own /etc/swanctl, own tmpfs /run for charon's vici socket and pid file), joined to the others by veth pairs on a
-// bridge in an "underlay" namespace at 198.18.200.0/24, or (routedFromHost) each by its own veth pair to this host,
-// which routes it on (to the test node's Pod network, say). Everything created here is removed by stop().
+// bridge in an "underlay" namespace at 198.18.200.0/24 (family 6: 2001:2::/64, RFC 5180's benchmarking range), or
+// (routedFromHost) each by its own veth pair to this host, which routes it on (to the test node's Pod network, say).
+// Everything created here is removed by stop().
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ export function vpnRootfs(): string {
 }
 
 export const UNDERLAY_PREFIX = '198.18.200';
+export const UNDERLAY_PREFIX_V6 = '2001:2::';
 
 export interface VpnHost {
   name: string;
@@ -40,15 +42,21 @@ export interface VpnLab {
 let labs = 0;
 
 export interface VpnLabOptions {
+  /** The underlay's address family. */
+  family?: 4 | 6;
   /**
-   * Instead of the underlay: host i's eth0 is PREFIX.(4i+2)/30, its default route PREFIX.(4i+1) on the other end of
-   * its veth pair, in this host's namespace, so this host's routes (and forwarding) take its traffic on.
+   * Instead of the underlay (IPv4 only): host i's eth0 is PREFIX.(4i+2)/30, its default route PREFIX.(4i+1) on the
+   * other end of its veth pair, in this host's namespace, so this host's routes (and forwarding) take its traffic on.
    */
   routedFromHost?: { prefix: string };
 }
 
-/** Creates hosts named `names` on one underlay; host i gets 198.18.200.(i+1) and each may add inner addresses. */
+/**
+ * Creates hosts named `names` on one underlay; host i gets 198.18.200.(i+1) (family 6: 2001:2::(i+1)) and each may add
+ * inner addresses.
+ */
 export async function startVpnLab(names: string[], options: VpnLabOptions = {}): Promise<VpnLab> {
+  const family = options.family ?? 4;
   const id = `${process.pid % 10000}-${labs++}`;
   const underlay = `qsvpn-${id}-wan`;
   const base = mkdtempSync(join(tmpdir(), 'qubesec-vpn-'));
@@ -118,8 +126,9 @@ export async function startVpnLab(names: string[], options: VpnLabOptions = {}):
         await sh(['ip', 'link', 'add', 'eth0', 'netns', netns, 'type', 'veth', 'peer', 'name', hostSide, 'netns', underlay]);
         await inWan('ip', 'link', 'set', hostSide, 'master', 'br0');
         await inWan('ip', 'link', 'set', hostSide, 'up');
-        address = `${UNDERLAY_PREFIX}.${i + 1}`;
-        await inNs('ip', 'addr', 'add', `${address}/24`, 'dev', 'eth0');
+        address = family === 4 ? `${UNDERLAY_PREFIX}.${i + 1}` : `${UNDERLAY_PREFIX_V6}${i + 1}`;
+        // nodad: an IPv6 address is usable at once, not after duplicate address detection's second.
+        await inNs('ip', 'addr', 'add', ...(family === 4 ? [`${address}/24`] : [`${address}/64`, 'nodad']), 'dev', 'eth0');
         await inNs('ip', 'link', 'set', 'eth0', 'up');
       }
       await inNs('ip', 'link', 'set', 'lo', 'up');
