@@ -5,7 +5,9 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
+import { entropySourceFromFlags, httpsUrl } from '../config.js';
 import { createLogger, type Level } from '../observability/log.js';
+import { OPENSSL_KEY_MATERIAL } from '../pki/key-material.js';
 import { createMetrics } from '../observability/metrics.js';
 import { serveObservability } from '../observability/server.js';
 import { KubernetesEventRecorder, loadKubeConfig } from '../sources/kubernetes.js';
@@ -15,7 +17,7 @@ import { renderClientProfile } from '../vpn/render.js';
 import { UsageError, parseCommandLine } from './check.js';
 import { untilSignal } from './signals.js';
 
-const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N]
+const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N] [--entropy-source URL [--entropy-source-ca F] [--entropy-source-token-file F]]
 qubesec vpn client-config NAME --namespace NS --out DIR [--kubeconfig F]`;
 
 /** The flags of `qubesec vpn`; docs/vpn.md has a row for each (controller/docs.test.ts). */
@@ -33,6 +35,9 @@ export const VPN_OPTIONS = {
   'metrics-address': { type: 'string', default: '0.0.0.0' },
   'metrics-port': { type: 'string', default: '10256' },
   out: { type: 'string', default: '' },
+  'entropy-source': { type: 'string', default: '' },
+  'entropy-source-ca': { type: 'string', default: '' },
+  'entropy-source-token-file': { type: 'string', default: '' },
   help: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
 
@@ -59,17 +64,21 @@ export async function runVpn(argv: string[]): Promise<number> {
     const metrics = createMetrics();
     const metricsPort = positiveInteger(values['metrics-port'], 'metrics-port');
     if (metricsPort > 65535) throw new UsageError(`--metrics-port: ${metricsPort} is not a port number`);
+    const entropySource = await entropySourceOf(values);
+    if (entropySource) log.info('generated PPKs come from the QRNG service', { url: values['entropy-source'] });
     const controller = new VpnController(kc, {
       namespace: values.namespace,
       gateway: values.gateway,
       runtime: { root: values.root, netns: values.netns, stateDir: values['state-dir'], libipsec: values.libipsec },
       debounceMs: positiveInteger(values['debounce-ms'], 'debounce-ms'),
       statusIntervalMs: positiveInteger(values['status-interval-ms'], 'status-interval-ms'),
+      keyMaterial: entropySource ?? OPENSSL_KEY_MATERIAL,
     }, new KubernetesEventRecorder(kc, 'qubesec-vpn', hostname(), log), metrics, log);
     const server = await serveObservability(metrics, values['metrics-address'], metricsPort, () => controller.ready);
     await controller.start();
     await untilSignal();
     await controller.stop();
+    await entropySource?.close();
     server.close();
     return 0;
   }
@@ -85,6 +94,20 @@ export async function runVpn(argv: string[]): Promise<number> {
     return 0;
   }
   throw new UsageError(USAGE);
+}
+
+/** --entropy-source as the controller reads it (an https URL; its CA and token files only with it), or undefined without it. */
+async function entropySourceOf(values: Record<'entropy-source' | 'entropy-source-ca' | 'entropy-source-token-file', string>): Promise<Awaited<ReturnType<typeof entropySourceFromFlags>> | undefined> {
+  if (!values['entropy-source']) {
+    if (values['entropy-source-ca'] || values['entropy-source-token-file']) throw new UsageError('--entropy-source-ca and --entropy-source-token-file need --entropy-source');
+    return undefined;
+  }
+  try {
+    httpsUrl(values['entropy-source']);
+  } catch (err) {
+    throw new UsageError(`--entropy-source: ${JSON.stringify(values['entropy-source'])} ${(err as Error).message}`);
+  }
+  return entropySourceFromFlags(values);
 }
 
 /** Reads the peer, its gateway and the namespace's Secrets, and renders the profile with the same checks the gateway runs. */
