@@ -5,8 +5,11 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, type V1Secret } from '@kubernetes/client-node';
-import { entropySourceFromFlags, httpsUrl } from '../config.js';
-import { createLogger, type Level } from '../observability/log.js';
+import { randomBytes } from 'node:crypto';
+import { duration, entropySourceFromFlags, httpsUrl } from '../config.js';
+import { LeaderElector, type LeaderTerm } from '../leader/elector.js';
+import { electionTimings } from '../leader/lease.js';
+import { createLogger, type Level, type Logger } from '../observability/log.js';
 import { OPENSSL_KEY_MATERIAL } from '../pki/key-material.js';
 import { createMetrics } from '../observability/metrics.js';
 import { serveObservability } from '../observability/server.js';
@@ -17,7 +20,7 @@ import { renderClientProfile } from '../vpn/render.js';
 import { UsageError, parseCommandLine } from './check.js';
 import { untilSignal } from './signals.js';
 
-const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N] [--entropy-source URL [--entropy-source-ca F] [--entropy-source-token-file F]]
+const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N] [--entropy-source URL [--entropy-source-ca F] [--entropy-source-token-file F]] [--leader-election [--election-ttl D]]
 qubesec vpn client-config NAME --namespace NS --out DIR [--kubeconfig F]`;
 
 /** The flags of `qubesec vpn`; docs/vpn.md has a row for each (controller/docs.test.ts). */
@@ -38,6 +41,8 @@ export const VPN_OPTIONS = {
   'entropy-source': { type: 'string', default: '' },
   'entropy-source-ca': { type: 'string', default: '' },
   'entropy-source-token-file': { type: 'string', default: '' },
+  'leader-election': { type: 'boolean', default: false },
+  'election-ttl': { type: 'string', default: '15s' },
   help: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
 
@@ -64,6 +69,12 @@ export async function runVpn(argv: string[]): Promise<number> {
     const metrics = createMetrics();
     const metricsPort = positiveInteger(values['metrics-port'], 'metrics-port');
     if (metricsPort > 65535) throw new UsageError(`--metrics-port: ${metricsPort} is not a port number`);
+    let electionTtlMs: number;
+    try {
+      electionTtlMs = parseElectionTtl(values['election-ttl']);
+    } catch (err) {
+      throw new UsageError(`--election-ttl: ${JSON.stringify(values['election-ttl'])} ${(err as Error).message}`);
+    }
     const entropySource = await entropySourceOf(values);
     if (entropySource) log.info('generated PPKs come from the QRNG service', { url: values['entropy-source'] });
     const controller = new VpnController(kc, {
@@ -75,12 +86,15 @@ export async function runVpn(argv: string[]): Promise<number> {
       keyMaterial: entropySource ?? OPENSSL_KEY_MATERIAL,
     }, new KubernetesEventRecorder(kc, 'qubesec-vpn', hostname(), log), metrics, log);
     const server = await serveObservability(metrics, values['metrics-address'], metricsPort, () => controller.ready);
-    await controller.start();
-    await untilSignal();
+    const exitCode = values['leader-election']
+      ? await runWhileLeading(controller, (lead) => new LeaderElector(kc, {
+        namespace: values.namespace, name: `qubesec-vpn-${values.gateway}`, identity: `${hostname()}_${randomBytes(4).toString('hex')}`, ...electionTimings(electionTtlMs),
+      }, lead, log.child({ component: 'leader' })), log)
+      : await controller.start().then(untilSignal).then(() => 0);
     await controller.stop();
     await entropySource?.close();
     server.close();
-    return 0;
+    return exitCode;
   }
   if (command === 'client-config') {
     const [name, ...extra] = positionals;
@@ -94,6 +108,38 @@ export async function runVpn(argv: string[]): Promise<number> {
     return 0;
   }
   throw new UsageError(USAGE);
+}
+
+/** The Lease of a gateway's replicas is qubesec-vpn-NAME in its namespace (--election-ttl as the controller's). */
+const parseElectionTtl = duration(['s', 'm'], '10m');
+
+/**
+ * --leader-election: one active gateway among the replicas. A standby starts no charon, writes nothing and is not
+ * ready (a Service sends IKE only to the active one); the replica holding the Lease starts the controller (charon,
+ * loads, status, PPK rotations). A replica that loses the Lease stops charon and exits 1, so it comes back as a
+ * standby (its controller is not restartable, and two charons must never answer the same peers).
+ */
+async function runWhileLeading(controller: VpnController, electorFor: (lead: LeaderTerm) => LeaderElector, log: Logger): Promise<number> {
+  let lost: () => void = () => undefined;
+  const lostLease = new Promise<'lost'>((resolve) => (lost = () => resolve('lost')));
+  let shuttingDown = false;
+  const elector = electorFor(async () => {
+    await controller.start().catch((err: unknown) => {
+      lost();
+      throw err;
+    });
+    return async () => {
+      await controller.stop();
+      if (!shuttingDown) lost();
+    };
+  });
+  elector.start();
+  const ended = await Promise.race([untilSignal().then(() => 'signal' as const), lostLease]);
+  shuttingDown = true;
+  await elector.stop();
+  if (ended === 'signal') return 0;
+  log.error('no longer the active gateway (the Lease is lost): charon stopped, exiting to come back as a standby');
+  return 1;
 }
 
 /** --entropy-source as the controller reads it (an https URL; its CA and token files only with it), or undefined without it. */

@@ -318,7 +318,7 @@ export class VpnController {
     this.written.clear();
     this.reported.clear();
     for (const peer of model.peers) for (const kind of ['hybrid', 'classical']) this.vpnMetrics.ikeSas.set({ peer: peer.ref.name, key_exchange: kind }, 0);
-    await this.report({ object: model.gateway.ref, type: 'Warning', reason: 'Unloaded', message: `VpnGateway ${namespace}/${name} was deleted: unloaded its ${model.peers.length} connections from charon and terminated ${terminated} IKE SAs; not ready until it is created again` }, true);
+    await this.report({ object: model.gateway.ref, type: 'Warning', reason: 'Unloaded', message: `VpnGateway ${namespace}/${name} was deleted: unloaded its ${model.peers.length} connections from charon and terminated ${terminated} IKE SA${terminated === 1 ? '' : 's'}; not ready until it is created again` }, true);
   }
 
   private async updateStatus(): Promise<void> {
