@@ -312,6 +312,11 @@ describe('the gateway', () => {
     expect((await ping(siteB, '198.18.220.1', 2)).received).toBe(0);
     expect(await readyz()).toBe(503);
     expect(gatewayLog.some((l) => l.includes('was deleted: unloaded its 3 connections'))).toBe(true);
+    const peerStatus = await eventually(async () => {
+      const p = (await kube.custom.getNamespacedCustomObject({ ...G, plural: 'vpnpeers', name: 'site-b' })) as { status?: { connected: boolean; conditions: { reason: string; message: string }[] } };
+      return p.status?.conditions[0]?.reason === 'GatewayDeleted' ? p.status : undefined;
+    }, 15_000, "site-b's status after the deletion");
+    expect(peerStatus).toMatchObject({ connected: false, conditions: [{ message: 'VpnGateway "gw" was deleted: nothing of it is loaded in charon' }] });
 
     // Created again (a new object: the PPK Secret the old one owned is garbage-collected in a cluster; this API server
     // runs no garbage collector, so the test deletes it as the collector would).

@@ -18,7 +18,7 @@ import { GROUP, VERSION, ppkGeneration, translateVpn, type SecretLookup, type Tr
 import { PPK_BYTES, readStoredPpks, rotatedPpkSecret, rotationDueInMs } from './ppk.js';
 import { renderSwanctl } from './render.js';
 import { createVpnMetrics, type VpnMetrics } from './metrics.js';
-import { RefusalParser, isPostQuantum, parseSas, peerStatus, type IkeSa, type PeerStatus } from './status.js';
+import { RefusalParser, isPostQuantum, parseSas, peerStatus, peerStatusWithoutGateway, type IkeSa, type PeerStatus } from './status.js';
 
 /** The first 8 hex digits of a PPK's SHA-256, as the 'VPN configuration loaded' log line names it. */
 export function ppkFingerprint(ppk: Buffer): string {
@@ -318,6 +318,7 @@ export class VpnController {
     this.written.clear();
     this.reported.clear();
     for (const peer of model.peers) for (const kind of ['hybrid', 'classical']) this.vpnMetrics.ikeSas.set({ peer: peer.ref.name, key_exchange: kind }, 0);
+    for (const peer of this.list<VpnPeerResource>('vpnpeers').filter((p) => p.spec?.gateway === name)) await this.writeStatus('vpnpeers', peer, peerStatusWithoutGateway(name));
     await this.report({ object: model.gateway.ref, type: 'Warning', reason: 'Unloaded', message: `VpnGateway ${namespace}/${name} was deleted: unloaded its ${model.peers.length} connections from charon and terminated ${terminated} IKE SA${terminated === 1 ? '' : 's'}; not ready until it is created again` }, true);
   }
 
