@@ -123,6 +123,11 @@ async function ping(host: VpnHost, source: string, seconds: number): Promise<{ s
   return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
 }
 const charonPids = async () => (await execa('ip', ['netns', 'pids', gw.netns])).stdout.split('\n').filter((pid) => pid && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'charon');
+/** Blocks the service's pool gathered before a fault may still be served; resolves once it has seen the fault and refuses. */
+const serviceRefusing = () => eventually(async () => {
+  const reply = await nodeHttps(`https://127.0.0.1:${qrng.port}/v1/entropy`, { method: 'POST', ca: qrng.caPem, headers: { Authorization: `Bearer ${TOKEN}` } }, '{"block_size": 32}');
+  return reply.status === 503 ? true : undefined;
+}, 30_000, 'the service refusing');
 const servedToVpn = async () => metricValue(await qrng.metrics(), 'qubesec_qrng_served_bytes_total{client="vpn"}');
 
 beforeAll(async () => {
@@ -246,11 +251,7 @@ describe('PPKs made and rotated by QubeSec', () => {
 
   it('fails closed while the QRNG service has no quantum source: the current PPK stays, EntropyUnavailable; rotates once it is back', async () => {
     qrng.source.fault = 'unavailable';
-    // Blocks the service's pool gathered before the fault may still be served; once it has seen the fault it refuses.
-    await eventually(async () => {
-      const reply = await nodeHttps(`https://127.0.0.1:${qrng.port}/v1/entropy`, { method: 'POST', ca: qrng.caPem, headers: { Authorization: `Bearer ${TOKEN}` } }, '{"block_size": 32}');
-      return reply.status === 503 ? true : undefined;
-    }, 30_000, 'the service refusing');
+    await serviceRefusing();
     const current = (await ppks())!;
     const due = current.created.getTime() + ROTATION_MS;
     const note = await eventually(async () => (await kube.eventNotes(NS, 'VpnGateway', 'gw')).find((e) => e.startsWith('EntropyUnavailable')), ROTATION_MS + 20_000, 'the EntropyUnavailable Event');
@@ -321,7 +322,19 @@ describe('the gateway', () => {
     // Created again (a new object: the PPK Secret the old one owned is garbage-collected in a cluster; this API server
     // runs no garbage collector, so the test deletes it as the collector would).
     await kube.core.deleteNamespacedSecret({ namespace: NS, name: 'gw-ppk' });
+    // First while the QRNG service serves nothing: no PPK, so nothing is loaded (fail closed), and the status says why.
+    qrng.source.fault = 'unavailable';
+    await serviceRefusing();
     await kube.apply(gatewayResource());
+    const waiting = await eventually(async () => {
+      const g = (await kube.custom.getNamespacedCustomObject({ ...G, plural: 'vpngateways', name: 'gw' })) as { status?: { conditions?: { status: string; reason: string }[] } };
+      return g.status?.conditions?.[0]?.reason === 'EntropyUnavailable' ? g.status.conditions[0] : undefined;
+    }, 20_000, 'the gateway EntropyUnavailable');
+    expect(waiting.status).toBe('False');
+    expect(await readyz()).toBe(503);
+    expect(await swanctl(gw, '--list-conns')).not.toMatch(/site-b:/);
+    expect(await ppks()).toBeUndefined();
+    qrng.source.fault = 'none';
     const fresh = await nextPpk(undefined, 30_000);
     expect(fresh.secret.metadata?.ownerReferences?.[0]?.uid).toBe(await gatewayUid());
     await eventually(async () => (/site-b:/.test(await swanctl(gw, '--list-conns')) ? true : undefined), 15_000, 'the connections loaded again');
