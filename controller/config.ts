@@ -9,6 +9,7 @@ import { parseSettings } from './model/annotations.js';
 import type { BackendRef } from './model/ingress.js';
 import { checkNamespaceName, checkObjectName, checkPortName, checkPortNumber, checkServiceName, quote } from './model/names.js';
 import { DEFAULT_ALGORITHM, SIGNATURE_ALGORITHMS } from './pki/algorithms.js';
+import { serviceKeyMaterial } from './pki/key-material.js';
 import { BUILTIN_TLS_DEFAULTS, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
 import type { Level } from './observability/log.js';
 import { MAX_RETIRED_KEYS, type RotationPolicy } from './tickets/keys.js';
@@ -122,7 +123,7 @@ export const listenAddress: FlagParser<{ host: string; port: number }> = (raw) =
 };
 
 /** An https URL (a QRNG service's base URL). */
-const httpsUrl: FlagParser<string> = (raw) => {
+export const httpsUrl: FlagParser<string> = (raw) => {
   let url: URL;
   try {
     url = new URL(raw);
@@ -293,4 +294,15 @@ export async function flagFile(flag: string, path: string | undefined): Promise<
   } catch (err) {
     throw new Error(`flag --${flag}: ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * --entropy-source with its CA and token files, each read error naming its flag: the controller's and `qubesec vpn
+ * run`'s (the same three flags, the same meaning).
+ */
+export async function entropySourceFromFlags(flags: Record<'entropy-source' | 'entropy-source-ca' | 'entropy-source-token-file', string | undefined>): Promise<ReturnType<typeof serviceKeyMaterial>> {
+  const file = async (flag: 'entropy-source-ca' | 'entropy-source-token-file') => (flags[flag] ? flagFile(flag, flags[flag]) : undefined);
+  const ca = await file('entropy-source-ca');
+  const token = (await file('entropy-source-token-file'))?.trim();
+  return serviceKeyMaterial({ url: flags['entropy-source']!, ...(ca ? { ca } : {}), ...(token ? { bearerToken: token } : {}) });
 }

@@ -12,7 +12,7 @@ import { answerReview } from './admission/review.js';
 import { VALIDATE_INGRESSES_PATH, replaceKeyPairs, serveAdmission, stopHttpsServer, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
-import { accessLogFromFlags, flagFile, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
+import { accessLogFromFlags, entropySourceFromFlags, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
 import { LeaderElector } from './leader/elector.js';
 import { electionTimings } from './leader/lease.js';
 import { freePort } from './net.js';
@@ -20,7 +20,6 @@ import { listenForHandshakes } from './observability/handshakes.js';
 import { createLogger, type Logger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { PkiController } from './pki/controller.js';
-import { serviceKeyMaterial } from './pki/key-material.js';
 import { GROUP, VERSION } from './pki/resources.js';
 import { defaultCertificatePairs } from './pki/selfsigned.js';
 import { serveObservability } from './observability/server.js';
@@ -292,10 +291,3 @@ async function pkiResourcesInstalled(kc: KubeConfig, log: Logger): Promise<boole
   }
 }
 
-/** --entropy-source with its CA and token files, each read error naming its flag. */
-async function entropySourceFromFlags(flags: Flags): Promise<ReturnType<typeof serviceKeyMaterial>> {
-  const file = async (flag: 'entropy-source-ca' | 'entropy-source-token-file') => (flags[flag] ? flagFile(flag, flags[flag]) : undefined);
-  const ca = await file('entropy-source-ca');
-  const token = (await file('entropy-source-token-file'))?.trim();
-  return serviceKeyMaterial({ url: flags['entropy-source']!, ...(ca ? { ca } : {}), ...(token ? { bearerToken: token } : {}) });
-}

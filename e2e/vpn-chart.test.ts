@@ -68,6 +68,7 @@ describe('charts/qubesec-vpn', () => {
       { apiGroups: ['qubesec.io'], resources: ['vpngateways', 'vpnpeers'], verbs: ['list', 'watch'] },
       { apiGroups: ['qubesec.io'], resources: ['vpnpeers/status', 'vpngateways/status'], verbs: ['update'] },
       { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] },
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'update'] },
       { apiGroups: [''], resources: ['events'], verbs: ['create'] },
     ]);
     const pod = ofKind<V1Deployment>(objects, 'Deployment')[0]!.spec!.template.spec!;

@@ -5,8 +5,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { createLogger, type Level } from '../observability/log.js';
+import { randomBytes } from 'node:crypto';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { duration, entropySourceFromFlags, httpsUrl } from '../config.js';
+import { LeaderElector, type LeaderTerm } from '../leader/elector.js';
+import { electionTimings } from '../leader/lease.js';
+import { createLogger, type Level, type Logger } from '../observability/log.js';
+import { OPENSSL_KEY_MATERIAL } from '../pki/key-material.js';
 import { createMetrics } from '../observability/metrics.js';
 import { serveObservability } from '../observability/server.js';
 import { FilesSource, LogEventRecorder } from '../sources/files.js';
@@ -18,8 +23,8 @@ import { KubernetesStatusWriter, KubernetesVpnSource, LogStatusWriter, VPN_KINDS
 import { UsageError, parseCommandLine } from './check.js';
 import { untilSignal } from './signals.js';
 
-const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N]
-qubesec vpn run --manifests DIR --gateway NAME [--namespace NS] [--status-file F] [the same runtime flags]
+const USAGE = `qubesec vpn run --namespace NS --gateway NAME [--kubeconfig F] [--root DIR] [--netns NAME] [--state-dir DIR] [--libipsec] [--debounce-ms N] [--status-interval-ms N] [--log-level L] [--metrics-address A] [--metrics-port N] [--entropy-source URL [--entropy-source-ca F] [--entropy-source-token-file F]] [--leader-election [--election-ttl D]]
+qubesec vpn run --manifests DIR --gateway NAME [--namespace NS] [--status-file F] [the same runtime flags, no --leader-election]
 qubesec vpn client-config NAME --namespace NS --out DIR [--kubeconfig F | --manifests DIR]`;
 
 /** The namespace manifests without one are in (as the files source fills it in, and kubectl would). */
@@ -42,6 +47,11 @@ export const VPN_OPTIONS = {
   'metrics-address': { type: 'string', default: '0.0.0.0' },
   'metrics-port': { type: 'string', default: '10256' },
   out: { type: 'string', default: '' },
+  'entropy-source': { type: 'string', default: '' },
+  'entropy-source-ca': { type: 'string', default: '' },
+  'entropy-source-token-file': { type: 'string', default: '' },
+  'leader-election': { type: 'boolean', default: false },
+  'election-ttl': { type: 'string', default: '15s' },
   help: { type: 'boolean', default: false },
 } satisfies ParseArgsConfig['options'];
 
@@ -70,28 +80,43 @@ export async function runVpn(argv: string[]): Promise<number> {
     const metrics = createMetrics();
     const metricsPort = positiveInteger(values['metrics-port'], 'metrics-port');
     if (metricsPort > 65535) throw new UsageError(`--metrics-port: ${metricsPort} is not a port number`);
+    let electionTtlMs: number;
+    try {
+      electionTtlMs = parseElectionTtl(values['election-ttl']);
+    } catch (err) {
+      throw new UsageError(`--election-ttl: ${JSON.stringify(values['election-ttl'])} ${(err as Error).message}`);
+    }
+    if (values.manifests && values['leader-election']) throw new UsageError(`--leader-election needs a cluster (a Lease), not --manifests\n${USAGE}`);
+    const entropySource = await entropySourceOf(values);
+    if (entropySource) log.info('generated PPKs come from the QRNG service', { url: values['entropy-source'] });
+    const kc: KubeConfig | undefined = values.manifests ? undefined : loadKubeConfig(values.kubeconfig);
     const options = {
       namespace,
       gateway: values.gateway,
       runtime: { root: values.root, netns: values.netns, stateDir: values['state-dir'], libipsec: values.libipsec },
       debounceMs: positiveInteger(values['debounce-ms'], 'debounce-ms'),
       statusIntervalMs: positiveInteger(values['status-interval-ms'], 'status-interval-ms'),
+      keyMaterial: entropySource ?? OPENSSL_KEY_MATERIAL,
+      writePpkSecret: kc && ppkSecretWriter(kc, namespace),
     };
     let controller: VpnController;
-    if (values.manifests) {
+    if (!kc) {
       // Standalone: no API server, so Events and status become log lines (status also in --status-file).
       const source = new FilesSource(resolve(values.manifests), log.child({ component: 'files' }), VPN_KINDS);
       controller = new VpnController(source, new LogStatusWriter(log, values['status-file'] && resolve(values['status-file'])), options, new LogEventRecorder(log), metrics, log);
     } else {
-      const kc = loadKubeConfig(values.kubeconfig);
       controller = new VpnController(new KubernetesVpnSource(kc, namespace, metrics, log), new KubernetesStatusWriter(kc), options, new KubernetesEventRecorder(kc, 'qubesec-vpn', hostname(), log), metrics, log);
     }
     const server = await serveObservability(metrics, values['metrics-address'], metricsPort, () => controller.ready);
-    await controller.start();
-    await untilSignal();
+    const exitCode = values['leader-election']
+      ? await runWhileLeading(controller, (lead) => new LeaderElector(kc!, {
+        namespace, name: `qubesec-vpn-${values.gateway}`, identity: `${hostname()}_${randomBytes(4).toString('hex')}`, ...electionTimings(electionTtlMs),
+      }, lead, log.child({ component: 'leader' })), log)
+      : await controller.start().then(untilSignal).then(() => 0);
     await controller.stop();
+    await entropySource?.close();
     server.close();
-    return 0;
+    return exitCode;
   }
   if (command === 'client-config') {
     const [name, ...extra] = positionals;
@@ -106,6 +131,61 @@ export async function runVpn(argv: string[]): Promise<number> {
     return 0;
   }
   throw new UsageError(USAGE);
+}
+
+/** The Lease of a gateway's replicas is qubesec-vpn-NAME in its namespace (--election-ttl as the controller's). */
+const parseElectionTtl = duration(['s', 'm'], '10m');
+
+/**
+ * --leader-election: one active gateway among the replicas. A standby starts no charon, writes nothing and is not
+ * ready (a Service sends IKE only to the active one); the replica holding the Lease starts the controller (charon,
+ * loads, status, PPK rotations). A replica that loses the Lease stops charon and exits 1, so it comes back as a
+ * standby (its controller is not restartable, and two charons must never answer the same peers).
+ */
+async function runWhileLeading(controller: VpnController, electorFor: (lead: LeaderTerm) => LeaderElector, log: Logger): Promise<number> {
+  let lost: () => void = () => undefined;
+  const lostLease = new Promise<'lost'>((resolve) => (lost = () => resolve('lost')));
+  let shuttingDown = false;
+  const elector = electorFor(async () => {
+    await controller.start().catch((err: unknown) => {
+      lost();
+      throw err;
+    });
+    return async () => {
+      await controller.stop();
+      if (!shuttingDown) lost();
+    };
+  });
+  elector.start();
+  const ended = await Promise.race([untilSignal().then(() => 'signal' as const), lostLease]);
+  shuttingDown = true;
+  await elector.stop();
+  if (ended === 'signal') return 0;
+  log.error('no longer the active gateway (the Lease is lost): charon stopped, exiting to come back as a standby');
+  return 1;
+}
+
+/** --entropy-source as the controller reads it (an https URL; its CA and token files only with it), or undefined without it. */
+async function entropySourceOf(values: Record<'entropy-source' | 'entropy-source-ca' | 'entropy-source-token-file', string>): Promise<Awaited<ReturnType<typeof entropySourceFromFlags>> | undefined> {
+  if (!values['entropy-source']) {
+    if (values['entropy-source-ca'] || values['entropy-source-token-file']) throw new UsageError('--entropy-source-ca and --entropy-source-token-file need --entropy-source');
+    return undefined;
+  }
+  try {
+    httpsUrl(values['entropy-source']);
+  } catch (err) {
+    throw new UsageError(`--entropy-source: ${JSON.stringify(values['entropy-source'])} ${(err as Error).message}`);
+  }
+  return entropySourceFromFlags(values);
+}
+
+/** Creates or replaces the gateway's generated PPK Secret through the API server. */
+function ppkSecretWriter(kc: KubeConfig, namespace: string): (body: V1Secret, replace: boolean) => Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (body, replace) => {
+    if (replace) await core.replaceNamespacedSecret({ namespace, name: body.metadata!.name!, body });
+    else await core.createNamespacedSecret({ namespace, body });
+  };
 }
 
 /** The namespace's VpnGateways, VpnPeers and Secrets, read once from the API server. */

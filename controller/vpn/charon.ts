@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../observability/log.js';
-import { renderStrongswanConf, type CharonSettings, type SwanctlFiles } from './render.js';
+import { EMPTY_SWANCTL, renderStrongswanConf, type CharonSettings, type SwanctlFiles } from './render.js';
+import { parseSas } from './status.js';
 
 export interface CharonRuntime {
   /** Root directory charon runs chrooted in ('' for none: the image). */
@@ -57,6 +58,7 @@ export class Charon {
 
   /** Writes strongswan.conf and starts charon; resolves when its vici socket answers. */
   async start(ports: { ikePort: number; natPort: number }): Promise<void> {
+    this.stopping = false;
     mkdirSync(this.hostPath(join(this.runtime.stateDir, 'swanctl')), { recursive: true });
     writeFileSync(this.hostPath(join(this.runtime.stateDir, 'strongswan.conf')), renderStrongswanConf(ports, this.settings));
     rmSync(this.hostPath(this.settings.viciSocket), { force: true });
@@ -116,7 +118,7 @@ export class Charon {
    * certificate or CA stays in charon's memory until it restarts, but no connection names it any more, and a peer's
    * trust is its connection's cacerts only.
    */
-  async load(files: SwanctlFiles): Promise<void> {
+  async load(files: SwanctlFiles, clearCredentials = false): Promise<void> {
     const dir = this.hostPath(join(this.runtime.stateDir, 'swanctl'));
     for (const sub of ['x509', 'x509ca', 'private']) {
       const folder = join(dir, sub);
@@ -129,6 +131,20 @@ export class Charon {
       writeFileSync(`${target}.tmp`, content, { mode: path.startsWith('private/') || path === 'swanctl.conf' ? 0o600 : 0o644 });
       renameSync(`${target}.tmp`, target);
     }
-    await this.swanctl(['--load-all', '--noprompt']);
+    await this.swanctl(['--load-all', '--noprompt', ...(clearCredentials ? ['--clear'] : [])]);
+  }
+
+  /**
+   * Leaves charon with nothing: every IKE SA terminated first (peers get a DELETE at once; unloading a connection
+   * leaves its SAs up), then an empty configuration loaded with every credential cleared (keys, certificates, PPKs).
+   * Returns how many IKE SAs were terminated.
+   */
+  async unloadEverything(): Promise<number> {
+    const sas = parseSas((await this.swanctl(['--list-sas', '--pretty'])).stdout);
+    for (const connection of new Set(sas.map((sa) => sa.connection))) {
+      await this.swanctl(['--terminate', '--ike', connection, '--force', '--timeout', '5'], false);
+    }
+    await this.load(EMPTY_SWANCTL, true);
+    return sas.length;
   }
 }

@@ -10,6 +10,8 @@ export function createVpnMetrics(registry: Registry) {
     authenticationsFailed: new Counter({ name: 'qubesec_vpn_authentications_failed_total', help: 'IKE_AUTH exchanges charon answered with AUTHENTICATION_FAILED (untrusted certificate, wrong identity, missing or other PPK), by VpnPeer', labelNames: ['peer'], registers }),
     invalidPeers: new Gauge({ name: 'qubesec_vpn_invalid_peers', help: 'VpnPeers of the gateway that failed validation and are not loaded', registers }),
     ready: new Gauge({ name: 'qubesec_vpn_ready', help: 'The Ready condition of the VpnGateway and each VpnPeer (object: vpngateways/NS/NAME or vpnpeers/NS/NAME): 1 when True, 0 when False, labelled with its reason (Loaded, Connected, NotConnected, Invalid, ...); one series per object', labelNames: ['object', 'reason'], registers }),
+    ppkRotations: new Counter({ name: 'qubesec_vpn_ppk_rotations_total', help: 'PPKs made or rotated for spec.ppk.generate, by result (ok; failed: the entropy source gave nothing or the Secret could not be written)', labelNames: ['result'], registers }),
+    ppkAge: new Gauge({ name: 'qubesec_vpn_ppk_age_seconds', help: 'Age of the current generated PPK (spec.ppk.generate), updated every --status-interval-ms', registers }),
     loads: new Counter({ name: 'qubesec_vpn_config_loads_total', help: 'swanctl --load-all runs after a change (never a charon restart), by result (ok, failed)', labelNames: ['result'], registers }),
   };
 }

@@ -92,7 +92,7 @@ describe('translateVpn', () => {
     const gw = t.model!.gateway;
     expect(gw).toMatchObject({ listenAddress: '198.18.200.1', ikePort: 500, natPort: 4500, pqMode: 'strict', childless: 'force', keyExchange: 'ml-kem-768' });
     expect(gw.credential.identity).toBe('CN=gw.vpn.example, O=QubeSec');
-    expect(gw.ppk).toEqual({ id: 'qubesec-ppk', hex: '07'.repeat(32), required: true });
+    expect(gw.ppk).toEqual({ id: 'qubesec-ppk', keys: [{ id: 'qubesec-ppk', hex: '07'.repeat(32) }], required: true, rotation: undefined });
     const [alice, sitePeer] = t.model!.peers; // same age: by name
     expect(sitePeer).toMatchObject({ type: 'site', connection: 'site-b', identity: 'CN=site-b', remoteAddress: '198.18.200.2', ca: { file: 'site-ca.crt' } });
     expect(sitePeer!.remoteSubnets.map((s) => s.text)).toEqual(['198.18.220.0/24']);
@@ -116,6 +116,14 @@ describe('translateVpn', () => {
     [{ pools: [{ name: 'rw', subnet: '198.18.210.0/26' }] }, 'spec.pools[0].subnet 198.18.210.0/26 overlaps spec.localSubnets'],
     [{ ppk: { secretName: 'short-ppk', id: 'p' } }, 'whose ppk has 16 bytes (RFC 8784 wants at least 32)'],
     [{ ppk: { secretName: 'ppk', id: 'p p' } }, 'spec.ppk.id "p p" may hold only'],
+    [{ ppk: { id: 'p' } }, 'spec.ppk.secretName is required'],
+    [{ ppk: { generate: { rotationInterval: '30d' } } }, 'spec.ppk.generate.rotationInterval "30d" is not a whole number of seconds from 10s to 8760h, like 720h'],
+    [{ ppk: { generate: { rotationInterval: '5s' } } }, 'spec.ppk.generate.rotationInterval "5s" is not'],
+    [{ ppk: { generate: { rotationInterval: '1500ms' } } }, 'spec.ppk.generate.rotationInterval "1500ms" is not'],
+    [{ ppk: { generate: {}, id: 'x'.repeat(48) } }, 'may hold only 1-47 letters, digits, _ and - with spec.ppk.generate'],
+    [{ ppk: { generate: {}, secretName: 'Bad_Name' } }, 'spec.ppk.secretName'],
+    [{ ppk: { generate: {} } }, 'spec.ppk.generate is set and Secret "gw-ppk" is not made yet'],
+    [{ ppk: { generate: {}, secretName: 'ppk' } }, 'spec.ppk.secretName names Secret "ppk", which is not owned by this VpnGateway'],
   ])('refuses a bad gateway %j, loading nothing', (extra, message) => {
     const t = translate(gatewaySpec(extra as Partial<VpnGatewaySpec>), [peerResource('site-b', site())], [opaqueSecret('short-ppk', { ppk: Buffer.alloc(16) })]);
     expect(t.model).toBeUndefined();

@@ -5,7 +5,9 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import type { V1ObjectMeta, V1Secret } from '@kubernetes/client-node';
 import { checkHost, checkObjectName, quote } from '../model/names.js';
 import type { Diagnostic, ObjectRef } from '../model/types.js';
+import { parseDuration } from '../pki/resources.js';
 import { contains, overlaps, parseAddress, parseSubnet, type Subnet } from './addresses.js';
+import { readStoredPpks, type PpkGeneration } from './ppk.js';
 
 export const GROUP = 'qubesec.io';
 export const VERSION = 'v1alpha1';
@@ -31,7 +33,8 @@ export interface VpnGatewaySpec {
   pqMode?: string;
   keyExchange?: string;
   certificate?: { secretName?: string };
-  ppk?: { secretName?: string; id?: string; required?: boolean };
+  /** A PPK Secret the user makes (secretName, id), or one QubeSec makes and rotates (generate). */
+  ppk?: { secretName?: string; id?: string; required?: boolean; generate?: { rotationInterval?: string } };
   pools?: { name?: string; subnet?: string }[];
   /** Seconds between CHILD_SA rekeys (each one a new hybrid exchange); IKE SAs rekey at 4x. */
   rekeySeconds?: number;
@@ -85,8 +88,18 @@ export interface GatewayModel {
   credential: Credential;
   /** The gateway certificate Secret's ca.crt: the CA remote-access users are trusted by unless a peer names another. */
   ca: Ca | undefined;
-  ppk: { id: string; hex: string; required: boolean } | undefined;
+  ppk: GatewayPpk | undefined;
   pools: { name: string; subnet: Subnet }[];
+}
+
+export interface GatewayPpk {
+  /** The id initiators send, and client-config exports: the current PPK's. */
+  id: string;
+  /** Every PPK the gateway accepts, by the id an initiator sends: the current one, then (generated) the previous one. */
+  keys: { id: string; hex: string }[];
+  required: boolean;
+  /** spec.ppk.generate: when the current PPK was made, and the rotation interval. */
+  rotation: { created: Date; intervalMs: number } | undefined;
 }
 
 export interface PeerModel {
@@ -269,16 +282,7 @@ function translateGateway(gw: VpnGatewayResource, secrets: SecretLookup, now: Da
   const credential = readCredential(certSecret, certName, 'spec.certificate.secretName', now);
   const ca = certSecret?.data?.['ca.crt'] ? readCa(certSecret, certName, 'spec.certificate.secretName') : undefined;
 
-  let ppk: GatewayModel['ppk'];
-  if (spec.ppk) {
-    const name = required(spec.ppk.secretName, 'spec.ppk.secretName');
-    const id = required(spec.ppk.id, 'spec.ppk.id');
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) fail('spec.ppk.id', `${quote(id)} may hold only 1-64 letters, digits, _ and -`);
-    const secret = secrets(namespace, name) ?? fail('spec.ppk.secretName', `names Secret ${quote(name)}, which does not exist`);
-    const bytes = secretData(secret, 'ppk') ?? fail('spec.ppk.secretName', `names Secret ${quote(name)}, which has no key "ppk"`);
-    if (bytes.length < MIN_PPK_BYTES) fail('spec.ppk.secretName', `names Secret ${quote(name)}, whose ppk has ${bytes.length} bytes (RFC 8784 wants at least ${MIN_PPK_BYTES})`);
-    ppk = { id, hex: bytes.toString('hex'), required: spec.ppk.required ?? true };
-  }
+  const ppk = spec.ppk ? translatePpk(gw, secrets) : undefined;
 
   const pools = (spec.pools ?? []).map((pool, i) => {
     const name = required(pool.name, `spec.pools[${i}].name`);
@@ -313,6 +317,61 @@ function translateGateway(gw: VpnGatewayResource, secrets: SecretLookup, now: Da
     ppk,
     pools,
   };
+}
+
+const DEFAULT_PPK_BASE_ID = 'qubesec-ppk';
+const DEFAULT_ROTATION_INTERVAL = '720h';
+const ROTATION_INTERVAL_MS = { min: 10_000, max: 8760 * 3600_000 };
+
+/** spec.ppk.generate with its defaults, or undefined for a PPK Secret the user makes. Throws FieldError. */
+function parsePpkGeneration(gw: VpnGatewayResource): PpkGeneration | undefined {
+  const ppk = gw.spec?.ppk;
+  if (!ppk?.generate) return undefined;
+  if (typeof ppk.generate !== 'object') fail('spec.ppk.generate', 'must be an object ({rotationInterval: 720h})');
+  const secretName = ppk.secretName ?? `${gw.metadata.name ?? ''}-ppk`;
+  const nameProblem = checkObjectName(secretName);
+  if (nameProblem) fail('spec.ppk.secretName', nameProblem);
+  // The id gets a dash and the PPK's creation time (17 characters) and stays within strongSwan's 64.
+  const baseId = ppk.id ?? DEFAULT_PPK_BASE_ID;
+  if (typeof baseId !== 'string' || !/^[A-Za-z0-9_-]{1,47}$/.test(baseId)) fail('spec.ppk.id', `${quote(String(baseId))} may hold only 1-47 letters, digits, _ and - with spec.ppk.generate (each PPK's id adds its creation time)`);
+  const interval = ppk.generate.rotationInterval ?? DEFAULT_ROTATION_INTERVAL;
+  const intervalMs = typeof interval === 'string' ? parseDuration(interval) : undefined;
+  if (intervalMs === undefined || intervalMs % 1000 !== 0 || intervalMs < ROTATION_INTERVAL_MS.min || intervalMs > ROTATION_INTERVAL_MS.max) {
+    fail('spec.ppk.generate.rotationInterval', `${quote(String(interval))} is not a whole number of seconds from 10s to 8760h, like 720h`);
+  }
+  return { secretName, baseId, intervalMs };
+}
+
+/** What the controller makes and rotates for `gw`: undefined without spec.ppk.generate or when it is invalid (translateVpn says why). */
+export function ppkGeneration(gw: VpnGatewayResource): PpkGeneration | undefined {
+  try {
+    return parsePpkGeneration(gw);
+  } catch (err) {
+    if (err instanceof FieldError) return undefined;
+    throw err;
+  }
+}
+
+function translatePpk(gw: VpnGatewayResource, secrets: SecretLookup): GatewayPpk {
+  const spec = gw.spec!.ppk!;
+  const namespace = gw.metadata.namespace ?? '';
+  const peersMustHaveIt = spec.required ?? true;
+  const generation = parsePpkGeneration(gw);
+  if (generation) {
+    const name = generation.secretName;
+    const secret = secrets(namespace, name) ?? fail('spec.ppk.generate', `is set and Secret ${quote(name)} is not made yet (the gateway controller makes it)`);
+    const stored = readStoredPpks(secret, gw.metadata.uid);
+    if ('error' in stored) fail('spec.ppk.secretName', `names Secret ${quote(name)}, which ${stored.error}`);
+    const keys = [stored.current, ...(stored.previous ? [stored.previous] : [])].map((k) => ({ id: k.id, hex: k.bytes.toString('hex') }));
+    return { id: stored.current.id, keys, required: peersMustHaveIt, rotation: { created: stored.current.created, intervalMs: generation.intervalMs } };
+  }
+  const name = required(spec.secretName, 'spec.ppk.secretName');
+  const id = required(spec.id, 'spec.ppk.id');
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) fail('spec.ppk.id', `${quote(id)} may hold only 1-64 letters, digits, _ and -`);
+  const secret = secrets(namespace, name) ?? fail('spec.ppk.secretName', `names Secret ${quote(name)}, which does not exist`);
+  const bytes = secretData(secret, 'ppk') ?? fail('spec.ppk.secretName', `names Secret ${quote(name)}, which has no key "ppk"`);
+  if (bytes.length < MIN_PPK_BYTES) fail('spec.ppk.secretName', `names Secret ${quote(name)}, whose ppk has ${bytes.length} bytes (RFC 8784 wants at least ${MIN_PPK_BYTES})`);
+  return { id, keys: [{ id, hex: bytes.toString('hex') }], required: peersMustHaveIt, rotation: undefined };
 }
 
 /** What earlier (older) peers of the gateway hold: a later peer that collides with them fails, the earlier keeps working. */

@@ -50,7 +50,8 @@ function gatewayView(gateway: GatewayModel) {
     ikeRekeySeconds: gateway.rekeySeconds * 4,
     identity: gateway.credential.identity,
     publicAddress: gateway.publicAddress,
-    ppk: gateway.ppk ? { id: gateway.ppk.id, hex: gateway.ppk.hex, required: gateway.ppk.required ? 'yes' : 'no' } : null,
+    // The current PPK (what an initiator sends) and every one the gateway accepts (generated: the previous one too).
+    ppk: gateway.ppk ? { id: gateway.ppk.id, hex: gateway.ppk.keys[0]!.hex, required: gateway.ppk.required ? 'yes' : 'no', keys: gateway.ppk.keys } : null,
   };
 }
 
@@ -78,6 +79,9 @@ export function renderSwanctl(model: VpnModel): SwanctlFiles {
   for (const ca of cas) files.set(`x509ca/${ca.file}`, ca.pem);
   return files;
 }
+
+/** What a deleted VpnGateway leaves loaded: nothing. */
+export const EMPTY_SWANCTL: SwanctlFiles = new Map([['swanctl.conf', '# The VpnGateway was deleted: nothing is loaded.\n']]);
 
 /** charon's strongswan.conf: the distribution's plugin settings, then ports, vici, libipsec and logging to stderr. */
 export function renderStrongswanConf(ports: { ikePort: number; natPort: number }, settings: CharonSettings): string {

@@ -150,6 +150,11 @@ export function peerStatus(sas: readonly IkeSa[], connection: string, invalid: s
   };
 }
 
+/** A VpnPeer's status once its VpnGateway is deleted (nothing of it is loaded in charon). */
+export function peerStatusWithoutGateway(gateway: string): PeerStatus {
+  return { connected: false, postQuantum: false, children: [], conditions: [{ type: 'Ready', status: 'False', reason: 'GatewayDeleted', message: `VpnGateway "${gateway}" was deleted: nothing of it is loaded in charon` }] };
+}
+
 /** What charon refused, from its log: a proposal (NO_PROPOSAL_CHOSEN) or an authentication (AUTHENTICATION_FAILED). */
 export type Refusal =
   | {

@@ -181,9 +181,10 @@ export async function startPeerCharon(host: VpnHost, conf: string, files: Record
 /** A remote site's hand-written swanctl.conf (another operator's strongSwan): one connection "gw" with child "net". */
 export function sitePeerConf(o: {
   localAddress: string; remoteAddress: string; id: string; gatewayId: string; localSubnet: string; remoteSubnet: string;
-  ike: string; esp: string; childless: string; ppkHex?: string;
+  ike: string; esp: string; childless: string; ppkHex?: string; ppkId?: string;
 }): string {
-  const ppk = o.ppkHex ? { conn: '\n    ppk_id = qubesec-ppk\n    ppk_required = yes', secret: `\n  ppk-qubesec {\n    id = qubesec-ppk\n    secret = 0x${o.ppkHex}\n  }` } : { conn: '', secret: '' };
+  const id = o.ppkId ?? 'qubesec-ppk';
+  const ppk = o.ppkHex ? { conn: `\n    ppk_id = ${id}\n    ppk_required = yes`, secret: `\n  ppk-qubesec {\n    id = ${id}\n    secret = 0x${o.ppkHex}\n  }` } : { conn: '', secret: '' };
   return `connections {
   gw {
     version = 2
