@@ -104,7 +104,19 @@ describe('charts/qubesec-vpn', () => {
     expect(pod.containers[0]!.image).toBe(`ghcr.io/qubesec/qubesec-vpn@${digest}`);
   });
 
+  it('with replicas > 1 elects one active gateway: --leader-election and the Lease in the Role, none with one replica', async () => {
+    const leases = { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] };
+    const two = await render({ replicas: 2 });
+    expect(ofKind<V1Deployment>(two, 'Deployment')[0]!.spec!.replicas).toBe(2);
+    expect(ofKind<V1Deployment>(two, 'Deployment')[0]!.spec!.template.spec!.containers[0]!.args).toContain('--leader-election');
+    expect(ofKind<V1Role>(two, 'Role')[0]!.rules).toContainEqual(leases);
+    const one = await render({});
+    expect(ofKind<V1Deployment>(one, 'Deployment')[0]!.spec!.template.spec!.containers[0]!.args).not.toContain('--leader-election');
+    expect(ofKind<V1Role>(one, 'Role')[0]!.rules).not.toContainEqual(leases);
+  });
+
   it.each([
+    [{ replicas: 0 }, 'replicas'],
     [{ libipsec: 'sometimes' }, 'libipsec'],
     [{ logLevel: 'trace' }, 'logLevel'],
     [{ metricsPort: 70000 }, 'metricsPort'],
