@@ -2,12 +2,11 @@
 // Drives the real Reconciler on an in-memory source; the data plane hashes and renders as Applier.apply does and
 // stops before writing files and NGINX. Each size runs in its own process, so sizes do not share heap or JIT state.
 // Prints figures and ratios; asserts nothing.
-import { createHash } from 'node:crypto';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { configurationJson, type ApplyResult } from '../../controller/dataplane/applier.js';
+import { configurationHash, type ApplyResult } from '../../controller/dataplane/applier.js';
 import { BUILTIN_TLS_DEFAULTS } from '../../controller/model/pq.js';
 import { CAPABILITIES } from '../../controller/model/testing.js';
 import type { Model } from '../../controller/model/types.js';
@@ -35,8 +34,6 @@ interface Figures {
   /** Of each figure above, the part spent in the data plane's hash and render. */
   dataPlane: Record<'first' | 'full' | 'oneChanged' | 'endpointsChanged' | 'noChange', { hashMs: number; renderMs: number }>;
   configBytes: number;
-  /** Length of the JSON text the applier hashes to tell whether anything changed. */
-  hashedBytes: number;
   memory: Record<'empty' | 'objects' | 'synced', { rssMb: number; heapUsedMb: number }>;
   peakRssMb: number;
 }
@@ -200,16 +197,13 @@ class MemorySource implements Source {
 class RenderingDataPlane implements DataPlane {
   last = { hashMs: 0, renderMs: 0 };
   configBytes = 0;
-  hashedBytes = 0;
   private runningHash = '';
   private servedEndpoints = new Map<string, string>();
 
   async apply(model: Model, force = false): Promise<ApplyResult> {
     const started = performance.now();
-    const json = configurationJson(model);
-    const hash = createHash('sha256').update(json).digest('hex');
+    const hash = configurationHash(model);
     const endpoints = endpointLines(model);
-    this.hashedBytes = json.length;
     const hashed = performance.now();
     this.last = { hashMs: hashed - started, renderMs: 0 };
     if (!force && hash === this.runningHash) {
@@ -294,7 +288,6 @@ async function measureSize(count: number): Promise<Figures> {
     noChangeMs: noChange.ms,
     dataPlane: { first: dataPlaneOf(first), full: dataPlaneOf(full), oneChanged: dataPlaneOf(oneChanged), endpointsChanged: dataPlaneOf(endpointsChanged), noChange: dataPlaneOf(noChange) },
     configBytes: dataPlane.configBytes,
-    hashedBytes: dataPlane.hashedBytes,
     memory: { empty, objects: withObjects, synced },
     peakRssMb: process.resourceUsage().maxRSS / 1024,
   };
@@ -310,7 +303,6 @@ function report(all: Figures[]): void {
   row('Ingresses', (f) => f.ingresses.toLocaleString('en'));
   row('objects in the snapshot', (f) => f.objects.toLocaleString('en'));
   row('nginx.conf size', (f) => `${(f.configBytes / 2 ** 20).toFixed(1)} MiB`);
-  row('model JSON the applier hashes', (f) => `${(f.hashedBytes / 2 ** 20).toFixed(1)} MiB`);
   row('first sync (cold: every Secret checked, JIT warm-up)', (f) => ms(f.firstSyncMs));
   row('full sync (defaults ConfigMap changed), median', (f) => ms(f.fullSyncMs));
   row('  of which model hash / render', (f) => `${f.dataPlane.full.hashMs.toFixed(0)} / ${f.dataPlane.full.renderMs.toFixed(0)} ms`);
