@@ -72,7 +72,8 @@ type Read =
 interface HostPiece {
   server: Server;
   diagnostics: Diagnostic[];
-  upstreams: Map<string, UpstreamUse>;
+  /** By upstream name; a list, which takes less memory than a map per host. */
+  upstreams: [string, UpstreamUse][];
   reads: Read[];
 }
 
@@ -335,7 +336,7 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
   }
 
   const server = finishServer(draft, inputs, diagnostics);
-  return { server, diagnostics, upstreams: uses, reads: inputs.reads };
+  return { server, diagnostics, upstreams: [...uses], reads: inputs.reads };
 }
 
 /** Client certificate checks are a server setting in NGINX: the oldest Ingress of the host that asks sets them. */

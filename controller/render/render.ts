@@ -89,9 +89,11 @@ const templates = (() => {
 interface ServerBlock {
   /** What the block depends on beyond its server: the render settings and the model-wide values it reads. */
   context: string;
+  /** The session-affinity cookie of each location's upstream, which the block names. */
+  affinity: string;
   block: string;
-  declarations: HttpBlocks;
-  files: Map<string, FileSource>;
+  declarations: Declaration[];
+  files: [string, FileSource][];
 }
 
 /**
@@ -102,16 +104,16 @@ interface ServerBlock {
 class ServerBlocks {
   private byServer = new Map<Server, ServerBlock>();
 
-  /** contextOf: undefined for a server never kept. */
-  render(servers: readonly Server[], contextOf: (server: Server) => string | undefined, viewOf: (server: Server) => { view: object; declarations: HttpBlocks; files: Map<string, FileSource> }): ServerBlock[] {
+  render(servers: readonly Server[], context: string, affinityOf: (server: Server) => string, viewOf: (server: Server) => { view: object; declarations: HttpBlocks; files: Map<string, FileSource> }): ServerBlock[] {
     const next = new Map<Server, ServerBlock>();
     const blocks = servers.map((server, i) => {
-      const context = contextOf(server);
+      const affinity = affinityOf(server);
       let block = this.byServer.get(server);
-      if (context === undefined || block?.context !== context) {
+      // The catch-all server shows the model's default policy and certificates: built afresh every time.
+      if (!block || server.host === '' || block.context !== context || block.affinity !== affinity) {
         const { view, declarations, files } = viewOf(server);
         assertInert(view, ['servers', i]);
-        block = { context: context ?? '', block: flattened(templates.server(view)), declarations, files };
+        block = { context, affinity, block: flattened(templates.server(view)), declarations: declarations.declarations(), files: [...files] };
       }
       next.set(server, block);
       return block;
@@ -280,13 +282,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   // Before the http-level view: building a server's view declares the zones, maps and error pages it uses. Each
   // server declares into its own, merged here, so that a block kept from the last render brings its declarations.
   const context = JSON.stringify([bind, settings.httpPort, settings.httpsPort, httpsRedirectPort, settings.paths, sniRouting, defaultBackend]);
-  const contextOf = (server: Server) => {
-    // The catch-all server shows the model's default policy and certificates: built afresh every time.
-    if (server.host === '') return undefined;
-    const affinity = server.locations.map((l) => (l.action.kind === 'proxy' ? upstreamsByName.get(l.action.upstream)?.affinityCookie ?? '' : ''));
-    return `${context}|${affinity.join(',')}`;
-  };
-  const serverBlockList = serverBlocks.render(model.servers, contextOf, (server) => {
+  const affinityOf = (server: Server) => server.locations.map((l) => (l.action.kind === 'proxy' ? upstreamsByName.get(l.action.upstream)?.affinityCookie ?? '' : '')).join(',');
+  const serverBlockList = serverBlocks.render(model.servers, context, affinityOf, (server) => {
     const outer = { http, certificateFiles };
     http = new HttpBlocks();
     certificateFiles = new Map();
@@ -297,7 +294,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     }
   });
   for (const { declarations, files } of serverBlockList) {
-    http.absorb(declarations);
+    http.declare(declarations);
     for (const [name, source] of files) certificateFiles.set(name, source);
   }
   const view = {
@@ -351,6 +348,13 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   return { config: templates.config({ ...view, servers: serverBlockList.map((b) => b.block) }), certificateFiles: new Map([...certificateFiles].map(([name, source]) => [name, fileContent(source)])) };
 }
 
+type Declaration =
+  | ['requestZone', string, number]
+  | ['connectionZone', string]
+  | ['corsMap', string, string[]]
+  | ['affinityCookie', string]
+  | ['errorLocation', string, string, number];
+
 /** Declarations at http level that locations share: limit zones, CORS origin maps, affinity maps, error pages. */
 class HttpBlocks {
   private readonly requestZones = new Map<string, number>();
@@ -394,16 +398,25 @@ class HttpBlocks {
     return name;
   }
 
-  /** Takes in another's declarations (a server's), as if they had been made here. */
-  absorb(other: HttpBlocks): void {
-    for (const [zone, rate] of other.requestZones) this.requestZones.set(zone, rate);
-    for (const zone of other.connectionZones) this.connectionZones.add(zone);
-    for (const [variable, origins] of other.corsMaps) this.corsMaps.set(variable, origins);
-    for (const cookie of other.affinityCookies) this.affinityCookies.add(cookie);
-    for (const [host, locations] of other.errorLocations) {
-      const ofHost = this.errorLocations.get(host) ?? new Map<string, { name: string; code: number; upstream: string }>();
-      for (const [name, location] of locations) ofHost.set(name, location);
-      this.errorLocations.set(host, ofHost);
+  /** What was declared here, as calls to replay (declare): a kept server block holds these, smaller than the maps. */
+  declarations(): Declaration[] {
+    const list: Declaration[] = [];
+    for (const [zone, rate] of this.requestZones) list.push(['requestZone', zone, rate]);
+    for (const zone of this.connectionZones) list.push(['connectionZone', zone]);
+    for (const [variable, origins] of this.corsMaps) list.push(['corsMap', variable, origins]);
+    for (const cookie of this.affinityCookies) list.push(['affinityCookie', cookie]);
+    for (const [host, locations] of this.errorLocations) for (const { upstream, code } of locations.values()) list.push(['errorLocation', host, upstream, code]);
+    return list;
+  }
+
+  /** Makes the declarations of another (a server's) here, in their order. */
+  declare(declarations: readonly Declaration[]): void {
+    for (const d of declarations) {
+      if (d[0] === 'requestZone') this.requestZone(d[1], d[2]);
+      else if (d[0] === 'connectionZone') this.connectionZone(d[1]);
+      else if (d[0] === 'corsMap') this.corsMaps.set(d[1], d[2]);
+      else if (d[0] === 'affinityCookie') this.affinityVariable(d[1]);
+      else this.errorLocation(d[1], d[2], d[3]);
     }
   }
 
