@@ -352,8 +352,7 @@ type Declaration =
   | ['requestZone', string, number]
   | ['connectionZone', string]
   | ['corsMap', string, string[]]
-  | ['affinityCookie', string]
-  | ['errorLocation', string, string, number];
+  | ['affinityCookie', string];
 
 /** Declarations at http level that locations share: limit zones, CORS origin maps, affinity maps, error pages. */
 class HttpBlocks {
@@ -398,14 +397,16 @@ class HttpBlocks {
     return name;
   }
 
-  /** What was declared here, as calls to replay (declare): a kept server block holds these, smaller than the maps. */
+  /**
+   * What was declared here for the http level, as calls to replay (declare): a kept server block holds these, smaller
+   * than the maps. Error locations are not among them: only their own server's block reads them.
+   */
   declarations(): Declaration[] {
     const list: Declaration[] = [];
     for (const [zone, rate] of this.requestZones) list.push(['requestZone', zone, rate]);
     for (const zone of this.connectionZones) list.push(['connectionZone', zone]);
     for (const [variable, origins] of this.corsMaps) list.push(['corsMap', variable, origins]);
     for (const cookie of this.affinityCookies) list.push(['affinityCookie', cookie]);
-    for (const [host, locations] of this.errorLocations) for (const { upstream, code } of locations.values()) list.push(['errorLocation', host, upstream, code]);
     return list;
   }
 
@@ -415,8 +416,7 @@ class HttpBlocks {
       if (d[0] === 'requestZone') this.requestZone(d[1], d[2]);
       else if (d[0] === 'connectionZone') this.connectionZone(d[1]);
       else if (d[0] === 'corsMap') this.corsMaps.set(d[1], d[2]);
-      else if (d[0] === 'affinityCookie') this.affinityVariable(d[1]);
-      else this.errorLocation(d[1], d[2], d[3]);
+      else this.affinityVariable(d[1]);
     }
   }
 
