@@ -4,13 +4,13 @@
 import type { V1Ingress, V1Secret } from '@kubernetes/client-node';
 import { isolate, offer, retryDelay, versionsOf, type Isolation, type Refusal } from './acceptance.js';
 import { parseSettings } from './model/annotations.js';
-import { buildModel, endpointSliceService } from './model/build.js';
+import { ModelBuilder, endpointSliceService } from './model/build.js';
 import { checkCaSecret, checkPair, checkTlsSecret, secretData } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
 import { Coalescer } from './coalescer.js';
 import { REJECTED, ingressRef, translateIngress, type BackendRef, type IngressIntent, type IngressTranslation } from './model/ingress.js';
 import { defaultPolicy, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
-import type { CaBundle, CertificatePair, Diagnostic, Model } from './model/types.js';
+import type { CaBundle, CertificatePair, Diagnostic, Model, Server } from './model/types.js';
 import type { ApplyResult } from './dataplane/applier.js';
 import type { Logger } from './observability/log.js';
 import type { Metrics } from './observability/metrics.js';
@@ -73,6 +73,10 @@ export class Reconciler {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryNext = false;
   private readonly translations = new TranslationCache((ingress, tlsDefaults) => this.translate(ingress, tlsDefaults));
+  /** Keeps the model's pieces between syncs and tries: each build rebuilds only the hosts and upstreams that changed. */
+  private readonly builder = new ModelBuilder();
+  /** Per host, the served server whose certificates qubesec_certificate_expiry_timestamp_seconds shows. */
+  private expiryShown = new Map<string, Server>();
   /** Keyed "<use> namespace/name". */
   private readonly lastGoodSecrets = new Map<string, { content: CertificatePair | CaBundle; expires?: Date; key: string; data: string }>();
   private activeDiagnostics = new Set<string>();
@@ -166,7 +170,7 @@ export class Reconciler {
     }
     const shared = this.sessionResumption?.model(snapshot.secrets, new Date(), diagnostics);
     const build = (changes: readonly string[]) => {
-      const built = buildModel({
+      const built = this.builder.build({
         intents: versionsOf(offered, changes),
         services,
         endpointSlices,
@@ -234,16 +238,26 @@ export class Reconciler {
     rejected += this.refusedIntents.size;
     this.metrics.ingresses.set({ state: 'served' }, ours.length - rejected);
     this.metrics.ingresses.set({ state: 'rejected' }, rejected);
-    this.metrics.certificateExpiry.reset();
-    for (const server of applied.model.servers) {
-      for (const pair of server.tls?.certificates ?? []) {
-        this.metrics.certificateExpiry.set({ host: server.host, secret: pair.source, key_algorithm: pair.keyAlgorithm }, pair.notAfter.getTime() / 1000);
-      }
-    }
+    this.showCertificateExpiry(applied.model.servers);
     if (result.status !== 'unchanged') {
       this.metrics.syncDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
     this.onSynced();
+  }
+
+  /** Sets the expiry gauge of the servers that changed since the last sync (a server object is never changed once built). */
+  private showCertificateExpiry(servers: readonly Server[]): void {
+    const shown = new Map(servers.map((server) => [server.host, server]));
+    const labels = (server: Server) => (server.tls?.certificates ?? []).map((pair) => ({ labels: { host: server.host, secret: pair.source, key_algorithm: pair.keyAlgorithm }, value: pair.notAfter.getTime() / 1000 }));
+    for (const [host, before] of this.expiryShown) {
+      if (shown.get(host) === before) continue;
+      for (const { labels: old } of labels(before)) this.metrics.certificateExpiry.remove(old);
+    }
+    for (const [host, server] of shown) {
+      if (this.expiryShown.get(host) === server) continue;
+      for (const { labels: now, value } of labels(server)) this.metrics.certificateExpiry.set(now, value);
+    }
+    this.expiryShown = shown;
   }
 
   /**

@@ -498,7 +498,7 @@ describe('on the real API server', () => {
       { ...secrets, verb: 'create' }, { ...secrets, verb: 'update', name: 'app-tls' }, { group: 'qubesec.io', resource: 'certificates', namespace: 'default', verb: 'create' },
       { ...ownSecrets, verb: 'create' }, { ...ownSecrets, verb: 'update', name: 'qubesec-session-tickets' },
     ];
-    const allowed = [{ ...secrets, verb: 'watch' }, { group: 'networking.k8s.io', resource: 'ingresses', namespace: 'default', verb: 'update', subresource: 'status', name: 'app' }];
+    const allowed = [{ ...secrets, verb: 'watch' }, { group: 'networking.k8s.io', resource: 'ingresses', namespace: 'default', verb: 'patch', subresource: 'status', name: 'app' }];
     expect(await accessReviews(kubeconfig, denied)).toEqual(denied.map((a) => [a, false]));
     expect(await accessReviews(kubeconfig, allowed)).toEqual(allowed.map((a) => [a, true]));
   });

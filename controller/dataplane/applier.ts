@@ -1,7 +1,7 @@
 // Model -> running NGINX: render, skip if unchanged, write, `nginx -t`, swap atomically, reload, confirm.
 // When the test or the reload fails, the last good configuration keeps serving and the next apply retries.
 // Endpoints are not part of the configuration: when only they changed, they go to NGINX's shared memory, no reload.
-import { createHash } from 'node:crypto';
+import { createHash, hash as digest } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -116,7 +116,7 @@ export class Applier {
   }
 
   async apply(model: Model, force = false): Promise<ApplyResult> {
-    const hash = sha256(configurationJson(model));
+    const hash = configurationHash(model);
     const endpoints = endpointLines(model);
     if (!force && hash === this.runningHash && this.nginx.running) {
       const changed = [...endpoints].filter(([name, line]) => this.servedEndpoints.get(name) !== line).map(([, line]) => line);
@@ -162,7 +162,7 @@ export class Applier {
    * refused, undefined when it would load. For the reconciler's tries that find which Ingress NGINX refuses.
    */
   async test(model: Model): Promise<string | undefined> {
-    const tested = await this.writeAndTest(model, sha256(configurationJson(model)).slice(0, 12), endpointLines(model));
+    const tested = await this.writeAndTest(model, configurationHash(model).slice(0, 12), endpointLines(model));
     return 'error' in tested ? tested.error : undefined;
   }
 
@@ -278,10 +278,25 @@ export class Applier {
   }
 }
 
-/** The configuration's identity: the model without what changes without a reload (endpoints). */
-export function configurationJson(model: Model): string {
-  // A copy without endpoints stringifies faster than a replacer function called for every key.
-  return JSON.stringify({ ...model, upstreams: model.upstreams.map((u) => ({ ...u, endpoints: undefined })) });
+/** Hashes of model pieces by object: the model builder hands out unchanged servers and upstreams as the same objects. */
+const pieceHashes = new WeakMap<object, string>();
+
+function pieceHash(piece: object, json: () => string): string {
+  let hashed = pieceHashes.get(piece);
+  if (hashed === undefined) pieceHashes.set(piece, (hashed = digest('sha256', json(), 'base64')));
+  return hashed;
+}
+
+/**
+ * The configuration's identity: the model without what changes without a reload (endpoints). Hashed from a hash per
+ * server and per upstream, each computed once per object (model objects are never changed once built), so a sync
+ * hashes only the pieces that are new, never the JSON of the whole model at once.
+ */
+export function configurationHash(model: Model): string {
+  const rest = JSON.stringify({ ...model, servers: model.servers.length, upstreams: model.upstreams.length });
+  const servers = model.servers.map((server) => pieceHash(server, () => JSON.stringify(server)));
+  const upstreams = model.upstreams.map((upstream) => pieceHash(upstream, () => JSON.stringify({ ...upstream, endpoints: undefined })));
+  return sha256(`${rest}\n${servers.join('')}\n${upstreams.join('')}`);
 }
 
 function sha256(content: string | Buffer): string {

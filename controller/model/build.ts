@@ -49,28 +49,242 @@ interface ServerDraft {
   tls?: { policy: TlsPolicy; certificates: CertificatePair[]; owner: IngressIntent; clientAuth?: ClientAuth; clientAuthOwner?: IngressIntent; clientAuthUnusable?: string };
 }
 
+/** Builds the model once, from scratch: a ModelBuilder with nothing kept. */
 export function buildModel(inputs: ModelInputs): ModelResult {
-  const diagnostics: Diagnostic[] = [];
-  const intents = [...inputs.intents].sort(byAge);
-  const servers = new Map<string, ServerDraft>();
-  const upstreams = new Map<string, Upstream>();
-  const serverFor = (host: string): ServerDraft => {
-    let server = servers.get(host);
-    if (!server) {
-      server = { host, locations: new Map() };
-      servers.set(host, server);
+  return new ModelBuilder().build(inputs);
+}
+
+/** A route's need of an upstream; `intent` is the oldest Ingress that needs it (Service problems are its diagnostics). */
+interface UpstreamUse {
+  backend: BackendRef;
+  variant: UpstreamVariant;
+  /** Absent for --default-backend-service when no Ingress routes to it. */
+  intent?: IngressIntent;
+}
+
+/** What a host's server read from the inputs besides its Ingresses' intents, and what it found there. */
+type Read =
+  | { from: 'certificates' | 'caBundles'; key: string; found: unknown }
+  | { from: 'defaultCertificates'; found: readonly CertificatePair[] }
+  | { from: 'defaultBackend'; found: BackendRef | undefined };
+
+/** One host's part of the model: its server, the diagnostics about it, and the upstreams its routes need. */
+interface HostPiece {
+  server: Server;
+  diagnostics: Diagnostic[];
+  /** By upstream name; a list, which takes less memory than a map per host. */
+  upstreams: [string, UpstreamUse][];
+  reads: Read[];
+}
+
+interface UpstreamPiece {
+  use: UpstreamUse;
+  service: V1Service | undefined;
+  slices: readonly V1EndpointSlice[] | undefined;
+  upstream: Upstream;
+  /** ServiceNotFound or ServicePortNotFound, told to the use's Ingress. */
+  problem?: { reason: string; message: string };
+}
+
+/**
+ * buildModel that keeps its pieces from one build to the next. A server depends only on the intents that name its
+ * host (routes or spec.tls) and on the certificates, CA bundles and defaults it read; an upstream only on its Service
+ * and that Service's EndpointSlices. Intents and checked Secrets are immutable and handed out as the same objects
+ * while unchanged (the translation cache, the reconciler's last good Secrets), so a piece is rebuilt only when an
+ * intent of its host came or went or a read now finds another object; the rest of the model is the same objects as
+ * in the last build (which also keeps their hashes in the applier and their blocks in the renderer). The result is
+ * the one buildModel gives for the same inputs, whatever the builds before (build.test.ts drives random changes).
+ */
+export class ModelBuilder {
+  /** The intents of the last build, and per host the ones that name it, oldest first. */
+  private intents = new Set<IngressIntent>();
+  private readonly intentsByHost = new Map<string, IngressIntent[]>([['', []]]);
+  private readonly hosts = new Map<string, HostPiece>();
+  private readonly upstreams = new Map<string, UpstreamPiece>();
+  private readonly sortedHosts = new SortedKeys();
+  private readonly sortedUpstreams = new SortedKeys();
+
+  build(inputs: ModelInputs): ModelResult {
+    const changedHosts = this.index(inputs.intents);
+    for (const host of this.hosts.keys()) if (!this.intentsByHost.has(host)) this.hosts.delete(host);
+    const uses = new Map<string, UpstreamUse>();
+    for (const [host, intents] of this.intentsByHost) {
+      let piece = this.hosts.get(host);
+      if (!piece || changedHosts.has(host) || !piece.reads.every((read) => stillFound(read, inputs))) {
+        piece = buildHost(host, intents, inputs);
+        this.hosts.set(host, piece);
+      }
+      for (const [name, use] of piece.upstreams) {
+        const held = uses.get(name);
+        if (!held || byAge(use.intent!, held.intent!) < 0) uses.set(name, use);
+      }
     }
-    return server;
-  };
-  serverFor('');
+    const servers = this.sortedHosts.update(this.hosts).map((host) => this.hosts.get(host)!);
+
+    const defaultName = inputs.defaultBackend && upstreamName(inputs.defaultBackend, {});
+    if (defaultName && !uses.has(defaultName)) uses.set(defaultName, { backend: inputs.defaultBackend!, variant: {} });
+    for (const name of this.upstreams.keys()) if (!uses.has(name)) this.upstreams.delete(name);
+    for (const [name, use] of uses) {
+      const piece = this.upstreams.get(name);
+      if (!piece || !upstreamHolds(piece, use, inputs)) this.upstreams.set(name, buildUpstream(name, use, inputs));
+      // The same upstream, needed first by another Ingress now: its problems are told to that one.
+      else if (piece.use.intent !== use.intent) this.upstreams.set(name, { ...piece, use });
+    }
+    const upstreams = this.sortedUpstreams.update(this.upstreams).map((name) => this.upstreams.get(name)!);
+
+    const diagnostics = servers.flatMap((piece) => piece.diagnostics);
+    for (const { problem, use } of upstreams) {
+      if (!problem) continue;
+      const { reason, message } = problem;
+      if (use.intent) diagnostics.push(warning(use.intent.ref, reason, `Ingress ${name(use.intent)}: ${message}`));
+      else diagnostics.push(warning({ kind: 'Service', namespace: use.backend.namespace, name: use.backend.service }, reason, `--default-backend-service: ${message}`));
+    }
+    const model: Model = {
+      servers: servers.map((piece) => piece.server),
+      upstreams: upstreams.map((piece) => piece.upstream),
+      defaultPolicy: inputs.defaultPolicy,
+      defaultCertificates: inputs.defaultCertificates,
+      defaultBackend: defaultName,
+    };
+    return { model, diagnostics };
+  }
+
+  /** Brings intentsByHost to `intents`; returns the hosts whose intents changed. */
+  private index(intents: readonly IngressIntent[]): Set<string> {
+    const next = new Set(intents);
+    const changed = new Set<string>();
+    for (const intent of this.intents) {
+      if (next.has(intent)) continue;
+      for (const host of hostsOf(intent)) {
+        changed.add(host);
+        const list = this.intentsByHost.get(host)!;
+        list.splice(list.indexOf(intent), 1);
+        if (list.length === 0 && host !== '') this.intentsByHost.delete(host);
+      }
+    }
+    for (const intent of next) {
+      if (this.intents.has(intent)) continue;
+      for (const host of hostsOf(intent)) {
+        changed.add(host);
+        let list = this.intentsByHost.get(host);
+        if (!list) this.intentsByHost.set(host, (list = []));
+        list.splice(insertionPoint(list, intent, byAge), 0, intent);
+      }
+    }
+    this.intents = next;
+    return changed;
+  }
+}
+
+/** Keys in localeCompare order, kept between builds: a build that adds or removes a few keys pays for those alone. */
+class SortedKeys {
+  private sorted: string[] = [];
+  private readonly present = new Set<string>();
+
+  update(keys: ReadonlyMap<string, unknown>): readonly string[] {
+    let removed = false;
+    for (const key of this.present) {
+      if (keys.has(key)) continue;
+      this.present.delete(key);
+      removed = true;
+    }
+    if (removed) this.sorted = this.sorted.filter((key) => this.present.has(key));
+    for (const key of keys.keys()) {
+      if (this.present.has(key)) continue;
+      this.present.add(key);
+      this.sorted.splice(insertionPoint(this.sorted, key, (a, b) => a.localeCompare(b)), 0, key);
+    }
+    return this.sorted;
+  }
+}
+
+function insertionPoint<T>(sorted: readonly T[], item: T, compare: (a: T, b: T) => number): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compare(sorted[middle]!, item) <= 0) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** The hosts whose servers an intent takes part in: its rules' and its spec.tls entries'. */
+function hostsOf(intent: IngressIntent): Set<string> {
+  const hosts = new Set(intent.routes.map((route) => route.host));
+  for (const entry of intent.tls) for (const host of entry.hosts) hosts.add(host);
+  return hosts;
+}
+
+function stillFound(read: Read, inputs: ModelInputs): boolean {
+  switch (read.from) {
+    case 'certificates':
+    case 'caBundles':
+      return inputs[read.from].get(read.key) === read.found;
+    case 'defaultCertificates':
+      return sameElements(read.found, inputs.defaultCertificates);
+    case 'defaultBackend':
+      return sameBackend(read.found, inputs.defaultBackend);
+  }
+}
+
+function sameElements<T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.length === b.length && a.every((item, i) => item === b[i]));
+}
+
+function sameBackend(a: BackendRef | undefined, b: BackendRef | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && a.namespace === b.namespace && a.service === b.service && a.port === b.port);
+}
+
+/** The inputs a host's server reads, each read recorded (HostPiece.reads). */
+class RecordedInputs {
+  readonly reads: Read[] = [];
+
+  constructor(private readonly inputs: ModelInputs) {}
+
+  certificate(key: string): CertificatePair | undefined {
+    const found = this.inputs.certificates.get(key);
+    this.reads.push({ from: 'certificates', key, found });
+    return found;
+  }
+
+  caBundle(key: string): CaBundle | undefined {
+    const found = this.inputs.caBundles.get(key);
+    this.reads.push({ from: 'caBundles', key, found });
+    return found;
+  }
+
+  get defaultCertificates(): CertificatePair[] {
+    this.reads.push({ from: 'defaultCertificates', found: this.inputs.defaultCertificates });
+    return this.inputs.defaultCertificates;
+  }
+
+  get defaultBackend(): BackendRef | undefined {
+    this.reads.push({ from: 'defaultBackend', found: this.inputs.defaultBackend });
+    return this.inputs.defaultBackend;
+  }
+}
+
+/**
+ * The server of one host from the intents that name it, oldest first: a path goes to the oldest Ingress that claims
+ * it with the best precedence, the TLS policy and client certificate checks to the oldest with spec.tls for the host.
+ */
+function buildHost(host: string, intents: readonly IngressIntent[], all: ModelInputs): HostPiece {
+  const inputs = new RecordedInputs(all);
+  const diagnostics: Diagnostic[] = [];
+  const draft: ServerDraft = { host, locations: new Map() };
+  const uses = new Map<string, UpstreamUse>();
 
   for (const intent of intents) {
-    const upstream = (backend: BackendRef, variant: UpstreamVariant = {}) =>
-      upstreamFor(backend, variant, inputs, upstreams, (reason, message) => diagnostics.push(warning(intent.ref, reason, `Ingress ${name(intent)}: ${message}`)));
+    const upstream = (backend: BackendRef, variant: UpstreamVariant = {}) => {
+      const name = upstreamName(backend, variant);
+      if (!uses.has(name)) uses.set(name, { backend, variant, intent });
+      return name;
+    };
     for (const route of intent.routes) {
-      const server = serverFor(route.host);
+      if (route.host !== host) continue;
       const key = `${route.match} ${route.path}`;
-      const held = server.locations.get(key);
+      const held = draft.locations.get(key);
       if (held && held.route.precedence < route.precedence) continue;
       if (held && held.route.precedence === route.precedence) {
         if (held.intent !== intent || held.route.field !== route.field) {
@@ -78,31 +292,31 @@ export function buildModel(inputs: ModelInputs): ModelResult {
         }
         continue;
       }
-      const draft: RouteDraft = { route, intent };
+      const routeDraft: RouteDraft = { route, intent };
       if (!route.redirect && !intent.proxy.redirect) {
         const { defaultBackend, errorCodes, affinityCookie } = intent.proxy;
         const tls = upstreamTlsKey(intent);
-        draft.upstream = upstream(route.backend, { affinityCookie, tls });
+        routeDraft.upstream = upstream(route.backend, { affinityCookie, tls });
         const own = defaultBackend && { namespace: intent.ref.namespace, service: defaultBackend.service, port: defaultBackend.port };
-        if (own) draft.fallback = upstream(own, { tls });
+        if (own) routeDraft.fallback = upstream(own, { tls });
         // Error pages are plain HTTP requests (as ingress-nginx's), so never through a TLS upstream's connection pool.
-        if (errorCodes) draft.errorUpstream = own ? upstream(own) : inputs.defaultBackend && upstream(inputs.defaultBackend);
+        if (errorCodes) routeDraft.errorUpstream = own ? upstream(own) : inputs.defaultBackend && upstream(inputs.defaultBackend);
       }
-      server.locations.set(key, draft);
+      draft.locations.set(key, routeDraft);
     }
   }
 
   for (const intent of intents) {
     for (const entry of intent.tls) {
-      for (const host of entry.hosts) {
-        const server = serverFor(host);
-        if (!server.tls) {
-          server.tls = { policy: intent.policy, certificates: [], owner: intent };
-        } else if (intent.policyFromAnnotations && !samePolicy(server.tls.policy, intent.policy) && server.tls.owner !== intent) {
-          diagnostics.push(warning(intent.ref, 'Conflict', `Ingress ${name(intent)}: the TLS policy of host ${host} comes from Ingress ${name(server.tls.owner)}, which is older; this Ingress's qubesec.io annotations do not apply to it`));
+      for (const entryHost of entry.hosts) {
+        if (entryHost !== host) continue;
+        if (!draft.tls) {
+          draft.tls = { policy: intent.policy, certificates: [], owner: intent };
+        } else if (intent.policyFromAnnotations && !samePolicy(draft.tls.policy, intent.policy) && draft.tls.owner !== intent) {
+          diagnostics.push(warning(intent.ref, 'Conflict', `Ingress ${name(intent)}: the TLS policy of host ${host} comes from Ingress ${name(draft.tls.owner)}, which is older; this Ingress's qubesec.io annotations do not apply to it`));
         }
-        addClientAuth(server.tls, intent, host, inputs, diagnostics);
-        const pair = inputs.certificates.get(entry.secret);
+        addClientAuth(draft.tls, intent, host, inputs, diagnostics);
+        const pair = inputs.certificate(entry.secret);
         if (!pair) {
           diagnostics.push(warning(intent.ref, 'SecretNotUsable', `Ingress ${name(intent)}: Secret ${entry.secret} for host ${host} is missing or has never held a valid pair; serving the default certificate`));
           continue;
@@ -111,30 +325,22 @@ export function buildModel(inputs: ModelInputs): ModelResult {
           diagnostics.push(warning(intent.ref, 'CertificateHostMismatch', `Ingress ${name(intent)}: the certificate in Secret ${entry.secret} (names ${pair.names.join(', ') || 'none'}) does not cover host ${host}`));
           continue;
         }
-        const sameType = server.tls.certificates.find((c) => c.keyAlgorithm === pair.keyAlgorithm);
+        const sameType = draft.tls.certificates.find((c) => c.keyAlgorithm === pair.keyAlgorithm);
         if (sameType && sameType.fingerprint !== pair.fingerprint) {
           diagnostics.push(warning(intent.ref, 'DuplicateKeyType', `Ingress ${name(intent)}: host ${host} already has a ${pair.keyAlgorithm} certificate from Secret ${sameType.source}; Secret ${entry.secret} is not used (one certificate per key type)`));
         } else if (!sameType) {
-          server.tls.certificates.push(pair);
+          draft.tls.certificates.push(pair);
         }
       }
     }
   }
 
-  const defaultBackend = inputs.defaultBackend && upstreamFor(inputs.defaultBackend, {}, inputs, upstreams, (reason, message) =>
-    diagnostics.push(warning({ kind: 'Service', namespace: inputs.defaultBackend!.namespace, name: inputs.defaultBackend!.service }, reason, `--default-backend-service: ${message}`)));
-  const model: Model = {
-    servers: [...servers.values()].sort((a, b) => a.host.localeCompare(b.host)).map((draft) => finishServer(draft, inputs, diagnostics)),
-    upstreams: [...upstreams.values()].sort((a, b) => a.name.localeCompare(b.name)),
-    defaultPolicy: inputs.defaultPolicy,
-    defaultCertificates: inputs.defaultCertificates,
-    defaultBackend,
-  };
-  return { model, diagnostics };
+  const server = finishServer(draft, inputs, diagnostics);
+  return { server, diagnostics, upstreams: [...uses], reads: inputs.reads };
 }
 
 /** Client certificate checks are a server setting in NGINX: the oldest Ingress of the host that asks sets them. */
-function addClientAuth(tls: NonNullable<ServerDraft['tls']>, intent: IngressIntent, host: string, inputs: ModelInputs, diagnostics: Diagnostic[]): void {
+function addClientAuth(tls: NonNullable<ServerDraft['tls']>, intent: IngressIntent, host: string, inputs: RecordedInputs, diagnostics: Diagnostic[]): void {
   const wanted = intent.proxy.clientAuth;
   if (!wanted || tls.clientAuthOwner === intent) return;
   if (tls.clientAuthOwner) {
@@ -145,7 +351,7 @@ function addClientAuth(tls: NonNullable<ServerDraft['tls']>, intent: IngressInte
     return;
   }
   tls.clientAuthOwner = intent;
-  const ca = wanted.secret === undefined ? undefined : inputs.caBundles.get(wanted.secret);
+  const ca = wanted.secret === undefined ? undefined : inputs.caBundle(wanted.secret);
   if (!ca && wanted.verify !== 'optional_no_ca') {
     tls.clientAuthUnusable = `Secret ${wanted.secret} has no usable ca.crt for client certificate checks`;
     diagnostics.push(warning(intent.ref, 'ClientCANotUsable', `Ingress ${name(intent)}: ${tls.clientAuthUnusable}; host ${host} answers 503 until it has one`));
@@ -154,7 +360,7 @@ function addClientAuth(tls: NonNullable<ServerDraft['tls']>, intent: IngressInte
   tls.clientAuth = { verify: wanted.verify, depth: wanted.depth, ca, passCertificate: wanted.passCertificate };
 }
 
-function finishServer(draft: ServerDraft, inputs: ModelInputs, diagnostics: Diagnostic[]): Server {
+function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: Diagnostic[]): Server {
   const hasTls = draft.tls !== undefined;
   const locations: Location[] = [...draft.locations.values()]
     .map((d) => ({ match: d.route.match, path: d.route.path, ingress: d.intent.ref, policy: policyOf(d.intent, hasTls), action: actionOf(d, draft, inputs, diagnostics) }))
@@ -186,7 +392,7 @@ function policyOf(intent: IngressIntent, hasTls: boolean): LocationPolicy {
   };
 }
 
-function actionOf(d: RouteDraft, server: ServerDraft, inputs: ModelInputs, diagnostics: Diagnostic[]): LocationAction {
+function actionOf(d: RouteDraft, server: ServerDraft, inputs: RecordedInputs, diagnostics: Diagnostic[]): LocationAction {
   const { route, intent } = d;
   const p = intent.proxy;
   if (server.tls?.clientAuthUnusable) return { kind: 'unavailable', reason: server.tls.clientAuthUnusable };
@@ -205,7 +411,7 @@ function actionOf(d: RouteDraft, server: ServerDraft, inputs: ModelInputs, diagn
   };
   if (p.upstreamTls) {
     const wanted = p.upstreamTls;
-    const ca = wanted.secret === undefined ? undefined : inputs.caBundles.get(wanted.secret);
+    const ca = wanted.secret === undefined ? undefined : inputs.caBundle(wanted.secret);
     if (wanted.verify && !ca) {
       const reason = `Secret ${wanted.secret} has no usable ca.crt to verify the upstream's certificate`;
       diagnostics.push(warning(intent.ref, 'UpstreamCANotUsable', `Ingress ${name(intent)}: ${reason}; ${route.field} answers 503 until it has one`));
@@ -216,13 +422,11 @@ function actionOf(d: RouteDraft, server: ServerDraft, inputs: ModelInputs, diagn
       serverName: wanted.serverName ?? `${route.backend.service}.${route.backend.namespace}.svc`,
       sendServerName: wanted.sendServerName,
       verify: wanted.verify && ca ? { ca, depth: wanted.depth } : undefined,
-      clientCertificate: wanted.secret === undefined ? undefined : inputs.certificates.get(wanted.secret),
+      clientCertificate: wanted.secret === undefined ? undefined : inputs.certificate(wanted.secret),
     };
   }
   return action;
 }
-
-type Report = (reason: string, message: string) => void;
 
 /** What makes routes to one Service need separate NGINX upstreams. */
 interface UpstreamVariant {
@@ -244,32 +448,44 @@ function upstreamTlsKey(intent: IngressIntent): string | undefined {
   return createHash('sha256').update(identity).digest('hex').slice(0, 12);
 }
 
-function upstreamFor(backend: BackendRef, variant: UpstreamVariant, inputs: ModelInputs, upstreams: Map<string, Upstream>, report: Report): string {
-  const { affinityCookie, tls } = variant;
-  // Affinity is a property of the NGINX upstream, so a sticky and a plain route to one Service need two upstreams.
-  const upstreamName = `${backend.namespace}_${backend.service}_${backend.port || 'first'}${affinityCookie ? `_sticky_${affinityCookie}` : ''}${tls ? `_tls_${tls}` : ''}`;
-  if (upstreams.has(upstreamName)) return upstreamName;
+/** Affinity is a property of the NGINX upstream, so a sticky and a plain route to one Service need two upstreams. */
+function upstreamName(backend: BackendRef, { affinityCookie, tls }: UpstreamVariant): string {
+  return `${backend.namespace}_${backend.service}_${backend.port || 'first'}${affinityCookie ? `_sticky_${affinityCookie}` : ''}${tls ? `_tls_${tls}` : ''}`;
+}
+
+function buildUpstream(upstreamName: string, use: UpstreamUse, inputs: ClusterState): UpstreamPiece {
+  const { backend, variant } = use;
   const serviceKey = `${backend.namespace}/${backend.service}`;
   const service = inputs.services.get(serviceKey);
+  const slices = inputs.endpointSlices.get(serviceKey);
   let endpoints: Endpoint[] = [];
+  let problem: UpstreamPiece['problem'];
   if (!service) {
-    report('ServiceNotFound', `Service ${serviceKey} not found; its paths answer 503`);
+    problem = { reason: 'ServiceNotFound', message: `Service ${serviceKey} not found; its paths answer 503` };
   } else {
     const ports = service.spec?.ports ?? [];
     const port = backend.port === '' ? ports[0] : ports.find((p) => (p.name ?? '') === backend.port || String(p.port) === backend.port);
     if (!port) {
-      report('ServicePortNotFound', `Service ${serviceKey} has no port ${backend.port || '(none)'}; its paths answer 503`);
+      problem = { reason: 'ServicePortNotFound', message: `Service ${serviceKey} has no port ${backend.port || '(none)'}; its paths answer 503` };
     } else {
-      endpoints = readyEndpoints(inputs.endpointSlices.get(serviceKey) ?? [], port.name ?? '');
+      endpoints = readyEndpoints(slices ?? [], port.name ?? '');
     }
   }
-  upstreams.set(upstreamName, {
+  const upstream: Upstream = {
     name: upstreamName,
     service: { namespace: backend.namespace, name: backend.service, port: backend.port },
     endpoints,
-    affinityCookie,
-  });
-  return upstreamName;
+    affinityCookie: variant.affinityCookie,
+  };
+  return { use, service, slices, upstream, problem };
+}
+
+/** Whether a kept upstream is still the one buildUpstream would make: same Service, EndpointSlices and need. */
+function upstreamHolds(piece: UpstreamPiece, use: UpstreamUse, inputs: ClusterState): boolean {
+  const serviceKey = `${use.backend.namespace}/${use.backend.service}`;
+  const held = piece.use;
+  return sameBackend(held.backend, use.backend) && held.variant.affinityCookie === use.variant.affinityCookie && held.variant.tls === use.variant.tls
+    && piece.service === inputs.services.get(serviceKey) && sameElements(piece.slices, inputs.endpointSlices.get(serviceKey));
 }
 
 /** Ready endpoints for the Service port named portName ('' for a single unnamed port), deduplicated and sorted. */

@@ -65,6 +65,34 @@ describe('render', () => {
     expect(rendered.config).toBe(readFileSync(golden, 'utf8'));
   });
 
+  it('renders kept server blocks with their http-level declarations: the same configuration as from fresh objects', () => {
+    const annotations = {
+      'nginx.ingress.kubernetes.io/limit-rps': '10',
+      'nginx.ingress.kubernetes.io/limit-connections': '5',
+      'nginx.ingress.kubernetes.io/enable-cors': 'true',
+      'nginx.ingress.kubernetes.io/cors-allow-origin': 'https://app.example.com',
+      'nginx.ingress.kubernetes.io/affinity': 'cookie',
+      'nginx.ingress.kubernetes.io/default-backend': 'web',
+      'nginx.ingress.kubernetes.io/custom-http-errors': '503',
+    };
+    const model = modelOf([
+      ingress('web', { ...dualCertificates, rules: [route('pq.example.com', '/', 'Prefix', 'web', 'http')] }, { annotations }),
+      ingress('other', { rules: [route('other.example.com', '/', 'Prefix', 'web', 'http')] }),
+    ]);
+    const first = render(model, SETTINGS);
+    // The same server objects: every block but the catch-all's is kept, and must bring its zones, maps and files.
+    const kept = render({ ...model }, SETTINGS);
+    // Copies: no block can be kept.
+    const fresh = render(structuredClone(model), SETTINGS);
+    for (const rendered of [kept, fresh]) {
+      expect(rendered.config).toBe(first.config);
+      expect([...rendered.certificateFiles.keys()].sort()).toEqual([...first.certificateFiles.keys()].sort());
+    }
+    expect(first.config).toContain('limit_req_zone');
+    expect(first.config).toContain('@qubesec_error_');
+    expect(first.config).toContain('map $http_origin $qubesec_cors_');
+  });
+
   it('writes each certificate pair once, key and certificate in one file named by fingerprint', () => {
     const rendered = render(CASES['hybrid-dual-certificates']!, SETTINGS);
     // ML-DSA and ECDSA for the host; the default certificate is the same ECDSA pair here, so it is written once.

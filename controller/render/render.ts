@@ -1,5 +1,5 @@
 // Model -> nginx.conf. This module decides how the model maps onto NGINX directives; the templates only lay them out.
-import { createHash, hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import Handlebars from 'handlebars';
 import { quote } from '../model/names.js';
 import { GROUP_CODEPOINTS, listenerKey, opensslGroupList } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
-import type { CaBundle, CertificatePair, ClientAuth, Location, LocationAction, Model, Server, TlsPolicy } from '../model/types.js';
+import type { CaBundle, CertificatePair, ClientAuth, Location, LocationAction, Model, Server, TlsPolicy, Upstream } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
 
 /** Where things are, as NGINX sees them (inside its root when it runs chrooted). */
@@ -47,12 +47,19 @@ export const LUA_MODULE_FILE = 'qubesec.lua';
  * nginx/lua/qubesec.lua): the name, then address:port of each ready endpoint, IPv6 in brackets.
  */
 export function endpointLines(model: Model): Map<string, string> {
-  const lines = new Map<string, string>();
-  for (const upstream of model.upstreams) {
+  return new Map(model.upstreams.map((upstream) => [upstream.name, endpointLine(upstream)]));
+}
+
+/** By upstream object: a sync's model holds the unchanged upstreams of the last one, and each sync asks twice. */
+const endpointLinesOf = new WeakMap<Upstream, string>();
+
+function endpointLine(upstream: Upstream): string {
+  let line = endpointLinesOf.get(upstream);
+  if (line === undefined) {
     const endpoints = upstream.endpoints.map((e) => `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`);
-    lines.set(upstream.name, [upstream.name, ...endpoints].join(' '));
+    endpointLinesOf.set(upstream, (line = [upstream.name, ...endpoints].join(' ')));
   }
-  return lines;
+  return line;
 }
 
 /**
@@ -78,26 +85,40 @@ const templates = (() => {
   return { config: compile('nginx.conf.hbs'), server: compile('server.hbs') };
 })();
 
+/** A server's rendered block and what it declared at http level and on disk, for when its server comes again. */
+interface ServerBlock {
+  /** What the block depends on beyond its server: the render settings and the model-wide values it reads. */
+  context: string;
+  /** The session-affinity cookie of each location's upstream, which the block names. */
+  affinity: string;
+  block: string;
+  declarations: Declaration[];
+  files: [string, FileSource][];
+}
+
 /**
- * Server blocks of the last render by a hash of their view: a server whose view did not change is neither checked
- * nor rendered again, so a change to one Ingress renders one or two blocks. Only the last render's blocks are kept.
+ * Server blocks of the last render by server object: the model builder hands out an unchanged server as the same
+ * object (model objects are never changed once built), so a change to one Ingress checks and renders one or two
+ * blocks, and the others neither build their view nor hash it. Only the last render's blocks are kept.
  */
 class ServerBlocks {
-  private byView = new Map<string, string>();
+  private byServer = new Map<Server, ServerBlock>();
 
-  render(views: object[]): string[] {
-    const next = new Map<string, string>();
-    const blocks = views.map((view, i) => {
-      const key = hash('sha256', JSON.stringify(view), 'base64');
-      let block = next.get(key) ?? this.byView.get(key);
-      if (block === undefined) {
+  render(servers: readonly Server[], context: string, affinityOf: (server: Server) => string, viewOf: (server: Server) => { view: object; declarations: HttpBlocks; files: Map<string, FileSource> }): ServerBlock[] {
+    const next = new Map<Server, ServerBlock>();
+    const blocks = servers.map((server, i) => {
+      const affinity = affinityOf(server);
+      let block = this.byServer.get(server);
+      // The catch-all server shows the model's default policy and certificates: built afresh every time.
+      if (!block || server.host === '' || block.context !== context || block.affinity !== affinity) {
+        const { view, declarations, files } = viewOf(server);
         assertInert(view, ['servers', i]);
-        block = flattened(templates.server(view));
+        block = { context, affinity, block: flattened(templates.server(view)), declarations: declarations.declarations(), files: [...files] };
       }
-      next.set(key, block);
+      next.set(server, block);
       return block;
     });
-    this.byView = next;
+    this.byServer = next;
     return blocks;
   }
 }
@@ -110,16 +131,25 @@ function flattened(text: string): string {
   return text;
 }
 
+/** What a file in paths.certificates is made of; its content is made once per render, not once per server naming it. */
+type FileSource = CertificatePair | CaBundle | Buffer;
+
+function fileContent(source: FileSource): string | Buffer {
+  if (Buffer.isBuffer(source)) return source;
+  return 'keyPem' in source ? `${source.keyPem.trim()}\n${source.certificatePem.trim()}\n` : source.pem;
+}
+
 export function render(model: Model, settings: RenderSettings): Rendered {
-  const certificateFiles = new Map<string, string | Buffer>();
+  // Swapped for a server's own while its view is built (ServerBlocks keeps them with its block).
+  let certificateFiles = new Map<string, FileSource>();
   const certificateFile = (pair: CertificatePair): string => {
     const name = `${pair.fingerprint}.pem`;
-    certificateFiles.set(name, `${pair.keyPem.trim()}\n${pair.certificatePem.trim()}\n`);
+    certificateFiles.set(name, pair);
     return `${settings.paths.certificates}/${name}`;
   };
   const caFile = (ca: CaBundle): string => {
     const name = `ca-${ca.fingerprint}.pem`;
-    certificateFiles.set(name, ca.pem);
+    certificateFiles.set(name, ca);
     return `${settings.paths.certificates}/${name}`;
   };
   // Named by a hash of the key, which reveals nothing of it, so that files stay put across rotations.
@@ -161,7 +191,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const bind = settings.bindAddress === '' ? '' : isIP(settings.bindAddress) === 6 ? `[${settings.bindAddress}]:` : `${settings.bindAddress}:`;
   const httpsRedirectPort = settings.httpsRedirectPort === 443 ? '' : `:${settings.httpsRedirectPort}`;
   const upstreamsByName = new Map(model.upstreams.map((u) => [u.name, u]));
-  const http = new HttpBlocks();
+  let http = new HttpBlocks();
 
   const proxyView = (action: Extract<LocationAction, { kind: 'proxy' }>, location: Location, server: Server) => {
     const grpc = action.protocol === 'GRPC' || action.protocol === 'GRPCS';
@@ -249,8 +279,24 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     };
   };
 
-  // Before the http-level view: building a server's view declares the zones, maps and error pages it uses.
-  const serverViews = model.servers.map(serverView);
+  // Before the http-level view: building a server's view declares the zones, maps and error pages it uses. Each
+  // server declares into its own, merged here, so that a block kept from the last render brings its declarations.
+  const context = JSON.stringify([bind, settings.httpPort, settings.httpsPort, httpsRedirectPort, settings.paths, sniRouting, defaultBackend]);
+  const affinityOf = (server: Server) => server.locations.map((l) => (l.action.kind === 'proxy' ? upstreamsByName.get(l.action.upstream)?.affinityCookie ?? '' : '')).join(',');
+  const serverBlockList = serverBlocks.render(model.servers, context, affinityOf, (server) => {
+    const outer = { http, certificateFiles };
+    http = new HttpBlocks();
+    certificateFiles = new Map();
+    try {
+      return { view: serverView(server), declarations: http, files: certificateFiles };
+    } finally {
+      ({ http, certificateFiles } = outer);
+    }
+  });
+  for (const { declarations, files } of serverBlockList) {
+    http.declare(declarations);
+    for (const [name, source] of files) certificateFiles.set(name, source);
+  }
   const view = {
     generation: settings.generation,
     // Room for every host name: NGINX's default (512) makes it warn and fall back to a slower hash past a few hundred.
@@ -299,8 +345,14 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   };
   assertInert(view);
   // Server blocks come rendered: each one's view was checked before it was rendered.
-  return { config: templates.config({ ...view, servers: serverBlocks.render(serverViews) }), certificateFiles };
+  return { config: templates.config({ ...view, servers: serverBlockList.map((b) => b.block) }), certificateFiles: new Map([...certificateFiles].map(([name, source]) => [name, fileContent(source)])) };
 }
+
+type Declaration =
+  | ['requestZone', string, number]
+  | ['connectionZone', string]
+  | ['corsMap', string, string[]]
+  | ['affinityCookie', string];
 
 /** Declarations at http level that locations share: limit zones, CORS origin maps, affinity maps, error pages. */
 class HttpBlocks {
@@ -343,6 +395,29 @@ class HttpBlocks {
     }
     ofHost.set(name, { name, code, upstream });
     return name;
+  }
+
+  /**
+   * What was declared here for the http level, as calls to replay (declare): a kept server block holds these, smaller
+   * than the maps. Error locations are not among them: only their own server's block reads them.
+   */
+  declarations(): Declaration[] {
+    const list: Declaration[] = [];
+    for (const [zone, rate] of this.requestZones) list.push(['requestZone', zone, rate]);
+    for (const zone of this.connectionZones) list.push(['connectionZone', zone]);
+    for (const [variable, origins] of this.corsMaps) list.push(['corsMap', variable, origins]);
+    for (const cookie of this.affinityCookies) list.push(['affinityCookie', cookie]);
+    return list;
+  }
+
+  /** Makes the declarations of another (a server's) here, in their order. */
+  declare(declarations: readonly Declaration[]): void {
+    for (const d of declarations) {
+      if (d[0] === 'requestZone') this.requestZone(d[1], d[2]);
+      else if (d[0] === 'connectionZone') this.connectionZone(d[1]);
+      else if (d[0] === 'corsMap') this.corsMaps.set(d[1], d[2]);
+      else this.affinityVariable(d[1]);
+    }
   }
 
   errorLocationsOf(host: string) {

@@ -13,7 +13,7 @@ import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Reflector, errorText, kubernetesListWatch, type ListOptions, type ReflectorHooks } from './reflector.js';
-import type { EventRecorder, Snapshot, Source } from './source.js';
+import { stripUnread, type EventRecorder, type Snapshot, type Source } from './source.js';
 
 export { errorText } from './reflector.js';
 
@@ -84,7 +84,7 @@ export class KubernetesSource implements Source {
 
   private add<T extends KubernetesObject>(name: string, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): void {
     const client = kubernetesListWatch<T>(this.kc, path, list, this.options.listTimeoutMs);
-    const reflector = new Reflector<T>(name, client, () => this.onChange(), reflectorHooks(name, this.metrics, this.log));
+    const reflector = new Reflector<T>(name, client, () => this.onChange(), { ...reflectorHooks(name, this.metrics, this.log), strip: stripUnread });
     this.reflectors.push(reflector as unknown as Reflector<KubernetesObject>);
   }
 

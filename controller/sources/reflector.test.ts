@@ -1,6 +1,7 @@
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import { createLogger } from '../observability/log.js';
 import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS, Reflector, type ListWatchClient } from './reflector.js';
+import { LAST_APPLIED_ANNOTATION, stripUnread } from './source.js';
 
 const obj = (name: string, resourceVersion: string): KubernetesObject => ({ metadata: { namespace: 'ns', name, resourceVersion } });
 const listOf = (resourceVersion: string, ...items: KubernetesObject[]): KubernetesListObject<KubernetesObject> => ({ metadata: { resourceVersion }, items });
@@ -37,7 +38,7 @@ function scripted(lists: (KubernetesListObject<KubernetesObject> | Error)[], wat
   return { client, idle, calls };
 }
 
-function reflect(client: ListWatchClient<KubernetesObject>) {
+function reflect(client: ListWatchClient<KubernetesObject>, strip?: (object: KubernetesObject) => void) {
   const seen = { changes: 0, listFailures: 0, sleeps: [] as number[], syncedAtChange: [] as boolean[] };
   const reflector: Reflector<KubernetesObject> = new Reflector('things', client, () => {
     seen.changes++;
@@ -46,6 +47,7 @@ function reflect(client: ListWatchClient<KubernetesObject>) {
     log: createLogger('error', {}, () => undefined),
     onListFailure: () => seen.listFailures++,
     sleep: async (ms) => void seen.sleeps.push(ms),
+    strip,
   });
   reflector.start();
   return { reflector, seen };
@@ -132,5 +134,23 @@ describe('Reflector', () => {
     await reflector.stop();
     expect(reflector.hasSynced).toBe(false);
     expect(seen.changes).toBe(0);
+  });
+
+  it('keeps listed and watched objects without managedFields and kubectl\'s last-applied copy, every other annotation kept', async () => {
+    const heavy = (name: string, resourceVersion: string): KubernetesObject => ({
+      metadata: {
+        namespace: 'ns', name, resourceVersion,
+        annotations: { [LAST_APPLIED_ANNOTATION]: '{"spec":{}}', 'nginx.ingress.kubernetes.io/limit-rps': '10' },
+        managedFields: [{ manager: 'kubectl', operation: 'Update', fieldsType: 'FieldsV1', fieldsV1: {} }],
+      },
+    });
+    const { client, idle } = scripted([listOf('10', heavy('a', '1'))], [{ events: [['ADDED', heavy('b', '11')]] }]);
+    const { reflector } = reflect(client, stripUnread);
+    await idle;
+    expect(reflector.list().map((o) => o.metadata)).toEqual([
+      { namespace: 'ns', name: 'a', resourceVersion: '1', annotations: { 'nginx.ingress.kubernetes.io/limit-rps': '10' } },
+      { namespace: 'ns', name: 'b', resourceVersion: '11', annotations: { 'nginx.ingress.kubernetes.io/limit-rps': '10' } },
+    ]);
+    await reflector.stop();
   });
 });

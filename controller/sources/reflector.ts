@@ -28,6 +28,8 @@ export interface ReflectorHooks {
   onSynced?: () => void;
   /** Waits between retries; tests count the waits instead of taking them. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Drops what the reflector's users never read from each object as it comes in (source.ts stripUnread), before it is kept. */
+  strip?: (object: KubernetesObject) => void;
 }
 
 /** A watch that ended with 410 Gone (its resourceVersion is older than etcd keeps): only a new list can resume. */
@@ -134,6 +136,7 @@ export class Reflector<T extends KubernetesObject> {
   }
 
   private apply(type: string, object: T): void {
+    this.hooks.strip?.(object);
     const key = keyOf(object);
     if (type === 'DELETED') {
       if (this.store.delete(key)) this.onChange();
@@ -147,6 +150,7 @@ export class Reflector<T extends KubernetesObject> {
 
   /** A list replaces the store in place (keys keep their order); it is a change only if some object differs. */
   private replace(items: T[]): void {
+    if (this.hooks.strip) for (const item of items) this.hooks.strip(item);
     const listed = new Map(items.map((item) => [keyOf(item), item]));
     let changed = false;
     for (const key of this.store.keys()) {

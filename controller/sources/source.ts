@@ -42,3 +42,19 @@ export interface EventRecorder {
 export function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {
   return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
+
+/** kubectl apply's copy of the whole object in an annotation: as large again as the object. */
+export const LAST_APPLIED_ANNOTATION = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Drops managedFields and kubectl's last-applied annotation, which nothing of the ingress side reads, so that the
+ * cache holds about half as much (both are often larger than the spec). Every other annotation stays: the model
+ * reads them. What writes objects back must then not send a cached object whole: a status PUT without an
+ * annotation removes it (tried on kube-apiserver 1.36; an omitted managedFields is kept), so StatusWriter patches.
+ */
+export function stripUnread(object: KubernetesObject): void {
+  const metadata = object.metadata;
+  if (!metadata) return;
+  delete metadata.managedFields;
+  if (metadata.annotations && LAST_APPLIED_ANNOTATION in metadata.annotations) delete metadata.annotations[LAST_APPLIED_ANNOTATION];
+}

@@ -1,6 +1,6 @@
 // Leader-only: writes status.loadBalancer of Ingresses from the source's snapshot and what the reconciler serves.
 // Each write carries the Ingress's resourceVersion; a conflict means a newer version is on its way to the snapshot.
-import { NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { CoalescedWork } from '../coalescer.js';
 import type { Logger } from '../observability/log.js';
 import { errorText } from '../sources/kubernetes.js';
@@ -41,7 +41,10 @@ export class StatusWriter extends CoalescedWork {
       if (this.stopped) return;
       const [namespace, name] = [ingress.metadata!.namespace!, ingress.metadata!.name!];
       try {
-        await this.api.replaceNamespacedIngressStatus({ namespace, name, body: { ...ingress, status: { ...ingress.status, loadBalancer: { ingress: loadBalancer } } } });
+        // A merge patch of status alone, with the resourceVersion as precondition: the cached Ingress lacks what the
+        // source strips (stripUnread), and a PUT of it would remove kubectl's last-applied annotation.
+        const body = { metadata: { resourceVersion: ingress.metadata!.resourceVersion }, status: { loadBalancer: { ingress: loadBalancer } } };
+        await this.api.patchNamespacedIngressStatus({ namespace, name, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
         this.log.info('Ingress status updated', { ingress: `${namespace}/${name}`, loadBalancer: loadBalancer.map((a) => a.ip ?? a.hostname) });
       } catch (err) {
         if ((err as { code?: number }).code === 409) continue;

@@ -10,7 +10,7 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
   const leases = { group: 'coordination.k8s.io', resource: 'leases', namespace };
   return {
     allowed: [
-      { ...ingresses, verb: 'update', subresource: 'status', name: 'app' },
+      { ...ingresses, verb: 'patch', subresource: 'status', name: 'app' },
       { ...ingresses, verb: 'watch' },
       { ...secrets, verb: 'list' },
       { ...secrets, verb: 'update', name: 'app-tls' },
@@ -21,6 +21,7 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
     ],
     denied: [
       { ...ingresses, verb: 'update', name: 'app' },
+      { ...ingresses, verb: 'update', subresource: 'status', name: 'app' },
       { ...ingresses, verb: 'patch', name: 'app' },
       { ...ingresses, verb: 'delete', name: 'app' },
       { ...ingresses, verb: 'create' },
