@@ -46,7 +46,7 @@ async function createdToServed(kube: Kube, controller: TestController, ca: strin
   console.log(`  p50 ${quantile(times, 0.5).toFixed(0)} ms, p90 ${quantile(times, 0.9).toFixed(0)} ms, p99 ${quantile(times, 0.99).toFixed(0)} ms (max of ${MEASURED}), min ${Math.min(...times).toFixed(0)} ms`);
   const count = (await controller.metric('qubesec_sync_duration_seconds_count')) - syncs[0]!;
   const seconds = (await controller.metric('qubesec_sync_duration_seconds_sum')) - syncs[1]!;
-  console.log(`  ${count} syncs meanwhile, ${((seconds / count) * 1000).toFixed(0)} ms each on average (translate, render, nginx -t, reload, confirm)`);
+  console.log(`  ${count} syncs meanwhile, ${((seconds / count) * 1000).toFixed(0)} ms each on average (translate, render, reload, confirm)`);
 }
 
 interface LoadTotals { done: number; ok: number; serverErrors: number; failed: number; errored: number }
