@@ -71,7 +71,6 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       runtime,
       confDir,
       accessLog,
-      errorLog: 'stderr',
       render: {
         bindAddress: flags['bind-address'] ?? '',
         httpPort: flags['http-port'],

@@ -133,7 +133,7 @@ describe('the qubesec controller process as a container runs it', () => {
         '--nginx-root', '', '--nginx-binary', nginx, '--openssl-binary', openssl, '--conf-dir', hostConfDir, '--access-log', `${hostConfDir}/access.log`,
         '--nginx-modules', '/usr/lib/nginx/modules/ndk_http_module.so,/usr/lib/nginx/modules/ngx_http_lua_module.so',
       ], ['setpriv', '--bounding-set=-all,+sys_chroot']);
-      const reason = `nginx -t could not be executed: ${nginx}: operation not permitted (EPERM)`;
+      const reason = `NGINX did not take the new configuration: the NGINX master could not be executed: ${nginx}: operation not permitted (EPERM)`;
       expect(JSON.parse(await logged('"msg":"configuration not applied'))).toEqual(expect.objectContaining({ error: reason }));
       expect(JSON.parse(await logged('"event":"ReloadFailed"'))).toEqual(expect.objectContaining({
         object: 'Ingress default/web',

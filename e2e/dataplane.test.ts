@@ -1,5 +1,6 @@
-// The apply loop against real NGINX: skip identical configurations, refuse one that fails `nginx -t` while the last
-// good one keeps serving, and recover on the next change; TLS sessions resume across reloads and restarts.
+// The apply loop against real NGINX: skip identical configurations, refuse one the master refuses at its reload (no
+// separate `nginx -t`) while the last good one keeps serving, also after a restart, and recover on the next change; TLS
+// sessions resume across reloads and restarts.
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,7 @@ import { createLogger } from '../controller/observability/log.js';
 import { createMetrics } from '../controller/observability/metrics.js';
 import { hostileClusterState, hostileIngress } from '../controller/render/hostile-ingress.js';
 import { pqCurl, tlsSession } from './lib/clients.js';
-import { freePort, rootfs } from './lib/env.js';
+import { eventually, freePort, rootfs } from './lib/env.js';
 
 let applier: Applier;
 let backend: Server;
@@ -73,7 +74,6 @@ beforeAll(async () => {
     runtime,
     confDir,
     accessLog: `${confDir}/access.log`,
-    errorLog: 'stderr',
     render: { bindAddress: '127.0.0.1', httpPort, httpsPort, httpsRedirectPort: httpsPort, statusPort: (statusPort = await freePort()), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) },
   }, metrics, createLogger('error'));
 });
@@ -86,7 +86,7 @@ afterAll(async () => {
 });
 
 describe('Applier with real NGINX', () => {
-  it('applies, skips an identical model, keeps the last good configuration when nginx -t refuses, and recovers', async () => {
+  it('applies, skips an identical model, keeps the last good configuration when the reload is refused, also after a restart, and recovers', async () => {
     expect((await applier.apply(model(['/a']))).status).toBe('applied');
     expect((await get('/a')).status).toBe(200);
     expect((await applier.apply(model(['/a']))).status).toBe('unchanged');
@@ -95,9 +95,16 @@ describe('Applier with real NGINX', () => {
     // Two identical exact locations: the model builder never makes this, so it stands for any configuration NGINX refuses.
     const refused = await applier.apply(model(['/b', '/b']));
     expect(refused.status).toBe('failed');
-    expect(refused.status === 'failed' && refused.error).toMatch(/nginx -t refused the configuration: .*duplicate location "\/b"/);
+    expect(refused).toEqual({ status: 'failed', hash: expect.any(String), error: expect.stringMatching(/^NGINX refused the configuration: duplicate location "\/b" in \S+nginx\.conf:\d+$/), refused: true });
     expect(await readFile(join(rootfs(), confDir, 'nginx.conf'), 'utf8')).toBe(good);
     expect((await get('/a')).status).toBe(200);
+    expect((await get('/b')).status).toBe(404);
+    // NGINX dies: its restart reads the last good file, not the refused one.
+    const restarts = await counter('qubesec_nginx_restarts_total');
+    const master = applier.nginx.pid!;
+    process.kill(master, 'SIGKILL');
+    await eventually(async () => (applier.nginx.pid !== undefined && applier.nginx.pid !== master && (await get('/a')).status === 200) || undefined, 15_000, 'the restarted master serving');
+    expect(await counter('qubesec_nginx_restarts_total')).toBe(restarts + 1);
     expect((await get('/b')).status).toBe(404);
     // A try (the reconciler's, to find the Ingress to blame) gets NGINX's verdict and leaves what runs alone.
     expect(await applier.test(model(['/b', '/b']))).toMatch(/nginx -t refused the configuration: .*duplicate location "\/b"/);
@@ -243,18 +250,24 @@ describe('Applier when NGINX cannot run: the failure says why', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** Applies model(['/a']) with NGINX run directly (no rootfs) from `nginxBinary`. */
-  const applyWith = async (nginxBinary: string) => {
+  /** Runs `use` on an Applier of NGINX run directly (no rootfs) from `nginxBinary`, then stops it. */
+  const withApplier = async <T>(nginxBinary: string, use: (applier: Applier) => Promise<T>) => {
     const runtime = { root: '', nginxBinary, opensslBinary: 'openssl' };
     const render = { bindAddress: '127.0.0.1', httpPort, httpsPort, httpsRedirectPort: httpsPort, statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: [] };
     const confDir = await mkdtemp(join(dir, 'conf-'));
-    const noNginx = new Applier({ runtime, confDir, accessLog: `${confDir}/access.log`, errorLog: 'stderr', render }, createMetrics(), createLogger('error'));
+    const noNginx = new Applier({ runtime, confDir, accessLog: `${confDir}/access.log`, render }, createMetrics(), createLogger('error'));
     try {
-      return await noNginx.apply(model(['/a']));
+      return await use(noNginx);
     } finally {
       await noNginx.stop();
     }
   };
+  const applyWith = (nginxBinary: string) => withApplier(nginxBinary, async (a) => {
+    const result = await a.apply(model(['/a']));
+    expect(a.nginx.running).toBe(false); // not restarted: nothing it ran was ever confirmed
+    return result;
+  });
+  const testWith = (nginxBinary: string) => withApplier(nginxBinary, (a) => a.test(model(['/a'])));
   const script = async (name: string, body: string, mode = 0o755) => {
     const file = join(dir, name);
     await writeFile(file, `#!/bin/sh\n${body}\n`);
@@ -262,19 +275,38 @@ describe('Applier when NGINX cannot run: the failure says why', () => {
     return file;
   };
 
-  it('nginx -t gives the kernel\'s reason when the binary does not exist or is not executable', async () => {
+  it('nginx -t (the tries that isolate a refused Ingress) gives the kernel\'s reason when the binary does not exist or is not executable', async () => {
     const missing = join(dir, 'missing');
-    expect(await applyWith(missing)).toEqual({ status: 'failed', hash: expect.any(String), error: `nginx -t could not be executed: ${missing}: no such file or directory (ENOENT)`, refused: true });
+    expect(await testWith(missing)).toBe(`nginx -t could not be executed: ${missing}: no such file or directory (ENOENT)`);
     const notExecutable = await script('not-executable', 'exit 0', 0o644);
-    expect(await applyWith(notExecutable)).toEqual({ status: 'failed', hash: expect.any(String), error: `nginx -t could not be executed: ${notExecutable}: permission denied (EACCES)`, refused: true });
+    expect(await testWith(notExecutable)).toBe(`nginx -t could not be executed: ${notExecutable}: permission denied (EACCES)`);
   });
 
-  it('a master that cannot be executed or exits at once fails the apply with the reason', async () => {
-    // Takes every configuration, then stops being executable: the master's exec fails as a refused binary's would.
-    const lost = await script('lost-after-test', '[ "$1" = -t ] && chmod 644 "$0"');
-    expect(await applyWith(lost)).toEqual({ status: 'failed', hash: expect.any(String), error: `NGINX did not take the new configuration: the NGINX master could not be executed: ${lost}: permission denied (EACCES)`, refused: false });
-    const exits = await script('exits', '[ "$1" = -t ] || exit 3');
+  it('a master that cannot be executed or exits at once fails the apply with the reason, and is not restarted', async () => {
+    const notExecutable = await script('master-not-executable', 'exit 0', 0o644);
+    expect(await applyWith(notExecutable)).toEqual({ status: 'failed', hash: expect.any(String), error: `NGINX did not take the new configuration: the NGINX master could not be executed: ${notExecutable}: permission denied (EACCES)`, refused: false });
+    const exits = await script('exits', 'exit 3');
     expect(await applyWith(exits)).toEqual({ status: 'failed', hash: expect.any(String), error: 'NGINX did not take the new configuration: the NGINX master exited with code 3 (NGINX\'s error log, on stderr, says why)', refused: false });
+  });
+});
+
+describe('Applier starting NGINX on a configuration it refuses', () => {
+  it('reports NGINX\'s [emerg] as a refusal, leaves no nginx.conf behind and starts nothing until a good apply', async () => {
+    const runtime = { root: rootfs(), nginxBinary: 'nginx', opensslBinary: 'openssl' };
+    const dir = `/run/qubesec-dataplane-${randomBytes(4).toString('hex')}`;
+    const port = await freePort();
+    const render = { bindAddress: '127.0.0.1', httpPort: port, httpsPort: await freePort(), httpsRedirectPort: 443, statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) };
+    const fresh = new Applier({ runtime, confDir: dir, accessLog: `${dir}/access.log`, render }, createMetrics(), createLogger('error'));
+    try {
+      expect(await fresh.apply(model(['/b', '/b']))).toEqual({ status: 'failed', hash: expect.any(String), error: expect.stringMatching(/^NGINX refused the configuration: duplicate location "\/b" in \S+nginx\.conf:\d+$/), refused: true });
+      expect(fresh.nginx.running).toBe(false);
+      await expect(readFile(join(rootfs(), dir, 'nginx.conf'))).rejects.toThrow(/ENOENT/);
+      expect((await fresh.apply(model(['/b']))).status).toBe('applied');
+      expect((await pqCurl({ host: 'web.example.com', port, path: '/b', scheme: 'http' })).status).toBe(200);
+    } finally {
+      await fresh.stop();
+      await rm(join(rootfs(), dir), { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,9 +1,11 @@
-// Model -> running NGINX: render, skip if unchanged, write, `nginx -t`, swap atomically, reload, confirm.
-// When the test or the reload fails, the last good configuration keeps serving and the next apply retries.
-// Endpoints are not part of the configuration: when only they changed, they go to NGINX's shared memory, no reload.
+// Model -> running NGINX: render, skip if unchanged, write, reload, and read the master's verdict: its [emerg] (refused)
+// or new workers answering with the new generation (taken). No separate `nginx -t`: it would read the whole
+// configuration once more. When NGINX refuses, the previous nginx.conf is put back (a restart never loads a refused
+// file), the last good configuration keeps serving and the next apply retries. Endpoints are not part of the
+// configuration: when only they changed, they go to NGINX's shared memory, no reload.
 import { createHash, hash as digest } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { Model } from '../model/types.js';
@@ -19,14 +21,14 @@ export interface ApplierSettings {
   /** Folder (NGINX's path) that holds nginx.conf, certificates, sockets, logs and temp files. */
   confDir: string;
   render: Omit<RenderSettings, 'generation' | 'paths'>;
-  /** Where NGINX writes its access log; stdout of the container by default. */
+  /** Where NGINX writes its access log; stdout of the container by default. Its error log is stderr, read for verdicts. */
   accessLog: string;
-  errorLog: string;
 }
 
 /**
  * applied: a new configuration was loaded (a reload); endpoints: only endpoints changed, without a reload. failed:
- * refused (by the renderer or `nginx -t`: the configuration's fault), or not taken by NGINX (a reload that failed).
+ * refused (by the renderer or NGINX's [emerg]: the configuration's fault), or not taken by NGINX (it could not run,
+ * or no new workers answered).
  */
 export type ApplyResult =
   | { status: 'unchanged' | 'applied' | 'endpoints'; hash: string }
@@ -64,7 +66,7 @@ export class Applier {
     const dir = settings.confDir;
     this.paths = {
       pid: `${dir}/nginx.pid`,
-      errorLog: settings.errorLog,
+      errorLog: 'stderr',
       accessLog: settings.accessLog,
       temp: `${dir}/tmp`,
       certificates: `${dir}/certs`,
@@ -125,23 +127,22 @@ export class Applier {
     }
     this.metrics.reloads.inc();
     const generation = hash.slice(0, 12);
-    const tested = await this.writeAndTest(model, generation, endpoints);
-    if ('error' in tested) return this.fail(hash, tested.error, true);
-    const { rendered, confFile, candidate } = tested;
+    const written = await this.writeFiles(model, generation, endpoints);
+    if ('error' in written) return this.fail(hash, written.error, true);
+    const { rendered } = written;
 
+    const confFile = this.confFile;
     const previous = await readFile(confFile, 'utf8').catch(() => undefined);
-    // Recorded before the rename, so the watcher never mistakes our own swap for someone else's edit.
-    this.written.set(confFile, sha256(rendered.config));
-    this.written.delete(candidate);
-    await rename(candidate, confFile);
-    try {
-      if (this.nginx.running) this.nginx.reload();
-      else this.nginx.start();
-      await this.confirm(generation);
-    } catch (err) {
-      if (previous !== undefined) await this.write(confFile, previous, 0o644);
-      return this.fail(hash, `NGINX did not take the new configuration: ${(err as Error).message}`, false);
+    await this.write(confFile, rendered.config, 0o644);
+    this.nginx.expectVerdict();
+    const verdict = await this.load(generation);
+    if (verdict !== 'taken') {
+      await this.restore(confFile, previous);
+      return 'refused' in verdict
+        ? this.fail(hash, `NGINX refused the configuration: ${verdict.refused}`, true)
+        : this.fail(hash, `NGINX did not take the new configuration: ${verdict.notTaken}`, false);
     }
+    this.nginx.supervise();
     this.runningHash = hash;
     this.servedEndpoints = endpoints;
     await this.checkEndpointsLoaded();
@@ -158,16 +159,75 @@ export class Applier {
   }
 
   /**
-   * Renders `model` and runs `nginx -t` on it, without touching the running configuration: NGINX's message when
-   * refused, undefined when it would load. For the reconciler's tries that find which Ingress NGINX refuses.
+   * Renders `model` and runs `nginx -t` on nginx.conf.next, without touching the running configuration: NGINX's
+   * message when refused, undefined when it would load. Only for the reconciler's tries that find which Ingress NGINX
+   * refused, after a refused apply: they must not change what serves.
    */
   async test(model: Model): Promise<string | undefined> {
-    const tested = await this.writeAndTest(model, configurationHash(model).slice(0, 12), endpointLines(model));
-    return 'error' in tested ? tested.error : undefined;
+    const written = await this.writeFiles(model, configurationHash(model).slice(0, 12), endpointLines(model));
+    if ('error' in written) return written.error;
+    const candidate = `${this.confFile}.next`;
+    await this.write(candidate, written.rendered.config, 0o644);
+    const test = await this.nginx.test(`${this.settings.confDir}/nginx.conf.next`);
+    await unlink(candidate).catch(() => undefined);
+    this.written.delete(candidate);
+    return test.ok ? undefined : test.error;
   }
 
-  /** Renders, writes the certificates, Lua files and nginx.conf.next, and tests them with `nginx -t`. */
-  private async writeAndTest(model: Model, generation: string, endpoints: Map<string, string>): Promise<{ rendered: ReturnType<typeof render>; confFile: string; candidate: string } | { error: string }> {
+  /** nginx.conf as this process sees it. */
+  private get confFile(): string {
+    return hostPath(this.settings.runtime, `${this.settings.confDir}/nginx.conf`);
+  }
+
+  /**
+   * Reloads NGINX (or starts it) on the nginx.conf just written and waits for the master's verdict: its [emerg], or
+   * new workers answering every poll with `generation` for CONFIRM_STEADY_MS. NGINX starts the new workers and
+   * signals the old ones about 100 ms later, so both accept connections for a moment.
+   */
+  private async load(generation: string): Promise<'taken' | { refused: string } | { notTaken: string }> {
+    try {
+      if (this.nginx.running) this.nginx.reload();
+      else this.nginx.start();
+    } catch (err) {
+      return { notTaken: (err as Error).message };
+    }
+    const deadline = Date.now() + CONFIRM_TIMEOUT_MS;
+    let last = '';
+    let steadySince: number | undefined;
+    while (Date.now() < deadline) {
+      last = await statusServer(this.settings.render.statusPort, '/qubesec/generation').catch((err: Error) => err.message);
+      const refusal = this.nginx.refusal;
+      if (refusal !== undefined) return { refused: refusal };
+      if (last !== generation) steadySince = undefined;
+      else if (steadySince === undefined) steadySince = Date.now();
+      else if (Date.now() - steadySince >= CONFIRM_STEADY_MS) return 'taken';
+      if (!this.nginx.running) return { notTaken: `the NGINX master ${this.nginx.lastExit}` };
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return { notTaken: `workers still report ${JSON.stringify(last)} after ${CONFIRM_TIMEOUT_MS} ms` };
+  }
+
+  /**
+   * Puts the previous nginx.conf back after a failed load (none before: removes the new one), so that no start or
+   * restart reads a file NGINX did not take, and brings NGINX onto it: a master that still runs may have taken the new
+   * file without answering (reloaded again), one that died at start is started again on the last good file.
+   */
+  private async restore(confFile: string, previous: string | undefined): Promise<void> {
+    if (previous === undefined) {
+      await rm(confFile, { force: true });
+      this.written.delete(confFile);
+      return;
+    }
+    await this.write(confFile, previous, 0o644);
+    if (this.nginx.refusal !== undefined && this.nginx.running) return; // the master kept the configuration it ran
+    this.runningHash = ''; // what runs is known again once an apply confirms it
+    if (this.nginx.running) this.nginx.reload();
+    else this.nginx.start();
+    this.nginx.supervise();
+  }
+
+  /** Renders and writes the certificates and Lua files; nginx.conf is the caller's to write. */
+  private async writeFiles(model: Model, generation: string, endpoints: Map<string, string>): Promise<{ rendered: ReturnType<typeof render> } | { error: string }> {
     let rendered: ReturnType<typeof render>;
     try {
       rendered = render(model, { ...this.settings.render, generation, paths: this.paths });
@@ -176,9 +236,6 @@ export class Applier {
       return { error: `rendering refused the configuration: ${(err as Error).message}` };
     }
     const host = (p: string) => hostPath(this.settings.runtime, p);
-    const confFile = host(`${this.settings.confDir}/nginx.conf`);
-    const candidate = `${confFile}.next`;
-
     const confDir = host(this.settings.confDir);
     if ((await mkdir(confDir, { recursive: true })) !== undefined) await chmod(confDir, CONF_DIR_MODE);
     for (const [dir, mode] of Object.entries(SUBDIR_MODES)) {
@@ -191,9 +248,7 @@ export class Applier {
     }
     await this.write(join(host(this.paths.lua), LUA_MODULE_FILE), LUA_MODULE, 0o644);
     await this.writeEndpoints(endpoints);
-    await this.write(candidate, rendered.config, 0o644);
-    const test = await this.nginx.test(`${this.settings.confDir}/nginx.conf.next`);
-    return test.ok ? { rendered, confFile, candidate } : { error: test.error };
+    return { rendered };
   }
 
   /**
@@ -245,26 +300,6 @@ export class Applier {
     await writeFile(tmp, content, { mode });
     this.written.set(file, sha256(content));
     await rename(tmp, file);
-  }
-
-  /**
-   * Polls the status server until only workers of the new configuration answer. NGINX starts the new workers and
-   * signals the old ones about 100 ms later, so both accept connections for a moment: the new generation must answer
-   * every poll for CONFIRM_STEADY_MS before the reload counts as done.
-   */
-  private async confirm(generation: string): Promise<void> {
-    const deadline = Date.now() + CONFIRM_TIMEOUT_MS;
-    let last = '';
-    let steadySince: number | undefined;
-    while (Date.now() < deadline) {
-      last = await statusServer(this.settings.render.statusPort, '/qubesec/generation').catch((err: Error) => err.message);
-      if (last !== generation) steadySince = undefined;
-      else if (steadySince === undefined) steadySince = Date.now();
-      else if (Date.now() - steadySince >= CONFIRM_STEADY_MS) return;
-      if (!this.nginx.running) throw new Error(`the NGINX master ${this.nginx.lastExit}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`workers still report ${JSON.stringify(last)} after ${CONFIRM_TIMEOUT_MS} ms`);
   }
 
   private async removeUnused(keep: Set<string>): Promise<void> {

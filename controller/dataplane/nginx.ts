@@ -1,4 +1,5 @@
-// The NGINX master process: started, supervised (restarted when it dies), tested, reloaded and stopped.
+// The NGINX master process: started, supervised (restarted when it dies), tested, reloaded and stopped. Its stderr
+// (NGINX's error log) passes through the controller, which reads there the master's verdict on each configuration.
 import { spawn } from 'node:child_process';
 import { open, unlink } from 'node:fs/promises';
 import { getSystemErrorMessage } from 'node:util';
@@ -18,12 +19,26 @@ interface Ended {
 
 const MAX_RESTART_DELAY_MS = 30_000;
 
+/**
+ * An [emerg] of the master: at start "nginx: [emerg] <message>", at a reload "<date> <time> [emerg] <pid>#<tid>:
+ * <message>" (the running configuration's error log, stderr). Either way NGINX did not take the configuration.
+ */
+const EMERGENCY = /^(?:nginx: \[emerg\] |\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[emerg\] (\d+)#\d+: )(.*)$/;
+
 export class NginxProcess {
   private child: ResultPromise | undefined;
   private stopping = false;
   private restartDelayMs = 500;
   private restartTimer: NodeJS.Timeout | undefined;
   private exitReason = 'has not started';
+  /**
+   * Whether the master is restarted when it dies. One that the applier started is supervised only once its
+   * configuration is confirmed: a master that exits at start (its configuration refused) is the apply's failure.
+   */
+  private supervised = false;
+  /** The master's [emerg] since expectVerdict(), if any. */
+  private emergency: string | undefined;
+  private awaitingVerdict = false;
 
   constructor(
     private readonly runtime: DataPlaneRuntime,
@@ -71,29 +86,78 @@ export class NginxProcess {
     }
   }
 
+  /**
+   * From now until the next call, remembers the master's first [emerg]: the refusal of the configuration it is about
+   * to read (at start or at the reload that follows).
+   */
+  expectVerdict(): void {
+    this.emergency = undefined;
+    this.awaitingVerdict = true;
+  }
+
+  /** NGINX's message when the master refused the configuration since expectVerdict(). */
+  get refusal(): string | undefined {
+    return this.emergency;
+  }
+
+  /** The running configuration is confirmed: from now on the master is restarted when it dies. */
+  supervise(): void {
+    if (this.child) this.supervised = true;
+  }
+
   start(): void {
     if (this.child) return;
     this.stopping = false;
+    this.supervised = false;
     this.prepare();
     const [file, args] = command(this.runtime, this.runtime.nginxBinary, ['-c', this.configPath, '-g', 'daemon off;']);
-    // Its own process group: if the master dies, its orphaned workers (still holding the ports) go with it.
-    const child = execa(file, args, { reject: false, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', detached: true });
+    // Its own process group: if the master dies, its orphaned workers (still holding the ports) go with it. Nothing
+    // buffered: the output of a long-running process would only grow.
+    const child = execa(file, args, { reject: false, buffer: false, stdin: 'ignore', stdout: 'inherit', stderr: 'pipe', detached: true });
     this.child = child;
+    this.passThrough(child);
     this.log.info('nginx started', { pid: child.pid });
     const startedAt = Date.now();
-    void child.then((result) => {
+    const ended = (how: Ended) => {
       if (this.child !== child) return;
       this.child = undefined;
-      const ended = howItEnded(file, { code: result.exitCode ?? null, signal: result.signal ?? null, error: result.cause as NodeJS.ErrnoException | undefined });
-      // Its stderr is the controller's, not captured: NGINX's own words are there.
-      this.exitReason = result.exitCode === undefined ? ended : `${ended} (NGINX's error log, on stderr, says why)`;
+      // Its stderr goes on to the controller's: NGINX's own words are there.
+      this.exitReason = how.error ? howItEnded(file, how) : `${howItEnded(file, how)} (NGINX's error log, on stderr, says why)`;
       if (this.stopping) return;
+      killGroup(child.pid); // orphaned workers would hold the ports (and the stderr pipe)
+      if (!this.supervised) return;
       this.log.error('nginx exited unexpectedly', { error: this.exitReason });
-      killGroup(child.pid);
-      this.onUnexpectedExit(result.exitCode);
+      this.onUnexpectedExit(how.code ?? undefined);
       // A master that ran for a while restarts at once; one that keeps dying backs off.
       this.restartDelayMs = Date.now() - startedAt > 60_000 ? 500 : Math.min(this.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
-      this.restartTimer = setTimeout(() => this.start(), this.restartDelayMs);
+      this.restartTimer = setTimeout(() => {
+        this.start();
+        this.supervised = true; // it loads the last good file: the applier restores the previous one after a refusal
+      }, this.restartDelayMs);
+    };
+    // The master's exit, not the end of its stderr, which its workers hold open. A master that could not be executed
+    // has no pid and no exit: execa's result gives the reason.
+    child.nodeChildProcess.once('exit', (code, signal) => {
+      if (child.pid !== undefined) ended({ code, signal });
+    });
+    void child.then((result) => ended({ code: result.exitCode ?? null, signal: result.signal ?? null, error: result.cause as NodeJS.ErrnoException | undefined }));
+  }
+
+  /** Copies the master's stderr to the controller's, line by line, and notes the first [emerg] awaited. */
+  private passThrough(child: ResultPromise): void {
+    let partial = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      process.stderr.write(chunk);
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        const emergency = EMERGENCY.exec(line);
+        // A worker's [emerg] is not the master's verdict on a configuration.
+        if (!emergency || !this.awaitingVerdict || (emergency[1] !== undefined && Number(emergency[1]) !== child.pid)) continue;
+        this.emergency = emergency[2];
+        this.awaitingVerdict = false;
+      }
     });
   }
 
@@ -105,6 +169,7 @@ export class NginxProcess {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.supervised = false;
     clearTimeout(this.restartTimer);
     const child = this.child;
     if (!child) return;

@@ -22,9 +22,9 @@ const ALLOWED: Record<string, RegExp> = {
   stream: /^(map|server)$/,
   'stream server': /^(listen|ssl_preread|proxy_pass|proxy_protocol)$/,
   http: /^(server_names_hash_(bucket|max)_size|map_hash_bucket_size|map|log_format|access_log|server_tokens|(client_body|proxy|fastcgi|uwsgi|scgi)_temp_path|ssl_prefer_server_ciphers|ssl_session_cache|proxy_http_version|client_max_body_size|proxy_(connect|read|send)_timeout|proxy_buffer_size|limit_(req|conn)_status|absolute_redirect|proxy_set_header|set_real_ip_from|real_ip_header|limit_req_zone|limit_conn_zone|lua_package_path|lua_shared_dict|init_by_lua_block|upstream|server)$/,
-  upstream: /^(server|keepalive|balancer_by_lua_block)$/,
+  upstream: /^(server|balancer_keepalive|balancer_by_lua_block)$/,
   server: /^(server_name|listen|http2|ssl_(protocols|ecdh_curve|prefer_server_ciphers|conf_command|certificate|certificate_key|verify_client|verify_depth|client_certificate)|return|location|access_log)$/,
-  location: /^(if|deny|allow|limit_req|limit_conn|add_header|return|rewrite|client_max_body_size|client_body_buffer_size|error_page|proxy_buffers|(access|content)_by_lua_block|(proxy|grpc)_(pass|set_header|buffer_size|connect_timeout|read_timeout|send_timeout|intercept_errors|ssl_(protocols|conf_command|server_name|name|session_reuse|verify|verify_depth|trusted_certificate|certificate|certificate_key)))$/,
+  location: /^(if|set|deny|allow|limit_req|limit_conn|add_header|return|rewrite|client_max_body_size|client_body_buffer_size|error_page|proxy_buffers|(access|content)_by_lua_block|(proxy|grpc)_(pass|set_header|buffer_size|connect_timeout|read_timeout|send_timeout|intercept_errors|ssl_(protocols|conf_command|server_name|name|session_reuse|verify|verify_depth|trusted_certificate|certificate|certificate_key)))$/,
   if: /^(return|add_header)$/,
 };
 const CHILD_CONTEXT: Record<string, Record<string, string>> = {
@@ -37,7 +37,7 @@ const CHILD_CONTEXT: Record<string, Record<string, string>> = {
 
 const LUA_NAME = '"[A-Za-z0-9_.-]+"';
 /** The only Lua the configuration may hold: calls of the qubesec module with numbers and plain names. */
-const LUA_CALL = new RegExp(`^\\s*require\\("qubesec"\\)\\.(init\\("[A-Za-z0-9_./-]+"\\)|update\\(\\)|load_report\\(\\)|route\\([0-9]{3}(, ${LUA_NAME})+\\)|balance\\(${LUA_NAME}(, ${LUA_NAME})?\\))\\s*$`);
+const LUA_CALL = new RegExp(`^\\s*require\\("qubesec"\\)\\.(init\\("[A-Za-z0-9_./-]+"\\)|update\\(\\)|load_report\\(\\)|route\\([0-9]{3}(, ${LUA_NAME})?\\)|balance\\(\\))\\s*$`);
 
 function checkBlock(directives: Directive[], context: string): void {
   for (const d of directives) {
@@ -82,6 +82,13 @@ function checkAgainstModel(tree: Directive[], model: Model): void {
       const { action, policy } = location;
       if (action.kind === 'redirect') expect(directive(body, 'return').map((d) => d.args)).toEqual([[String(action.code), action.url]]);
       if (action.kind === 'proxy' && action.rewrite) expect(directive(body, 'rewrite').map((d) => d.args)).toEqual([[`(?i)${location.path}`, action.rewrite, 'break']]);
+      // The one variable a location sets names its upstreams, the model's names as one argument; before any rewrite,
+      // which would end the rewrite directives and leave it unset.
+      if (action.kind === 'proxy') {
+        expect(directive(body, 'set').map((d) => d.args)).toEqual([['$qubesec_upstreams', [action.upstream, ...(action.fallback ? [action.fallback] : [])].join(' ')]]);
+        const rewriteAt = body.findIndex((d) => d.name === 'rewrite');
+        if (rewriteAt >= 0) expect(body.findIndex((d) => d.name === 'set')).toBeLessThan(rewriteAt);
+      } else expect(directive(body, 'set')).toEqual([]);
       expect(directive(body, 'allow').map((d) => d.args[0])).toEqual(policy.allow);
     }
     const extra = locations.filter((d) => !server.locations.some((l) => JSON.stringify(d.args) === JSON.stringify(locationArgs(l))));

@@ -41,6 +41,10 @@ export interface Rendered {
 export const ENDPOINTS_FILE = 'endpoints.txt';
 /** The Lua module the configuration requires (in paths.lua). */
 export const LUA_MODULE_FILE = 'qubesec.lua';
+/** The one upstream block every proxying location passes to; its balancer serves all of the model's upstreams. */
+const SHARED_UPSTREAM = 'qubesec';
+/** Idle connections to pods each worker keeps, over all upstreams (ingress-nginx's upstream-keepalive-connections). */
+const KEEPALIVE_CONNECTIONS = 320;
 
 /**
  * Upstream name -> its line in the endpoints file and in updates to the status server's /qubesec/endpoints (read by
@@ -193,7 +197,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const upstreamsByName = new Map(model.upstreams.map((u) => [u.name, u]));
   let http = new HttpBlocks();
 
-  const proxyView = (action: Extract<LocationAction, { kind: 'proxy' }>, location: Location, server: Server) => {
+  const proxyView = (action: Extract<LocationAction, { kind: 'proxy' }>, location: Location, server: Server, affinityVariable: string | undefined) => {
     const grpc = action.protocol === 'GRPC' || action.protocol === 'GRPCS';
     const tls = action.tls;
     const passCertificate = server.tls?.clientAuth?.passCertificate === true;
@@ -202,8 +206,9 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       // Locations inherit the http-level proxy headers unless they change one (NGINX replaces the whole set).
       ownHeaders: grpc || action.upstreamHost !== undefined || action.forwardedPrefix !== undefined || passCertificate,
       // Endpoints are chosen at request time (nginx/lua/qubesec.lua): the fallback serves when the upstream has none.
-      pass: `${action.protocol.toLowerCase()}://${action.upstream}`,
-      route: action.fallback === undefined ? [action.upstream] : [action.upstream, action.fallback],
+      pass: `${action.protocol.toLowerCase()}://${SHARED_UPSTREAM}`,
+      upstreams: quoted(action.fallback === undefined ? action.upstream : `${action.upstream} ${action.fallback}`),
+      affinityVariable,
       http1: !grpc,
       rewrite: action.rewrite && { pattern: quoted(`(?i)${location.path}`), target: quoted(action.rewrite) },
       host: action.upstreamHost ? quoted(action.upstreamHost) : '$host',
@@ -240,6 +245,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       maxAge: policy.cors.maxAgeSeconds,
     };
     const upstream = action.kind === 'proxy' ? upstreamsByName.get(action.upstream) : undefined;
+    const affinityVariable = upstream?.affinityCookie && http.affinityVariable(upstream.affinityCookie);
     return {
       modifier: { exact: '=', prefix: undefined, regex: '~*' }[location.match],
       path: quoted(location.path),
@@ -250,10 +256,10 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       rateLimit: policy.rateLimit && { zone: http.requestZone(policy.rateLimit.zone, policy.rateLimit.requestsPerSecond), burst: policy.rateLimit.burst },
       connectionLimit: policy.connectionLimit && { zone: http.connectionZone(policy.connectionLimit.zone), connections: policy.connectionLimit.connections },
       cors: corsView,
-      affinityCookie: upstream?.affinityCookie && quoted(`${upstream.affinityCookie}=${http.affinityVariable(upstream.affinityCookie)}; Path=/; HttpOnly`),
+      affinityCookie: upstream?.affinityCookie && quoted(`${upstream.affinityCookie}=${affinityVariable}; Path=/; HttpOnly`),
       redirect: action.kind === 'redirect' ? { code: action.code, url: quoted(action.url) } : undefined,
       unavailable: action.kind === 'unavailable',
-      proxy: action.kind === 'proxy' ? proxyView(action, location, server) : undefined,
+      proxy: action.kind === 'proxy' ? proxyView(action, location, server, affinityVariable?.slice(1)) : undefined,
     };
   };
 
@@ -274,7 +280,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       listen,
       tls: tls ? tlsView(tls.policy, tls.certificates, server.tls?.clientAuth) : undefined,
       locations: ordered.map((l) => locationView(l, server)),
-      fallback: server.locations.some((l) => l.match === 'prefix' && l.path === '/') ? undefined : { defaultBackend },
+      fallback: server.locations.some((l) => l.match === 'prefix' && l.path === '/') ? undefined : { defaultBackend, pass: `http://${SHARED_UPSTREAM}` },
       errorLocations: http.errorLocationsOf(server.host),
     };
   };
@@ -335,13 +341,9 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       packagePath: quoted(`${settings.paths.lua}/?.lua;;`),
       endpointsFile: `${settings.paths.lua}/${ENDPOINTS_FILE}`,
       dictionaryMiB: endpointsDictionaryMiB(endpointLines(model)),
+      upstream: SHARED_UPSTREAM,
+      keepalive: KEEPALIVE_CONNECTIONS,
     },
-    upstreams: model.upstreams.map((u) => ({
-      name: u.name,
-      service: `${u.service.namespace}/${u.service.name}`,
-      port: u.service.port || undefined,
-      affinityVariable: u.affinityCookie && http.affinityVariable(u.affinityCookie).slice(1),
-    })),
   };
   assertInert(view);
   // Server blocks come rendered: each one's view was checked before it was rendered.
@@ -421,7 +423,7 @@ class HttpBlocks {
   }
 
   errorLocationsOf(host: string) {
-    return [...(this.errorLocations.get(host)?.values() ?? [])].map((l) => ({ name: l.name, code: l.code, upstream: l.upstream }));
+    return [...(this.errorLocations.get(host)?.values() ?? [])].map((l) => ({ name: l.name, code: l.code, upstream: l.upstream, pass: `http://${SHARED_UPSTREAM}` }));
   }
 
   view() {

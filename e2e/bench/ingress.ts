@@ -53,7 +53,7 @@ async function createdToServed(kube: Kube, controller: TestController, ca: strin
   console.log(`  before the incremental sync (2026-11-29, 1,000 present): p50 ${BEFORE.p50} ms, p90 ${BEFORE.p90} ms, p99 ${BEFORE.p99} ms, min ${BEFORE.min} ms`);
   const count = (await controller.metric('qubesec_sync_duration_seconds_count')) - syncs[0]!;
   const seconds = (await controller.metric('qubesec_sync_duration_seconds_sum')) - syncs[1]!;
-  console.log(`  ${count} syncs meanwhile, ${((seconds / count) * 1000).toFixed(0)} ms each on average (translate, render, nginx -t, reload, confirm); before: ${BEFORE.syncMs} ms`);
+  console.log(`  ${count} syncs meanwhile, ${((seconds / count) * 1000).toFixed(0)} ms each on average (translate, render, reload, confirm); before: ${BEFORE.syncMs} ms`);
 }
 
 interface LoadTotals { done: number; ok: number; serverErrors: number; failed: number; errored: number }

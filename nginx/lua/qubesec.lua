@@ -3,10 +3,16 @@
 -- start and reload, and to the status server's /qubesec/endpoints, which update() applies at once to all workers.
 --
 -- An entry is "<upstream> <address>:<port> ..." (IPv6 in brackets); an upstream with no endpoint is present and empty.
+-- NGINX has one upstream block for all of them: each proxying location names its upstreams in $qubesec_upstreams,
+-- route() picks one in the access phase and balance() its endpoint.
 local balancer = require("ngx.balancer")
 
 local endpoints = ngx.shared.qubesec_endpoints
 local MAX_TRIES = 3
+-- Idle connections to pods (balancer_keepalive sets how many a worker keeps): NGINX's keepalive_timeout and
+-- keepalive_requests defaults.
+local KEEPALIVE_SECONDS = 60
+local KEEPALIVE_REQUESTS = 1000
 
 local _M = {}
 
@@ -140,17 +146,58 @@ function _M.update()
   ngx.say(count)
 end
 
--- access_by_lua of a proxying location: the first of the named upstreams that has an endpoint serves the request;
--- with none, the location answers `status` (503, or 404 for the default backend as NGINX without one would).
-function _M.route(status, ...)
-  for i = 1, select("#", ...) do
-    local name = select(i, ...)
+-- Per worker: each $qubesec_upstreams value split into its names.
+local routes = {}
+-- Per worker: the keepalive pool of each upstream name.
+local pools = {}
+
+local function names_of(value)
+  local names = routes[value]
+  if not names then
+    names = {}
+    for name in value:gmatch("%S+") do
+      names[#names + 1] = name
+    end
+    routes[value] = names
+  end
+  return names
+end
+
+-- Idle connections are pooled by pod address and this key, so a connection made for one upstream (its TLS settings,
+-- verified CA, client certificate) is never reused by another that reaches the same pod. The Lua module keeps at most
+-- 32 bytes of a key (a longer one never matches), so the key is a digest of the name: 32 hex digits of its SHA-1.
+local function pool_of(name)
+  local key = pools[name]
+  if not key then
+    key = (ngx.sha1_bin(name):gsub(".", function(c) return string.format("%02x", c:byte()) end)):sub(1, 32)
+    pools[name] = key
+  end
+  return key
+end
+
+-- access_by_lua of a proxying location: the first of the upstreams its $qubesec_upstreams names that has an endpoint
+-- serves (the location's own, then its default-backend); with none, the location answers `status` (503, or 404 for
+-- the default backend as NGINX without one would). `affinity_variable` names the variable whose value keeps a client
+-- on one endpoint (session affinity).
+function _M.route(status, affinity_variable)
+  local value = ngx.var.qubesec_upstreams
+  if not value then
+    ngx.log(ngx.ERR, "location sets no $qubesec_upstreams")
+    return ngx.exit(ngx.HTTP_INTERNAL_SERVER_ERROR)
+  end
+  local names = names_of(value)
+  for _, name in ipairs(names) do
     local peers = peers_of(name)
     if peers and #peers > 0 then
-      ngx.ctx.qubesec_upstream = name
+      local ctx = ngx.ctx
+      ctx.qubesec_upstream = name
+      -- The pool of the location's own upstream, as one upstream block per name had before.
+      ctx.qubesec_pool = pool_of(names[1])
+      ctx.qubesec_affinity = affinity_variable and ngx.var[affinity_variable]
       return
     end
   end
+  ngx.log(ngx.WARN, "no ready endpoint in upstream ", table.concat(names, " or "), "; answering ", status)
   return ngx.exit(status)
 end
 
@@ -173,24 +220,34 @@ local function next_peer(name, peers)
   return peers[position]
 end
 
--- balancer_by_lua of upstream `name`: round robin, or by the value of variable `affinity_variable` when set. A failed
--- attempt moves on to the next endpoint, as proxy_next_upstream does with static servers.
-function _M.balance(name, affinity_variable)
-  local chosen = ngx.ctx.qubesec_upstream or name
-  local peers = peers_of(chosen)
+-- balancer_by_lua of the one upstream: the endpoint of the upstream route() chose, round robin, or by the affinity
+-- value when the location has one. A failed attempt moves on to the next endpoint, as proxy_next_upstream does with
+-- static servers.
+function _M.balance()
+  local ctx = ngx.ctx
+  local name = ctx.qubesec_upstream
+  if not name then
+    ngx.log(ngx.ERR, "no upstream chosen for this request: its location calls no route()")
+    return ngx.exit(ngx.ERROR)
+  end
+  local peers = peers_of(name)
   if not peers or #peers == 0 then
-    ngx.log(ngx.ERR, "upstream ", chosen, " has no endpoint")
+    ngx.log(ngx.ERR, "upstream ", name, " has no endpoint")
     return ngx.exit(ngx.ERROR)
   end
   local retry = balancer.get_last_failure() ~= nil
   if not retry and #peers > 1 then
     balancer.set_more_tries(math.min(#peers, MAX_TRIES) - 1)
   end
-  local key = affinity_variable and not retry and ngx.var[affinity_variable]
-  local peer = (key and key ~= "") and by_hash(peers, key) or next_peer(chosen, peers)
-  local ok, err = balancer.set_current_peer(peer.host, peer.port)
+  local key = not retry and ctx.qubesec_affinity
+  local peer = (key and key ~= "") and by_hash(peers, key) or next_peer(name, peers)
+  -- The third argument names the pool; for TLS to pods NGINX still takes SNI and verification from proxy_ssl_name.
+  local ok, err = balancer.set_current_peer(peer.host, peer.port, ctx.qubesec_pool)
+  if ok then
+    ok, err = balancer.enable_keepalive(KEEPALIVE_SECONDS, KEEPALIVE_REQUESTS)
+  end
   if not ok then
-    ngx.log(ngx.ERR, "upstream ", chosen, ": cannot use ", peer.key, ": ", err)
+    ngx.log(ngx.ERR, "upstream ", name, ": cannot use ", peer.key, ": ", err)
     return ngx.exit(ngx.ERROR)
   end
 end
