@@ -46,6 +46,16 @@ const CONFIRM_STEADY_MS = 150;
 const CONF_DIR_MODE = 0o711;
 const SUBDIR_MODES = { certs: 0o700, sockets: 0o711, tmp: 0o711, lua: 0o711 } as const;
 
+/**
+ * Whether NGINX's workers run as another user than its master: NGINX switches them when the master's euid is 0,
+ * which takes CAP_SETUID (bit 7 of CapEff; the master, our child, has our capabilities).
+ */
+async function workersSwitchUser(): Promise<boolean> {
+  if (process.geteuid?.() !== 0) return false;
+  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(await readFile('/proc/self/status', 'utf8'))?.[1];
+  return effective !== undefined && (BigInt(`0x${effective}`) & (1n << 7n)) !== 0n;
+}
+
 /** The uid and gid of NGINX's workers when its master runs as root (no `user` directive: `nobody`), from `passwd`. */
 function workerOwner(passwd: string): { uid: number; gid: number } {
   const fields = passwd.split('\n').map((l) => l.split(':')).find((f) => f[0] === 'nobody');
@@ -195,7 +205,7 @@ export class Applier {
       await chmod(path, mode); // whatever the umask, and for folders left by an earlier run
     }
     const certificates = host(this.paths.certificates);
-    const owner = process.getuid?.() === 0 ? workerOwner(await readFile(host('/etc/passwd'), 'utf8')) : undefined;
+    const owner = (await workersSwitchUser()) ? workerOwner(await readFile(host('/etc/passwd'), 'utf8')) : undefined;
     if (owner) await chown(certificates, owner.uid, owner.gid);
     for (const [name, content] of rendered.certificateFiles) {
       await this.write(join(certificates, name), content, 0o600, owner);
