@@ -17,7 +17,7 @@ import { connect } from 'node:tls';
 import { execa, type ResultPromise } from 'execa';
 import { selfSignedPair } from '../../controller/pki/selfsigned.js';
 import { freePort } from '../lib/env.js';
-import { SECONDS, fixed, groupCpuSeconds, h2load, killGroup, quantile, row, startGroup, type LoadResult } from './lib.js';
+import { SECONDS, fixed, groupCpuSeconds, h2load, killGroup, opensslSpeed, quantile, row, startGroup, type LoadResult } from './lib.js';
 
 const HOSTS = (process.env.QUBESEC_BENCH_HOSTS ?? '1000').split(',').map(Number);
 /** Rounds of the configuration-time figures (nginx -t, SIGHUP -> first PQ answer) per candidate and design. */
@@ -29,9 +29,11 @@ const TARGET_HOSTS = 8;
 
 type Design = 'per-host' | 'by-variable';
 const DESIGNS: Design[] = ['per-host', 'by-variable'];
-interface Client { name: string; groups: string; signatureAlgorithms: string; signatureType: string }
-const PQ: Client = { name: 'PQ (X25519MLKEM768 + ML-DSA-65)', groups: 'X25519MLKEM768', signatureAlgorithms: 'mldsa65', signatureType: 'mldsa65' };
-const LEGACY: Client = { name: 'legacy (X25519 + ECDSA)', groups: 'X25519', signatureAlgorithms: 'ecdsa_secp256r1_sha256', signatureType: 'ecdsa_secp256r1_sha256' };
+interface Client { name: string; file: string; groups: string; signatureAlgorithms: string; signatureType: string }
+const PQ: Client = { name: 'PQ (X25519MLKEM768 + ML-DSA-65)', file: 'pq.cnf', groups: 'X25519MLKEM768', signatureAlgorithms: 'mldsa65', signatureType: 'mldsa65' };
+const LEGACY: Client = { name: 'legacy (X25519 + ECDSA)', file: 'legacy.cnf', groups: 'X25519', signatureAlgorithms: 'ecdsa_secp256r1_sha256', signatureType: 'ecdsa_secp256r1_sha256' };
+/** ECDSA over the same hybrid group as PQ: the difference to PQ is the signature alone. */
+const ECDSA_HYBRID: Client = { name: 'ECDSA over X25519MLKEM768', file: 'ecdsa-hybrid.cnf', groups: 'X25519MLKEM768', signatureAlgorithms: 'ecdsa_secp256r1_sha256', signatureType: 'ecdsa_secp256r1_sha256' };
 
 interface Candidate { label: string; root: string; nginx: string; openssl: string; certificateCache: boolean }
 
@@ -102,7 +104,7 @@ function configuration(design: Design, candidate: Candidate, dir: string, port: 
   return lines.join('\n');
 }
 
-/** One design of one candidate: its own folder in the candidate's rootfs, port and NGINX master. */
+/** One NGINX master of one candidate, with its own configuration in the run's folder of that rootfs, and port. */
 class Server {
   readonly dir: string;
   readonly conf: string;
@@ -110,13 +112,18 @@ class Server {
   private generation = 0;
   port = 0;
 
-  constructor(readonly candidate: Candidate, readonly design: Design, id: string, readonly n: number) {
+  /**
+   * `configure` renders the configuration, which answers `generation` on host 0 (or on any name: its default
+   * server); the reload waits for that answer over X25519MLKEM768 with `probeSignatures`.
+   */
+  constructor(readonly candidate: Candidate, readonly name: string, id: string,
+    private readonly configure: (dir: string, port: number, generation: string) => string, private readonly probeSignatures = 'mldsa65') {
     this.dir = `/tmp/qubesec-nginx-choice-${id}`;
-    this.conf = `${this.dir}/nginx-${design}.conf`;
+    this.conf = `${this.dir}/nginx-${name}.conf`;
   }
 
   get label(): string {
-    return `${this.candidate.label}, ${this.design}`;
+    return `${this.candidate.label}, ${this.name}`;
   }
 
   outside(name: string): string {
@@ -125,7 +132,7 @@ class Server {
 
   async write(): Promise<void> {
     this.generation++;
-    await writeFile(this.outside(`nginx-${this.design}.conf`), configuration(this.design, this.candidate, this.dir, this.port, this.n, `generation ${this.generation}`));
+    await writeFile(this.outside(`nginx-${this.name}.conf`), this.configure(this.dir, this.port, `generation ${this.generation}`));
   }
 
   /** Milliseconds `nginx -t` takes on the current configuration. */
@@ -152,15 +159,15 @@ class Server {
   }
 
   async pid(): Promise<number> {
-    return Number((await readFile(this.outside(`nginx-${this.design}.pid`), 'utf8')).trim());
+    return Number((await readFile(this.outside(`nginx-${this.name}.pid`), 'utf8')).trim());
   }
 
-  /** Polls host 0 over X25519MLKEM768 + ML-DSA-65 every 5 ms until it answers `expected`. */
+  /** Polls host 0 over X25519MLKEM768 every 5 ms until it answers `expected`. */
   private async answered(expected: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
     while (Date.now() < deadline) {
-      last = await pqGet(this.port, hostName(0)).catch((err: Error) => err.message);
+      last = await pqGet(this.port, hostName(0), this.probeSignatures).catch((err: Error) => err.message);
       if (last === expected) return;
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -182,10 +189,10 @@ class Server {
   }
 }
 
-/** One GET over X25519MLKEM768 with only ML-DSA-65 offered (Node's OpenSSL 3.5); resolves with the body. */
-function pqGet(port: number, host: string): Promise<string> {
+/** One GET over X25519MLKEM768 with only `sigalgs` offered (Node's OpenSSL 3.5); resolves with the body. */
+function pqGet(port: number, host: string, sigalgs: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, servername: host, ecdhCurve: 'X25519MLKEM768', sigalgs: 'mldsa65', rejectUnauthorized: false }, () => {
+    const socket = connect({ host: '127.0.0.1', port, servername: host, ecdhCurve: 'X25519MLKEM768', sigalgs, rejectUnauthorized: false }, () => {
       socket.write(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     });
     let reply = '';
@@ -209,11 +216,11 @@ class Clients {
 
   async prepare(): Promise<void> {
     await mkdir(join(this.root, this.dir), { recursive: true });
-    for (const c of [PQ, LEGACY]) await writeFile(join(this.root, this.dir, `${c === PQ ? 'pq' : 'legacy'}.cnf`), clientConfig(c));
+    for (const c of [PQ, LEGACY, ECDSA_HYBRID]) await writeFile(join(this.root, this.dir, c.file), clientConfig(c));
   }
 
   env(client: Client) {
-    return { OPENSSL_CONF: `${this.dir}/${client === PQ ? 'pq' : 'legacy'}.cnf` };
+    return { OPENSSL_CONF: `${this.dir}/${client.file}` };
   }
 
   /** One s_client handshake: throws unless it negotiated the client's group and signature type. */
@@ -264,7 +271,7 @@ function median(values: number[]): number {
 
 async function measureSize(list: Candidate[], n: number, certificates: Awaited<ReturnType<typeof makeCertificates>>): Promise<void> {
   const id = randomBytes(4).toString('hex');
-  const servers = list.flatMap((c) => DESIGNS.map((d) => new Server(c, d, id, n)));
+  const servers = list.flatMap((c) => DESIGNS.map((d) => new Server(c, d, id, (dir, port, generation) => configuration(d, c, dir, port, n, generation))));
   const clients = new Clients(list[0]!.root, `/tmp/qubesec-nginx-choice-clients-${id}`);
   try {
     for (const c of list) {
@@ -296,7 +303,7 @@ async function measureSize(list: Candidate[], n: number, certificates: Awaited<R
     console.log(`\n${n} hosts, each an ML-DSA-65 + ECDSA P-256 pair: configuration read (medians of ${ROUNDS})`);
     row('candidate, design', 'nginx -t ms', 'HUP->PQ ms', 'vs per-host');
     for (const s of servers) {
-      const same = servers.find((o) => o.candidate === s.candidate && o.design === 'per-host')!;
+      const same = servers.find((o) => o.candidate === s.candidate && o.name === 'per-host')!;
       row(`  ${s.label}`, fixed(median(tests.get(s)!)), fixed(median(reloads.get(s)!)),
         `${fixed(median(tests.get(s)!) / median(tests.get(same)!), 2)} / ${fixed(median(reloads.get(s)!) / median(reloads.get(same)!), 2)}`);
     }
@@ -324,11 +331,80 @@ async function measureSize(list: Candidate[], n: number, certificates: Awaited<R
   }
 }
 
+/**
+ * What an ML-DSA-65 signature costs NGINX against `openssl speed` (QUBESEC_ROOTFS's, the dev rootfs): one host per
+ * NGINX, one worker, no log, no session reuse, `return 200`. Its key as the PKI writes it (Node's seed-only PKCS#8, 54
+ * bytes, which OpenSSL expands once when it loads it), the same key with its expanded form too (seed-priv, from
+ * `openssl pkey -provparam ml-dsa.output_formats=seed-priv`), and an ECDSA P-256 host, all over X25519MLKEM768 in
+ * turns: ML-DSA minus ECDSA in NGINX CPU per handshake against 1/sign of each in `openssl speed`.
+ */
+async function keyEncodings(candidate: Candidate): Promise<void> {
+  const id = randomBytes(4).toString('hex');
+  const dir = `/tmp/qubesec-nginx-choice-${id}`;
+  const outside = (name: string) => join(candidate.root, dir, name);
+  const clients = new Clients(candidate.root, `/tmp/qubesec-nginx-choice-clients-${id}`);
+  const configure = (name: string) => (d: string, port: number, generation: string) => [
+    'worker_processes 1;', `pid ${d}/nginx-${name}.pid;`, `error_log ${d}/error-${name}.log warn;`, 'events { }',
+    'http { access_log off; ssl_session_tickets off; ssl_session_cache off; ssl_ecdh_curve X25519MLKEM768;',
+    `server { listen 127.0.0.1:${port} ssl; ssl_certificate ${d}/${name}.pem; ssl_certificate_key ${d}/${name}.pem; return 200 "${generation}"; } }`, '',
+  ].join('\n');
+  const servers = [
+    { server: new Server(candidate, 'ml-dsa-65-seed', id, configure('ml-dsa-65-seed')), client: PQ },
+    { server: new Server(candidate, 'ml-dsa-65-seed-priv', id, configure('ml-dsa-65-seed-priv')), client: PQ },
+    { server: new Server(candidate, 'ecdsa-p256', id, configure('ecdsa-p256'), 'ecdsa_secp256r1_sha256'), client: ECDSA_HYBRID },
+  ];
+  try {
+    await mkdir(outside(''), { recursive: true, mode: 0o755 });
+    await clients.prepare();
+    const mldsa = await selfSignedPair('ml-dsa-65', hostName(0), [hostName(0)], 2);
+    const ecdsa = await selfSignedPair('ecdsa-p256', hostName(0), [hostName(0)], 2);
+    await writeFile(outside('seed.key'), mldsa.keyPem);
+    const expanded = await execa('chroot', [candidate.root, 'openssl', 'pkey', '-in', `${dir}/seed.key`, '-provparam', 'ml-dsa.output_formats=seed-priv']);
+    const der = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64').length;
+    console.log(`\nML-DSA-65 key encodings: PKCS#8 of ${der(mldsa.keyPem)} bytes as the PKI writes it (seed only), ${der(expanded.stdout)} bytes with the expanded key (seed-priv)`);
+    for (const [name, key, certificate] of [['ml-dsa-65-seed', mldsa.keyPem, mldsa.certificatePem], ['ml-dsa-65-seed-priv', expanded.stdout, mldsa.certificatePem], ['ecdsa-p256', ecdsa.keyPem, ecdsa.certificatePem]]) {
+      await writeFile(outside(`${name}.pem`), `${key!.trim()}\n${certificate!.trim()}\n`, { mode: 0o644 });
+    }
+    for (const { server, client } of servers) {
+      server.port = await freePort();
+      await server.write();
+      await server.start();
+      await clients.verify(server, client, hostName(0));
+    }
+    const rates = new Map(servers.map((s) => [s.server, rate()]));
+    while ([...rates.values()].some((r) => r.seconds < SECONDS)) {
+      for (const { server, client } of servers) {
+        const before = await server.cpu();
+        const r = await clients.h2load(server, client, hostName(0), ['-c', '20', '-n', '300']);
+        const figure = rates.get(server)!;
+        figure.cpu += (await server.cpu()) - before;
+        figure.done += r.done;
+        figure.seconds += r.seconds;
+      }
+    }
+    const speed = await opensslSpeed(['ML-DSA-65', 'ecdsap256'], 1, 3);
+    row('host key', 'handshakes/s', 'NGINX ms');
+    for (const { server } of servers) row(`  ${server.name}`, fixed(rates.get(server)!.done / rates.get(server)!.seconds, 1), fixed((rates.get(server)!.cpu * 1000) / rates.get(server)!.done, 3));
+    const ms = (s: Server) => (rates.get(s)!.cpu * 1000) / rates.get(s)!.done;
+    const [seed, seedPriv, ec] = servers.map((s) => s.server) as [Server, Server, Server];
+    const predicted = 1000 / speed['ML-DSA-65']!.sign! - 1000 / speed.ecdsap256!.sign!;
+    console.log(`  ML-DSA-65 - ECDSA per handshake in NGINX: ${fixed(ms(seed) - ms(ec), 3)} ms (seed only), ${fixed(ms(seedPriv) - ms(ec), 3)} ms (seed-priv);`);
+    console.log(`  openssl speed: 1/sign ML-DSA-65 - ECDSA P-256 = ${fixed(predicted, 3)} ms (${fixed(speed['ML-DSA-65']!.sign!)} and ${fixed(speed.ecdsap256!.sign!)} signs per CPU-second);`);
+    console.log(`  seed-priv / seed-only NGINX ms: ${fixed(ms(seedPriv) / ms(seed), 3)}`);
+  } finally {
+    for (const { server } of servers) await server.stop().catch((err: Error) => console.error(`bench cleanup: ${err.message}`));
+    await rm(outside(''), { recursive: true, force: true });
+    await rm(join(candidate.root, `/tmp/qubesec-nginx-choice-clients-${id}`), { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const list = await candidates();
   console.log(`machine: ${(await execa('nproc')).stdout} cores, ${SECONDS} s per handshake figure; client tools from ${list[0]!.label}`);
   for (const c of list) console.log(`  ${c.label}: nginx ${c.nginx}, OpenSSL ${c.openssl}${c.certificateCache ? ', ssl_certificate_cache' : ''} (${c.root})`);
   for (const n of HOSTS) await measureSize(list, n, await makeCertificates(n));
+  // The chosen NGINX: the dev rootfs, nginx-candidates.sh's last line.
+  await keyEncodings(list.at(-1)!);
 }
 
 await main();
