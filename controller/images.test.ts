@@ -139,7 +139,7 @@ describe('images/Dockerfile', () => {
     expect(testOnly).toEqual(expect.arrayContaining(['etcd-server', 'nghttp2-client']));
     expect(image.filter((p) => testOnly.includes(p))).toEqual([]);
     // The rootfs installs both lists (scripts/debootstrap-rootfs.sh joins the lists it is given, in order).
-    expect(read('nginx/rootfs.sh')).toMatch(/^rootfs_begin \S+ trixie "" "\$root\/nginx\/packages\.txt" "\$root\/nginx\/packages-test\.txt"$/m);
+    expect(read('nginx/rootfs.sh')).toMatch(/^rootfs_begin \S+ trixie "\$forky" "\$root\/nginx\/packages\.txt" "\$root\/nginx\/packages-test\.txt"$/m);
     expect(read('scripts/debootstrap-rootfs.sh')).toContain('rootfs_packages="$(cat "$@" | grep -v \'^#\' | sed \'s/=.*//\' | xargs | tr \' \' \',\')"');
   });
 
@@ -185,6 +185,20 @@ describe('images/Dockerfile', () => {
     expect(of(vpn, 'EXPOSE').flatMap(argumentsOf)).toEqual(['500/udp', '4500/udp', String(metricsPort)]);
     expect(of(vpn, 'HEALTHCHECK')[0]?.getArgumentsContent()).toContain(`127.0.0.1:${metricsPort}/healthz`);
     expect(read('charts/qubesec-vpn/values.yaml')).toMatch(/^ {2}repository: ghcr\.io\/qubesec\/qubesec-vpn$/m);
+  });
+
+  it('takes NGINX from forky in the image as in the dev rootfs, the version checked after the install, OpenSSL from trixie', () => {
+    const run = of(stageNamed('runtime'), 'RUN').map((r) => r.getArgumentsContent() ?? '').find((r) => r.includes('apt-get install'))!;
+    const steps = ['forky-nginx.sh sources /tmp/preferences', 'apt-get install', 'forky-nginx.sh check'].map((step) => run.indexOf(step));
+    expect(steps[0]).toBeGreaterThanOrEqual(0);
+    expect([...steps].sort((a, b) => a - b)).toEqual(steps);
+    const rootfs = read('nginx/rootfs.sh');
+    expect(rootfs).toContain('/tmp/forky-nginx.sh sources /tmp/nginx-preferences');
+    expect(rootfs.indexOf('apt-get install')).toBeLessThan(rootfs.indexOf('/tmp/forky-nginx.sh check'));
+    // Only NGINX, its modules and what they need are lifted from forky's low priority; never OpenSSL.
+    const lifted = /Package: (nginx .*)\nPin: release n=forky\nPin-Priority: 990/.exec(read('nginx/apt/preferences'))?.[1]?.split(' ') ?? [];
+    expect(lifted).toEqual(expect.arrayContaining(['nginx', 'nginx-light', 'libnginx-mod-http-lua', 'libnginx-mod-stream']));
+    expect(lifted.filter((p) => /ssl|\*/.test(p))).toEqual([]);
   });
 
   it('copies only files that exist in the repository and that the build context lets through', () => {

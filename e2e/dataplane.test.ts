@@ -348,13 +348,15 @@ describe('TLS session resumption with real NGINX and openssl s_client', () => {
     expect(await connect({ offer: session('k2') })).toMatchObject({ reused: true });
   });
 
-  it('resumes nothing under another default certificate, even with the same keys: replicas must share it too', async () => {
+  // Certificates named by variables are not in the context NGINX binds sessions to (it derives it from the
+  // certificates a server loads with the configuration): a session outlives a change of certificate, not of keys.
+  it('resumes a session under another default certificate with the same ticket keys, and none once the keys changed', async () => {
     expect((await applier.apply(resumptionModel([k1]))).status).toBe('applied');
     expect(await connect({ save: session('mldsa-default') })).toMatchObject({ reused: false });
     expect((await applier.apply(resumptionModel([k1], 'ecdsa'))).status).toBe('applied');
-    expect(await connect({ offer: session('mldsa-default') })).toMatchObject({ reused: false });
-    expect((await applier.apply(resumptionModel([k1]))).status).toBe('applied');
     expect(await connect({ offer: session('mldsa-default') })).toMatchObject({ reused: true });
+    expect((await applier.apply(resumptionModel([k2], 'ecdsa'))).status).toBe('applied');
+    expect(await connect({ offer: session('mldsa-default') })).toMatchObject({ reused: false });
   });
 
   it('with NGINX\'s own keys (no key files) sessions survive a reload (NGINX keeps them in the shared session cache) but not a restart', async () => {

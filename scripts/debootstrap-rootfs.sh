@@ -6,7 +6,7 @@
 # rootfs_begin NAME SUITE PIN LIST...: sets rootfs_packages (comma-separated) and rootfs_dir; when that rootfs is
 # built already, prints its path and exits; else debootstraps SUITE into "$rootfs_dir.tmp" for the caller to finish.
 rootfs_begin() {
-  local name="$1" suite="$2" pin="$3" root cache stamp mirror
+  local name="$1" suite="$2" pin="$3" root cache stamp mirror script
   shift 3
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
   cache="${QUBESEC_CACHE:-$root/.cache}"
@@ -26,7 +26,10 @@ rootfs_begin() {
   rm -rf "$rootfs_dir.tmp"
   mkdir -p "$cache"
   echo "qubesec: debootstrap $suite ($rootfs_packages) from $mirror into $rootfs_dir" >&2
-  debootstrap --variant=minbase --include="$rootfs_packages" "$suite" "$rootfs_dir.tmp" "$mirror" >&2
+  # A debootstrap older than the suite has no script for it: Debian's suites since bookworm bootstrap as sid does.
+  script="/usr/share/debootstrap/scripts/$suite"
+  [ -e "$script" ] || script=/usr/share/debootstrap/scripts/sid
+  debootstrap --variant=minbase --include="$rootfs_packages" "$suite" "$rootfs_dir.tmp" "$mirror" "$script" >&2
 }
 
 # rootfs_finish: marks the tree complete, moves it in place and prints its path.

@@ -5,7 +5,7 @@
 // configuration: when only they changed, they go to NGINX's shared memory, no reload.
 import { createHash, hash as digest } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { Model } from '../model/types.js';
@@ -38,14 +38,32 @@ const CONFIRM_TIMEOUT_MS = 15_000;
 const CONFIRM_STEADY_MS = 150;
 
 /**
- * certs/ is the controller's and the master's alone: where the master runs as root (the development rootfs), workers
- * (nobody) cannot read the keys; in the image all share uid 101 (docs/pq-tls.md#private-keys-and-the-nginx-workers).
- * Workers must reach sockets and temp files. The mode
+ * certs/ and its files are the controller's and NGINX's: certificates are named by variables (render.ts), so the
+ * workers load them at their first handshake. In the image all share uid 101; where the controller and the master run
+ * as root (the development rootfs), certs/ and its files belong to the workers' user, NGINX's default `nobody`
+ * (docs/pq-tls.md#private-keys-and-the-nginx-workers). Workers must reach sockets and temp files. The mode
  * of --conf-dir is set only when the controller makes it: in a Pod it is an emptyDir's mount point, owned by root
  * (group fsGroup), which the controller's user may not chmod.
  */
 const CONF_DIR_MODE = 0o711;
 const SUBDIR_MODES = { certs: 0o700, sockets: 0o711, tmp: 0o711, lua: 0o711 } as const;
+
+/**
+ * Whether NGINX's workers run as another user than its master: NGINX switches them when the master's euid is 0,
+ * which takes CAP_SETUID (bit 7 of CapEff; the master, our child, has our capabilities).
+ */
+async function workersSwitchUser(): Promise<boolean> {
+  if (process.geteuid?.() !== 0) return false;
+  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(await readFile('/proc/self/status', 'utf8'))?.[1];
+  return effective !== undefined && (BigInt(`0x${effective}`) & (1n << 7n)) !== 0n;
+}
+
+/** The uid and gid of NGINX's workers when its master runs as root (no `user` directive: `nobody`), from `passwd`. */
+function workerOwner(passwd: string): { uid: number; gid: number } {
+  const fields = passwd.split('\n').map((l) => l.split(':')).find((f) => f[0] === 'nobody');
+  if (!fields || !/^\d+$/.test(fields[2] ?? '') || !/^\d+$/.test(fields[3] ?? '')) throw new Error('no user nobody in the data plane\'s /etc/passwd: NGINX\'s workers run as nobody when its master is root');
+  return { uid: Number(fields[2]), gid: Number(fields[3]) };
+}
 
 const LUA_MODULE = readFileSync(join(LUA_DIR, LUA_MODULE_FILE), 'utf8');
 
@@ -243,8 +261,11 @@ export class Applier {
       await mkdir(path, { recursive: true });
       await chmod(path, mode); // whatever the umask, and for folders left by an earlier run
     }
+    const certificates = host(this.paths.certificates);
+    const owner = (await workersSwitchUser()) ? workerOwner(await readFile(host('/etc/passwd'), 'utf8')) : undefined;
+    if (owner) await chown(certificates, owner.uid, owner.gid);
     for (const [name, content] of rendered.certificateFiles) {
-      await this.write(join(host(this.paths.certificates), name), content, 0o600);
+      await this.write(join(certificates, name), content, 0o600, owner);
     }
     await this.write(join(host(this.paths.lua), LUA_MODULE_FILE), LUA_MODULE, 0o644);
     await this.writeEndpoints(endpoints);
@@ -295,9 +316,10 @@ export class Applier {
     return { status: 'failed', hash, error, refused };
   }
 
-  private async write(file: string, content: string | Buffer, mode: number): Promise<void> {
+  private async write(file: string, content: string | Buffer, mode: number, owner?: { uid: number; gid: number }): Promise<void> {
     const tmp = `${file}.${process.pid}.tmp`;
     await writeFile(tmp, content, { mode });
+    if (owner) await chown(tmp, owner.uid, owner.gid);
     this.written.set(file, sha256(content));
     await rename(tmp, file);
   }

@@ -162,14 +162,33 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     certificateFiles.set(name, key);
     return `${settings.paths.certificates}/${name}`;
   };
-  const tlsView = (policy: TlsPolicy, certificates: CertificatePair[], clientAuth?: ClientAuth) => ({
+  // Certificates are named by variables, from maps of the known hosts on the SNI name (one map per certificate slot,
+  // a host with fewer pairs repeating its last), so reading the configuration loads no certificate: a worker loads a
+  // host's files at its first handshake and keeps them in ssl_certificate_cache. A name no host has maps to the
+  // default certificate, so a client's SNI never becomes a file lookup.
+  const slots = Math.max(model.defaultCertificates.length, ...model.servers.map((s) => s.tls?.certificates.length ?? 0));
+  const slotFiles = (pairs: CertificatePair[]) => Array.from({ length: slots }, (_, i) => certificateFile(pairs[Math.min(i, pairs.length - 1)]!));
+  const certificateVariables = Array.from({ length: slots }, (_, i) => `$qubesec_certificate_${i + 1}`);
+  const defaultFiles = slotFiles(model.defaultCertificates);
+  const certificateHosts = model.servers.filter((s) => s.host !== '' && s.tls).map((s) => ({ host: s.host, files: slotFiles(s.tls!.certificates) }));
+  const certificateMaps = certificateVariables.map((variable, i) => ({
+    variable,
+    hosts: certificateHosts.map((h) => ({ host: h.host, file: h.files[i]! })),
+    fallback: defaultFiles[i]!,
+  }));
+  const tlsView = (policy: TlsPolicy, clientAuth?: ClientAuth) => ({
     protocols: policy.protocols,
     groups: opensslGroupList(policy.groups),
     // OpenSSL follows the server's signature algorithm order only with server preference on.
     signatureAlgorithms: policy.signatureAlgorithms?.join(':'),
-    certificates: certificates.map(certificateFile),
+    certificates: certificateVariables,
     clientAuth: clientAuth && { verify: clientAuth.verify, depth: clientAuth.depth, ca: clientAuth.ca && caFile(clientAuth.ca) },
   });
+  // A host server without ssl_* directives has no SSL context of its own: its handshake runs in its listener's
+  // default server's, which names the host's certificates through the maps. Only a host whose TLS differs from that
+  // after SNI (client certificates, its own signature algorithm order) needs its own context.
+  const defaultSignatureAlgorithms = model.defaultPolicy.signatureAlgorithms?.join(':');
+  const ownContext = (server: Server) => server.tls !== undefined && (server.tls.clientAuth !== undefined || server.tls.policy.signatureAlgorithms?.join(':') !== defaultSignatureAlgorithms);
 
   // One listener per distinct groups and protocols, the default policy's first; a single one needs no SNI routing.
   const defaultListenerKey = listenerKey(model.defaultPolicy);
@@ -278,7 +297,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     return {
       serverName: catchAll ? '_' : server.host,
       listen,
-      tls: tls ? tlsView(tls.policy, tls.certificates, server.tls?.clientAuth) : undefined,
+      http2: tls !== undefined,
+      tls: tls && (catchAll || ownContext(server)) ? tlsView(tls.policy, server.tls?.clientAuth) : undefined,
       locations: ordered.map((l) => locationView(l, server)),
       fallback: server.locations.some((l) => l.match === 'prefix' && l.path === '/') ? undefined : { defaultBackend, pass: `http://${SHARED_UPSTREAM}` },
       errorLocations: http.errorLocationsOf(server.host),
@@ -305,7 +325,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   }
   const view = {
     generation: settings.generation,
-    // Room for every host name: NGINX's default (512) makes it warn and fall back to a slower hash past a few hundred.
+    // Room for every host name (server names, certificate maps): NGINX's default (512) makes it warn and fall back to a slower hash past a few hundred.
     serverNamesHashMaxSize: Math.max(512, 2 * model.servers.length),
     workerProcesses: settings.workerProcesses,
     workerConnections: settings.workerConnections,
@@ -319,6 +339,9 @@ export function render(model: Model, settings: RenderSettings): Rendered {
       ticketKeys: model.sessionResumption.tickets ? model.sessionResumption.ticketKeys.map(ticketKeyFile) : [],
     },
     listen: { https: `${bind}${settings.httpsPort}`, reusePort: false },
+    certificateMaps,
+    // Every file the maps name, twice over: files are named by their content's fingerprint, so an entry is never stale.
+    certificateCacheSize: 2 * new Set([...defaultFiles, ...certificateHosts.flatMap((h) => h.files)]).size,
     groupCodepoints: Object.entries(GROUP_CODEPOINTS).map(([code, name]) => ({ code, name })),
     sniRouting: sniRouting
       ? {
@@ -333,7 +356,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
           index: i + 1,
           socket: socketOf(policy),
           // A listener's default server answers clients whose name no host there has: the default certificate choice.
-          ...tlsView({ ...policy, certificatePreference: model.defaultPolicy.certificatePreference, signatureAlgorithms: model.defaultPolicy.signatureAlgorithms }, model.defaultCertificates),
+          ...tlsView({ ...policy, certificatePreference: model.defaultPolicy.certificatePreference, signatureAlgorithms: model.defaultPolicy.signatureAlgorithms }),
         }))
       : [],
     ...http.view(),

@@ -181,7 +181,7 @@ export async function startStage(kinds: CertKind[], options: { plainHost?: boole
       await rm(join(root, confDir), { recursive: true, force: true });
     });
 
-    const ticks = Number((await execa('getconf', ['CLK_TCK'])).stdout) || 100;
+    const ticks = await clockTicks();
     const stage: Stage = {
       httpsPort,
       backendPort,
@@ -192,15 +192,8 @@ export async function startStage(kinds: CertKind[], options: { plainHost?: boole
       outside: (name) => join(dir, name),
       async cpu() {
         const table = await processTable();
-        const group = (pid: number | undefined) => {
-          if (pid === undefined) return 0;
-          const self = table.get(pid);
-          let sum = self ? self.cpu + self.reaped : 0;
-          for (const p of table.values()) if (p.ppid === pid) sum += p.cpu;
-          return sum / ticks;
-        };
         const backendMaster = Number((await readFile(join(dir, 'backend.pid'), 'utf8').catch(() => '')).trim()) || undefined;
-        return { ingress: group(await nginxPid()), controller: (table.get(controller.pid ?? -1)?.cpu ?? 0) / ticks, backend: group(backendMaster) };
+        return { ingress: groupCpu(table, ticks, await nginxPid()), controller: (table.get(controller.pid ?? -1)?.cpu ?? 0) / ticks, backend: groupCpu(table, ticks, backendMaster) };
       },
       truncateAccessLog: () => truncate(accessLogPath, 0),
       async accessLog() {
@@ -238,7 +231,7 @@ export async function startStage(kinds: CertKind[], options: { plainHost?: boole
 }
 
 /** A long-running process in its own process group, so stopping it takes its children (NGINX workers) too. */
-function startGroup(file: string, args: string[]): ResultPromise {
+export function startGroup(file: string, args: string[]): ResultPromise {
   return execa(file, args, { reject: false, stdin: 'ignore', all: true, detached: true, cleanup: true });
 }
 
@@ -251,12 +244,28 @@ async function stopGroup(child: ResultPromise, signal: NodeJS.Signals): Promise<
   killGroup(child.pid);
 }
 
-function killGroup(pid: number): void {
+export function killGroup(pid: number): void {
   try {
     process.kill(-pid, 'SIGKILL');
   } catch {
     // ESRCH: nothing of the group is left.
   }
+}
+
+const clockTicks = async () => Number((await execa('getconf', ['CLK_TCK'])).stdout) || 100;
+
+/** CPU seconds of an NGINX master (`pid`; undefined: 0): its own, its workers' and the workers it reaped. */
+function groupCpu(table: Awaited<ReturnType<typeof processTable>>, ticks: number, pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const self = table.get(pid);
+  let sum = self ? self.cpu + self.reaped : 0;
+  for (const p of table.values()) if (p.ppid === pid) sum += p.cpu;
+  return sum / ticks;
+}
+
+/** CPU seconds so far of the NGINX master `pid` and its workers, reaped ones included. */
+export async function groupCpuSeconds(pid: number): Promise<number> {
+  return groupCpu(await processTable(), await clockTicks(), pid);
 }
 
 /** Every process's parent, CPU ticks (user + system) and the ticks of children it reaped. */
@@ -285,11 +294,14 @@ export interface LoadResult {
   latenciesUs: number[];
 }
 
-/** Runs h2load from the rootfs; throws unless every request it started succeeded with a 2xx. */
-export async function h2load(stage: Stage, args: string[], latencies = false): Promise<LoadResult> {
+/**
+ * Runs h2load from the rootfs (or `options.root`, with `options.env`); throws unless every request it started
+ * succeeded with a 2xx. `files` places the latency log.
+ */
+export async function h2load(files: Pick<Stage, 'inside' | 'outside'>, args: string[], latencies = false, options: { root?: string; env?: Record<string, string> } = {}): Promise<LoadResult> {
   const log = `h2load-${randomBytes(3).toString('hex')}.log`;
-  const r = await execa('chroot', [rootfs(), 'bash', '-c', 'TIMEFORMAT="qubesec-cpu %3U %3S"; time h2load "$@"', 'h2load',
-    ...(latencies ? ['--log-file', stage.inside(log)] : []), ...args], { reject: false, input: '', timeout: (SECONDS + 60) * 1000 });
+  const r = await execa('chroot', [options.root ?? rootfs(), 'bash', '-c', 'TIMEFORMAT="qubesec-cpu %3U %3S"; time h2load "$@"', 'h2load',
+    ...(latencies ? ['--log-file', files.inside(log)] : []), ...args], { reject: false, input: '', env: options.env, timeout: (SECONDS + 60) * 1000 });
   const out = r.stdout;
   const finished = /finished in ([\d.]+)(ms|s), ([\d.]+) req\/s/.exec(out);
   const requests = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
@@ -304,8 +316,8 @@ export async function h2load(stage: Stage, args: string[], latencies = false): P
   const rate = Number(finished[3]);
   let latenciesUs: number[] = [];
   if (latencies) {
-    latenciesUs = (await readFile(stage.outside(log), 'utf8')).split('\n').filter(Boolean).map((l) => Number(l.split('\t')[2]));
-    await rm(stage.outside(log), { force: true });
+    latenciesUs = (await readFile(files.outside(log), 'utf8')).split('\n').filter(Boolean).map((l) => Number(l.split('\t')[2]));
+    await rm(files.outside(log), { force: true });
   }
   return { done, ok2xx, seconds: done / rate, clientCpu: Number(cpu[1]) + Number(cpu[2]), latenciesUs };
 }
