@@ -25,6 +25,10 @@ sid_image="docker.io/library/$sid_from"
 node_image="docker.io/library/${node_from//\$\{NODE_VERSION\}/$node_version}"
 
 exists() { buildah inspect --type image "$1" >/dev/null 2>&1; }
+# A Debian base made by an earlier revision of this script is made again: revision 2 reads the frozen mirror's
+# newer suites (forky for the controller image's NGINX, sid for the VPN image) despite their expired Release.
+BASE_REVISION=2
+current() { [ "$(buildah inspect --type image --format '{{index .OCIv1.Config.Labels "io.qubesec.base-revision"}}' "$1" 2>/dev/null)" = "$BASE_REVISION" ]; }
 
 # shellcheck source=e2e/node/build-scratch.sh
 source "$root/e2e/node/build-scratch.sh"
@@ -32,7 +36,7 @@ source "$root/e2e/node/build-scratch.sh"
 # make_debian IMAGE SUITE: Debian SUITE minbase, committed from scratch as IMAGE (unless containers-storage has it).
 make_debian() {
   local image="$1" suite="$2" mirror rootfs
-  if exists "$image"; then echo "qubesec: $image is in containers-storage" >&2; return; fi
+  if current "$image"; then echo "qubesec: $image is in containers-storage" >&2; return; fi
   mirror="$(bash "$root/scripts/debian-mirror.sh")"
   echo "qubesec: making $image: debootstrap $suite minbase from $mirror" >&2
   container="$(buildah from scratch)"
@@ -48,12 +52,12 @@ make_debian() {
   # lists are shipped, so a build runs apt-get update first.
   printf '#!/bin/sh\nexit 101\n' > "$rootfs/usr/sbin/policy-rc.d"
   chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
-  # Test bases only (the official sid image reads a live mirror): the frozen sid here has an expired Release.
-  if [ "$suite" = sid ]; then echo 'Acquire::Check-Valid-Until "false";' > "$rootfs/etc/apt/apt.conf.d/99qubesec-frozen-mirror"; fi
+  # Test bases only (the official images read a live mirror): the frozen mirror's forky and sid have expired Releases.
+  echo 'Acquire::Check-Valid-Until "false";' > "$rootfs/etc/apt/apt.conf.d/99qubesec-frozen-mirror"
   chroot "$rootfs" apt-get clean
   rm -rf "$rootfs"/var/lib/apt/lists/*
   buildah umount "$container" >/dev/null
-  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd bash "$container"
+  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd bash --label "io.qubesec.base-revision=$BASE_REVISION" "$container"
   buildah commit --quiet --format docker --rm "$container" "$image" >/dev/null
   container=""
 }
