@@ -4,14 +4,14 @@
 // the virtual-IP pool are IPv6 (2001:2::/48, RFC 5180's benchmarking range). A remote site runs a hand-written
 // swanctl.conf; a road warrior the profile `qubesec vpn client-config --manifests` exports from the same folder.
 // Changing a file reloads charon without a restart; a file that stops parsing keeps its last good objects.
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 import { eventually, freePort } from './lib/env.js';
-import { sitePeerConf, startPeerCharon, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
+import { readProfile, sitePeerConf, startPeerCharon, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
 import { testCa, tlsSecret, opaqueSecret, type TestCa } from '../controller/vpn/testing.js';
 import type { PeerStatus } from '../controller/vpn/status.js';
 import { PROJECT_ROOT } from '../controller/project.js';
@@ -183,13 +183,7 @@ describe('a gateway from a folder of manifests, over IPv6', () => {
   it('remote access: the profile exported from the folder gets an IPv6 virtual IP from the pool and reaches the gateway', async () => {
     const out = await execa(process.execPath, [CLI, 'vpn', 'client-config', 'alice', '--manifests', manifests, '--namespace', NS, '--out', profileDir]);
     expect(out.stdout).toMatch(/wrote the profile of VpnPeer edge\/alice/);
-    const files: Record<string, string> = {};
-    const walk = (dir: string) => readdirSync(dir).forEach((f) => {
-      const path = join(dir, f);
-      if (statSync(path).isDirectory()) walk(path);
-      else files[relative(profileDir, path)] = readFileSync(path, 'utf8');
-    });
-    walk(profileDir);
+    const files = readProfile(profileDir);
     const { 'swanctl.conf': conf, ...rest } = files;
     expect(conf).toMatch(/remote_addrs = 2001:2::1\n/);
     expect(conf).toMatch(/vips = ::\n/);
