@@ -15,7 +15,7 @@ import { nodeHttps } from './lib/clients.js';
 import { eventually, freePort, metricValue } from './lib/env.js';
 import { Kube } from './lib/kube.js';
 import { startTestQrngService, type TestQrngService } from './lib/qrng-service.js';
-import { sitePeerConf, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
+import { sitePeerConf, startPeerCharon, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
 import { testCa, tlsSecret, opaqueSecret, type TestCa } from '../controller/vpn/testing.js';
 import { PROJECT_ROOT } from '../controller/project.js';
 
@@ -77,15 +77,6 @@ function siteConf(host: VpnHost, id: string, lan: string, ppk: Ppks): string {
 const confB = (ppk: Ppks) => siteConf(siteB, 'CN=site-b', '198.18.220.0', ppk);
 const confC = (ppk: Ppks) => siteConf(siteC, 'CN=site-c', '198.18.221.0', ppk);
 
-/** A site's own charon (libipsec, logging to stderr) with its swanctl.conf loaded. */
-async function startPeerCharon(host: VpnHost, conf: string, files: Record<string, string>): Promise<void> {
-  host.write('/etc/strongswan.d/zz-qubesec-test.conf', 'charon {\n  plugins {\n    kernel-libipsec {\n      load = yes\n    }\n  }\n}\n');
-  host.write('/etc/swanctl/swanctl.conf', conf, 0o600);
-  for (const [path, content] of Object.entries(files)) host.write(`/etc/swanctl/${path}`, content, path.startsWith('private/') ? 0o600 : 0o644);
-  host.spawn('/usr/lib/ipsec/charon', []);
-  await eventually(async () => ((await host.run('swanctl', ['--stats'], { reject: false })).exitCode === 0 ? true : undefined), 10_000, `${host.name}'s charon`);
-  await host.run('swanctl', ['--load-all', '--noprompt']);
-}
 /** Loads a new swanctl.conf into a site's charon (its PPK too: swanctl unloads the secret it replaces). */
 async function reload(host: VpnHost, conf: string): Promise<void> {
   host.write('/etc/swanctl/swanctl.conf', conf, 0o600);

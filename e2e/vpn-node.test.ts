@@ -3,16 +3,16 @@
 // VpnGateway whose certificate QubeSec's PKI issued, and a road-warrior client, a charon of its own in a network
 // namespace this test creates and routes to the Pod network, is configured only from `qubesec vpn client-config`.
 // Nothing in the gateway Pod is test code: the status it writes goes through the real API server.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { PROJECT_ROOT } from '../controller/project.js';
 import type { PeerStatus } from '../controller/vpn/status.js';
 import { opaqueSecret, testCa, tlsSecret } from '../controller/vpn/testing.js';
 import { eventually } from './lib/env.js';
-import { startPeerCharon, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
+import { readProfile, startPeerCharon, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
 import { startNode, type TestNode } from './node/node.js';
 
 const CHART = join(PROJECT_ROOT, 'charts', 'qubesec-vpn');
@@ -163,13 +163,7 @@ describe('the VPN image, installed by helm, on a real node', () => {
   it('connects the road warrior configured only by `qubesec vpn client-config`: X25519 + ML-KEM-768 and the PPK', async () => {
     const out = await execa(process.execPath, [CLI, 'vpn', 'client-config', 'alice', '--namespace', NS, '--out', profileDir, '--kubeconfig', node.cluster.kubeconfigPath]);
     expect(out.stdout).toMatch(/wrote the profile of VpnPeer vpn\/alice/);
-    const files: Record<string, string> = {};
-    const walk = (dir: string) => readdirSync(dir).forEach((f) => {
-      const path = join(dir, f);
-      if (statSync(path).isDirectory()) walk(path);
-      else files[relative(profileDir, path)] = readFileSync(path, 'utf8');
-    });
-    walk(profileDir);
+    const files = readProfile(profileDir);
     const { 'swanctl.conf': conf, ...rest } = files;
     expect(conf).toContain(`remote_addrs = ${gatewayAddress}`);
     // The client's own host settings, not the profile's: the tunnel's remote subnet (the Pod network) holds the

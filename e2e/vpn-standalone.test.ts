@@ -4,14 +4,14 @@
 // the virtual-IP pool are IPv6 (2001:2::/48, RFC 5180's benchmarking range). A remote site runs a hand-written
 // swanctl.conf; a road warrior the profile `qubesec vpn client-config --manifests` exports from the same folder.
 // Changing a file reloads charon without a restart; a file that stops parsing keeps its last good objects.
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import { stringify } from 'yaml';
 import { eventually, freePort } from './lib/env.js';
-import { sitePeerConf, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
+import { readProfile, sitePeerConf, startPeerCharon, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
 import { testCa, tlsSecret, opaqueSecret, type TestCa } from '../controller/vpn/testing.js';
 import type { PeerStatus } from '../controller/vpn/status.js';
 import { PROJECT_ROOT } from '../controller/project.js';
@@ -65,15 +65,6 @@ const loadedPeers = (from: number, peers: string[]) => eventually(async () => (g
   return entry.msg === 'VPN configuration loaded' && JSON.stringify([...entry.peers!].sort()) === JSON.stringify([...peers].sort());
 }) ? true : undefined), 15_000, `a configuration with peers ${peers.join(', ')} loaded`);
 const charonPids = async () => (await execa('ip', ['netns', 'pids', gw.netns])).stdout.split('\n').filter((pid) => pid && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'charon');
-
-async function startPeerCharon(host: VpnHost, conf: string, files: Record<string, string>): Promise<void> {
-  host.write('/etc/strongswan.d/zz-qubesec-test.conf', 'charon {\n  plugins {\n    kernel-libipsec {\n      load = yes\n    }\n  }\n}\n');
-  host.write('/etc/swanctl/swanctl.conf', conf, 0o600);
-  for (const [path, content] of Object.entries(files)) host.write(`/etc/swanctl/${path}`, content, path.startsWith('private/') ? 0o600 : 0o644);
-  host.spawn('/usr/lib/ipsec/charon', []);
-  await eventually(async () => ((await host.run('swanctl', ['--stats'], { reject: false })).exitCode === 0 ? true : undefined), 10_000, `${host.name}'s charon`);
-  await host.run('swanctl', ['--load-all', '--noprompt']);
-}
 
 async function ping(host: VpnHost, source: string | undefined, count: number): Promise<{ sent: number; received: number }> {
   const r = await host.run('ping', ['-6', '-n', '-c', String(count), '-i', '0.2', '-W', '2', ...(source ? ['-I', source] : []), GW_LAN], { reject: false });
@@ -192,13 +183,7 @@ describe('a gateway from a folder of manifests, over IPv6', () => {
   it('remote access: the profile exported from the folder gets an IPv6 virtual IP from the pool and reaches the gateway', async () => {
     const out = await execa(process.execPath, [CLI, 'vpn', 'client-config', 'alice', '--manifests', manifests, '--namespace', NS, '--out', profileDir]);
     expect(out.stdout).toMatch(/wrote the profile of VpnPeer edge\/alice/);
-    const files: Record<string, string> = {};
-    const walk = (dir: string) => readdirSync(dir).forEach((f) => {
-      const path = join(dir, f);
-      if (statSync(path).isDirectory()) walk(path);
-      else files[relative(profileDir, path)] = readFileSync(path, 'utf8');
-    });
-    walk(profileDir);
+    const files = readProfile(profileDir);
     const { 'swanctl.conf': conf, ...rest } = files;
     expect(conf).toMatch(/remote_addrs = 2001:2::1\n/);
     expect(conf).toMatch(/vips = ::\n/);

@@ -3,16 +3,16 @@
 // namespace; a remote site, a road warrior (with the profile `qubesec vpn client-config` exports) and a classical
 // peer run their own charons with hand-written swanctl.conf, as other people's peers would.
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
 import type { V1Secret } from '@kubernetes/client-node';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
 import { eventually, freePort } from './lib/env.js';
 import { Kube } from './lib/kube.js';
-import { sitePeerConf, startPeerCharon, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
+import { readProfile, sitePeerConf, startPeerCharon, startVpnLab, type VpnHost, type VpnLab } from './lib/vpn-hosts.js';
 import { testCa, tlsSecret, opaqueSecret, type TestCa } from '../controller/vpn/testing.js';
 import type { PeerStatus } from '../controller/vpn/status.js';
 import { PROJECT_ROOT } from '../controller/project.js';
@@ -325,13 +325,7 @@ describe('remote access with the exported profile', () => {
   it('exports a profile that a Linux strongSwan client loads, gets a virtual IP and reaches the allowed subnet', async () => {
     const out = await execa(process.execPath, [CLI, 'vpn', 'client-config', 'alice', '--namespace', NS, '--out', profileDir, '--kubeconfig', cluster.kubeconfigPath]);
     expect(out.stdout).toMatch(/wrote the profile of VpnPeer vpn\/alice/);
-    const files: Record<string, string> = {};
-    const walk = (dir: string) => readdirSync(dir).forEach((f) => {
-      const path = join(dir, f);
-      if (statSync(path).isDirectory()) walk(path);
-      else files[relative(profileDir, path)] = readFileSync(path, 'utf8');
-    });
-    walk(profileDir);
+    const files = readProfile(profileDir);
     expect(Object.keys(files).sort()).toEqual(['private/client.key', 'swanctl.conf', 'x509/client.crt', 'x509ca/gateway-ca.crt']);
     expect(statSync(join(profileDir, 'private/client.key')).mode & 0o077).toBe(0);
     const { 'swanctl.conf': conf, ...rest } = files;

@@ -3,9 +3,9 @@
 // bridge in an "underlay" namespace at 198.18.200.0/24 (family 6: 2001:2::/64, RFC 5180's benchmarking range), or
 // (routedFromHost) each by its own veth pair to this host, which routes it on (to the test node's Pod network, say).
 // Everything created here is removed by stop().
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { eventually } from './env.js';
 
@@ -176,6 +176,18 @@ export async function startPeerCharon(host: VpnHost, conf: string, files: Record
   host.spawn('/usr/lib/ipsec/charon', []);
   await eventually(async () => ((await host.run('swanctl', ['--stats'], { reject: false })).exitCode === 0 ? true : undefined), 10_000, `${host.name}'s charon`);
   await host.run('swanctl', ['--load-all', '--noprompt']);
+}
+
+/** An exported client profile (`qubesec vpn client-config --out DIR`): each file's text by its path under DIR. */
+export function readProfile(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (folder: string) => readdirSync(folder).forEach((f) => {
+    const path = join(folder, f);
+    if (statSync(path).isDirectory()) walk(path);
+    else files[relative(dir, path)] = readFileSync(path, 'utf8');
+  });
+  walk(dir);
+  return files;
 }
 
 /** A remote site's hand-written swanctl.conf (another operator's strongSwan): one connection "gw" with child "net". */
