@@ -22,5 +22,6 @@ rm -f "$rootfs_dir.tmp/tmp/forky-nginx.sh" "$rootfs_dir.tmp/tmp/nginx-preference
 chroot "$rootfs_dir.tmp" apt-get clean
 # Keep the distribution's nginx from starting on its own and make room for our runtime files.
 rm -f "$rootfs_dir.tmp/etc/nginx/sites-enabled/default"
-chroot "$rootfs_dir.tmp" nginx -V 2>&1 | head -n3 >&2
+# sed, not head: head exits after 3 lines, and nginx, still writing, dies of SIGPIPE, which pipefail makes fatal.
+chroot "$rootfs_dir.tmp" nginx -V 2>&1 | sed -n 1,3p >&2
 rootfs_finish
