@@ -71,6 +71,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       runtime,
       confDir,
       accessLog,
+      newHostReloadMs: flags['new-host-reload-ms'],
       render: {
         bindAddress: flags['bind-address'] ?? '',
         httpPort: flags['http-port'],
@@ -134,6 +135,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
   );
 
   applier.onRestart = () => reconciler.schedule(true);
+  applier.onReloadDue = () => reconciler.schedule();
 
   let elector: LeaderElector | undefined;
   if (kc) {

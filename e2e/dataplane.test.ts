@@ -74,6 +74,8 @@ beforeAll(async () => {
     runtime,
     confDir,
     accessLog: `${confDir}/access.log`,
+    // Reloads are what these tests check: new hosts take the reload path (e2e/new-hosts.test.ts has the other).
+    newHostReloadMs: 0,
     render: { bindAddress: '127.0.0.1', httpPort, httpsPort, httpsRedirectPort: httpsPort, statusPort: (statusPort = await freePort()), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) },
   }, metrics, createLogger('error'));
 });
@@ -255,7 +257,7 @@ describe('Applier when NGINX cannot run: the failure says why', () => {
     const runtime = { root: '', nginxBinary, opensslBinary: 'openssl' };
     const render = { bindAddress: '127.0.0.1', httpPort, httpsPort, httpsRedirectPort: httpsPort, statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: [] };
     const confDir = await mkdtemp(join(dir, 'conf-'));
-    const noNginx = new Applier({ runtime, confDir, accessLog: `${confDir}/access.log`, render }, createMetrics(), createLogger('error'));
+    const noNginx = new Applier({ runtime, confDir, accessLog: `${confDir}/access.log`, newHostReloadMs: 0, render }, createMetrics(), createLogger('error'));
     try {
       return await use(noNginx);
     } finally {
@@ -296,7 +298,7 @@ describe('Applier starting NGINX on a configuration it refuses', () => {
     const dir = `/run/qubesec-dataplane-${randomBytes(4).toString('hex')}`;
     const port = await freePort();
     const render = { bindAddress: '127.0.0.1', httpPort: port, httpsPort: await freePort(), httpsRedirectPort: 443, statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) };
-    const fresh = new Applier({ runtime, confDir: dir, accessLog: `${dir}/access.log`, render }, createMetrics(), createLogger('error'));
+    const fresh = new Applier({ runtime, confDir: dir, accessLog: `${dir}/access.log`, newHostReloadMs: 0, render }, createMetrics(), createLogger('error'));
     try {
       expect(await fresh.apply(model(['/b', '/b']))).toEqual({ status: 'failed', hash: expect.any(String), error: expect.stringMatching(/^NGINX refused the configuration: duplicate location "\/b" in \S+nginx\.conf:\d+$/), refused: true });
       expect(fresh.nginx.running).toBe(false);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Model } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
-import { ENDPOINTS_FILE, LUA_MODULE_FILE, endpointLines, render, type RenderSettings } from '../render/render.js';
+import { ENDPOINTS_FILE, LUA_MODULE_FILE, endpointLines, newHostEntry, render, type NewHostEntry, type RenderSettings } from '../render/render.js';
 import { LUA_DIR } from '../project.js';
 import { NginxProcess } from './nginx.js';
 import { hostPath, type DataPlaneRuntime } from './runtime.js';
@@ -23,15 +23,21 @@ export interface ApplierSettings {
   render: Omit<RenderSettings, 'generation' | 'paths'>;
   /** Where NGINX writes its access log; stdout of the container by default. Its error log is stderr, read for verdicts. */
   accessLog: string;
+  /**
+   * New hosts serve at once from the catch-all path, and their server blocks come with a reload this long after the
+   * first of them (--new-host-reload-ms); 0: a new host waits for its reload like any other change.
+   */
+  newHostReloadMs: number;
 }
 
 /**
- * applied: a new configuration was loaded (a reload); endpoints: only endpoints changed, without a reload. failed:
+ * applied: a new configuration was loaded (a reload); endpoints: only endpoints changed, without a reload; new-hosts:
+ * hosts the running configuration does not have serve from the catch-all path until their reload. failed:
  * refused (by the renderer or NGINX's [emerg]: the configuration's fault), or not taken by NGINX (it could not run,
  * or no new workers answered).
  */
 export type ApplyResult =
-  | { status: 'unchanged' | 'applied' | 'endpoints'; hash: string }
+  | { status: 'unchanged' | 'applied' | 'endpoints' | 'new-hosts'; hash: string }
   | { status: 'failed'; hash: string; error: string; refused: boolean };
 
 const CONFIRM_TIMEOUT_MS = 15_000;
@@ -73,12 +79,21 @@ export class Applier {
   private runningHash = '';
   /** Upstream name -> endpoint line NGINX has in shared memory. */
   private servedEndpoints = new Map<string, string>();
+  /** What the running configuration has (the model of the last confirmed reload): new hosts are the others. */
+  private running?: { hosts: Set<string>; wildcardSuffixes: string[]; upstreams: Set<string> };
+  /** Host -> line of the new hosts' table NGINX has in shared memory. */
+  private servedNewHosts = new Map<string, string>();
+  /** When the first host of servedNewHosts was served, and the timer of the reload that brings their server blocks. */
+  private newHostsSince?: number;
+  private newHostsReload?: NodeJS.Timeout;
   /** What this process wrote, by host path: tells our own writes from changes made by others. */
   private readonly written = new Map<string, string>();
   private readonly paths: RenderSettings['paths'];
 
   /** Called when NGINX died and is being restarted: the caller re-applies what should run (an apply may have been cut short). */
   onRestart: () => void = () => {};
+  /** Called when the new hosts served without a reload are due for theirs: the caller applies again. */
+  onReloadDue: () => void = () => {};
 
   constructor(private readonly settings: ApplierSettings, private readonly metrics: Metrics, private readonly log: Logger) {
     const dir = settings.confDir;
@@ -99,6 +114,8 @@ export class Applier {
       () => {
         metrics.nginxRestarts.inc();
         this.runningHash = ''; // the restarted master reads nginx.conf afresh; confirm it on the next apply
+        this.running = undefined;
+        this.servedNewHosts = new Map(); // a new master has empty shared memory
         this.onRestart();
       },
       () => {
@@ -138,10 +155,10 @@ export class Applier {
   async apply(model: Model, force = false): Promise<ApplyResult> {
     const hash = configurationHash(model);
     const endpoints = endpointLines(model);
-    if (!force && hash === this.runningHash && this.nginx.running) {
-      const changed = [...endpoints].filter(([name, line]) => this.servedEndpoints.get(name) !== line).map(([, line]) => line);
-      if (changed.length === 0) return { status: 'unchanged', hash };
-      if (await this.updateEndpoints(endpoints, changed)) return { status: 'endpoints', hash };
+    if (!force && this.nginx.running && this.running) {
+      const newHosts = hash === this.runningHash ? new Map<string, NewHostEntry>() : this.newHosts(model);
+      const status = newHosts && (await this.applyWithoutReload(endpoints, newHosts));
+      if (status) return { status, hash };
     }
     this.metrics.reloads.inc();
     const generation = hash.slice(0, 12);
@@ -162,8 +179,15 @@ export class Applier {
     }
     this.nginx.supervise();
     this.runningHash = hash;
+    this.running = {
+      hosts: new Set(model.servers.map((s) => s.host)),
+      wildcardSuffixes: model.servers.filter((s) => s.host.startsWith('*.')).map((s) => s.host.slice(1)),
+      upstreams: new Set(model.upstreams.map((u) => u.name)),
+    };
     this.servedEndpoints = endpoints;
     await this.checkEndpointsLoaded();
+    // Every host has its server block now.
+    if (this.servedNewHosts.size > 0) await this.updateNewHosts(new Map());
     this.metrics.lastReloadSuccessful.set(1);
     this.metrics.lastReloadSuccessTimestamp.set(Date.now() / 1000);
     this.metrics.configHash.set(parseInt(hash.slice(0, 12), 16));
@@ -173,7 +197,83 @@ export class Applier {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.newHostsReload);
     await this.nginx.stop();
+  }
+
+  /**
+   * The hosts of `model` the running configuration does not have, each as served from the catch-all path, when they
+   * are the only difference and each can be served that way; undefined when `model` needs a reload: something else
+   * changed, a new host waits for its reload (newHostEntry says why), or the new hosts' reload is due.
+   */
+  private newHosts(model: Model): Map<string, NewHostEntry> | undefined {
+    const delay = this.settings.newHostReloadMs;
+    if (delay === 0 || !this.running) return undefined;
+    if (this.newHostsSince !== undefined && Date.now() - this.newHostsSince >= delay) return undefined;
+    const { hosts, upstreams, wildcardSuffixes } = this.running;
+    const kept = { ...model, servers: model.servers.filter((s) => hosts.has(s.host)), upstreams: model.upstreams.filter((u) => upstreams.has(u.name)) };
+    if (configurationHash(kept) !== this.runningHash) return undefined;
+    const entries = new Map<string, NewHostEntry>();
+    for (const server of model.servers) {
+      if (hosts.has(server.host)) continue;
+      // NGINX would route the host to a wildcard server it has, not to the catch-all.
+      const wildcard = wildcardSuffixes.find((suffix) => server.host.endsWith(suffix));
+      const entry = wildcard ? { waitsForReload: `the running wildcard host *${wildcard} covers it` } : newHostEntry(server, model, this.renderPaths);
+      if ('waitsForReload' in entry) {
+        this.log.info('a new host waits for the reload', { host: server.host, reason: entry.waitsForReload });
+        return undefined;
+      }
+      entries.set(server.host, entry);
+    }
+    return entries;
+  }
+
+  /**
+   * Endpoints and new hosts to NGINX's shared memory, no reload: what changed, or undefined when NGINX did not take
+   * it (the caller reloads).
+   */
+  private async applyWithoutReload(endpoints: Map<string, string>, newHosts: Map<string, NewHostEntry>): Promise<'unchanged' | 'endpoints' | 'new-hosts' | undefined> {
+    const changed = [...endpoints].filter(([name, line]) => this.servedEndpoints.get(name) !== line).map(([, line]) => line);
+    const hostsChanged = newHosts.size !== this.servedNewHosts.size || [...newHosts].some(([host, entry]) => this.servedNewHosts.get(host) !== entry.line);
+    if (changed.length === 0 && !hostsChanged) return 'unchanged';
+    // Endpoints first: a new host's routes name upstreams that must have theirs.
+    if (changed.length > 0 && !(await this.updateEndpoints(endpoints, changed))) return undefined;
+    if (hostsChanged && !(await this.updateNewHosts(newHosts))) return undefined;
+    return hostsChanged ? 'new-hosts' : 'endpoints';
+  }
+
+  /**
+   * Writes the new hosts' certificate files and replaces NGINX's table of new hosts with `newHosts`; keeps the timer of
+   * their reload. False when NGINX did not take the table.
+   */
+  private async updateNewHosts(newHosts: Map<string, NewHostEntry>): Promise<boolean> {
+    const certificates = hostPath(this.settings.runtime, this.paths.certificates);
+    const owner = newHosts.size > 0 && (await workersSwitchUser()) ? workerOwner(await readFile(hostPath(this.settings.runtime, '/etc/passwd'), 'utf8')) : undefined;
+    for (const entry of newHosts.values()) {
+      for (const [name, content] of entry.files) await this.write(join(certificates, name), content, 0o600, owner);
+    }
+    const table = [...newHosts.values()].map((e) => `${e.line}\n`).join('');
+    try {
+      await statusServer(this.settings.render.statusPort, '/qubesec/new-hosts', table);
+    } catch (err) {
+      this.metrics.newHostUpdateFailures.inc();
+      this.log.warn('new hosts not taken without a reload; reloading instead', { error: (err as Error).message });
+      return false;
+    }
+    this.servedNewHosts = new Map([...newHosts].map(([host, entry]) => [host, entry.line]));
+    this.metrics.newHosts.set(newHosts.size);
+    if (newHosts.size === 0) {
+      this.newHostsSince = undefined;
+      clearTimeout(this.newHostsReload);
+      return true;
+    }
+    this.metrics.newHostUpdates.inc();
+    this.log.info('new hosts served without a reload until theirs', { hosts: newHosts.size });
+    if (this.newHostsSince === undefined) {
+      this.newHostsSince = Date.now();
+      this.newHostsReload = setTimeout(() => this.onReloadDue(), this.settings.newHostReloadMs);
+    }
+    return true;
   }
 
   /**
@@ -190,6 +290,10 @@ export class Applier {
     await unlink(candidate).catch(() => undefined);
     this.written.delete(candidate);
     return test.ok ? undefined : test.error;
+  }
+
+  private get renderPaths(): Pick<RenderSettings, 'httpsRedirectPort' | 'paths'> {
+    return { httpsRedirectPort: this.settings.render.httpsRedirectPort, paths: this.paths };
   }
 
   /** nginx.conf as this process sees it. */

@@ -6,7 +6,10 @@ export function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'qubesec_controller_' });
   const m = {
     registry,
-    reloads: new Counter({ name: 'qubesec_config_reloads_total', help: 'NGINX configuration reloads attempted (test and reload)', registers: [registry] }),
+    reloads: new Counter({ name: 'qubesec_config_reloads_total', help: 'NGINX configuration reloads attempted (or starts)', registers: [registry] }),
+    newHosts: new Gauge({ name: 'qubesec_new_hosts', help: 'Hosts served from the catch-all path without a reload, waiting for the reload that brings their server blocks', registers: [registry] }),
+    newHostUpdates: new Counter({ name: 'qubesec_new_host_updates_total', help: 'Updates of the new hosts\' table in NGINX shared memory that served new hosts without a reload', registers: [registry] }),
+    newHostUpdateFailures: new Counter({ name: 'qubesec_new_host_update_failures_total', help: 'New hosts\' tables NGINX did not take (the controller reloaded instead)', registers: [registry] }),
     endpointUpdates: new Counter({ name: 'qubesec_endpoint_updates_total', help: 'Endpoint changes applied to NGINX shared memory without a reload', registers: [registry] }),
     endpointUpdateFailures: new Counter({ name: 'qubesec_endpoint_update_failures_total', help: 'Endpoint lists NGINX did not store: an update without a reload (the controller reloaded instead) or the load at a reload', registers: [registry] }),
     reloadFailures: new Counter({ name: 'qubesec_config_reload_failures_total', help: 'Configurations that failed nginx -t or the reload; the previous one kept serving', registers: [registry] }),

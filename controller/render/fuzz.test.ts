@@ -23,7 +23,7 @@ const ALLOWED: Record<string, RegExp> = {
   'stream server': /^(listen|ssl_preread|proxy_pass|proxy_protocol)$/,
   http: /^(server_names_hash_(bucket|max)_size|map_hash_(bucket|max)_size|map|log_format|access_log|server_tokens|(client_body|proxy|fastcgi|uwsgi|scgi)_temp_path|ssl_prefer_server_ciphers|ssl_session_cache|ssl_certificate_cache|proxy_http_version|client_max_body_size|proxy_(connect|read|send)_timeout|proxy_buffer_size|limit_(req|conn)_status|absolute_redirect|proxy_set_header|set_real_ip_from|real_ip_header|limit_req_zone|limit_conn_zone|lua_package_path|lua_shared_dict|init_by_lua_block|upstream|server)$/,
   upstream: /^(server|balancer_keepalive|balancer_by_lua_block)$/,
-  server: /^(server_name|listen|http2|ssl_(protocols|ecdh_curve|prefer_server_ciphers|conf_command|certificate|certificate_key|verify_client|verify_depth|client_certificate)|return|location|access_log)$/,
+  server: /^(server_name|listen|http2|ssl_(protocols|ecdh_curve|prefer_server_ciphers|conf_command|certificate|certificate_key|verify_client|verify_depth|client_certificate)|ssl_certificate_by_lua_block|server_rewrite_by_lua_block|return|location|access_log)$/,
   location: /^(if|set|deny|allow|limit_req|limit_conn|add_header|return|rewrite|client_max_body_size|client_body_buffer_size|error_page|proxy_buffers|(access|content)_by_lua_block|(proxy|grpc)_(pass|set_header|buffer_size|connect_timeout|read_timeout|send_timeout|intercept_errors|ssl_(protocols|conf_command|server_name|name|session_reuse|verify|verify_depth|trusted_certificate|certificate|certificate_key)))$/,
   if: /^(return|add_header)$/,
 };
@@ -37,7 +37,7 @@ const CHILD_CONTEXT: Record<string, Record<string, string>> = {
 
 const LUA_NAME = '"[A-Za-z0-9_.-]+"';
 /** The only Lua the configuration may hold: calls of the qubesec module with numbers and plain names. */
-const LUA_CALL = new RegExp(`^\\s*require\\("qubesec"\\)\\.(init\\("[A-Za-z0-9_./-]+"\\)|update\\(\\)|load_report\\(\\)|route\\([0-9]{3}(, ${LUA_NAME})?\\)|balance\\(\\))\\s*$`);
+const LUA_CALL = new RegExp(`^\\s*require\\("qubesec"\\)\\.(init\\("[A-Za-z0-9_./-]+"\\)|update\\(\\)|update_new_hosts\\(\\)|certificate\\(\\)|new_host_rewrite\\(\\)|new_host\\(\\)|load_report\\(\\)|route\\([0-9]{3}(, ${LUA_NAME})?\\)|balance\\(\\))\\s*$`);
 
 function checkBlock(directives: Directive[], context: string): void {
   for (const d of directives) {
@@ -69,7 +69,8 @@ function checkAgainstModel(tree: Directive[], model: Model): void {
   const http = directive(tree, 'http')[0]!.block!;
   const servers = directive(http, 'server');
   for (const server of model.servers) {
-    const name = server.host === '' ? '_' : server.host;
+    // The catch-all's name is a regular expression that matches any name (NGINX tries it last).
+    const name = server.host === '' ? '~^' : server.host;
     const matches = servers.filter((s) => directive(s.block!, 'server_name')[0]?.args[0] === name && directive(s.block!, 'listen').some((l) => l.args[0] === '80'));
     expect(matches.length).toBe(1);
     const block = matches[0]!.block!;
@@ -92,7 +93,7 @@ function checkAgainstModel(tree: Directive[], model: Model): void {
       expect(directive(body, 'allow').map((d) => d.args[0])).toEqual(policy.allow);
     }
     const extra = locations.filter((d) => !server.locations.some((l) => JSON.stringify(d.args) === JSON.stringify(locationArgs(l))));
-    for (const d of extra) expect(d.args.length === 1 && (d.args[0] === '/' || d.args[0]!.startsWith('@qubesec_error_'))).toBe(true);
+    for (const d of extra) expect(d.args.length === 1 && (d.args[0] === '/' || d.args[0]!.startsWith('@qubesec_error_') || (server.host === '' && d.args[0] === '@qubesec_new_host'))).toBe(true);
   }
 }
 

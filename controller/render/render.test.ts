@@ -125,13 +125,15 @@ describe('render', () => {
 
   it('gives each host its own certificate preference on one shared listener (no SNI routing for it)', () => {
     const config = render(CASES['certificate-preference-per-host']!, SETTINGS).config;
-    const server = (host: string) => new RegExp(`server_name ${host.replace(/\./g, '\\.')};[\\s\\S]*?\\n    }`).exec(config)![0];
+    const server = (name: string) => new RegExp(`server_name ${name.replace(/[.^"~]/g, '\\$&')};[\\s\\S]*?\\n    }`).exec(config)![0];
     expect(server('pq.example.com')).toContain('ssl_prefer_server_ciphers on;\n        ssl_conf_command SignatureAlgorithms ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ed25519:rsa_pss_rsae_sha256:rsa_pkcs1_sha256:mldsa44:mldsa65:mldsa87;');
     expect(server('api.pq.example.com')).toContain('ssl_conf_command SignatureAlgorithms mldsa44:mldsa65:mldsa87:ecdsa_secp256r1_sha256:');
-    // The catch-all keeps the default (the client's order), and both hosts listen where it does.
+    // The listener's default server and the catch-all keep the default (the client's order), and both hosts listen
+    // where they do.
     expect(server('_')).not.toContain('SignatureAlgorithms');
+    expect(server('"~^"')).not.toContain('SignatureAlgorithms');
     expect(config).not.toContain('ssl_preread');
-    expect(config.match(/listen \S*443 ssl/g)).toHaveLength(3);
+    expect(config.match(/listen \S*443 ssl/g)).toHaveLength(4);
   });
 
   it('listens on --bind-address, an IPv6 one in brackets', () => {

@@ -81,6 +81,59 @@ function endpointsDictionaryMiB(lines: Map<string, string>): number {
   return Math.ceil((2 * bytes) / 2 ** 20) + 1;
 }
 
+/** The new hosts' table (nginx/lua/qubesec.lua): a few hundred bytes per host, thousands of hosts between reloads. */
+const NEW_HOSTS_DICTIONARY_MIB = 8;
+
+/** A host the running NGINX has no server block for, served until the next reload (nginx/lua/qubesec.lua). */
+export interface NewHostEntry {
+  /** Its line in the status server's /qubesec/new-hosts table. */
+  line: string;
+  /** Certificate files it names (in paths.certificates), by file name: written before the line is sent. */
+  files: Map<string, string>;
+}
+
+/**
+ * How a host that is not in the running configuration is served before the reload that brings its server block, or
+ * why it must wait for that reload: the catch-all path does exactly what the block will do only for plain proxying
+ * over the default TLS policy. Anything that protects (allowlists, rate and connection limits, client certificates,
+ * a stricter or other TLS policy) or changes the request (rewrites, headers, tuning, error pages, CORS, affinity)
+ * waits, so that no request is ever served without it. Pure: no I/O.
+ */
+export function newHostEntry(server: Server, model: Model, settings: Pick<RenderSettings, 'httpsRedirectPort' | 'paths'>): NewHostEntry | { waitsForReload: string } {
+  const waits = (why: string) => ({ waitsForReload: why });
+  if (server.host === '' || server.host.startsWith('*.')) return waits('a wildcard host');
+  if (server.locations.length === 0) return waits('no paths');
+  const tls = server.tls;
+  if (tls) {
+    if (tls.clientAuth) return waits('client certificates (auth-tls)');
+    if (listenerKey(tls.policy) !== listenerKey(model.defaultPolicy) || tls.policy.signatureAlgorithms?.join(':') !== model.defaultPolicy.signatureAlgorithms?.join(':')) {
+      return waits('a TLS policy other than the default');
+    }
+  }
+  const redirects = new Set(server.locations.map((l) => l.policy.httpsRedirect));
+  if (redirects.size > 1) return waits('paths that differ in ssl-redirect');
+  const upstreams = new Map(model.upstreams.map((u) => [u.name, u]));
+  const routes: string[] = [];
+  for (const { match, path, action, policy } of server.locations) {
+    if (match === 'regex') return waits(`the regular expression path ${quote(path)}`);
+    if (/\s/.test(path)) return waits(`white space in the path ${quote(path)}`);
+    if (action.kind !== 'proxy') return waits(action.kind === 'redirect' ? 'a redirect' : 'an unavailable path');
+    if (action.protocol !== 'HTTP') return waits(`backend protocol ${action.protocol}`);
+    if (action.rewrite !== undefined || action.upstreamHost !== undefined || action.forwardedPrefix !== undefined || action.errorPages) return waits('a rewrite, upstream-vhost, x-forwarded-prefix or custom-http-errors');
+    if (Object.values(action.tuning).some((v) => v !== undefined)) return waits('proxy tuning');
+    if (policy.allow.length > 0 || policy.deny.length > 0) return waits('a source-range allowlist or denylist');
+    if (policy.rateLimit || policy.connectionLimit) return waits('a rate or connection limit');
+    if (policy.cors) return waits('CORS');
+    if (upstreams.get(action.upstream)?.affinityCookie) return waits('session affinity');
+    routes.push(match, path, action.fallback === undefined ? action.upstream : `${action.upstream},${action.fallback}`);
+  }
+  const files = new Map<string, string>();
+  for (const pair of tls?.certificates ?? []) files.set(`${pair.fingerprint}.pem`, fileContent(pair) as string);
+  const certificates = files.size > 0 ? [...files.keys()].map((name) => `${settings.paths.certificates}/${name}`).join(',') : '-';
+  const redirect = server.locations[0]!.policy.httpsRedirect ? String(settings.httpsRedirectPort) : '-';
+  return { line: [server.host, certificates, redirect, ...routes].join(' '), files };
+}
+
 const templates = (() => {
   const hbs = Handlebars.create();
   for (const partial of ['tls', 'location', 'proxy-headers']) hbs.registerPartial(partial, readFileSync(join(TEMPLATES_DIR, `${partial}.hbs`), 'utf8'));
@@ -176,17 +229,20 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     hosts: certificateHosts.map((h) => ({ host: h.host, file: h.files[i]! })),
     fallback: defaultFiles[i]!,
   }));
-  const tlsView = (policy: TlsPolicy, clientAuth?: ClientAuth) => ({
+  const tlsView = (policy: TlsPolicy, clientAuth?: ClientAuth, certificates: string[] = certificateVariables) => ({
     protocols: policy.protocols,
     groups: opensslGroupList(policy.groups),
     // OpenSSL follows the server's signature algorithm order only with server preference on.
     signatureAlgorithms: policy.signatureAlgorithms?.join(':'),
-    certificates: certificateVariables,
+    certificates,
+    newHosts: certificates !== certificateVariables,
     clientAuth: clientAuth && { verify: clientAuth.verify, depth: clientAuth.depth, ca: clientAuth.ca && caFile(clientAuth.ca) },
   });
   // A host server without ssl_* directives has no SSL context of its own: its handshake runs in its listener's
   // default server's, which names the host's certificates through the maps. Only a host whose TLS differs from that
-  // after SNI (client certificates, its own signature algorithm order) needs its own context.
+  // after SNI (client certificates, its own signature algorithm order) needs its own context. The catch-all server has
+  // one too, which NGINX picks (by its regular expression name) for a name no server has: its certificates are the
+  // default ones, or a new host's, chosen in Lua (newHostEntry).
   const defaultSignatureAlgorithms = model.defaultPolicy.signatureAlgorithms?.join(':');
   const ownContext = (server: Server) => server.tls !== undefined && (server.tls.clientAuth !== undefined || server.tls.policy.signatureAlgorithms?.join(':') !== defaultSignatureAlgorithms);
 
@@ -212,6 +268,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
 
   // NGINX reads an IPv6 address only in brackets.
   const bind = settings.bindAddress === '' ? '' : isIP(settings.bindAddress) === 6 ? `[${settings.bindAddress}]:` : `${settings.bindAddress}:`;
+  const tlsListen = (policy: TlsPolicy) => (sniRouting ? [`unix:${socketOf(policy)}`, 'ssl', 'proxy_protocol'] : [`${bind}${settings.httpsPort}`, 'ssl']);
   const httpsRedirectPort = settings.httpsRedirectPort === 443 ? '' : `:${settings.httpsRedirectPort}`;
   const upstreamsByName = new Map(model.upstreams.map((u) => [u.name, u]));
   let http = new HttpBlocks();
@@ -286,19 +343,20 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const serverView = (server: Server) => {
     const catchAll = server.host === '';
     const tls = catchAll ? { policy: model.defaultPolicy, certificates: model.defaultCertificates } : server.tls;
-    // Each listen directive as its tokens: the render-time check refuses white space in a bare value.
-    const defaultServer = catchAll ? ['default_server'] : [];
-    const listen = [[`${bind}${settings.httpPort}`, ...defaultServer]];
-    if (tls) {
-      listen.push(sniRouting ? [`unix:${socketOf(tls.policy)}`, 'ssl', 'proxy_protocol', ...defaultServer] : [`${bind}${settings.httpsPort}`, 'ssl', ...defaultServer]);
-    }
+    // Each listen directive as its tokens: the render-time check refuses white space in a bare value. The catch-all
+    // is the default server of plain HTTP; for TLS its listener's default server is the policy's (policyDefaults).
+    const listen = [[`${bind}${settings.httpPort}`, ...(catchAll ? ['default_server'] : [])]];
+    if (tls) listen.push(tlsListen(tls.policy));
     // NGINX tries regular expressions in order after the prefix match: longest first, as ingress-nginx.
     const ordered = [...server.locations.filter((l) => l.match !== 'regex'), ...server.locations.filter((l) => l.match === 'regex').sort((a, b) => b.path.length - a.path.length)];
     return {
-      serverName: catchAll ? '_' : server.host,
+      // A regular expression that matches any name: NGINX tries it after every exact and wildcard name, for the
+      // SNI as for the Host header, so new hosts and unknown names reach the catch-all's context and locations.
+      serverName: catchAll ? quoted('~^') : server.host,
       listen,
       http2: tls !== undefined,
-      tls: tls && (catchAll || ownContext(server)) ? tlsView(tls.policy, server.tls?.clientAuth) : undefined,
+      tls: catchAll ? tlsView(model.defaultPolicy, undefined, [...new Set(defaultFiles)]) : tls && ownContext(server) ? tlsView(tls.policy, server.tls?.clientAuth) : undefined,
+      newHosts: catchAll ? { defaultBackend: defaultBackend ? quoted(defaultBackend) : '""', pass: `http://${SHARED_UPSTREAM}` } : undefined,
       locations: ordered.map((l) => locationView(l, server)),
       fallback: server.locations.some((l) => l.match === 'prefix' && l.path === '/') ? undefined : { defaultBackend, pass: `http://${SHARED_UPSTREAM}` },
       errorLocations: http.errorLocationsOf(server.host),
@@ -351,19 +409,19 @@ export function render(model: Model, settings: RenderSettings): Rendered {
             .map((s) => ({ host: s.host, socket: socketOf(s.tls!.policy) })),
         }
       : undefined,
-    policyDefaults: sniRouting
-      ? [...listeners.values()].slice(1).map((policy, i) => ({
-          index: i + 1,
-          socket: socketOf(policy),
-          // A listener's default server answers clients whose name no host there has: the default certificate choice.
-          ...tlsView({ ...policy, certificatePreference: model.defaultPolicy.certificatePreference, signatureAlgorithms: model.defaultPolicy.signatureAlgorithms }),
-        }))
-      : [],
+    policyDefaults: [...listeners.values()].map((policy, i) => ({
+      index: i,
+      listen: [...tlsListen(policy), 'default_server'],
+      // The handshakes of the listener's hosts run in its context (their certificates by the maps); a request reaches
+      // it only without a Host header (any name is the catch-all's).
+      ...tlsView({ ...policy, certificatePreference: model.defaultPolicy.certificatePreference, signatureAlgorithms: model.defaultPolicy.signatureAlgorithms }),
+    })),
     ...http.view(),
     lua: {
       packagePath: quoted(`${settings.paths.lua}/?.lua;;`),
       endpointsFile: `${settings.paths.lua}/${ENDPOINTS_FILE}`,
       dictionaryMiB: endpointsDictionaryMiB(endpointLines(model)),
+      newHostsMiB: NEW_HOSTS_DICTIONARY_MIB,
       upstream: SHARED_UPSTREAM,
       keepalive: KEEPALIVE_CONNECTIONS,
     },

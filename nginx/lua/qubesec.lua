@@ -6,8 +6,12 @@
 -- NGINX has one upstream block for all of them: each proxying location names its upstreams in $qubesec_upstreams,
 -- route() picks one in the access phase and balance() its endpoint.
 local balancer = require("ngx.balancer")
+local ssl = require("ngx.ssl")
 
 local endpoints = ngx.shared.qubesec_endpoints
+-- Hosts served before the reload that brings their server blocks (docs/architecture.md#new-hosts-without-a-reload):
+-- "<host> <certificate files, comma-separated, or -> <https redirect port or -> [<exact|prefix> <path> <upstreams,>]...".
+local new_hosts = ngx.shared.qubesec_new_hosts
 local MAX_TRIES = 3
 -- Idle connections to pods (balancer_keepalive sets how many a worker keeps): NGINX's keepalive_timeout and
 -- keepalive_requests defaults.
@@ -44,16 +48,20 @@ local function peers_of(name)
   return peers
 end
 
--- Sets each "<upstream> <endpoints>" line of text, all of them even when some fail; returns how many were set, and
+-- Sets each "<name> <value>" line of text in dict, all of them even when some fail; returns how many were set, and
 -- the names that were not with the first error.
-local function store(text)
+local function dict_name(dict)
+  return dict == endpoints and "qubesec_endpoints" or "qubesec_new_hosts"
+end
+
+local function store(dict, text)
   local count, failed, first_error = 0, {}, nil
   for line in text:gmatch("[^\n]+") do
     local name, rest = parse(line)
     if name then
       -- safe_set: a full dict must fail loudly, never evict another upstream's endpoints. (A failed set of an existing
       -- name has removed its old value: the controller then reloads, and init() loads the whole file again.)
-      local ok, err = endpoints:safe_set(name, rest)
+      local ok, err = dict:safe_set(name, rest)
       if ok then
         count = count + 1
       else
@@ -63,10 +71,23 @@ local function store(text)
     end
   end
   if #failed > 0 then
-    return count, "qubesec_endpoints: " .. first_error .. ": " .. #failed .. " upstreams not stored: "
+    return count, dict_name(dict) .. ": " .. first_error .. ": " .. #failed .. " upstreams not stored: "
       .. table.concat(failed, " ", 1, math.min(#failed, 10)) .. (#failed > 10 and " ..." or "")
   end
   return count
+end
+
+-- Deletes the names of dict that no line of text sets.
+local function forget_unlisted(dict, text)
+  local listed = {}
+  for line in text:gmatch("[^\n]+") do
+    listed[(parse(line))] = true
+  end
+  for _, name in ipairs(dict:get_keys(0)) do
+    if not listed[name] then
+      dict:delete(name)
+    end
+  end
 end
 
 -- init_by_lua: load the controller's endpoint file. Names it no longer lists belong to upstreams that are gone: they
@@ -79,16 +100,8 @@ function _M.init(file)
   end
   local text = f:read("*a")
   f:close()
-  local listed = {}
-  for line in text:gmatch("[^\n]+") do
-    listed[(parse(line))] = true
-  end
-  for _, name in ipairs(endpoints:get_keys(0)) do
-    if not listed[name] then
-      endpoints:delete(name)
-    end
-  end
-  local _, err = store(text)
+  forget_unlisted(endpoints, text)
+  local _, err = store(endpoints, text)
   if err then
     _M.load_error = err
     ngx.log(ngx.ERR, err)
@@ -104,6 +117,31 @@ function _M.load_report()
     return ngx.exit(ngx.HTTP_INSUFFICIENT_STORAGE)
   end
   ngx.say("loaded")
+end
+
+local function request_body()
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if body == nil then
+    local file = ngx.req.get_body_file()
+    if file then
+      local f = io.open(file, "r")
+      body = f:read("*a")
+      f:close()
+    end
+  end
+  return body or ""
+end
+
+-- Stores the lines and answers how many, or 507 and why not.
+local function answer_stored(dict, text)
+  local count, err = store(dict, text)
+  if err then
+    ngx.status = ngx.HTTP_INSUFFICIENT_STORAGE
+    ngx.say(err)
+    return ngx.exit(ngx.HTTP_INSUFFICIENT_STORAGE)
+  end
+  ngx.say(count)
 end
 
 -- content_by_lua of the local-only /qubesec/endpoints: POST stores lines, GET lists what the workers balance over:
@@ -127,23 +165,27 @@ function _M.update()
   if method ~= "POST" then
     return ngx.exit(ngx.HTTP_NOT_ALLOWED)
   end
-  ngx.req.read_body()
-  local body = ngx.req.get_body_data()
-  if body == nil then
-    local file = ngx.req.get_body_file()
-    if file then
-      local f = io.open(file, "r")
-      body = f:read("*a")
-      f:close()
+  return answer_stored(endpoints, request_body())
+end
+
+-- content_by_lua of the local-only /qubesec/new-hosts: POST replaces the whole table of new hosts with its lines (the
+-- controller sends every new host each time, none after the reload that brought their server blocks); GET lists it.
+function _M.update_new_hosts()
+  local method = ngx.req.get_method()
+  if method == "GET" then
+    local names = new_hosts:get_keys(0)
+    table.sort(names)
+    for _, name in ipairs(names) do
+      ngx.say(name, " ", new_hosts:get(name))
     end
+    return
   end
-  local count, err = store(body or "")
-  if err then
-    ngx.status = ngx.HTTP_INSUFFICIENT_STORAGE
-    ngx.say(err)
-    return ngx.exit(ngx.HTTP_INSUFFICIENT_STORAGE)
+  if method ~= "POST" then
+    return ngx.exit(ngx.HTTP_NOT_ALLOWED)
   end
-  ngx.say(count)
+  local text = request_body()
+  forget_unlisted(new_hosts, text)
+  return answer_stored(new_hosts, text)
 end
 
 -- Per worker: each $qubesec_upstreams value split into its names.
@@ -175,6 +217,24 @@ local function pool_of(name)
   return key
 end
 
+-- The first of names that has an endpoint serves this request (balance() picks the endpoint); with none, answers
+-- status. affinity is the value that keeps a client on one endpoint (session affinity), if any.
+local function serve(names, status, affinity)
+  for _, name in ipairs(names) do
+    local peers = peers_of(name)
+    if peers and #peers > 0 then
+      local ctx = ngx.ctx
+      ctx.qubesec_upstream = name
+      -- The pool of the location's own upstream, as one upstream block per name had before.
+      ctx.qubesec_pool = pool_of(names[1])
+      ctx.qubesec_affinity = affinity
+      return
+    end
+  end
+  ngx.log(ngx.WARN, "no ready endpoint in upstream ", table.concat(names, " or "), "; answering ", status)
+  return ngx.exit(status)
+end
+
 -- access_by_lua of a proxying location: the first of the upstreams its $qubesec_upstreams names that has an endpoint
 -- serves (the location's own, then its default-backend); with none, the location answers `status` (503, or 404 for
 -- the default backend as NGINX without one would). `affinity_variable` names the variable whose value keeps a client
@@ -185,20 +245,160 @@ function _M.route(status, affinity_variable)
     ngx.log(ngx.ERR, "location sets no $qubesec_upstreams")
     return ngx.exit(ngx.HTTP_INTERNAL_SERVER_ERROR)
   end
-  local names = names_of(value)
-  for _, name in ipairs(names) do
-    local peers = peers_of(name)
-    if peers and #peers > 0 then
-      local ctx = ngx.ctx
-      ctx.qubesec_upstream = name
-      -- The pool of the location's own upstream, as one upstream block per name had before.
-      ctx.qubesec_pool = pool_of(names[1])
-      ctx.qubesec_affinity = affinity_variable and ngx.var[affinity_variable]
-      return
+  return serve(names_of(value), status, affinity_variable and ngx.var[affinity_variable])
+end
+
+-- Per worker: each new host's parsed entry, re-parsed only when the entry changes.
+local new_host_entries = {}
+
+local function split(value, separator)
+  local parts = {}
+  for part in value:gmatch("[^" .. separator .. "]+") do
+    parts[#parts + 1] = part
+  end
+  return parts
+end
+
+local function new_host(host)
+  local raw = host and new_hosts:get(host)
+  if raw == nil then
+    return nil
+  end
+  local cached = new_host_entries[host]
+  if cached and cached.raw == raw then
+    return cached
+  end
+  local tokens = split(raw, " ")
+  local entry = {
+    raw = raw,
+    certificates = tokens[1] ~= "-" and split(tokens[1], ",") or nil,
+    redirect_port = tokens[2] ~= "-" and tokens[2] or nil,
+    exact = {},
+    prefixes = {},
+    slashed = {},
+  }
+  for i = 3, #tokens - 2, 3 do
+    local match, path, names = tokens[i], tokens[i + 1], split(tokens[i + 2], ",")
+    if match == "exact" then
+      entry.exact[path] = names
+    else
+      entry.prefixes[#entry.prefixes + 1] = { path = path, names = names }
+      if path ~= "/" and path:sub(-1) == "/" then
+        entry.slashed[path] = true
+      end
     end
   end
-  ngx.log(ngx.WARN, "no ready endpoint in upstream ", table.concat(names, " or "), "; answering ", status)
-  return ngx.exit(status)
+  -- As NGINX picks among prefix locations: the longest that matches.
+  table.sort(entry.prefixes, function(a, b) return #a.path > #b.path end)
+  new_host_entries[host] = entry
+  return entry
+end
+
+-- Per worker: the parsed certificate and key of each file a new host names (files are named by their content).
+local pairs_by_file = {}
+
+local function load_pair(file)
+  local pair = pairs_by_file[file]
+  if pair then
+    return pair
+  end
+  local f, err = io.open(file, "r")
+  if not f then
+    return nil, err
+  end
+  local pem = f:read("*a")
+  f:close()
+  local certificate, cert_err = ssl.parse_pem_cert(pem)
+  if not certificate then
+    return nil, cert_err
+  end
+  local key, key_err = ssl.parse_pem_priv_key(pem)
+  if not key then
+    return nil, key_err
+  end
+  pair = { certificate = certificate, key = key }
+  pairs_by_file[file] = pair
+  return pair
+end
+
+-- ssl_certificate_by_lua of the catch-all server, whose context NGINX picks for a name no server has: a new host's own
+-- certificates (OpenSSL then picks ML-DSA or ECDSA by the client's signature algorithms, as with any server's pairs);
+-- any other name keeps the server's own, the default certificates. A name becomes a file only through the
+-- controller's table: an unknown one costs one dictionary lookup, no file and no log line.
+function _M.certificate()
+  local name = ssl.server_name()
+  local entry = name and new_host(name:lower())
+  if not entry or not entry.certificates then
+    return
+  end
+  local ok, err = ssl.clear_certs()
+  if not ok then
+    ngx.log(ngx.ERR, "new host ", name, ": cannot clear the default certificates: ", err)
+    return ngx.exit(ngx.ERROR)
+  end
+  for _, file in ipairs(entry.certificates) do
+    local pair, load_err = load_pair(file)
+    if pair then
+      ok, err = ssl.set_cert(pair.certificate)
+      if ok then
+        ok, err = ssl.set_priv_key(pair.key)
+      end
+    else
+      ok, err = false, load_err
+    end
+    if not ok then
+      ngx.log(ngx.ERR, "new host ", name, ": cannot use ", file, ": ", err)
+      return ngx.exit(ngx.ERROR)
+    end
+  end
+end
+
+-- server_rewrite_by_lua of the catch-all server: a request for a new host goes to @qubesec_new_host, before any of the
+-- catch-all's own locations; over HTTPS only when the host has TLS, as its server block will listen.
+function _M.new_host_rewrite()
+  local entry = new_host(ngx.var.host)
+  if entry and (entry.certificates or ngx.var.scheme == "http") then
+    return ngx.exec("@qubesec_new_host")
+  end
+end
+
+-- access_by_lua of @qubesec_new_host: what the host's server block will do. An exact path, else the longest prefix
+-- (the model's paths are NGINX's string matchers, matched against the normalized $uri as NGINX does), redirects to
+-- HTTPS where the host asks for it, and proxies to the first upstream with an endpoint; no path: the default backend
+-- in $qubesec_upstreams, else 404.
+function _M.new_host()
+  local host = ngx.var.host
+  local entry = new_host(host)
+  if not entry then
+    return ngx.exit(ngx.HTTP_NOT_FOUND)
+  end
+  local uri = ngx.var.uri
+  local names = entry.exact[uri]
+  if not names and entry.slashed[uri .. "/"] then
+    -- NGINX's answer when only a prefix location ending in a slash matches the path with that slash added.
+    local args = ngx.var.args
+    return ngx.redirect(uri .. "/" .. (args and "?" .. args or ""), ngx.HTTP_MOVED_PERMANENTLY)
+  end
+  if not names then
+    for _, prefix in ipairs(entry.prefixes) do
+      if uri:sub(1, #prefix.path) == prefix.path then
+        names = prefix.names
+        break
+      end
+    end
+  end
+  if not names then
+    local default_backend = ngx.var.qubesec_upstreams
+    if default_backend == "" then
+      return ngx.exit(ngx.HTTP_NOT_FOUND)
+    end
+    return serve(names_of(default_backend), ngx.HTTP_NOT_FOUND)
+  end
+  if entry.redirect_port and ngx.var.scheme == "http" then
+    local port = entry.redirect_port == "443" and "" or ":" .. entry.redirect_port
+    return ngx.redirect("https://" .. host .. port .. ngx.var.request_uri, 308)
+  end
+  return serve(names, ngx.HTTP_SERVICE_UNAVAILABLE)
 end
 
 -- Highest-random-weight hashing: a key keeps its endpoint while that endpoint stays, and only the keys of a removed
