@@ -37,7 +37,7 @@ const CHILD_CONTEXT: Record<string, Record<string, string>> = {
 
 const LUA_NAME = '"[A-Za-z0-9_.-]+"';
 /** The only Lua the configuration may hold: calls of the qubesec module with numbers and plain names. */
-const LUA_CALL = new RegExp(`^\\s*require\\("qubesec"\\)\\.(init\\("[A-Za-z0-9_./-]+"\\)|update\\(\\)|update_new_hosts\\(\\)|certificate\\(\\)|new_host_rewrite\\(\\)|new_host\\(\\)|load_report\\(\\)|route\\([0-9]{3}(, ${LUA_NAME})?\\)|balance\\(\\))\\s*$`);
+const LUA_CALL = new RegExp(`^\\s*require\\("qubesec"\\)\\.(init\\("[A-Za-z0-9_./-]+"\\)|update\\(\\)|update_new_hosts\\(\\)|certificate\\("[A-Za-z0-9_./,-]+"\\)|new_host_rewrite\\(\\)|new_host\\(\\)|load_report\\(\\)|route\\([0-9]{3}(, ${LUA_NAME})?\\)|balance\\(\\))\\s*$`);
 
 function checkBlock(directives: Directive[], context: string): void {
   for (const d of directives) {

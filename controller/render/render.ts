@@ -229,13 +229,15 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     hosts: certificateHosts.map((h) => ({ host: h.host, file: h.files[i]! })),
     fallback: defaultFiles[i]!,
   }));
-  const tlsView = (policy: TlsPolicy, clientAuth?: ClientAuth, certificates: string[] = certificateVariables) => ({
+  // newHostDefaults: the catch-all's, whose Lua hook sets a new host's certificates or these (its variables are there
+  // only because NGINX wants a certificate: the hook replaces NGINX's own that reads them).
+  const tlsView = (policy: TlsPolicy, clientAuth?: ClientAuth, newHostDefaults?: string[]) => ({
     protocols: policy.protocols,
     groups: opensslGroupList(policy.groups),
     // OpenSSL follows the server's signature algorithm order only with server preference on.
     signatureAlgorithms: policy.signatureAlgorithms?.join(':'),
-    certificates,
-    newHosts: certificates !== certificateVariables,
+    certificates: certificateVariables,
+    newHostDefaults: newHostDefaults && quoted(newHostDefaults.join(',')),
     clientAuth: clientAuth && { verify: clientAuth.verify, depth: clientAuth.depth, ca: clientAuth.ca && caFile(clientAuth.ca) },
   });
   // A host server without ssl_* directives has no SSL context of its own: its handshake runs in its listener's

@@ -144,14 +144,29 @@ local function answer_stored(dict, text)
   ngx.say(count)
 end
 
--- content_by_lua of the local-only /qubesec/endpoints: POST stores lines, GET lists what the workers balance over:
--- "<upstream> <address> <port>" for each endpoint, "<upstream>" alone for one without.
-function _M.update()
+-- A local-only control endpoint: GET answers list(), POST gives the request body to post(), anything else is 405.
+local function control(list, post)
   local method = ngx.req.get_method()
   if method == "GET" then
-    local names = endpoints:get_keys(0)
-    table.sort(names)
-    for _, name in ipairs(names) do
+    return list()
+  end
+  if method ~= "POST" then
+    return ngx.exit(ngx.HTTP_NOT_ALLOWED)
+  end
+  return post(request_body())
+end
+
+local function sorted_names(dict)
+  local names = dict:get_keys(0)
+  table.sort(names)
+  return names
+end
+
+-- content_by_lua of /qubesec/endpoints: POST stores lines, GET lists what the workers balance over:
+-- "<upstream> <address> <port>" for each endpoint, "<upstream>" alone for one without.
+function _M.update()
+  return control(function()
+    for _, name in ipairs(sorted_names(endpoints)) do
       local peers = peers_of(name) or {}
       if #peers == 0 then
         ngx.say(name)
@@ -160,32 +175,22 @@ function _M.update()
         ngx.say(name, " ", peer.address, " ", peer.port)
       end
     end
-    return
-  end
-  if method ~= "POST" then
-    return ngx.exit(ngx.HTTP_NOT_ALLOWED)
-  end
-  return answer_stored(endpoints, request_body())
+  end, function(body)
+    return answer_stored(endpoints, body)
+  end)
 end
 
--- content_by_lua of the local-only /qubesec/new-hosts: POST replaces the whole table of new hosts with its lines (the
--- controller sends every new host each time, none after the reload that brought their server blocks); GET lists it.
+-- content_by_lua of /qubesec/new-hosts: POST replaces the whole table of new hosts with its lines (the controller
+-- sends every new host each time, none after the reload that brought their server blocks); GET lists it.
 function _M.update_new_hosts()
-  local method = ngx.req.get_method()
-  if method == "GET" then
-    local names = new_hosts:get_keys(0)
-    table.sort(names)
-    for _, name in ipairs(names) do
+  return control(function()
+    for _, name in ipairs(sorted_names(new_hosts)) do
       ngx.say(name, " ", new_hosts:get(name))
     end
-    return
-  end
-  if method ~= "POST" then
-    return ngx.exit(ngx.HTTP_NOT_ALLOWED)
-  end
-  local text = request_body()
-  forget_unlisted(new_hosts, text)
-  return answer_stored(new_hosts, text)
+  end, function(body)
+    forget_unlisted(new_hosts, body)
+    return answer_stored(new_hosts, body)
+  end)
 end
 
 -- Per worker: each $qubesec_upstreams value split into its names.
@@ -294,7 +299,7 @@ local function new_host(host)
   return entry
 end
 
--- Per worker: the parsed certificate and key of each file a new host names (files are named by their content).
+-- Per worker: the parsed certificate and key of each file the catch-all serves (files are named by their content).
 local pairs_by_file = {}
 
 local function load_pair(file)
@@ -321,22 +326,30 @@ local function load_pair(file)
   return pair
 end
 
+-- Per worker: each comma-separated list of files split.
+local file_lists = {}
+
 -- ssl_certificate_by_lua of the catch-all server, whose context NGINX picks for a name no server has: a new host's own
--- certificates (OpenSSL then picks ML-DSA or ECDSA by the client's signature algorithms, as with any server's pairs);
--- any other name keeps the server's own, the default certificates. A name becomes a file only through the
+-- certificates, else `defaults` (comma-separated files, the default certificates); OpenSSL then picks ML-DSA or ECDSA
+-- by the client's signature algorithms, as with any server's pairs. A name becomes a file only through the
 -- controller's table: an unknown one costs one dictionary lookup, no file and no log line.
-function _M.certificate()
+function _M.certificate(defaults)
   local name = ssl.server_name()
   local entry = name and new_host(name:lower())
-  if not entry or not entry.certificates then
-    return
+  local files = entry and entry.certificates
+  if not files then
+    files = file_lists[defaults]
+    if not files then
+      files = split(defaults, ",")
+      file_lists[defaults] = files
+    end
   end
   local ok, err = ssl.clear_certs()
   if not ok then
-    ngx.log(ngx.ERR, "new host ", name, ": cannot clear the default certificates: ", err)
+    ngx.log(ngx.ERR, "cannot clear the certificates for ", name, ": ", err)
     return ngx.exit(ngx.ERROR)
   end
-  for _, file in ipairs(entry.certificates) do
+  for _, file in ipairs(files) do
     local pair, load_err = load_pair(file)
     if pair then
       ok, err = ssl.set_cert(pair.certificate)
@@ -347,7 +360,7 @@ function _M.certificate()
       ok, err = false, load_err
     end
     if not ok then
-      ngx.log(ngx.ERR, "new host ", name, ": cannot use ", file, ": ", err)
+      ngx.log(ngx.ERR, "cannot use ", file, " for ", name, ": ", err)
       return ngx.exit(ngx.ERROR)
     end
   end
