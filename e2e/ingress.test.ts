@@ -146,6 +146,8 @@ describe('QubeSec on a real API server', () => {
     await Promise.all(hosts.map((h) => kube.apply(tlsSecret(h.secret, 'mldsa65'))));
     await Promise.all(hosts.map((h, i) => kube.apply(pqIngress(`renew-${i}`, h.host, 'alpha', { secrets: [h.secret] }))));
     for (const h of hosts) await served(h.host, (r) => r.status === 200 && r.signature === 'id-ml-dsa-65');
+    // New hosts serve before their reload (e2e/new-hosts.test.ts); the renewals here are of hosts NGINX has blocks for.
+    await eventually(async () => ((await controller.metric('qubesec_new_hosts')) === 0 || undefined), 30_000, 'the new hosts\' reload');
     const beforeRenewal = await controller.metric('qubesec_config_reloads_total');
     await Promise.all(hosts.map((h) => kube.apply(tlsSecret(h.secret, 'ecdsa'))));
     for (const h of hosts) {

@@ -8,7 +8,8 @@
 // Measured, candidates and designs taking turns in one run (medians): `nginx -t`, SIGHUP -> first answer over
 // X25519MLKEM768 + ML-DSA-65 that comes from the new configuration, full and resumed handshakes/s for a PQ client
 // (X25519MLKEM768, ML-DSA only) and a legacy one (X25519, ECDSA only) with NGINX's CPU per handshake. Then the ML-DSA
-// key's encoding: the seed-only PKCS#8 the PKI writes against the same key with its expanded form. Prints figures
+// key's encoding: the seed-only PKCS#8 the PKI writes against the same key with its expanded form; and a new host's
+// handshakes on the catch-all path (the Lua hook) against a known host's. Prints figures
 // and ratios; asserts nothing on numbers, but stops if a handshake is not the one asked for.
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,10 +17,11 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { execa, type ResultPromise } from 'execa';
 import { selfSignedPair } from '../../controller/pki/selfsigned.js';
+import { LUA_DIR } from '../../controller/project.js';
 import { freePort } from '../lib/env.js';
 import { SECONDS, fixed, groupCpuSeconds, h2load, killGroup, opensslSpeed, quantile, row, startGroup, type LoadResult } from './lib.js';
 
-const HOSTS = (process.env.QUBESEC_BENCH_HOSTS ?? '1000').split(',').map(Number);
+const HOSTS = (process.env.QUBESEC_BENCH_HOSTS ?? '1000').split(',').filter(Boolean).map(Number);
 /** Rounds of the configuration-time figures (nginx -t, SIGHUP -> first PQ answer) per candidate and design. */
 const ROUNDS = Number(process.env.QUBESEC_BENCH_ROUNDS ?? 5);
 const FULL_BATCH = 100;
@@ -398,6 +400,73 @@ async function keyEncodings(candidate: Candidate): Promise<void> {
   }
 }
 
+/**
+ * The configuration of a host served before its reload (docs/architecture.md#new-hosts-without-a-reload): the maps
+ * know no host, and the catch-all server (any name, by its regular expression) takes the handshake, whose certificates
+ * the project's Lua hook sets from the new hosts' table, as the controller's line gives them.
+ */
+function newHostConfiguration(certificates: { hosts: HostFiles[]; fallback: HostFiles }, dir: string, port: number, generation: string): string {
+  const files = (h: HostFiles) => `${dir}/${h.mldsa.file},${dir}/${h.ecdsa.file}`;
+  const variables = ['ssl_certificate $bench_ml_dsa_65;', 'ssl_certificate_key $bench_ml_dsa_65;', 'ssl_certificate $bench_ecdsa_p256;', 'ssl_certificate_key $bench_ecdsa_p256;'];
+  return [
+    'load_module /usr/lib/nginx/modules/ndk_http_module.so;', 'load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;',
+    'worker_processes 2;', `pid ${dir}/nginx-new-host.pid;`, `error_log ${dir}/error-new-host.log warn;`, 'events { worker_connections 4096; }',
+    'http {', `  access_log ${dir}/access-new-host.log combined;`,
+    'ssl_protocols TLSv1.2 TLSv1.3;', 'ssl_ecdh_curve X25519MLKEM768:X25519;', 'ssl_prefer_server_ciphers off;',
+    'ssl_session_cache shared:bench:10m;', 'ssl_session_tickets on;',
+    `lua_package_path "${dir}/?.lua;;";`, 'lua_shared_dict qubesec_endpoints 1m;', 'lua_shared_dict qubesec_new_hosts 1m;',
+    // "<host> <certificate files> <redirect port or -> <match> <path> <upstreams>": the line the controller posts.
+    `init_by_lua_block { ngx.shared.qubesec_new_hosts:set("${hostName(0)}", "${files(certificates.hosts[0]!)} - prefix / bench") }`,
+    ...['ml-dsa-65', 'ecdsa-p256'].map((kind) => `map $ssl_server_name $bench_${kind.replace(/-/g, '_')} { hostnames; default ${dir}/default-${kind}.pem; }`),
+    `server { listen 127.0.0.1:${port} ssl default_server; server_name _;`, ...variables, 'return 404; }',
+    `server { listen 127.0.0.1:${port} ssl; server_name "~^";`, ...variables,
+    `ssl_certificate_by_lua_block { require("qubesec").certificate("${files(certificates.fallback)}") }`,
+    `location / { return 200 "${generation}"; } }`,
+    '}', '',
+  ].join('\n');
+}
+
+/** Handshakes of a host on the catch-all path (the Lua hook) against the same host known to the maps, in turns. */
+async function newHostHandshakes(candidate: Candidate): Promise<void> {
+  const id = randomBytes(4).toString('hex');
+  const certificates = await makeCertificates(1);
+  const servers = [
+    new Server(candidate, 'known host (maps)', id, (dir, port, generation) => configuration('by-variable', candidate, dir, port, 1, generation)),
+    new Server(candidate, 'new host (Lua hook)', id, (dir, port, generation) => newHostConfiguration(certificates, dir, port, generation)),
+  ];
+  const clients = new Clients(candidate.root, `/tmp/qubesec-nginx-choice-clients-${id}`);
+  const dir = join(candidate.root, `/tmp/qubesec-nginx-choice-${id}`);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    for (const h of [...certificates.hosts, certificates.fallback]) for (const p of [h.mldsa, h.ecdsa]) await writeFile(join(dir, p.file), p.pem, { mode: 0o644 });
+    await writeFile(join(dir, 'qubesec.lua'), await readFile(join(LUA_DIR, 'qubesec.lua')));
+    await clients.prepare();
+    for (const s of servers) {
+      s.port = await freePort();
+      await s.write();
+      await s.start();
+      for (const client of [PQ, LEGACY]) await clients.verify(s, client, hostName(0));
+    }
+    for (const resumed of [false, true]) {
+      for (const client of [PQ, LEGACY]) {
+        const rates = await handshakes(servers, clients, client, resumed, 1);
+        const base = rates.get(servers[0]!)!;
+        console.log(`\nOne host, ${resumed ? 'resumed' : 'full'} handshakes, ${client.name}, ${candidate.label}`);
+        row('host', 'handshakes/s', 'per NGINX s', 'NGINX ms', 'vs known /s', 'vs known CPU');
+        for (const s of servers) {
+          const r = rates.get(s)!;
+          row(`  ${s.name}`, fixed(r.done / r.seconds, 1), fixed(r.done / r.cpu), fixed((r.cpu * 1000) / r.done, 3),
+            fixed(r.done / r.seconds / (base.done / base.seconds), 2), fixed(r.done / r.cpu / (base.done / base.cpu), 2));
+        }
+      }
+    }
+  } finally {
+    for (const s of servers) await s.stop().catch((err: Error) => console.error(`bench cleanup: ${err.message}`));
+    await rm(dir, { recursive: true, force: true });
+    await rm(join(candidate.root, `/tmp/qubesec-nginx-choice-clients-${id}`), { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const list = await candidates();
   console.log(`machine: ${(await execa('nproc')).stdout} cores, ${SECONDS} s per handshake figure; client tools from ${list[0]!.label}`);
@@ -405,6 +474,7 @@ async function main(): Promise<void> {
   for (const n of HOSTS) await measureSize(list, n, await makeCertificates(n));
   // The chosen NGINX: the dev rootfs, nginx-candidates.sh's last line.
   await keyEncodings(list.at(-1)!);
+  await newHostHandshakes(list.at(-1)!);
 }
 
 await main();
