@@ -94,6 +94,26 @@ describe('new hosts without a reload', () => {
     expect(await controller.metric('qubesec_config_reloads_total')).toBe(reloads + 1);
   });
 
+  it('reloads at once when a new host gains a feature the catch-all path does not serve, and it applies from then on', async () => {
+    const host = 'vhost.pq.example.com';
+    const reloads = await controller.metric('qubesec_config_reloads_total');
+    await kube.apply(pqIngress('vhost', host, 'alpha', { secrets: ['pq-mldsa'] }));
+    await eventually(async () => ((await pqCurl(https(host), { cacert: anchors.mldsa })).status === 200 || undefined), 10_000, host);
+    expect(await controller.metric('qubesec_config_reloads_total')).toBe(reloads);
+    const hostSeen = (a: CurlResult) => (a.status === 200 ? (JSON.parse(a.body) as { host: string }).host : `status ${a.status}`);
+    const answers = await watch(host, async () => {
+      await kube.apply(pqIngress('vhost', host, 'alpha', { secrets: ['pq-mldsa'], annotations: { 'nginx.ingress.kubernetes.io/upstream-vhost': 'backend.internal' } }));
+      await eventually(async () => (hostSeen(await pqCurl(https(host), { cacert: anchors.mldsa })) === 'backend.internal' || undefined), 10_000, 'upstream-vhost applied');
+    }, 500);
+    // Not after --new-host-reload-ms: the change itself reloads (and brings every new host's block).
+    expect(await controller.metric('qubesec_config_reloads_total')).toBe(reloads + 1);
+    expect(await controller.metric('qubesec_new_hosts')).toBe(0);
+    // Served throughout: as before the change, then with it, and never back.
+    const seen = answers.map(hostSeen);
+    expect(new Set(seen)).toEqual(new Set([host, 'backend.internal']));
+    expect(seen.slice(seen.indexOf('backend.internal'))).toEqual(seen.slice(seen.indexOf('backend.internal')).map(() => 'backend.internal'));
+  });
+
   it('never serves an Ingress with an allowlist without it: it waits for its reload', async () => {
     const host = 'allow.pq.example.com';
     const reloads = await controller.metric('qubesec_config_reloads_total');
