@@ -5,6 +5,10 @@
 -- An entry is "<upstream> <address>:<port> ..." (IPv6 in brackets); an upstream with no endpoint is present and empty.
 -- NGINX has one upstream block for all of them: each proxying location names its upstreams in $qubesec_upstreams,
 -- route() picks one in the access phase and balance() its endpoint.
+--
+-- New hosts, which the running configuration has no server block for yet, are served by the catch-all server from the
+-- table in qubesec_new_hosts, which the controller replaces whole through /qubesec/new-hosts: certificate() chooses
+-- their certificates in the handshake, new_host_rewrite() and new_host() route their requests.
 local balancer = require("ngx.balancer")
 local ssl = require("ngx.ssl")
 
