@@ -187,6 +187,8 @@ describe('the image, installed by helm, on a real node', () => {
 
   it('takes backend Pods scaled up and down without a reload and without a failed request', async () => {
     const address = await controllerAddress();
+    // The app's host served before its reload (docs/architecture.md#new-hosts-without-a-reload): that reload first.
+    await eventually(async () => ((await metric(address, 'qubesec_new_hosts')) === 0 || undefined), 30_000, 'the new host\'s reload');
     const reloads = await metric(address, 'qubesec_config_reloads_total');
     const updates = await metric(address, 'qubesec_endpoint_updates_total');
     const answers: { status: number; backend?: string }[] = [];
