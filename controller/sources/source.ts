@@ -23,12 +23,23 @@ export interface Snapshot {
 /** What a source holds (its snapshot's shape): for each kind it reads, its objects. */
 export type Kinds<S> = { [K in keyof S]: readonly KubernetesObject[] };
 
+/**
+ * One object of a source that came, changed (`object` now) or went (no `object`): what an informer's event says.
+ * `kind` names its list in the snapshot, `key` is keyOf(object).
+ */
+export interface Change<S> {
+  kind: keyof S;
+  key: string;
+  object?: KubernetesObject;
+}
+
 export interface Source<S extends Kinds<S> = Snapshot> {
   /**
    * Resolves once the first full state of every kind is loaded, and never on a partial one (it waits through failed
-   * lists); calls onChange after every change from then on, never before.
+   * lists); calls onChange after every change from then on, never before. With a Change when the change is one
+   * object (a watch event); without one when any object of any kind may have changed (a relist, a folder reload).
    */
-  start(onChange: () => void): Promise<void>;
+  start(onChange: (change?: Change<S>) => void): Promise<void>;
   snapshot(): S;
   stop(): Promise<void>;
 }
