@@ -33,7 +33,8 @@ export interface ModelResult {
   diagnostics: Diagnostic[];
 }
 
-const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+/** The label that names an EndpointSlice's Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 interface RouteDraft {
   route: IntentRoute;
@@ -122,10 +123,10 @@ export class ModelBuilder {
   private readonly upstreams = new Map<string, UpstreamPiece>();
   /** Per read (readKey), the hosts whose server made it. */
   private readonly readers = new Map<string, Set<string>>();
-  /** Per upstream name, the host pieces that need it, and the use each one made of it. */
-  private readonly users = new Map<string, Map<string, UpstreamUse>>();
+  /** Per upstream name, the hosts whose pieces need it, with the use each made of it (lists: most have one). */
+  private readonly users = new Map<string, [string, UpstreamUse][]>();
   /** Per Service (namespace/name), the upstreams built on it. */
-  private readonly upstreamsOfService = new Map<string, Set<string>>();
+  private readonly upstreamsOfService = new Map<string, string[]>();
   private readonly hostsWithDiagnostics = new Set<string>();
   private readonly upstreamsWithProblems = new Set<string>();
   private readonly servers = new SortedList<Server>((server) => server.host);
@@ -251,9 +252,9 @@ export class ModelBuilder {
     }
     for (const [upstream] of piece.upstreams) {
       changedUpstreams.add(upstream);
-      const users = this.users.get(upstream)!;
-      users.delete(host);
-      if (users.size === 0) this.users.delete(upstream);
+      const users = this.users.get(upstream)!.filter(([user]) => user !== host);
+      if (users.length > 0) this.users.set(upstream, users);
+      else this.users.delete(upstream);
     }
   }
 
@@ -269,16 +270,16 @@ export class ModelBuilder {
     }
     for (const [upstream, use] of piece.upstreams) {
       changedUpstreams.add(upstream);
-      let users = this.users.get(upstream);
-      if (!users) this.users.set(upstream, (users = new Map()));
-      users.set(host, use);
+      const users = this.users.get(upstream);
+      if (users) users.push([host, use]);
+      else this.users.set(upstream, [[host, use]]);
     }
   }
 
   /** The upstream `name` as buildModel would make it now: needed first by its oldest user, or gone. */
   private updateUpstream(upstream: string, inputs: ModelInputs): void {
     let use: UpstreamUse | undefined;
-    for (const candidate of this.users.get(upstream)?.values() ?? []) {
+    for (const [, candidate] of this.users.get(upstream) ?? []) {
       if (!use || byAge(candidate.intent!, use.intent!) < 0) use = candidate;
     }
     if (!use && upstream === this.defaultName) use = { backend: inputs.defaultBackend!, variant: {} };
@@ -293,9 +294,9 @@ export class ModelBuilder {
       this.upstreamList.remove(piece.upstream);
       this.upstreamsWithProblems.delete(upstream);
       const service = serviceKeyOf(piece.use.backend);
-      const ofService = this.upstreamsOfService.get(service)!;
-      ofService.delete(upstream);
-      if (ofService.size === 0) this.upstreamsOfService.delete(service);
+      const ofService = this.upstreamsOfService.get(service)!.filter((name) => name !== upstream);
+      if (ofService.length > 0) this.upstreamsOfService.set(service, ofService);
+      else this.upstreamsOfService.delete(service);
     }
     if (!use) return;
     const built = buildUpstream(upstream, use, inputs);
@@ -303,9 +304,9 @@ export class ModelBuilder {
     this.upstreamList.add(built.upstream);
     if (built.problem) this.upstreamsWithProblems.add(upstream);
     const service = serviceKeyOf(use.backend);
-    let ofService = this.upstreamsOfService.get(service);
-    if (!ofService) this.upstreamsOfService.set(service, (ofService = new Set()));
-    ofService.add(upstream);
+    const ofService = this.upstreamsOfService.get(service);
+    if (ofService) ofService.push(upstream);
+    else this.upstreamsOfService.set(service, [upstream]);
   }
 }
 
@@ -494,7 +495,8 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
   }
 
   const server = finishServer(draft, inputs, diagnostics);
-  return { server, diagnostics, upstreams: [...uses], reads: inputs.reads };
+  // Copies, not the lists push grew: those keep room for 17 items, and thousands of pieces are kept.
+  return { server, diagnostics: diagnostics.slice(), upstreams: [...uses], reads: inputs.reads.slice() };
 }
 
 /** Client certificate checks are a server setting in NGINX: the oldest Ingress of the host that asks sets them. */
@@ -526,7 +528,7 @@ function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: D
   const server: Server = { host: draft.host, locations };
   if (draft.tls) {
     const certificates = draft.tls.certificates.length > 0 ? draft.tls.certificates : inputs.defaultCertificates;
-    server.tls = { policy: draft.tls.policy, certificates, clientAuth: draft.tls.clientAuth };
+    server.tls = { policy: draft.tls.policy, certificates: certificates.slice(), clientAuth: draft.tls.clientAuth };
   } else if (draft.host !== '') {
     // force-ssl-redirect sends a host without spec.tls to HTTPS: serve it there with the default certificates, as
     // ingress-nginx does, or the redirect leads to the catch-all server's 404.
@@ -536,7 +538,16 @@ function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: D
   return server;
 }
 
+/** Per intent, its locations' policy without and with TLS: one object for all the locations of an Ingress. */
+const policies = new WeakMap<IngressIntent, [LocationPolicy?, LocationPolicy?]>();
+
 function policyOf(intent: IngressIntent, hasTls: boolean): LocationPolicy {
+  let ofIntent = policies.get(intent);
+  if (!ofIntent) policies.set(intent, (ofIntent = []));
+  return (ofIntent[hasTls ? 1 : 0] ??= makePolicy(intent, hasTls));
+}
+
+function makePolicy(intent: IngressIntent, hasTls: boolean): LocationPolicy {
   const p = intent.proxy;
   // One zone per Ingress: its locations share the limit, as in ingress-nginx.
   const zone = `${intent.ref.namespace}_${intent.ref.name}`;

@@ -2,7 +2,11 @@
 // Drives the real Reconciler on an in-memory source; the data plane hashes and renders as Applier.apply does and
 // stops before writing files and NGINX. Each size runs in its own process, so sizes do not share heap or JIT state.
 // Prints figures and ratios; asserts nothing.
+import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { execa } from 'execa';
@@ -16,12 +20,14 @@ import { defaultCertificatePairs, selfSignedPair } from '../../controller/pki/se
 import { Reconciler, type DataPlane } from '../../controller/reconciler.js';
 import { endpointLines, render } from '../../controller/render/render.js';
 import { RENDER_SETTINGS } from '../../controller/render/testing.js';
-import { stripUnread, type Snapshot, type Source } from '../../controller/sources/source.js';
+import { keyOf, stripEndpointSlice, stripUnread, type Change, type Snapshot, type Source } from '../../controller/sources/source.js';
 
 const SIZES = [1_000, 10_000];
 const INGRESSES_PER_NAMESPACE = 50;
 const REPEATS = 5;
 const CONFIG_MAP = 'qubesec/qubesec-defaults';
+/** An Opaque Secret no Ingress names: "no change" syncs change it. */
+const UNRELATED_SECRET = 'unrelated-token';
 
 interface Figures {
   ingresses: number;
@@ -133,23 +139,28 @@ async function cluster(count: number): Promise<ClusterObjects> {
       endpointSlices.push(endpointSlice(namespace, service, { name: port, port: target }, Array.from({ length: pods }, (_, e) => `${subnet}.${first + e}`)));
     }
   }
-  return {
+  secrets.push({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: UNRELATED_SECRET, namespace: 'team-0', uid: 'uid-unrelated', resourceVersion: '1' }, data: { token: 'MQ==' } });
+  const objects: ClusterObjects = {
     ingressClasses: [{ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'qubesec' }, spec: { controller: 'qubesec.io/ingress-controller' } }],
     ingresses, services, endpointSlices, secrets,
     configMaps: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'qubesec-defaults', namespace: 'qubesec', resourceVersion: '1' }, data: { 'tls-min-version': '1.3' } }],
   };
+  // As a list from the API server arrives: parsed from JSON (one flat string per value, not the template literals'
+  // concatenations, which take more memory), creationTimestamp a Date as client-node's deserializer makes it.
+  return JSON.parse(JSON.stringify(objects), (key, value: unknown) => (key === 'creationTimestamp' ? new Date(value as string) : value)) as ClusterObjects;
 }
 
 // --- the controller around the reconciler ---------------------------------------------------------------------
 
 /** What informers hold: objects replaced whole on each change with a new resourceVersion; list() copies the array. */
 class MemorySource implements Source {
-  private onChange = () => undefined as void;
+  private onChange: (change?: Change<Snapshot>) => void = () => undefined;
   private version = 1;
 
   constructor(private readonly state: ClusterObjects) {}
 
-  async start(onChange: () => void): Promise<void> {
+  /** Tells each change as the Kubernetes source does: the kind, the key and the object now. */
+  async start(onChange: (change?: Change<Snapshot>) => void): Promise<void> {
     this.onChange = onChange;
   }
 
@@ -165,8 +176,7 @@ class MemorySource implements Source {
     const old = this.state.ingresses[index]!;
     const annotations = { ...old.metadata!.annotations };
     annotations['nginx.ingress.kubernetes.io/proxy-body-size'] = annotations['nginx.ingress.kubernetes.io/proxy-body-size'] === '8m' ? '16m' : '8m';
-    this.state.ingresses[index] = { ...old, metadata: { ...old.metadata, annotations, resourceVersion: String(++this.version) } };
-    this.onChange();
+    this.replace('ingresses', index, { ...old, metadata: { ...old.metadata, annotations, resourceVersion: String(++this.version) } });
   }
 
   /** A pod of the Service behind the EndpointSlice at `index` replaced: one endpoint with a new address. */
@@ -174,20 +184,26 @@ class MemorySource implements Source {
     const old = this.state.endpointSlices[index]!;
     const [first, ...rest] = old.endpoints ?? [];
     const address = first!.addresses[0]!.replace(/\d+$/, (n: string) => String((Number(n) + 100) % 250));
-    this.state.endpointSlices[index] = { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, endpoints: [{ ...first!, addresses: [address] }, ...rest] };
-    this.onChange();
+    this.replace('endpointSlices', index, { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, endpoints: [{ ...first!, addresses: [address] }, ...rest] });
   }
 
   /** Toggles the defaults ConfigMap's tls-min-version: every Ingress's TLS policy changes. */
   changeDefaults(): void {
     const old = this.state.configMaps[0]!;
     const data = { 'tls-min-version': old.data!['tls-min-version'] === '1.3' ? '1.2' : '1.3' };
-    this.state.configMaps[0] = { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, data };
-    this.onChange();
+    this.replace('configMaps', 0, { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, data });
   }
 
+  /** A Secret that no Ingress names changes: a sync with nothing to do. */
   touch(): void {
-    this.onChange();
+    const index = this.state.secrets.findIndex((s) => s.metadata?.name === UNRELATED_SECRET);
+    const old = this.state.secrets[index]!;
+    this.replace('secrets', index, { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, data: { token: Buffer.from(String(this.version)).toString('base64') } });
+  }
+
+  private replace<K extends keyof ClusterObjects>(kind: K, index: number, object: ClusterObjects[K][number]): void {
+    this.state[kind][index] = object;
+    this.onChange({ kind, key: keyOf(object), object });
   }
 }
 
@@ -248,6 +264,7 @@ async function measureSize(count: number): Promise<Figures> {
   const objects = Object.values(state).reduce((sum, list) => sum + list.length, 0);
   const listed = memory();
   for (const list of Object.values(state)) for (const object of list) stripUnread(object);
+  for (const slice of state.endpointSlices) stripEndpointSlice(slice);
   const source = new MemorySource(state);
   const dataPlane = new RenderingDataPlane();
   const reconciler = new Reconciler(
@@ -275,10 +292,13 @@ async function measureSize(count: number): Promise<Figures> {
 
   const first = await timed(() => void reconciler.start());
   const full = await repeated(3, () => source.changeDefaults());
+  const profiler = await Profiler.start(count);
   const oneChanged = await repeated(REPEATS, () => source.changeIngress(Math.floor(count / 2)));
+  await profiler?.stop('one-changed');
   const endpointsChanged = await repeated(REPEATS, () => source.changeEndpoints(count));
   const noChange = await repeated(REPEATS, () => source.touch());
   const synced = memory();
+  await profiler?.heapSnapshot();
   await reconciler.stop();
   const dataPlaneOf = (r: { hashMs: number; renderMs: number }) => ({ hashMs: r.hashMs, renderMs: r.renderMs });
   return {
@@ -294,6 +314,37 @@ async function measureSize(count: number): Promise<Figures> {
     memory: { empty, listed, objects: withObjects, synced },
     peakRssMb: process.resourceUsage().maxRSS / 1024,
   };
+}
+
+/**
+ * With QUBESEC_BENCH_PROFILE=<folder>, the largest size writes a CPU profile of its one-Ingress changes and a heap
+ * snapshot after the syncs there (open them in Chrome DevTools); without it, no inspector session is opened.
+ */
+class Profiler {
+  private constructor(private readonly session: Session, private readonly folder: string) {}
+
+  static async start(count: number): Promise<Profiler | undefined> {
+    const folder = process.env.QUBESEC_BENCH_PROFILE;
+    if (!folder || count !== SIZES.at(-1)) return undefined;
+    const session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+    return new Profiler(session, folder);
+  }
+
+  async stop(name: string): Promise<void> {
+    const { profile } = await this.session.post('Profiler.stop');
+    await writeFile(join(this.folder, `scale-${name}.cpuprofile`), JSON.stringify(profile));
+  }
+
+  async heapSnapshot(): Promise<void> {
+    const out = createWriteStream(join(this.folder, 'scale-synced.heapsnapshot'));
+    this.session.on('HeapProfiler.addHeapSnapshotChunk', (m) => out.write(m.params.chunk));
+    await this.session.post('HeapProfiler.takeHeapSnapshot');
+    await new Promise((resolve) => out.end(resolve));
+    this.session.disconnect();
+  }
 }
 
 // --- report --------------------------------------------------------------------------------------------------------
