@@ -40,6 +40,8 @@ export class SourceView<S extends Kinds<S>> {
     for (const kind of Object.keys(objects) as (keyof S)[]) changed[kind] = new Set();
     for (const [kind, ofKind] of pending) {
       const held = objects[kind];
+      // A kind the snapshot does not list is none of its readers' business.
+      if (!held) continue;
       for (const [key, object] of ofKind) {
         if (object === undefined) {
           if (held.delete(key)) changed[kind].add(key);
