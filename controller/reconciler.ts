@@ -1,4 +1,5 @@
-// Sources -> model -> data plane. Each sync reads a snapshot, translates it (pure), applies the model, and reports.
+// Sources -> model -> data plane. Each sync takes in what changed by key (SourceView), translates the Ingresses that
+// changed (pure), tells the model builder what changed, applies the model, and reports.
 // It keeps the last good version of every Secret and the last version of every Ingress that NGINX accepted, so bad
 // input never takes down what was serving; an Ingress NGINX refuses is found (acceptance.ts) and fails alone.
 import { createHash } from 'node:crypto';
@@ -97,12 +98,17 @@ export class Reconciler {
   private readonly builder = new ModelBuilder();
   /** The source's objects by key, brought up to date at each sync from the changes it told. */
   private readonly view: SourceView<Snapshot>;
+  /** Flags and the defaults ConfigMap as of the last sync, with their diagnostics and the default TLS policy. */
   private tlsDefaults: { defaults: TlsDefaults; text: string; policy: TlsPolicy; diagnostics: Diagnostic[] } | undefined;
   /** Per Ingress of ours (namespace/name), its translation's intent now; undefined: rejected. */
   private readonly current = new Map<string, IngressIntent | undefined>();
+  /** The defaults the Ingresses in current were translated with. */
+  private translatedWith: TlsDefaults | undefined;
+  /** Of the Ingresses in current, those translation rejected. */
+  private readonly rejectedByTranslation = new Set<string>();
   /** Of the Ingresses in current, the diagnostics of those whose translation has any. */
   private readonly translationDiagnostics = new Map<string, Diagnostic[]>();
-  /** Per Ingress, a version not yet accepted, to offer over its accepted one (offer() without retry). */
+  /** Per Ingress, a version not yet accepted, to offer over its accepted one (offeredVersion, no retry). */
   private readonly changedIntents = new Map<string, IngressIntent>();
   /** Per Ingress, the version a sync's first build serves: changed, else accepted. */
   private readonly latest = new Map<string, IngressIntent>();
@@ -123,13 +129,19 @@ export class Reconciler {
   /** Checked pairs and CA bundles as the builder reads them, changed in place entry by entry. */
   private readonly certificates = new Map<string, CertificatePair>();
   private readonly caBundles = new Map<string, CaBundle>();
+  /** Whether the refused versions count as offered (a retry's sync). */
+  private offeringRefused = false;
+  /** Uses whose Ingresses changed since the last checkSecrets. */
+  private dirtyUses = new Set<string>();
+  /** Per use, what the builder may read of it now: its checked or last good content. */
+  private readonly usable = new Map<string, CertificatePair | CaBundle>();
   /** Per use, the last good content: serves while the Secret is bad. */
   private readonly lastGoodSecrets = new Map<string, LastGood>();
   /** Per use whose last check failed, its diagnostics: checked again at every sync, as a check may depend on the time. */
   private readonly failingUses = new Map<string, Diagnostic[]>();
   /** The earliest expiry of a last good content: at that time every use is checked again. */
   private nextExpiry: number | undefined;
-  /** Per host, the served server whose certificates qubesec_certificate_expiry_timestamp_seconds shows. */
+  /** The served servers (in host order) whose certificates qubesec_certificate_expiry_timestamp_seconds shows. */
   private expiryShown: readonly Server[] = [];
   private activeDiagnostics = new Set<string>();
   private readonly coalescer: Coalescer;
@@ -366,11 +378,8 @@ export class Reconciler {
     }
   }
 
-  private translatedWith: TlsDefaults | undefined;
-  private readonly rejectedByTranslation = new Set<string>();
-
   /**
-   * offer() for one Ingress: its refusal holds for the version refused (gone once the Ingress changed or went away),
+   * The offer of one Ingress: its refusal holds for the version refused (gone once the Ingress changed or went away),
    * a version not accepted (and not refused) is offered; `latest` and the Secret uses follow.
    */
   private reoffer(key: string): void {
@@ -542,13 +551,6 @@ export class Reconciler {
     if (ids.length > 0) this.secretUsesOf.set(key, ids.slice());
     else this.secretUsesOf.delete(key);
   }
-
-  /** Whether the refused versions count as offered (a retry's sync). */
-  private offeringRefused = false;
-  /** Uses whose Ingresses changed since the last checkSecrets. */
-  private dirtyUses = new Set<string>();
-  /** Per use, what the builder may read of it now: its checked or last good content. */
-  private readonly usable = new Map<string, CertificatePair | CaBundle>();
 
   /**
    * Checks the Secret uses that changed (their Ingresses or their Secret), the ones that failed last time, and all
