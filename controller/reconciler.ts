@@ -405,6 +405,7 @@ export class Reconciler {
       const before = this.serviceOfSlice.get(key);
       const after = slice && endpointSliceService(slice);
       if (before !== undefined) {
+        // Copied to its length: a filtered array keeps room to grow, and there is one list per Service.
         const rest = this.slicesByService.get(before)!.filter((s) => keyOf(s) !== key).slice();
         if (rest.length > 0) this.slicesByService.set(before, rest);
         else this.slicesByService.delete(before);
@@ -412,7 +413,7 @@ export class Reconciler {
         this.touched.endpointSlices.add(before);
       }
       if (after !== undefined) {
-        this.slicesByService.set(after, [...(this.slicesByService.get(after) ?? []), slice!]);
+        this.slicesByService.set(after, (this.slicesByService.get(after) ?? []).concat(slice!));
         this.serviceOfSlice.set(key, after);
         this.touched.endpointSlices.add(after);
       }

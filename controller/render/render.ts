@@ -136,7 +136,7 @@ class ServerBlocks {
       if (!block || server.host === '' || block.context !== context || block.affinity !== affinity) {
         const { view, declarations, files } = viewOf(server);
         assertInert(view, ['servers', i]);
-        block = { context, upstreams, affinity, block: flattened(templates.server(view)), declarations: declarations.declarations(), files: [...files] };
+        block = { context, upstreams, affinity, block: flattened(templates.server(view)), declarations: declarations.declarations(), files: Array.from(files) };
       } else if (block.upstreams !== upstreams) {
         block = { ...block, upstreams };
       }
@@ -462,7 +462,8 @@ class HttpBlocks {
     for (const zone of this.connectionZones) list.push(['connectionZone', zone]);
     for (const [variable, origins] of this.corsMaps) list.push(['corsMap', variable, origins]);
     for (const cookie of this.affinityCookies) list.push(['affinityCookie', cookie]);
-    return list;
+    // Kept with a server's block: copied to its length (push leaves room for 17).
+    return list.slice();
   }
 
   /** Makes the declarations of another (a server's) here, in their order. */
