@@ -7,7 +7,7 @@ import type { V1ConfigMap, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret 
 import { isolate, offeredVersion, retryDelay, versionsOf, type Isolation, type Refusal } from './acceptance.js';
 import { parseSettings } from './model/annotations.js';
 import { ModelBuilder, endpointSliceService, type InputChanges } from './model/build.js';
-import { checkCaSecret, checkPair, checkTlsSecret, secretData } from './model/certificates.js';
+import { PAIR_FIELDS, checkCaSecret, checkPair, checkTlsSecret, secretData } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
 import { Coalescer } from './coalescer.js';
 import { REJECTED, ingressRef, translateIngress, type BackendRef, type IngressIntent, type IngressTranslation } from './model/ingress.js';
@@ -50,7 +50,7 @@ function checkSecret(secret: V1Secret, use: SecretUse, now: Date): { content: Ce
   }
   const checked = use === 'serving'
     ? checkTlsSecret(secret, now)
-    : checkPair(keyOf(secret), secretData(secret, 'tls.crt') ?? '', secretData(secret, 'tls.key') ?? '', now);
+    : checkPair(keyOf(secret), secretData(secret, PAIR_FIELDS.certificate) ?? '', secretData(secret, PAIR_FIELDS.key) ?? '', now);
   return 'error' in checked ? checked : { content: checked.pair, expires: checked.pair.notAfter };
 }
 
@@ -600,7 +600,7 @@ export class Reconciler {
     this.usable.delete(id);
     if (!entry || !secret) return this.lastGoodSecrets.delete(id);
     // A proxy-ssl-secret may hold only ca.crt: no client certificate is then presented.
-    if (entry.use === 'client' && !secretData(secret, 'tls.crt')) return false;
+    if (entry.use === 'client' && !secretData(secret, PAIR_FIELDS.certificate)) return false;
     const fresh = (good: LastGood) => good.expires === undefined || good.expires > now;
     const cached = this.lastGoodSecrets.get(id);
     // The same object is the same content: only its users changed.

@@ -8,13 +8,12 @@ import {
   NetworkingV1Api,
   type KubernetesListObject,
   type KubernetesObject,
-  type V1EndpointSlice,
 } from '@kubernetes/client-node';
 import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Reflector, errorText, kubernetesListWatch, type ListOptions, type ReflectorHooks } from './reflector.js';
-import { stripEndpointSlice, stripUnread, type Change, type EventRecorder, type Snapshot, type Source } from './source.js';
+import { stripperOf, type Change, type EventRecorder, type Snapshot, type Source } from './source.js';
 
 export { errorText } from './reflector.js';
 
@@ -87,8 +86,7 @@ export class KubernetesSource implements Source {
   private add<T extends KubernetesObject>(name: string, kind: keyof Snapshot, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): void {
     const client = kubernetesListWatch<T>(this.kc, path, list, this.options.listTimeoutMs);
     const onChange = (key?: string, object?: T) => this.onChange(key === undefined ? undefined : { kind, key, object });
-    const strip = kind === 'endpointSlices' ? (object: KubernetesObject) => stripEndpointSlice(object as V1EndpointSlice) : stripUnread;
-    const reflector = new Reflector<T>(name, client, onChange, { ...reflectorHooks(name, this.metrics, this.log), strip });
+    const reflector = new Reflector<T>(name, client, onChange, { ...reflectorHooks(name, this.metrics, this.log), strip: stripperOf(kind) });
     this.reflectors.push(reflector as unknown as Reflector<KubernetesObject>);
   }
 

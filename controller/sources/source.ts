@@ -11,6 +11,8 @@ import type {
   V1Service,
 } from '@kubernetes/client-node';
 import { SERVICE_NAME_LABEL } from '../model/build.js';
+import { CA_FIELD, PAIR_FIELDS } from '../model/certificates.js';
+import { CREATED_FIELD, DEFAULT_CERTIFICATES_FIELD, KEYS_FIELD } from '../tickets/secret.js';
 import type { Diagnostic } from '../model/types.js';
 
 export interface Snapshot {
@@ -91,4 +93,43 @@ export function stripEndpointSlice(slice: V1EndpointSlice): void {
     delete metadata.ownerReferences;
   }
   slice.endpoints = (slice.endpoints ?? []).map((endpoint) => ({ addresses: endpoint.addresses, conditions: READY[String(endpoint.conditions?.ready)] }));
+}
+
+/** The Secret fields the ingress side reads: pairs and CA certificates (model/certificates.ts), the shared ticket Secret's. */
+const READ_SECRET_FIELDS = new Set<string>([PAIR_FIELDS.certificate, PAIR_FIELDS.key, CA_FIELD, KEYS_FIELD, CREATED_FIELD, DEFAULT_CERTIFICATES_FIELD]);
+
+/**
+ * stripUnread, and of a Secret's data only the fields the ingress side reads: the source lists every Secret, and a
+ * Helm release or an image pull Secret is mostly fields no Ingress can name. The ticket rotator replaces the shared
+ * Secret's data whole, so what it sends back is unaffected.
+ */
+export function stripSecret(secret: V1Secret): void {
+  stripUnread(secret);
+  const read = (fields: Record<string, string> | undefined) => fields && Object.fromEntries(Object.entries(fields).filter(([field]) => READ_SECRET_FIELDS.has(field)));
+  secret.data = read(secret.data);
+  if (secret.stringData) secret.stringData = read(secret.stringData);
+}
+
+/**
+ * stripUnread, and of a Service only what the ingress side reads: its ports' names and numbers (model/build.ts) and,
+ * for --publish-service (status/addresses.ts), its type, cluster IP, external IPs and name, and load balancer status.
+ */
+export function stripService(service: V1Service): void {
+  stripUnread(service);
+  const spec = service.spec;
+  if (!spec) return;
+  service.spec = {
+    type: spec.type,
+    ports: spec.ports?.map((port) => ({ name: port.name, port: port.port })),
+    clusterIP: spec.clusterIP,
+    externalIPs: spec.externalIPs,
+    externalName: spec.externalName,
+  };
+  service.status = service.status?.loadBalancer ? { loadBalancer: service.status.loadBalancer } : undefined;
+}
+
+/** What the ingress source keeps of an object it lists under `kind` in the snapshot. */
+export function stripperOf(kind: keyof Snapshot): (object: KubernetesObject) => void {
+  const strips: Partial<Record<keyof Snapshot, (object: never) => void>> = { endpointSlices: stripEndpointSlice, services: stripService, secrets: stripSecret };
+  return (strips[kind] ?? stripUnread) as (object: KubernetesObject) => void;
 }

@@ -20,7 +20,7 @@ import { defaultCertificatePairs, selfSignedPair } from '../../controller/pki/se
 import { Reconciler, type DataPlane } from '../../controller/reconciler.js';
 import { endpointLines, render } from '../../controller/render/render.js';
 import { RENDER_SETTINGS } from '../../controller/render/testing.js';
-import { keyOf, stripEndpointSlice, stripUnread, type Change, type Snapshot, type Source } from '../../controller/sources/source.js';
+import { keyOf, stripperOf, type Change, type Snapshot, type Source } from '../../controller/sources/source.js';
 
 const SIZES = [1_000, 10_000];
 const INGRESSES_PER_NAMESPACE = 50;
@@ -40,7 +40,7 @@ interface Figures {
   /** Of each figure above, the part spent in the data plane's hash and render, and the rest: the controller's. */
   dataPlane: Record<'first' | 'full' | 'oneChanged' | 'endpointsChanged' | 'noChange', { hashMs: number; diffMs: number; renderMs: number; controllerMs: number }>;
   configBytes: number;
-  /** listed: objects as the API server sends them; objects: as the reflectors keep them (stripUnread). */
+  /** listed: objects as the API server sends them; objects: as the reflectors keep them (stripperOf). */
   memory: Record<'empty' | 'listed' | 'objects' | 'synced', { rssMb: number; heapUsedMb: number }>;
   peakRssMb: number;
 }
@@ -265,8 +265,7 @@ async function measureSize(count: number): Promise<Figures> {
   const state = await cluster(count);
   const objects = Object.values(state).reduce((sum, list) => sum + list.length, 0);
   const listed = memory();
-  for (const list of Object.values(state)) for (const object of list) stripUnread(object);
-  for (const slice of state.endpointSlices) stripEndpointSlice(slice);
+  for (const [kind, list] of Object.entries(state)) list.forEach(stripperOf(kind as keyof Snapshot));
   const source = new MemorySource(state);
   const dataPlane = new RenderingDataPlane();
   const reconciler = new Reconciler(
