@@ -122,41 +122,67 @@ class Cluster {
   }
 }
 
-/** A reconciler on `cluster` whose data plane keeps the models it applied. */
-async function reconcilerOn(cluster: Cluster): Promise<{ applied: Model[]; reconciler: Reconciler; tell: (change?: Change<Snapshot>) => void }> {
+/**
+ * A reconciler on `cluster` whose data plane keeps the models it applied; `throws` makes an apply throw (a bug, not a
+ * refusal), after which `failed` resolves instead of onSynced.
+ */
+async function reconcilerOn(cluster: Cluster, throws = () => false) {
   const applied: Model[] = [];
   let tell: (change?: Change<Snapshot>) => void = () => {};
+  let failed = () => {};
   const reconciler = new Reconciler(
     { start: async (onChange) => void (tell = onChange), snapshot: () => cluster.snapshot(), stop: async () => {} },
-    { apply: async (model): Promise<ApplyResult> => (applied.push(model), { status: 'applied', hash: String(applied.length) }), test: async () => undefined },
+    {
+      apply: async (model): Promise<ApplyResult> => {
+        if (throws()) throw new Error('the data plane broke');
+        applied.push(model);
+        return { status: 'applied', hash: String(applied.length) };
+      },
+      test: async () => undefined,
+    },
     { record: async () => {} },
     { controllerName: 'qubesec.io/ingress-controller', ingressClass: 'qubesec', tlsDefaults: BUILTIN_TLS_DEFAULTS, configMap: 'qubesec/defaults', capabilities: CAPABILITIES, defaultCertificates: [], debounceMs: 0 },
     createMetrics(),
-    createLogger('error', {}, () => {}),
+    createLogger('error', {}, (line) => void (line.includes('sync failed') && failed())),
   );
   const synced = new Promise<void>((resolve) => (reconciler.onSynced = resolve));
   await reconciler.start();
   await synced;
-  return { applied, reconciler, tell };
+  /** Tells the changes and waits for the sync: whether it went through. */
+  const sync = async (changes: (Change<Snapshot> | undefined)[]) => {
+    const done = new Promise<boolean>((resolve) => {
+      reconciler.onSynced = () => resolve(true);
+      failed = () => resolve(false);
+    });
+    for (const change of changes) tell(change);
+    reconciler.schedule(); // a step whose changes changed nothing syncs too
+    return done;
+  };
+  return { applied, reconciler, sync };
 }
 
 describe('Reconciler told each change by key', () => {
-  it.each([1, 2, 3])('applies what a new reconciler makes of the same cluster, after every random change (seed %i)', async (seed) => {
-    const cluster = new Cluster(random(seed));
-    const kept = await reconcilerOn(cluster);
+  /** Random steps on a kept reconciler, each compared with a new one on the same cluster when it went through. */
+  async function compare(seed: number, throws: (next: () => number) => () => boolean) {
+    const next = random(seed);
+    const cluster = new Cluster(next);
+    const breaks = throws(next);
+    let broken = false;
+    const kept = await reconcilerOn(cluster, () => broken);
     let reused = 0;
+    let compared = 0;
     try {
       for (let step = 0; step < STEPS; step++) {
         cluster.change();
-        const synced = new Promise<void>((resolve) => (kept.reconciler.onSynced = resolve));
-        for (const change of cluster.changes) kept.tell(change);
+        const changes = cluster.changes;
         cluster.changes = [];
-        kept.reconciler.schedule(); // a step whose changes changed nothing syncs too
-        await synced;
+        broken = breaks();
+        if (!(await kept.sync(changes))) continue;
         const fresh = await reconcilerOn(cluster);
         await fresh.reconciler.stop();
         const [before, now] = kept.applied.slice(-2);
         reused += now!.servers.filter((server) => before?.servers.includes(server)).length;
+        compared++;
         try {
           expect(now).toEqual(fresh.applied.at(-1));
           expect([...kept.reconciler.served].sort()).toEqual([...fresh.reconciler.served].sort());
@@ -168,6 +194,18 @@ describe('Reconciler told each change by key', () => {
       await kept.reconciler.stop();
     }
     // Pieces were kept from sync to sync, so the comparison tested the kept state.
-    expect(reused).toBeGreaterThan(STEPS);
+    expect(reused).toBeGreaterThan(compared);
+    return compared;
+  }
+
+  it.each([1, 2, 3])('applies what a new reconciler makes of the same cluster, after every random change (seed %i)', async (seed) => {
+    expect(await compare(seed, () => () => false)).toBe(STEPS);
+  });
+
+  it.each([4, 5])('keeps applying what a new reconciler makes after syncs that threw (seed %i)', async (seed) => {
+    // One sync in five throws in the data plane, after the changes were taken in.
+    const compared = await compare(seed, (next) => () => next() < 0.2);
+    expect(compared).toBeLessThan(STEPS);
+    expect(compared).toBeGreaterThan(STEPS / 2);
   });
 });

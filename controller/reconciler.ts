@@ -95,7 +95,7 @@ export class Reconciler {
   private retryNext = false;
   private readonly translations = new TranslationCache((ingress, tlsDefaults) => this.translate(ingress, tlsDefaults));
   /** Keeps the model's pieces between syncs and tries: each build rebuilds only the hosts and upstreams that changed. */
-  private readonly builder = new ModelBuilder();
+  private builder = new ModelBuilder();
   /** The source's objects by key, brought up to date at each sync from the changes it told. */
   private readonly view: SourceView<Snapshot>;
   /** Flags and the defaults ConfigMap as of the last sync, with their diagnostics and the default TLS policy. */
@@ -209,6 +209,20 @@ export class Reconciler {
    * what changed, not what is there.
    */
   private async sync(): Promise<void> {
+    try {
+      await this.syncChanges();
+    } catch (err) {
+      // What this sync took in may be half done (a builder that threw midway included): the next one starts from the
+      // whole snapshot, every key changed, and builds from scratch.
+      this.view.reset();
+      this.translatedWith = undefined;
+      this.builder = new ModelBuilder();
+      this.builderOnLatest = false;
+      throw err;
+    }
+  }
+
+  private async syncChanges(): Promise<void> {
     const started = process.hrtime.bigint();
     const changed = this.view.update();
     const diagnostics: Diagnostic[] = [];

@@ -41,6 +41,16 @@ describe('SourceView', () => {
     expect(keys(view.update())).toEqual({ services: [], secrets: [] });
   });
 
+  it('after a reset, reports every key it holds or held as changed', () => {
+    const fake = fakeSource({ services: [service('web', '1'), service('api', '1')], secrets: [service('token', '1')] });
+    const view = new SourceView(fake.source);
+    view.update();
+    view.reset();
+    fake.set({ services: [service('web', '1')], secrets: [service('token', '1')] });
+    expect(keys(view.update())).toEqual({ services: ['default/api', 'default/web'], secrets: ['default/token'] });
+    expect(keys(view.update())).toEqual({ services: [], secrets: [] });
+  });
+
   it('after a change of anything, compares the whole snapshot by resourceVersion', () => {
     const fake = fakeSource({ services: [service('web', '1'), service('api', '1'), service('plain')], secrets: [] });
     const view = new SourceView(fake.source);

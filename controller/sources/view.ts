@@ -12,6 +12,8 @@ export class SourceView<S extends Kinds<S>> {
   private objects: Objects<S> | undefined;
   /** Changes noted since the last update, the last per key winning; undefined: take the whole snapshot. */
   private pending: Map<keyof S, Map<string, KubernetesObject | undefined>> | undefined;
+  /** After a reset: the next update reports every key. */
+  private reportAll = false;
 
   constructor(private readonly source: Source<S>) {}
 
@@ -54,6 +56,12 @@ export class SourceView<S extends Kinds<S>> {
     return changed;
   }
 
+  /** The next update reads the whole snapshot and reports every key it holds or held as changed. */
+  reset(): void {
+    this.pending = undefined;
+    this.reportAll = true;
+  }
+
   get<K extends keyof S>(kind: K, key: string): S[K][number] | undefined {
     return this.objects?.[kind].get(key);
   }
@@ -73,12 +81,13 @@ export class SourceView<S extends Kinds<S>> {
       for (const object of snapshot[kind] as readonly S[keyof S][number][]) next.set(keyOf(object), object);
       const held = before?.[kind];
       const keys = new Set<string>();
-      for (const [key, object] of next) if (!sameVersion(held?.get(key), object)) keys.add(key);
+      for (const [key, object] of next) if (this.reportAll || !sameVersion(held?.get(key), object)) keys.add(key);
       for (const key of held?.keys() ?? []) if (!next.has(key)) keys.add(key);
       objects[kind] = next;
       changed[kind] = keys;
     }
     this.objects = objects;
+    this.reportAll = false;
     return changed;
   }
 }
