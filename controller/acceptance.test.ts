@@ -1,4 +1,4 @@
-import { isolate, offer, retryDelay, versionsOf, type Isolation, type Verdict } from './acceptance.js';
+import { isolate, offeredVersion, retryDelay, versionsOf, type Isolation, type Verdict } from './acceptance.js';
 
 /** Runs isolate() against a fake NGINX: `refuses` gives its message for a try (the changed keys in it), or undefined. */
 function run(changed: string[], refuses: (keys: string[]) => Verdict): { result: Isolation; tries: string[][] } {
@@ -53,22 +53,28 @@ describe('isolate', () => {
   });
 });
 
-describe('offer', () => {
+describe('offeredVersion', () => {
   const v = (name: string) => ({ name });
-  const [a1, a2, b1, c1, d1] = [v('a1'), v('a2'), v('b1'), v('c1'), v('d1')];
+  const [a1, a2, b1, c1] = [v('a1'), v('a2'), v('b1'), v('c1')];
 
-  it('offers changed versions over the accepted ones, holds back a refused version until a retry, and drops deleted Ingresses', () => {
-    const accepted = new Map([['a', a1], ['b', b1], ['gone', d1]]);
-    const refused = new Map([['c', { version: c1, error: 'bad regex' }]]);
-    // a changed, b unchanged, c still the refused version, r rejected by translation (nothing accepted), gone deleted.
-    const current = new Map([['a', a2], ['b', b1], ['c', c1], ['r', undefined]]);
-    expect(offer(current, accepted, refused, false)).toEqual({ accepted: new Map([['a', a1], ['b', b1]]), changed: new Map([['a', a2]]) });
-    expect(offer(current, accepted, refused, true)).toEqual({ accepted: new Map([['a', a1], ['b', b1]]), changed: new Map([['a', a2], ['c', c1]]) });
+  it('offers a changed version over the accepted one, and holds back a refused version until a retry', () => {
+    const refused = { version: c1, error: 'bad regex' };
+    expect(offeredVersion(a2, a1, undefined, false)).toBe(a2);
+    expect(offeredVersion(b1, b1, undefined, false)).toBeUndefined();
+    expect(offeredVersion(c1, undefined, refused, false)).toBeUndefined();
+    expect(offeredVersion(c1, undefined, refused, true)).toBe(c1);
+    // A new version of a refused Ingress is offered at once.
+    expect(offeredVersion(a2, undefined, refused, false)).toBe(a2);
   });
 
-  it('keeps the accepted version of an Ingress that translation now rejects', () => {
-    expect(offer(new Map([['a', undefined]]), new Map([['a', a1]]), new Map(), false)).toEqual({ accepted: new Map([['a', a1]]), changed: new Map() });
+  it('offers nothing for an Ingress that translation now rejects: its accepted version keeps serving', () => {
+    expect(offeredVersion(undefined, a1, undefined, false)).toBeUndefined();
   });
+});
+
+describe('versionsOf', () => {
+  const v = (name: string) => ({ name });
+  const [a1, a2, b1, c1] = [v('a1'), v('a2'), v('b1'), v('c1')];
 
   it('builds a try from the accepted versions and the chosen changes', () => {
     const offered = { accepted: new Map([['a', a1], ['b', b1]]), changed: new Map([['a', a2], ['c', c1]]) };

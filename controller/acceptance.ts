@@ -15,21 +15,16 @@ export interface Offer<V> {
 }
 
 /**
- * `current`: per Ingress of ours, its version now (undefined: translation rejected it, so only its accepted version
- * may serve). A version NGINX refused is offered again only on a retry, so that an unrelated sync (an endpoint
- * change, another Ingress) neither reloads for it nor pays to isolate it again. Versions are compared by identity:
- * the translation cache hands out the same object while an Ingress is unchanged.
+ * Of one Ingress of ours, the version to offer over its accepted one, or undefined: its version now (undefined:
+ * translation rejected it, so only its accepted version may serve) unless that is the accepted one. A version NGINX
+ * refused is offered again only on a retry, so that an unrelated sync (an endpoint change, another Ingress) neither
+ * reloads for it nor pays to isolate it again. Versions are compared by identity: the translation cache hands out
+ * the same object while an Ingress is unchanged.
  */
-export function offer<V>(current: ReadonlyMap<string, V | undefined>, accepted: ReadonlyMap<string, V>, refused: ReadonlyMap<string, Refusal<V>>, retry: boolean): Offer<V> {
-  const result: Offer<V> = { accepted: new Map(), changed: new Map() };
-  for (const [key, version] of current) {
-    const last = accepted.get(key);
-    if (last !== undefined) result.accepted.set(key, last);
-    if (version === undefined || version === last) continue;
-    if (!retry && refused.get(key)?.version === version) continue;
-    result.changed.set(key, version);
-  }
-  return result;
+export function offeredVersion<V>(version: V | undefined, accepted: V | undefined, refused: Refusal<V> | undefined, retry: boolean): V | undefined {
+  if (version === undefined || version === accepted) return undefined;
+  if (!retry && refused?.version === version) return undefined;
+  return version;
 }
 
 /** The versions of one try: every accepted version, replaced by the changed version of the Ingresses in `keys`. */

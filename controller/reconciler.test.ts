@@ -27,8 +27,9 @@ async function running(ingresses: V1Ingress[]) {
   const nginx = { refuses: (model: Model) => model.servers.some((s) => s.locations.some((l) => l.path === REFUSED_PATH)), reloads: true, tests: 0, applied: [] as Model[] };
   const events: Diagnostic[] = [];
   const metrics = createMetrics();
+  let changed = () => {};
   const reconciler = new Reconciler(
-    { start: async () => {}, snapshot: () => snapshot, stop: async () => {} },
+    { start: async (onChange) => void (changed = onChange), snapshot: () => snapshot, stop: async () => {} },
     {
       apply: async (model) => {
         if (nginx.refuses(model)) return { status: 'failed', hash: '', error: NGINX_ERROR, refused: true };
@@ -57,7 +58,7 @@ async function running(ingresses: V1Ingress[]) {
     async sync(next: V1Ingress[]) {
       snapshot = { ...snapshot, ingresses: next };
       const done = synced();
-      reconciler.schedule();
+      changed(); // as a source does after a change
       await jest.advanceTimersByTimeAsync(1); // the debounce: a 0 ms timer fires after 1 ms
       await done;
     },

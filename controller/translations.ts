@@ -36,9 +36,9 @@ export class TranslationCache {
     return translation;
   }
 
-  /** Forgets the Ingresses not in `live` (namespace/name): deleted, or no longer of our class. */
-  retain(live: ReadonlySet<string>): void {
-    for (const key of this.entries.keys()) if (!live.has(key)) this.entries.delete(key);
+  /** Forgets an Ingress (namespace/name): deleted, or no longer of our class. */
+  delete(key: string): void {
+    this.entries.delete(key);
   }
 
   get size(): number {

@@ -20,7 +20,8 @@ export interface ClusterState {
 }
 
 export interface ModelInputs extends ClusterState {
-  intents: readonly IngressIntent[];
+  /** Read only by builds without InputChanges. */
+  intents: Iterable<IngressIntent>;
   defaultPolicy: TlsPolicy;
   defaultCertificates: CertificatePair[];
   /** --default-backend-service; port '' means the Service's first port. */
@@ -32,7 +33,8 @@ export interface ModelResult {
   diagnostics: Diagnostic[];
 }
 
-const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+/** The label that names an EndpointSlice's Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 interface RouteDraft {
   route: IntentRoute;
@@ -87,61 +89,113 @@ interface UpstreamPiece {
 }
 
 /**
+ * What differs from the inputs of the builder's last build, by key, as the reconciler knows it from the source's
+ * changes; a key may be named without its object having changed. The builder trusts it: a change left out is not
+ * seen. Without it, every intent, read and upstream of the last build is compared with the inputs.
+ */
+export interface InputChanges {
+  /** Per namespace/name of an Ingress whose intent may have come, gone or changed: its intent now (none: gone). */
+  intents: ReadonlyMap<string, IngressIntent | undefined>;
+  /** namespace/name keys of ClusterState's maps whose entry may have changed (endpointSlices: the Service's key). */
+  services: Iterable<string>;
+  endpointSlices: Iterable<string>;
+  certificates: Iterable<string>;
+  caBundles: Iterable<string>;
+}
+
+/**
  * buildModel that keeps its pieces from one build to the next. A server depends only on the intents that name its
- * host (routes or spec.tls) and on the certificates, CA bundles and defaults it read; an upstream only on its Service
- * and that Service's EndpointSlices. Intents and checked Secrets are immutable and handed out as the same objects
- * while unchanged (the translation cache, the reconciler's last good Secrets), so a piece is rebuilt only when an
- * intent of its host came or went or a read now finds another object; the rest of the model is the same objects as
- * in the last build (which also keeps their hashes in the applier and their blocks in the renderer). The result is
- * the one buildModel gives for the same inputs, whatever the builds before (build.test.ts drives random changes).
+ * host (routes or spec.tls) and on the certificates, CA bundles and defaults it read; an upstream only on its Service,
+ * that Service's EndpointSlices and the routes that need it. Intents and checked Secrets are immutable and handed out
+ * as the same objects while unchanged (the translation cache, the reconciler's last good Secrets), so a piece is
+ * rebuilt only when an intent of its host came or went or a read now finds another object; the rest of the model is
+ * the same objects as in the last build (which also keeps their hashes in the applier and their blocks in the
+ * renderer). Given the changes (InputChanges), a build looks at the pieces they touch and nothing else: indexes from
+ * each read and each Service to the pieces that depend on it, and the sorted lists of servers and upstreams, are kept
+ * up to date piece by piece. The result is the one buildModel gives for the same inputs, whatever the builds before
+ * (builder.test.ts drives random changes, with and without InputChanges).
  */
 export class ModelBuilder {
-  /** The intents of the last build, and per host the ones that name it, oldest first. */
-  private intents = new Set<IngressIntent>();
+  /** The intents of the last build by namespace/name, and per host the ones that name it, oldest first. */
+  private readonly intents = new Map<string, IngressIntent>();
   private readonly intentsByHost = new Map<string, IngressIntent[]>([['', []]]);
   private readonly hosts = new Map<string, HostPiece>();
   private readonly upstreams = new Map<string, UpstreamPiece>();
-  private readonly sortedHosts = new SortedKeys();
-  private readonly sortedUpstreams = new SortedKeys();
+  /** Per read (readKey), the hosts whose server made it. */
+  private readonly readers = new Map<string, Set<string>>();
+  /** Per upstream name, the hosts whose pieces need it, with the use each made of it (lists: most have one). */
+  private readonly users = new Map<string, [string, UpstreamUse][]>();
+  /** Per Service (namespace/name), the upstreams built on it. */
+  private readonly upstreamsOfService = new Map<string, string[]>();
+  private readonly hostsWithDiagnostics = new Set<string>();
+  private readonly upstreamsWithProblems = new Set<string>();
+  private readonly servers = new SortedList<Server>((server) => server.host);
+  private readonly upstreamList = new SortedList<Upstream>((upstream) => upstream.name);
+  private defaultCertificates: readonly CertificatePair[] | undefined;
+  private defaultBackend: BackendRef | undefined;
+  private defaultName: string | undefined;
+  private built = false;
 
-  build(inputs: ModelInputs): ModelResult {
-    const changedHosts = this.index(inputs.intents);
-    for (const host of this.hosts.keys()) if (!this.intentsByHost.has(host)) this.hosts.delete(host);
-    const uses = new Map<string, UpstreamUse>();
-    for (const [host, intents] of this.intentsByHost) {
-      let piece = this.hosts.get(host);
-      if (!piece || changedHosts.has(host) || !piece.reads.every((read) => stillFound(read, inputs))) {
-        piece = buildHost(host, intents, inputs);
-        this.hosts.set(host, piece);
-      }
-      for (const [name, use] of piece.upstreams) {
-        const held = uses.get(name);
-        if (!held || byAge(use.intent!, held.intent!) < 0) uses.set(name, use);
-      }
+  build(inputs: ModelInputs, changes?: InputChanges): ModelResult {
+    const known = this.built && changes !== undefined;
+    this.built = true;
+    const changedHosts = known ? this.updateIntents(changes.intents) : this.index(inputs.intents);
+    // The catch-all server is always there, named by an intent or not.
+    if (!this.hosts.has('')) changedHosts.add('');
+
+    // Hosts whose reads may find other objects now: all of them without changes, else the readers of what changed.
+    const maybeStale = new Set<string>();
+    const addReaders = (read: string) => {
+      for (const host of this.readers.get(read) ?? []) maybeStale.add(host);
+    };
+    if (!known) {
+      for (const host of this.hosts.keys()) maybeStale.add(host);
+    } else {
+      for (const key of changes.certificates) addReaders(readKey({ from: 'certificates', key }));
+      for (const key of changes.caBundles) addReaders(readKey({ from: 'caBundles', key }));
+      if (!sameElements(this.defaultCertificates, inputs.defaultCertificates)) addReaders(readKey({ from: 'defaultCertificates' }));
+      if (!sameBackend(this.defaultBackend, inputs.defaultBackend)) addReaders(readKey({ from: 'defaultBackend' }));
     }
-    const servers = this.sortedHosts.update(this.hosts).map((host) => this.hosts.get(host)!);
+    this.defaultCertificates = inputs.defaultCertificates;
+    this.defaultBackend = inputs.defaultBackend;
+
+    const changedUpstreams = new Set<string>();
+    for (const host of maybeStale) {
+      const piece = this.hosts.get(host);
+      if (piece && !changedHosts.has(host) && !piece.reads.every((read) => stillFound(read, inputs))) changedHosts.add(host);
+    }
+    for (const host of changedHosts) {
+      const old = this.hosts.get(host);
+      if (old) this.forget(host, old, changedUpstreams);
+      const intents = this.intentsByHost.get(host);
+      if (intents) this.keep(host, buildHost(host, intents, inputs), changedUpstreams);
+    }
 
     const defaultName = inputs.defaultBackend && upstreamName(inputs.defaultBackend, {});
-    if (defaultName && !uses.has(defaultName)) uses.set(defaultName, { backend: inputs.defaultBackend!, variant: {} });
-    for (const name of this.upstreams.keys()) if (!uses.has(name)) this.upstreams.delete(name);
-    for (const [name, use] of uses) {
-      const piece = this.upstreams.get(name);
-      if (!piece || !upstreamHolds(piece, use, inputs)) this.upstreams.set(name, buildUpstream(name, use, inputs));
-      // The same upstream, needed first by another Ingress now: its problems are told to that one.
-      else if (piece.use.intent !== use.intent) this.upstreams.set(name, { ...piece, use });
+    if (defaultName !== this.defaultName) {
+      if (this.defaultName) changedUpstreams.add(this.defaultName);
+      if (defaultName) changedUpstreams.add(defaultName);
+      this.defaultName = defaultName;
     }
-    const upstreams = this.sortedUpstreams.update(this.upstreams).map((name) => this.upstreams.get(name)!);
+    if (!known) {
+      for (const name of this.upstreams.keys()) changedUpstreams.add(name);
+    } else {
+      for (const key of [...changes.services, ...changes.endpointSlices]) {
+        for (const name of this.upstreamsOfService.get(key) ?? []) changedUpstreams.add(name);
+      }
+    }
+    for (const name of changedUpstreams) this.updateUpstream(name, inputs);
 
-    const diagnostics = servers.flatMap((piece) => piece.diagnostics);
-    for (const { problem, use } of upstreams) {
-      if (!problem) continue;
-      const { reason, message } = problem;
+    const diagnostics = [...this.hostsWithDiagnostics].sort((a, b) => a.localeCompare(b)).flatMap((host) => this.hosts.get(host)!.diagnostics);
+    for (const upstream of [...this.upstreamsWithProblems].sort((a, b) => a.localeCompare(b))) {
+      const { problem, use } = this.upstreams.get(upstream)!;
+      const { reason, message } = problem!;
       if (use.intent) diagnostics.push(warning(use.intent.ref, reason, `Ingress ${name(use.intent)}: ${message}`));
       else diagnostics.push(warning({ kind: 'Service', namespace: use.backend.namespace, name: use.backend.service }, reason, `--default-backend-service: ${message}`));
     }
     const model: Model = {
-      servers: servers.map((piece) => piece.server),
-      upstreams: upstreams.map((piece) => piece.upstream),
+      servers: this.servers.items(),
+      upstreams: this.upstreamList.items(),
       defaultPolicy: inputs.defaultPolicy,
       defaultCertificates: inputs.defaultCertificates,
       defaultBackend: defaultName,
@@ -149,52 +203,148 @@ export class ModelBuilder {
     return { model, diagnostics };
   }
 
-  /** Brings intentsByHost to `intents`; returns the hosts whose intents changed. */
-  private index(intents: readonly IngressIntent[]): Set<string> {
-    const next = new Set(intents);
+  /** Brings intents and intentsByHost to `intents`; returns the hosts whose intents changed. */
+  private index(intents: Iterable<IngressIntent>): Set<string> {
+    const next = new Map<string, IngressIntent | undefined>();
+    for (const intent of intents) next.set(name(intent), intent);
+    for (const key of this.intents.keys()) if (!next.has(key)) next.set(key, undefined);
+    return this.updateIntents(next);
+  }
+
+  private updateIntents(changes: ReadonlyMap<string, IngressIntent | undefined>): Set<string> {
     const changed = new Set<string>();
-    for (const intent of this.intents) {
-      if (next.has(intent)) continue;
-      for (const host of hostsOf(intent)) {
-        changed.add(host);
-        const list = this.intentsByHost.get(host)!;
-        list.splice(list.indexOf(intent), 1);
-        if (list.length === 0 && host !== '') this.intentsByHost.delete(host);
+    for (const [key, intent] of changes) {
+      const old = this.intents.get(key);
+      if (old === intent) continue;
+      if (old) {
+        for (const host of hostsOf(old)) {
+          changed.add(host);
+          const list = this.intentsByHost.get(host)!;
+          list.splice(list.indexOf(old), 1);
+          if (list.length === 0 && host !== '') this.intentsByHost.delete(host);
+        }
+        this.intents.delete(key);
+      }
+      if (intent) {
+        for (const host of hostsOf(intent)) {
+          changed.add(host);
+          let list = this.intentsByHost.get(host);
+          if (!list) this.intentsByHost.set(host, (list = []));
+          list.splice(insertionPoint(list, intent, byAge), 0, intent);
+        }
+        this.intents.set(key, intent);
       }
     }
-    for (const intent of next) {
-      if (this.intents.has(intent)) continue;
-      for (const host of hostsOf(intent)) {
-        changed.add(host);
-        let list = this.intentsByHost.get(host);
-        if (!list) this.intentsByHost.set(host, (list = []));
-        list.splice(insertionPoint(list, intent, byAge), 0, intent);
-      }
-    }
-    this.intents = next;
     return changed;
+  }
+
+  /** Takes a host's piece out of the indexes; the upstreams it needed are to be looked at again. */
+  private forget(host: string, piece: HostPiece, changedUpstreams: Set<string>): void {
+    this.hosts.delete(host);
+    this.servers.remove(piece.server);
+    this.hostsWithDiagnostics.delete(host);
+    for (const read of piece.reads) {
+      // A piece may read one thing twice: the first pass took it out.
+      const key = readKey(read);
+      const readers = this.readers.get(key);
+      readers?.delete(host);
+      if (readers?.size === 0) this.readers.delete(key);
+    }
+    for (const [upstream] of piece.upstreams) {
+      changedUpstreams.add(upstream);
+      const users = this.users.get(upstream)!.filter(([user]) => user !== host);
+      if (users.length > 0) this.users.set(upstream, users);
+      else this.users.delete(upstream);
+    }
+  }
+
+  private keep(host: string, piece: HostPiece, changedUpstreams: Set<string>): void {
+    this.hosts.set(host, piece);
+    this.servers.add(piece.server);
+    if (piece.diagnostics.length > 0) this.hostsWithDiagnostics.add(host);
+    for (const read of piece.reads) {
+      const key = readKey(read);
+      let readers = this.readers.get(key);
+      if (!readers) this.readers.set(key, (readers = new Set()));
+      readers.add(host);
+    }
+    for (const [upstream, use] of piece.upstreams) {
+      changedUpstreams.add(upstream);
+      const users = this.users.get(upstream);
+      if (users) users.push([host, use]);
+      else this.users.set(upstream, [[host, use]]);
+    }
+  }
+
+  /** The upstream `name` as buildModel would make it now: needed first by its oldest user, or gone. */
+  private updateUpstream(upstream: string, inputs: ModelInputs): void {
+    let use: UpstreamUse | undefined;
+    for (const [, candidate] of this.users.get(upstream) ?? []) {
+      if (!use || byAge(candidate.intent!, use.intent!) < 0) use = candidate;
+    }
+    if (!use && upstream === this.defaultName) use = { backend: inputs.defaultBackend!, variant: {} };
+    const piece = this.upstreams.get(upstream);
+    if (piece && use && upstreamHolds(piece, use, inputs)) {
+      // The same upstream, needed first by another Ingress now: its problems are told to that one.
+      if (piece.use.intent !== use.intent) this.upstreams.set(upstream, { ...piece, use });
+      return;
+    }
+    if (piece) {
+      this.upstreams.delete(upstream);
+      this.upstreamList.remove(piece.upstream);
+      this.upstreamsWithProblems.delete(upstream);
+      const service = serviceKeyOf(piece.use.backend);
+      const ofService = this.upstreamsOfService.get(service)!.filter((name) => name !== upstream);
+      if (ofService.length > 0) this.upstreamsOfService.set(service, ofService);
+      else this.upstreamsOfService.delete(service);
+    }
+    if (!use) return;
+    const built = buildUpstream(upstream, use, inputs);
+    this.upstreams.set(upstream, built);
+    this.upstreamList.add(built.upstream);
+    if (built.problem) this.upstreamsWithProblems.add(upstream);
+    const service = serviceKeyOf(use.backend);
+    const ofService = this.upstreamsOfService.get(service);
+    if (ofService) ofService.push(upstream);
+    else this.upstreamsOfService.set(service, [upstream]);
   }
 }
 
-/** Keys in localeCompare order, kept between builds: a build that adds or removes a few keys pays for those alone. */
-class SortedKeys {
-  private sorted: string[] = [];
-  private readonly present = new Set<string>();
+/**
+ * Items in localeCompare order of their keys, kept between builds: a build that adds or removes a few pays for those
+ * alone, and hands out a copy (a model's arrays never change once built) only when something changed.
+ */
+class SortedList<T> {
+  private readonly list: T[] = [];
+  private copy: T[] | undefined;
 
-  update(keys: ReadonlyMap<string, unknown>): readonly string[] {
-    let removed = false;
-    for (const key of this.present) {
-      if (keys.has(key)) continue;
-      this.present.delete(key);
-      removed = true;
+  constructor(private readonly keyOf: (item: T) => string) {}
+
+  add(item: T): void {
+    this.list.splice(this.firstAtOrAfter(this.keyOf(item)), 0, item);
+    this.copy = undefined;
+  }
+
+  remove(item: T): void {
+    let at = this.firstAtOrAfter(this.keyOf(item));
+    while (this.list[at] !== item) at++;
+    this.list.splice(at, 1);
+    this.copy = undefined;
+  }
+
+  items(): T[] {
+    return (this.copy ??= [...this.list]);
+  }
+
+  private firstAtOrAfter(key: string): number {
+    let low = 0;
+    let high = this.list.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.keyOf(this.list[middle]!).localeCompare(key) < 0) low = middle + 1;
+      else high = middle;
     }
-    if (removed) this.sorted = this.sorted.filter((key) => this.present.has(key));
-    for (const key of keys.keys()) {
-      if (this.present.has(key)) continue;
-      this.present.add(key);
-      this.sorted.splice(insertionPoint(this.sorted, key, (a, b) => a.localeCompare(b)), 0, key);
-    }
-    return this.sorted;
+    return low;
   }
 }
 
@@ -214,6 +364,15 @@ function hostsOf(intent: IngressIntent): Set<string> {
   const hosts = new Set(intent.routes.map((route) => route.host));
   for (const entry of intent.tls) for (const host of entry.hosts) hosts.add(host);
   return hosts;
+}
+
+/** Names a read for the index of readers: what it read, not what it found. */
+function readKey(read: Pick<Read, 'from'> & { key?: string }): string {
+  return read.key === undefined ? read.from : `${read.from} ${read.key}`;
+}
+
+function serviceKeyOf(backend: BackendRef): string {
+  return `${backend.namespace}/${backend.service}`;
 }
 
 function stillFound(read: Read, inputs: ModelInputs): boolean {
@@ -336,7 +495,8 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
   }
 
   const server = finishServer(draft, inputs, diagnostics);
-  return { server, diagnostics, upstreams: [...uses], reads: inputs.reads };
+  // Copies to their length, not the lists push grew (room for 17 items; a spread literal too): thousands are kept.
+  return { server, diagnostics: diagnostics.slice(), upstreams: Array.from(uses), reads: inputs.reads.slice() };
 }
 
 /** Client certificate checks are a server setting in NGINX: the oldest Ingress of the host that asks sets them. */
@@ -368,7 +528,7 @@ function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: D
   const server: Server = { host: draft.host, locations };
   if (draft.tls) {
     const certificates = draft.tls.certificates.length > 0 ? draft.tls.certificates : inputs.defaultCertificates;
-    server.tls = { policy: draft.tls.policy, certificates, clientAuth: draft.tls.clientAuth };
+    server.tls = { policy: draft.tls.policy, certificates: certificates.slice(), clientAuth: draft.tls.clientAuth };
   } else if (draft.host !== '') {
     // force-ssl-redirect sends a host without spec.tls to HTTPS: serve it there with the default certificates, as
     // ingress-nginx does, or the redirect leads to the catch-all server's 404.
@@ -378,7 +538,16 @@ function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: D
   return server;
 }
 
+/** Per intent, its locations' policy without and with TLS: one object for all the locations of an Ingress. */
+const policies = new WeakMap<IngressIntent, [LocationPolicy?, LocationPolicy?]>();
+
 function policyOf(intent: IngressIntent, hasTls: boolean): LocationPolicy {
+  let ofIntent = policies.get(intent);
+  if (!ofIntent) policies.set(intent, (ofIntent = []));
+  return (ofIntent[hasTls ? 1 : 0] ??= makePolicy(intent, hasTls));
+}
+
+function makePolicy(intent: IngressIntent, hasTls: boolean): LocationPolicy {
   const p = intent.proxy;
   // One zone per Ingress: its locations share the limit, as in ingress-nginx.
   const zone = `${intent.ref.namespace}_${intent.ref.name}`;

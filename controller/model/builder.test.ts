@@ -2,7 +2,7 @@
 // gives. Random changes (Ingresses, Services, EndpointSlices, Secrets, defaults) from a seeded generator, compared
 // with buildModel at every step.
 import type { V1EndpointSlice, V1HTTPIngressPath, V1Ingress, V1Service } from '@kubernetes/client-node';
-import { ModelBuilder, buildModel, type ModelInputs } from './build.js';
+import { ModelBuilder, buildModel, type InputChanges, type ModelInputs } from './build.js';
 import { checkCaSecret, checkTlsSecret } from './certificates.js';
 import { translateIngress, type BackendRef, type IngressIntent } from './ingress.js';
 import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from './pq.js';
@@ -56,8 +56,14 @@ const ANNOTATIONS: Record<string, string>[] = [
   { [`${N}limit-rps`]: '10' },
 ];
 
+type Touched = Record<Exclude<keyof InputChanges, 'intents'>, Set<string>>;
+
 /** A random cluster and a random change to it, as the reconciler's inputs. */
 class World {
+  /** Keys whose entries changed since the last InputChanges: what the reconciler learns from the source's events. */
+  private touched: Touched = { services: new Set(), endpointSlices: new Set(), certificates: new Set(), caBundles: new Set() };
+  /** The intents of the inputs that changes() was last asked about. */
+  private lastIntents = new Map<string, IngressIntent>();
   private readonly ingresses = new Map<string, V1Ingress>();
   private readonly intents = new Map<string, IngressIntent>();
   private readonly services = new Map<string, V1Service>();
@@ -122,6 +128,7 @@ class World {
 
   /** One to three random changes. */
   change(): void {
+    const touch = (map: keyof Touched, key: string) => this.touched[map].add(key);
     for (let n = 1 + Math.floor(this.next() * 3); n > 0; n--) {
       const what = this.pick(['ingress', 'ingress', 'ingress', 'delete', 'same', 'service', 'endpoints', 'secret', 'ca', 'defaults', 'backend']);
       const name = `ing-${Math.floor(this.next() * 10)}`;
@@ -140,17 +147,22 @@ class World {
         } else {
           this.putService(name);
         }
+        touch('services', `default/${name}`);
+        touch('endpointSlices', `default/${name}`);
       } else if (what === 'endpoints') {
         const key = `default/${this.pick(SERVICES)}`;
         const slices = this.slices.get(key);
         if (slices) this.slices.set(key, [...slices, endpointSlice(key.slice(8), { name: 'http', port: 8080 }, [{ ip: `10.0.1.${Math.floor(this.next() * 9)}` }])]);
+        touch('endpointSlices', key);
       } else if (what === 'secret') {
         const secret = this.pick(SECRETS);
         if (this.chance(0.3)) this.certificates.delete(`default/${secret}`);
         else this.certificates.set(`default/${secret}`, this.pairs[secret]!());
+        touch('certificates', `default/${secret}`);
       } else if (what === 'ca') {
         if (this.chance(0.4)) this.caBundles.delete('default/ca');
         else this.caBundles.set('default/ca', caBundle());
+        touch('caBundles', 'default/ca');
       } else if (what === 'defaults') {
         // A new array each sync (the session ticket Secret's pairs), sometimes other pairs.
         this.defaultCertificates = this.chance(0.5) ? [...this.defaultCertificates] : [pair('default', this.pick(['ecdsa', 'mldsa65']))];
@@ -158,6 +170,28 @@ class World {
         this.defaultBackend = this.pick([undefined, { namespace: 'default', service: 'errors', port: '' }, { namespace: 'default', service: 'web', port: 'http' }]);
       }
     }
+  }
+
+  /**
+   * What changed since the last call, for `inputs`: the intents that differ from the last inputs' and the keys
+   * touched since, and (as the reconciler may) some keys that did not change at all.
+   */
+  changes(inputs: ModelInputs): InputChanges {
+    const now = new Map([...inputs.intents].map((intent) => [`${intent.ref.namespace}/${intent.ref.name}`, intent]));
+    const intents = new Map<string, IngressIntent | undefined>();
+    for (const [key, intent] of now) if (this.lastIntents.get(key) !== intent || this.chance(0.1)) intents.set(key, intent);
+    for (const key of this.lastIntents.keys()) if (!now.has(key)) intents.set(key, undefined);
+    this.lastIntents = now;
+    const extra = (keys: readonly string[]) => keys.filter(() => this.chance(0.1)).map((k) => `default/${k}`);
+    const touched = this.touched;
+    this.touched = { services: new Set(), endpointSlices: new Set(), certificates: new Set(), caBundles: new Set() };
+    return {
+      intents,
+      services: [...touched.services, ...extra(SERVICES)],
+      endpointSlices: [...touched.endpointSlices, ...extra(SERVICES)],
+      certificates: [...touched.certificates, ...extra(SECRETS)],
+      caBundles: [...touched.caBundles, ...extra(['ca'])],
+    };
   }
 
   /** The inputs of a sync, or of one of its tries: sometimes only some of the intents. */
@@ -179,20 +213,24 @@ class World {
 describe('ModelBuilder', () => {
   it.each([1, 2, 3, 4])('gives the model and diagnostics of a build from scratch after every random change (seed %i)', (seed) => {
     const world = new World(random(seed));
-    const builder = new ModelBuilder();
+    // One builder compares every piece with the inputs; the other is told what changed (InputChanges), as in a sync.
+    const comparing = new ModelBuilder();
+    const told = new ModelBuilder();
     let kept = 0;
     let last: Model | undefined;
     for (let step = 0; step < STEPS; step++) {
       const inputs = world.inputs();
-      const incremental = builder.build(inputs);
       const scratch = buildModel(inputs);
+      const fromComparing = comparing.build(inputs);
+      const fromTold = told.build(inputs, world.changes(inputs));
       try {
-        expect(incremental).toEqual(scratch);
+        expect(fromComparing).toEqual(scratch);
+        expect(fromTold).toEqual(scratch);
       } catch (err) {
         throw new Error(`seed ${seed}, step ${step}: ${(err as Error).message}`, { cause: err });
       }
-      kept += incremental.model.servers.filter((s, i) => s === last?.servers[i]).length;
-      last = incremental.model;
+      kept += fromTold.model.servers.filter((s, i) => s === last?.servers[i]).length;
+      last = fromTold.model;
       world.change();
     }
     // The comparison means something only if pieces were kept (and changes were made): both happen.

@@ -8,20 +8,24 @@ const CLOCK_SKEW_MS = 5 * 60_000;
 
 export type CheckedPair = { pair: CertificatePair } | { error: string };
 
+/** The fields of a Secret this module reads: a pair's, and CA certificates' (sources/source.ts keeps only these). */
+export const PAIR_FIELDS = { certificate: 'tls.crt', key: 'tls.key' } as const;
+export const CA_FIELD = 'ca.crt';
+
 /** Pure given `now`: no I/O, so the reconciler can keep the last good pair when a Secret turns bad. */
 export function checkTlsSecret(secret: V1Secret, now: Date): CheckedPair {
   const source = `${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
   if (secret.type !== undefined && secret.type !== 'kubernetes.io/tls') {
     return { error: `Secret ${source}: type is ${secret.type}, not kubernetes.io/tls` };
   }
-  const certificatePem = secretData(secret, 'tls.crt');
-  const keyPem = secretData(secret, 'tls.key');
+  const certificatePem = secretData(secret, PAIR_FIELDS.certificate);
+  const keyPem = secretData(secret, PAIR_FIELDS.key);
   if (!certificatePem || !keyPem) return { error: `Secret ${source}: data.tls.crt and data.tls.key are both required` };
   return checkPair(source, certificatePem, keyPem, now);
 }
 
 /** `fields` name the Secret's fields in messages. */
-export function checkPair(source: string, certificatePem: string, keyPem: string, now: Date, fields = { certificate: 'tls.crt', key: 'tls.key' }): CheckedPair {
+export function checkPair(source: string, certificatePem: string, keyPem: string, now: Date, fields: { certificate: string; key: string } = PAIR_FIELDS): CheckedPair {
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(certificatePem);
@@ -72,7 +76,7 @@ export type CheckedCa = { ca: CaBundle } | { error: string };
 /** Reads the ca.crt of a Secret (any type, as ingress-nginx): one or more CA certificates, at least one valid now. */
 export function checkCaSecret(secret: V1Secret, now: Date): CheckedCa {
   const source = `${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
-  const pem = secretData(secret, 'ca.crt');
+  const pem = secretData(secret, CA_FIELD);
   if (!pem) return { error: `Secret ${source}: data.ca.crt is required (the CA certificates to verify with)` };
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
   if (blocks.length === 0) return { error: `Secret ${source}: data.ca.crt holds no PEM certificate` };

@@ -139,7 +139,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
       else if (!ruleHosts.includes(host)) ruleHosts.push(host);
     }
     (rule.http?.paths ?? []).forEach((p, j) => {
-      const field = `spec.rules[${i}].http.paths[${j}]`;
+      const field = pathField(i, j);
       const path = p.path ?? '/';
       const pathError = (proxy.settings.regex ? checkRegexPath(path) : checkPath(path))
         ?? (p.pathType === 'Exact' || p.pathType === 'Prefix' ? checkExactOrPrefixPath(path) : undefined);
@@ -199,7 +199,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
       const he = checkHost(host);
       if (he) errors.push(`spec.tls[${i}].hosts[${k}]: ${quote(host)} ${he}`);
     });
-    tls.push({ hosts: hosts.filter((h) => checkHost(h) === undefined), secret: `${ref.namespace}/${secret}` });
+    tls.push({ hosts: compact(hosts.filter((h) => checkHost(h) === undefined)), secret: `${ref.namespace}/${secret}` });
   });
   if (proxy.settings.clientAuth && tls.length === 0) {
     errors.push('client certificate authentication (auth-tls-*) needs spec.tls: client certificates exist only in TLS');
@@ -217,10 +217,10 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     intent: {
       ref,
       created: ingress.metadata?.creationTimestamp ? new Date(ingress.metadata.creationTimestamp).toISOString() : '',
-      policy: { pqMode, groups: groupTiers, protocols: protocolsFrom(minVersion), ...certificateChoice(settings.certificatePreference ?? defaults.certificatePreference, capabilities) },
+      policy: shared({ pqMode, groups: groupTiers, protocols: protocolsFrom(minVersion), ...certificateChoice(settings.certificatePreference ?? defaults.certificatePreference, capabilities) }),
       policyFromAnnotations: Object.keys(settings).length > 0,
-      routes,
-      tls,
+      routes: compact(routes),
+      tls: compact(tls),
       proxy: proxy.settings,
     },
     diagnostics,
@@ -242,4 +242,32 @@ function prefixRoutes(host: string, path: string, field: string, backend: Backen
 
 export function warning(object: ObjectRef, reason: string, message: string): Diagnostic {
   return { object, type: 'Warning', reason, message };
+}
+
+/** One string per rule and path index for every route that names it: 10,000 Ingresses hold one copy, not 40,000. */
+const pathFields: string[][] = [];
+
+function pathField(rule: number, path: number): string {
+  const ofRule = (pathFields[rule] ??= []);
+  return (ofRule[path] ??= `spec.rules[${rule}].http.paths[${path}]`);
+}
+
+/** An array built by push keeps room to grow (17 slots for 1 item); a copy has just its items. For what is kept. */
+function compact<T>(items: T[]): T[] {
+  return items.slice();
+}
+
+/**
+ * Equal TLS policies as one object: thousands of Ingresses share a handful. Bounded: past a thousand distinct ones
+ * (annotations with many values) it starts again, which only costs memory what it saved.
+ */
+const sharedPolicies = new Map<string, TlsPolicy>();
+
+function shared(policy: TlsPolicy): TlsPolicy {
+  const key = JSON.stringify(policy);
+  const held = sharedPolicies.get(key);
+  if (held) return held;
+  if (sharedPolicies.size >= 1000) sharedPolicies.clear();
+  sharedPolicies.set(key, policy);
+  return policy;
 }

@@ -51,8 +51,16 @@ const KEEPALIVE_CONNECTIONS = 320;
  * nginx/lua/qubesec.lua): the name, then address:port of each ready endpoint, IPv6 in brackets.
  */
 export function endpointLines(model: Model): Map<string, string> {
-  return new Map(model.upstreams.map((upstream) => [upstream.name, endpointLine(upstream)]));
+  let lines = endpointLinesOfList.get(model.upstreams);
+  if (!lines) endpointLinesOfList.set(model.upstreams, (lines = new Map(model.upstreams.map((upstream) => [upstream.name, endpointLine(upstream)]))));
+  return lines;
 }
+
+/**
+ * By the model's list of upstreams: the model builder hands out the same list while no upstream changed, and a sync
+ * asks for the lines up to three times (the applier's change check, its files, the render). Callers never change it.
+ */
+const endpointLinesOfList = new WeakMap<readonly Upstream[], Map<string, string>>();
 
 /** By upstream object: a sync's model holds the unchanged upstreams of the last one, and each sync asks twice. */
 const endpointLinesOf = new WeakMap<Upstream, string>();
@@ -72,6 +80,15 @@ function endpointLine(upstream: Upstream): string {
  * twice over so that endpoint updates can grow without a reload, plus 1 MiB for the allocator's own pages.
  */
 function endpointsDictionaryMiB(lines: Map<string, string>): number {
+  let mib = dictionaryMiBOf.get(lines);
+  if (mib === undefined) dictionaryMiBOf.set(lines, (mib = slabMiB(lines)));
+  return mib;
+}
+
+/** By the lines' map, itself kept while the upstreams are (endpointLinesOfList). */
+const dictionaryMiBOf = new WeakMap<Map<string, string>, number>();
+
+function slabMiB(lines: Map<string, string>): number {
   const PAGE = 4096;
   let bytes = 0;
   for (const line of lines.values()) {
@@ -146,8 +163,9 @@ const templates = (() => {
 interface ServerBlock {
   /** What the block depends on beyond its server: the render settings and the model-wide values it reads. */
   context: string;
-  /** The session-affinity cookie of each location's upstream, which the block names. */
+  /** The session-affinity cookie of each location's upstream, which the block names, looked up in `upstreams`. */
   affinity: string;
+  upstreams: readonly Upstream[];
   block: string;
   declarations: Declaration[];
   files: [string, FileSource][];
@@ -161,16 +179,19 @@ interface ServerBlock {
 class ServerBlocks {
   private byServer = new Map<Server, ServerBlock>();
 
-  render(servers: readonly Server[], context: string, affinityOf: (server: Server) => string, viewOf: (server: Server) => { view: object; declarations: HttpBlocks; files: Map<string, FileSource> }): ServerBlock[] {
+  render(servers: readonly Server[], upstreams: readonly Upstream[], context: string, affinityOf: (server: Server) => string, viewOf: (server: Server) => { view: object; declarations: HttpBlocks; files: Map<string, FileSource> }): ServerBlock[] {
     const next = new Map<Server, ServerBlock>();
     const blocks = servers.map((server, i) => {
-      const affinity = affinityOf(server);
       let block = this.byServer.get(server);
+      // The same list of upstreams names the same cookies: the affinity is looked up again only when it changed.
+      const affinity = block?.upstreams === upstreams ? block.affinity : affinityOf(server);
       // The catch-all server shows the model's default policy and certificates: built afresh every time.
       if (!block || server.host === '' || block.context !== context || block.affinity !== affinity) {
         const { view, declarations, files } = viewOf(server);
         assertInert(view, ['servers', i]);
-        block = { context, affinity, block: flattened(templates.server(view)), declarations: declarations.declarations(), files: [...files] };
+        block = { context, upstreams, affinity, block: flattened(templates.server(view)), declarations: declarations.declarations(), files: Array.from(files) };
+      } else if (block.upstreams !== upstreams) {
+        block = { ...block, upstreams };
       }
       next.set(server, block);
       return block;
@@ -272,7 +293,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   const bind = settings.bindAddress === '' ? '' : isIP(settings.bindAddress) === 6 ? `[${settings.bindAddress}]:` : `${settings.bindAddress}:`;
   const tlsListen = (policy: TlsPolicy) => (sniRouting ? [`unix:${socketOf(policy)}`, 'ssl', 'proxy_protocol'] : [`${bind}${settings.httpsPort}`, 'ssl']);
   const httpsRedirectPort = settings.httpsRedirectPort === 443 ? '' : `:${settings.httpsRedirectPort}`;
-  const upstreamsByName = new Map(model.upstreams.map((u) => [u.name, u]));
+  const upstreamsByName = upstreamsByNameOf(model.upstreams);
   let http = new HttpBlocks();
 
   const proxyView = (action: Extract<LocationAction, { kind: 'proxy' }>, location: Location, server: Server, affinityVariable: string | undefined) => {
@@ -369,7 +390,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   // server declares into its own, merged here, so that a block kept from the last render brings its declarations.
   const context = JSON.stringify([bind, settings.httpPort, settings.httpsPort, httpsRedirectPort, settings.paths, sniRouting, defaultBackend]);
   const affinityOf = (server: Server) => server.locations.map((l) => (l.action.kind === 'proxy' ? upstreamsByName.get(l.action.upstream)?.affinityCookie ?? '' : '')).join(',');
-  const serverBlockList = serverBlocks.render(model.servers, context, affinityOf, (server) => {
+  const serverBlockList = serverBlocks.render(model.servers, model.upstreams, context, affinityOf, (server) => {
     const outer = { http, certificateFiles };
     http = new HttpBlocks();
     certificateFiles = new Map();
@@ -433,6 +454,15 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   return { config: templates.config({ ...view, servers: serverBlockList.map((b) => b.block) }), certificateFiles: new Map([...certificateFiles].map(([name, source]) => [name, fileContent(source)])) };
 }
 
+/** By the model's list of upstreams, which the model builder hands out again while no upstream changed. */
+const upstreamsByNameOfList = new WeakMap<readonly Upstream[], Map<string, Upstream>>();
+
+function upstreamsByNameOf(upstreams: readonly Upstream[]): Map<string, Upstream> {
+  let byName = upstreamsByNameOfList.get(upstreams);
+  if (!byName) upstreamsByNameOfList.set(upstreams, (byName = new Map(upstreams.map((u) => [u.name, u]))));
+  return byName;
+}
+
 type Declaration =
   | ['requestZone', string, number]
   | ['connectionZone', string]
@@ -492,7 +522,8 @@ class HttpBlocks {
     for (const zone of this.connectionZones) list.push(['connectionZone', zone]);
     for (const [variable, origins] of this.corsMaps) list.push(['corsMap', variable, origins]);
     for (const cookie of this.affinityCookies) list.push(['affinityCookie', cookie]);
-    return list;
+    // Kept with a server's block: copied to its length (push leaves room for 17).
+    return list.slice();
   }
 
   /** Makes the declarations of another (a server's) here, in their order. */

@@ -13,7 +13,7 @@ import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { Reflector, errorText, kubernetesListWatch, type ListOptions, type ReflectorHooks } from './reflector.js';
-import { stripUnread, type EventRecorder, type Snapshot, type Source } from './source.js';
+import { stripperOf, type Change, type EventRecorder, type Snapshot, type Source } from './source.js';
 
 export { errorText } from './reflector.js';
 
@@ -49,7 +49,7 @@ export function reflectorHooks(resource: string, metrics: Metrics, log: Logger):
 export class KubernetesSource implements Source {
   private readonly reflectors: Reflector<KubernetesObject>[] = [];
   /** Replaced by start() once every kind has synced; changes before that reach no one. */
-  private onChange: () => void = () => undefined;
+  private onChange: (change?: Change<Snapshot>) => void = () => undefined;
   private readonly stopping = Promise.withResolvers<void>();
   private stopped = false;
 
@@ -59,36 +59,38 @@ export class KubernetesSource implements Source {
     const core = kc.makeApiClient(CoreV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const scoped = (group: string, resource: string) => (ns ? `${group}/namespaces/${ns}/${resource}` : `${group}/${resource}`);
-    this.add('ingressclasses', '/apis/networking.k8s.io/v1/ingressclasses', (o) => net.listIngressClass({}, o));
-    this.add('ingresses', scoped('/apis/networking.k8s.io/v1', 'ingresses'), (o) =>
+    this.add('ingressclasses', 'ingressClasses', '/apis/networking.k8s.io/v1/ingressclasses', (o) => net.listIngressClass({}, o));
+    this.add('ingresses', 'ingresses', scoped('/apis/networking.k8s.io/v1', 'ingresses'), (o) =>
       ns ? net.listNamespacedIngress({ namespace: ns }, o) : net.listIngressForAllNamespaces({}, o));
-    this.add('services', scoped('/api/v1', 'services'), (o) =>
+    this.add('services', 'services', scoped('/api/v1', 'services'), (o) =>
       ns ? core.listNamespacedService({ namespace: ns }, o) : core.listServiceForAllNamespaces({}, o));
-    this.add('endpointslices', scoped('/apis/discovery.k8s.io/v1', 'endpointslices'), (o) =>
+    this.add('endpointslices', 'endpointSlices', scoped('/apis/discovery.k8s.io/v1', 'endpointslices'), (o) =>
       ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }, o) : discovery.listEndpointSliceForAllNamespaces({}, o));
-    this.add('secrets', scoped('/api/v1', 'secrets'), (o) =>
+    this.add('secrets', 'secrets', scoped('/api/v1', 'secrets'), (o) =>
       ns ? core.listNamespacedSecret({ namespace: ns }, o) : core.listSecretForAllNamespaces({}, o));
     const publishNamespace = options.publishService.split('/')[0] ?? '';
     if (ns && options.publishService && publishNamespace !== ns) {
-      this.add('publish-service', `/api/v1/namespaces/${publishNamespace}/services`, (o) => core.listNamespacedService({ namespace: publishNamespace }, o));
+      this.add('publish-service', 'services', `/api/v1/namespaces/${publishNamespace}/services`, (o) => core.listNamespacedService({ namespace: publishNamespace }, o));
     }
     const ticketNamespace = options.ticketSecretNamespace;
     if (ns && ticketNamespace && ticketNamespace !== ns) {
-      this.add('ticket-secrets', `/api/v1/namespaces/${ticketNamespace}/secrets`, (o) => core.listNamespacedSecret({ namespace: ticketNamespace }, o));
+      this.add('ticket-secrets', 'secrets', `/api/v1/namespaces/${ticketNamespace}/secrets`, (o) => core.listNamespacedSecret({ namespace: ticketNamespace }, o));
     }
     if (options.configMap) {
       const cmNamespace = options.configMap.split('/')[0] ?? '';
-      this.add('configmaps', `/api/v1/namespaces/${cmNamespace}/configmaps`, (o) => core.listNamespacedConfigMap({ namespace: cmNamespace }, o));
+      this.add('configmaps', 'configMaps', `/api/v1/namespaces/${cmNamespace}/configmaps`, (o) => core.listNamespacedConfigMap({ namespace: cmNamespace }, o));
     }
   }
 
-  private add<T extends KubernetesObject>(name: string, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): void {
+  /** A reflector of resource `name` whose objects the snapshot lists under `kind`. */
+  private add<T extends KubernetesObject>(name: string, kind: keyof Snapshot, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): void {
     const client = kubernetesListWatch<T>(this.kc, path, list, this.options.listTimeoutMs);
-    const reflector = new Reflector<T>(name, client, () => this.onChange(), { ...reflectorHooks(name, this.metrics, this.log), strip: stripUnread });
+    const onChange = (key?: string, object?: T) => this.onChange(key === undefined ? undefined : { kind, key, object });
+    const reflector = new Reflector<T>(name, client, onChange, { ...reflectorHooks(name, this.metrics, this.log), strip: stripperOf(kind) });
     this.reflectors.push(reflector as unknown as Reflector<KubernetesObject>);
   }
 
-  async start(onChange: () => void): Promise<void> {
+  async start(onChange: (change?: Change<Snapshot>) => void): Promise<void> {
     for (const reflector of this.reflectors) reflector.start();
     const pending = () => this.reflectors.filter((r) => !r.hasSynced).map((r) => r.name);
     this.log.info('waiting for the first full list of every kind', { resources: pending() });

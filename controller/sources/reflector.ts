@@ -48,8 +48,11 @@ export class Reflector<T extends KubernetesObject> {
   constructor(
     readonly name: string,
     private readonly client: ListWatchClient<T>,
-    /** Called after the store changed: a relist that found everything as it was calls nothing. */
-    private readonly onChange: () => void,
+    /**
+     * Called after the store changed: with the key and the object now (none once deleted) after a watch event, with
+     * nothing after a relist that changed something (one that found everything as it was calls nothing).
+     */
+    private readonly onChange: (key?: string, object?: T) => void,
     private readonly hooks: ReflectorHooks,
   ) {
     this.sleep = hooks.sleep ?? abortableSleep;
@@ -139,11 +142,11 @@ export class Reflector<T extends KubernetesObject> {
     this.hooks.strip?.(object);
     const key = keyOf(object);
     if (type === 'DELETED') {
-      if (this.store.delete(key)) this.onChange();
+      if (this.store.delete(key)) this.onChange(key);
     } else if (type === 'ADDED' || type === 'MODIFIED') {
       const current = this.store.get(key);
       this.store.set(key, object);
-      if (!sameVersion(current, object)) this.onChange();
+      if (!sameVersion(current, object)) this.onChange(key, object);
     }
     // BOOKMARK: only its resourceVersion counts.
   }

@@ -2,6 +2,7 @@
 // ingress controller's; another system (the VPN) defines its own kinds and reads them through the same Source.
 import type {
   KubernetesObject,
+  V1Endpoint,
   V1ConfigMap,
   V1EndpointSlice,
   V1Ingress,
@@ -9,6 +10,9 @@ import type {
   V1Secret,
   V1Service,
 } from '@kubernetes/client-node';
+import { SERVICE_NAME_LABEL } from '../model/build.js';
+import { CA_FIELD, PAIR_FIELDS } from '../model/certificates.js';
+import { CREATED_FIELD, DEFAULT_CERTIFICATES_FIELD, KEYS_FIELD } from '../tickets/secret.js';
 import type { Diagnostic } from '../model/types.js';
 
 export interface Snapshot {
@@ -23,12 +27,23 @@ export interface Snapshot {
 /** What a source holds (its snapshot's shape): for each kind it reads, its objects. */
 export type Kinds<S> = { [K in keyof S]: readonly KubernetesObject[] };
 
+/**
+ * One object of a source that came, changed (`object` now) or went (no `object`): what an informer's event says.
+ * `kind` names its list in the snapshot, `key` is keyOf(object).
+ */
+export interface Change<S> {
+  kind: keyof S;
+  key: string;
+  object?: KubernetesObject;
+}
+
 export interface Source<S extends Kinds<S> = Snapshot> {
   /**
    * Resolves once the first full state of every kind is loaded, and never on a partial one (it waits through failed
-   * lists); calls onChange after every change from then on, never before.
+   * lists); calls onChange after every change from then on, never before. With a Change when the change is one
+   * object (a watch event); without one when any object of any kind may have changed (a relist, a folder reload).
    */
-  start(onChange: () => void): Promise<void>;
+  start(onChange: (change?: Change<S>) => void): Promise<void>;
   snapshot(): S;
   stop(): Promise<void>;
 }
@@ -57,4 +72,64 @@ export function stripUnread(object: KubernetesObject): void {
   if (!metadata) return;
   delete metadata.managedFields;
   if (metadata.annotations && LAST_APPLIED_ANNOTATION in metadata.annotations) delete metadata.annotations[LAST_APPLIED_ANNOTATION];
+}
+
+/** The only endpoint conditions the model reads; one object each, shared by every endpoint. */
+const READY: Record<string, V1Endpoint['conditions']> = { true: { ready: true }, false: { ready: false }, undefined: {} };
+
+/**
+ * stripUnread, and of an EndpointSlice also everything but what the model reads (model/build.ts readyEndpoints and
+ * endpointSliceService): its Service label, address type, ports, and each endpoint's addresses and ready condition.
+ * Topology, Pod references and the other labels are most of a slice; at 10,000 Ingresses they took more memory than
+ * the Ingresses themselves. Nothing else reads EndpointSlices from the ingress source.
+ */
+export function stripEndpointSlice(slice: V1EndpointSlice): void {
+  stripUnread(slice);
+  const metadata = slice.metadata;
+  if (metadata) {
+    const service = metadata.labels?.[SERVICE_NAME_LABEL];
+    metadata.labels = service === undefined ? undefined : { [SERVICE_NAME_LABEL]: service };
+    delete metadata.annotations;
+    delete metadata.ownerReferences;
+  }
+  slice.endpoints = (slice.endpoints ?? []).map((endpoint) => ({ addresses: endpoint.addresses, conditions: READY[String(endpoint.conditions?.ready)] }));
+}
+
+/** The Secret fields the ingress side reads: pairs and CA certificates (model/certificates.ts), the shared ticket Secret's. */
+const READ_SECRET_FIELDS = new Set<string>([PAIR_FIELDS.certificate, PAIR_FIELDS.key, CA_FIELD, KEYS_FIELD, CREATED_FIELD, DEFAULT_CERTIFICATES_FIELD]);
+
+/**
+ * stripUnread, and of a Secret's data only the fields the ingress side reads: the source lists every Secret, and a
+ * Helm release or an image pull Secret is mostly fields no Ingress can name. The ticket rotator replaces the shared
+ * Secret's data whole, so what it sends back is unaffected.
+ */
+export function stripSecret(secret: V1Secret): void {
+  stripUnread(secret);
+  const read = (fields: Record<string, string> | undefined) => fields && Object.fromEntries(Object.entries(fields).filter(([field]) => READ_SECRET_FIELDS.has(field)));
+  secret.data = read(secret.data);
+  if (secret.stringData) secret.stringData = read(secret.stringData);
+}
+
+/**
+ * stripUnread, and of a Service only what the ingress side reads: its ports' names and numbers (model/build.ts) and,
+ * for --publish-service (status/addresses.ts), its type, cluster IP, external IPs and name, and load balancer status.
+ */
+export function stripService(service: V1Service): void {
+  stripUnread(service);
+  const spec = service.spec;
+  if (!spec) return;
+  service.spec = {
+    type: spec.type,
+    ports: spec.ports?.map((port) => ({ name: port.name, port: port.port })),
+    clusterIP: spec.clusterIP,
+    externalIPs: spec.externalIPs,
+    externalName: spec.externalName,
+  };
+  service.status = service.status?.loadBalancer ? { loadBalancer: service.status.loadBalancer } : undefined;
+}
+
+/** What the ingress source keeps of an object it lists under `kind` in the snapshot. */
+export function stripperOf(kind: keyof Snapshot): (object: KubernetesObject) => void {
+  const strips: Partial<Record<keyof Snapshot, (object: never) => void>> = { endpointSlices: stripEndpointSlice, services: stripService, secrets: stripSecret };
+  return (strips[kind] ?? stripUnread) as (object: KubernetesObject) => void;
 }

@@ -2,7 +2,11 @@
 // Drives the real Reconciler on an in-memory source; the data plane hashes and renders as Applier.apply does and
 // stops before writing files and NGINX. Each size runs in its own process, so sizes do not share heap or JIT state.
 // Prints figures and ratios; asserts nothing.
+import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { execa } from 'execa';
@@ -16,12 +20,14 @@ import { defaultCertificatePairs, selfSignedPair } from '../../controller/pki/se
 import { Reconciler, type DataPlane } from '../../controller/reconciler.js';
 import { endpointLines, render } from '../../controller/render/render.js';
 import { RENDER_SETTINGS } from '../../controller/render/testing.js';
-import { stripUnread, type Snapshot, type Source } from '../../controller/sources/source.js';
+import { keyOf, stripperOf, type Change, type Snapshot, type Source } from '../../controller/sources/source.js';
 
 const SIZES = [1_000, 10_000];
 const INGRESSES_PER_NAMESPACE = 50;
 const REPEATS = 5;
 const CONFIG_MAP = 'qubesec/qubesec-defaults';
+/** An Opaque Secret no Ingress names: "no change" syncs change it. */
+const UNRELATED_SECRET = 'unrelated-token';
 
 interface Figures {
   ingresses: number;
@@ -31,10 +37,10 @@ interface Figures {
   oneChangedMs: number;
   endpointsChangedMs: number;
   noChangeMs: number;
-  /** Of each figure above, the part spent in the data plane's hash and render. */
-  dataPlane: Record<'first' | 'full' | 'oneChanged' | 'endpointsChanged' | 'noChange', { hashMs: number; renderMs: number }>;
+  /** Of each figure above, the part spent in the data plane's hash and render, and the rest: the controller's. */
+  dataPlane: Record<'first' | 'full' | 'oneChanged' | 'endpointsChanged' | 'noChange', { hashMs: number; diffMs: number; renderMs: number; controllerMs: number }>;
   configBytes: number;
-  /** listed: objects as the API server sends them; objects: as the reflectors keep them (stripUnread). */
+  /** listed: objects as the API server sends them; objects: as the reflectors keep them (stripperOf). */
   memory: Record<'empty' | 'listed' | 'objects' | 'synced', { rssMb: number; heapUsedMb: number }>;
   peakRssMb: number;
 }
@@ -133,23 +139,28 @@ async function cluster(count: number): Promise<ClusterObjects> {
       endpointSlices.push(endpointSlice(namespace, service, { name: port, port: target }, Array.from({ length: pods }, (_, e) => `${subnet}.${first + e}`)));
     }
   }
-  return {
+  secrets.push({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: UNRELATED_SECRET, namespace: 'team-0', uid: 'uid-unrelated', resourceVersion: '1' }, data: { token: 'MQ==' } });
+  const objects: ClusterObjects = {
     ingressClasses: [{ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'qubesec' }, spec: { controller: 'qubesec.io/ingress-controller' } }],
     ingresses, services, endpointSlices, secrets,
     configMaps: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'qubesec-defaults', namespace: 'qubesec', resourceVersion: '1' }, data: { 'tls-min-version': '1.3' } }],
   };
+  // As a list from the API server arrives: parsed from JSON (one flat string per value, not the template literals'
+  // concatenations, which take more memory), creationTimestamp a Date as client-node's deserializer makes it.
+  return JSON.parse(JSON.stringify(objects), (key, value: unknown) => (key === 'creationTimestamp' ? new Date(value as string) : value)) as ClusterObjects;
 }
 
 // --- the controller around the reconciler ---------------------------------------------------------------------
 
 /** What informers hold: objects replaced whole on each change with a new resourceVersion; list() copies the array. */
 class MemorySource implements Source {
-  private onChange = () => undefined as void;
+  private onChange: (change?: Change<Snapshot>) => void = () => undefined;
   private version = 1;
 
   constructor(private readonly state: ClusterObjects) {}
 
-  async start(onChange: () => void): Promise<void> {
+  /** Tells each change as the Kubernetes source does: the kind, the key and the object now. */
+  async start(onChange: (change?: Change<Snapshot>) => void): Promise<void> {
     this.onChange = onChange;
   }
 
@@ -165,8 +176,7 @@ class MemorySource implements Source {
     const old = this.state.ingresses[index]!;
     const annotations = { ...old.metadata!.annotations };
     annotations['nginx.ingress.kubernetes.io/proxy-body-size'] = annotations['nginx.ingress.kubernetes.io/proxy-body-size'] === '8m' ? '16m' : '8m';
-    this.state.ingresses[index] = { ...old, metadata: { ...old.metadata, annotations, resourceVersion: String(++this.version) } };
-    this.onChange();
+    this.replace('ingresses', index, { ...old, metadata: { ...old.metadata, annotations, resourceVersion: String(++this.version) } });
   }
 
   /** A pod of the Service behind the EndpointSlice at `index` replaced: one endpoint with a new address. */
@@ -174,20 +184,26 @@ class MemorySource implements Source {
     const old = this.state.endpointSlices[index]!;
     const [first, ...rest] = old.endpoints ?? [];
     const address = first!.addresses[0]!.replace(/\d+$/, (n: string) => String((Number(n) + 100) % 250));
-    this.state.endpointSlices[index] = { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, endpoints: [{ ...first!, addresses: [address] }, ...rest] };
-    this.onChange();
+    this.replace('endpointSlices', index, { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, endpoints: [{ ...first!, addresses: [address] }, ...rest] });
   }
 
   /** Toggles the defaults ConfigMap's tls-min-version: every Ingress's TLS policy changes. */
   changeDefaults(): void {
     const old = this.state.configMaps[0]!;
     const data = { 'tls-min-version': old.data!['tls-min-version'] === '1.3' ? '1.2' : '1.3' };
-    this.state.configMaps[0] = { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, data };
-    this.onChange();
+    this.replace('configMaps', 0, { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, data });
   }
 
+  /** A Secret that no Ingress names changes: a sync with nothing to do. */
   touch(): void {
-    this.onChange();
+    const index = this.state.secrets.findIndex((s) => s.metadata?.name === UNRELATED_SECRET);
+    const old = this.state.secrets[index]!;
+    this.replace('secrets', index, { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.version) }, data: { token: Buffer.from(String(this.version)).toString('base64') } });
+  }
+
+  private replace<K extends keyof ClusterObjects>(kind: K, index: number, object: ClusterObjects[K][number]): void {
+    this.state[kind][index] = object;
+    this.onChange({ kind, key: keyOf(object), object });
   }
 }
 
@@ -196,7 +212,7 @@ class MemorySource implements Source {
  * endpoints, then the endpoint lines), then render.
  */
 class RenderingDataPlane implements DataPlane {
-  last = { hashMs: 0, renderMs: 0 };
+  last = { hashMs: 0, diffMs: 0, renderMs: 0 };
   configBytes = 0;
   private runningHash = '';
   private servedEndpoints = new Map<string, string>();
@@ -206,11 +222,13 @@ class RenderingDataPlane implements DataPlane {
     const hash = configurationHash(model);
     const endpoints = endpointLines(model);
     const hashed = performance.now();
-    this.last = { hashMs: hashed - started, renderMs: 0 };
+    this.last = { hashMs: hashed - started, diffMs: 0, renderMs: 0 };
     if (!force && hash === this.runningHash) {
-      const changed = [...endpoints].some(([name, line]) => this.servedEndpoints.get(name) !== line);
+      // As Applier.apply: every line compared with the one NGINX has.
+      const changed = [...endpoints].filter(([name, line]) => this.servedEndpoints.get(name) !== line);
       this.servedEndpoints = endpoints;
-      return { status: changed ? 'endpoints' : 'unchanged', hash };
+      this.last.diffMs = performance.now() - hashed;
+      return { status: changed.length > 0 ? 'endpoints' : 'unchanged', hash };
     }
     const rendered = render(model, { ...RENDER_SETTINGS, generation: hash.slice(0, 12) });
     this.last.renderMs = performance.now() - hashed;
@@ -247,7 +265,7 @@ async function measureSize(count: number): Promise<Figures> {
   const state = await cluster(count);
   const objects = Object.values(state).reduce((sum, list) => sum + list.length, 0);
   const listed = memory();
-  for (const list of Object.values(state)) for (const object of list) stripUnread(object);
+  for (const [kind, list] of Object.entries(state)) list.forEach(stripperOf(kind as keyof Snapshot));
   const source = new MemorySource(state);
   const dataPlane = new RenderingDataPlane();
   const reconciler = new Reconciler(
@@ -270,17 +288,27 @@ async function measureSize(count: number): Promise<Figures> {
   const repeated = async (times: number, change: () => void) => {
     const runs = [];
     for (let r = 0; r < times; r++) runs.push(await timed(change));
-    return { ms: median(runs.map((r) => r.ms)), hashMs: median(runs.map((r) => r.hashMs)), renderMs: median(runs.map((r) => r.renderMs)) };
+    return {
+      ms: median(runs.map((r) => r.ms)),
+      hashMs: median(runs.map((r) => r.hashMs)),
+      diffMs: median(runs.map((r) => r.diffMs)),
+      renderMs: median(runs.map((r) => r.renderMs)),
+      controllerMs: median(runs.map((r) => r.ms - r.hashMs - r.diffMs - r.renderMs)),
+    };
   };
 
   const first = await timed(() => void reconciler.start());
   const full = await repeated(3, () => source.changeDefaults());
+  const profiler = await Profiler.start(count);
   const oneChanged = await repeated(REPEATS, () => source.changeIngress(Math.floor(count / 2)));
+  await profiler?.stop('one-changed');
   const endpointsChanged = await repeated(REPEATS, () => source.changeEndpoints(count));
   const noChange = await repeated(REPEATS, () => source.touch());
   const synced = memory();
+  await profiler?.heapSnapshot();
   await reconciler.stop();
-  const dataPlaneOf = (r: { hashMs: number; renderMs: number }) => ({ hashMs: r.hashMs, renderMs: r.renderMs });
+  const dataPlaneOf = (r: { ms: number; hashMs: number; diffMs: number; renderMs: number; controllerMs?: number }) =>
+    ({ hashMs: r.hashMs, diffMs: r.diffMs, renderMs: r.renderMs, controllerMs: r.controllerMs ?? r.ms - r.hashMs - r.diffMs - r.renderMs });
   return {
     ingresses: count,
     objects,
@@ -296,51 +324,91 @@ async function measureSize(count: number): Promise<Figures> {
   };
 }
 
+/**
+ * With QUBESEC_BENCH_PROFILE=<folder>, the largest size writes a CPU profile of its one-Ingress changes and a heap
+ * snapshot after the syncs there (open them in Chrome DevTools); without it, no inspector session is opened.
+ */
+class Profiler {
+  private constructor(private readonly session: Session, private readonly folder: string) {}
+
+  static async start(count: number): Promise<Profiler | undefined> {
+    const folder = process.env.QUBESEC_BENCH_PROFILE;
+    if (!folder || count !== SIZES.at(-1)) return undefined;
+    const session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+    return new Profiler(session, folder);
+  }
+
+  async stop(name: string): Promise<void> {
+    const { profile } = await this.session.post('Profiler.stop');
+    await writeFile(join(this.folder, `scale-${name}.cpuprofile`), JSON.stringify(profile));
+  }
+
+  async heapSnapshot(): Promise<void> {
+    const out = createWriteStream(join(this.folder, 'scale-synced.heapsnapshot'));
+    this.session.on('HeapProfiler.addHeapSnapshotChunk', (m) => out.write(m.params.chunk));
+    await this.session.post('HeapProfiler.takeHeapSnapshot');
+    await new Promise((resolve) => out.end(resolve));
+    this.session.disconnect();
+  }
+}
+
 // --- report --------------------------------------------------------------------------------------------------------
 
 const ms = (v: number) => `${v.toFixed(1)} ms`;
 const mb = (v: number) => `${v.toFixed(0)} MB`;
 
 /**
- * The same benchmark on main before the incremental sync (2371d32, 2026-12-01 21:36 UTC, this machine, shared), at
- * 10,000 Ingresses: that code path is gone, so its figures are printed beside this run's, not measured again.
+ * Earlier figures of this benchmark at 10,000 Ingresses, quoted from docs/benchmarks.md ("Scale"), not measured in
+ * this run (their code paths are gone): main before the incremental sync (2371d32, 2026-12-01 21:36 UTC), and
+ * issue16-integration before syncs took changes by key (2026-12-01 22:44 UTC). Same machine, shared both times.
+ * Their "no change" sync was told nothing (a whole snapshot read); this one's changes a Secret no Ingress names.
  */
-const BEFORE_10K: Record<string, string> = {
-  'first sync (cold: every Secret checked, JIT warm-up)': '3905.1 ms',
-  'full sync (defaults ConfigMap changed), median': '3156.6 ms',
-  '  of which model hash / render (full)': '480 / 1284 ms',
-  'one Ingress changed, median': '1438.8 ms',
-  '  of which model hash / render (one)': '369 / 568 ms',
-  'one EndpointSlice changed (no render), median': '719.3 ms',
-  '  of which model hash (endpoints)': '349 ms',
-  'no change, median': '921.8 ms',
-  '  of which model hash (none)': '452 ms',
-  'RSS / heapUsed with the modules loaded, no objects': '83 / 15 MB',
-  'RSS / heapUsed holding the objects': '172 / 86 MB',
-  'RSS / heapUsed after the syncs (objects, caches)': '338 / 184 MB',
-  'peak RSS (during the syncs)': '1477 MB',
+const EARLIER_10K: Record<string, [main: string, integration: string]> = {
+  'objects in the snapshot': ['50,402', '50,402'],
+  'first sync (cold: every Secret checked, JIT warm-up)': ['3905.1 ms', '4482.7 ms'],
+  'full sync (defaults ConfigMap changed), median': ['3156.6 ms', '2556.2 ms'],
+  '  of which model hash / render (full)': ['480 / 1284 ms', '487 / 980 ms'],
+  'one Ingress changed, median': ['1438.8 ms', '448.3 ms'],
+  '  of which model hash / render (one)': ['369 / 568 ms', '30 / 202 ms'],
+  'one EndpointSlice changed (no render), median': ['719.3 ms', '232.4 ms'],
+  '  of which model hash (endpoints)': ['349 ms', '27 ms'],
+  'no change, median': ['921.8 ms', '239.0 ms'],
+  '  of which model hash (none)': ['452 ms', '29 ms'],
+  'RSS / heapUsed with the modules loaded, no objects': ['83 / 15 MB', '78 / 14 MB'],
+  'RSS / heapUsed holding the objects as listed': ['172 / 86 MB', '165 / 85 MB'],
+  'RSS / heapUsed holding them as reflectors keep them': ['-', '159 / 79 MB'],
+  'RSS / heapUsed after the syncs (objects, caches)': ['338 / 184 MB', '353 / 234 MB'],
+  'peak RSS (during the syncs)': ['1477 MB', '977 MB'],
 };
 
 function report(all: Figures[]): void {
   const row = (label: string, cell: (f: Figures) => string, key = label) =>
-    console.log(`${label.padEnd(56)}${all.map((f) => cell(f).padStart(20)).join('')}${(BEFORE_10K[key] ?? '').padStart(24)}`);
+    console.log(`${label.padEnd(56)}${all.map((f) => cell(f).padStart(20)).join('')}${(EARLIER_10K[key] ?? ['', '']).map((v) => v.padStart(20)).join('')}`);
   row('Ingresses', (f) => f.ingresses.toLocaleString('en'), 'Ingresses');
-  console.log(`${''.padEnd(56)}${all.map(() => 'this run'.padStart(20)).join('')}${'10,000 before (main)'.padStart(24)}`);
+  console.log(`${''.padEnd(56)}${all.map(() => 'this run'.padStart(20)).join('')}${'10,000 main (quoted)'.padStart(20)}${'10,000 integ. (quoted)'.padStart(20)}`);
   row('objects in the snapshot', (f) => f.objects.toLocaleString('en'));
   row('nginx.conf size', (f) => `${(f.configBytes / 2 ** 20).toFixed(1)} MiB`);
   row('first sync (cold: every Secret checked, JIT warm-up)', (f) => ms(f.firstSyncMs));
   row('full sync (defaults ConfigMap changed), median', (f) => ms(f.fullSyncMs));
   row('  of which model hash / render', (f) => `${f.dataPlane.full.hashMs.toFixed(0)} / ${f.dataPlane.full.renderMs.toFixed(0)} ms`, '  of which model hash / render (full)');
   row('one Ingress changed, median', (f) => ms(f.oneChangedMs));
+  row('  of which the controller (change -> model), median', (f) => ms(f.dataPlane.oneChanged.controllerMs));
   row('  of which model hash / render', (f) => `${f.dataPlane.oneChanged.hashMs.toFixed(0)} / ${f.dataPlane.oneChanged.renderMs.toFixed(0)} ms`, '  of which model hash / render (one)');
   row('one EndpointSlice changed (no render), median', (f) => ms(f.endpointsChangedMs));
+  row('  of which the controller (change -> model), median', (f) => ms(f.dataPlane.endpointsChanged.controllerMs));
   row('  of which model hash', (f) => `${f.dataPlane.endpointsChanged.hashMs.toFixed(0)} ms`, '  of which model hash (endpoints)');
-  row('no change, median', (f) => ms(f.noChangeMs));
+  row('  of which the endpoint lines compared', (f) => ms(f.dataPlane.endpointsChanged.diffMs));
+  row('no change (a Secret no Ingress names), median', (f) => ms(f.noChangeMs), 'no change, median');
   row('  of which model hash', (f) => `${f.dataPlane.noChange.hashMs.toFixed(0)} ms`, '  of which model hash (none)');
+  row('  of which the endpoint lines compared', (f) => ms(f.dataPlane.noChange.diffMs));
+  row('  of which the controller, median', (f) => ms(f.dataPlane.noChange.controllerMs));
   row('ratio one changed / full', (f) => (f.oneChangedMs / f.fullSyncMs).toFixed(2));
   row('ratio no change / full', (f) => (f.noChangeMs / f.fullSyncMs).toFixed(2));
   row('RSS / heapUsed with the modules loaded, no objects', (f) => `${mb(f.memory.empty.rssMb)} / ${mb(f.memory.empty.heapUsedMb)}`);
-  row('RSS / heapUsed holding the objects as listed', (f) => `${mb(f.memory.listed.rssMb)} / ${mb(f.memory.listed.heapUsedMb)}`, 'RSS / heapUsed holding the objects');
+  row('RSS / heapUsed holding the objects as listed', (f) => `${mb(f.memory.listed.rssMb)} / ${mb(f.memory.listed.heapUsedMb)}`);
   row('RSS / heapUsed holding them as reflectors keep them', (f) => `${mb(f.memory.objects.rssMb)} / ${mb(f.memory.objects.heapUsedMb)}`);
   row('RSS / heapUsed after the syncs (objects, caches)', (f) => `${mb(f.memory.synced.rssMb)} / ${mb(f.memory.synced.heapUsedMb)}`);
   row('peak RSS (during the syncs)', (f) => mb(f.peakRssMb));
