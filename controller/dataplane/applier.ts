@@ -158,7 +158,8 @@ export class Applier {
     if (!force && this.nginx.running && this.running) {
       const newHosts = hash === this.runningHash ? new Map<string, NewHostEntry>() : this.newHosts(model);
       const status = newHosts && (await this.applyWithoutReload(endpoints, newHosts));
-      if (status) return { status, hash };
+      // When the new hosts' reload is due, it follows at once: hosts new in this sync are served before it all the same.
+      if (status && !this.newHostsReloadDue) return { status, hash };
     }
     this.metrics.reloads.inc();
     const generation = hash.slice(0, 12);
@@ -201,15 +202,18 @@ export class Applier {
     await this.nginx.stop();
   }
 
+  /** Whether new hosts have been served without their reload for --new-host-reload-ms. */
+  private get newHostsReloadDue(): boolean {
+    return this.newHostsSince !== undefined && Date.now() - this.newHostsSince >= this.settings.newHostReloadMs;
+  }
+
   /**
    * The hosts of `model` the running configuration does not have, each as served from the catch-all path, when they
-   * are the only difference and each can be served that way; undefined when `model` needs a reload: something else
-   * changed, a new host waits for its reload (newHostEntry says why), or the new hosts' reload is due.
+   * are the only difference and each can be served that way; undefined when `model` needs a reload now: something
+   * else changed, or a new host waits for its reload (newHostEntry says why).
    */
   private newHosts(model: Model): Map<string, NewHostEntry> | undefined {
-    const delay = this.settings.newHostReloadMs;
-    if (delay === 0 || !this.running) return undefined;
-    if (this.newHostsSince !== undefined && Date.now() - this.newHostsSince >= delay) return undefined;
+    if (this.settings.newHostReloadMs === 0 || !this.running) return undefined;
     const { hosts, upstreams, wildcardSuffixes } = this.running;
     const kept = { ...model, servers: model.servers.filter((s) => hosts.has(s.host)), upstreams: model.upstreams.filter((u) => upstreams.has(u.name)) };
     if (configurationHash(kept) !== this.runningHash) return undefined;
