@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import type { Model } from '../model/types.js';
+import type { Model, Server } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { ENDPOINTS_FILE, LUA_MODULE_FILE, endpointLines, newHostEntry, render, type NewHostEntry, type RenderSettings } from '../render/render.js';
@@ -86,6 +86,7 @@ export class Applier {
   /** When the first host of servedNewHosts was served, and the timer of the reload that brings their server blocks. */
   private newHostsSince?: number;
   private newHostsReload?: NodeJS.Timeout;
+  private readonly newHostEntries = new WeakMap<Server, ReturnType<typeof newHostEntry>>();
   /** What this process wrote, by host path: tells our own writes from changes made by others. */
   private readonly written = new Map<string, string>();
   private readonly paths: RenderSettings['paths'];
@@ -202,6 +203,17 @@ export class Applier {
     await this.nginx.stop();
   }
 
+  /**
+   * newHostEntry by server object (model objects never change once built): a sync while hundreds of new hosts wait
+   * does not make their entries again. The entry depends on the model's upstreams and default policy only through
+   * what the configuration hash compares first.
+   */
+  private newHostEntryOf(server: Server, model: Model): ReturnType<typeof newHostEntry> {
+    let entry = this.newHostEntries.get(server);
+    if (!entry) this.newHostEntries.set(server, (entry = newHostEntry(server, model, this.renderPaths)));
+    return entry;
+  }
+
   /** Whether new hosts have been served without their reload for --new-host-reload-ms. */
   private get newHostsReloadDue(): boolean {
     return this.newHostsSince !== undefined && Date.now() - this.newHostsSince >= this.settings.newHostReloadMs;
@@ -222,7 +234,7 @@ export class Applier {
       if (hosts.has(server.host)) continue;
       // NGINX would route the host to a wildcard server it has, not to the catch-all.
       const wildcard = wildcardSuffixes.find((suffix) => server.host.endsWith(suffix));
-      const entry = wildcard ? { waitsForReload: `the running wildcard host *${wildcard} covers it` } : newHostEntry(server, model, this.renderPaths);
+      const entry = wildcard ? { waitsForReload: `the running wildcard host *${wildcard} covers it` } : this.newHostEntryOf(server, model);
       if ('waitsForReload' in entry) {
         this.log.info('a new host waits for the reload', { host: server.host, reason: entry.waitsForReload });
         return undefined;
@@ -254,7 +266,8 @@ export class Applier {
     const certificates = hostPath(this.settings.runtime, this.paths.certificates);
     const owner = newHosts.size > 0 && (await workersSwitchUser()) ? workerOwner(await readFile(hostPath(this.settings.runtime, '/etc/passwd'), 'utf8')) : undefined;
     for (const entry of newHosts.values()) {
-      for (const [name, content] of entry.files) await this.write(join(certificates, name), content, 0o600, owner);
+      // Named by their content: a file this process wrote is there as it is.
+      for (const [name, content] of entry.files) if (!this.written.has(join(certificates, name))) await this.write(join(certificates, name), content, 0o600, owner);
     }
     const table = [...newHosts.values()].map((e) => `${e.line}\n`).join('');
     try {

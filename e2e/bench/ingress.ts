@@ -15,6 +15,8 @@ import { inRootfs, quantile } from './lib.js';
 
 const PRESENT = Number(process.env.QUBESEC_BENCH_INGRESSES ?? 1000);
 const MEASURED = Number(process.env.QUBESEC_BENCH_MEASURED ?? 50);
+/** --debounce-ms: the quiet time before a sync is the floor of created -> served on the catch-all path. */
+const DEBOUNCE_MS = process.env.QUBESEC_BENCH_DEBOUNCE_MS ?? '100';
 /** Each waits for a reload (seconds at 10,000 present): fewer than the 100 plain ones, counted per 100. */
 const ALLOWLISTED_IN_SEQUENCE = 20;
 const ENDPOINT_CHANGES = 1000;
@@ -67,7 +69,7 @@ async function createdToServed(kube: Kube, controller: TestController, ca: strin
   // Checked once with curl: the measured requests did negotiate the hybrid group with the ML-DSA certificate.
   const check = await pqCurl({ host: hostOf('new-0'), port: controller.httpsPort }, { curves: HYBRID, args: ['-k'] });
   if (check.status !== 200 || check.group !== HYBRID || check.signature !== 'id-ml-dsa-65') throw new Error(`setup broken: ${JSON.stringify(check)}`);
-  console.log(`Ingress created -> first ${HYBRID} 200, ${MEASURED} + ${MEASURED} new Ingresses in turns, ${PRESENT} present:`);
+  console.log(`Ingress created -> first ${HYBRID} 200, ${MEASURED} + ${MEASURED} new Ingresses in turns, ${PRESENT} present, --debounce-ms ${DEBOUNCE_MS}:`);
   console.log(`  plain (no reload, the catch-all path): ${summary(plain)}`);
   console.log(`  with an allowlist (waits for its reload): ${summary(allowlisted)}`);
   console.log(`  ratio plain / allowlisted: p50 ${(quantile(plain, 0.5) / quantile(allowlisted, 0.5)).toFixed(3)}, p99 ${(quantile(plain, 0.99) / quantile(allowlisted, 0.99)).toFixed(3)}`);
@@ -150,7 +152,7 @@ async function main(): Promise<void> {
     });
     await kube.apply(serviceFor('bench', backendPorts[0]!, testHost.address).service);
     for (const slice of slices) await kube.apply(slice);
-    controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--debounce-ms', '100', '--worker-processes', '2', '--log-level', 'warn']);
+    controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--debounce-ms', DEBOUNCE_MS, '--worker-processes', '2', '--log-level', 'warn']);
     const ca = readFileSync(anchors.hostMldsa, 'utf8');
 
     const started = performance.now();
