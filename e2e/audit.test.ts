@@ -30,9 +30,10 @@ const kubectl = (...args: string[]) => execa(kubeBinary('kubectl'), ['--kubeconf
 const inRoot = (path: string) => path.slice(rootfs().length);
 const openssl = (...args: string[]) => execa('chroot', [rootfs(), 'openssl', ...args], { reject: false });
 
-async function startReceiver(logDir: string, extra: string[] = []): Promise<void> {
+/** The receiver on `listenPort`: the API server's audit webhook sends to `port`. */
+async function startReceiver(logDir: string, extra: string[] = [], listenPort = port): Promise<void> {
   const child = execa(process.execPath, [MAIN, 'audit', 'serve', '--dir', logDir, '--key', files.key, '--token-file', files.tokens,
-    '--tls-certificate', files.cert, '--tls-key', files.tlsKey, '--listen', `127.0.0.1:${port}`,
+    '--tls-certificate', files.cert, '--tls-key', files.tlsKey, '--listen', `127.0.0.1:${listenPort}`,
     '--metrics-address', '127.0.0.1', '--metrics-port', String(metricsPort), '--checkpoint-interval', '1s', ...extra], { reject: false });
   const logs: string[] = [];
   child.stderr!.on('data', (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean)));
@@ -261,12 +262,14 @@ describe('the audit trail on a real API server', () => {
   it('answers 429 while --max-pending-batches wait for the writer, and has every batch it acknowledged', async () => {
     await stopReceiver();
     const busyLog = join(dir, 'busy');
-    await startReceiver(busyLog, ['--max-pending-batches', '1']);
+    // On a port of its own: the API server's batches would add records to the count below.
+    const busyPort = await freePort();
+    await startReceiver(busyLog, ['--max-pending-batches', '1'], busyPort);
     const ca = await readFile(files.cert, 'utf8');
     const items = Array.from({ length: 400 }, (_, i) => ({ auditID: `busy-${i}`, verb: 'get', stage: 'ResponseComplete', objectRef: { resource: 'pods', namespace: 'busy' } }));
     const body = JSON.stringify({ apiVersion: 'audit.k8s.io/v1', kind: 'EventList', items });
     const options = { method: 'POST', ca, servername: 'localhost', headers: { Authorization: `Bearer ${token}` } };
-    const replies = await Promise.all(Array.from({ length: 12 }, () => nodeHttps(`https://127.0.0.1:${port}${AUDIT_PATH}`, options, body)));
+    const replies = await Promise.all(Array.from({ length: 12 }, () => nodeHttps(`https://127.0.0.1:${busyPort}${AUDIT_PATH}`, options, body)));
     const statuses = replies.map((r) => r.status);
     expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
