@@ -430,10 +430,12 @@ function newHostConfiguration(certificates: { hosts: HostFiles[]; fallback: Host
 async function newHostHandshakes(candidate: Candidate): Promise<void> {
   const id = randomBytes(4).toString('hex');
   const certificates = await makeCertificates(1);
+  // Named as their configurations name their pid files.
   const servers = [
-    new Server(candidate, 'known host (maps)', id, (dir, port, generation) => configuration('by-variable', candidate, dir, port, 1, generation)),
-    new Server(candidate, 'new host (Lua hook)', id, (dir, port, generation) => newHostConfiguration(certificates, dir, port, generation)),
+    new Server(candidate, 'by-variable', id, (dir, port, generation) => configuration('by-variable', candidate, dir, port, 1, generation)),
+    new Server(candidate, 'new-host', id, (dir, port, generation) => newHostConfiguration(certificates, dir, port, generation)),
   ];
+  const labels: Record<string, string> = { 'by-variable': 'known host (the maps)', 'new-host': 'new host (the Lua hook)' };
   const clients = new Clients(candidate.root, `/tmp/qubesec-nginx-choice-clients-${id}`);
   const dir = join(candidate.root, `/tmp/qubesec-nginx-choice-${id}`);
   try {
@@ -455,7 +457,7 @@ async function newHostHandshakes(candidate: Candidate): Promise<void> {
         row('host', 'handshakes/s', 'per NGINX s', 'NGINX ms', 'vs known /s', 'vs known CPU');
         for (const s of servers) {
           const r = rates.get(s)!;
-          row(`  ${s.name}`, fixed(r.done / r.seconds, 1), fixed(r.done / r.cpu), fixed((r.cpu * 1000) / r.done, 3),
+          row(`  ${labels[s.name]}`, fixed(r.done / r.seconds, 1), fixed(r.done / r.cpu), fixed((r.cpu * 1000) / r.done, 3),
             fixed(r.done / r.seconds / (base.done / base.seconds), 2), fixed(r.done / r.cpu / (base.done / base.cpu), 2));
         }
       }
