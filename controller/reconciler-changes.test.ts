@@ -7,7 +7,7 @@ import type { KubernetesObject, V1ConfigMap, V1HTTPIngressPath, V1Ingress, V1Ing
 import type { ApplyResult } from './dataplane/applier.js';
 import { INGRESS_NGINX_PREFIX as N } from './model/proxy-annotations.js';
 import { BUILTIN_TLS_DEFAULTS } from './model/pq.js';
-import { CAPABILITIES, endpointSlice, service, tlsSecret } from './model/testing.js';
+import { CAPABILITIES, endpointSlice, seededRandom as random, service, tlsSecret } from './model/testing.js';
 import type { Model } from './model/types.js';
 import { createLogger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
@@ -18,16 +18,6 @@ const STEPS = 150;
 const HOSTS = ['a.example.com', 'b.example.com', 'pq.example.com', ''];
 const SERVICES = ['web', 'api', 'gone'];
 const SECRETS: Record<string, string> = { mldsa: 'mldsa65', ecdsa: 'ecdsa', old: 'expired' };
-
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Kind = keyof Snapshot;
 

@@ -8,22 +8,11 @@ import { translateIngress, type BackendRef, type IngressIntent } from './ingress
 import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from './pq.js';
 import { CA_SECRET } from './proxy-annotations.cases.js';
 import { INGRESS_NGINX_PREFIX as N } from './proxy-annotations.js';
-import { CAPABILITIES, endpointSlice, service, tlsSecret } from './testing.js';
+import { CAPABILITIES, endpointSlice, seededRandom as random, service, tlsSecret } from './testing.js';
 import type { CaBundle, CertificatePair, Model } from './types.js';
 
 const NOW = new Date('2026-11-28T00:00:00Z');
 const STEPS = 400;
-
-/** mulberry32: a small seeded generator, so that a failing sequence can be replayed from its seed. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pair(secret: string, file: string): CertificatePair {
   const checked = checkTlsSecret(tlsSecret(secret, file), NOW);

@@ -79,3 +79,14 @@ export function proxyLocation(match: PathMatch, path: string, upstream: string, 
     policy: { httpsRedirect: false, deny: [], allow: [] },
   };
 }
+
+/** mulberry32: a small seeded generator, so that a failing random sequence can be replayed from its seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -133,7 +133,7 @@ async function cluster(count: number): Promise<ClusterObjects> {
       services.push({
         apiVersion: 'v1', kind: 'Service',
         metadata: { name: service, namespace, uid: `uid-${namespace}-${service}`, resourceVersion: '1' },
-        spec: { type: 'ClusterIP', clusterIP: `172.20.${n % 256}.${i % 250}`, selector: { app: service }, ports: [{ name: port, port: port === 'http' ? 80 : 8080, targetPort: target, protocol: 'TCP' }] },
+        spec: { type: 'ClusterIP', clusterIP: `198.19.${n % 256}.${i % 250}`, selector: { app: service }, ports: [{ name: port, port: port === 'http' ? 80 : 8080, targetPort: target, protocol: 'TCP' }] },
       });
       const first = port === 'http' ? 10 : 20;
       endpointSlices.push(endpointSlice(namespace, service, { name: port, port: target }, Array.from({ length: pods }, (_, e) => `${subnet}.${first + e}`)));
