@@ -11,15 +11,45 @@ describe('Coalescer', () => {
     return { runs, coalescer };
   };
 
-  it('runs once after a burst has gone quiet', async () => {
+  it('syncs the first change after a quiet time at once, and the changes that follow once they have gone quiet', async () => {
     const { runs, coalescer } = counting();
+    const start = Date.now();
     for (let i = 0; i < 5; i++) {
       coalescer.schedule();
       await jest.advanceTimersByTimeAsync(50);
     }
-    expect(runs).toHaveLength(0);
+    expect(runs).toEqual([start]);
     await jest.advanceTimersByTimeAsync(60);
+    expect(runs).toHaveLength(2);
+    expect(runs[1]! - start).toBe(300);
+  });
+
+  it('gathers the changes told in one turn into the sync at once', async () => {
+    const { runs, coalescer } = counting();
+    coalescer.schedule();
+    coalescer.schedule();
+    coalescer.schedule();
+    await jest.advanceTimersByTimeAsync(1);
     expect(runs).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(500);
+    expect(runs).toHaveLength(1);
+  });
+
+  it('syncs at once again only after a quiet time since the last sync', async () => {
+    const { runs, coalescer } = counting();
+    coalescer.schedule();
+    await jest.advanceTimersByTimeAsync(99);
+    coalescer.schedule(); // 99 ms after the last sync: gathered
+    await jest.advanceTimersByTimeAsync(99);
+    expect(runs).toHaveLength(1);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(runs).toHaveLength(2);
+    await jest.advanceTimersByTimeAsync(100);
+    const quietAt = Date.now();
+    coalescer.schedule(); // 100 ms after it: at once
+    await jest.advanceTimersByTimeAsync(0);
+    expect(runs.at(-1)).toBe(quietAt);
+    expect(runs).toHaveLength(3);
   });
 
   it('still runs during changes that never go quiet, at most MAX_WAIT_DEBOUNCES quiet times apart', async () => {

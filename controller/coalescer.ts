@@ -1,11 +1,17 @@
 // Runs a sync after a burst of changes has gone quiet, never two at once, and once more if changes came during one.
-// A burst that never goes quiet (Pods churning all day) still syncs every MAX_WAIT_DEBOUNCES quiet times.
+// The first change after a quiet time syncs at once: a lone change (an Ingress created) waits for nothing, and what
+// follows it within the quiet time is gathered into the next sync. A burst that never goes quiet (Pods churning all
+// day) still syncs every MAX_WAIT_DEBOUNCES quiet times.
 export const MAX_WAIT_DEBOUNCES = 10;
 
 export class Coalescer {
   private timer: NodeJS.Timeout | undefined;
+  /** Whether the timer is the one that syncs a change after a quiet time at once: later changes leave it be. */
+  private leading = false;
   /** When the first change of the burst waiting for a sync came. */
   private burstStartedAt: number | undefined;
+  /** When the last sync ended: a change debounceMs after it (and none waiting) comes after a quiet time. */
+  private lastEndedAt = -Infinity;
   private running: Promise<void> | undefined;
   private pending = false;
   private stopped = false;
@@ -13,8 +19,14 @@ export class Coalescer {
   constructor(private readonly run: () => Promise<void>, private readonly debounceMs: number, private readonly onError: (err: Error) => void) {}
 
   schedule(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.leading) return;
     const now = Date.now();
+    if (this.timer === undefined && this.running === undefined && now - this.lastEndedAt >= this.debounceMs) {
+      // A zero timer, not a sync in this call: changes told in the same turn (an Ingress and its Secret) go together.
+      this.leading = true;
+      this.timer = setTimeout(() => void this.runNow(), 0);
+      return;
+    }
     this.burstStartedAt ??= now;
     const untilMaxWait = this.burstStartedAt + this.debounceMs * MAX_WAIT_DEBOUNCES - now;
     clearTimeout(this.timer);
@@ -22,7 +34,9 @@ export class Coalescer {
   }
 
   async runNow(): Promise<void> {
+    clearTimeout(this.timer);
     this.timer = undefined;
+    this.leading = false;
     this.burstStartedAt = undefined;
     if (this.stopped) return;
     if (this.running) {
@@ -32,6 +46,7 @@ export class Coalescer {
     this.running = this.run().catch(this.onError);
     await this.running;
     this.running = undefined;
+    this.lastEndedAt = Date.now();
     if (this.pending) {
       this.pending = false;
       return this.runNow();

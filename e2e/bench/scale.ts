@@ -251,7 +251,7 @@ class RenderingDataPlane implements DataPlane {
  */
 function memory(): { rssMb: number; heapUsedMb: number } {
   globalThis.gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-  const { rss, heapUsed } = process.memoryUsage();
+  const { rss, heapUsed, heapTotal, external } = process.memoryUsage(); if (process.env.QUBESEC_BENCH_MEMDEBUG) console.error(JSON.stringify({ rss: rss / 2 ** 20, heapUsed: heapUsed / 2 ** 20, heapTotal: heapTotal / 2 ** 20, external: external / 2 ** 20 }));
   return { rssMb: rss / 2 ** 20, heapUsedMb: heapUsed / 2 ** 20 };
 }
 
