@@ -10,8 +10,8 @@ export class Coalescer {
   private leading = false;
   /** When the first change of the burst waiting for a sync came. */
   private burstStartedAt: number | undefined;
-  /** When the last sync ended: a change debounceMs after it (and none waiting) comes after a quiet time. */
-  private lastEndedAt = -Infinity;
+  /** When the last change came: one debounceMs after it, with no sync running or waiting, comes after a quiet time. */
+  private lastChangeAt = -Infinity;
   private running: Promise<void> | undefined;
   private pending = false;
   private stopped = false;
@@ -21,7 +21,9 @@ export class Coalescer {
   schedule(): void {
     if (this.stopped || this.leading) return;
     const now = Date.now();
-    if (this.timer === undefined && this.running === undefined && now - this.lastEndedAt >= this.debounceMs) {
+    const quiet = now - this.lastChangeAt >= this.debounceMs;
+    this.lastChangeAt = now;
+    if (quiet && this.timer === undefined && this.running === undefined) {
       // A zero timer, not a sync in this call: changes told in the same turn (an Ingress and its Secret) go together.
       this.leading = true;
       this.timer = setTimeout(() => void this.runNow(), 0);
@@ -46,7 +48,6 @@ export class Coalescer {
     this.running = this.run().catch(this.onError);
     await this.running;
     this.running = undefined;
-    this.lastEndedAt = Date.now();
     if (this.pending) {
       this.pending = false;
       return this.runNow();

@@ -1,8 +1,8 @@
 // The apply loop against real NGINX: skip identical configurations, refuse one the master refuses at its reload (no
 // separate `nginx -t`) while the last good one keeps serving, also after a restart, and recover on the next change; TLS
 // sessions resume across reloads and restarts.
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -97,7 +97,7 @@ describe('Applier with real NGINX', () => {
     // Two identical exact locations: the model builder never makes this, so it stands for any configuration NGINX refuses.
     const refused = await applier.apply(model(['/b', '/b']));
     expect(refused.status).toBe('failed');
-    expect(refused).toEqual({ status: 'failed', hash: expect.any(String), error: expect.stringMatching(/^NGINX refused the configuration: duplicate location "\/b" in \S+nginx\.conf:\d+$/), refused: true });
+    expect(refused).toEqual({ status: 'failed', hash: expect.any(String), error: expect.stringMatching(/^NGINX refused the configuration: duplicate location "\/b" in \S+\/servers\/[0-9a-f]{32}\.conf:\d+$/), refused: true });
     expect(await readFile(join(rootfs(), confDir, 'nginx.conf'), 'utf8')).toBe(good);
     expect((await get('/a')).status).toBe(200);
     expect((await get('/b')).status).toBe(404);
@@ -126,6 +126,50 @@ describe('Applier with real NGINX', () => {
     expect((await get('/b')).status).toBe(200);
     expect((await get('/a')).status).toBe(404);
     expect(await metrics.registry.metrics()).toMatch(/qubesec_config_last_reload_successful 1\b/);
+  });
+
+  it('includes each server block from a file named by its content: a change writes only its block, the reload removes files no longer included, a refused one removes none', async () => {
+    const ingress = { kind: 'Ingress', namespace: 'default', name: 'other' };
+    const base = model(['/a']);
+    const web = base.servers[0]!;
+    const withOther = (...paths: string[]): Model => ({ ...base, servers: [web, { host: 'other.example.com', locations: paths.map((path) => proxyLocation('exact', path, 'default_web_80', ingress)) }] });
+    const serversDir = join(rootfs(), confDir, 'servers');
+    const included = async () => [...(await readFile(join(rootfs(), confDir, 'nginx.conf'), 'utf8')).matchAll(/^ {4}include \S+\/servers\/(\S+);$/gm)].map((m) => m[1]!).sort();
+    const fileOf = async (host: string) => {
+      for (const name of await readdir(serversDir)) if ((await readFile(join(serversDir, name), 'utf8')).includes(`server_name ${host};`)) return name;
+      throw new Error(`no server block file for ${host}`);
+    };
+    const other = (path: string) => pqCurl({ host: 'other.example.com', port: httpPort, path, scheme: 'http' });
+
+    expect((await applier.apply(withOther('/x'))).status).toBe('applied');
+    expect((await other('/x')).status).toBe(200);
+    // The two hosts' blocks (this model has no catch-all server), each named by the SHA-256 of its content, and nothing else.
+    const first = await included();
+    expect(first).toHaveLength(2);
+    expect((await readdir(serversDir)).sort()).toEqual(first);
+    for (const name of first) expect(`${createHash('sha256').update(await readFile(join(serversDir, name))).digest('hex').slice(0, 32)}.conf`).toBe(name);
+    const webFile = await fileOf('web.example.com');
+    const webInode = (await stat(join(serversDir, webFile))).ino;
+    const otherX = await fileOf('other.example.com');
+
+    // Only other.example.com changed: web.example.com's file is the same file, other's old one is gone after the reload.
+    expect((await applier.apply(withOther('/y'))).status).toBe('applied');
+    expect((await other('/y')).status).toBe(200);
+    expect((await other('/x')).status).toBe(404);
+    const second = await included();
+    expect(second).toContain(webFile);
+    expect(second).not.toContain(otherX);
+    expect((await stat(join(serversDir, webFile))).ino).toBe(webInode);
+    expect((await readdir(serversDir)).sort()).toEqual(second);
+
+    // Refused: the running configuration's files all stay (a restart must find them), the refused block's file too until a good reload.
+    expect((await applier.apply(withOther('/z', '/z'))).status).toBe('failed');
+    expect(await included()).toEqual(second);
+    expect(await readdir(serversDir)).toEqual(expect.arrayContaining(second));
+    expect((await other('/y')).status).toBe(200);
+    expect((await applier.apply(withOther('/y', '/w'))).status).toBe('applied');
+    expect((await readdir(serversDir)).sort()).toEqual(await included());
+    expect((await other('/w')).status).toBe(200);
   });
 
   it('changes endpoints in shared memory without a reload: new Pods serve at once, none gives 503, a reload keeps them', async () => {
@@ -300,7 +344,7 @@ describe('Applier starting NGINX on a configuration it refuses', () => {
     const render = { bindAddress: '127.0.0.1', httpPort: port, httpsPort: await freePort(), httpsRedirectPort: 443, statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 256, modules: defaultModules(runtime) };
     const fresh = new Applier({ runtime, confDir: dir, accessLog: `${dir}/access.log`, newHostReloadMs: 0, render }, createMetrics(), createLogger('error'));
     try {
-      expect(await fresh.apply(model(['/b', '/b']))).toEqual({ status: 'failed', hash: expect.any(String), error: expect.stringMatching(/^NGINX refused the configuration: duplicate location "\/b" in \S+nginx\.conf:\d+$/), refused: true });
+      expect(await fresh.apply(model(['/b', '/b']))).toEqual({ status: 'failed', hash: expect.any(String), error: expect.stringMatching(/^NGINX refused the configuration: duplicate location "\/b" in \S+\/servers\/[0-9a-f]{32}\.conf:\d+$/), refused: true });
       expect(fresh.nginx.running).toBe(false);
       await expect(readFile(join(rootfs(), dir, 'nginx.conf'))).rejects.toThrow(/ENOENT/);
       expect((await fresh.apply(model(['/b']))).status).toBe('applied');

@@ -1,7 +1,7 @@
 // The controller against a real kube-apiserver + etcd, real NGINX on OpenSSL 3.5, real curl and OpenSSL clients.
 import type { V1Ingress } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestCluster } from './cluster/cluster.js';
 import { startEcho } from './lib/backends.js';
@@ -284,6 +284,15 @@ describe('QubeSec on a real API server', () => {
     const conf = join(rootfs(), controller.confDir, 'nginx.conf');
     await writeFile(conf, 'events {}\nhttp { }\n');
     await eventually(async () => ((await readFile(conf, 'utf8')).includes('hybrid.pq.example.com') || undefined), 15_000, 'nginx.conf restored');
+    await served('hybrid.pq.example.com', (x) => x.status === 200);
+
+    // A server block's file, which nginx.conf includes, is restored too.
+    const servers = join(rootfs(), controller.confDir, 'servers');
+    const names = await readdir(servers);
+    const contents = await Promise.all(names.map((name) => readFile(join(servers, name), 'utf8')));
+    const block = join(servers, names[contents.findIndex((c) => c.includes('server_name hybrid.pq.example.com;'))]!);
+    await writeFile(block, '# emptied\n');
+    await eventually(async () => ((await readFile(block, 'utf8').catch(() => '')).includes('server_name hybrid.pq.example.com;') || undefined), 15_000, 'the server block restored');
     await served('hybrid.pq.example.com', (x) => x.status === 200);
   });
 

@@ -7,11 +7,11 @@ import { createHash, hash as digest } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Model, Server } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
-import { ENDPOINTS_FILE, LUA_MODULE_FILE, endpointLines, newHostEntry, render, type NewHostEntry, type RenderSettings } from '../render/render.js';
+import { ENDPOINTS_FILE, LUA_MODULE_FILE, ServerBlocks, endpointLines, newHostEntry, render, serverFileName, type NewHostEntry, type RenderSettings } from '../render/render.js';
 import { LUA_DIR } from '../project.js';
 import { NginxProcess } from './nginx.js';
 import { hostPath, type DataPlaneRuntime } from './runtime.js';
@@ -52,7 +52,7 @@ const CONFIRM_STEADY_MS = 150;
  * (group fsGroup), which the controller's user may not chmod.
  */
 const CONF_DIR_MODE = 0o711;
-const SUBDIR_MODES = { certs: 0o700, sockets: 0o711, tmp: 0o711, lua: 0o711 } as const;
+const SUBDIR_MODES = { certs: 0o700, sockets: 0o711, tmp: 0o711, lua: 0o711, servers: 0o711 } as const;
 
 /**
  * Whether NGINX's workers run as another user than its master: NGINX switches them when the master's euid is 0,
@@ -89,6 +89,12 @@ export class Applier {
   private readonly newHostEntries = new WeakMap<Server, ReturnType<typeof newHostEntry>>();
   /** What this process wrote, by host path: tells our own writes from changes made by others. */
   private readonly written = new Map<string, string>();
+  /**
+   * The last render's server blocks, whose files are in servers/; a forced apply renders every block afresh. The
+   * files this process wrote there and has not removed are in serverFiles: each is named by its content's hash.
+   */
+  private blocks = new ServerBlocks();
+  private readonly serverFiles = new Set<string>();
   private readonly paths: RenderSettings['paths'];
 
   /** Called when NGINX died and is being restarted: the caller re-applies what should run (an apply may have been cut short). */
@@ -106,6 +112,7 @@ export class Applier {
       certificates: `${dir}/certs`,
       sockets: `${dir}/sockets`,
       lua: `${dir}/lua`,
+      servers: `${dir}/servers`,
     };
     const sockets = hostPath(settings.runtime, this.paths.sockets);
     this.nginx = new NginxProcess(
@@ -128,16 +135,19 @@ export class Applier {
   }
 
   /**
-   * What others might change: nginx.conf, the certificates and the ticket keys. The folders are watched, not the files, because each
-   * apply replaces nginx.conf by rename and a watch on the file itself would stay on the old inode.
+   * What others might change: nginx.conf, the server blocks, the certificates and the ticket keys. The folders are
+   * watched, not the files, because each apply replaces nginx.conf by rename and a watch on the file itself would stay
+   * on the old inode.
    */
   get watched(): { paths: string[]; relevant: (path: string) => boolean } {
     const dir = hostPath(this.settings.runtime, this.settings.confDir);
     const certificates = hostPath(this.settings.runtime, this.paths.certificates);
+    const servers = hostPath(this.settings.runtime, this.paths.servers);
     const conf = `${dir}/nginx.conf`;
     return {
-      paths: [dir, certificates],
-      relevant: (p) => p === dir || p === conf || p === certificates || (p.startsWith(`${certificates}/`) && /\.(pem|key)$/.test(p)),
+      paths: [dir, certificates, servers],
+      relevant: (p) =>
+        p === dir || p === conf || p === certificates || p === servers || (p.startsWith(`${certificates}/`) && /\.(pem|key)$/.test(p)) || (p.startsWith(`${servers}/`) && p.endsWith('.conf')),
     };
   }
 
@@ -147,6 +157,12 @@ export class Applier {
 
   /** Whether a file under watchedDir differs from what this controller wrote there. */
   async changedByOthers(file: string): Promise<boolean> {
+    if (file.startsWith(`${hostPath(this.settings.runtime, this.paths.servers)}/`)) {
+      // A server block file is named by its content's hash: one of ours that no longer matches its name was changed.
+      const name = basename(file);
+      if (!this.serverFiles.has(name)) return false;
+      return readFile(file).then((content) => serverFileName(content) !== name, () => true);
+    }
     const mine = this.written.get(file);
     if (mine === undefined) return false;
     const now = await readFile(file).then(sha256, () => '');
@@ -164,7 +180,7 @@ export class Applier {
     }
     this.metrics.reloads.inc();
     const generation = hash.slice(0, 12);
-    const written = await this.writeFiles(model, generation, endpoints);
+    const written = await this.writeFiles(model, generation, endpoints, force);
     if ('error' in written) return this.fail(hash, written.error, true);
     const { rendered } = written;
 
@@ -193,7 +209,7 @@ export class Applier {
     this.metrics.lastReloadSuccessful.set(1);
     this.metrics.lastReloadSuccessTimestamp.set(Date.now() / 1000);
     this.metrics.configHash.set(parseInt(hash.slice(0, 12), 16));
-    await this.removeUnused(new Set(rendered.certificateFiles.keys()));
+    await this.removeUnused(new Set(rendered.certificateFiles.keys()), new Set(rendered.includedServerFiles));
     this.log.info('configuration applied', { hash: generation, servers: model.servers.length, upstreams: model.upstreams.length });
     return { status: 'applied', hash };
   }
@@ -365,11 +381,15 @@ export class Applier {
     this.nginx.supervise();
   }
 
-  /** Renders and writes the certificates and Lua files; nginx.conf is the caller's to write. */
-  private async writeFiles(model: Model, generation: string, endpoints: Map<string, string>): Promise<{ rendered: ReturnType<typeof render> } | { error: string }> {
+  /**
+   * Renders and writes the server blocks that are new, the certificates and Lua files; nginx.conf is the caller's to
+   * write. `fresh`: renders and writes every server block, for when files may have been changed by others.
+   */
+  private async writeFiles(model: Model, generation: string, endpoints: Map<string, string>, fresh = false): Promise<{ rendered: ReturnType<typeof render> } | { error: string }> {
     let rendered: ReturnType<typeof render>;
+    if (fresh) this.blocks = new ServerBlocks();
     try {
-      rendered = render(model, { ...this.settings.render, generation, paths: this.paths });
+      rendered = render(model, { ...this.settings.render, generation, paths: this.paths }, this.blocks);
     } catch (err) {
       // The renderer's own check refused a value the model let through: a QubeSec bug, reported like a refused reload.
       return { error: `rendering refused the configuration: ${(err as Error).message}` };
@@ -387,6 +407,16 @@ export class Applier {
     if (owner) await chown(certificates, owner.uid, owner.gid);
     for (const [name, content] of rendered.certificateFiles) {
       await this.write(join(certificates, name), content, 0o600, owner);
+    }
+    const servers = host(this.paths.servers);
+    try {
+      for (const [name, text] of rendered.serverFiles) {
+        await this.write(join(servers, name), text, 0o644, undefined, false);
+        this.serverFiles.add(name);
+      }
+    } catch (err) {
+      this.blocks = new ServerBlocks(); // the next render must not take a block whose file was not written for kept
+      throw err;
     }
     await this.write(join(host(this.paths.lua), LUA_MODULE_FILE), LUA_MODULE, 0o644);
     await this.writeEndpoints(endpoints);
@@ -437,20 +467,29 @@ export class Applier {
     return { status: 'failed', hash, error, refused };
   }
 
-  private async write(file: string, content: string | Buffer, mode: number, owner?: { uid: number; gid: number }): Promise<void> {
+  /** `remember`: keeps the content's hash in `written` (not for server block files, whose name is their hash). */
+  private async write(file: string, content: string | Buffer, mode: number, owner?: { uid: number; gid: number }, remember = true): Promise<void> {
     const tmp = `${file}.${process.pid}.tmp`;
     await writeFile(tmp, content, { mode });
     if (owner) await chown(tmp, owner.uid, owner.gid);
-    this.written.set(file, sha256(content));
+    if (remember) this.written.set(file, sha256(content));
     await rename(tmp, file);
   }
 
-  private async removeUnused(keep: Set<string>): Promise<void> {
-    const dir = hostPath(this.settings.runtime, this.paths.certificates);
-    for (const name of await readdir(dir)) {
-      if (!keep.has(name)) {
-        await rm(join(dir, name), { force: true });
-        this.written.delete(join(dir, name));
+  /** After a confirmed reload: the files the running configuration does not name, left by it or an earlier one. */
+  private async removeUnused(certificates: Set<string>, servers: Set<string>): Promise<void> {
+    const certificatesDir = hostPath(this.settings.runtime, this.paths.certificates);
+    for (const name of await readdir(certificatesDir)) {
+      if (!certificates.has(name)) {
+        await rm(join(certificatesDir, name), { force: true });
+        this.written.delete(join(certificatesDir, name));
+      }
+    }
+    const serversDir = hostPath(this.settings.runtime, this.paths.servers);
+    for (const name of await readdir(serversDir)) {
+      if (!servers.has(name)) {
+        this.serverFiles.delete(name);
+        await rm(join(serversDir, name), { force: true });
       }
     }
   }

@@ -1,12 +1,12 @@
 // Each ingress-nginx compatible annotation: how it parses, what it refuses, and what it renders.
 import { render } from '../render/render.js';
-import { RENDER_SETTINGS } from '../render/testing.js';
+import { inlined, RENDER_SETTINGS } from '../render/testing.js';
 import { ANNOTATION_CASES, annotatedModel, BAD_VALUES } from './proxy-annotations.cases.js';
 import { INGRESS_NGINX_PREFIX as N, parseProxyAnnotations, PROXY_ANNOTATIONS } from './proxy-annotations.js';
 
 const parse = (annotations: Record<string, string>, hasDefaultBackend = false) => parseProxyAnnotations(annotations, 'default', hasDefaultBackend);
 
-const renderWith = (annotations: Record<string, string>) => render(annotatedModel(annotations), RENDER_SETTINGS).config;
+const renderWith = (annotations: Record<string, string>) => inlined(render(annotatedModel(annotations), RENDER_SETTINGS));
 
 describe('proxy annotations', () => {
   it('has a case and a bad value for every annotation', () => {

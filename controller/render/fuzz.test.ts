@@ -10,7 +10,7 @@ import type { Location, Model } from '../model/types.js';
 import { hostileClusterState, hostileIngress } from './hostile-ingress.js';
 import { parseNginxConf, type Directive } from './nginx-syntax.js';
 import { render } from './render.js';
-import { RENDER_SETTINGS } from './testing.js';
+import { inlined, RENDER_SETTINGS } from './testing.js';
 
 const RUNS = 2000;
 const NOW = new Date('2026-11-28T00:00:00Z');
@@ -118,7 +118,7 @@ describe('rendering hostile Ingresses', () => {
         counts.accepted += intents.length;
         const { model } = buildModel({ ...state, intents });
         counts.locations += model.servers.reduce((n, s) => n + s.locations.length, 0);
-        const tree = parseNginxConf(render(model, RENDER_SETTINGS).config);
+        const tree = parseNginxConf(inlined(render(model, RENDER_SETTINGS)));
         checkBlock(tree, 'main');
         checkAgainstModel(tree, model);
       }),

@@ -1,5 +1,5 @@
 // Golden files for representative configurations. QUBESEC_UPDATE_GOLDEN=1 rewrites them; review the diff.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildModel } from '../model/build.js';
 import { checkTlsSecret } from '../model/certificates.js';
@@ -8,10 +8,13 @@ import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from '../model/pq.js';
 import { CAPABILITIES, endpointSlice, ingress, route, service, tlsSecret } from '../model/testing.js';
 import type { CertificatePair, Model } from '../model/types.js';
 import { PROJECT_ROOT } from '../project.js';
-import { render } from './render.js';
-import { RENDER_SETTINGS } from './testing.js';
+import { render, ServerBlocks, type RenderSettings } from './render.js';
+import { inlined, RENDER_SETTINGS } from './testing.js';
 
 const SETTINGS = RENDER_SETTINGS;
+
+/** The configuration NGINX reads, its server blocks in place. */
+const renderedText = (model: Model, settings: RenderSettings = SETTINGS) => inlined(render(model, settings));
 
 function pair(secret: string, file: string): CertificatePair {
   const checked = checkTlsSecret(tlsSecret(secret, file), new Date('2026-11-28T00:00:00Z'));
@@ -59,10 +62,10 @@ const CASES: Record<string, Model> = {
 
 describe('render', () => {
   it.each(Object.keys(CASES))('renders %s as its golden file', (name) => {
-    const rendered = render(CASES[name]!, SETTINGS);
+    const text = renderedText(CASES[name]!);
     const golden = join(PROJECT_ROOT, 'controller', 'render', 'testdata', `${name}.conf`);
-    if (process.env.QUBESEC_UPDATE_GOLDEN === '1' || !existsSync(golden)) writeFileSync(golden, rendered.config);
-    expect(rendered.config).toBe(readFileSync(golden, 'utf8'));
+    if (process.env.QUBESEC_UPDATE_GOLDEN === '1') writeFileSync(golden, text);
+    expect(text).toBe(readFileSync(golden, 'utf8'));
   });
 
   it('renders kept server blocks with their http-level declarations: the same configuration as from fresh objects', () => {
@@ -79,18 +82,24 @@ describe('render', () => {
       ingress('web', { ...dualCertificates, rules: [route('pq.example.com', '/', 'Prefix', 'web', 'http')] }, { annotations }),
       ingress('other', { rules: [route('other.example.com', '/', 'Prefix', 'web', 'http')] }),
     ]);
-    const first = render(model, SETTINGS);
+    const blocks = new ServerBlocks();
+    const first = render(model, SETTINGS, blocks);
     // The same server objects: every block but the catch-all's is kept, and must bring its zones, maps and files.
-    const kept = render({ ...model }, SETTINGS);
+    const kept = render({ ...model }, SETTINGS, blocks);
     // Copies: no block can be kept.
-    const fresh = render(structuredClone(model), SETTINGS);
+    const fresh = render(structuredClone(model), SETTINGS, blocks);
+    // Files are named by their content: the same blocks are the same includes.
     for (const rendered of [kept, fresh]) {
       expect(rendered.config).toBe(first.config);
       expect([...rendered.certificateFiles.keys()].sort()).toEqual([...first.certificateFiles.keys()].sort());
     }
-    expect(first.config).toContain('limit_req_zone');
-    expect(first.config).toContain('@qubesec_error_');
-    expect(first.config).toContain('map $http_origin $qubesec_cors_');
+    expect(first.serverFiles.size).toBe(3);
+    expect([...kept.serverFiles.values()]).toEqual([expect.stringContaining('server_name "~^";')]);
+    expect(fresh.serverFiles).toEqual(first.serverFiles);
+    const text = inlined(first);
+    expect(text).toContain('limit_req_zone');
+    expect(text).toContain('@qubesec_error_');
+    expect(text).toContain('map $http_origin $qubesec_cors_');
   });
 
   it('writes each certificate pair once, key and certificate in one file named by fingerprint', () => {
@@ -117,14 +126,14 @@ describe('render', () => {
   it('redirects to HTTPS on the port clients use (--https-redirect-port), not the one NGINX listens on', () => {
     // A TLS host: plain HTTP to it redirects to HTTPS (ssl-redirect's default).
     const model = CASES['hybrid-dual-certificates']!;
-    const redirects = (settings: Partial<typeof SETTINGS>) => [...render(model, { ...SETTINGS, ...settings }).config.matchAll(/return 308 (\S+);/g)].map((m) => m[1]);
+    const redirects = (settings: Partial<typeof SETTINGS>) => [...renderedText(model, { ...SETTINGS, ...settings }).matchAll(/return 308 (\S+);/g)].map((m) => m[1]);
     // The chart's pod: NGINX on 8443 behind a Service on 443.
     expect(redirects({ httpsPort: 8443 })).toEqual(['https://$host$request_uri', 'https://$host$request_uri']);
     expect(redirects({ httpsPort: 8443, httpsRedirectPort: 30443 })).toEqual(['https://$host:30443$request_uri', 'https://$host:30443$request_uri']);
   });
 
   it('gives each host its own certificate preference on one shared listener (no SNI routing for it)', () => {
-    const config = render(CASES['certificate-preference-per-host']!, SETTINGS).config;
+    const config = renderedText(CASES['certificate-preference-per-host']!);
     const server = (name: string) => new RegExp(`server_name ${name.replace(/[.^"~]/g, '\\$&')};[\\s\\S]*?\\n    }`).exec(config)![0];
     expect(server('pq.example.com')).toContain('ssl_prefer_server_ciphers on;\n        ssl_conf_command SignatureAlgorithms ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ed25519:rsa_pss_rsae_sha256:rsa_pkcs1_sha256:mldsa44:mldsa65:mldsa87;');
     expect(server('api.pq.example.com')).toContain('ssl_conf_command SignatureAlgorithms mldsa44:mldsa65:mldsa87:ecdsa_secp256r1_sha256:');
@@ -137,7 +146,7 @@ describe('render', () => {
   });
 
   it('listens on --bind-address, an IPv6 one in brackets', () => {
-    const listens = (bindAddress: string) => [...new Set([...render(CASES['hybrid-dual-certificates']!, { ...SETTINGS, bindAddress }).config.matchAll(/listen (\S+?):(?:80|443)\b/g)].map((m) => m[1]))];
+    const listens = (bindAddress: string) => [...new Set([...renderedText(CASES['hybrid-dual-certificates']!, { ...SETTINGS, bindAddress }).matchAll(/listen (\S+?):(?:80|443)\b/g)].map((m) => m[1]))];
     expect(listens('192.0.2.1')).toEqual(['192.0.2.1']);
     expect(listens('::1')).toEqual(['[::1]']);
   });

@@ -27,12 +27,24 @@ export interface RenderSettings {
   workerProcesses: number | 'auto';
   workerConnections: number;
   modules: string[];
-  /** lua: folder of the qubesec Lua module and the endpoints file it loads at start and reload. */
-  paths: { pid: string; errorLog: string; accessLog: string; temp: string; certificates: string; sockets: string; lua: string };
+  /**
+   * lua: folder of the qubesec Lua module and the endpoints file it loads at start and reload; servers: folder of the
+   * server blocks nginx.conf includes.
+   */
+  paths: { pid: string; errorLog: string; accessLog: string; temp: string; certificates: string; sockets: string; lua: string; servers: string };
 }
 
 export interface Rendered {
+  /** The http level and the other contexts; it includes each server block from its file in paths.servers. */
   config: string;
+  /**
+   * File name (in paths.servers) -> content, of the server blocks rendered in this call: those the ServerBlocks passed
+   * to render kept from its last render are named by config only, their files as written then. Files are named by a
+   * hash of their content, so a name always means the same block.
+   */
+  serverFiles: Map<string, string>;
+  /** Every server block file config includes (in paths.servers), by name. */
+  includedServerFiles: string[];
   /** File name (in paths.certificates) -> content: one PEM (key and certificate) per pair, CA bundles, ticket keys. */
   certificateFiles: Map<string, string | Buffer>;
 }
@@ -159,14 +171,20 @@ const templates = (() => {
   return { config: compile('nginx.conf.hbs'), server: compile('server.hbs') };
 })();
 
-/** A server's rendered block and what it declared at http level and on disk, for when its server comes again. */
+/** The file name of a server block: a hash of its text, so that a name always means the same block. */
+export function serverFileName(text: string | Buffer): string {
+  return `${createHash('sha256').update(text).digest('hex').slice(0, 32)}.conf`;
+}
+
+/** A server's rendered block (its file's name) and what it declared at http level and on disk, for when its server comes again. */
 interface ServerBlock {
   /** What the block depends on beyond its server: the render settings and the model-wide values it reads. */
   context: string;
   /** The session-affinity cookie of each location's upstream, which the block names, looked up in `upstreams`. */
   affinity: string;
   upstreams: readonly Upstream[];
-  block: string;
+  /** Its file in paths.servers, named by a hash of its content: the block's text is not kept in memory. */
+  file: string;
   declarations: Declaration[];
   files: [string, FileSource][];
 }
@@ -174,12 +192,13 @@ interface ServerBlock {
 /**
  * Server blocks of the last render by server object: the model builder hands out an unchanged server as the same
  * object (model objects are never changed once built), so a change to one Ingress checks and renders one or two
- * blocks, and the others neither build their view nor hash it. Only the last render's blocks are kept.
+ * blocks, and the others neither build their view nor hash it. Only the last render's blocks are kept, by the name
+ * of their file: whoever renders with a ServerBlocks writes the files of each render's serverFiles before the next.
  */
-class ServerBlocks {
+export class ServerBlocks {
   private byServer = new Map<Server, ServerBlock>();
 
-  render(servers: readonly Server[], upstreams: readonly Upstream[], context: string, affinityOf: (server: Server) => string, viewOf: (server: Server) => { view: object; declarations: HttpBlocks; files: Map<string, FileSource> }): ServerBlock[] {
+  render(servers: readonly Server[], upstreams: readonly Upstream[], context: string, affinityOf: (server: Server) => string, viewOf: (server: Server) => { view: object; declarations: HttpBlocks; files: Map<string, FileSource> }, rendered: Map<string, string>): ServerBlock[] {
     const next = new Map<Server, ServerBlock>();
     const blocks = servers.map((server, i) => {
       let block = this.byServer.get(server);
@@ -189,7 +208,10 @@ class ServerBlocks {
       if (!block || server.host === '' || block.context !== context || block.affinity !== affinity) {
         const { view, declarations, files } = viewOf(server);
         assertInert(view, ['servers', i]);
-        block = { context, upstreams, affinity, block: flattened(templates.server(view)), declarations: declarations.declarations(), files: Array.from(files) };
+        const text = templates.server(view);
+        const file = serverFileName(text);
+        rendered.set(file, text);
+        block = { context, upstreams, affinity, file, declarations: declarations.declarations(), files: Array.from(files) };
       } else if (block.upstreams !== upstreams) {
         block = { ...block, upstreams };
       }
@@ -201,14 +223,6 @@ class ServerBlocks {
   }
 }
 
-const serverBlocks = new ServerBlocks();
-
-/** As rendered, a block is a rope of its template's pieces, several times the size of its text; ToNumber flattens it. */
-function flattened(text: string): string {
-  Number(text);
-  return text;
-}
-
 /** What a file in paths.certificates is made of; its content is made once per render, not once per server naming it. */
 type FileSource = CertificatePair | CaBundle | Buffer;
 
@@ -217,7 +231,8 @@ function fileContent(source: FileSource): string | Buffer {
   return 'keyPem' in source ? `${source.keyPem.trim()}\n${source.certificatePem.trim()}\n` : source.pem;
 }
 
-export function render(model: Model, settings: RenderSettings): Rendered {
+/** `blocks`: the last render's server blocks, kept by a caller that renders again (the applier); a new one renders every block. */
+export function render(model: Model, settings: RenderSettings, blocks = new ServerBlocks()): Rendered {
   // Swapped for a server's own while its view is built (ServerBlocks keeps them with its block).
   let certificateFiles = new Map<string, FileSource>();
   const certificateFile = (pair: CertificatePair): string => {
@@ -390,7 +405,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   // server declares into its own, merged here, so that a block kept from the last render brings its declarations.
   const context = JSON.stringify([bind, settings.httpPort, settings.httpsPort, httpsRedirectPort, settings.paths, sniRouting, defaultBackend]);
   const affinityOf = (server: Server) => server.locations.map((l) => (l.action.kind === 'proxy' ? upstreamsByName.get(l.action.upstream)?.affinityCookie ?? '' : '')).join(',');
-  const serverBlockList = serverBlocks.render(model.servers, model.upstreams, context, affinityOf, (server) => {
+  const serverFiles = new Map<string, string>();
+  const serverBlockList = blocks.render(model.servers, model.upstreams, context, affinityOf, (server) => {
     const outer = { http, certificateFiles };
     http = new HttpBlocks();
     certificateFiles = new Map();
@@ -399,7 +415,7 @@ export function render(model: Model, settings: RenderSettings): Rendered {
     } finally {
       ({ http, certificateFiles } = outer);
     }
-  });
+  }, serverFiles);
   for (const { declarations, files } of serverBlockList) {
     http.declare(declarations);
     for (const [name, source] of files) certificateFiles.set(name, source);
@@ -451,7 +467,8 @@ export function render(model: Model, settings: RenderSettings): Rendered {
   };
   assertInert(view);
   // Server blocks come rendered: each one's view was checked before it was rendered.
-  return { config: templates.config({ ...view, servers: serverBlockList.map((b) => b.block) }), certificateFiles: new Map([...certificateFiles].map(([name, source]) => [name, fileContent(source)])) };
+  const includedServerFiles = serverBlockList.map((b) => b.file);
+  return { config: templates.config({ ...view, servers: includedServerFiles.map((file) => `${settings.paths.servers}/${file}`) }), serverFiles, includedServerFiles, certificateFiles: new Map([...certificateFiles].map(([name, source]) => [name, fileContent(source)])) };
 }
 
 /** By the model's list of upstreams, which the model builder hands out again while no upstream changed. */

@@ -1,8 +1,10 @@
 // Benchmark: what a configuration read and a reload cost raw NGINX (the rootfs's) at 1,000 and 10,000 project-shaped
 // hosts (2 Services and 4 locations each, plain HTTP), both sides in one run, taking turns:
-// - configuration read (`nginx -t`): the configuration the renderer makes (one Lua-balanced upstream for all Services)
-//   next to the same with an upstream block per Service, as QubeSec rendered it before;
-// - reload (SIGHUP until new workers answer with the new generation): without and with a separate `nginx -t` first.
+// - configuration read (`nginx -t`): the configuration the renderer makes (one Lua-balanced upstream for all Services,
+//   each server block in a file nginx.conf includes) next to the same with the blocks in nginx.conf itself, and with
+//   an upstream block per Service, as QubeSec rendered it before;
+// - reload (SIGHUP until new workers answer with the new generation): with the blocks included, with them in
+//   nginx.conf, and with them in nginx.conf and a separate `nginx -t` first.
 // Prints figures and ratios; asserts nothing.
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +16,7 @@ import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from '../../controller/model/pq.j
 import { CAPABILITIES, proxyLocation, tlsSecret } from '../../controller/model/testing.js';
 import type { Model, Server, Upstream } from '../../controller/model/types.js';
 import { ENDPOINTS_FILE, LUA_MODULE_FILE, endpointLines, render, type RenderSettings } from '../../controller/render/render.js';
+import { inlined } from '../../controller/render/testing.js';
 import { LUA_DIR } from '../../controller/project.js';
 import { eventually, freePort, rootfs } from '../lib/env.js';
 import { fixed, inRootfs, machine, quantile, row } from './lib.js';
@@ -73,25 +76,32 @@ interface Bench {
 async function prepare(): Promise<Bench> {
   const inside = `/tmp/qubesec-bench-reload-${randomBytes(4).toString('hex')}`;
   const dir = join(rootfs(), inside);
-  for (const sub of ['certs', 'lua', 'tmp', 'sockets']) await mkdir(join(dir, sub), { recursive: true });
+  for (const sub of ['certs', 'lua', 'tmp', 'sockets', 'servers']) await mkdir(join(dir, sub), { recursive: true });
   const runtime = { root: rootfs(), nginxBinary: 'nginx', opensslBinary: 'openssl' };
   await execa('cp', [join(LUA_DIR, LUA_MODULE_FILE), join(dir, 'lua', LUA_MODULE_FILE)]);
   const settings: RenderSettings = {
     generation: '', bindAddress: '127.0.0.1', httpPort: await freePort(), httpsPort: await freePort(), httpsRedirectPort: 443,
     statusPort: await freePort(), handshakeLogPort: await freePort(), workerProcesses: 1, workerConnections: 1024, modules: defaultModules(runtime),
-    paths: { pid: `${inside}/nginx.pid`, errorLog: 'stderr', accessLog: `${inside}/access.log`, temp: `${inside}/tmp`, certificates: `${inside}/certs`, sockets: `${inside}/sockets`, lua: `${inside}/lua` },
+    paths: { pid: `${inside}/nginx.pid`, errorLog: 'stderr', accessLog: `${inside}/access.log`, temp: `${inside}/tmp`, certificates: `${inside}/certs`, sockets: `${inside}/sockets`, lua: `${inside}/lua`, servers: `${inside}/servers` },
   };
   return { dir, inside, settings };
 }
 
-/** Renders `model` as generation `generation` into `name` (and its certificates and endpoints). */
-async function writeConfig(bench: Bench, model: Model, generation: string, name: string, transform = (c: string) => c): Promise<string> {
+/**
+ * Renders `model` as generation `generation` into `name` (and its server blocks, certificates and endpoints); `inline`
+ * puts the server blocks into it instead of including their files, as QubeSec rendered it before, and then
+ * `transform` changes it.
+ */
+async function writeConfig(bench: Bench, model: Model, generation: string, name: string, inline?: { transform: (c: string) => string }): Promise<string> {
   const rendered = render(model, { ...bench.settings, generation });
   for (const [file, content] of rendered.certificateFiles) await writeFile(join(bench.dir, 'certs', file), content, { mode: 0o600 });
+  for (const [file, content] of rendered.serverFiles) await writeFile(join(bench.dir, 'servers', file), content);
   await writeFile(join(bench.dir, 'lua', ENDPOINTS_FILE), `${[...endpointLines(model).values()].join('\n')}\n`);
-  await writeFile(join(bench.dir, name), transform(rendered.config));
+  await writeFile(join(bench.dir, name), inline ? inline.transform(inlined(rendered)) : rendered.config);
   return `${bench.inside}/${name}`;
 }
+
+const INLINE = { transform: (c: string) => c };
 
 async function nginxTest(config: string): Promise<number> {
   const start = performance.now();
@@ -110,30 +120,33 @@ async function main(): Promise<void> {
   const bench = await prepare();
   let master: ResultPromise | undefined;
   try {
-    const reads: [string, string, string][] = [];
-    const reloads: [string, string, string][] = [];
+    const reads: [string, string, string, string][] = [];
+    const reloads: [string, string, string, string][] = [];
     for (const hosts of SIZES) {
       const model = projectShaped(hosts);
-      const shared = await writeConfig(bench, model, 'shared', 'shared.conf');
-      const perService = await writeConfig(bench, model, 'perservice', 'per-service.conf', (c) => withUpstreamPerService(c, model));
-      const read = { shared: [] as number[], perService: [] as number[] };
+      const included = await writeConfig(bench, model, 'included', 'included.conf');
+      const shared = await writeConfig(bench, model, 'shared', 'shared.conf', INLINE);
+      const perService = await writeConfig(bench, model, 'perservice', 'per-service.conf', { transform: (c) => withUpstreamPerService(c, model) });
+      const read = { included: [] as number[], shared: [] as number[], perService: [] as number[] };
       for (let i = 0; i < ROUNDS; i++) {
         read.perService.push(await nginxTest(perService));
         read.shared.push(await nginxTest(shared));
+        read.included.push(await nginxTest(included));
       }
-      reads.push([`${hosts} hosts`, fixed(median(read.perService)), fixed(median(read.shared))]);
+      reads.push([`${hosts} hosts`, fixed(median(read.perService)), fixed(median(read.shared)), fixed(median(read.included))]);
 
       // Reloads of the shared configuration: two generations (one location apart) in turn, one nginx.conf.
       const generations = [['a', projectShaped(hosts)], ['b', projectShaped(hosts, true)]] as const;
       const conf = await writeConfig(bench, generations[0][1], 'a', 'nginx.conf');
       master = execa('chroot', [rootfs(), 'nginx', '-c', conf, '-g', 'daemon off;'], { reject: false, stdin: 'ignore', stderr: 'ignore', detached: true, cleanup: true });
       await eventually(async () => ((await generationOf(bench)) === 'a' || undefined), 300_000, 'the benchmark NGINX answering');
-      const reload = { plain: [] as number[], tested: [] as number[] };
+      const reload = { included: [] as number[], plain: [] as number[], tested: [] as number[] };
       let turn = 1;
       for (let i = 0; i < ROUNDS; i++) {
-        for (const tested of [false, true]) {
+        for (const variant of ['included', 'plain', 'tested'] as const) {
+          const tested = variant === 'tested';
           const [generation, next] = generations[turn++ % 2]!;
-          await writeConfig(bench, next, generation, 'nginx.conf');
+          await writeConfig(bench, next, generation, 'nginx.conf', variant === 'included' ? undefined : INLINE);
           const start = performance.now();
           if (tested) await nginxTest(conf);
           process.kill(master.pid!, 'SIGHUP');
@@ -145,20 +158,20 @@ async function main(): Promise<void> {
             else if (performance.now() - steadySince >= 150) break;
             await new Promise((r) => setTimeout(r, 10));
           }
-          (tested ? reload.tested : reload.plain).push(steadySince! - start);
+          reload[variant].push(steadySince! - start);
         }
       }
       master.kill('SIGQUIT');
       await master;
       master = undefined;
-      reloads.push([`${hosts} hosts`, fixed(median(reload.tested)), fixed(median(reload.plain))]);
+      reloads.push([`${hosts} hosts`, fixed(median(reload.tested)), fixed(median(reload.plain)), fixed(median(reload.included))]);
     }
     console.log('\nconfiguration read (nginx -t), project-shaped hosts, plain HTTP');
-    row('', 'per Service', 'one upstream', 'ratio');
-    for (const [label, before, after] of reads) row(label, before, after, fixed(Number(before) / Number(after), 2));
-    console.log('\nreload: SIGHUP until only new workers answer (plus the separate nginx -t before it, the old way)');
-    row('', 'nginx -t + HUP', 'HUP alone', 'ratio');
-    for (const [label, before, after] of reloads) row(label, before, after, fixed(Number(before) / Number(after), 2));
+    row('', 'per Service', 'one upstream', 'blocks included', 'ratio included / inline');
+    for (const [label, perService, inline, included] of reads) row(label, perService, inline, included, fixed(Number(included) / Number(inline), 2));
+    console.log('\nreload: SIGHUP until only new workers answer (with the separate nginx -t before it, the old way; blocks in nginx.conf, or included)');
+    row('', 'nginx -t + HUP', 'HUP alone', 'HUP, included', 'ratio included / inline');
+    for (const [label, tested, plain, included] of reloads) row(label, tested, plain, included, fixed(Number(included) / Number(plain), 2));
   } finally {
     if (master?.pid) {
       try {

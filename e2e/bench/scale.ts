@@ -18,7 +18,7 @@ import { createLogger } from '../../controller/observability/log.js';
 import { createMetrics } from '../../controller/observability/metrics.js';
 import { defaultCertificatePairs, selfSignedPair } from '../../controller/pki/selfsigned.js';
 import { Reconciler, type DataPlane } from '../../controller/reconciler.js';
-import { endpointLines, render } from '../../controller/render/render.js';
+import { endpointLines, render, ServerBlocks } from '../../controller/render/render.js';
 import { RENDER_SETTINGS } from '../../controller/render/testing.js';
 import { keyOf, stripperOf, type Change, type Snapshot, type Source } from '../../controller/sources/source.js';
 
@@ -40,6 +40,7 @@ interface Figures {
   /** Of each figure above, the part spent in the data plane's hash and render, and the rest: the controller's. */
   dataPlane: Record<'first' | 'full' | 'oneChanged' | 'endpointsChanged' | 'noChange', { hashMs: number; diffMs: number; renderMs: number; controllerMs: number }>;
   configBytes: number;
+  serverFileBytes: number;
   /** listed: objects as the API server sends them; objects: as the reflectors keep them (stripperOf). */
   memory: Record<'empty' | 'listed' | 'objects' | 'synced', { rssMb: number; heapUsedMb: number }>;
   peakRssMb: number;
@@ -209,11 +210,14 @@ class MemorySource implements Source {
 
 /**
  * Applier.apply up to the point where it writes files or posts endpoints: the change check (hash of the model without
- * endpoints, then the endpoint lines), then render.
+ * endpoints, then the endpoint lines), then render, with the last render's server blocks kept as the applier keeps them.
  */
 class RenderingDataPlane implements DataPlane {
   last = { hashMs: 0, diffMs: 0, renderMs: 0 };
   configBytes = 0;
+  /** Of the render that wrote the most server block files (the first): their bytes. */
+  serverFileBytes = 0;
+  private readonly blocks = new ServerBlocks();
   private runningHash = '';
   private servedEndpoints = new Map<string, string>();
 
@@ -230,9 +234,12 @@ class RenderingDataPlane implements DataPlane {
       this.last.diffMs = performance.now() - hashed;
       return { status: changed.length > 0 ? 'endpoints' : 'unchanged', hash };
     }
-    const rendered = render(model, { ...RENDER_SETTINGS, generation: hash.slice(0, 12) });
+    const rendered = render(model, { ...RENDER_SETTINGS, generation: hash.slice(0, 12) }, this.blocks);
     this.last.renderMs = performance.now() - hashed;
     this.configBytes = rendered.config.length;
+    let bytes = 0;
+    for (const text of rendered.serverFiles.values()) bytes += text.length;
+    this.serverFileBytes = Math.max(this.serverFileBytes, bytes);
     this.runningHash = hash;
     this.servedEndpoints = endpoints;
     return { status: 'applied', hash };
@@ -240,7 +247,7 @@ class RenderingDataPlane implements DataPlane {
 
   /** The bench applies only configurations NGINX would accept: a try is a render, as an apply is. */
   async test(model: Model): Promise<string | undefined> {
-    render(model, { ...RENDER_SETTINGS, generation: 'test' });
+    render(model, { ...RENDER_SETTINGS, generation: 'test' }, this.blocks);
     return undefined;
   }
 }
@@ -251,7 +258,7 @@ class RenderingDataPlane implements DataPlane {
  */
 function memory(): { rssMb: number; heapUsedMb: number } {
   globalThis.gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-  const { rss, heapUsed, heapTotal, external } = process.memoryUsage(); if (process.env.QUBESEC_BENCH_MEMDEBUG) console.error(JSON.stringify({ rss: rss / 2 ** 20, heapUsed: heapUsed / 2 ** 20, heapTotal: heapTotal / 2 ** 20, external: external / 2 ** 20 }));
+  const { rss, heapUsed } = process.memoryUsage();
   return { rssMb: rss / 2 ** 20, heapUsedMb: heapUsed / 2 ** 20 };
 }
 
@@ -319,6 +326,7 @@ async function measureSize(count: number): Promise<Figures> {
     noChangeMs: noChange.ms,
     dataPlane: { first: dataPlaneOf(first), full: dataPlaneOf(full), oneChanged: dataPlaneOf(oneChanged), endpointsChanged: dataPlaneOf(endpointsChanged), noChange: dataPlaneOf(noChange) },
     configBytes: dataPlane.configBytes,
+    serverFileBytes: dataPlane.serverFileBytes,
     memory: { empty, listed, objects: withObjects, synced },
     peakRssMb: process.resourceUsage().maxRSS / 1024,
   };
@@ -391,6 +399,7 @@ function report(all: Figures[]): void {
   console.log(`${''.padEnd(56)}${all.map(() => 'this run'.padStart(20)).join('')}${'10,000 main (quoted)'.padStart(20)}${'10,000 integ. (quoted)'.padStart(20)}`);
   row('objects in the snapshot', (f) => f.objects.toLocaleString('en'));
   row('nginx.conf size', (f) => `${(f.configBytes / 2 ** 20).toFixed(1)} MiB`);
+  row('server block files it includes', (f) => `${(f.serverFileBytes / 2 ** 20).toFixed(1)} MiB`);
   row('first sync (cold: every Secret checked, JIT warm-up)', (f) => ms(f.firstSyncMs));
   row('full sync (defaults ConfigMap changed), median', (f) => ms(f.fullSyncMs));
   row('  of which model hash / render', (f) => `${f.dataPlane.full.hashMs.toFixed(0)} / ${f.dataPlane.full.renderMs.toFixed(0)} ms`, '  of which model hash / render (full)');
