@@ -157,6 +157,13 @@ describe('render', () => {
     expect(() => render(hostile, SETTINGS)).toThrow(/refusing to render view\.servers\[2\]\.serverName/);
   });
 
+  it('refuses a hostile TLS host, which the certificate maps name too', () => {
+    const model = CASES['hybrid-dual-certificates']!;
+    const tls = model.servers.find((s) => s.tls)!.tls;
+    const hostile: Model = { ...model, servers: [...model.servers, { host: 'x.com;\n  include /etc/shadow', locations: [], tls }] };
+    expect(() => render(hostile, SETTINGS)).toThrow(/refusing to render view\.servers\[\d+\]\.serverName/);
+  });
+
   it.each([['a space', 'x.com evil.com'], ['a tab', 'x.com\tevil.com'], ['a NUL', 'x.com\0']])('refuses %s in a bare value, which would split it into two arguments', (_what, host) => {
     const model = CASES['plain-http-and-empty-upstream']!;
     const hostile: Model = { ...model, servers: [...model.servers, { host, locations: [] }] };
