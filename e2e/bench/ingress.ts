@@ -15,7 +15,7 @@ import { inRootfs, quantile } from './lib.js';
 
 const PRESENT = Number(process.env.QUBESEC_BENCH_INGRESSES ?? 1000);
 const MEASURED = Number(process.env.QUBESEC_BENCH_MEASURED ?? 50);
-/** --debounce-ms: the quiet time before a sync is the floor of created -> served on the catch-all path. */
+/** --debounce-ms: a lone change syncs at once; the debounce gathers the changes that follow it (endpoint churn). */
 const DEBOUNCE_MS = process.env.QUBESEC_BENCH_DEBOUNCE_MS ?? '100';
 /** Each waits for a reload (seconds at 10,000 present): fewer than the 100 plain ones, counted per 100. */
 const ALLOWLISTED_IN_SEQUENCE = 20;
