@@ -155,7 +155,8 @@ function judgeGateway(gateway: Gateway, classAccepted: boolean, grants: Referenc
   for (const view of views) {
     if (!view.status.conditions.some((c) => c.type === 'Conflicted')) setCondition(view.status, condition('Conflicted', 'False', 'NoConflicts', 'no conflicts', generation));
     for (const c of view.status.conditions) {
-      if (c.status === 'False' && !told.has(c.message)) {
+      const problem = c.type === 'Conflicted' ? c.status === 'True' : c.status === 'False';
+      if (problem && !told.has(c.message)) {
         told.add(c.message);
         diagnostics.push(warning(ref, c.reason, c.message));
       }
@@ -316,7 +317,7 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
   });
   const outcomes = (route.spec.rules ?? [{}]).map((rule, i) => translateRule(rule, i, namespace, grants, snapshot));
   const served = outcomes.filter((o) => !o.dropped && (!o.refProblem || o.refProblem.reason === 'BackendNotFound'));
-  const dropped = outcomes.flatMap((o, i) => (o.dropped ? [`spec.rules[${i}]: ${o.dropped.message}`] : []));
+  const dropped = outcomes.flatMap((o) => (o.dropped ? [o.dropped.message] : []));
   const refProblem = outcomes.find((o) => o.refProblem)?.refProblem;
   const refMessages = outcomes.flatMap((o) => (o.refProblem ? [o.refProblem.message] : []));
   const fatal = [...objectErrors, ...hostnameErrors];
@@ -420,22 +421,24 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   const field = `spec.rules[${index}]`;
   const unsupported: string[] = [];
   if ((rule.filters ?? []).length > 0) {
-    return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `filters (${rule.filters!.map((f) => f.type).join(', ')}) are not supported yet` } };
+    return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: ${rule.filters!.map((f) => f.type).join(', ')} not supported yet` } };
   }
-  if (rule.timeouts) unsupported.push('timeouts');
-  if (rule.retry) unsupported.push('retry');
-  if (rule.sessionPersistence) unsupported.push('sessionPersistence');
+  if (rule.timeouts) unsupported.push(`${field}.timeouts`);
+  if (rule.retry) unsupported.push(`${field}.retry`);
+  if (rule.sessionPersistence) unsupported.push(`${field}.sessionPersistence`);
   const matches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
   matches.forEach((m, j) => {
-    if ((m.headers ?? []).length > 0) unsupported.push(`matches[${j}].headers`);
-    if ((m.queryParams ?? []).length > 0) unsupported.push(`matches[${j}].queryParams`);
-    if (m.method !== undefined) unsupported.push(`matches[${j}].method`);
+    if ((m.headers ?? []).length > 0) unsupported.push(`${field}.matches[${j}].headers`);
+    if ((m.queryParams ?? []).length > 0) unsupported.push(`${field}.matches[${j}].queryParams`);
+    if (m.method !== undefined) unsupported.push(`${field}.matches[${j}].method`);
   });
   const backendRefs = (rule.backendRefs ?? []).filter((b) => b.weight !== 0);
-  if (backendRefs.length > 1) unsupported.push('more than one backendRef (weighted backends)');
-  if (backendRefs.length === 0) unsupported.push('no backendRef with weight above 0 (the spec answers 500 here)');
-  if (backendRefs.some((b) => (b.filters ?? []).length > 0)) unsupported.push('backendRefs[].filters');
-  if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')} not supported yet` } };
+  if (backendRefs.length > 1) unsupported.push(`${field}.backendRefs (more than one: weighted backends)`);
+  if (backendRefs.length === 0) unsupported.push(`${field}.backendRefs (none with weight above 0: the spec answers 500)`);
+  backendRefs.forEach((b) => {
+    if ((b.filters ?? []).length > 0) unsupported.push(`${field}.backendRefs[${rule.backendRefs!.indexOf(b)}].filters`);
+  });
+  if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')}: not supported yet` } };
 
   const backendRef = backendRefs[0]!;
   const at = `${field}.backendRefs[${rule.backendRefs!.indexOf(backendRef)}]`;
