@@ -341,6 +341,17 @@ describe('listeners', () => {
     expect(t.intents[0]!.tls).toEqual([{ hosts: ['pq.example.com'], secret: 'default/pq-mldsa' }]);
   });
 
+  it('keeps a Gateway whose only listener lacks its Secret accepted, the listener serving nothing until the Secret is good', () => {
+    const t = translate({
+      gateways: [gateway('gw', [httpsListener('https', 'pq.example.com', ['not-yet'])])],
+      httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+    });
+    expect(t.gateways[0]!.conditions[0]).toEqual(expect.objectContaining({ status: 'True', reason: 'Accepted' }));
+    expect(listenerConditions(t, 'https')).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'InvalidCertificateRef'], Conflicted: ['False', 'NoConflicts'] });
+    expect(t.intents).toEqual([]);
+    expect(parentCondition(t, 'Accepted').message).toBe('HTTPRoute default/web: the listeners it names (https) are not accepted or have no usable certificate');
+  });
+
   it('reads tls.options with the Ingress annotations\' parser, and nginx.org/ssl-ecdh-curve as tls-groups', () => {
     const strict = translate({
       gateways: [gateway('gw', [httpsListener('https', 'pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'strict', 'qubesec.io/certificate-preference': 'post-quantum', 'example.com/other': 'ignored' })])],

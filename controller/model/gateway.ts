@@ -136,7 +136,7 @@ function judgeGateway(gateway: Gateway, classAccepted: boolean, grants: Referenc
 
   // Listeners must be distinct: one protocol per port, and one listener per port, protocol and hostname. All
   // indistinct ones are refused; the spec forbids picking a winner.
-  const candidates = views.filter((v) => v.usable);
+  const candidates = views.filter(isAccepted);
   for (const view of candidates) {
     const { port, protocol, hostname } = view.listener;
     const samePort = candidates.filter((o) => o !== view && o.listener.port === port);
@@ -164,7 +164,7 @@ function judgeGateway(gateway: Gateway, classAccepted: boolean, grants: Referenc
   }
 
   let gatewayCondition: GatewayCondition;
-  const invalid = views.filter((v) => !v.usable).map((v) => v.listener.name);
+  const invalid = views.filter((v) => !isAccepted(v)).map((v) => v.listener.name);
   if (!classAccepted) {
     gatewayCondition = condition('Accepted', 'False', 'InvalidParameters', `Gateway ${name(ref)}: GatewayClass ${gateway.spec.gatewayClassName} is not accepted`, generation);
   } else if ((gateway.spec.addresses ?? []).length > 0) {
@@ -290,7 +290,8 @@ interface TranslatedRoute {
 
 /** What one rule gives: its routes (without host yet), or why it is not served. */
 interface RuleOutcome {
-  routes: Omit<IntentRoute, 'host'>[];
+  /** With host '': each host the route's listeners give it gets a copy. */
+  routes: IntentRoute[];
   /** A feature QubeSec cannot serve yet or a value it refuses: the rule is dropped. */
   dropped?: { reason: 'UnsupportedValue' | 'IncompatibleFilters'; message: string };
   /** A backendRef that cannot be resolved: ResolvedRefs False; with InvalidKind or RefNotPermitted the rule is dropped. */
@@ -454,7 +455,7 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   if (serviceError) invalid.push(`${at}.name: ${quote(backendRef.name)} ${serviceError}`);
   if (backendRef.port === undefined) invalid.push(`${at}.port: is required for a Service`);
   else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
-  const routes: Omit<IntentRoute, 'host'>[] = [];
+  const routes: IntentRoute[] = [];
   const backend: BackendRef = { namespace: target, service: backendRef.name, port: String(backendRef.port) };
   matches.forEach((m, j) => {
     const pathField = `${field}.matches[${j}].path`;
@@ -464,13 +465,13 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
     if (type === 'Exact' || type === 'PathPrefix') {
       const e = checkPath(value) ?? checkExactOrPrefixPath(value);
       if (e) invalid.push(`${pathField}.value: ${quote(value)} ${e}`);
-      else if (type === 'Exact') routes.push({ match: 'exact', path: value, precedence: PRECEDENCE.exact, field: routeField, backend });
-      else routes.push(...prefixRoutes('', value, routeField, backend).map(({ host: _host, ...r }) => r));
+      else if (type === 'Exact') routes.push({ host: '', match: 'exact', path: value, precedence: PRECEDENCE.exact, field: routeField, backend });
+      else routes.push(...prefixRoutes('', value, routeField, backend));
     } else if (type === 'RegularExpression') {
       const e = checkRegexPath(value);
       if (e) invalid.push(`${pathField}.value: ${quote(value)} ${e}`);
       // The whole path must match, as the spec's examples read; the group keeps an alternation inside the anchors.
-      else routes.push({ match: 'regex', path: `^(?:${value})$`, precedence: PRECEDENCE.pathPrefix, field: routeField, backend });
+      else routes.push({ host: '', match: 'regex', path: `^(?:${value})$`, precedence: PRECEDENCE.pathPrefix, field: routeField, backend });
     } else {
       invalid.push(`${pathField}.type: ${quote(type)} is not Exact, PathPrefix or RegularExpression`);
     }
@@ -576,6 +577,10 @@ class ReferenceGrants {
       grant.spec.from.some((f) => f.group === from.group && f.kind === from.kind && f.namespace === from.namespace)
       && grant.spec.to.some((t) => t.group === to.group && t.kind === to.kind && (t.name === undefined || t.name === '' || t.name === to.name)));
   }
+}
+
+function isAccepted(view: ListenerView): boolean {
+  return view.status.conditions.some((c) => c.type === 'Accepted' && c.status === 'True');
 }
 
 function isHttpRouteKind(kind: RouteGroupKind): boolean {
