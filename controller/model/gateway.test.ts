@@ -256,6 +256,12 @@ describe('parentRefs and allowedRoutes', () => {
     });
     expect(routeTable(named)!.map((r) => r[0])).toEqual(['b.example.com']);
     expect(named.gateways[0]!.listeners.map((l) => l.attachedRoutes)).toEqual([0, 1]);
+    const twice = translate({
+      gateways: [gateway('gw', [httpListener('a', 'a.example.com'), httpListener('b', 'b.example.com')])],
+      httpRoutes: [httpRoute('web', { parentRefs: [{ name: 'gw' }, { name: 'gw', sectionName: 'b' }], rules: [httpRule('/', 'web')] })],
+    });
+    expect(twice.gateways[0]!.listeners.map((l) => l.attachedRoutes)).toEqual([1, 1]);
+    expect(twice.httpRoutes[0]!.parents.map((p) => p.parentRef.sectionName)).toEqual([undefined, 'b']);
   });
 
   it('allows routes of the Gateway\'s namespace by default, all with All, and selected namespaces with Selector', () => {

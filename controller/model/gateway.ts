@@ -325,11 +325,16 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
 
   const parents: RouteParentStatusDraft[] = [];
   const hostsByListener: { view: ListenerView; hosts: string[] }[] = [];
+  const attached = new Set<ListenerView>();
   for (const { parentRef, gateway } of ourParents) {
     const listeners = gateway!.listeners.filter((v) => (parentRef.sectionName === undefined || v.listener.name === parentRef.sectionName) && (parentRef.port === undefined || v.listener.port === parentRef.port));
     const allowed = listeners.filter((v) => v.status.supportedKinds.length > 0 && allowsNamespace(v, namespace, snapshot.namespaceLabels));
-    // AttachedRoutes counts attachment by parentRef and allowedRoutes alone, whatever the hostnames or the listener's state.
-    for (const v of allowed) v.status.attachedRoutes++;
+    // AttachedRoutes counts attachment by parentRef and allowedRoutes alone, whatever the hostnames or the listener's
+    // state; a route that names a listener twice (by name and through the whole Gateway) counts once.
+    for (const v of allowed) {
+      if (!attached.has(v)) v.status.attachedRoutes++;
+      attached.add(v);
+    }
     const usable = allowed.filter((v) => v.usable);
     const intersections = usable.map((view) => ({ view, hosts: intersect(view.listener.hostname, hostnames) })).filter((x) => x.hosts.length > 0);
     let accepted: GatewayCondition;
