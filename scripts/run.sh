@@ -34,6 +34,8 @@ kube() { KUBE_BIN="$(bash e2e/cluster/build-kube.sh)"; export KUBE_BIN; }
 helm() { HELM="$(bash scripts/build-helm.sh)"; export HELM; }
 # NIST ACVP vectors for the DRBG tests (controller/qrng), from their Go module.
 acvp() { QUBESEC_ACVP="$(bash scripts/acvp-vectors.sh)"; export QUBESEC_ACVP; }
+# Gateway API's standard-channel CRDs, pinned, from their Go module (e2e/gateway-crds.test.ts applies them).
+gateway_crds() { QUBESEC_GATEWAY_CRDS="$(bash scripts/gateway-api-crds.sh)"; export QUBESEC_GATEWAY_CRDS; }
 # The test node: its host packages (containerd, runc, CNI plugins), and the QubeSec and pause images as archives its
 # containerd imports (built with buildah here, no Docker needed).
 test_node() {
@@ -54,8 +56,8 @@ case "$step" in
   lint) build; lint ;;
   demo) build; rootfs; node dist/controller/cli/main.js demo "$@" ;;
   test:unit) build; acvp; QUBESEC_TESTS=unit jest "$@" ;;
-  test:e2e) build; rootfs; vpn_rootfs; kube; helm; test_node; QUBESEC_TESTS=e2e jest "$@" ;;
-  test) build; lint; acvp; rootfs; vpn_rootfs; kube; helm; test_node; jest "$@" ;;
+  test:e2e) build; rootfs; vpn_rootfs; kube; helm; gateway_crds; test_node; QUBESEC_TESTS=e2e jest "$@" ;;
+  test) build; lint; acvp; rootfs; vpn_rootfs; kube; helm; gateway_crds; test_node; jest "$@" ;;
   bench) build; rootfs; vpn_rootfs; kube; for b in dist/e2e/bench/*.js; do node --disable-warning=ExperimentalWarning "$b"; done ;;
   *) echo "usage: scripts/run.sh build|lint|demo|test|test:unit|test:e2e|bench [args]" >&2; exit 2 ;;
 esac

@@ -94,7 +94,7 @@ interface UpstreamPiece {
  * seen. Without it, every intent, read and upstream of the last build is compared with the inputs.
  */
 export interface InputChanges {
-  /** Per namespace/name of an Ingress whose intent may have come, gone or changed: its intent now (none: gone). */
+  /** Per intentKey of an Ingress or route whose intent may have come, gone or changed: its intent now (none: gone). */
   intents: ReadonlyMap<string, IngressIntent | undefined>;
   /** namespace/name keys of ClusterState's maps whose entry may have changed (endpointSlices: the Service's key). */
   services: Iterable<string>;
@@ -190,7 +190,7 @@ export class ModelBuilder {
     for (const upstream of [...this.upstreamsWithProblems].sort((a, b) => a.localeCompare(b))) {
       const { problem, use } = this.upstreams.get(upstream)!;
       const { reason, message } = problem!;
-      if (use.intent) diagnostics.push(warning(use.intent.ref, reason, `Ingress ${name(use.intent)}: ${message}`));
+      if (use.intent) diagnostics.push(warning(use.intent.ref, reason, `${title(use.intent)}: ${message}`));
       else diagnostics.push(warning({ kind: 'Service', namespace: use.backend.namespace, name: use.backend.service }, reason, `--default-backend-service: ${message}`));
     }
     const model: Model = {
@@ -206,7 +206,7 @@ export class ModelBuilder {
   /** Brings intents and intentsByHost to `intents`; returns the hosts whose intents changed. */
   private index(intents: Iterable<IngressIntent>): Set<string> {
     const next = new Map<string, IngressIntent | undefined>();
-    for (const intent of intents) next.set(name(intent), intent);
+    for (const intent of intents) next.set(intentKey(intent), intent);
     for (const key of this.intents.keys()) if (!next.has(key)) next.set(key, undefined);
     return this.updateIntents(next);
   }
@@ -447,7 +447,7 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
       if (held && held.route.precedence < route.precedence) continue;
       if (held && held.route.precedence === route.precedence) {
         if (held.intent !== intent || held.route.field !== route.field) {
-          diagnostics.push(warning(intent.ref, 'Conflict', `Ingress ${name(intent)}: ${route.field} (${hostText(route.host)} ${route.match} ${route.path}) is already served by Ingress ${name(held.intent)}, which is older`));
+          diagnostics.push(warning(intent.ref, 'Conflict', `${title(intent)}: ${route.field} (${hostText(route.host)} ${route.match} ${route.path}) is already served by ${title(held.intent)}, which is older`));
         }
         continue;
       }
@@ -472,21 +472,21 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
         if (!draft.tls) {
           draft.tls = { policy: intent.policy, certificates: [], owner: intent };
         } else if (intent.policyFromAnnotations && !samePolicy(draft.tls.policy, intent.policy) && draft.tls.owner !== intent) {
-          diagnostics.push(warning(intent.ref, 'Conflict', `Ingress ${name(intent)}: the TLS policy of host ${host} comes from Ingress ${name(draft.tls.owner)}, which is older; this Ingress's qubesec.io annotations do not apply to it`));
+          diagnostics.push(warning(intent.ref, 'Conflict', `${title(intent)}: the TLS policy of host ${host} comes from ${title(draft.tls.owner)}, which is older; this Ingress's qubesec.io annotations do not apply to it`));
         }
         addClientAuth(draft.tls, intent, host, inputs, diagnostics);
         const pair = inputs.certificate(entry.secret);
         if (!pair) {
-          diagnostics.push(warning(intent.ref, 'SecretNotUsable', `Ingress ${name(intent)}: Secret ${entry.secret} for host ${host} is missing or has never held a valid pair; serving the default certificate`));
+          diagnostics.push(warning(intent.ref, 'SecretNotUsable', `${title(intent)}: Secret ${entry.secret} for host ${host} is missing or has never held a valid pair; serving the default certificate`));
           continue;
         }
         if (!pair.names.some((n) => nameCoversHost(n, host))) {
-          diagnostics.push(warning(intent.ref, 'CertificateHostMismatch', `Ingress ${name(intent)}: the certificate in Secret ${entry.secret} (names ${pair.names.join(', ') || 'none'}) does not cover host ${host}`));
+          diagnostics.push(warning(intent.ref, 'CertificateHostMismatch', `${title(intent)}: the certificate in Secret ${entry.secret} (names ${pair.names.join(', ') || 'none'}) does not cover host ${host}`));
           continue;
         }
         const sameType = draft.tls.certificates.find((c) => c.keyAlgorithm === pair.keyAlgorithm);
         if (sameType && sameType.fingerprint !== pair.fingerprint) {
-          diagnostics.push(warning(intent.ref, 'DuplicateKeyType', `Ingress ${name(intent)}: host ${host} already has a ${pair.keyAlgorithm} certificate from Secret ${sameType.source}; Secret ${entry.secret} is not used (one certificate per key type)`));
+          diagnostics.push(warning(intent.ref, 'DuplicateKeyType', `${title(intent)}: host ${host} already has a ${pair.keyAlgorithm} certificate from Secret ${sameType.source}; Secret ${entry.secret} is not used (one certificate per key type)`));
         } else if (!sameType) {
           draft.tls.certificates.push(pair);
         }
@@ -506,7 +506,7 @@ function addClientAuth(tls: NonNullable<ServerDraft['tls']>, intent: IngressInte
   if (tls.clientAuthOwner) {
     const held = tls.clientAuthOwner.proxy.clientAuth!;
     if (held.secret !== wanted.secret || held.verify !== wanted.verify || held.depth !== wanted.depth) {
-      diagnostics.push(warning(intent.ref, 'Conflict', `Ingress ${name(intent)}: client certificate checks of host ${host} come from Ingress ${name(tls.clientAuthOwner)}, which is older; this Ingress's auth-tls annotations do not apply to it`));
+      diagnostics.push(warning(intent.ref, 'Conflict', `${title(intent)}: client certificate checks of host ${host} come from ${title(tls.clientAuthOwner)}, which is older; this Ingress's auth-tls annotations do not apply to it`));
     }
     return;
   }
@@ -514,7 +514,7 @@ function addClientAuth(tls: NonNullable<ServerDraft['tls']>, intent: IngressInte
   const ca = wanted.secret === undefined ? undefined : inputs.caBundle(wanted.secret);
   if (!ca && wanted.verify !== 'optional_no_ca') {
     tls.clientAuthUnusable = `Secret ${wanted.secret} has no usable ca.crt for client certificate checks`;
-    diagnostics.push(warning(intent.ref, 'ClientCANotUsable', `Ingress ${name(intent)}: ${tls.clientAuthUnusable}; host ${host} answers 503 until it has one`));
+    diagnostics.push(warning(intent.ref, 'ClientCANotUsable', `${title(intent)}: ${tls.clientAuthUnusable}; host ${host} answers 503 until it has one`));
     return;
   }
   tls.clientAuth = { verify: wanted.verify, depth: wanted.depth, ca, passCertificate: wanted.passCertificate };
@@ -583,7 +583,7 @@ function actionOf(d: RouteDraft, server: ServerDraft, inputs: RecordedInputs, di
     const ca = wanted.secret === undefined ? undefined : inputs.caBundle(wanted.secret);
     if (wanted.verify && !ca) {
       const reason = `Secret ${wanted.secret} has no usable ca.crt to verify the upstream's certificate`;
-      diagnostics.push(warning(intent.ref, 'UpstreamCANotUsable', `Ingress ${name(intent)}: ${reason}; ${route.field} answers 503 until it has one`));
+      diagnostics.push(warning(intent.ref, 'UpstreamCANotUsable', `${title(intent)}: ${reason}; ${route.field} answers 503 until it has one`));
       return { kind: 'unavailable', reason };
     }
     action.tls = {
@@ -684,8 +684,21 @@ function byAge(a: IngressIntent, b: IngressIntent): number {
   return a.created.localeCompare(b.created) || name(a).localeCompare(name(b));
 }
 
-function name(intent: IngressIntent): string {
+function name(intent: Pick<IngressIntent, 'ref'>): string {
   return `${intent.ref.namespace}/${intent.ref.name}`;
+}
+
+/**
+ * Identifies an intent among all the builder holds: namespace/name for an Ingress, the kind before it for the other
+ * sources (an HTTPRoute may share an Ingress's namespace and name).
+ */
+export function intentKey(intent: Pick<IngressIntent, 'ref'>): string {
+  return intent.ref.kind === 'Ingress' ? name(intent) : `${intent.ref.kind} ${name(intent)}`;
+}
+
+/** The intent's object in messages: "Ingress default/web", "HTTPRoute default/web". */
+function title(intent: IngressIntent): string {
+  return `${intent.ref.kind} ${name(intent)}`;
 }
 
 function hostText(host: string): string {

@@ -1,7 +1,7 @@
 // Ingress -> IngressIntent: a pure translation of one Ingress and its annotations, with every field checked.
 // An Ingress with errors yields no intent; the reconciler then keeps serving its last good one.
 import type { V1Ingress, V1IngressBackend } from '@kubernetes/client-node';
-import { parseSettings, reviewAnnotationKeys } from './annotations.js';
+import { ANNOTATION_PREFIX, parseSettings, reviewAnnotationKeys, type IngressSettings } from './annotations.js';
 import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortName, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
 import { parseProxyAnnotations, type ProxySettings } from './proxy-annotations.js';
 import { certificateChoice, classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
@@ -82,28 +82,11 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
   const proxy = parseProxyAnnotations(annotations, ref.namespace, hasDefaultBackend);
   errors.push(...proxy.errors);
   for (const message of proxy.warnings) diagnostics.push(warning(ref, 'IneffectiveAnnotation', message));
-  const pqMode = settings.pqMode ?? defaults.pqMode;
-  const groupTiers = settings.tlsGroups ? strictOrder(settings.tlsGroups) : groupsForMode(pqMode, defaults, capabilities);
-  const groups = groupTiers.flat();
-  const minVersion = settings.tlsMinVersion ?? (pqMode === 'strict' ? 'TLSv1.3' : defaults.minVersion);
-  if (pqMode === 'strict') {
-    const classical = groups.filter((g) => classifyGroup(g) === 'classical');
-    if (classical.length > 0) {
-      errors.push(`annotation qubesec.io/tls-groups: ${classical.join(', ')} is not ML-KEM-based, which pq-mode strict forbids`);
-    }
-    if (groups.length === 0) {
-      errors.push(`annotation qubesec.io/pq-mode: strict needs ML-KEM groups and the data plane (OpenSSL ${capabilities.opensslVersion}) has none`);
-    }
-    if (minVersion === 'TLSv1.2') {
-      errors.push('annotation qubesec.io/tls-min-version: 1.2 cannot go with pq-mode strict (ML-KEM groups exist only in TLS 1.3)');
-    }
-  }
-  if (pqMode === 'classical') {
-    const pq = groups.filter((g) => classifyGroup(g) !== 'classical');
-    if (pq.length > 0) errors.push(`annotation qubesec.io/tls-groups: ${pq.join(', ')} is ML-KEM-based, which pq-mode classical excludes`);
+  const tlsPolicy = policyFromSettings(settings, defaults, capabilities);
+  errors.push(...tlsPolicy.errors);
+  if (tlsPolicy.policy.pqMode === 'classical') {
     diagnostics.push({ object: ref, type: 'Normal', reason: 'ClassicalKeyExchange', message: 'pq-mode classical: hosts of this Ingress offer no post-quantum key exchange' });
   }
-  if (groups.length === 0) errors.push('no TLS group of this policy is supported by the data plane');
 
   const routes: IntentRoute[] = [];
   const backendOf = (backend: V1IngressBackend | undefined, field: string): BackendRef | undefined => {
@@ -217,7 +200,7 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
     intent: {
       ref,
       created: ingress.metadata?.creationTimestamp ? new Date(ingress.metadata.creationTimestamp).toISOString() : '',
-      policy: shared({ pqMode, groups: groupTiers, protocols: protocolsFrom(minVersion), ...certificateChoice(settings.certificatePreference ?? defaults.certificatePreference, capabilities) }),
+      policy: tlsPolicy.policy,
       policyFromAnnotations: Object.keys(settings).length > 0,
       routes: compact(routes),
       tls: compact(tls),
@@ -228,10 +211,41 @@ export function translateIngress(ingress: V1Ingress, defaults: TlsDefaults, capa
 }
 
 /**
+ * The TLS policy that settings (an Ingress's annotations, a Gateway listener's tls.options) ask for over the defaults,
+ * with the checks pq-mode makes of the groups and versions. `describe` names a setting's key (tls-groups, ...) in errors.
+ */
+export function policyFromSettings(settings: IngressSettings, defaults: TlsDefaults, capabilities: Capabilities, describe = (key: string) => `annotation ${ANNOTATION_PREFIX}${key}`): { policy: TlsPolicy; errors: string[] } {
+  const errors: string[] = [];
+  const pqMode = settings.pqMode ?? defaults.pqMode;
+  const groupTiers = settings.tlsGroups ? strictOrder(settings.tlsGroups) : groupsForMode(pqMode, defaults, capabilities);
+  const groups = groupTiers.flat();
+  const minVersion = settings.tlsMinVersion ?? (pqMode === 'strict' ? 'TLSv1.3' : defaults.minVersion);
+  if (pqMode === 'strict') {
+    const classical = groups.filter((g) => classifyGroup(g) === 'classical');
+    if (classical.length > 0) {
+      errors.push(`${describe('tls-groups')}: ${classical.join(', ')} is not ML-KEM-based, which pq-mode strict forbids`);
+    }
+    if (groups.length === 0) {
+      errors.push(`${describe('pq-mode')}: strict needs ML-KEM groups and the data plane (OpenSSL ${capabilities.opensslVersion}) has none`);
+    }
+    if (minVersion === 'TLSv1.2') {
+      errors.push(`${describe('tls-min-version')}: 1.2 cannot go with pq-mode strict (ML-KEM groups exist only in TLS 1.3)`);
+    }
+  }
+  if (pqMode === 'classical') {
+    const pq = groups.filter((g) => classifyGroup(g) !== 'classical');
+    if (pq.length > 0) errors.push(`${describe('tls-groups')}: ${pq.join(', ')} is ML-KEM-based, which pq-mode classical excludes`);
+  }
+  if (groups.length === 0) errors.push('no TLS group of this policy is supported by the data plane');
+  const policy = shared({ pqMode, groups: groupTiers, protocols: protocolsFrom(minVersion), ...certificateChoice(settings.certificatePreference ?? defaults.certificatePreference, capabilities) });
+  return { policy, errors };
+}
+
+/**
  * Kubernetes Prefix matching is element-wise: /foo matches /foo and /foo/bar but not /foobar, and a trailing slash is
  * ignored. As string matchers that is the exact path plus the prefix path + '/'.
  */
-function prefixRoutes(host: string, path: string, field: string, backend: BackendRef): IntentRoute[] {
+export function prefixRoutes(host: string, path: string, field: string, backend: BackendRef): IntentRoute[] {
   const trimmed = path.replace(/\/+$/, '');
   if (trimmed === '') return [{ host, match: 'prefix', path: '/', precedence: PRECEDENCE.pathPrefix, field, backend }];
   return [

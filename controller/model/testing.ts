@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../project.js';
+import type { Gateway, GatewayClass, HTTPRoute, HTTPRouteRule, Listener, ReferenceGrant, SecretObjectReference } from './gateway-api.js';
 import type { Capabilities } from './pq.js';
 import type { Location, ObjectRef, PathMatch } from './types.js';
 
@@ -89,4 +90,47 @@ export function seededRandom(seed: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Gateway API objects as the API server serves them: the unit tests' fixtures, which e2e/gateway-crds applies too. */
+export const GATEWAY_FIXTURE_CREATED = '2026-01-01T00:00:00Z';
+
+export function gatewayClass(name = 'qubesec', controllerName = 'qubesec.io/gateway-controller'): GatewayClass {
+  return { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name, generation: 1 }, spec: { controllerName } };
+}
+
+export function httpListener(name = 'http', hostname?: string, allowedRoutes?: Listener['allowedRoutes']): Listener {
+  return { name, port: 80, protocol: 'HTTP', ...(hostname === undefined ? {} : { hostname }), ...(allowedRoutes ? { allowedRoutes } : {}) };
+}
+
+export function httpsListener(name: string, hostname: string | undefined, secrets: (string | SecretObjectReference)[], options?: Record<string, string>): Listener {
+  const certificateRefs = secrets.map((s) => (typeof s === 'string' ? { kind: 'Secret', name: s } : s));
+  return { name, port: 443, protocol: 'HTTPS', ...(hostname === undefined ? {} : { hostname }), tls: { mode: 'Terminate', certificateRefs, ...(options ? { options } : {}) } };
+}
+
+export function gateway(name: string, listeners: Listener[], extra: { namespace?: string; className?: string; generation?: number } = {}): Gateway {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'Gateway',
+    metadata: { name, namespace: extra.namespace ?? 'default', generation: extra.generation ?? 1, creationTimestamp: GATEWAY_FIXTURE_CREATED },
+    spec: { gatewayClassName: extra.className ?? 'qubesec', listeners },
+  };
+}
+
+/** One rule: a path match (PathPrefix by default) to one Service port. */
+export function httpRule(path: string, serviceName: string, port = 80, type = 'PathPrefix', extra: Partial<HTTPRouteRule> = {}): HTTPRouteRule {
+  return { matches: [{ path: { type, value: path } }], backendRefs: [{ name: serviceName, port }], ...extra };
+}
+
+export function httpRoute(name: string, spec: Partial<HTTPRoute['spec']>, extra: { namespace?: string; created?: string; generation?: number } = {}): HTTPRoute {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name, namespace: extra.namespace ?? 'default', uid: `uid-${name}`, generation: extra.generation ?? 1, creationTimestamp: extra.created ?? GATEWAY_FIXTURE_CREATED },
+    spec: { parentRefs: [{ name: 'gw' }], ...spec },
+  };
+}
+
+export function referenceGrant(name: string, namespace: string, from: ReferenceGrant['spec']['from'], to: ReferenceGrant['spec']['to']): ReferenceGrant {
+  return { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'ReferenceGrant', metadata: { name, namespace }, spec: { from, to } };
 }

@@ -15,6 +15,13 @@ export function kubeBinary(name: string): string {
   return join(dir, name);
 }
 
+/** The folder of Gateway API's standard-channel CRDs that scripts/gateway-api-crds.sh fetched. */
+export function gatewayApiCrds(): string {
+  const dir = process.env.QUBESEC_GATEWAY_CRDS;
+  if (!dir) throw new Error('QUBESEC_GATEWAY_CRDS is not set: run the e2e tests through `npm test` (scripts/run.sh fetches the CRDs)');
+  return dir;
+}
+
 /** The value of a series (a name, with its labels if any) in a /metrics text (NaN when absent). */
 export function metricValue(text: string, name: string): number {
   // A series with labels holds braces and quotes: matched as text, not as a pattern.

@@ -1,0 +1,171 @@
+// Gateway API v1 (gateway.networking.k8s.io) as QubeSec reads it: the fields the translation (gateway.ts) uses, as the
+// API server serves them. @kubernetes/client-node has no Gateway API types. Field meanings are those of the spec
+// (sigs.k8s.io/gateway-api apis/v1); fields QubeSec does not serve yet are typed so that the translation can see them
+// and say so (docs/gateway-api.md, "not yet"), never drop them silently.
+
+export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+export const GATEWAY_VERSION = 'v1';
+
+/** The part of ObjectMeta the translation reads. */
+export interface GatewayObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  /** RFC 3339 from the API server, a Date from @kubernetes/client-node's deserializer. */
+  creationTimestamp?: string | Date;
+  labels?: Record<string, string>;
+}
+
+export interface GatewayClass {
+  apiVersion?: string;
+  kind?: 'GatewayClass';
+  metadata: GatewayObjectMeta;
+  spec: {
+    controllerName: string;
+    parametersRef?: { group: string; kind: string; name: string; namespace?: string };
+    description?: string;
+  };
+}
+
+export type ProtocolType = 'HTTP' | 'HTTPS' | 'TLS' | 'TCP' | 'UDP' | (string & {});
+export type FromNamespaces = 'All' | 'Same' | 'Selector' | 'None';
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export interface RouteGroupKind {
+  group?: string;
+  kind: string;
+}
+
+export interface AllowedRoutes {
+  namespaces?: { from?: FromNamespaces; selector?: LabelSelector };
+  kinds?: RouteGroupKind[];
+}
+
+/** A reference to a Secret (or another kind) holding a certificate. */
+export interface SecretObjectReference {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+}
+
+export interface ListenerTLSConfig {
+  mode?: 'Terminate' | 'Passthrough';
+  certificateRefs?: SecretObjectReference[];
+  /** Implementation-specific keys: QubeSec reads qubesec.io/ ones and nginx.org/ssl-ecdh-curve. */
+  options?: Record<string, string>;
+}
+
+export interface Listener {
+  name: string;
+  hostname?: string;
+  port: number;
+  protocol: ProtocolType;
+  tls?: ListenerTLSConfig;
+  allowedRoutes?: AllowedRoutes;
+}
+
+export interface GatewaySpecAddress {
+  type?: 'IPAddress' | 'Hostname' | 'NamedAddress' | (string & {});
+  value?: string;
+}
+
+export interface Gateway {
+  apiVersion?: string;
+  kind?: 'Gateway';
+  metadata: GatewayObjectMeta;
+  spec: {
+    gatewayClassName: string;
+    listeners: Listener[];
+    addresses?: GatewaySpecAddress[];
+  };
+}
+
+export interface ParentReference {
+  group?: string;
+  kind?: string;
+  namespace?: string;
+  name: string;
+  sectionName?: string;
+  port?: number;
+}
+
+export interface HTTPPathMatch {
+  type?: 'Exact' | 'PathPrefix' | 'RegularExpression' | (string & {});
+  value?: string;
+}
+
+export interface HTTPRouteMatch {
+  path?: HTTPPathMatch;
+  headers?: { type?: string; name: string; value: string }[];
+  queryParams?: { type?: string; name: string; value: string }[];
+  method?: string;
+}
+
+/** Filters are not served yet: only their type is read, to name them in the route's status. */
+export interface HTTPRouteFilter {
+  type: string;
+}
+
+export interface HTTPBackendRef {
+  group?: string;
+  kind?: string;
+  name: string;
+  namespace?: string;
+  port?: number;
+  weight?: number;
+  filters?: HTTPRouteFilter[];
+}
+
+export interface HTTPRouteRule {
+  name?: string;
+  matches?: HTTPRouteMatch[];
+  filters?: HTTPRouteFilter[];
+  backendRefs?: HTTPBackendRef[];
+  timeouts?: { request?: string; backendRequest?: string };
+  retry?: unknown;
+  sessionPersistence?: unknown;
+}
+
+export interface HTTPRoute {
+  apiVersion?: string;
+  kind?: 'HTTPRoute';
+  metadata: GatewayObjectMeta;
+  spec: {
+    parentRefs?: ParentReference[];
+    hostnames?: string[];
+    rules?: HTTPRouteRule[];
+  };
+}
+
+export interface ReferenceGrant {
+  apiVersion?: string;
+  kind?: 'ReferenceGrant';
+  metadata: GatewayObjectMeta;
+  spec: {
+    from: { group: string; kind: string; namespace: string }[];
+    to: { group: string; kind: string; name?: string }[];
+  };
+}
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+/** A metav1.Condition without lastTransitionTime, which the status writer sets from the condition it replaces. */
+export interface GatewayCondition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+}

@@ -1,0 +1,487 @@
+import { buildModel } from './build.js';
+import { checkTlsSecret } from './certificates.js';
+import type { GatewayCondition, HTTPRoute } from './gateway-api.js';
+import { GATEWAY_CONTROLLER_NAME, intersect, translateGateways, type GatewayOptions, type GatewaySnapshot, type GatewayTranslation } from './gateway.js';
+import { translateIngress } from './ingress.js';
+import { BUILTIN_TLS_DEFAULTS, GROUPS_BY_MODE, defaultPolicy } from './pq.js';
+import { CAPABILITIES, endpointSlice, gateway, gatewayClass, httpListener, httpRoute, httpRule, httpsListener, ingress, referenceGrant, route, service, tlsSecret } from './testing.js';
+import type { CertificatePair } from './types.js';
+
+const NOW = new Date('2026-11-28T00:00:00Z');
+
+function pair(name: string, file: string, namespace = 'default'): CertificatePair {
+  const checked = checkTlsSecret(tlsSecret(name, file, namespace), NOW);
+  if ('error' in checked) throw new Error(checked.error);
+  return checked.pair;
+}
+
+const CERTIFICATES = new Map([
+  ['default/pq-mldsa', pair('pq-mldsa', 'mldsa65')],
+  ['default/pq-ecdsa', pair('pq-ecdsa', 'ecdsa')],
+  ['certs/shared', pair('shared', 'ecdsa', 'certs')],
+]);
+
+const OPTIONS: GatewayOptions = { controllerName: GATEWAY_CONTROLLER_NAME, defaults: BUILTIN_TLS_DEFAULTS, capabilities: CAPABILITIES, ports: { http: 80, https: 443 } };
+
+function snapshot(parts: Partial<GatewaySnapshot>): GatewaySnapshot {
+  return {
+    gatewayClasses: [gatewayClass()],
+    gateways: [gateway('gw', [httpListener('http')])],
+    httpRoutes: [],
+    referenceGrants: [],
+    namespaceLabels: new Map<string, Record<string, string>>([['default', {}], ['team-a', { team: 'a', env: 'prod' }], ['team-b', { team: 'b' }], ['backends', {}], ['certs', {}]]),
+    services: new Set(['default/web', 'default/api', 'backends/shared']),
+    certificates: CERTIFICATES,
+    ...parts,
+  };
+}
+
+const translate = (parts: Partial<GatewaySnapshot>, options: GatewayOptions = OPTIONS) => translateGateways(snapshot(parts), options);
+
+/** The conditions of a route's first parent as type -> [status, reason]. */
+function parentConditions(t: GatewayTranslation, routeName = 'web', parent = 0): Record<string, [string, string]> {
+  const status = t.httpRoutes.find((r) => r.ref.name === routeName);
+  if (!status) throw new Error(`no status for HTTPRoute ${routeName}`);
+  return Object.fromEntries(status.parents[parent]!.conditions.map((c) => [c.type, [c.status, c.reason]]));
+}
+
+function parentCondition(t: GatewayTranslation, type: string, routeName = 'web'): GatewayCondition {
+  return t.httpRoutes.find((r) => r.ref.name === routeName)!.parents[0]!.conditions.find((c) => c.type === type)!;
+}
+
+function listenerConditions(t: GatewayTranslation, listener: string, gatewayName = 'gw'): Record<string, [string, string]> {
+  const status = t.gateways.find((g) => g.ref.name === gatewayName)!.listeners.find((l) => l.name === listener)!;
+  return Object.fromEntries(status.conditions.map((c) => [c.type, [c.status, c.reason]]));
+}
+
+const routeTable = (t: GatewayTranslation, name = 'web') => t.intents.find((i) => i.ref.name === name)?.routes.map((r) => [r.host, r.match, r.path, r.precedence, `${r.backend.namespace}/${r.backend.service}:${r.backend.port}`]);
+
+describe('GatewayClass', () => {
+  it('accepts the classes naming QubeSec\'s controller, ignores others, and refuses parameters', () => {
+    const withParameters = gatewayClass('tuned');
+    withParameters.spec.parametersRef = { group: 'example.com', kind: 'Config', name: 'x' };
+    const t = translate({ gatewayClasses: [gatewayClass(), gatewayClass('other', 'example.com/gateway-controller'), withParameters] });
+    expect(t.gatewayClasses).toEqual([
+      { ref: expect.objectContaining({ kind: 'GatewayClass', name: 'qubesec' }), conditions: [{ type: 'Accepted', status: 'True', reason: 'Accepted', message: `accepted by ${GATEWAY_CONTROLLER_NAME}`, observedGeneration: 1 }] },
+      { ref: expect.objectContaining({ name: 'tuned' }), conditions: [expect.objectContaining({ type: 'Accepted', status: 'False', reason: 'InvalidParameters' })] },
+    ]);
+  });
+
+  it('gives Gateways of another class no status, and their routes none either', () => {
+    const t = translate({
+      gateways: [gateway('gw', [httpListener()], { className: 'other' })],
+      gatewayClasses: [gatewayClass(), gatewayClass('other', 'example.com/gateway-controller')],
+      httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+    });
+    expect(t.gateways).toEqual([]);
+    expect(t.httpRoutes).toEqual([]);
+    expect(t.intents).toEqual([]);
+  });
+});
+
+describe('HTTPRoute -> IngressIntent', () => {
+  it('gives one intent per route with the Ingress path semantics and Accepted/ResolvedRefs True at the route\'s generation', () => {
+    const t = translate({
+      httpRoutes: [httpRoute('web', {
+        hostnames: ['a.example.com'],
+        rules: [httpRule('/app/', 'web', 8080), httpRule('/exact', 'api', 80, 'Exact'), httpRule('/v[0-9]+/items', 'api', 80, 'RegularExpression')],
+      }, { generation: 7 })],
+    });
+    expect(t.diagnostics).toEqual([]);
+    expect(t.intents.map((i) => [i.ref.kind, i.ref.namespace, i.ref.name, i.created])).toEqual([['HTTPRoute', 'default', 'web', '2026-01-01T00:00:00.000Z']]);
+    expect(routeTable(t)).toEqual([
+      ['a.example.com', 'exact', '/app', 2, 'default/web:8080'],
+      ['a.example.com', 'prefix', '/app/', 1, 'default/web:8080'],
+      ['a.example.com', 'exact', '/exact', 0, 'default/api:80'],
+      ['a.example.com', 'regex', '^(?:/v[0-9]+/items)$', 1, 'default/api:80'],
+    ]);
+    expect(t.intents[0]!.routes[0]!.field).toBe('spec.rules[0].matches[0]');
+    expect(t.intents[0]!.tls).toEqual([]);
+    expect(t.httpRoutes[0]!.parents).toEqual([{
+      parentRef: { name: 'gw' },
+      controllerName: GATEWAY_CONTROLLER_NAME,
+      conditions: [
+        { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'accepted', observedGeneration: 7 },
+        { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'all references resolved', observedGeneration: 7 },
+      ],
+    }]);
+    const listener = t.gateways[0]!.listeners[0]!;
+    expect(listener.attachedRoutes).toBe(1);
+    expect(listener.supportedKinds).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }]);
+    expect(listenerConditions(t, 'http')).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['True', 'ResolvedRefs'], Conflicted: ['False', 'NoConflicts'] });
+    expect(t.gateways[0]!.conditions).toEqual([expect.objectContaining({ type: 'Accepted', status: 'True', reason: 'Accepted' })]);
+  });
+
+  it('serves a route without hostnames on a listener without hostname on the catch-all server, matching / by default', () => {
+    const t = translate({ httpRoutes: [httpRoute('web', { rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] })] });
+    expect(routeTable(t)).toEqual([['', 'prefix', '/', 1, 'default/web:80']]);
+  });
+
+  it('drops a rule with a bad path alone, naming the field, and says PartiallyInvalid with "Dropped Rule"', () => {
+    const t = translate({
+      httpRoutes: [httpRoute('web', { rules: [
+        { matches: [{ path: { type: 'PathPrefix', value: '/ok' } }, { path: { type: 'Exact', value: '/a/../b' } }], backendRefs: [{ name: 'web', port: 80 }] },
+        httpRule('/fine', 'web'),
+        httpRule('/(unclosed', 'web', 80, 'RegularExpression'),
+      ] })],
+    });
+    expect(routeTable(t)!.map((r) => r[2])).toEqual(['/fine', '/fine/']);
+    expect(parentConditions(t)).toEqual({ Accepted: ['True', 'Accepted'], PartiallyInvalid: ['True', 'UnsupportedValue'], ResolvedRefs: ['True', 'ResolvedRefs'] });
+    const partial = parentCondition(t, 'PartiallyInvalid').message;
+    expect(partial).toMatch(/^Dropped Rule\(s\): spec\.rules\[0\]\.matches\[1\]\.path\.value: "\/a\/\.\.\/b" must not contain "\/\.\.\/"/);
+    expect(partial).toContain('spec.rules[2].matches[0].path.value: "/(unclosed" is not a regular expression');
+    expect(t.diagnostics.map((d) => d.message)).toEqual([`HTTPRoute default/web: ${partial}`]);
+  });
+
+  it('reports what the model cannot express yet and serves none of the rules using it', () => {
+    const t = translate({
+      httpRoutes: [httpRoute('web', { rules: [
+        { matches: [{ path: { type: 'PathPrefix', value: '/h' }, headers: [{ name: 'x-canary', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/m' }, method: 'POST' }, { queryParams: [{ name: 'q', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] },
+        { matches: [{ path: { value: '/w' } }], backendRefs: [{ name: 'web', port: 80, weight: 90 }, { name: 'api', port: 80, weight: 10 }] },
+        httpRule('/t', 'web', 80, 'PathPrefix', { timeouts: { request: '5s' } }),
+        { matches: [{ path: { value: '/zero' } }], backendRefs: [{ name: 'web', port: 80, weight: 90 }, { name: 'api', port: 80, weight: 0 }] },
+      ] })],
+    });
+    expect(routeTable(t)!.map((r) => r[2])).toEqual(['/zero', '/zero/']);
+    expect(parentCondition(t, 'PartiallyInvalid').message).toBe('Dropped Rule(s): '
+      + 'spec.rules[0].matches[0].headers: not supported yet; '
+      + 'spec.rules[1].matches[0].method, spec.rules[1].matches[1].queryParams: not supported yet; '
+      + 'spec.rules[2].backendRefs (more than one: weighted backends): not supported yet; '
+      + 'spec.rules[3].timeouts: not supported yet');
+  });
+
+  it('refuses a route whose every rule uses an unsupported filter: Accepted False IncompatibleFilters, no intent', () => {
+    const t = translate({ httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web', 80, 'PathPrefix', { filters: [{ type: 'RequestRedirect' }, { type: 'URLRewrite' }] })] })] });
+    expect(t.intents).toEqual([]);
+    expect(parentConditions(t)).toEqual({ Accepted: ['False', 'IncompatibleFilters'], ResolvedRefs: ['True', 'ResolvedRefs'] });
+    expect(parentCondition(t, 'Accepted').message).toBe('HTTPRoute default/web: no rule can be served: spec.rules[0].filters: RequestRedirect, URLRewrite not supported yet');
+  });
+
+  it('routes to Services only: another kind is ResolvedRefs False InvalidKind and its rule is not served', () => {
+    const t = translate({ httpRoutes: [httpRoute('web', { rules: [
+      { backendRefs: [{ group: 'example.com', kind: 'Bucket', name: 'assets' }] },
+      httpRule('/api', 'api'),
+    ] })] });
+    expect(routeTable(t)!.map((r) => r[2])).toEqual(['/api', '/api/']);
+    expect(parentConditions(t)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'InvalidKind'] });
+    expect(parentCondition(t, 'ResolvedRefs').message).toBe('HTTPRoute default/web: spec.rules[0].backendRefs[0]: example.com/Bucket is not a Service (the kind QubeSec routes to)');
+  });
+
+  it('serves a backendRef to a missing Service (503, as for Ingress) and says BackendNotFound', () => {
+    const t = translate({ httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'gone')] })] });
+    expect(routeTable(t)).toEqual([['', 'prefix', '/', 1, 'default/gone:80']]);
+    expect(parentConditions(t)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'BackendNotFound'] });
+  });
+
+  it('needs a ReferenceGrant in the Service\'s namespace for a cross-namespace backendRef', () => {
+    const rules = [httpRule('/', 'shared')];
+    rules[0]!.backendRefs![0]!.namespace = 'backends';
+    const routes = [httpRoute('web', { rules })];
+    const without = translate({ httpRoutes: routes });
+    expect(without.intents).toEqual([]);
+    expect(parentConditions(without)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'RefNotPermitted'] });
+    expect(parentCondition(without, 'ResolvedRefs').message).toBe('HTTPRoute default/web: spec.rules[0].backendRefs[0]: Service backends/shared is in another namespace and no ReferenceGrant there allows it');
+
+    const fromRoutes = [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'default' }];
+    const grants = {
+      elsewhere: referenceGrant('allow', 'default', fromRoutes, [{ group: '', kind: 'Service' }]),
+      otherName: referenceGrant('allow', 'backends', fromRoutes, [{ group: '', kind: 'Service', name: 'private' }]),
+      otherSource: referenceGrant('allow', 'backends', [{ group: 'gateway.networking.k8s.io', kind: 'GRPCRoute', namespace: 'default' }], [{ group: '', kind: 'Service' }]),
+      byName: referenceGrant('allow', 'backends', fromRoutes, [{ group: '', kind: 'Service', name: 'shared' }]),
+      all: referenceGrant('allow', 'backends', fromRoutes, [{ group: '', kind: 'Service' }]),
+    };
+    for (const grant of [grants.elsewhere, grants.otherName, grants.otherSource]) {
+      expect(parentConditions(translate({ httpRoutes: routes, referenceGrants: [grant] })).ResolvedRefs).toEqual(['False', 'RefNotPermitted']);
+    }
+    for (const grant of [grants.byName, grants.all]) {
+      const t = translate({ httpRoutes: routes, referenceGrants: [grant] });
+      expect(parentConditions(t).ResolvedRefs).toEqual(['True', 'ResolvedRefs']);
+      expect(routeTable(t)).toEqual([['', 'prefix', '/', 1, 'backends/shared:80']]);
+    }
+  });
+});
+
+describe('hostnames', () => {
+  // The examples of the HTTPRoute spec.hostnames documentation.
+  it.each([
+    ['test.example.com', [], ['test.example.com']],
+    ['test.example.com', ['test.example.com'], ['test.example.com']],
+    ['test.example.com', ['*.example.com'], ['test.example.com']],
+    ['test.example.com', ['other.example.com', '*.example.net'], []],
+    ['*.example.com', [], ['*.example.com']],
+    ['*.example.com', ['*.example.com'], ['*.example.com']],
+    ['*.example.com', ['test.example.com'], ['test.example.com']],
+    ['*.example.com', ['foo.test.example.com'], ['foo.test.example.com']],
+    ['*.example.com', ['*.test.example.com'], ['*.test.example.com']],
+    ['*.test.example.com', ['*.example.com'], ['*.test.example.com']],
+    ['*.example.com', ['example.com'], []],
+    ['*.example.com', ['test.example.net'], []],
+    ['*.example.com', ['test.example.com', 'test.example.net'], ['test.example.com']],
+    [undefined, ['a.example.com', 'b.example.com'], ['a.example.com', 'b.example.com']],
+    [undefined, [], ['']],
+  ])('listener %s and route %j intersect in %j', (listener, route, expected) => {
+    expect(intersect(listener, route)).toEqual(expected);
+  });
+
+  it('says NoMatchingListenerHostname when no hostname of the route matches a listener', () => {
+    const t = translate({
+      gateways: [gateway('gw', [httpListener('http', '*.example.com')])],
+      httpRoutes: [httpRoute('web', { hostnames: ['example.com', 'test.example.net'], rules: [httpRule('/', 'web')] })],
+    });
+    expect(t.intents).toEqual([]);
+    expect(parentConditions(t).Accepted).toEqual(['False', 'NoMatchingListenerHostname']);
+    expect(t.gateways[0]!.listeners[0]!.attachedRoutes).toBe(1);
+  });
+
+  it('serves a route on the union of what its listeners give it', () => {
+    const t = translate({
+      gateways: [gateway('gw', [httpListener('a', 'a.example.com'), httpListener('wild', '*.example.org')])],
+      httpRoutes: [httpRoute('web', { hostnames: ['a.example.com', 'x.example.org', 'other.example.net'], rules: [httpRule('/', 'web')] })],
+    });
+    expect(routeTable(t)!.map((r) => r[0])).toEqual(['a.example.com', 'x.example.org']);
+  });
+});
+
+describe('parentRefs and allowedRoutes', () => {
+  it('says NoMatchingParent for a sectionName or port no listener has', () => {
+    for (const parentRef of [{ name: 'gw', sectionName: 'nope' }, { name: 'gw', port: 8080 }]) {
+      const t = translate({ httpRoutes: [httpRoute('web', { parentRefs: [parentRef], rules: [httpRule('/', 'web')] })] });
+      expect(parentConditions(t).Accepted).toEqual(['False', 'NoMatchingParent']);
+      expect(t.intents).toEqual([]);
+    }
+    const named = translate({
+      gateways: [gateway('gw', [httpListener('a', 'a.example.com'), httpListener('b', 'b.example.com')])],
+      httpRoutes: [httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'b' }], rules: [httpRule('/', 'web')] })],
+    });
+    expect(routeTable(named)!.map((r) => r[0])).toEqual(['b.example.com']);
+    expect(named.gateways[0]!.listeners.map((l) => l.attachedRoutes)).toEqual([0, 1]);
+    const twice = translate({
+      gateways: [gateway('gw', [httpListener('a', 'a.example.com'), httpListener('b', 'b.example.com')])],
+      httpRoutes: [httpRoute('web', { parentRefs: [{ name: 'gw' }, { name: 'gw', sectionName: 'b' }], rules: [httpRule('/', 'web')] })],
+    });
+    expect(twice.gateways[0]!.listeners.map((l) => l.attachedRoutes)).toEqual([1, 1]);
+    expect(twice.httpRoutes[0]!.parents.map((p) => p.parentRef.sectionName)).toEqual([undefined, 'b']);
+  });
+
+  it('allows routes of the Gateway\'s namespace by default, all with All, and selected namespaces with Selector', () => {
+    const routeIn = (namespace: string) => httpRoute(`web-${namespace}`, { parentRefs: [{ name: 'gw', namespace: 'default' }], rules: [httpRule('/', 'web')] }, { namespace });
+    const routes = ['default', 'team-a', 'team-b'].map(routeIn);
+    const accepted = (t: GatewayTranslation) => t.httpRoutes.map((r) => [r.ref.namespace, r.parents[0]!.conditions[0]!.status, r.parents[0]!.conditions[0]!.reason]);
+    expect(accepted(translate({ httpRoutes: routes }))).toEqual([['default', 'True', 'Accepted'], ['team-a', 'False', 'NotAllowedByListeners'], ['team-b', 'False', 'NotAllowedByListeners']]);
+    const all = translate({ gateways: [gateway('gw', [httpListener('http', undefined, { namespaces: { from: 'All' } })])], httpRoutes: routes });
+    expect(accepted(all).map((r) => r[1])).toEqual(['True', 'True', 'True']);
+    expect(all.intents.map((i) => i.routes[0]!.backend.namespace)).toEqual(['default', 'team-a', 'team-b']);
+    const byLabels = translate({ gateways: [gateway('gw', [httpListener('http', undefined, { namespaces: { from: 'Selector', selector: { matchLabels: { team: 'a' } } } })])], httpRoutes: routes });
+    expect(accepted(byLabels).map((r) => r[1])).toEqual(['False', 'True', 'False']);
+    const byExpression = translate({ gateways: [gateway('gw', [httpListener('http', undefined, { namespaces: { from: 'Selector', selector: { matchExpressions: [{ key: 'team', operator: 'In', values: ['a', 'b'] }, { key: 'env', operator: 'DoesNotExist' }] } } })])], httpRoutes: routes });
+    expect(accepted(byExpression).map((r) => r[1])).toEqual(['False', 'False', 'True']);
+    expect(byExpression.gateways[0]!.listeners[0]!.attachedRoutes).toBe(1);
+  });
+
+  it('lists only HTTPRoute among supportedKinds and says InvalidRouteKinds for the others', () => {
+    const t = translate({
+      gateways: [gateway('gw', [
+        httpListener('grpc-only', 'g.example.com', { kinds: [{ kind: 'GRPCRoute' }] }),
+        httpListener('mixed', 'm.example.com', { kinds: [{ kind: 'HTTPRoute' }, { kind: 'TCPRoute' }] }),
+      ])],
+      httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+    });
+    const [grpcOnly, mixed] = t.gateways[0]!.listeners;
+    expect(grpcOnly!.supportedKinds).toEqual([]);
+    expect(mixed!.supportedKinds).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }]);
+    expect(listenerConditions(t, 'grpc-only').ResolvedRefs).toEqual(['False', 'InvalidRouteKinds']);
+    expect(listenerConditions(t, 'mixed').ResolvedRefs).toEqual(['False', 'InvalidRouteKinds']);
+    expect(routeTable(t)!.map((r) => r[0])).toEqual(['m.example.com']);
+  });
+});
+
+describe('listeners', () => {
+  it('puts an HTTPS listener\'s certificateRefs on the route\'s hosts, ML-DSA and ECDSA side by side, into the model', () => {
+    const t = translate({
+      gateways: [gateway('gw', [httpsListener('https', '*.pq.example.com', ['pq-mldsa', 'pq-ecdsa'])])],
+      httpRoutes: [httpRoute('web', { hostnames: ['www.pq.example.com'], rules: [httpRule('/', 'web')] })],
+    });
+    expect(t.intents[0]!.tls).toEqual([{ hosts: ['www.pq.example.com'], secret: 'default/pq-mldsa' }, { hosts: ['www.pq.example.com'], secret: 'default/pq-ecdsa' }]);
+    expect(t.intents[0]!.policy).toEqual(defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES));
+    expect(t.intents[0]!.policyFromAnnotations).toBe(false);
+    const { model, diagnostics } = buildModel({
+      intents: t.intents,
+      services: new Map([['default/web', service('web', [{ name: 'http', port: 80 }])]]),
+      endpointSlices: new Map([['default/web', [endpointSlice('web', { name: 'http', port: 8080 }, [{ ip: '198.18.0.10' }])]]]),
+      certificates: CERTIFICATES,
+      caBundles: new Map(),
+      defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
+      defaultCertificates: [],
+    });
+    expect(diagnostics).toEqual([]);
+    const server = model.servers.find((s) => s.host === 'www.pq.example.com')!;
+    expect(server.tls!.certificates.map((c) => [c.source, c.keyAlgorithm])).toEqual([['default/pq-mldsa', 'ml-dsa-65'], ['default/pq-ecdsa', 'ec']]);
+    expect(server.locations).toEqual([expect.objectContaining({ match: 'prefix', path: '/', ingress: expect.objectContaining({ kind: 'HTTPRoute', name: 'web' }), action: expect.objectContaining({ kind: 'proxy', upstream: 'default_web_80' }) })]);
+    expect(model.upstreams).toEqual([expect.objectContaining({ name: 'default_web_80', endpoints: [{ address: '198.18.0.10', port: 8080 }] })]);
+  });
+
+  it('needs a ReferenceGrant for a Secret in another namespace: RefNotPermitted without, served with', () => {
+    const listeners = [httpsListener('https', 'shared.example.com', [{ kind: 'Secret', name: 'shared', namespace: 'certs' }])];
+    const routes = [httpRoute('web', { rules: [httpRule('/', 'web')] })];
+    const without = translate({ gateways: [gateway('gw', listeners)], httpRoutes: routes });
+    expect(listenerConditions(without, 'https')).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'RefNotPermitted'], Conflicted: ['False', 'NoConflicts'] });
+    // No usable certificate: the listener serves nothing rather than a default certificate or plain text.
+    expect(without.intents).toEqual([]);
+    expect(parentConditions(without).Accepted).toEqual(['False', 'NoMatchingParent']);
+    const grant = referenceGrant('gateways-may-read', 'certs', [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: 'default' }], [{ group: '', kind: 'Secret', name: 'shared' }]);
+    const granted = translate({ gateways: [gateway('gw', listeners)], httpRoutes: routes, referenceGrants: [grant] });
+    expect(listenerConditions(granted, 'https').ResolvedRefs).toEqual(['True', 'ResolvedRefs']);
+    expect(granted.intents[0]!.tls).toEqual([{ hosts: ['shared.example.com'], secret: 'certs/shared' }]);
+  });
+
+  it('says InvalidCertificateRef for a missing Secret or another kind, serving the certificates that are good', () => {
+    const t = translate({
+      gateways: [gateway('gw', [httpsListener('https', 'pq.example.com', ['pq-mldsa', 'missing', { group: 'example.com', kind: 'Vault', name: 'v' }])])],
+      httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+    });
+    expect(listenerConditions(t, 'https').ResolvedRefs).toEqual(['False', 'InvalidCertificateRef']);
+    const message = t.gateways[0]!.listeners[0]!.conditions.find((c) => c.type === 'ResolvedRefs')!.message;
+    expect(message).toBe('Gateway default/gw: spec.listeners[0].tls.certificateRefs[1]: Secret default/missing is missing or holds no valid certificate and key; '
+      + 'Gateway default/gw: spec.listeners[0].tls.certificateRefs[2]: example.com/Vault is not a Secret');
+    expect(t.intents[0]!.tls).toEqual([{ hosts: ['pq.example.com'], secret: 'default/pq-mldsa' }]);
+  });
+
+  it('keeps a Gateway whose only listener lacks its Secret accepted, the listener serving nothing until the Secret is good', () => {
+    const t = translate({
+      gateways: [gateway('gw', [httpsListener('https', 'pq.example.com', ['not-yet'])])],
+      httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+    });
+    expect(t.gateways[0]!.conditions[0]).toEqual(expect.objectContaining({ status: 'True', reason: 'Accepted' }));
+    expect(listenerConditions(t, 'https')).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'InvalidCertificateRef'], Conflicted: ['False', 'NoConflicts'] });
+    expect(t.intents).toEqual([]);
+    expect(parentCondition(t, 'Accepted').message).toBe('HTTPRoute default/web: the listeners it names (https) are not accepted or have no usable certificate');
+  });
+
+  it('reads tls.options with the Ingress annotations\' parser, and nginx.org/ssl-ecdh-curve as tls-groups', () => {
+    const strict = translate({
+      gateways: [gateway('gw', [httpsListener('https', 'pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'strict', 'qubesec.io/certificate-preference': 'post-quantum', 'example.com/other': 'ignored' })])],
+      httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+    });
+    const fromAnnotations = translateIngress(ingress('same', { rules: [route('pq.example.com', '/', 'Prefix', 'web')] }, { annotations: { 'qubesec.io/pq-mode': 'strict', 'qubesec.io/certificate-preference': 'post-quantum' } }), BUILTIN_TLS_DEFAULTS, CAPABILITIES);
+    expect(strict.intents[0]!.policy).toEqual(fromAnnotations.intent!.policy);
+    expect(strict.intents[0]!.policy.groups).toEqual(GROUPS_BY_MODE.strict);
+    expect(strict.intents[0]!.policyFromAnnotations).toBe(true);
+
+    const ngf = translate({
+      gateways: [gateway('gw', [httpsListener('https', 'pq.example.com', ['pq-mldsa'], { 'nginx.org/ssl-ecdh-curve': 'X25519MLKEM768:x25519' })])],
+      httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+    });
+    expect(ngf.intents[0]!.policy.groups).toEqual([['X25519MLKEM768'], ['x25519']]);
+  });
+
+  it.each([
+    [{ 'qubesec.io/pq-mode': 'fast' }, 'Gateway default/gw: spec.listeners[0].tls.options[qubesec.io/pq-mode]: "fast" is not one of hybrid, strict, classical'],
+    [{ 'qubesec.io/pq-mode': 'strict', 'qubesec.io/tls-min-version': '1.2' }, 'Gateway default/gw: spec.listeners[0].tls.options[qubesec.io/tls-min-version]: 1.2 cannot go with pq-mode strict (ML-KEM groups exist only in TLS 1.3)'],
+    [{ 'nginx.org/ssl-ecdh-curve': 'X448MLKEM' }, 'Gateway default/gw: spec.listeners[0].tls.options[nginx.org/ssl-ecdh-curve]: group "X448MLKEM" is not supported by the data plane (OpenSSL 3.5.9)'],
+    [{ 'nginx.org/ssl-ecdh-curve': 'x25519', 'qubesec.io/tls-groups': 'X25519MLKEM768' }, 'Gateway default/gw: spec.listeners[0].tls.options[nginx.org/ssl-ecdh-curve]: set it or qubesec.io/tls-groups, not both'],
+    [{ 'qubesec.io/pq-mod': 'strict' }, 'Gateway default/gw: spec.listeners[0].tls.options[qubesec.io/pq-mod]: not a QubeSec listener option (qubesec.io/pq-mode, qubesec.io/tls-groups, qubesec.io/tls-min-version, qubesec.io/certificate-preference)'],
+  ])('refuses the listener alone for tls.options %j', (options, message) => {
+    const t = translate({
+      gateways: [gateway('gw', [httpsListener('https', 'pq.example.com', ['pq-mldsa'], options), httpListener('http', 'pq.example.com')])],
+      httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+    });
+    const accepted = t.gateways[0]!.listeners[0]!.conditions.find((c) => c.type === 'Accepted')!;
+    expect([accepted.status, accepted.reason, accepted.message]).toEqual(['False', 'UnsupportedValue', message]);
+    expect(t.gateways[0]!.conditions[0]).toEqual(expect.objectContaining({ status: 'True', reason: 'ListenersNotValid' }));
+    // The HTTP listener still serves the route, without TLS.
+    expect(t.intents[0]!.tls).toEqual([]);
+    expect(t.diagnostics).toContainEqual(expect.objectContaining({ object: expect.objectContaining({ kind: 'Gateway', name: 'gw' }), reason: 'UnsupportedValue', message }));
+  });
+
+  it('refuses indistinct listeners, all of them: HostnameConflict and ProtocolConflict', () => {
+    const t = translate({
+      gateways: [gateway('gw', [httpListener('one', 'a.example.com'), httpListener('two', 'a.example.com'), httpListener('other', 'b.example.com')], { generation: 3 })],
+      httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+    });
+    expect(listenerConditions(t, 'one')).toEqual({ Accepted: ['False', 'HostnameConflict'], ResolvedRefs: ['True', 'ResolvedRefs'], Conflicted: ['True', 'HostnameConflict'] });
+    expect(listenerConditions(t, 'two').Conflicted).toEqual(['True', 'HostnameConflict']);
+    expect(listenerConditions(t, 'other').Conflicted).toEqual(['False', 'NoConflicts']);
+    expect(t.gateways[0]!.conditions).toEqual([{ type: 'Accepted', status: 'True', reason: 'ListenersNotValid', message: 'Gateway default/gw: listeners one, two are not valid; the others are accepted', observedGeneration: 3 }]);
+    expect(routeTable(t)!.map((r) => r[0])).toEqual(['b.example.com']);
+
+    const samePort = translate({ gateways: [gateway('gw', [httpListener('plain'), { ...httpsListener('tls', undefined, ['pq-mldsa']), port: 80 }])] }, { ...OPTIONS, ports: { http: 80, https: 80 } });
+    expect(listenerConditions(samePort, 'plain').Conflicted).toEqual(['True', 'ProtocolConflict']);
+    expect(listenerConditions(samePort, 'tls').Conflicted).toEqual(['True', 'ProtocolConflict']);
+    expect(samePort.gateways[0]!.conditions[0]).toEqual(expect.objectContaining({ status: 'False', reason: 'ListenersNotValid' }));
+  });
+
+  it('refuses protocols and ports the data plane does not serve, and requested addresses', () => {
+    const t = translate({ gateways: [gateway('gw', [
+      { name: 'tls', port: 443, protocol: 'TLS', tls: { mode: 'Passthrough' } },
+      { name: 'odd-port', port: 8080, protocol: 'HTTP' },
+      httpListener('http'),
+    ])] });
+    expect(listenerConditions(t, 'tls').Accepted).toEqual(['False', 'UnsupportedProtocol']);
+    expect(listenerConditions(t, 'odd-port').Accepted).toEqual(['False', 'PortUnavailable']);
+    expect(listenerConditions(t, 'http').Accepted).toEqual(['True', 'Accepted']);
+    const withAddress = gateway('gw', [httpListener('http')]);
+    withAddress.spec.addresses = [{ type: 'IPAddress', value: '198.18.0.1' }];
+    const addressed = translate({ gateways: [withAddress], httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })] });
+    expect(addressed.gateways[0]!.conditions[0]).toEqual(expect.objectContaining({ status: 'False', reason: 'UnsupportedAddress' }));
+    expect(addressed.intents).toEqual([]);
+  });
+});
+
+describe('precedence between routes (through buildModel)', () => {
+  const build = (routes: HTTPRoute[], extraIntents: ReturnType<typeof translateIngress>['intent'][] = []) => {
+    const t = translate({ httpRoutes: routes });
+    return buildModel({
+      intents: [...t.intents, ...extraIntents.map((i) => i!)],
+      services: new Map(['web', 'api'].map((name) => [`default/${name}`, service(name, [{ port: 80 }])])),
+      endpointSlices: new Map(),
+      certificates: new Map(),
+      caBundles: new Map(),
+      defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES),
+      defaultCertificates: [],
+    });
+  };
+  const owners = (result: ReturnType<typeof build>, host = 'a.example.com') => result.model.servers.find((s) => s.host === host)!.locations.map((l) => [l.match, l.path, l.ingress.name]);
+
+  it('gives a host and path both routes claim to the oldest, then to the first by namespace/name', () => {
+    const older = httpRoute('zeta', { hostnames: ['a.example.com'], rules: [httpRule('/api', 'web')] }, { created: '2026-01-01T00:00:00Z' });
+    const newer = httpRoute('alpha', { hostnames: ['a.example.com'], rules: [httpRule('/api', 'api')] }, { created: '2026-02-01T00:00:00Z' });
+    expect(owners(build([newer, older]))).toEqual([['exact', '/api', 'zeta'], ['prefix', '/api/', 'zeta']]);
+    const tied = httpRoute('alpha', { hostnames: ['a.example.com'], rules: [httpRule('/api', 'api')] }, { created: '2026-01-01T00:00:00Z' });
+    const result = build([older, tied]);
+    expect(owners(result)).toEqual([['exact', '/api', 'alpha'], ['prefix', '/api/', 'alpha']]);
+    expect(result.diagnostics.filter((d) => d.reason === 'Conflict').map((d) => [d.object.kind, d.object.name])).toEqual([['HTTPRoute', 'zeta'], ['HTTPRoute', 'zeta']]);
+  });
+
+  it('lets an Exact match beat an older route\'s PathPrefix, and the first rule of a route beat a later one, without conflict', () => {
+    const prefix = httpRoute('prefix', { hostnames: ['a.example.com'], rules: [httpRule('/api', 'web')] }, { created: '2026-01-01T00:00:00Z' });
+    const exact = httpRoute('exact', { hostnames: ['a.example.com'], rules: [httpRule('/api', 'api', 80, 'Exact')] }, { created: '2026-03-01T00:00:00Z' });
+    const twice = httpRoute('twice', { hostnames: ['a.example.com'], rules: [httpRule('/b', 'web'), httpRule('/b', 'api')] });
+    const result = build([prefix, exact, twice]);
+    expect(owners(result)).toEqual([['exact', '/api', 'exact'], ['prefix', '/api/', 'prefix'], ['exact', '/b', 'twice'], ['prefix', '/b/', 'twice']]);
+    expect(result.model.servers.find((s) => s.host === 'a.example.com')!.locations.filter((l) => l.path.startsWith('/b')).map((l) => l.action.kind === 'proxy' && l.action.upstream)).toEqual(['default_web_80', 'default_web_80']);
+    expect(result.diagnostics).toEqual([]);
+  });
+
+  it('keeps an HTTPRoute and an Ingress of the same name apart, the older winning a path both claim', () => {
+    const httpRouteWeb = httpRoute('web', { hostnames: ['a.example.com'], rules: [httpRule('/api', 'api')] }, { created: '2026-03-01T00:00:00Z' });
+    const ingressWeb = translateIngress(ingress('web', { rules: [route('a.example.com', '/api', 'Prefix', 'web'), route('a.example.com', '/', 'Prefix', 'web')] }, { created: '2026-01-01T00:00:00Z' }), BUILTIN_TLS_DEFAULTS, CAPABILITIES).intent;
+    const result = build([httpRouteWeb], [ingressWeb]);
+    expect(owners(result).map(([, path, , ]) => path)).toEqual(['/', '/api', '/api/']);
+    expect(result.model.servers.find((s) => s.host === 'a.example.com')!.locations.map((l) => l.ingress.kind)).toEqual(['Ingress', 'Ingress', 'Ingress']);
+    expect(result.diagnostics.map((d) => d.message)).toEqual([
+      'HTTPRoute default/web: spec.rules[0].matches[0] (a.example.com exact /api) is already served by Ingress default/web, which is older',
+      'HTTPRoute default/web: spec.rules[0].matches[0] (a.example.com prefix /api/) is already served by Ingress default/web, which is older',
+    ]);
+  });
+
+  it('one bad route fails alone', () => {
+    const bad = httpRoute('bad', { hostnames: ['a.example.com'], rules: [httpRule('/x;', 'web')] });
+    const good = httpRoute('good', { hostnames: ['a.example.com'], rules: [httpRule('/', 'web')] });
+    const t = translate({ httpRoutes: [bad, good] });
+    expect(t.intents.map((i) => i.ref.name)).toEqual(['good']);
+    expect(parentConditions(t, 'bad').Accepted).toEqual(['False', 'UnsupportedValue']);
+    expect(parentCondition(t, 'Accepted', 'bad').message).toMatch(/^HTTPRoute default\/bad: no rule can be served: spec\.rules\[0\]\.matches\[0\]\.path\.value: "\/x;" must start with "\/"/);
+    expect(parentConditions(t, 'good').Accepted).toEqual(['True', 'Accepted']);
+  });
+});

@@ -1,0 +1,608 @@
+// Gateway API -> IngressIntent: the GatewayClasses, Gateways, HTTPRoutes and ReferenceGrants of a snapshot become the
+// same intents Ingresses do (one per HTTPRoute), so the model, rendering and data plane are the Ingress pipeline's;
+// and the status the spec asks of each object. Pure: no I/O, the same snapshot gives the same result.
+// All of a controller's Gateways share one data plane: listener conflicts are judged within a Gateway, and routes of
+// different Gateways for one host merge by the routes' precedence, as Ingresses do (docs/gateway-api.md).
+import { ANNOTATION_PREFIX, parseSettings, type IngressSettings } from './annotations.js';
+import { GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayCondition, type HTTPRoute, type HTTPRouteRule, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
+import { PRECEDENCE, policyFromSettings, prefixRoutes, warning, type BackendRef, type IngressIntent, type IntentRoute } from './ingress.js';
+import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
+import type { Capabilities, TlsDefaults } from './pq.js';
+import { parseProxyAnnotations } from './proxy-annotations.js';
+import type { CertificatePair, Diagnostic, ObjectRef, TlsPolicy } from './types.js';
+
+/** The controllerName of QubeSec's GatewayClasses. */
+export const GATEWAY_CONTROLLER_NAME = 'qubesec.io/gateway-controller';
+
+/** NGINX Gateway Fabric's listener option for the key-exchange groups: read as qubesec.io/tls-groups. */
+export const NGF_ECDH_CURVE_OPTION = 'nginx.org/ssl-ecdh-curve';
+
+/** The Gateway API objects of one snapshot, with what the translation needs to judge references. */
+export interface GatewaySnapshot {
+  gatewayClasses: readonly GatewayClass[];
+  gateways: readonly Gateway[];
+  httpRoutes: readonly HTTPRoute[];
+  referenceGrants: readonly ReferenceGrant[];
+  /** Labels of each Namespace, by name: allowedRoutes namespace selectors read them. */
+  namespaceLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
+  /** namespace/name of the Services that exist: a backendRef to another is BackendNotFound (it answers 503). */
+  services: ReadonlySet<string>;
+  /** Checked certificate pairs keyed namespace/name (ClusterState.certificates): a ref to another is InvalidCertificateRef. */
+  certificates: ReadonlyMap<string, CertificatePair>;
+}
+
+export interface GatewayOptions {
+  controllerName: string;
+  defaults: TlsDefaults;
+  capabilities: Capabilities;
+  /** The ports the data plane serves HTTP and HTTPS on: a listener on another is PortUnavailable. */
+  ports: { http: number; https: number };
+}
+
+export interface ListenerStatusDraft {
+  name: string;
+  supportedKinds: { group: string; kind: string }[];
+  attachedRoutes: number;
+  /** Accepted, ResolvedRefs, Conflicted; Programmed is the caller's, once the data plane has the model. */
+  conditions: GatewayCondition[];
+}
+
+export interface GatewayStatusDraft {
+  ref: ObjectRef;
+  /** Accepted; Programmed is the caller's. */
+  conditions: GatewayCondition[];
+  listeners: ListenerStatusDraft[];
+}
+
+export interface RouteParentStatusDraft {
+  parentRef: ParentReference;
+  controllerName: string;
+  conditions: GatewayCondition[];
+}
+
+export interface GatewayTranslation {
+  /** One per HTTPRoute attached to at least one listener and with at least one rule served, ref.kind HTTPRoute. */
+  intents: IngressIntent[];
+  gatewayClasses: { ref: ObjectRef; conditions: GatewayCondition[] }[];
+  gateways: GatewayStatusDraft[];
+  /** Per HTTPRoute that names one of our Gateways: a status for each such parentRef. */
+  httpRoutes: { ref: ObjectRef; parents: RouteParentStatusDraft[] }[];
+  diagnostics: Diagnostic[];
+}
+
+const HTTP_ROUTE_KIND = { group: GATEWAY_GROUP, kind: 'HTTPRoute' } as const;
+
+/** A listener as the translation judged it. */
+interface ListenerView {
+  gateway: Gateway;
+  gatewayRef: ObjectRef;
+  listener: Listener;
+  index: number;
+  /** Accepted and not conflicted: routes may attach. */
+  usable: boolean;
+  /** HTTPS: the Secrets (namespace/name) whose pairs are served; an HTTPS listener without one takes no route. */
+  secrets: string[];
+  policy?: TlsPolicy;
+  policyFromOptions: boolean;
+  status: ListenerStatusDraft;
+}
+
+export function translateGateways(snapshot: GatewaySnapshot, options: GatewayOptions): GatewayTranslation {
+  const result: GatewayTranslation = { intents: [], gatewayClasses: [], gateways: [], httpRoutes: [], diagnostics: [] };
+  const accepted = new Set<string>();
+  const ours = new Set<string>();
+  for (const gatewayClass of snapshot.gatewayClasses) {
+    if (gatewayClass.spec.controllerName !== options.controllerName) continue;
+    const name = gatewayClass.metadata.name ?? '';
+    ours.add(name);
+    const generation = gatewayClass.metadata.generation;
+    const ref: ObjectRef = { kind: 'GatewayClass', namespace: '', name, uid: gatewayClass.metadata.uid };
+    if (gatewayClass.spec.parametersRef) {
+      const message = `GatewayClass ${name}: spec.parametersRef: QubeSec takes no parameters (its settings are flags and listener tls.options)`;
+      result.gatewayClasses.push({ ref, conditions: [condition('Accepted', 'False', 'InvalidParameters', message, generation)] });
+      result.diagnostics.push(warning(ref, 'InvalidParameters', message));
+      continue;
+    }
+    accepted.add(name);
+    result.gatewayClasses.push({ ref, conditions: [condition('Accepted', 'True', 'Accepted', `accepted by ${options.controllerName}`, generation)] });
+  }
+
+  const grants = new ReferenceGrants(snapshot.referenceGrants);
+  const gateways = new Map<string, { status: GatewayStatusDraft; listeners: ListenerView[] }>();
+  for (const gateway of snapshot.gateways) {
+    if (!ours.has(gateway.spec.gatewayClassName)) continue;
+    const judged = judgeGateway(gateway, accepted.has(gateway.spec.gatewayClassName), grants, snapshot, options);
+    gateways.set(`${judged.status.ref.namespace}/${judged.status.ref.name}`, judged);
+    result.gateways.push(judged.status);
+    result.diagnostics.push(...judged.diagnostics);
+  }
+
+  for (const route of snapshot.httpRoutes) {
+    const translated = translateRoute(route, gateways, grants, snapshot, options);
+    if (!translated) continue;
+    result.httpRoutes.push({ ref: translated.ref, parents: translated.parents });
+    if (translated.intent) result.intents.push(translated.intent);
+    result.diagnostics.push(...translated.diagnostics);
+  }
+  return result;
+}
+
+function judgeGateway(gateway: Gateway, classAccepted: boolean, grants: ReferenceGrants, snapshot: GatewaySnapshot, options: GatewayOptions) {
+  const namespace = gateway.metadata.namespace ?? 'default';
+  const ref: ObjectRef = { kind: 'Gateway', namespace, name: gateway.metadata.name ?? '', uid: gateway.metadata.uid };
+  const generation = gateway.metadata.generation;
+  const diagnostics: Diagnostic[] = [];
+  const views: ListenerView[] = gateway.spec.listeners.map((listener, index) => judgeListener(gateway, ref, listener, index, grants, snapshot, options));
+
+  // Listeners must be distinct: one protocol per port, and one listener per port, protocol and hostname. All
+  // indistinct ones are refused; the spec forbids picking a winner.
+  const candidates = views.filter(isAccepted);
+  for (const view of candidates) {
+    const { port, protocol, hostname } = view.listener;
+    const samePort = candidates.filter((o) => o !== view && o.listener.port === port);
+    const protocolClash = samePort.find((o) => o.listener.protocol !== protocol);
+    const hostnameClash = samePort.find((o) => o.listener.protocol === protocol && (o.listener.hostname ?? '') === (hostname ?? ''));
+    const clash = protocolClash ? { reason: 'ProtocolConflict', other: protocolClash, what: `protocol ${protocolClash.listener.protocol} on port ${port}` }
+      : hostnameClash ? { reason: 'HostnameConflict', other: hostnameClash, what: `hostname ${hostname ?? '(any)'} on port ${port}` }
+        : undefined;
+    if (!clash) continue;
+    view.usable = false;
+    const message = `Gateway ${name(ref)}: spec.listeners[${view.index}] (${view.listener.name}) conflicts with listener ${clash.other.listener.name} (${clash.what}); neither is served`;
+    setCondition(view.status, condition('Conflicted', 'True', clash.reason, message, generation));
+    setCondition(view.status, condition('Accepted', 'False', clash.reason, message, generation));
+  }
+  const told = new Set<string>();
+  for (const view of views) {
+    if (!view.status.conditions.some((c) => c.type === 'Conflicted')) setCondition(view.status, condition('Conflicted', 'False', 'NoConflicts', 'no conflicts', generation));
+    for (const c of view.status.conditions) {
+      const problem = c.type === 'Conflicted' ? c.status === 'True' : c.status === 'False';
+      if (problem && !told.has(c.message)) {
+        told.add(c.message);
+        diagnostics.push(warning(ref, c.reason, c.message));
+      }
+    }
+  }
+
+  let gatewayCondition: GatewayCondition;
+  const invalid = views.filter((v) => !isAccepted(v)).map((v) => v.listener.name);
+  if (!classAccepted) {
+    gatewayCondition = condition('Accepted', 'False', 'InvalidParameters', `Gateway ${name(ref)}: GatewayClass ${gateway.spec.gatewayClassName} is not accepted`, generation);
+  } else if ((gateway.spec.addresses ?? []).length > 0) {
+    gatewayCondition = condition('Accepted', 'False', 'UnsupportedAddress', `Gateway ${name(ref)}: spec.addresses: QubeSec's data plane takes its addresses from its Service; requested addresses are not supported yet`, generation);
+  } else if (invalid.length === views.length) {
+    gatewayCondition = condition('Accepted', 'False', 'ListenersNotValid', `Gateway ${name(ref)}: no listener is valid (${invalid.join(', ')})`, generation);
+  } else if (invalid.length > 0) {
+    gatewayCondition = condition('Accepted', 'True', 'ListenersNotValid', `Gateway ${name(ref)}: listeners ${invalid.join(', ')} are not valid; the others are accepted`, generation);
+  } else {
+    gatewayCondition = condition('Accepted', 'True', 'Accepted', `accepted by ${options.controllerName}`, generation);
+  }
+  if (gatewayCondition.status === 'False') {
+    diagnostics.push(warning(ref, gatewayCondition.reason, gatewayCondition.message));
+    for (const view of views) view.usable = false;
+  }
+  return { status: { ref, conditions: [gatewayCondition], listeners: views.map((v) => v.status) }, listeners: views, diagnostics };
+}
+
+function judgeListener(gateway: Gateway, gatewayRef: ObjectRef, listener: Listener, index: number, grants: ReferenceGrants, snapshot: GatewaySnapshot, options: GatewayOptions): ListenerView {
+  const generation = gateway.metadata.generation;
+  const field = `Gateway ${name(gatewayRef)}: spec.listeners[${index}]`;
+  const status: ListenerStatusDraft = { name: listener.name, supportedKinds: [], attachedRoutes: 0, conditions: [] };
+  const view: ListenerView = { gateway, gatewayRef, listener, index, usable: false, secrets: [], policyFromOptions: false, status };
+  const refused = (reason: string, message: string) => setCondition(status, condition('Accepted', 'False', reason, `${field}${message}`, generation));
+
+  // Kinds: HTTPRoute is the one route kind served; others are named in ResolvedRefs.
+  const wanted: RouteGroupKind[] = listener.allowedRoutes?.kinds ?? [HTTP_ROUTE_KIND];
+  const unsupportedKinds = wanted.filter((k) => !isHttpRouteKind(k));
+  if (wanted.some(isHttpRouteKind)) status.supportedKinds = [{ ...HTTP_ROUTE_KIND }];
+  const refProblems: { reason: string; message: string }[] = [];
+  if (unsupportedKinds.length > 0) {
+    refProblems.push({ reason: 'InvalidRouteKinds', message: `${field}.allowedRoutes.kinds: ${unsupportedKinds.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind}`).join(', ')} not supported (QubeSec serves HTTPRoute)` });
+  }
+
+  if (listener.protocol !== 'HTTP' && listener.protocol !== 'HTTPS') {
+    refused('UnsupportedProtocol', `.protocol: ${quote(listener.protocol)} is not supported yet (HTTP and HTTPS are)`);
+  } else if (listener.port !== (listener.protocol === 'HTTP' ? options.ports.http : options.ports.https)) {
+    refused('PortUnavailable', `.port: the data plane serves ${listener.protocol} on port ${listener.protocol === 'HTTP' ? options.ports.http : options.ports.https}, not ${listener.port}`);
+  } else if (listener.hostname !== undefined && checkHost(listener.hostname)) {
+    refused('UnsupportedValue', `.hostname: ${quote(listener.hostname)} ${checkHost(listener.hostname)}`);
+  } else if (listener.protocol === 'HTTPS') {
+    const tls = listener.tls;
+    if (!tls || (tls.mode ?? 'Terminate') !== 'Terminate') {
+      refused('UnsupportedValue', '.tls.mode: HTTPS needs mode Terminate with certificateRefs (Passthrough is for TLS listeners)');
+    } else {
+      const tlsOptions = listenerPolicy(tls.options, field, options);
+      if (tlsOptions.errors.length > 0) {
+        setCondition(status, condition('Accepted', 'False', 'UnsupportedValue', tlsOptions.errors.join('; '), generation));
+      } else {
+        view.policy = tlsOptions.policy;
+        view.policyFromOptions = tlsOptions.fromOptions;
+        const namespace = gatewayRef.namespace;
+        (tls.certificateRefs ?? []).forEach((certificateRef, i) => {
+          const at = `${field}.tls.certificateRefs[${i}]`;
+          if ((certificateRef.group ?? '') !== '' || (certificateRef.kind ?? 'Secret') !== 'Secret') {
+            refProblems.push({ reason: 'InvalidCertificateRef', message: `${at}: ${certificateRef.group ?? ''}/${certificateRef.kind} is not a Secret` });
+            return;
+          }
+          const target = certificateRef.namespace ?? namespace;
+          if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind: 'Gateway', namespace }, { group: '', kind: 'Secret', namespace: target, name: certificateRef.name })) {
+            refProblems.push({ reason: 'RefNotPermitted', message: `${at}: Secret ${target}/${certificateRef.name} is in another namespace and no ReferenceGrant there allows it` });
+            return;
+          }
+          const key = `${target}/${certificateRef.name}`;
+          if (!snapshot.certificates.has(key)) {
+            refProblems.push({ reason: 'InvalidCertificateRef', message: `${at}: Secret ${key} is missing or holds no valid certificate and key` });
+            return;
+          }
+          if (!view.secrets.includes(key)) view.secrets.push(key);
+        });
+        if (view.secrets.length === 0 && refProblems.every((p) => p.reason === 'InvalidRouteKinds')) {
+          refProblems.push({ reason: 'InvalidCertificateRef', message: `${field}.tls.certificateRefs: an HTTPS listener needs at least one certificate` });
+        }
+      }
+    }
+  } else if (listener.tls) {
+    refused('UnsupportedValue', '.tls: an HTTP listener has no TLS');
+  }
+
+  if (!status.conditions.some((c) => c.type === 'Accepted')) {
+    setCondition(status, condition('Accepted', 'True', 'Accepted', 'accepted', generation));
+    // An HTTPS listener whose every certificate is unusable serves nothing: no plain text, no default certificate.
+    view.usable = status.supportedKinds.length > 0 && (listener.protocol === 'HTTP' || view.secrets.length > 0);
+  }
+  // RefNotPermitted before InvalidCertificateRef before InvalidRouteKinds: the one a user must act on first.
+  const order = ['RefNotPermitted', 'InvalidCertificateRef', 'InvalidRouteKinds'];
+  const first = [...refProblems].sort((a, b) => order.indexOf(a.reason) - order.indexOf(b.reason))[0];
+  setCondition(status, first
+    ? condition('ResolvedRefs', 'False', first.reason, refProblems.map((p) => p.message).join('; '), generation)
+    : condition('ResolvedRefs', 'True', 'ResolvedRefs', 'all references resolved', generation));
+  return view;
+}
+
+/** A listener's tls.options through the Ingress annotations' parser; NGINX Gateway Fabric's curve option as tls-groups. */
+function listenerPolicy(entries: Record<string, string> | undefined, field: string, options: GatewayOptions): { policy: TlsPolicy; fromOptions: boolean; errors: string[] } {
+  const describe = (key: string) => `${field}.tls.options[${key}]`;
+  const known = ['pq-mode', 'tls-groups', 'tls-min-version', 'certificate-preference'].map((k) => ANNOTATION_PREFIX + k);
+  const errors: string[] = [];
+  for (const key of Object.keys(entries ?? {})) {
+    if (key.startsWith(ANNOTATION_PREFIX) && !known.includes(key)) errors.push(`${describe(key)}: not a QubeSec listener option (${known.join(', ')})`);
+  }
+  const parsed = parseSettings(entries, options.capabilities, ANNOTATION_PREFIX, describe);
+  errors.push(...parsed.errors);
+  const settings: IngressSettings = { ...parsed.settings };
+  const curve = entries?.[NGF_ECDH_CURVE_OPTION];
+  if (curve !== undefined) {
+    const asGroups = parseSettings({ [`${ANNOTATION_PREFIX}tls-groups`]: curve }, options.capabilities, ANNOTATION_PREFIX, () => describe(NGF_ECDH_CURVE_OPTION));
+    errors.push(...asGroups.errors);
+    if (entries?.[`${ANNOTATION_PREFIX}tls-groups`] !== undefined) errors.push(`${describe(NGF_ECDH_CURVE_OPTION)}: set it or ${ANNOTATION_PREFIX}tls-groups, not both`);
+    else if (asGroups.settings.tlsGroups) settings.tlsGroups = asGroups.settings.tlsGroups;
+  }
+  const policy = policyFromSettings(settings, options.defaults, options.capabilities, (key) => describe(ANNOTATION_PREFIX + key));
+  errors.push(...policy.errors.map((e) => (e.startsWith(field) ? e : `${field}.tls.options: ${e}`)));
+  return { policy: policy.policy, fromOptions: Object.keys(settings).length > 0, errors };
+}
+
+interface TranslatedRoute {
+  ref: ObjectRef;
+  parents: RouteParentStatusDraft[];
+  intent?: IngressIntent;
+  diagnostics: Diagnostic[];
+}
+
+/** What one rule gives: its routes (without host yet), or why it is not served. */
+interface RuleOutcome {
+  /** With host '': each host the route's listeners give it gets a copy. */
+  routes: IntentRoute[];
+  /** A feature QubeSec cannot serve yet or a value it refuses: the rule is dropped. */
+  dropped?: { reason: 'UnsupportedValue' | 'IncompatibleFilters'; message: string };
+  /** A backendRef that cannot be resolved: ResolvedRefs False; with InvalidKind or RefNotPermitted the rule is dropped. */
+  refProblem?: { reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound'; message: string };
+}
+
+function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listeners: ListenerView[] }>, grants: ReferenceGrants, snapshot: GatewaySnapshot, options: GatewayOptions): TranslatedRoute | undefined {
+  const namespace = route.metadata.namespace ?? 'default';
+  const ref: ObjectRef = { kind: 'HTTPRoute', namespace, name: route.metadata.name ?? '', uid: route.metadata.uid };
+  const generation = route.metadata.generation;
+  const field = `HTTPRoute ${name(ref)}`;
+  const ourParents = (route.spec.parentRefs ?? []).map((parentRef, i) => ({ parentRef, i, gateway: gateways.get(`${parentRef.namespace ?? namespace}/${parentRef.name}`) }))
+    .filter((p) => (p.parentRef.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && (p.parentRef.kind ?? 'Gateway') === 'Gateway' && p.gateway);
+  if (ourParents.length === 0) return undefined;
+  const diagnostics: Diagnostic[] = [];
+
+  const objectErrors = [checkObjectName(ref.name) && `metadata.name: ${quote(ref.name)} ${checkObjectName(ref.name)}`, checkNamespaceName(namespace) && `metadata.namespace: ${quote(namespace)} ${checkNamespaceName(namespace)}`]
+    .filter((e): e is string => typeof e === 'string');
+  const hostnameErrors: string[] = [];
+  const hostnames = (route.spec.hostnames ?? []).filter((h, i) => {
+    const e = checkHost(h);
+    if (e) hostnameErrors.push(`spec.hostnames[${i}]: ${quote(h)} ${e}`);
+    return !e;
+  });
+  const outcomes = (route.spec.rules ?? [{}]).map((rule, i) => translateRule(rule, i, namespace, grants, snapshot));
+  const served = outcomes.filter((o) => !o.dropped && (!o.refProblem || o.refProblem.reason === 'BackendNotFound'));
+  const dropped = outcomes.flatMap((o) => (o.dropped ? [o.dropped.message] : []));
+  const refProblem = outcomes.find((o) => o.refProblem)?.refProblem;
+  const refMessages = outcomes.flatMap((o) => (o.refProblem ? [o.refProblem.message] : []));
+  const fatal = [...objectErrors, ...hostnameErrors];
+
+  const parents: RouteParentStatusDraft[] = [];
+  const hostsByListener: { view: ListenerView; hosts: string[] }[] = [];
+  const attached = new Set<ListenerView>();
+  for (const { parentRef, gateway } of ourParents) {
+    const listeners = gateway!.listeners.filter((v) => (parentRef.sectionName === undefined || v.listener.name === parentRef.sectionName) && (parentRef.port === undefined || v.listener.port === parentRef.port));
+    const allowed = listeners.filter((v) => v.status.supportedKinds.length > 0 && allowsNamespace(v, namespace, snapshot.namespaceLabels));
+    // AttachedRoutes counts attachment by parentRef and allowedRoutes alone, whatever the hostnames or the listener's
+    // state; a route that names a listener twice (by name and through the whole Gateway) counts once.
+    for (const v of allowed) {
+      if (!attached.has(v)) v.status.attachedRoutes++;
+      attached.add(v);
+    }
+    const usable = allowed.filter((v) => v.usable);
+    const intersections = usable.map((view) => ({ view, hosts: intersect(view.listener.hostname, hostnames) })).filter((x) => x.hosts.length > 0);
+    let accepted: GatewayCondition;
+    if (fatal.length > 0) {
+      accepted = condition('Accepted', 'False', 'UnsupportedValue', `${field}: ${fatal.join('; ')}`, generation);
+    } else if (listeners.length === 0) {
+      accepted = condition('Accepted', 'False', 'NoMatchingParent', `${field}: Gateway ${parentRef.namespace ?? namespace}/${parentRef.name} has no listener${parentRef.sectionName === undefined ? '' : ` named ${parentRef.sectionName}`}${parentRef.port === undefined ? '' : ` on port ${parentRef.port}`}`, generation);
+    } else if (allowed.length === 0) {
+      accepted = condition('Accepted', 'False', 'NotAllowedByListeners', `${field}: no listener of Gateway ${parentRef.namespace ?? namespace}/${parentRef.name} allows HTTPRoutes from namespace ${namespace}`, generation);
+    } else if (usable.length === 0) {
+      accepted = condition('Accepted', 'False', 'NoMatchingParent', `${field}: the listeners it names (${allowed.map((v) => v.listener.name).join(', ')}) are not accepted or have no usable certificate`, generation);
+    } else if (intersections.length === 0) {
+      accepted = condition('Accepted', 'False', 'NoMatchingListenerHostname', `${field}: spec.hostnames (${hostnames.join(', ')}) match no hostname of the listeners ${usable.map((v) => `${v.listener.name} (${v.listener.hostname ?? 'any'})`).join(', ')}`, generation);
+    } else if (dropped.length === outcomes.length) {
+      accepted = condition('Accepted', 'False', outcomes[0]!.dropped!.reason, `${field}: no rule can be served: ${dropped.join('; ')}`, generation);
+    } else {
+      accepted = condition('Accepted', 'True', 'Accepted', 'accepted', generation);
+      hostsByListener.push(...intersections);
+    }
+    const conditions = [accepted];
+    if (accepted.status === 'True' && dropped.length > 0) {
+      conditions.push(condition('PartiallyInvalid', 'True', 'UnsupportedValue', `Dropped Rule(s): ${dropped.join('; ')}`, generation));
+    }
+    conditions.push(refProblem
+      ? condition('ResolvedRefs', 'False', refProblem.reason, `${field}: ${refMessages.join('; ')}`, generation)
+      : condition('ResolvedRefs', 'True', 'ResolvedRefs', 'all references resolved', generation));
+    parents.push({ parentRef, controllerName: options.controllerName, conditions });
+  }
+
+  const messages = new Set<string>();
+  for (const parent of parents) {
+    for (const c of parent.conditions) {
+      if ((c.status === 'False' || c.type === 'PartiallyInvalid') && !messages.has(c.message)) {
+        messages.add(c.message);
+        diagnostics.push(warning(ref, c.reason, c.message.startsWith(field) ? c.message : `${field}: ${c.message}`));
+      }
+    }
+  }
+  // Rules whose backendRef is refused are not served (404 here; the spec asks for 500: docs/gateway-api.md, not yet).
+  if (hostsByListener.length === 0 || served.length === 0) return { ref, parents, diagnostics };
+
+  // One intent: each served rule's routes on every host the route's listeners give it, first rule first; a later rule
+  // for the same host, match and path loses to the earlier (the spec's tie-breaking within a route).
+  const routes: IntentRoute[] = [];
+  const seen = new Map<string, IntentRoute>();
+  const hosts = [...new Set(hostsByListener.flatMap((x) => x.hosts))];
+  for (const host of hosts) {
+    for (const outcome of served) {
+      for (const r of outcome.routes) {
+        const key = `${host} ${r.match} ${r.path}`;
+        const held = seen.get(key);
+        if (held && held.precedence <= r.precedence) continue;
+        const full = { ...r, host };
+        if (held) routes.splice(routes.indexOf(held), 1, full);
+        else routes.push(full);
+        seen.set(key, full);
+      }
+    }
+  }
+  const tls: IngressIntent['tls'] = [];
+  const https = hostsByListener.filter((x) => x.view.listener.protocol === 'HTTPS');
+  for (const { view, hosts: listenerHosts } of https) {
+    for (const secret of view.secrets) {
+      const entry = tls.find((t) => t.secret === secret);
+      if (entry) entry.hosts = [...new Set([...entry.hosts, ...listenerHosts])];
+      else tls.push({ hosts: listenerHosts, secret });
+    }
+  }
+  // One TLS policy per intent: the first HTTPS listener's; a listener asking for another is told its options do not apply here.
+  const policySource = https[0]?.view;
+  for (const { view } of https.slice(1)) {
+    if (view.policyFromOptions && view.policy && policySource?.policy && view.policy !== policySource.policy) {
+      diagnostics.push(warning(ref, 'Conflict', `${field}: its hosts take the TLS policy of listener ${name(policySource.gatewayRef)}/${policySource.listener.name}; the tls.options of listener ${name(view.gatewayRef)}/${view.listener.name} do not apply to them`));
+    }
+  }
+  const policy = policySource?.policy ?? policyFromSettings({}, options.defaults, options.capabilities).policy;
+  const intent: IngressIntent = {
+    ref,
+    created: route.metadata.creationTimestamp ? new Date(route.metadata.creationTimestamp).toISOString() : '',
+    policy,
+    policyFromAnnotations: policySource?.policyFromOptions ?? false,
+    routes,
+    tls,
+    proxy: parseProxyAnnotations(undefined, namespace, false).settings,
+  };
+  return { ref, parents, intent, diagnostics };
+}
+
+function translateRule(rule: HTTPRouteRule, index: number, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot): RuleOutcome {
+  const field = `spec.rules[${index}]`;
+  const unsupported: string[] = [];
+  if ((rule.filters ?? []).length > 0) {
+    return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: ${rule.filters!.map((f) => f.type).join(', ')} not supported yet` } };
+  }
+  if (rule.timeouts) unsupported.push(`${field}.timeouts`);
+  if (rule.retry) unsupported.push(`${field}.retry`);
+  if (rule.sessionPersistence) unsupported.push(`${field}.sessionPersistence`);
+  const matches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
+  matches.forEach((m, j) => {
+    if ((m.headers ?? []).length > 0) unsupported.push(`${field}.matches[${j}].headers`);
+    if ((m.queryParams ?? []).length > 0) unsupported.push(`${field}.matches[${j}].queryParams`);
+    if (m.method !== undefined) unsupported.push(`${field}.matches[${j}].method`);
+  });
+  const backendRefs = (rule.backendRefs ?? []).filter((b) => b.weight !== 0);
+  if (backendRefs.length > 1) unsupported.push(`${field}.backendRefs (more than one: weighted backends)`);
+  if (backendRefs.length === 0) unsupported.push(`${field}.backendRefs (none with weight above 0: the spec answers 500)`);
+  backendRefs.forEach((b) => {
+    if ((b.filters ?? []).length > 0) unsupported.push(`${field}.backendRefs[${rule.backendRefs!.indexOf(b)}].filters`);
+  });
+  if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')}: not supported yet` } };
+
+  const backendRef = backendRefs[0]!;
+  const at = `${field}.backendRefs[${rule.backendRefs!.indexOf(backendRef)}]`;
+  if ((backendRef.group ?? '') !== '' || (backendRef.kind ?? 'Service') !== 'Service') {
+    return { routes: [], refProblem: { reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to)` } };
+  }
+  const target = backendRef.namespace ?? namespace;
+  if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace }, { group: '', kind: 'Service', namespace: target, name: backendRef.name })) {
+    return { routes: [], refProblem: { reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it` } };
+  }
+  const invalid: string[] = [];
+  const serviceError = checkServiceName(backendRef.name);
+  if (serviceError) invalid.push(`${at}.name: ${quote(backendRef.name)} ${serviceError}`);
+  if (backendRef.port === undefined) invalid.push(`${at}.port: is required for a Service`);
+  else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
+  const routes: IntentRoute[] = [];
+  const backend: BackendRef = { namespace: target, service: backendRef.name, port: String(backendRef.port) };
+  matches.forEach((m, j) => {
+    const pathField = `${field}.matches[${j}].path`;
+    const type = m.path?.type ?? 'PathPrefix';
+    const value = m.path?.value ?? '/';
+    const routeField = `${field}.matches[${j}]`;
+    if (type === 'Exact' || type === 'PathPrefix') {
+      const e = checkPath(value) ?? checkExactOrPrefixPath(value);
+      if (e) invalid.push(`${pathField}.value: ${quote(value)} ${e}`);
+      else if (type === 'Exact') routes.push({ host: '', match: 'exact', path: value, precedence: PRECEDENCE.exact, field: routeField, backend });
+      else routes.push(...prefixRoutes('', value, routeField, backend));
+    } else if (type === 'RegularExpression') {
+      const e = checkRegexPath(value);
+      if (e) invalid.push(`${pathField}.value: ${quote(value)} ${e}`);
+      // The whole path must match, as the spec's examples read; the group keeps an alternation inside the anchors.
+      else routes.push({ host: '', match: 'regex', path: `^(?:${value})$`, precedence: PRECEDENCE.pathPrefix, field: routeField, backend });
+    } else {
+      invalid.push(`${pathField}.type: ${quote(type)} is not Exact, PathPrefix or RegularExpression`);
+    }
+  });
+  if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; ') } };
+  const outcome: RuleOutcome = { routes };
+  if (!snapshot.services.has(`${target}/${backendRef.name}`)) {
+    outcome.refProblem = { reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its paths answer 503)` };
+  }
+  return outcome;
+}
+
+/**
+ * The hostnames a route serves on a listener: the spec's intersection of the listener's hostname with the route's
+ * hostnames ("*." matches one or more labels). No hostnames on either side is every host: '' (the catch-all server).
+ */
+export function intersect(listenerHostname: string | undefined, routeHostnames: readonly string[]): string[] {
+  const listener = listenerHostname ?? '';
+  if (routeHostnames.length === 0) return [listener];
+  if (listener === '') return [...new Set(routeHostnames)];
+  const out: string[] = [];
+  for (const host of routeHostnames) {
+    const common = intersection(listener, host);
+    if (common !== undefined && !out.includes(common)) out.push(common);
+  }
+  return out;
+}
+
+function intersection(a: string, b: string): string | undefined {
+  if (a === b) return a;
+  if (covers(a, b)) return b;
+  if (covers(b, a)) return a;
+  return undefined;
+}
+
+/** Whether wildcard `pattern` (*.example.com) covers `host` (x.example.com, x.y.example.com, *.y.example.com). */
+function covers(pattern: string, host: string): boolean {
+  if (!pattern.startsWith('*.')) return false;
+  const suffix = pattern.slice(1);
+  const bare = host.startsWith('*.') ? host.slice(2) : host;
+  return bare.endsWith(suffix) && bare.length > suffix.length;
+}
+
+function allowsNamespace(view: ListenerView, namespace: string, labels: GatewaySnapshot['namespaceLabels']): boolean {
+  const from = view.listener.allowedRoutes?.namespaces?.from ?? 'Same';
+  switch (from) {
+    case 'All':
+      return true;
+    case 'Same':
+      return namespace === view.gatewayRef.namespace;
+    case 'Selector': {
+      const selector = view.listener.allowedRoutes?.namespaces?.selector;
+      return selector !== undefined && selects(selector, labels.get(namespace) ?? {});
+    }
+    default:
+      return false;
+  }
+}
+
+/** Kubernetes label selector semantics: every matchLabels entry and every expression must hold. */
+export function selects(selector: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
+  const pairs = Object.entries(selector.matchLabels ?? {});
+  const expressions = selector.matchExpressions ?? [];
+  if (!pairs.every(([k, v]) => labels[k] === v)) return false;
+  return expressions.every((e) => {
+    const has = Object.hasOwn(labels, e.key);
+    switch (e.operator) {
+      case 'In':
+        return has && (e.values ?? []).includes(labels[e.key]!);
+      case 'NotIn':
+        return !has || !(e.values ?? []).includes(labels[e.key]!);
+      case 'Exists':
+        return has;
+      case 'DoesNotExist':
+        return !has;
+      default:
+        return false;
+    }
+  });
+}
+
+interface GrantFrom {
+  group: string;
+  kind: string;
+  namespace: string;
+}
+
+/** ReferenceGrants by namespace: a reference into a namespace needs a grant there naming its source and its target. */
+class ReferenceGrants {
+  private readonly byNamespace = new Map<string, ReferenceGrant[]>();
+
+  constructor(grants: readonly ReferenceGrant[]) {
+    for (const grant of grants) {
+      const namespace = grant.metadata.namespace ?? 'default';
+      const list = this.byNamespace.get(namespace) ?? [];
+      list.push(grant);
+      this.byNamespace.set(namespace, list);
+    }
+  }
+
+  permits(from: GrantFrom, to: { group: string; kind: string; namespace: string; name: string }): boolean {
+    return (this.byNamespace.get(to.namespace) ?? []).some((grant) =>
+      grant.spec.from.some((f) => f.group === from.group && f.kind === from.kind && f.namespace === from.namespace)
+      && grant.spec.to.some((t) => t.group === to.group && t.kind === to.kind && (t.name === undefined || t.name === '' || t.name === to.name)));
+  }
+}
+
+function isAccepted(view: ListenerView): boolean {
+  return view.status.conditions.some((c) => c.type === 'Accepted' && c.status === 'True');
+}
+
+function isHttpRouteKind(kind: RouteGroupKind): boolean {
+  return (kind.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && kind.kind === 'HTTPRoute';
+}
+
+function condition(type: string, status: GatewayCondition['status'], reason: string, message: string, observedGeneration: number | undefined): GatewayCondition {
+  return observedGeneration === undefined ? { type, status, reason, message } : { type, status, reason, message, observedGeneration };
+}
+
+/** One condition per type, as metav1.Condition lists are keyed. */
+function setCondition(status: { conditions: GatewayCondition[] }, next: GatewayCondition): void {
+  const at = status.conditions.findIndex((c) => c.type === next.type);
+  if (at >= 0) status.conditions[at] = next;
+  else status.conditions.push(next);
+}
+
+function name(ref: ObjectRef): string {
+  return `${ref.namespace}/${ref.name}`;
+}
