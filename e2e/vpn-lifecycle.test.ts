@@ -113,7 +113,15 @@ async function ping(host: VpnHost, source: string, seconds: number): Promise<{ s
   const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
   return { sent: Number(m?.[1] ?? 0), received: Number(m?.[2] ?? 0) };
 }
-const charonPids = async () => (await execa('ip', ['netns', 'pids', gw.netns])).stdout.split('\n').filter((pid) => pid && readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'charon');
+/** A process listed in the namespace may exit before its name is read (charon restarting): it is no charon then. */
+const commOf = (pid: string) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+};
+const charonPids = async () => (await execa('ip', ['netns', 'pids', gw.netns])).stdout.split('\n').filter((pid) => pid && commOf(pid) === 'charon');
 /** Blocks the service's pool gathered before a fault may still be served; resolves once it has seen the fault and refuses. */
 const serviceRefusing = () => eventually(async () => {
   const reply = await nodeHttps(`https://127.0.0.1:${qrng.port}/v1/entropy`, { method: 'POST', ca: qrng.caPem, headers: { Authorization: `Bearer ${TOKEN}` } }, '{"block_size": 32}');
