@@ -88,20 +88,21 @@ async function prepare(): Promise<Bench> {
 }
 
 /**
- * Renders `model` as generation `generation` into `name` (and its server blocks, certificates and endpoints); `inline`
- * puts the server blocks into it instead of including their files, as QubeSec rendered it before, and then
- * `transform` changes it.
+ * Renders `model` as generation `generation` into `name` (and its server blocks, certificates and endpoints). With
+ * `inline`, the server blocks go into it instead of being included from their files, as QubeSec rendered it before,
+ * and `inline` then changes the text.
  */
-async function writeConfig(bench: Bench, model: Model, generation: string, name: string, inline?: { transform: (c: string) => string }): Promise<string> {
+async function writeConfig(bench: Bench, model: Model, generation: string, name: string, inline?: (config: string) => string): Promise<string> {
   const rendered = render(model, { ...bench.settings, generation });
   for (const [file, content] of rendered.certificateFiles) await writeFile(join(bench.dir, 'certs', file), content, { mode: 0o600 });
   for (const [file, content] of rendered.serverFiles) await writeFile(join(bench.dir, 'servers', file), content);
   await writeFile(join(bench.dir, 'lua', ENDPOINTS_FILE), `${[...endpointLines(model).values()].join('\n')}\n`);
-  await writeFile(join(bench.dir, name), inline ? inline.transform(inlined(rendered)) : rendered.config);
+  await writeFile(join(bench.dir, name), inline ? inline(inlined(rendered)) : rendered.config);
   return `${bench.inside}/${name}`;
 }
 
-const INLINE = { transform: (c: string) => c };
+/** Blocks in nginx.conf, nothing else changed. */
+const INLINE = (config: string) => config;
 
 async function nginxTest(config: string): Promise<number> {
   const start = performance.now();
@@ -126,7 +127,7 @@ async function main(): Promise<void> {
       const model = projectShaped(hosts);
       const included = await writeConfig(bench, model, 'included', 'included.conf');
       const shared = await writeConfig(bench, model, 'shared', 'shared.conf', INLINE);
-      const perService = await writeConfig(bench, model, 'perservice', 'per-service.conf', { transform: (c) => withUpstreamPerService(c, model) });
+      const perService = await writeConfig(bench, model, 'perservice', 'per-service.conf', (c) => withUpstreamPerService(c, model));
       const read = { included: [] as number[], shared: [] as number[], perService: [] as number[] };
       for (let i = 0; i < ROUNDS; i++) {
         read.perService.push(await nginxTest(perService));
