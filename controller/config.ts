@@ -14,6 +14,7 @@ import { BUILTIN_TLS_DEFAULTS, overrideDefaults, type Capabilities, type TlsDefa
 import type { Level } from './observability/log.js';
 import { MAX_RETIRED_KEYS, type RotationPolicy } from './tickets/keys.js';
 import type { SessionResumptionOptions } from './tickets/served.js';
+import { GATEWAY_CONTROLLER_NAME } from './model/gateway.js';
 
 /** A flag's parser: its typed value, or an Error saying why not (parseFlags adds the flag and the value). */
 export type FlagParser<T> = (raw: string) => T;
@@ -162,10 +163,11 @@ const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
 
 export const FLAGS = {
   kubeconfig: { type: 'string', default: '', parse: text, description: 'kubeconfig file; empty: in-cluster service account, else ~/.kube/config' },
-  manifests: { type: 'string', default: '', parse: text, description: 'standalone mode: read Ingresses, Services, EndpointSlices, Secrets from YAML files in this folder instead of a cluster' },
+  manifests: { type: 'string', default: '', parse: text, description: 'standalone mode: read Ingresses, Services, EndpointSlices, Secrets (and Gateway API objects) from YAML files in this folder instead of a cluster' },
   'watch-namespace': { type: 'string', default: '', parse: optional(checked(checkNamespaceName)), description: 'only watch this namespace (default: all): a namespace name (RFC 1123 label)' },
   'ingress-class': { type: 'string', default: 'qubesec', parse: checked(checkObjectName), description: 'class name accepted in the legacy kubernetes.io/ingress.class annotation: an object name (RFC 1123 subdomain)' },
   'controller-class': { type: 'string', default: 'qubesec.io/ingress-controller', parse: controllerName, description: 'spec.controller of the IngressClasses this controller serves: a domain-prefixed path' },
+  'gateway-controller-name': { type: 'string', default: GATEWAY_CONTROLLER_NAME, parse: optional(controllerName), description: 'spec.controllerName of the Gateway API GatewayClasses this controller serves: a domain-prefixed path; empty: Gateway API off' },
   configmap: { type: 'string', default: '', parse: optional(namespacedName('ConfigMap', checkObjectName)), description: 'namespace/name of a ConfigMap whose keys (pq-mode, tls-groups, tls-min-version, certificate-preference) override the default-* flags' },
   'publish-service': { type: 'string', default: '', parse: optional(namespacedName('Service', checkServiceName)), description: 'namespace/name of the Service in front of the controllers: the leader publishes its addresses in the status of every Ingress served (with neither publish flag, Ingress status is left alone)' },
   'publish-status-address': { type: 'string', default: '', parse: list(statusAddress), description: 'comma-separated IP addresses and DNS names the leader publishes in Ingress status instead (wins over --publish-service)' },

@@ -29,6 +29,7 @@ import { KubernetesEventRecorder, KubernetesSource, errorText, loadKubeConfig } 
 import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './sources/reflector.js';
 import type { EventRecorder, Source } from './sources/source.js';
 import { publishFrom } from './status/addresses.js';
+import { GatewayStatusWriter } from './status/gateway-writer.js';
 import { StatusWriter } from './status/writer.js';
 import { SignaturePolicies } from './signatures/controller.js';
 import { VALIDATE_SIGNATURES_PATH } from './signatures/review.js';
@@ -129,6 +130,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       defaultBackend: flags['default-backend-service'],
       debounceMs: flags['debounce-ms'],
       sessionResumption,
+      gateway: flags['gateway-controller-name'] ? { controllerName: flags['gateway-controller-name'], ports: { http: flags['http-port'], https: flags['https-port'] } } : undefined,
     },
     metrics,
     log,
@@ -143,14 +145,17 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     const debounceMs = flags['debounce-ms'];
     elector = new LeaderElector(cluster, { namespace, name: flags['election-id'], identity, ...electionTiming }, async () => {
       const status = publish && new StatusWriter(cluster, source, () => reconciler.served, publish, debounceMs, log.child({ component: 'status' }));
+      const gatewayController = flags['gateway-controller-name'];
+      const gatewayStatus = gatewayController ? new GatewayStatusWriter(cluster, source, () => reconciler.gatewayStatus, gatewayController, publish, debounceMs, log.child({ component: 'gateway-status' })) : undefined;
       const pki = pkiOn ? new PkiController(cluster, { clusterResourceNamespace: flags['cluster-resource-namespace'], debounceMs, defaultAlgorithm: flags['default-certificate-algorithm'], ...(keyMaterial ? { keyMaterial } : {}) }, recorder, metrics, log.child({ component: 'pki' })) : undefined;
       const tickets = sessionResumption.tickets
         ? new TicketKeyRotator(cluster, source, sessionResumption.ticketSecret, sessionResumption.rotation, debounceMs, log.child({ component: 'tickets' }), keyMaterial?.secretBytes)
         : undefined;
       signatures?.startStatus();
-      const work = [status, pki, tickets].filter((w) => w !== undefined);
+      const work = [status, gatewayStatus, pki, tickets].filter((w) => w !== undefined);
       reconciler.onSynced = () => {
         status?.schedule();
+        gatewayStatus?.schedule();
         tickets?.schedule();
       };
       const stopWork = async () => {

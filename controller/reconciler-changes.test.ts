@@ -12,7 +12,7 @@ import type { Model } from './model/types.js';
 import { createLogger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { Reconciler } from './reconciler.js';
-import { keyOf, type Change, type Snapshot } from './sources/source.js';
+import { emptySnapshot, keyOf, type Change, type Snapshot } from './sources/source.js';
 
 const STEPS = 150;
 const HOSTS = ['a.example.com', 'b.example.com', 'pq.example.com', ''];
@@ -28,7 +28,7 @@ class Cluster {
   changes: (Change<Snapshot> | undefined)[] = [];
 
   constructor(private readonly next: () => number) {
-    for (const kind of ['ingressClasses', 'ingresses', 'services', 'endpointSlices', 'secrets', 'configMaps'] as Kind[]) this.objects.set(kind, new Map());
+    for (const kind of Object.keys(emptySnapshot()) as Kind[]) this.objects.set(kind, new Map());
     this.put('ingressClasses', { metadata: { name: 'qubesec' }, spec: { controller: 'qubesec.io/ingress-controller' } } as V1IngressClass);
     for (let i = 0; i < 6; i++) this.putIngress(`ing-${i}`);
     for (const name of SERVICES.slice(0, 2)) this.putService(name);
@@ -37,7 +37,7 @@ class Cluster {
 
   snapshot(): Snapshot {
     const list = (kind: Kind) => [...this.objects.get(kind)!.values()] as never[];
-    return { ingressClasses: list('ingressClasses'), ingresses: list('ingresses'), services: list('services'), endpointSlices: list('endpointSlices'), secrets: list('secrets'), configMaps: list('configMaps') };
+    return Object.fromEntries(Object.keys(emptySnapshot()).map((kind) => [kind, list(kind as Kind)])) as unknown as Snapshot;
   }
 
   private pick<T>(items: readonly T[]): T {

@@ -9,7 +9,7 @@ import type { Diagnostic, Model } from './model/types.js';
 import { createLogger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { REFUSED_BY_NGINX, Reconciler } from './reconciler.js';
-import type { Snapshot } from './sources/source.js';
+import { emptySnapshot, type Snapshot } from './sources/source.js';
 
 const QUBESEC_CLASS = { metadata: { name: 'qubesec' }, spec: { controller: 'qubesec.io/ingress-controller' } };
 const REFUSED_PATH = '/(unclosed';
@@ -23,7 +23,7 @@ const at = (name: string, path: string, resourceVersion: string): V1Ingress => {
 const served = (model: Model | undefined) => [...new Set(model?.servers.flatMap((s) => s.locations.map((l) => l.ingress.name)))].sort();
 
 async function running(ingresses: V1Ingress[]) {
-  let snapshot: Snapshot = { ingressClasses: [QUBESEC_CLASS], ingresses, services: [], endpointSlices: [], secrets: [], configMaps: [] };
+  let snapshot: Snapshot = { ...emptySnapshot(), ingressClasses: [QUBESEC_CLASS], ingresses };
   const nginx = { refuses: (model: Model) => model.servers.some((s) => s.locations.some((l) => l.path === REFUSED_PATH)), reloads: true, tests: 0, applied: [] as Model[] };
   const events: Diagnostic[] = [];
   const metrics = createMetrics();

@@ -6,9 +6,11 @@ import { createHash } from 'node:crypto';
 import type { V1ConfigMap, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret } from '@kubernetes/client-node';
 import { isolate, offeredVersion, retryDelay, versionsOf, type Isolation, type Refusal } from './acceptance.js';
 import { parseSettings } from './model/annotations.js';
-import { ModelBuilder, endpointSliceService, type InputChanges } from './model/build.js';
+import { ModelBuilder, endpointSliceService, intentKey, type InputChanges } from './model/build.js';
 import { PAIR_FIELDS, checkCaSecret, checkPair, checkTlsSecret, secretData } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
+import type { Gateway, GatewayClass, HTTPRoute, ReferenceGrant } from './model/gateway-api.js';
+import { translateGateways, type GatewayTranslation } from './model/gateway.js';
 import { Coalescer } from './coalescer.js';
 import { REJECTED, ingressRef, translateIngress, type BackendRef, type IngressIntent, type IngressTranslation } from './model/ingress.js';
 import { defaultPolicy, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
@@ -17,7 +19,7 @@ import type { ApplyResult } from './dataplane/applier.js';
 import type { Logger } from './observability/log.js';
 import type { Metrics } from './observability/metrics.js';
 import { keyOf, type EventRecorder, type Snapshot, type Source } from './sources/source.js';
-import { SourceView } from './sources/view.js';
+import { SourceView, type ChangedKeys } from './sources/view.js';
 import { ServedSessionResumption, type SessionResumptionOptions } from './tickets/served.js';
 import { TranslationCache } from './translations.js';
 
@@ -39,6 +41,14 @@ export interface ReconcilerOptions {
   defaultBackend?: BackendRef;
   /** Absent: NGINX's defaults. */
   sessionResumption?: SessionResumptionOptions;
+  /** Gateway API: the GatewayClasses' controllerName served, and the data plane's ports listeners must name. Absent: off. */
+  gateway?: { controllerName: string; ports: { http: number; https: number } };
+}
+
+/** The Gateway API objects' status as of the last sync, for the status writer. */
+export interface GatewayStatus extends Pick<GatewayTranslation, 'gatewayClasses' | 'gateways' | 'httpRoutes'> {
+  /** Whether the data plane took the last sync's configuration (Programmed). */
+  programmed: boolean;
 }
 
 type SecretUse = 'serving' | 'client' | 'ca';
@@ -148,6 +158,15 @@ export class Reconciler {
   private readonly sessionResumption: ServedSessionResumption | undefined;
   private forceNext = false;
   private readonly servedKeys = new Set<string>();
+  /** Gateway API: per route intent (intentKey), its JSON, so that an unchanged route keeps its intent object. */
+  private readonly gatewayIntents = new Map<string, string>();
+  private gatewayDiagnostics: Diagnostic[] = [];
+  private gatewaysTranslatedWith: TlsDefaults | undefined;
+  /** Secrets (namespace/name) the Gateways' listeners named at the last translation: their changes translate again. */
+  private gatewaySecrets = new Set<string>();
+  /** Per Secret object a listener names, whether it holds a usable pair. */
+  private readonly listenerSecretChecks = new WeakMap<V1Secret, boolean>();
+  private gatewayStatusNow: GatewayStatus = { gatewayClasses: [], gateways: [], httpRoutes: [], programmed: false };
   /** Called after every sync: the leader publishes Ingress status from what is served now. */
   onSynced: () => void = () => undefined;
 
@@ -181,6 +200,11 @@ export class Reconciler {
   /** namespace/name of the Ingresses the running configuration serves, in their current or last good version. */
   get served(): ReadonlySet<string> {
     return this.servedKeys;
+  }
+
+  /** The status of QubeSec's GatewayClasses, their Gateways and the HTTPRoutes naming them, as of the last sync. */
+  get gatewayStatus(): GatewayStatus {
+    return this.gatewayStatusNow;
   }
 
   /** One sync after a burst of changes; `force` rewrites and reloads even an unchanged configuration. */
@@ -235,6 +259,8 @@ export class Reconciler {
     if (retry) for (const key of this.refusedIntents.keys()) this.updateSecretUses(key);
     this.updateIngresses(changed.ingresses, changed.ingressClasses.size > 0, defaults.defaults);
     for (const list of this.translationDiagnostics.values()) diagnostics.push(...list);
+    this.updateGateways(changed, defaults.defaults);
+    diagnostics.push(...this.gatewayDiagnostics);
     this.updateEndpointSlices(changed.endpointSlices);
     for (const key of changed.services) this.touched.services.add(key);
 
@@ -296,9 +322,10 @@ export class Reconciler {
       // first of ours), not one per Ingress; the retry comes with backoff.
       diagnostics.push(...all.diagnostics);
       const aboutKey = changedKeys[0] ?? this.current.keys().next().value;
-      const about = aboutKey === undefined ? undefined : this.view.get('ingresses', aboutKey);
+      const ingress = aboutKey === undefined ? undefined : this.view.get('ingresses', aboutKey);
+      const about = (aboutKey === undefined ? undefined : this.current.get(aboutKey)?.ref) ?? (ingress && ingressRef(ingress));
       const waiting = changedKeys.length > 1 ? ` (the changes of ${changedKeys.length} Ingresses wait, this one's among them)` : '';
-      if (about) diagnostics.push({ object: ingressRef(about), type: 'Warning', reason: 'ReloadFailed', message: `the data plane refused the new configuration; the previous one keeps serving: ${isolation.failed}${waiting}` });
+      if (about) diagnostics.push({ object: about, type: 'Warning', reason: 'ReloadFailed', message: `the data plane refused the new configuration; the previous one keeps serving: ${isolation.failed}${waiting}` });
     } else {
       diagnostics.push(...applied.diagnostics);
       for (const key of this.goneSinceApply) this.servedKeys.delete(key);
@@ -319,7 +346,7 @@ export class Reconciler {
     }
     for (const [key, { version, error }] of this.refusedIntents) {
       const serving = this.acceptedIntents.has(key) ? 'its last accepted version keeps serving' : 'it is not served';
-      diagnostics.push({ object: version.ref, type: 'Warning', reason: REFUSED_BY_NGINX, message: `Ingress ${key}: NGINX refused this version (${serving}): ${error}` });
+      diagnostics.push({ object: version.ref, type: 'Warning', reason: REFUSED_BY_NGINX, message: `${version.ref.kind} ${version.ref.namespace}/${version.ref.name}: NGINX refused this version (${serving}): ${error}` });
     }
     // A retry offered the refused versions: their Secret uses count for that sync only.
     this.offeringRefused = false;
@@ -327,8 +354,9 @@ export class Reconciler {
     this.retryLater('failed' in isolation || this.refusedIntents.size > 0);
     await this.report(diagnostics);
 
-    const rejected = this.rejectedByTranslation.size + this.refusedIntents.size;
-    this.metrics.ingresses.set({ state: 'served' }, this.current.size - rejected);
+    this.gatewayStatusNow = { ...this.gatewayStatusNow, programmed: !('failed' in isolation) };
+    const rejected = this.rejectedByTranslation.size + [...this.refusedIntents.keys()].filter((key) => !this.gatewayIntents.has(key)).length;
+    this.metrics.ingresses.set({ state: 'served' }, this.current.size - this.gatewayIntents.size - rejected);
     this.metrics.ingresses.set({ state: 'rejected' }, rejected);
     this.showCertificateExpiry(applied.model.servers);
     if (result.status !== 'unchanged') {
@@ -373,12 +401,9 @@ export class Reconciler {
     for (const key of keys) {
       const ingress = this.view.get('ingresses', key);
       if (!ingress || !this.isOurs(ingress, classes)) {
-        if (this.current.delete(key)) this.goneSinceApply.add(key);
-        this.rejectedByTranslation.delete(key);
+        this.forget(key);
         this.translationDiagnostics.delete(key);
         this.translations.delete(key);
-        this.acceptedIntents.delete(key);
-        this.refusedIntents.delete(key);
       } else {
         const translation = this.translations.get(ingress, tlsDefaults);
         this.current.set(key, translation.intent);
@@ -390,6 +415,67 @@ export class Reconciler {
       }
       this.reoffer(key);
     }
+  }
+
+  /** An Ingress or route no longer ours to serve: served no more after the next accepted apply. */
+  private forget(key: string): void {
+    if (this.current.delete(key)) this.goneSinceApply.add(key);
+    this.rejectedByTranslation.delete(key);
+    this.acceptedIntents.delete(key);
+    this.refusedIntents.delete(key);
+  }
+
+  /**
+   * Translates the Gateway API objects again, all at once (they are few; each Ingress is translated alone), when any
+   * of them, a Namespace, a Service, a Secret a listener names or the defaults changed; offers the routes whose
+   * intents changed. A route with no intent (not accepted) is not served.
+   */
+  private updateGateways(changed: ChangedKeys<Snapshot>, tlsDefaults: TlsDefaults): void {
+    const gateway = this.options.gateway;
+    if (!gateway) return;
+    const gatewayKinds = [changed.gatewayClasses, changed.gateways, changed.httpRoutes, changed.referenceGrants, changed.namespaces];
+    const referenced = this.view.of('gateways').size > 0 && (changed.services.size > 0 || [...changed.secrets].some((key) => this.gatewaySecrets.has(key)));
+    if (!gatewayKinds.some((keys) => keys.size > 0) && !referenced && this.gatewaysTranslatedWith === tlsDefaults) return;
+    this.gatewaysTranslatedWith = tlsDefaults;
+    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'referenceGrants') => [...this.view.of(kind).values()] as unknown as T[];
+    const gateways = list<Gateway>('gateways');
+    this.gatewaySecrets = new Set(gateways.flatMap((g) => (g.spec?.listeners ?? []).flatMap((l) => (l.tls?.certificateRefs ?? []).map((ref) => `${ref.namespace ?? g.metadata.namespace}/${ref.name}`))));
+    const namespaceLabels = new Map([...this.view.of('namespaces').values()].map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
+    const translation = translateGateways({
+      gatewayClasses: list<GatewayClass>('gatewayClasses'),
+      gateways,
+      httpRoutes: list<HTTPRoute>('httpRoutes'),
+      referenceGrants: list<ReferenceGrant>('referenceGrants'),
+      namespaceLabels,
+      services: this.view.of('services'),
+      certificates: { has: (key) => this.certificates.has(key) || this.listenerSecretUsable(key) },
+    }, { controllerName: gateway.controllerName, defaults: tlsDefaults, capabilities: this.options.capabilities, ports: gateway.ports });
+    this.gatewayDiagnostics = translation.diagnostics;
+    this.gatewayStatusNow = { gatewayClasses: translation.gatewayClasses, gateways: translation.gateways, httpRoutes: translation.httpRoutes, programmed: this.gatewayStatusNow.programmed };
+    const next = new Map(translation.intents.map((intent) => [intentKey(intent), intent]));
+    for (const key of this.gatewayIntents.keys()) {
+      if (next.has(key)) continue;
+      this.gatewayIntents.delete(key);
+      this.forget(key);
+      this.reoffer(key);
+    }
+    for (const [key, intent] of next) {
+      const text = JSON.stringify(intent);
+      if (this.gatewayIntents.get(key) === text) continue;
+      this.gatewayIntents.set(key, text);
+      this.current.set(key, intent);
+      this.goneSinceApply.delete(key);
+      this.reoffer(key);
+    }
+  }
+
+  /** Whether the Secret a listener names holds a usable serving pair now (checked once per Secret object). */
+  private listenerSecretUsable(key: string): boolean {
+    const secret = this.view.get('secrets', key);
+    if (!secret) return false;
+    let usable = this.listenerSecretChecks.get(secret);
+    if (usable === undefined) this.listenerSecretChecks.set(secret, (usable = !('error' in checkTlsSecret(secret, new Date()))));
+    return usable;
   }
 
   /**

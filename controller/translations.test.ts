@@ -7,7 +7,7 @@ import type { Model } from './model/types.js';
 import { createLogger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
 import { Reconciler } from './reconciler.js';
-import type { Snapshot } from './sources/source.js';
+import { emptySnapshot, type Snapshot } from './sources/source.js';
 import { TranslationCache } from './translations.js';
 
 function version(base: V1Ingress, resourceVersion: string | undefined, annotations?: Record<string, string>): V1Ingress {
@@ -112,7 +112,7 @@ describe('Reconciler syncs with cached translations', () => {
   const tlsWeb = (resourceVersion: string, annotations?: Record<string, string>) =>
     version(ingress('web', { tls: [{ hosts: ['a.example.com'], secretName: 'a' }], rules: [route('a.example.com', '/', 'Prefix', 'svc')] }), resourceVersion, annotations);
   const policyOf = (model: Model) => model.servers.find((s) => s.host === 'a.example.com')?.tls?.policy;
-  const empty: Snapshot = { ingressClasses: [QUBESEC_CLASS], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [] };
+  const empty: Snapshot = { ...emptySnapshot(), ingressClasses: [QUBESEC_CLASS] };
 
   it('serves a changed annotation and a changed defaults ConfigMap at the next sync', async () => {
     const r = await running({ ...empty, ingresses: [tlsWeb('1')], configMaps: [defaultsMap('1.3', '1')] });

@@ -9,6 +9,7 @@ import { installTrustAnchors, legacyHandshake, pqCurl, tlsSession } from './lib/
 import { eventually, freePort, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import { QUBESEC_CLASS, pqIngress, serviceFor, tlsSecret } from './lib/objects.js';
+import { gateway, gatewayClass, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
 
 let dir: string;
 let controller: TestController;
@@ -134,5 +135,20 @@ describe('QubeSec in standalone mode (a folder of manifests)', () => {
     await eventually(async () => /^qubesec_nginx_restarts_total 1$/m.test(await controller.metricsText()) || undefined, 15_000, 'NGINX restarted');
     await answer('web.pq.example.com', (x) => x.status === 200, '/v2');
     expect(await tlsSession('web.pq.example.com', controller.httpsPort, { offer: session })).toMatchObject({ reused: true, group: 'X25519MLKEM768', peerSignature: '' });
+  });
+
+  it('serves an HTTPRoute of a Gateway from the folder, and fails a route whose fields are not of the schema alone', async () => {
+    const listener = { ...httpsListener('https', '*.pq.example.com', ['pq-mldsa', 'pq-ecdsa']), port: controller.httpsPort };
+    await write('gateway.yaml', gatewayClass(), gateway('gw', [listener]),
+      httpRoute('shop', { hostnames: ['shop.pq.example.com'], rules: [httpRule('/', 'two')] }),
+      httpRoute('broken', { hostnames: ['broken.pq.example.com'], rules: 'not a list' as never }));
+    const r = await answer('shop.pq.example.com', (x) => x.status === 200);
+    expect([r.group, r.signature]).toEqual(['X25519MLKEM768', 'id-ml-dsa-65']);
+    expect(JSON.parse(r.body)).toEqual(expect.objectContaining({ backend: 'two' }));
+    const legacy = await legacyHandshake('shop.pq.example.com', controller.httpsPort, anchors.hostEcdsa);
+    expect([legacy.ok, legacy.signatureType]).toEqual([true, 'ECDSA']);
+    await eventually(async () => controller.logs.some((l) => l.includes('HTTPRoute default/broken: its fields do not follow the Gateway API schema')) || undefined, 15_000, 'Invalid logged');
+    // The Ingress from another file still serves.
+    await answer('web.pq.example.com', (x) => x.status === 200, '/v2');
   });
 });

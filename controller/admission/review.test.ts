@@ -5,14 +5,14 @@ import { CAPABILITIES, ingress, route } from '../model/testing.js';
 import { createLogger } from '../observability/log.js';
 import { createMetrics } from '../observability/metrics.js';
 import { Reconciler } from '../reconciler.js';
-import type { Snapshot } from '../sources/source.js';
+import { emptySnapshot, type Snapshot } from '../sources/source.js';
 import { answerReview, readReview } from './review.js';
 
 const QUBESEC_CLASS = { metadata: { name: 'qubesec' }, spec: { controller: 'qubesec.io/ingress-controller' } };
 
 /** A reconciler over a fixed snapshot; admit reads only the snapshot, so nothing is ever applied or recorded. */
 function reconciler(extra: Partial<Snapshot> = {}, configMap = ''): Reconciler {
-  const snapshot: Snapshot = { ingressClasses: [QUBESEC_CLASS], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [], ...extra };
+  const snapshot: Snapshot = { ...emptySnapshot(), ingressClasses: [QUBESEC_CLASS], ...extra };
   return new Reconciler(
     { start: async () => {}, snapshot: () => snapshot, stop: async () => {} },
     { apply: () => Promise.reject(new Error('admission applies nothing')), test: () => Promise.reject(new Error('admission tests nothing')) },

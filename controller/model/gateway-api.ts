@@ -113,9 +113,19 @@ export interface HTTPRouteMatch {
   method?: string;
 }
 
-/** Filters are not served yet: only their type is read, to name them in the route's status. */
+/** The spec's HTTPRequestRedirectFilter. */
+export interface HTTPRequestRedirect {
+  scheme?: string;
+  hostname?: string;
+  path?: { type: 'ReplaceFullPath' | 'ReplacePrefixMatch' | (string & {}); replaceFullPath?: string; replacePrefixMatch?: string };
+  port?: number;
+  statusCode?: number;
+}
+
+/** A rule's filter: RequestRedirect is served; of the others only the type is read, to name them in the route's status. */
 export interface HTTPRouteFilter {
   type: string;
+  requestRedirect?: HTTPRequestRedirect;
 }
 
 export interface HTTPBackendRef {

@@ -155,7 +155,52 @@ describe('HTTPRoute -> IngressIntent', () => {
     const t = translate({ httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web', 80, 'PathPrefix', { filters: [{ type: 'RequestRedirect' }, { type: 'URLRewrite' }] })] })] });
     expect(t.intents).toEqual([]);
     expect(parentConditions(t)).toEqual({ Accepted: ['False', 'IncompatibleFilters'], ResolvedRefs: ['True', 'ResolvedRefs'] });
-    expect(parentCondition(t, 'Accepted').message).toBe('HTTPRoute default/web: no rule can be served: spec.rules[0].filters: RequestRedirect, URLRewrite not supported yet');
+    expect(parentCondition(t, 'Accepted').message).toBe('HTTPRoute default/web: no rule can be served: spec.rules[0].filters: URLRewrite not supported yet');
+  });
+
+  describe('RequestRedirect', () => {
+    const redirecting = (requestRedirect: object, listeners = [httpListener('http')], extra: object = {}) => translate({
+      gateways: [gateway('gw', listeners)],
+      httpRoutes: [httpRoute('web', { hostnames: ['web.example.com'], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/old' } }], filters: [{ type: 'RequestRedirect', requestRedirect }], ...extra }] })],
+    }, { ...OPTIONS, ports: { http: listeners[0]!.port, https: 443 } });
+    const redirects = (t: GatewayTranslation) => t.intents[0]?.routes.map((r) => `${r.match} ${r.path} -> ${r.redirect?.code} ${r.redirect?.url}`);
+
+    it('answers HTTP with HTTPS (the usual pattern): the scheme\'s well-known port is left out, host, path and query kept', () => {
+      const t = redirecting({ scheme: 'https', statusCode: 301 });
+      expect(redirects(t)).toEqual(['exact /old -> 301 https://$host$request_uri', 'prefix /old/ -> 301 https://$host$request_uri']);
+      expect(parentConditions(t)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['True', 'ResolvedRefs'] });
+    });
+
+    it('sets host, port and the full path as asked; 302 by default; without scheme or port the listener\'s port, unless well known', () => {
+      expect(redirects(redirecting({ hostname: 'new.example.com', port: 8443, path: { type: 'ReplaceFullPath', replaceFullPath: '/new' } }))?.[0])
+        .toBe('exact /old -> 302 $scheme://new.example.com:8443/new$is_args$args');
+      expect(redirects(redirecting({ hostname: 'new.example.com' }, [{ ...httpListener('http'), port: 8080 }]))?.[0]).toBe('exact /old -> 302 $scheme://new.example.com:8080$request_uri');
+      expect(redirects(redirecting({ scheme: 'http', port: 80 }))?.[0]).toBe('exact /old -> 302 http://$host$request_uri');
+    });
+
+    it('does not judge the backendRefs of a redirecting rule: a missing Service is no BackendNotFound', () => {
+      const t = redirecting({ scheme: 'https' }, [httpListener('http')], { backendRefs: [{ name: 'missing', port: 80 }] });
+      expect(parentConditions(t).ResolvedRefs).toEqual(['True', 'ResolvedRefs']);
+      expect(redirects(t)?.length).toBe(2);
+    });
+
+    it('refuses values the schema forbids (a manifest file is not checked) and what is not served yet, naming the field', () => {
+      const t = redirecting({ scheme: 'ftp', hostname: '*.example.com', statusCode: 305, path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/x' } });
+      expect(t.intents).toEqual([]);
+      expect(parentCondition(t, 'Accepted').message).toBe('HTTPRoute default/web: no rule can be served: '
+        + 'spec.rules[0].filters[0].requestRedirect.scheme: "ftp" is not http or https; '
+        + 'spec.rules[0].filters[0].requestRedirect.hostname: "*.example.com" must not be a wildcard; '
+        + 'spec.rules[0].filters[0].requestRedirect.statusCode: 305 is not 301, 302, 303, 307 or 308; '
+        + 'spec.rules[0].filters[0].requestRedirect.path.type: "ReplacePrefixMatch" not supported yet (ReplaceFullPath is)');
+    });
+
+    it('renders as NGINX return with the URL\'s variables', () => {
+      const t = redirecting({ scheme: 'https', statusCode: 301 });
+      const { model, diagnostics } = buildModel({ intents: t.intents, services: new Map(), endpointSlices: new Map(), certificates: new Map(), caBundles: new Map(), defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES), defaultCertificates: [] });
+      expect(diagnostics).toEqual([]);
+      const location = model.servers.find((x) => x.host === 'web.example.com')?.locations.find((l) => l.path === '/old');
+      expect(location?.action).toEqual({ kind: 'redirect', code: 301, url: 'https://$host$request_uri' });
+    });
   });
 
   it('routes to Services only: another kind is ResolvedRefs False InvalidKind and its rule is not served', () => {

@@ -4,12 +4,12 @@
 // All of a controller's Gateways share one data plane: listener conflicts are judged within a Gateway, and routes of
 // different Gateways for one host merge by the routes' precedence, as Ingresses do (docs/gateway-api.md).
 import { ANNOTATION_PREFIX, parseSettings, type IngressSettings } from './annotations.js';
-import { GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayCondition, type HTTPRoute, type HTTPRouteRule, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
+import { GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayCondition, type HTTPRequestRedirect, type HTTPRoute, type HTTPRouteRule, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
 import { PRECEDENCE, policyFromSettings, prefixRoutes, warning, type BackendRef, type IngressIntent, type IntentRoute } from './ingress.js';
 import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
 import type { Capabilities, TlsDefaults } from './pq.js';
 import { parseProxyAnnotations } from './proxy-annotations.js';
-import type { CertificatePair, Diagnostic, ObjectRef, TlsPolicy } from './types.js';
+import type { Diagnostic, ObjectRef, TlsPolicy } from './types.js';
 
 /** The controllerName of QubeSec's GatewayClasses. */
 export const GATEWAY_CONTROLLER_NAME = 'qubesec.io/gateway-controller';
@@ -26,9 +26,9 @@ export interface GatewaySnapshot {
   /** Labels of each Namespace, by name: allowedRoutes namespace selectors read them. */
   namespaceLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
   /** namespace/name of the Services that exist: a backendRef to another is BackendNotFound (it answers 503). */
-  services: ReadonlySet<string>;
-  /** Checked certificate pairs keyed namespace/name (ClusterState.certificates): a ref to another is InvalidCertificateRef. */
-  certificates: ReadonlyMap<string, CertificatePair>;
+  services: { has(key: string): boolean };
+  /** namespace/name of the Secrets with a usable certificate pair: a ref to another is InvalidCertificateRef. */
+  certificates: { has(key: string): boolean };
 }
 
 export interface GatewayOptions {
@@ -92,7 +92,7 @@ export function translateGateways(snapshot: GatewaySnapshot, options: GatewayOpt
   const accepted = new Set<string>();
   const ours = new Set<string>();
   for (const gatewayClass of snapshot.gatewayClasses) {
-    if (gatewayClass.spec.controllerName !== options.controllerName) continue;
+    if (gatewayClass.spec?.controllerName !== options.controllerName) continue;
     const name = gatewayClass.metadata.name ?? '';
     ours.add(name);
     const generation = gatewayClass.metadata.generation;
@@ -110,21 +110,37 @@ export function translateGateways(snapshot: GatewaySnapshot, options: GatewayOpt
   const grants = new ReferenceGrants(snapshot.referenceGrants);
   const gateways = new Map<string, { status: GatewayStatusDraft; listeners: ListenerView[] }>();
   for (const gateway of snapshot.gateways) {
-    if (!ours.has(gateway.spec.gatewayClassName)) continue;
-    const judged = judgeGateway(gateway, accepted.has(gateway.spec.gatewayClassName), grants, snapshot, options);
+    if (!ours.has(gateway.spec?.gatewayClassName ?? '')) continue;
+    const judged = unreadable(gateway, 'Gateway', result.diagnostics, () => judgeGateway(gateway, accepted.has(gateway.spec.gatewayClassName), grants, snapshot, options));
+    if (!judged) continue;
     gateways.set(`${judged.status.ref.namespace}/${judged.status.ref.name}`, judged);
     result.gateways.push(judged.status);
     result.diagnostics.push(...judged.diagnostics);
   }
 
   for (const route of snapshot.httpRoutes) {
-    const translated = translateRoute(route, gateways, grants, snapshot, options);
+    const translated = unreadable(route, 'HTTPRoute', result.diagnostics, () => translateRoute(route, gateways, grants, snapshot, options));
     if (!translated) continue;
     result.httpRoutes.push({ ref: translated.ref, parents: translated.parents });
     if (translated.intent) result.intents.push(translated.intent);
     result.diagnostics.push(...translated.diagnostics);
   }
   return result;
+}
+
+/**
+ * `read()` of one object, or undefined with a Warning when its fields are not of the schema's types: the API server
+ * checks them, a manifest file may not, and one such object must fail alone.
+ */
+function unreadable<T>(object: Gateway | HTTPRoute, kind: 'Gateway' | 'HTTPRoute', diagnostics: Diagnostic[], read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    const ref: ObjectRef = { kind, namespace: object.metadata?.namespace ?? 'default', name: object.metadata?.name ?? '', uid: object.metadata?.uid };
+    diagnostics.push(warning(ref, 'Invalid', `${kind} ${ref.namespace}/${ref.name}: its fields do not follow the Gateway API schema (${err.message}); it is not served`));
+    return undefined;
+  }
 }
 
 function judgeGateway(gateway: Gateway, classAccepted: boolean, grants: ReferenceGrants, snapshot: GatewaySnapshot, options: GatewayOptions) {
@@ -316,7 +332,9 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
     if (e) hostnameErrors.push(`spec.hostnames[${i}]: ${quote(h)} ${e}`);
     return !e;
   });
-  const outcomes = (route.spec.rules ?? [{}]).map((rule, i) => translateRule(rule, i, namespace, grants, snapshot));
+  // The port a redirect without scheme or port keeps: that of the first listener the route names.
+  const firstListener = ourParents.flatMap(({ parentRef, gateway }) => gateway!.listeners.filter((v) => parentRef.sectionName === undefined || v.listener.name === parentRef.sectionName))[0]?.listener;
+  const outcomes = (route.spec.rules ?? [{}]).map((rule, i) => translateRule(rule, i, namespace, grants, snapshot, firstListener));
   const served = outcomes.filter((o) => !o.dropped && (!o.refProblem || o.refProblem.reason === 'BackendNotFound'));
   const dropped = outcomes.flatMap((o) => (o.dropped ? [o.dropped.message] : []));
   const refProblem = outcomes.find((o) => o.refProblem)?.refProblem;
@@ -418,17 +436,24 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
     policyFromAnnotations: policySource?.policyFromOptions ?? false,
     routes,
     tls,
-    proxy: parseProxyAnnotations(undefined, namespace, false).settings,
+    // Attached to an HTTP listener: plain HTTP serves the route (no redirect unless a filter asks); on HTTPS listeners
+    // only: plain HTTP to its hosts is redirected, as for an Ingress with TLS.
+    proxy: { ...parseProxyAnnotations(undefined, namespace, false).settings, httpsRedirect: https.length < hostsByListener.length ? 'never' : 'tls-hosts' },
   };
   return { ref, parents, intent, diagnostics };
 }
 
-function translateRule(rule: HTTPRouteRule, index: number, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot): RuleOutcome {
+function translateRule(rule: HTTPRouteRule, index: number, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot, listener: Listener | undefined): RuleOutcome {
   const field = `spec.rules[${index}]`;
   const unsupported: string[] = [];
-  if ((rule.filters ?? []).length > 0) {
-    return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: ${rule.filters!.map((f) => f.type).join(', ')} not supported yet` } };
+  const filters = rule.filters ?? [];
+  const others = filters.filter((f) => f.type !== 'RequestRedirect');
+  if (others.length > 0) {
+    return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: ${others.map((f) => f.type).join(', ')} not supported yet` } };
   }
+  if (filters.length > 1) return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: more than one RequestRedirect` } };
+  const invalid: string[] = [];
+  const redirect = filters[0] && redirectOf(filters[0].requestRedirect ?? {}, `${field}.filters[0].requestRedirect`, listener, invalid);
   if (rule.timeouts) unsupported.push(`${field}.timeouts`);
   if (rule.retry) unsupported.push(`${field}.retry`);
   if (rule.sessionPersistence) unsupported.push(`${field}.sessionPersistence`);
@@ -438,55 +463,88 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
     if ((m.queryParams ?? []).length > 0) unsupported.push(`${field}.matches[${j}].queryParams`);
     if (m.method !== undefined) unsupported.push(`${field}.matches[${j}].method`);
   });
-  const backendRefs = (rule.backendRefs ?? []).filter((b) => b.weight !== 0);
-  if (backendRefs.length > 1) unsupported.push(`${field}.backendRefs (more than one: weighted backends)`);
-  if (backendRefs.length === 0) unsupported.push(`${field}.backendRefs (none with weight above 0: the spec answers 500)`);
+  // A redirect answers every request itself: its backendRefs are never used (the spec), so not judged.
+  const backendRefs = redirect ? [] : (rule.backendRefs ?? []).filter((b) => b.weight !== 0);
+  if (!redirect && backendRefs.length > 1) unsupported.push(`${field}.backendRefs (more than one: weighted backends)`);
+  if (!redirect && backendRefs.length === 0) unsupported.push(`${field}.backendRefs (none with weight above 0: the spec answers 500)`);
   backendRefs.forEach((b) => {
     if ((b.filters ?? []).length > 0) unsupported.push(`${field}.backendRefs[${rule.backendRefs!.indexOf(b)}].filters`);
   });
   if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')}: not supported yet` } };
 
-  const backendRef = backendRefs[0]!;
-  const at = `${field}.backendRefs[${rule.backendRefs!.indexOf(backendRef)}]`;
-  if ((backendRef.group ?? '') !== '' || (backendRef.kind ?? 'Service') !== 'Service') {
-    return { routes: [], refProblem: { reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to)` } };
+  const backendRef = backendRefs[0];
+  const at = backendRef && `${field}.backendRefs[${rule.backendRefs!.indexOf(backendRef)}]`;
+  const target = backendRef?.namespace ?? namespace;
+  if (backendRef) {
+    if ((backendRef.group ?? '') !== '' || (backendRef.kind ?? 'Service') !== 'Service') {
+      return { routes: [], refProblem: { reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to)` } };
+    }
+    if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace }, { group: '', kind: 'Service', namespace: target, name: backendRef.name })) {
+      return { routes: [], refProblem: { reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it` } };
+    }
+    const serviceError = checkServiceName(backendRef.name);
+    if (serviceError) invalid.push(`${at}.name: ${quote(backendRef.name)} ${serviceError}`);
+    if (backendRef.port === undefined) invalid.push(`${at}.port: is required for a Service`);
+    else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
   }
-  const target = backendRef.namespace ?? namespace;
-  if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace }, { group: '', kind: 'Service', namespace: target, name: backendRef.name })) {
-    return { routes: [], refProblem: { reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it` } };
-  }
-  const invalid: string[] = [];
-  const serviceError = checkServiceName(backendRef.name);
-  if (serviceError) invalid.push(`${at}.name: ${quote(backendRef.name)} ${serviceError}`);
-  if (backendRef.port === undefined) invalid.push(`${at}.port: is required for a Service`);
-  else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
   const routes: IntentRoute[] = [];
-  const backend: BackendRef = { namespace: target, service: backendRef.name, port: String(backendRef.port) };
+  // A redirect's routes name no backend: the builder gives them no upstream.
+  const backend: BackendRef = { namespace: target, service: backendRef?.name ?? '', port: String(backendRef?.port ?? '') };
   matches.forEach((m, j) => {
     const pathField = `${field}.matches[${j}].path`;
     const type = m.path?.type ?? 'PathPrefix';
     const value = m.path?.value ?? '/';
     const routeField = `${field}.matches[${j}]`;
+    const found: IntentRoute[] = [];
     if (type === 'Exact' || type === 'PathPrefix') {
       const e = checkPath(value) ?? checkExactOrPrefixPath(value);
       if (e) invalid.push(`${pathField}.value: ${quote(value)} ${e}`);
-      else if (type === 'Exact') routes.push({ host: '', match: 'exact', path: value, precedence: PRECEDENCE.exact, field: routeField, backend });
-      else routes.push(...prefixRoutes('', value, routeField, backend));
+      else if (type === 'Exact') found.push({ host: '', match: 'exact', path: value, precedence: PRECEDENCE.exact, field: routeField, backend });
+      else found.push(...prefixRoutes('', value, routeField, backend));
     } else if (type === 'RegularExpression') {
       const e = checkRegexPath(value);
       if (e) invalid.push(`${pathField}.value: ${quote(value)} ${e}`);
       // The whole path must match, as the spec's examples read; the group keeps an alternation inside the anchors.
-      else routes.push({ host: '', match: 'regex', path: `^(?:${value})$`, precedence: PRECEDENCE.pathPrefix, field: routeField, backend });
+      else found.push({ host: '', match: 'regex', path: `^(?:${value})$`, precedence: PRECEDENCE.pathPrefix, field: routeField, backend });
     } else {
       invalid.push(`${pathField}.type: ${quote(type)} is not Exact, PathPrefix or RegularExpression`);
     }
+    routes.push(...(redirect ? found.map((r) => ({ ...r, redirect })) : found));
   });
   if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; ') } };
   const outcome: RuleOutcome = { routes };
-  if (!snapshot.services.has(`${target}/${backendRef.name}`)) {
+  if (backendRef && !snapshot.services.has(`${target}/${backendRef.name}`)) {
     outcome.refProblem = { reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its paths answer 503)` };
   }
   return outcome;
+}
+
+/**
+ * A RequestRedirect filter as the URL NGINX answers with. A part the filter leaves out keeps the request's: scheme,
+ * host, path and query. Without scheme or port the port is the listener's; a port that is its scheme's well-known one
+ * is left out of the URL (the spec). Problems go to `invalid`.
+ */
+function redirectOf(filter: HTTPRequestRedirect, at: string, listener: Listener | undefined, invalid: string[]): { code: number; url: string } {
+  if (filter.scheme !== undefined && filter.scheme !== 'http' && filter.scheme !== 'https') invalid.push(`${at}.scheme: ${quote(filter.scheme)} is not http or https`);
+  const hostError = filter.hostname === undefined ? undefined : checkHost(filter.hostname) ?? (filter.hostname.includes('*') ? 'must not be a wildcard' : undefined);
+  if (hostError) invalid.push(`${at}.hostname: ${quote(filter.hostname!)} ${hostError}`);
+  if (filter.port !== undefined && checkPortNumber(filter.port)) invalid.push(`${at}.port: ${filter.port} ${checkPortNumber(filter.port)}`);
+  const code = filter.statusCode ?? 302;
+  if (![301, 302, 303, 307, 308].includes(code)) invalid.push(`${at}.statusCode: ${code} is not 301, 302, 303, 307 or 308`);
+  let path = '$request_uri';
+  if (filter.path?.type === 'ReplaceFullPath') {
+    const value = filter.path.replaceFullPath ?? '/';
+    const e = checkPath(value);
+    if (e) invalid.push(`${at}.path.replaceFullPath: ${quote(value)} ${e}`);
+    path = `${value}$is_args$args`;
+  } else if (filter.path) {
+    invalid.push(`${at}.path.type: ${quote(filter.path.type)} not supported yet (ReplaceFullPath is)`);
+  }
+  const listenerScheme = listener?.protocol === 'HTTPS' ? 'https' : 'http';
+  const wellKnown = (scheme: string, port: number) => (scheme === 'http' && port === 80) || (scheme === 'https' && port === 443);
+  const port = filter.port ?? (filter.scheme === undefined ? listener?.port : undefined);
+  const shown = port === undefined || wellKnown(filter.scheme ?? listenerScheme, port) ? '' : `:${port}`;
+  return { code, url: `${filter.scheme ?? '$scheme'}://${filter.hostname ?? '$host'}${shown}${path}` };
 }
 
 /**

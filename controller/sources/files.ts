@@ -6,6 +6,7 @@ import { join, relative } from 'node:path';
 import chokidar, { type FSWatcher } from 'chokidar';
 import { parseAllDocuments } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { GATEWAY_GROUP, GATEWAY_VERSION } from '../model/gateway-api.js';
 import { checkNamespaceName, checkObjectName, checkServiceName, quote, shortened } from '../model/names.js';
 import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
@@ -22,10 +23,16 @@ export const INGRESS_KINDS: ManifestKinds<Snapshot> = {
   'discovery.k8s.io/v1 EndpointSlice': 'endpointSlices',
   'v1 Secret': 'secrets',
   'v1 ConfigMap': 'configMaps',
+  [`${GATEWAY_GROUP}/${GATEWAY_VERSION} GatewayClass`]: 'gatewayClasses',
+  [`${GATEWAY_GROUP}/${GATEWAY_VERSION} Gateway`]: 'gateways',
+  [`${GATEWAY_GROUP}/${GATEWAY_VERSION} HTTPRoute`]: 'httpRoutes',
+  [`${GATEWAY_GROUP}/v1beta1 ReferenceGrant`]: 'referenceGrants',
+  [`${GATEWAY_GROUP}/${GATEWAY_VERSION} ReferenceGrant`]: 'referenceGrants',
+  'v1 Namespace': 'namespaces',
 };
 
 /** Kinds without a namespace (of those some system reads). */
-const CLUSTER_SCOPED = new Set(['IngressClass']);
+const CLUSTER_SCOPED = new Set(['IngressClass', 'GatewayClass', 'Namespace']);
 
 const MANIFEST = /\.(ya?ml|json)$/;
 

@@ -3,12 +3,14 @@
 // reported before that: nothing decides from a partial view.
 import {
   CoreV1Api,
+  CustomObjectsApi,
   DiscoveryV1Api,
   KubeConfig,
   NetworkingV1Api,
   type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { GATEWAY_GROUP, GATEWAY_VERSION } from '../model/gateway-api.js';
 import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -80,13 +82,28 @@ export class KubernetesSource implements Source {
       const cmNamespace = options.configMap.split('/')[0] ?? '';
       this.add('configmaps', 'configMaps', `/api/v1/namespaces/${cmNamespace}/configmaps`, (o) => core.listNamespacedConfigMap({ namespace: cmNamespace }, o));
     }
+    // Gateway API is the cluster's to install: a kind it does not serve is an empty list, looked for again later.
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const gatewayApi = (resource: string, kind: keyof Snapshot, version: string, namespaced: boolean) => {
+      const group = GATEWAY_GROUP;
+      const list = (o: ListOptions) => (namespaced && ns
+        ? custom.listNamespacedCustomObject({ group, version, namespace: ns, plural: resource }, o)
+        : custom.listClusterCustomObject({ group, version, plural: resource }, o)) as Promise<KubernetesListObject<KubernetesObject>>;
+      this.add(resource, kind, namespaced ? scoped(`/apis/${group}/${version}`, resource) : `/apis/${group}/${version}/${resource}`, list, true);
+    };
+    gatewayApi('gatewayclasses', 'gatewayClasses', GATEWAY_VERSION, false);
+    gatewayApi('gateways', 'gateways', GATEWAY_VERSION, true);
+    gatewayApi('httproutes', 'httpRoutes', GATEWAY_VERSION, true);
+    // v1beta1: served by every Gateway API release that has ReferenceGrant (v1 only from v1.5).
+    gatewayApi('referencegrants', 'referenceGrants', 'v1beta1', true);
+    this.add('namespaces', 'namespaces', '/api/v1/namespaces', (o) => core.listNamespace({}, o), true);
   }
 
-  /** A reflector of resource `name` whose objects the snapshot lists under `kind`. */
-  private add<T extends KubernetesObject>(name: string, kind: keyof Snapshot, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>): void {
+  /** A reflector of resource `name` whose objects the snapshot lists under `kind`; `optional`: a 404 lists none. */
+  private add<T extends KubernetesObject>(name: string, kind: keyof Snapshot, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>, optional = false): void {
     const client = kubernetesListWatch<T>(this.kc, path, list, this.options.listTimeoutMs);
     const onChange = (key?: string, object?: T) => this.onChange(key === undefined ? undefined : { kind, key, object });
-    const reflector = new Reflector<T>(name, client, onChange, { ...reflectorHooks(name, this.metrics, this.log), strip: stripperOf(kind) });
+    const reflector = new Reflector<T>(name, client, onChange, { ...reflectorHooks(name, this.metrics, this.log), strip: stripperOf(kind), optional });
     this.reflectors.push(reflector as unknown as Reflector<KubernetesObject>);
   }
 
@@ -108,6 +125,11 @@ export class KubernetesSource implements Source {
       endpointSlices: list('endpointslices'),
       secrets: [...list('secrets'), ...list('ticket-secrets')],
       configMaps: list('configmaps'),
+      gatewayClasses: list('gatewayclasses'),
+      gateways: list('gateways'),
+      httpRoutes: list('httproutes'),
+      referenceGrants: list('referencegrants'),
+      namespaces: list('namespaces'),
     };
   }
 

@@ -38,7 +38,7 @@ function scripted(lists: (KubernetesListObject<KubernetesObject> | Error)[], wat
   return { client, idle, calls };
 }
 
-function reflect(client: ListWatchClient<KubernetesObject>, strip?: (object: KubernetesObject) => void) {
+function reflect(client: ListWatchClient<KubernetesObject>, strip?: (object: KubernetesObject) => void, optional = false) {
   const seen = { changes: 0, listFailures: 0, sleeps: [] as number[], syncedAtChange: [] as boolean[] };
   const reflector: Reflector<KubernetesObject> = new Reflector('things', client, () => {
     seen.changes++;
@@ -48,6 +48,7 @@ function reflect(client: ListWatchClient<KubernetesObject>, strip?: (object: Kub
     onListFailure: () => seen.listFailures++,
     sleep: async (ms) => void seen.sleeps.push(ms),
     strip,
+    optional,
   });
   reflector.start();
   return { reflector, seen };
@@ -56,6 +57,38 @@ function reflect(client: ListWatchClient<KubernetesObject>, strip?: (object: Kub
 const names = (r: Reflector<KubernetesObject>) => r.list().map((o) => `${o.metadata!.name}@${o.metadata!.resourceVersion}`);
 
 describe('Reflector', () => {
+  it('of an optional resource takes a 404 for an empty list, is synced, lists again at the cap, and reads the objects once served', async () => {
+    const { client, idle, calls } = scripted([apiError(404), apiError(404), listOf('5', obj('a', '5'))], []);
+    const { reflector, seen } = reflect(client, undefined, true);
+    await reflector.synced;
+    await idle;
+    expect(calls.lists).toBe(3);
+    expect(seen.listFailures).toBe(0);
+    expect(seen.sleeps).toEqual([MAX_BACKOFF_MS, MAX_BACKOFF_MS]);
+    expect(names(reflector)).toEqual(['a@5']);
+    expect(seen.syncedAtChange).toEqual([true]);
+    await reflector.stop();
+  });
+
+  it('of an optional resource takes a 403 (RBAC without its rule) for an empty list too', async () => {
+    const { client, idle } = scripted([apiError(403)], []);
+    const { reflector, seen } = reflect(client, undefined, true);
+    await reflector.synced;
+    await idle;
+    expect(reflector.list()).toEqual([]);
+    expect(seen.listFailures).toBe(0);
+    await reflector.stop();
+  });
+
+  it('of a required resource a 404 is a failed list: not synced', async () => {
+    const { client, idle } = scripted([apiError(404)], []);
+    const { reflector, seen } = reflect(client);
+    await idle;
+    expect(reflector.hasSynced).toBe(false);
+    expect(seen.listFailures).toBe(1);
+    await reflector.stop();
+  });
+
   it('is synced only once a list came in whole: failed lists count, retry with doubling backoff up to the cap, and leave nothing in the store', async () => {
     const failures = Array.from({ length: 8 }, () => apiError(500));
     const { client, idle } = scripted([...failures, listOf('10', obj('a', '1'), obj('b', '1'))], []);

@@ -30,6 +30,11 @@ export interface ReflectorHooks {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Drops what the reflector's users never read from each object as it comes in (source.ts stripUnread), before it is kept. */
   strip?: (object: KubernetesObject) => void;
+  /**
+   * The API server may not serve the resource (a CRD not installed: 404) or let us read it (RBAC without its rule:
+   * 403): such a list counts as an empty one, and the resource is listed again every MAX_BACKOFF_MS.
+   */
+  optional?: boolean;
 }
 
 /** A watch that ended with 410 Gone (its resourceVersion is older than etcd keeps): only a new list can resume. */
@@ -87,6 +92,17 @@ export class Reflector<T extends KubernetesObject> {
           listed = await this.client.list(signal);
         } catch (err) {
           if (signal.aborted) return;
+          const code = (err as { code?: number }).code;
+          if (this.hooks.optional && (code === 404 || code === 403)) {
+            if (!this.hasSynced || this.store.size > 0) {
+              const why = code === 404 ? 'the API server does not serve this resource' : 'RBAC does not let this controller list this resource';
+              log[code === 404 ? 'info' : 'warn'](`${why}; none are read until it does`, { resource: this.name, listAgainInMs: MAX_BACKOFF_MS });
+            }
+            this.replace([]);
+            this.setSynced();
+            await this.sleep(MAX_BACKOFF_MS, signal).catch(() => undefined);
+            continue;
+          }
           this.hooks.onListFailure?.();
           log.warn(this.hasSynced ? 'list failed; the last full list stays in use; retrying' : 'initial list failed; nothing acts on this kind until it is in; retrying',
             { resource: this.name, error: errorText(err), retryInMs: backoffMs });
@@ -96,12 +112,7 @@ export class Reflector<T extends KubernetesObject> {
         resourceVersion = listed.metadata?.resourceVersion ?? '';
         this.replace(listed.items ?? []);
         backoffMs = INITIAL_BACKOFF_MS;
-        if (!this.hasSynced) {
-          this.hasSynced = true;
-          log.info('initial list done', { resource: this.name, objects: this.store.size });
-          this.hooks.onSynced?.();
-          this.markSynced();
-        }
+        this.setSynced();
         if (!resourceVersion) {
           // Nothing to watch from: list again, but never in a tight loop.
           await wait();
@@ -136,6 +147,14 @@ export class Reflector<T extends KubernetesObject> {
         await wait();
       }
     }
+  }
+
+  private setSynced(): void {
+    if (this.hasSynced) return;
+    this.hasSynced = true;
+    this.hooks.log.info('initial list done', { resource: this.name, objects: this.store.size });
+    this.hooks.onSynced?.();
+    this.markSynced();
   }
 
   private apply(type: string, object: T): void {

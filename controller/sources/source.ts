@@ -7,6 +7,7 @@ import type {
   V1EndpointSlice,
   V1Ingress,
   V1IngressClass,
+  V1Namespace,
   V1Secret,
   V1Service,
 } from '@kubernetes/client-node';
@@ -22,6 +23,20 @@ export interface Snapshot {
   endpointSlices: readonly V1EndpointSlice[];
   secrets: readonly V1Secret[];
   configMaps: readonly V1ConfigMap[];
+  /**
+   * Gateway API (model/gateway-api.ts types; the API server's schema checked them, a manifest file did not). Empty
+   * when the cluster does not serve the kind. Namespaces: their labels, for allowedRoutes selectors.
+   */
+  gatewayClasses: readonly KubernetesObject[];
+  gateways: readonly KubernetesObject[];
+  httpRoutes: readonly KubernetesObject[];
+  referenceGrants: readonly KubernetesObject[];
+  namespaces: readonly V1Namespace[];
+}
+
+/** A snapshot with no objects: tests and sources fill in what they have. */
+export function emptySnapshot(): Snapshot {
+  return { ingressClasses: [], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [], gatewayClasses: [], gateways: [], httpRoutes: [], referenceGrants: [], namespaces: [] };
 }
 
 /** What a source holds (its snapshot's shape): for each kind it reads, its objects. */
@@ -128,8 +143,16 @@ export function stripService(service: V1Service): void {
   service.status = service.status?.loadBalancer ? { loadBalancer: service.status.loadBalancer } : undefined;
 }
 
+/** Of a Namespace only its name and labels: allowedRoutes selectors read the labels. */
+export function stripNamespace(namespace: KubernetesObject): void {
+  const { name, uid, resourceVersion, labels } = namespace.metadata ?? {};
+  namespace.metadata = { name, uid, resourceVersion, labels };
+  delete (namespace as { spec?: unknown }).spec;
+  delete (namespace as { status?: unknown }).status;
+}
+
 /** What the ingress source keeps of an object it lists under `kind` in the snapshot. */
 export function stripperOf(kind: keyof Snapshot): (object: KubernetesObject) => void {
-  const strips: Partial<Record<keyof Snapshot, (object: never) => void>> = { endpointSlices: stripEndpointSlice, services: stripService, secrets: stripSecret };
+  const strips: Partial<Record<keyof Snapshot, (object: never) => void>> = { endpointSlices: stripEndpointSlice, services: stripService, secrets: stripSecret, namespaces: stripNamespace };
   return (strips[kind] ?? stripUnread) as (object: KubernetesObject) => void;
 }

@@ -20,7 +20,7 @@ import { defaultCertificatePairs, selfSignedPair } from '../../controller/pki/se
 import { Reconciler, type DataPlane } from '../../controller/reconciler.js';
 import { endpointLines, render, ServerBlocks } from '../../controller/render/render.js';
 import { RENDER_SETTINGS } from '../../controller/render/testing.js';
-import { keyOf, stripperOf, type Change, type Snapshot, type Source } from '../../controller/sources/source.js';
+import { emptySnapshot, keyOf, stripperOf, type Change, type Snapshot, type Source } from '../../controller/sources/source.js';
 
 const SIZES = [1_000, 10_000];
 const INGRESSES_PER_NAMESPACE = 50;
@@ -142,6 +142,7 @@ async function cluster(count: number): Promise<ClusterObjects> {
   }
   secrets.push({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: UNRELATED_SECRET, namespace: 'team-0', uid: 'uid-unrelated', resourceVersion: '1' }, data: { token: 'MQ==' } });
   const objects: ClusterObjects = {
+    ...(emptySnapshot() as ClusterObjects),
     ingressClasses: [{ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'qubesec' }, spec: { controller: 'qubesec.io/ingress-controller' } }],
     ingresses, services, endpointSlices, secrets,
     configMaps: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'qubesec-defaults', namespace: 'qubesec', resourceVersion: '1' }, data: { 'tls-min-version': '1.3' } }],
@@ -167,7 +168,7 @@ class MemorySource implements Source {
 
   snapshot(): Snapshot {
     const s = this.state;
-    return { ingressClasses: [...s.ingressClasses], ingresses: [...s.ingresses], services: [...s.services], endpointSlices: [...s.endpointSlices], secrets: [...s.secrets], configMaps: [...s.configMaps] };
+    return Object.fromEntries(Object.entries(s).map(([kind, list]) => [kind, [...list]])) as unknown as Snapshot;
   }
 
   async stop(): Promise<void> {}

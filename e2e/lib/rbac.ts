@@ -18,6 +18,9 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
       { ...ownSecrets, verb: 'create' },
       { ...ownSecrets, verb: 'update', name: ticketSecret },
       { group: '', resource: 'events', namespace: 'default', verb: 'create' },
+      { group: 'gateway.networking.k8s.io', resource: 'httproutes', namespace: 'default', verb: 'watch' },
+      { group: 'gateway.networking.k8s.io', resource: 'gateways', namespace: 'default', verb: 'patch', subresource: 'status', name: 'gw' },
+      { group: '', resource: 'namespaces', verb: 'list' },
     ],
     denied: [
       { ...ingresses, verb: 'update', name: 'app' },
@@ -38,6 +41,8 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
       { group: '', resource: 'pods', namespace: 'default', verb: 'create' },
       { group: 'qubesec.io', resource: 'certificates', namespace: 'default', verb: 'delete', name: 'app-tls' },
       { group: 'rbac.authorization.k8s.io', resource: 'clusterroles', verb: 'update', name: 'qubesec' },
+      { group: 'gateway.networking.k8s.io', resource: 'gateways', namespace: 'default', verb: 'patch', name: 'gw' },
+      { group: 'gateway.networking.k8s.io', resource: 'httproutes', namespace: 'default', verb: 'update', subresource: 'status', name: 'web' },
     ],
   };
 }

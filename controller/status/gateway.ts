@@ -1,0 +1,137 @@
+// What the leader writes into the status of GatewayClasses, Gateways and HTTPRoutes: the translation's conditions
+// (model/gateway.ts), Programmed from the data plane, the published addresses, and lastTransitionTime kept while a
+// condition's status stays. Pure; gateway-writer.ts writes. An HTTPRoute's parents of other controllers are kept.
+import { isIP } from 'node:net';
+import type { V1IngressLoadBalancerIngress } from '@kubernetes/client-node';
+import type { GatewayCondition, ParentReference } from '../model/gateway-api.js';
+import type { GatewayStatusDraft } from '../model/gateway.js';
+import type { ObjectRef } from '../model/types.js';
+import type { GatewayStatus } from '../reconciler.js';
+
+/** A condition as the API server holds it. */
+export interface WrittenCondition extends GatewayCondition {
+  lastTransitionTime: string;
+}
+
+interface RouteParentStatus {
+  parentRef: ParentReference;
+  controllerName: string;
+  conditions: WrittenCondition[];
+}
+
+/** The parts of a cached object the status is compared with. */
+export interface StatusHolder {
+  metadata?: { namespace?: string; name?: string; resourceVersion?: string; generation?: number };
+  status?: {
+    conditions?: WrittenCondition[];
+    addresses?: { type?: string; value: string }[];
+    listeners?: { name: string; supportedKinds: { group?: string; kind: string }[]; attachedRoutes: number; conditions: WrittenCondition[] }[];
+    parents?: RouteParentStatus[];
+  };
+}
+
+export type GatewayApiKind = 'GatewayClass' | 'Gateway' | 'HTTPRoute';
+
+export interface StatusPatch {
+  kind: GatewayApiKind;
+  namespace: string;
+  name: string;
+  /** The cached object's: the write is refused (409) if a newer one exists, whose own sync then follows. */
+  resourceVersion: string;
+  status: StatusHolder['status'];
+}
+
+export interface GatewayObjects {
+  gatewayClasses: readonly StatusHolder[];
+  gateways: readonly StatusHolder[];
+  httpRoutes: readonly StatusHolder[];
+}
+
+/**
+ * The status writes that would make the objects say what `status` says; objects already saying it get none. A
+ * condition keeps its lastTransitionTime while its status stays the same, as metav1.Condition wants.
+ */
+export function gatewayStatusPatches(status: GatewayStatus, objects: GatewayObjects, addresses: readonly V1IngressLoadBalancerIngress[], controllerName: string, now: Date): StatusPatch[] {
+  const time = now.toISOString().replace(/\.\d+Z$/, 'Z');
+  const patches: StatusPatch[] = [];
+  const byKey = (list: readonly StatusHolder[]) => new Map(list.map((o) => [`${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`, o]));
+  const push = (kind: GatewayApiKind, ref: ObjectRef, held: StatusHolder | undefined, wanted: NonNullable<StatusHolder['status']>) => {
+    if (!held) return;
+    const current = held.status ?? {};
+    if (canonical({ ...current, ...wanted }) === canonical(current)) return;
+    patches.push({ kind, namespace: ref.namespace, name: ref.name, resourceVersion: held.metadata?.resourceVersion ?? '', status: wanted });
+  };
+
+  const classes = byKey(objects.gatewayClasses);
+  for (const gatewayClass of status.gatewayClasses) {
+    const held = classes.get(`/${gatewayClass.ref.name}`);
+    push('GatewayClass', gatewayClass.ref, held, { conditions: merge(held?.status?.conditions, gatewayClass.conditions, time) });
+  }
+
+  const gateways = byKey(objects.gateways);
+  const published = addresses.map((a) => (a.ip ? { type: isIP(a.ip) ? 'IPAddress' : 'Hostname', value: a.ip } : { type: 'Hostname', value: a.hostname ?? '' }));
+  for (const draft of status.gateways) {
+    const held = gateways.get(`${draft.ref.namespace}/${draft.ref.name}`);
+    push('Gateway', draft.ref, held, gatewayStatus(draft, held, published, status.programmed, time));
+  }
+
+  const routes = byKey(objects.httpRoutes);
+  const drafted = new Set<string>();
+  for (const route of status.httpRoutes) {
+    const key = `${route.ref.namespace}/${route.ref.name}`;
+    drafted.add(key);
+    const held = routes.get(key);
+    const heldParents = held?.status?.parents ?? [];
+    const ours = route.parents.map((p) => {
+      const before = heldParents.find((h) => h.controllerName === controllerName && sameParent(h.parentRef, p.parentRef, route.ref.namespace));
+      return { parentRef: p.parentRef, controllerName, conditions: merge(before?.conditions, p.conditions, time) };
+    });
+    push('HTTPRoute', route.ref, held, { parents: [...heldParents.filter((h) => h.controllerName !== controllerName), ...ours] });
+  }
+  // A route that no longer names our Gateways loses our parent entries.
+  for (const [key, held] of routes) {
+    if (drafted.has(key) || !(held.status?.parents ?? []).some((p) => p.controllerName === controllerName)) continue;
+    const [namespace = '', name = ''] = key.split('/');
+    push('HTTPRoute', { kind: 'HTTPRoute', namespace, name }, held, { parents: held.status!.parents!.filter((p) => p.controllerName !== controllerName) });
+  }
+  return patches;
+}
+
+function gatewayStatus(draft: GatewayStatusDraft, held: StatusHolder | undefined, addresses: { type: string; value: string }[], programmed: boolean, time: string): NonNullable<StatusHolder['status']> {
+  const generation = held?.metadata?.generation;
+  const accepted = draft.conditions.find((c) => c.type === 'Accepted')?.status === 'True';
+  const gatewayProgrammed: GatewayCondition = !accepted
+    ? { type: 'Programmed', status: 'False', reason: 'Invalid', message: 'the Gateway is not accepted', observedGeneration: generation }
+    : programmed
+      ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'the data plane serves this Gateway', observedGeneration: generation }
+      : { type: 'Programmed', status: 'False', reason: 'Pending', message: 'the data plane has not taken the configuration yet; the previous one keeps serving', observedGeneration: generation };
+  const listeners = draft.listeners.map((listener) => {
+    const heldListener = held?.status?.listeners?.find((l) => l.name === listener.name);
+    const usable = listener.conditions.find((c) => c.type === 'Accepted')?.status === 'True' && listener.conditions.find((c) => c.type === 'Conflicted')?.status !== 'True';
+    const listenerProgrammed: GatewayCondition = usable && gatewayProgrammed.status === 'True'
+      ? { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'the data plane serves this listener', observedGeneration: generation }
+      : { type: 'Programmed', status: 'False', reason: usable ? gatewayProgrammed.reason : 'Invalid', message: usable ? gatewayProgrammed.message : 'the listener is not accepted or conflicts with another', observedGeneration: generation };
+    return { name: listener.name, supportedKinds: listener.supportedKinds, attachedRoutes: listener.attachedRoutes, conditions: merge(heldListener?.conditions, [...listener.conditions, listenerProgrammed], time) };
+  });
+  return { addresses, conditions: merge(held?.status?.conditions, [...draft.conditions, gatewayProgrammed], time), listeners };
+}
+
+/** The wanted conditions, each with its held lastTransitionTime while its status is unchanged, else `time`. */
+function merge(held: readonly WrittenCondition[] | undefined, wanted: readonly GatewayCondition[], time: string): WrittenCondition[] {
+  return wanted.map((c) => {
+    const before = held?.find((h) => h.type === c.type);
+    const lastTransitionTime = before && before.status === c.status ? before.lastTransitionTime : time;
+    return { type: c.type, status: c.status, reason: c.reason, message: c.message.slice(0, 32768), ...(c.observedGeneration === undefined ? {} : { observedGeneration: c.observedGeneration }), lastTransitionTime };
+  });
+}
+
+/** Two parentRefs naming the same parent (the spec's defaults filled in). */
+function sameParent(a: ParentReference, b: ParentReference, routeNamespace: string): boolean {
+  const norm = (p: ParentReference) => [p.group ?? 'gateway.networking.k8s.io', p.kind ?? 'Gateway', p.namespace ?? routeNamespace, p.name, p.sectionName ?? '', p.port ?? ''].join('|');
+  return norm(a) === norm(b);
+}
+
+/** JSON with object keys sorted: the API server gives a custom object's fields back in its own order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
+}

@@ -1,0 +1,165 @@
+// Gateway API through the whole pipeline: the pinned standard CRDs on a real kube-apiserver, the controller's sources,
+// translation and status writer, real NGINX on OpenSSL 3.5, real curl (PQ) and OpenSSL 3.0 s_client (legacy).
+import { execa } from 'execa';
+import type { Gateway, HTTPRoute } from '../controller/model/gateway-api.js';
+import { gateway, gatewayClass, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
+import type { WrittenCondition } from '../controller/status/gateway.js';
+import type { TestCluster } from './cluster/cluster.js';
+import { startEcho } from './lib/backends.js';
+import { legacyHandshake, pqCurl } from './lib/clients.js';
+import { eventually, gatewayApiCrds, kubeBinary } from './lib/env.js';
+import { startTestController, type TestController } from './lib/harness.js';
+import type { Kube } from './lib/kube.js';
+import type { TestHost } from './lib/netns.js';
+import { tlsSecret } from './lib/objects.js';
+import { startClusterSetup, stopClusterSetup, type ClusterSetup } from './lib/setup.js';
+
+const PUBLISHED = '198.18.0.10';
+
+let setup: ClusterSetup;
+let cluster: TestCluster;
+let kube: Kube;
+let controller: TestController;
+let anchors: ClusterSetup['anchors'];
+let testHost: TestHost;
+
+async function kubectl(args: string[]) {
+  const result = await execa(kubeBinary('kubectl'), ['--kubeconfig', cluster.kubeconfigPath, ...args], { reject: false });
+  if (result.exitCode !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
+}
+
+async function backend(name: string): Promise<void> {
+  await kube.publishService(name, await startEcho(testHost, name), testHost.address);
+}
+
+/** The listeners on the controller's ports (a listener on another port is PortUnavailable). */
+const https = (name: string, hostname: string, secrets: string[], options?: Record<string, string>) => ({ ...httpsListener(name, hostname, secrets, options), port: controller.httpsPort });
+const http = (name: string) => ({ ...httpListener(name), port: controller.httpPort });
+const target = (host: string, path = '/') => ({ host, port: controller.httpsPort, path });
+
+/** Polls until PQ curl (ML-DSA anchor) gets an answer `accept` takes. */
+const served = (host: string, accept: (r: Awaited<ReturnType<typeof pqCurl>>) => boolean, path = '/') =>
+  eventually(async () => {
+    const r = await pqCurl(target(host, path), { cacert: anchors.mldsa });
+    if (accept(r)) return r;
+    throw new Error(`last answer: curl exit ${r.exitCode}, status ${r.status}, body ${r.body.slice(0, 200)}`);
+  }, 20_000, `${host}${path}`);
+/** A host no route serves: the catch-all server (its default certificate, which curl is told not to verify) answers 404. */
+const notServed = (host: string) =>
+  eventually(async () => {
+    const r = await pqCurl(target(host), { args: ['-k'] });
+    if (r.status === 404) return r;
+    throw new Error(`last answer: curl exit ${r.exitCode}, status ${r.status}, body ${r.body.slice(0, 200)}`);
+  }, 20_000, `${host} not served`);
+
+async function status<T>(resource: string, name: string, namespace = 'default'): Promise<T> {
+  return JSON.parse(await kubectl(['get', resource, name, '-o', 'json', ...(resource === 'gatewayclass' ? [] : ['-n', namespace])])).status as T;
+}
+const summary = (conditions: WrittenCondition[] = []) => Object.fromEntries(conditions.map((c) => [c.type, `${c.status}/${c.reason}`]));
+type GatewayStatus = { addresses?: { type: string; value: string }[]; conditions?: WrittenCondition[]; listeners?: { name: string; attachedRoutes: number; conditions: WrittenCondition[] }[] };
+type RouteStatus = { parents?: { controllerName: string; parentRef: { name: string }; conditions: WrittenCondition[] }[] };
+
+beforeAll(async () => {
+  setup = await startClusterSetup();
+  ({ cluster, kube, anchors, testHost } = setup);
+  await kubectl(['apply', '--server-side', '-f', gatewayApiCrds()]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+  await kube.apply(tlsSecret('pq-ecdsa', 'ecdsa'));
+  for (const name of ['alpha', 'beta']) await backend(name);
+  controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--publish-status-address', PUBLISHED, '--election-ttl', '15s']);
+  await kube.apply(gatewayClass() as never);
+}, 300_000);
+
+afterAll(() => stopClusterSetup(setup, controller));
+
+describe('Gateway API on a real API server', () => {
+  it('serves an HTTPRoute on an HTTPS listener: ML-DSA over X25519MLKEM768 to PQ curl, ECDSA to legacy clients; statuses as the spec says', async () => {
+    const gw: Gateway = gateway('gw', [http('http'), https('https', '*.pq.example.com', ['pq-mldsa', 'pq-ecdsa'])]);
+    await kube.apply(gw as never);
+    await kube.apply(httpRoute('web', { parentRefs: [{ name: 'gw' }], hostnames: ['web.pq.example.com'], rules: [httpRule('/', 'alpha')] }) as never);
+
+    const r = await served('web.pq.example.com', (x) => x.status === 200);
+    expect(r.group).toBe('X25519MLKEM768');
+    expect(r.signature).toBe('id-ml-dsa-65');
+    expect(JSON.parse(r.body)).toEqual(expect.objectContaining({ backend: 'alpha', host: 'web.pq.example.com' }));
+    const legacy = await legacyHandshake('web.pq.example.com', controller.httpsPort, anchors.hostEcdsa);
+    expect(legacy).toEqual(expect.objectContaining({ ok: true, signatureType: 'ECDSA', verification: 'OK' }));
+    // The HTTP listener serves the route too (plain), and a host no route names is the catch-all's 404.
+    expect((await pqCurl({ host: 'web.pq.example.com', port: controller.httpPort, scheme: 'http' })).status).toBe(200);
+
+    const classStatus = await eventually(async () => {
+      const s = await status<{ conditions?: WrittenCondition[] }>('gatewayclass', 'qubesec');
+      return s?.conditions?.length ? s : undefined;
+    }, 20_000, 'GatewayClass status');
+    expect(summary(classStatus.conditions)).toEqual({ Accepted: 'True/Accepted' });
+    const gwStatus = await eventually(async () => {
+      const s = await status<GatewayStatus>('gateway', 'gw');
+      return summary(s?.conditions).Programmed === 'True/Programmed' ? s : undefined;
+    }, 20_000, 'Gateway Programmed');
+    expect(summary(gwStatus.conditions)).toEqual({ Accepted: 'True/Accepted', Programmed: 'True/Programmed' });
+    expect(gwStatus.addresses).toEqual([{ type: 'IPAddress', value: PUBLISHED }]);
+    expect(gwStatus.listeners?.map((l) => [l.name, l.attachedRoutes, summary(l.conditions)])).toEqual([
+      ['http', 1, { Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs', Conflicted: 'False/NoConflicts', Programmed: 'True/Programmed' }],
+      ['https', 1, { Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs', Conflicted: 'False/NoConflicts', Programmed: 'True/Programmed' }],
+    ]);
+    const routeStatus = await eventually(async () => {
+      const s = await status<RouteStatus>('httproute', 'web');
+      return s?.parents?.length ? s : undefined;
+    }, 20_000, 'HTTPRoute status');
+    expect(routeStatus.parents?.map((p) => [p.controllerName, p.parentRef.name, summary(p.conditions)])).toEqual([
+      ['qubesec.io/gateway-controller', 'gw', { Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }],
+    ]);
+    const observed = routeStatus.parents![0]!.conditions.map((c) => c.observedGeneration);
+    expect(observed).toEqual([1, 1]);
+  });
+
+  it('refuses classical clients on a strict listener (tls.options qubesec.io/pq-mode), and fails a listener with a bad option alone', async () => {
+    await kube.apply(gateway('strict', [
+      https('strict', 'strict.pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'strict' }),
+      https('bad', 'bad.pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'fast' }),
+    ]) as never);
+    await kube.apply(httpRoute('strict', { parentRefs: [{ name: 'strict' }], hostnames: ['strict.pq.example.com', 'bad.pq.example.com'], rules: [httpRule('/', 'beta')] }) as never);
+    const pq = await served('strict.pq.example.com', (x) => x.status === 200 && JSON.parse(x.body).backend === 'beta');
+    expect(pq.group).toBe('X25519MLKEM768');
+    const classical = await pqCurl(target('strict.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519:secp256r1' });
+    expect(classical.exitCode).not.toBe(0);
+    // The earlier hybrid route still takes classical clients.
+    expect((await pqCurl(target('web.pq.example.com'), { cacert: anchors.mldsa, curves: 'X25519' })).status).toBe(200);
+
+    const gwStatus = await eventually(async () => {
+      const s = await status<GatewayStatus>('gateway', 'strict');
+      return s?.listeners?.length === 2 ? s : undefined;
+    }, 20_000, 'strict Gateway status');
+    const bad = gwStatus.listeners!.find((l) => l.name === 'bad')!;
+    expect(summary(bad.conditions)).toMatchObject({ Accepted: 'False/UnsupportedValue', Programmed: 'False/Invalid' });
+    expect(bad.conditions.find((c) => c.type === 'Accepted')?.message).toContain('spec.listeners[1].tls.options[qubesec.io/pq-mode]: "fast"');
+    expect(summary(gwStatus.conditions)).toMatchObject({ Accepted: 'True/ListenersNotValid' });
+    // The bad listener's host is not served by this route.
+    await notServed('bad.pq.example.com');
+  });
+
+  it('says BackendNotFound for a missing Service and serves it once it exists; a deleted route stops being served', async () => {
+    const route: HTTPRoute = httpRoute('later', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: ['later.pq.example.com'], rules: [httpRule('/', 'gamma')] });
+    await kube.apply(route as never);
+    await served('later.pq.example.com', (x) => x.status === 503);
+    const missing = await eventually(async () => {
+      const s = await status<RouteStatus>('httproute', 'later');
+      return s?.parents?.length ? s : undefined;
+    }, 20_000, 'later status');
+    expect(summary(missing.parents![0]!.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'False/BackendNotFound' });
+
+    await backend('gamma');
+    await served('later.pq.example.com', (x) => x.status === 200 && JSON.parse(x.body).backend === 'gamma');
+    await eventually(async () => (summary((await status<RouteStatus>('httproute', 'later')).parents?.[0]?.conditions).ResolvedRefs === 'True/ResolvedRefs' || undefined), 20_000, 'ResolvedRefs True');
+    // sectionName https: the HTTP listener does not take this route; plain HTTP to its host is redirected to HTTPS.
+    expect((await pqCurl({ host: 'later.pq.example.com', port: controller.httpPort, scheme: 'http' })).status).toBe(308);
+
+    await kubectl(['delete', 'httproute', 'later']);
+    await notServed('later.pq.example.com');
+    await eventually(async () => {
+      const s = await status<GatewayStatus>('gateway', 'gw');
+      return s.listeners?.find((l) => l.name === 'https')?.attachedRoutes === 1 || undefined;
+    }, 20_000, 'attachedRoutes back to 1');
+  });
+});
