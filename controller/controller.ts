@@ -6,10 +6,10 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Ingress } from '@kubernetes/client-node';
 import chokidar, { type FSWatcher } from 'chokidar';
-import { answerReview } from './admission/review.js';
-import { VALIDATE_INGRESSES_PATH, replaceKeyPairs, serveAdmission, stopHttpsServer, type WebhookOptions } from './admission/server.js';
+import { HTTP_ROUTE_KIND, INGRESS_KIND, answerReview } from './admission/review.js';
+import { VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH, replaceKeyPairs, serveAdmission, stopHttpsServer, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { accessLogFromFlags, entropySourceFromFlags, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
@@ -29,6 +29,7 @@ import { KubernetesEventRecorder, KubernetesSource, errorText, loadKubeConfig } 
 import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './sources/reflector.js';
 import type { EventRecorder, Source } from './sources/source.js';
 import { publishFrom } from './status/addresses.js';
+import type { HTTPRoute } from './model/gateway-api.js';
 import { GatewayStatusWriter } from './status/gateway-writer.js';
 import { StatusWriter } from './status/writer.js';
 import { SignaturePolicies } from './signatures/controller.js';
@@ -183,7 +184,8 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     // Ingress reviews judge against the reconciler's snapshot, so the server starts once it holds the cluster's state.
     if (webhookOptions) {
       const handlers = {
-        [VALIDATE_INGRESSES_PATH]: (body: string) => answerReview(body, (ingress) => reconciler.admit(ingress)),
+        [VALIDATE_INGRESSES_PATH]: (body: string) => answerReview(body, INGRESS_KIND, (ingress: V1Ingress) => reconciler.admit(ingress)),
+        [VALIDATE_HTTP_ROUTES_PATH]: (body: string) => answerReview(body, HTTP_ROUTE_KIND, (route: KubernetesObject) => reconciler.admitRoute(route as unknown as HTTPRoute)),
         ...(signatures ? { [VALIDATE_SIGNATURES_PATH]: (body: string) => signatures.answer(body) } : {}),
       };
       const server = await serveAdmission(webhookOptions, handlers, log.child({ component: 'admission' }));

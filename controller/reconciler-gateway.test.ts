@@ -119,4 +119,18 @@ describe('Reconciler with Gateway API objects', () => {
     expect(hosts(r.last())).toEqual([]);
     expect(r.reconciler.gatewayStatus.gateways).toEqual([]);
   });
+
+  it('admits routes as a sync would judge them: refused values denied, features not served yet warned, other controllers\' routes left alone', async () => {
+    const r = await running(gatewayObjects());
+    const badRegex = httpRoute('bad', { hostnames: ['bad.example.com'], rules: [httpRule('(unclosed', 'web', 80, 'RegularExpression')] });
+    const denied = r.reconciler.admitRoute(badRegex);
+    expect(denied.allowed).toBe(false);
+    expect(denied.allowed ? '' : denied.message).toMatch(/^HTTPRoute default\/bad: spec\.rules\[0\]\.matches\[0\]\.path\.value: "\(unclosed" /);
+    const headers = httpRoute('headers', { hostnames: ['h.example.com'], rules: [{ ...httpRule('/', 'web'), matches: [{ headers: [{ name: 'x-canary', value: '1' }] }] }] });
+    const warned = r.reconciler.admitRoute(headers);
+    expect(warned).toEqual({ allowed: true, warnings: [expect.stringContaining('spec.rules[0].matches[0].headers: not supported yet')] });
+    expect(r.reconciler.admitRoute(httpRoute('elsewhere', { parentRefs: [{ name: 'not-ours' }], rules: [httpRule('(unclosed', 'web', 80, 'RegularExpression')] }))).toEqual({ allowed: true, warnings: [] });
+    // An update of a served route is judged in place of its current version.
+    expect(r.reconciler.admitRoute(web())).toEqual({ allowed: true, warnings: [] });
+  });
 });

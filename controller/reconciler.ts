@@ -228,6 +228,25 @@ export class Reconciler {
   }
 
   /**
+   * What a sync would make of `route` among the other objects of the last sync: denied with the values QubeSec
+   * refuses (features it does not serve yet are Warnings: another controller may serve them), allowed with the
+   * route's Warnings. A route naming none of QubeSec's Gateways is allowed as it is. Pure over memory: no I/O.
+   */
+  admitRoute(route: HTTPRoute): AdmissionDecision {
+    const gateway = this.options.gateway;
+    if (!gateway) return { allowed: true, warnings: [] };
+    const namespace = route.metadata?.namespace ?? 'default';
+    const name = route.metadata?.name ?? '';
+    const others = [...this.view.of('httpRoutes').entries()].filter(([key]) => key !== `${namespace}/${name}`).map(([, r]) => r as unknown as HTTPRoute);
+    const translation = this.translateGatewayApi(gateway, [...others, route], this.tlsDefaults?.defaults ?? this.options.tlsDefaults);
+    const judged = translation.httpRoutes.find((r) => r.ref.namespace === namespace && r.ref.name === name);
+    if (!judged) return { allowed: true, warnings: [] };
+    if (judged.refused.length > 0) return { allowed: false, message: judged.refused.join('; ') };
+    const warnings = translation.diagnostics.filter((d) => d.type === 'Warning' && d.object.kind === 'HTTPRoute' && d.object.namespace === namespace && d.object.name === name);
+    return { allowed: true, warnings: [...new Set(warnings.map((d) => d.message))] };
+  }
+
+  /**
    * Takes in what changed since the last sync (the source's changes, by key), translates and offers the Ingresses
    * that changed, checks the Secrets whose uses or content changed, and tells the builder all of it: a sync costs
    * what changed, not what is there.
@@ -437,19 +456,9 @@ export class Reconciler {
     const referenced = this.view.of('gateways').size > 0 && (changed.services.size > 0 || [...changed.secrets].some((key) => this.gatewaySecrets.has(key)));
     if (!gatewayKinds.some((keys) => keys.size > 0) && !referenced && this.gatewaysTranslatedWith === tlsDefaults) return;
     this.gatewaysTranslatedWith = tlsDefaults;
-    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'referenceGrants') => [...this.view.of(kind).values()] as unknown as T[];
-    const gateways = list<Gateway>('gateways');
+    const gateways = [...this.view.of('gateways').values()] as unknown as Gateway[];
     this.gatewaySecrets = new Set(gateways.flatMap((g) => (g.spec?.listeners ?? []).flatMap((l) => (l.tls?.certificateRefs ?? []).map((ref) => `${ref.namespace ?? g.metadata.namespace}/${ref.name}`))));
-    const namespaceLabels = new Map([...this.view.of('namespaces').values()].map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
-    const translation = translateGateways({
-      gatewayClasses: list<GatewayClass>('gatewayClasses'),
-      gateways,
-      httpRoutes: list<HTTPRoute>('httpRoutes'),
-      referenceGrants: list<ReferenceGrant>('referenceGrants'),
-      namespaceLabels,
-      services: this.view.of('services'),
-      certificates: { has: (key) => this.certificates.has(key) || this.listenerSecretUsable(key) },
-    }, { controllerName: gateway.controllerName, defaults: tlsDefaults, capabilities: this.options.capabilities, ports: gateway.ports });
+    const translation = this.translateGatewayApi(gateway, [...this.view.of('httpRoutes').values()] as unknown as HTTPRoute[], tlsDefaults);
     this.gatewayDiagnostics = translation.diagnostics;
     this.gatewayStatusNow = { gatewayClasses: translation.gatewayClasses, gateways: translation.gateways, httpRoutes: translation.httpRoutes, programmed: this.gatewayStatusNow.programmed };
     const next = new Map(translation.intents.map((intent) => [intentKey(intent), intent]));
@@ -467,6 +476,20 @@ export class Reconciler {
       this.goneSinceApply.delete(key);
       this.reoffer(key);
     }
+  }
+
+  /** The one call of translateGateways: syncs and admission reviews judge alike, on the objects of the last sync. */
+  private translateGatewayApi(gateway: NonNullable<ReconcilerOptions['gateway']>, httpRoutes: HTTPRoute[], tlsDefaults: TlsDefaults): GatewayTranslation {
+    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'referenceGrants') => [...this.view.of(kind).values()] as unknown as T[];
+    return translateGateways({
+      gatewayClasses: list<GatewayClass>('gatewayClasses'),
+      gateways: list<Gateway>('gateways'),
+      httpRoutes,
+      referenceGrants: list<ReferenceGrant>('referenceGrants'),
+      namespaceLabels: new Map([...this.view.of('namespaces').values()].map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}])),
+      services: this.view.of('services'),
+      certificates: { has: (key) => this.certificates.has(key) || this.listenerSecretUsable(key) },
+    }, { controllerName: gateway.controllerName, defaults: tlsDefaults, capabilities: this.options.capabilities, ports: gateway.ports });
   }
 
   /** Whether the Secret a listener names holds a usable serving pair now (checked once per Secret object). */

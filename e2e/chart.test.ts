@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { KubernetesObject, V1ClusterRole, V1DaemonSet, V1Deployment, V1PodSpec, V1Role, V1Secret, V1Service, V1StatefulSet, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { parseAllDocuments, stringify } from 'yaml';
-import { VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
+import { VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
 import { parseFlagSet } from '../controller/config.js';
 import { selfSignedPair } from '../controller/pki/selfsigned.js';
 import { PROJECT_ROOT } from '../controller/project.js';
@@ -19,7 +19,7 @@ import { QRNG_FEED_FLAGS, QRNG_SERVE_FLAGS } from '../controller/qrng/flags.js';
 import { AUDIT_PATH } from '../controller/signatures/audit/receiver.js';
 import { startCluster, writeKubeconfig, type TestCluster } from './cluster/cluster.js';
 import { nodeHttps } from './lib/clients.js';
-import { eventually, freePort } from './lib/env.js';
+import { eventually, freePort, gatewayApiCrds } from './lib/env.js';
 import { startTestController } from './lib/harness.js';
 import { Kube } from './lib/kube.js';
 import { accessReviews, controllerAccess } from './lib/rbac.js';
@@ -50,6 +50,7 @@ const VALUE_SETS: Record<string, ValueSet> = {
     values: {
       pki: { bootstrapCA: { enabled: true } },
       pq: { mode: 'strict', groups: ['X25519MLKEM768', 'SecP384r1MLKEM1024'], certificateAlgorithm: 'ml-dsa-87', certificatePreference: 'classical', oqsProvider: { enabled: true } },
+      gatewayAPI: { controllerName: '' },
       controller: { config: { 'tls-min-version': '1.3', 'certificate-preference': 'post-quantum' }, ingressClassResource: { name: 'pq', controllerValue: 'qubesec.io/pq' } },
     },
   },
@@ -74,6 +75,10 @@ const VALUE_SETS: Record<string, ValueSet> = {
         checkpoint: { events: 500, interval: '5s' }, logLevel: 'debug', resources: { requests: { cpu: '50m', memory: '64Mi' } },
       } },
     },
+  },
+  gatewayCrds: {
+    release: 'gw', namespace: 'gw',
+    values: { gatewayAPI: { installCRDs: true }, controller: { ingressClassResource: { name: 'gw', controllerValue: 'qubesec.io/gw' } } },
   },
   autoscaledDefaultClass: {
     release: 'edge', namespace: 'edge',
@@ -270,6 +275,30 @@ describe('helm lint and template', () => {
     expect(edge.args).toContain('--worker-processes=2');
   });
 
+  it('installs Gateway API\'s CRDs only when asked, as the pinned module ships them and kept on uninstall; serves and reviews HTTPRoutes unless the controller name is empty', async () => {
+    expect(ofKind(rendered.get('defaults')!, 'CustomResourceDefinition')).toEqual([]);
+    const installed = rendered.get('gatewayCrds')!.filter((o) => o.apiVersion?.startsWith('apiextensions.k8s.io') || o.kind?.startsWith('ValidatingAdmissionPolicy'));
+    const dir = gatewayApiCrds();
+    const shipped = (await readdir(dir)).filter((f) => f.endsWith('.yaml')).map(async (f) => parseAllDocuments(await readFile(join(dir, f), 'utf8')).map((d) => d.toJS() as KubernetesObject));
+    const module = (await Promise.all(shipped)).flat();
+    const withoutKeep = (o: KubernetesObject) => {
+      const { 'helm.sh/resource-policy': keep, ...annotations } = o.metadata!.annotations ?? {};
+      expect([o.metadata!.name, keep]).toEqual([o.metadata!.name, 'keep']);
+      return { ...o, metadata: { ...o.metadata, annotations } };
+    };
+    const byName = (list: KubernetesObject[]) => [...list].sort((a, b) => a.metadata!.name!.localeCompare(b.metadata!.name!));
+    expect(byName(installed.map(withoutKeep))).toEqual(byName(module));
+    expect(installed.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata!.name).sort()).toEqual(expect.arrayContaining(['gatewayclasses.gateway.networking.k8s.io', 'gateways.gateway.networking.k8s.io', 'httproutes.gateway.networking.k8s.io', 'referencegrants.gateway.networking.k8s.io']));
+
+    const hooks = (name: string) => ofKind<V1ValidatingWebhookConfiguration>(rendered.get(name)!, 'ValidatingWebhookConfiguration')[0]!.webhooks!;
+    const routeHook = hooks('defaults').find((h) => h.name === 'validate.httproute.qubesec.io');
+    expect(routeHook?.rules).toEqual([{ apiGroups: ['gateway.networking.k8s.io'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['httproutes'] }]);
+    expect(routeHook?.clientConfig.service?.path).toBe(VALIDATE_HTTP_ROUTES_PATH);
+    expect(args(rendered.get('defaults')!)).toContain('--gateway-controller-name=qubesec.io/gateway-controller');
+    expect(hooks('bootstrapCaStrict').map((h) => h.name)).toEqual(['validate.ingress.qubesec.io']);
+    expect(args(rendered.get('bootstrapCaStrict')!)).toContain('--gateway-controller-name=');
+  });
+
   it('makes redirects to HTTPS name the port clients reach: the Service\'s, or its fixed NodePort, never NGINX\'s 8443', async () => {
     const redirectPort = (objects: KubernetesObject[]) => args(objects).filter((flag) => flag.startsWith('--https-redirect-port='));
     expect(Object.fromEntries([...rendered].map(([name, objects]) => [name, redirectPort(objects)]))).toEqual({
@@ -279,6 +308,7 @@ describe('helm lint and template', () => {
       bootstrapCaStrict: ['--https-redirect-port=443'],
       signaturesEnforced: ['--https-redirect-port=443'],
       auditTrail: ['--https-redirect-port=443'],
+      gatewayCrds: ['--https-redirect-port=443'],
       autoscaledDefaultClass: ['--https-redirect-port=443'],
     });
     const otherPort = await render({ release: 'port', namespace: 'port', values: { controller: { service: { ports: { https: 9443 } } } } });
@@ -312,7 +342,7 @@ describe('helm lint and template', () => {
   });
   it('runs the audit receiver only when asked: one pod of a StatefulSet on its claim, the Secrets mounted where its flags look, no API token', () => {
     expect(Object.fromEntries([...rendered].map(([name, objects]) => [name, ofKind(objects, 'StatefulSet').length]))).toEqual({
-      defaults: 0, daemonSetNodePortMonitoring: 0, webhookAndPkiOff: 0, bootstrapCaStrict: 0, signaturesEnforced: 0, auditTrail: 1, autoscaledDefaultClass: 0,
+      defaults: 0, daemonSetNodePortMonitoring: 0, webhookAndPkiOff: 0, bootstrapCaStrict: 0, signaturesEnforced: 0, auditTrail: 1, gatewayCrds: 0, autoscaledDefaultClass: 0,
     });
     const objects = rendered.get('auditTrail')!;
     const statefulSet = ofKind<V1StatefulSet>(objects, 'StatefulSet')[0]!;

@@ -6,7 +6,7 @@ import { createLogger } from '../observability/log.js';
 import { createMetrics } from '../observability/metrics.js';
 import { Reconciler } from '../reconciler.js';
 import { emptySnapshot, type Snapshot } from '../sources/source.js';
-import { answerReview, readReview } from './review.js';
+import { INGRESS_KIND, answerReview, readReview } from './review.js';
 
 const QUBESEC_CLASS = { metadata: { name: 'qubesec' }, spec: { controller: 'qubesec.io/ingress-controller' } };
 
@@ -34,7 +34,7 @@ function review(object: unknown, request: Record<string, unknown> = {}): string 
 const web = (annotations?: Record<string, string>, extra: Partial<V1Ingress['spec']> = {}) =>
   ingress('web', { rules: [route('a.example.com', '/', 'Prefix', 'svc')], ...extra }, { annotations });
 
-const answer = (body: string, r = reconciler()) => answerReview(body, (i) => r.admit(i));
+const answer = (body: string, r = reconciler()) => answerReview(body, INGRESS_KIND, (i: V1Ingress) => r.admit(i));
 const replyWith = (response: object, about = 'CREATE networking.k8s.io/v1/Ingress default/web') =>
   ({ status: 200, review: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response }, about });
 const ALLOWED = replyWith({ uid: 'review-1', allowed: true });

@@ -1,10 +1,22 @@
 // admission.k8s.io/v1 AdmissionReview in, AdmissionReview out: pure, so every malformed request is a unit test.
 // The verdict itself comes from the reconciler (Reconciler.admit), the code that decides what the data plane serves.
-import type { V1Ingress } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { GATEWAY_GROUP, GATEWAY_VERSION } from '../model/gateway-api.js';
 import type { AdmissionDecision } from '../reconciler.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
-const INGRESS_KIND = { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress' };
+
+/** A kind a webhook path reviews. */
+export interface ReviewedKind {
+  group: string;
+  version: string;
+  kind: string;
+  /** For messages: "Ingresses". */
+  plural: string;
+}
+
+export const INGRESS_KIND: ReviewedKind = { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress', plural: 'Ingresses' };
+export const HTTP_ROUTE_KIND: ReviewedKind = { group: GATEWAY_GROUP, version: GATEWAY_VERSION, kind: 'HTTPRoute', plural: 'HTTPRoutes' };
 
 /**
  * What the HTTP server sends: an AdmissionReview, with what it was about for the log ("CREATE Ingress default/web"), or
@@ -105,26 +117,26 @@ export function readReview(body: string): { request: AdmissionRequest; answer: (
 }
 
 /**
- * Answers one Ingress review with the reconciler's decision. A request about something other than an Ingress is
- * denied, so a ValidatingWebhookConfiguration whose rules match too much is noticed at once.
+ * Answers one review of `reviewed` objects (Ingresses, HTTPRoutes) with the reconciler's decision. A request about
+ * another kind is denied, so a ValidatingWebhookConfiguration whose rules match too much is noticed at once.
  */
-export function answerReview(body: string, admit: (ingress: V1Ingress) => AdmissionDecision): ReviewReply {
+export function answerReview<T extends KubernetesObject>(body: string, reviewed: ReviewedKind, admit: (object: T) => AdmissionDecision): ReviewReply {
   const read = readReview(body);
   if ('status' in read) return read;
   const { request, answer } = read;
   const deny = (message: string) => answer({ allowed: false, message });
   const kind = request.kind;
-  if (!kind || kind.group !== INGRESS_KIND.group || kind.version !== INGRESS_KIND.version || kind.kind !== INGRESS_KIND.kind) {
-    return deny(`this webhook reviews networking.k8s.io/v1 Ingresses, not ${request.kindText || 'nothing'}: check the rules of its ValidatingWebhookConfiguration`);
+  if (!kind || kind.group !== reviewed.group || kind.version !== reviewed.version || kind.kind !== reviewed.kind) {
+    return deny(`this webhook reviews ${reviewed.group}/${reviewed.version} ${reviewed.plural}, not ${request.kindText || 'nothing'}: check the rules of its ValidatingWebhookConfiguration`);
   }
   // DELETE and CONNECT carry no new object: there is nothing the data plane would be asked to serve.
   if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return answer({ allowed: true, warnings: [] });
   if (!isObject(request.object)) return deny(`request.object: is required for ${request.operation}`);
 
-  const ingress = request.object as V1Ingress;
+  const object = request.object as T;
   // The API server fills in the namespace before validating webhooks run; the request's own field is the fallback.
-  const namespace = ingress.metadata?.namespace || request.namespace || undefined;
-  const decision = admit({ ...ingress, metadata: { ...ingress.metadata, namespace } });
+  const namespace = object.metadata?.namespace || request.namespace || undefined;
+  const decision = admit({ ...object, metadata: { ...object.metadata, namespace } });
   if (!decision.allowed) return deny(decision.message);
   return answer({ allowed: true, warnings: decision.warnings });
 }

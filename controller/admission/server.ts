@@ -10,6 +10,7 @@ import type { Logger } from '../observability/log.js';
 import type { ReviewReply } from './review.js';
 
 export const VALIDATE_INGRESSES_PATH = '/validate/networking/v1/ingresses';
+export const VALIDATE_HTTP_ROUTES_PATH = '/validate/gateway.networking.k8s.io/v1/httproutes';
 
 /** Request body in, reply out: readReview and a verdict, for one path. */
 export type ReviewHandler = (body: string) => ReviewReply | Promise<ReviewReply>;

@@ -185,13 +185,16 @@ describe('HTTPRoute -> IngressIntent', () => {
     });
 
     it('refuses values the schema forbids (a manifest file is not checked) and what is not served yet, naming the field', () => {
-      const t = redirecting({ scheme: 'ftp', hostname: '*.example.com', statusCode: 305, path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/x' } });
+      const t = redirecting({ scheme: 'ftp', hostname: '*.example.com', statusCode: 305 });
       expect(t.intents).toEqual([]);
-      expect(parentCondition(t, 'Accepted').message).toBe('HTTPRoute default/web: no rule can be served: '
-        + 'spec.rules[0].filters[0].requestRedirect.scheme: "ftp" is not http or https; '
+      const message = 'spec.rules[0].filters[0].requestRedirect.scheme: "ftp" is not http or https; '
         + 'spec.rules[0].filters[0].requestRedirect.hostname: "*.example.com" must not be a wildcard; '
-        + 'spec.rules[0].filters[0].requestRedirect.statusCode: 305 is not 301, 302, 303, 307 or 308; '
-        + 'spec.rules[0].filters[0].requestRedirect.path.type: "ReplacePrefixMatch" not supported yet (ReplaceFullPath is)');
+        + 'spec.rules[0].filters[0].requestRedirect.statusCode: 305 is not 301, 302, 303, 307 or 308';
+      expect(parentCondition(t, 'Accepted').message).toBe(`HTTPRoute default/web: no rule can be served: ${message}`);
+      expect(t.httpRoutes[0]?.refused).toEqual([`HTTPRoute default/web: ${message}`]);
+      const notYet = redirecting({ scheme: 'https', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/x' } });
+      expect(parentCondition(notYet, 'Accepted').message).toBe('HTTPRoute default/web: no rule can be served: spec.rules[0].filters[0].requestRedirect.path.type ReplacePrefixMatch (ReplaceFullPath is served): not supported yet');
+      expect(notYet.httpRoutes[0]?.refused).toEqual([]);
     });
 
     it('renders as NGINX return with the URL\'s variables', () => {

@@ -66,7 +66,7 @@ export interface GatewayTranslation {
   gatewayClasses: { ref: ObjectRef; conditions: GatewayCondition[] }[];
   gateways: GatewayStatusDraft[];
   /** Per HTTPRoute that names one of our Gateways: a status for each such parentRef. */
-  httpRoutes: { ref: ObjectRef; parents: RouteParentStatusDraft[] }[];
+  httpRoutes: { ref: ObjectRef; parents: RouteParentStatusDraft[]; refused: string[] }[];
   diagnostics: Diagnostic[];
 }
 
@@ -121,7 +121,7 @@ export function translateGateways(snapshot: GatewaySnapshot, options: GatewayOpt
   for (const route of snapshot.httpRoutes) {
     const translated = unreadable(route, 'HTTPRoute', result.diagnostics, () => translateRoute(route, gateways, grants, snapshot, options));
     if (!translated) continue;
-    result.httpRoutes.push({ ref: translated.ref, parents: translated.parents });
+    result.httpRoutes.push({ ref: translated.ref, parents: translated.parents, refused: translated.refused });
     if (translated.intent) result.intents.push(translated.intent);
     result.diagnostics.push(...translated.diagnostics);
   }
@@ -300,6 +300,8 @@ function listenerPolicy(entries: Record<string, string> | undefined, field: stri
 interface TranslatedRoute {
   ref: ObjectRef;
   parents: RouteParentStatusDraft[];
+  /** Values QubeSec refuses (not features it does not serve yet), each naming the route and field: admission denies these. */
+  refused: string[];
   intent?: IngressIntent;
   diagnostics: Diagnostic[];
 }
@@ -308,8 +310,8 @@ interface TranslatedRoute {
 interface RuleOutcome {
   /** With host '': each host the route's listeners give it gets a copy. */
   routes: IntentRoute[];
-  /** A feature QubeSec cannot serve yet or a value it refuses: the rule is dropped. */
-  dropped?: { reason: 'UnsupportedValue' | 'IncompatibleFilters'; message: string };
+  /** A feature QubeSec cannot serve yet or (`refused`) a value it refuses: the rule is dropped. */
+  dropped?: { reason: 'UnsupportedValue' | 'IncompatibleFilters'; message: string; refused: boolean };
   /** A backendRef that cannot be resolved: ResolvedRefs False; with InvalidKind or RefNotPermitted the rule is dropped. */
   refProblem?: { reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound'; message: string };
 }
@@ -340,6 +342,7 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
   const refProblem = outcomes.find((o) => o.refProblem)?.refProblem;
   const refMessages = outcomes.flatMap((o) => (o.refProblem ? [o.refProblem.message] : []));
   const fatal = [...objectErrors, ...hostnameErrors];
+  const refused = [...fatal, ...outcomes.flatMap((o) => (o.dropped?.refused ? [o.dropped.message] : []))].map((m) => `${field}: ${m}`);
 
   const parents: RouteParentStatusDraft[] = [];
   const hostsByListener: { view: ListenerView; hosts: string[] }[] = [];
@@ -392,7 +395,7 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
     }
   }
   // Rules whose backendRef is refused are not served (404 here; the spec asks for 500: docs/gateway-api.md, not yet).
-  if (hostsByListener.length === 0 || served.length === 0) return { ref, parents, diagnostics };
+  if (hostsByListener.length === 0 || served.length === 0) return { ref, parents, refused, diagnostics };
 
   // One intent: each served rule's routes on every host the route's listeners give it, first rule first; a later rule
   // for the same host, match and path loses to the earlier (the spec's tie-breaking within a route).
@@ -440,7 +443,7 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
     // only: plain HTTP to its hosts is redirected, as for an Ingress with TLS.
     proxy: { ...parseProxyAnnotations(undefined, namespace, false).settings, httpsRedirect: https.length < hostsByListener.length ? 'never' : 'tls-hosts' },
   };
-  return { ref, parents, intent, diagnostics };
+  return { ref, parents, refused, intent, diagnostics };
 }
 
 function translateRule(rule: HTTPRouteRule, index: number, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot, listener: Listener | undefined): RuleOutcome {
@@ -449,11 +452,11 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   const filters = rule.filters ?? [];
   const others = filters.filter((f) => f.type !== 'RequestRedirect');
   if (others.length > 0) {
-    return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: ${others.map((f) => f.type).join(', ')} not supported yet` } };
+    return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: ${others.map((f) => f.type).join(', ')} not supported yet`, refused: false } };
   }
-  if (filters.length > 1) return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: more than one RequestRedirect` } };
+  if (filters.length > 1) return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: more than one RequestRedirect`, refused: true } };
   const invalid: string[] = [];
-  const redirect = filters[0] && redirectOf(filters[0].requestRedirect ?? {}, `${field}.filters[0].requestRedirect`, listener, invalid);
+  const redirect = filters[0] && redirectOf(filters[0].requestRedirect ?? {}, `${field}.filters[0].requestRedirect`, listener, invalid, unsupported);
   if (rule.timeouts) unsupported.push(`${field}.timeouts`);
   if (rule.retry) unsupported.push(`${field}.retry`);
   if (rule.sessionPersistence) unsupported.push(`${field}.sessionPersistence`);
@@ -470,7 +473,8 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   backendRefs.forEach((b) => {
     if ((b.filters ?? []).length > 0) unsupported.push(`${field}.backendRefs[${rule.backendRefs!.indexOf(b)}].filters`);
   });
-  if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')}: not supported yet` } };
+  if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
+  if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')}: not supported yet`, refused: false } };
 
   const backendRef = backendRefs[0];
   const at = backendRef && `${field}.backendRefs[${rule.backendRefs!.indexOf(backendRef)}]`;
@@ -511,7 +515,7 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
     }
     routes.push(...(redirect ? found.map((r) => ({ ...r, redirect })) : found));
   });
-  if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; ') } };
+  if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
   const outcome: RuleOutcome = { routes };
   if (backendRef && !snapshot.services.has(`${target}/${backendRef.name}`)) {
     outcome.refProblem = { reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its paths answer 503)` };
@@ -522,9 +526,9 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
 /**
  * A RequestRedirect filter as the URL NGINX answers with. A part the filter leaves out keeps the request's: scheme,
  * host, path and query. Without scheme or port the port is the listener's; a port that is its scheme's well-known one
- * is left out of the URL (the spec). Problems go to `invalid`.
+ * is left out of the URL (the spec). Bad values go to `invalid`, what is not served yet to `unsupported`.
  */
-function redirectOf(filter: HTTPRequestRedirect, at: string, listener: Listener | undefined, invalid: string[]): { code: number; url: string } {
+function redirectOf(filter: HTTPRequestRedirect, at: string, listener: Listener | undefined, invalid: string[], unsupported: string[]): { code: number; url: string } {
   if (filter.scheme !== undefined && filter.scheme !== 'http' && filter.scheme !== 'https') invalid.push(`${at}.scheme: ${quote(filter.scheme)} is not http or https`);
   const hostError = filter.hostname === undefined ? undefined : checkHost(filter.hostname) ?? (filter.hostname.includes('*') ? 'must not be a wildcard' : undefined);
   if (hostError) invalid.push(`${at}.hostname: ${quote(filter.hostname!)} ${hostError}`);
@@ -538,7 +542,7 @@ function redirectOf(filter: HTTPRequestRedirect, at: string, listener: Listener 
     if (e) invalid.push(`${at}.path.replaceFullPath: ${quote(value)} ${e}`);
     path = `${value}$is_args$args`;
   } else if (filter.path) {
-    invalid.push(`${at}.path.type: ${quote(filter.path.type)} not supported yet (ReplaceFullPath is)`);
+    unsupported.push(`${at}.path.type ${filter.path.type} (ReplaceFullPath is served)`);
   }
   const listenerScheme = listener?.protocol === 'HTTPS' ? 'https' : 'http';
   const wellKnown = (scheme: string, port: number) => (scheme === 'http' && port === 80) || (scheme === 'https' && port === 443);
