@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { hostPath, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { parseSettings } from './model/annotations.js';
+import { GATEWAY_CONTROLLER_NAME } from './model/gateway.js';
 import type { BackendRef } from './model/ingress.js';
 import { checkNamespaceName, checkObjectName, checkPortName, checkPortNumber, checkServiceName, quote } from './model/names.js';
 import { DEFAULT_ALGORITHM, SIGNATURE_ALGORITHMS } from './pki/algorithms.js';
@@ -14,7 +15,6 @@ import { BUILTIN_TLS_DEFAULTS, overrideDefaults, type Capabilities, type TlsDefa
 import type { Level } from './observability/log.js';
 import { MAX_RETIRED_KEYS, type RotationPolicy } from './tickets/keys.js';
 import type { SessionResumptionOptions } from './tickets/served.js';
-import { GATEWAY_CONTROLLER_NAME } from './model/gateway.js';
 
 /** A flag's parser: its typed value, or an Error saying why not (parseFlags adds the flag and the value). */
 export type FlagParser<T> = (raw: string) => T;

@@ -6,6 +6,18 @@
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 export const GATEWAY_VERSION = 'v1';
 
+/**
+ * Where the API server serves each kind QubeSec reads, by the source's snapshot field: the one table the source
+ * (list and watch) and the status writer (patch) use. ReferenceGrant at v1beta1: every release that has it serves
+ * that version (v1 only from v1.5).
+ */
+export const GATEWAY_API_RESOURCES = {
+  gatewayClasses: { kind: 'GatewayClass', plural: 'gatewayclasses', version: GATEWAY_VERSION, namespaced: false },
+  gateways: { kind: 'Gateway', plural: 'gateways', version: GATEWAY_VERSION, namespaced: true },
+  httpRoutes: { kind: 'HTTPRoute', plural: 'httproutes', version: GATEWAY_VERSION, namespaced: true },
+  referenceGrants: { kind: 'ReferenceGrant', plural: 'referencegrants', version: 'v1beta1', namespaced: true },
+} as const;
+
 /** The part of ObjectMeta the translation reads. */
 export interface GatewayObjectMeta {
   name?: string;

@@ -10,7 +10,7 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { GATEWAY_GROUP, GATEWAY_VERSION } from '../model/gateway-api.js';
+import { GATEWAY_API_RESOURCES, GATEWAY_GROUP } from '../model/gateway-api.js';
 import type { Diagnostic } from '../model/types.js';
 import type { Logger } from '../observability/log.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -84,22 +84,17 @@ export class KubernetesSource implements Source {
     }
     // Gateway API is the cluster's to install: a kind it does not serve is an empty list, looked for again later.
     const custom = kc.makeApiClient(CustomObjectsApi);
-    const gatewayApi = (resource: string, kind: keyof Snapshot, version: string, namespaced: boolean) => {
+    for (const [kind, { plural, version, namespaced }] of Object.entries(GATEWAY_API_RESOURCES)) {
       const group = GATEWAY_GROUP;
       const list = (o: ListOptions) => (namespaced && ns
-        ? custom.listNamespacedCustomObject({ group, version, namespace: ns, plural: resource }, o)
-        : custom.listClusterCustomObject({ group, version, plural: resource }, o)) as Promise<KubernetesListObject<KubernetesObject>>;
-      this.add(resource, kind, namespaced ? scoped(`/apis/${group}/${version}`, resource) : `/apis/${group}/${version}/${resource}`, list, true);
-    };
-    gatewayApi('gatewayclasses', 'gatewayClasses', GATEWAY_VERSION, false);
-    gatewayApi('gateways', 'gateways', GATEWAY_VERSION, true);
-    gatewayApi('httproutes', 'httpRoutes', GATEWAY_VERSION, true);
-    // v1beta1: served by every Gateway API release that has ReferenceGrant (v1 only from v1.5).
-    gatewayApi('referencegrants', 'referenceGrants', 'v1beta1', true);
+        ? custom.listNamespacedCustomObject({ group, version, namespace: ns, plural }, o)
+        : custom.listClusterCustomObject({ group, version, plural }, o)) as Promise<KubernetesListObject<KubernetesObject>>;
+      this.add(plural, kind as keyof typeof GATEWAY_API_RESOURCES, namespaced ? scoped(`/apis/${group}/${version}`, plural) : `/apis/${group}/${version}/${plural}`, list, true);
+    }
     this.add('namespaces', 'namespaces', '/api/v1/namespaces', (o) => core.listNamespace({}, o), true);
   }
 
-  /** A reflector of resource `name` whose objects the snapshot lists under `kind`; `optional`: a 404 lists none. */
+  /** A reflector of resource `name` whose objects the snapshot lists under `kind`; `optional`: a 404 or 403 lists none. */
   private add<T extends KubernetesObject>(name: string, kind: keyof Snapshot, path: string, list: (options: ListOptions) => Promise<KubernetesListObject<T>>, optional = false): void {
     const client = kubernetesListWatch<T>(this.kc, path, list, this.options.listTimeoutMs);
     const onChange = (key?: string, object?: T) => this.onChange(key === undefined ? undefined : { kind, key, object });
@@ -125,10 +120,10 @@ export class KubernetesSource implements Source {
       endpointSlices: list('endpointslices'),
       secrets: [...list('secrets'), ...list('ticket-secrets')],
       configMaps: list('configmaps'),
-      gatewayClasses: list('gatewayclasses'),
-      gateways: list('gateways'),
-      httpRoutes: list('httproutes'),
-      referenceGrants: list('referencegrants'),
+      gatewayClasses: list(GATEWAY_API_RESOURCES.gatewayClasses.plural),
+      gateways: list(GATEWAY_API_RESOURCES.gateways.plural),
+      httpRoutes: list(GATEWAY_API_RESOURCES.httpRoutes.plural),
+      referenceGrants: list(GATEWAY_API_RESOURCES.referenceGrants.plural),
       namespaces: list('namespaces'),
     };
   }

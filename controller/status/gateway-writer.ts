@@ -2,22 +2,15 @@
 // Each write carries the cached object's resourceVersion; a conflict means a newer version is on its way.
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { CoalescedWork } from '../coalescer.js';
-import { GATEWAY_GROUP } from '../model/gateway-api.js';
+import { GATEWAY_API_RESOURCES, GATEWAY_GROUP } from '../model/gateway-api.js';
 import type { Logger } from '../observability/log.js';
 import type { GatewayStatus } from '../reconciler.js';
 import { errorText } from '../sources/kubernetes.js';
 import type { Snapshot, Source } from '../sources/source.js';
 import { publishedAddresses, type PublishFrom } from './addresses.js';
-import { gatewayStatusPatches, type GatewayApiKind, type StatusHolder } from './gateway.js';
+import { gatewayStatusPatches, type StatusHolder } from './gateway.js';
 
 const RETRY_MS = 5000;
-
-/** Where each kind is served: the versions the Kubernetes source lists. */
-const RESOURCES: Record<GatewayApiKind, { plural: string; version: string }> = {
-  GatewayClass: { plural: 'gatewayclasses', version: 'v1' },
-  Gateway: { plural: 'gateways', version: 'v1' },
-  HTTPRoute: { plural: 'httproutes', version: 'v1' },
-};
 
 export class GatewayStatusWriter extends CoalescedWork {
   private readonly api: CustomObjectsApi;
@@ -45,7 +38,8 @@ export class GatewayStatusWriter extends CoalescedWork {
     let failed = false;
     for (const patch of patches) {
       if (this.stopped) return;
-      const { plural, version } = RESOURCES[patch.kind];
+      // The resource as the Kubernetes source lists it.
+      const { plural, version } = Object.values(GATEWAY_API_RESOURCES).find((r) => r.kind === patch.kind)!;
       const body = { metadata: { resourceVersion: patch.resourceVersion }, status: patch.status };
       const object = `${patch.kind} ${patch.namespace ? `${patch.namespace}/` : ''}${patch.name}`;
       try {
