@@ -162,4 +162,47 @@ describe('Gateway API on a real API server', () => {
       return s.listeners?.find((l) => l.name === 'https')?.attachedRoutes === 1 || undefined;
     }, 20_000, 'attachedRoutes back to 1');
   });
+
+  it('chooses by header, query parameter and method, splits by weight, and edits request and response headers, in NGINX', async () => {
+    const rules = [
+      { matches: [{ path: { value: '/' }, headers: [{ name: 'X-Version', value: 'beta' }] }], backendRefs: [{ name: 'beta', port: 80 }], filters: [
+        { type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'X-Env', value: 'canary' }], add: [{ name: 'X-Trace', value: 'gateway' }], remove: ['X-Drop'] } },
+        { type: 'ResponseHeaderModifier', responseHeaderModifier: { add: [{ name: 'X-Served-By', value: 'beta-rule' }] } },
+      ] },
+      { matches: [{ path: { value: '/' }, queryParams: [{ name: 'to', value: 'beta' }] }], backendRefs: [{ name: 'beta', port: 80 }] },
+      { matches: [{ path: { value: '/' }, method: 'POST' }], backendRefs: [{ name: 'beta', port: 80 }] },
+      { matches: [{ path: { type: 'Exact', value: '/split' } }], backendRefs: [{ name: 'alpha', port: 80, weight: 3 }, { name: 'beta', port: 80, weight: 1 }] },
+      httpRule('/', 'alpha'),
+    ];
+    await kube.apply(httpRoute('match', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: ['match.pq.example.com'], rules: rules as never }) as never);
+    const host = 'match.pq.example.com';
+    await served(host, (x) => x.status === 200);
+    const ask = async (path: string, args: string[] = []) => {
+      const r = await pqCurl(target(host, path), { cacert: anchors.mldsa, args });
+      expect(r.status).toBe(200);
+      return { backend: JSON.parse(r.body).backend as string, headers: JSON.parse(r.body).headers as Record<string, string>, response: r.headers };
+    };
+    expect((await ask('/')).backend).toBe('alpha');
+    expect((await ask('/', ['-H', 'X-Version: other'])).backend).toBe('alpha');
+    const byHeader = await ask('/', ['-H', 'x-version: beta', '-H', 'X-Trace: client', '-H', 'X-Drop: secret']);
+    expect(byHeader.backend).toBe('beta');
+    expect(byHeader.headers).toEqual(expect.objectContaining({ 'x-env': 'canary', 'x-trace': 'client,gateway' }));
+    expect(byHeader.headers['x-drop']).toBeUndefined();
+    expect(byHeader.response['x-served-by']).toBe('beta-rule');
+    expect((await ask('/')).response['x-served-by']).toBeUndefined();
+    expect((await ask('/items?to=beta')).backend).toBe('beta');
+    expect((await ask('/items?to=alpha')).backend).toBe('alpha');
+    expect((await ask('/', ['-X', 'POST'])).backend).toBe('beta');
+
+    // 3:1 over 200 requests: 150 expected, 25 (four standard deviations) either way allowed.
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 200; i++) {
+      const { backend: chosen } = await ask('/split');
+      counts[chosen] = (counts[chosen] ?? 0) + 1;
+    }
+    expect(Object.keys(counts).sort()).toEqual(['alpha', 'beta']);
+    expect(counts.alpha).toBeGreaterThanOrEqual(125);
+    expect(counts.alpha).toBeLessThanOrEqual(175);
+    expect(summary((await status<RouteStatus>('httproute', 'match')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
+  });
 });

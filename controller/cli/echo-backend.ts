@@ -11,6 +11,7 @@ export async function startEchoBackend(name: string, port: number, address = '12
       tlsGroup: req.headers['x-qubesec-tls-group'] ?? null,
       forwardedProto: req.headers['x-forwarded-proto'] ?? null,
       clientSubjectDn: req.headers['ssl-client-subject-dn'] ?? null,
+      headers: req.headers,
     });
     res.writeHead(200, { 'Content-Type': 'application/json' }).end(`${body}\n`);
   });

@@ -6,7 +6,7 @@ import type { BackendRef, IngressIntent, IntentRoute } from './ingress.js';
 import { warning } from './ingress.js';
 import { nameCoversHost } from './names.js';
 import { samePolicy } from './pq.js';
-import type { CaBundle, CertificatePair, ClientAuth, Diagnostic, Endpoint, Location, LocationAction, LocationPolicy, Model, Server, TlsPolicy, Upstream } from './types.js';
+import type { CaBundle, CertificatePair, ClientAuth, Diagnostic, Endpoint, Location, LocationAction, LocationPolicy, Model, RequestConditions, Server, TlsPolicy, Upstream } from './types.js';
 
 export interface ClusterState {
   /** Keyed namespace/name. */
@@ -43,11 +43,18 @@ interface RouteDraft {
   upstream?: string;
   fallback?: string;
   errorUpstream?: string;
+  /** Weighted backends' upstreams (Gateway API), the first being `upstream`. */
+  backends?: { upstream: string; weight: number }[];
+  /** Older intents first, then the order of the routes in their intent: the spec's last tie-breakers. */
+  order: number;
 }
 
 interface ServerDraft {
   host: string;
+  /** By match and path: the route that serves it. */
   locations: Map<string, RouteDraft>;
+  /** By match and path: the routes that need the data plane to choose per request (Gateway API matches and filters). */
+  branched: Map<string, RouteDraft[]>;
   tls?: { policy: TlsPolicy; certificates: CertificatePair[]; owner: IngressIntent; clientAuth?: ClientAuth; clientAuthOwner?: IngressIntent; clientAuthUnusable?: string };
 }
 
@@ -431,8 +438,9 @@ class RecordedInputs {
 function buildHost(host: string, intents: readonly IngressIntent[], all: ModelInputs): HostPiece {
   const inputs = new RecordedInputs(all);
   const diagnostics: Diagnostic[] = [];
-  const draft: ServerDraft = { host, locations: new Map() };
+  const draft: ServerDraft = { host, locations: new Map(), branched: new Map() };
   const uses = new Map<string, UpstreamUse>();
+  let order = 0;
 
   for (const intent of intents) {
     const upstream = (backend: BackendRef, variant: UpstreamVariant = {}) => {
@@ -443,6 +451,14 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
     for (const route of intent.routes) {
       if (route.host !== host) continue;
       const key = `${route.match} ${route.path}`;
+      if (branches(route)) {
+        const variant = { affinityCookie: intent.proxy.affinityCookie, tls: upstreamTlsKey(intent) };
+        const backends = (route.backends ?? [{ backend: route.backend, weight: 1 }]).map((b) => ({ upstream: upstream(b.backend, variant), weight: b.weight }));
+        const list = draft.branched.get(key) ?? [];
+        list.push({ route, intent, upstream: backends[0]!.upstream, backends, order: order++ });
+        draft.branched.set(key, list);
+        continue;
+      }
       const held = draft.locations.get(key);
       if (held && held.route.precedence < route.precedence) continue;
       if (held && held.route.precedence === route.precedence) {
@@ -451,7 +467,7 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
         }
         continue;
       }
-      const routeDraft: RouteDraft = { route, intent };
+      const routeDraft: RouteDraft = { route, intent, order: order++ };
       if (!route.redirect && !intent.proxy.redirect) {
         const { defaultBackend, errorCodes, affinityCookie } = intent.proxy;
         const tls = upstreamTlsKey(intent);
@@ -522,9 +538,13 @@ function addClientAuth(tls: NonNullable<ServerDraft['tls']>, intent: IngressInte
 
 function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: Diagnostic[]): Server {
   const hasTls = draft.tls !== undefined;
-  const locations: Location[] = [...draft.locations.values()]
-    .map((d) => ({ match: d.route.match, path: d.route.path, ingress: d.intent.ref, policy: policyOf(d.intent, hasTls), action: actionOf(d, draft, inputs, diagnostics) }))
-    .sort((a, b) => a.path.localeCompare(b.path) || a.match.localeCompare(b.match));
+  const plain = (d: RouteDraft): Location => ({ match: d.route.match, path: d.route.path, ingress: d.intent.ref, policy: policyOf(d.intent, hasTls), action: actionOf(d, draft, inputs, diagnostics) });
+  const locations: Location[] = [...draft.locations].filter(([key]) => !draft.branched.has(key)).map(([, d]) => plain(d));
+  for (const [key, list] of draft.branched) {
+    const held = draft.locations.get(key);
+    locations.push(branchedLocation(held ? [...list, held] : list, hasTls, plain, diagnostics));
+  }
+  locations.sort((a, b) => a.path.localeCompare(b.path) || a.match.localeCompare(b.match));
   const server: Server = { host: draft.host, locations };
   if (draft.tls) {
     const certificates = draft.tls.certificates.length > 0 ? draft.tls.certificates : inputs.defaultCertificates;
@@ -536,6 +556,71 @@ function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: D
     if (forcing) server.tls = { policy: forcing.intent.policy, certificates: inputs.defaultCertificates };
   }
   return server;
+}
+
+/** Whether a route needs the data plane to choose per request: conditions besides its path, weights or header edits. */
+function branches(route: IntentRoute): boolean {
+  return route.conditions !== undefined || route.backends !== undefined || route.requestHeaders !== undefined || route.responseHeaders !== undefined;
+}
+
+const NO_CONDITIONS: RequestConditions = { headers: [], queryParams: [] };
+
+/** The spec's precedence after the path: a method match, then the most header matches, then the most query matches. */
+function specificity(c: RequestConditions | undefined): [number, number, number] {
+  return c ? [c.method === undefined ? 0 : 1, c.headers.length, c.queryParams.length] : [0, 0, 0];
+}
+
+/**
+ * One location for the routes that share a match and path when one of them needs a choice per request: each route is a
+ * branch, in the spec's order (path precedence, specificity, then older first). The branches share the location's
+ * proxy settings and checks, which are the first route's: a route whose Ingress or listener asks for others is not
+ * served there, with a Conflict; so is a later route with the same conditions, which could never be chosen.
+ */
+function branchedLocation(drafts: RouteDraft[], hasTls: boolean, plain: (d: RouteDraft) => Location, diagnostics: Diagnostic[]): Location {
+  const sorted = [...drafts].sort((a, b) => {
+    const [x, y] = [specificity(a.route.conditions), specificity(b.route.conditions)];
+    return a.route.precedence - b.route.precedence || y[0] - x[0] || y[1] - x[1] || y[2] - x[2] || a.order - b.order;
+  });
+  const first = sorted[0]!;
+  const location = plain(first);
+  if (location.action.kind !== 'proxy') return location;
+  const settings = settingsOf(first.intent, hasTls);
+  const kept: RouteDraft[] = [];
+  const seen = new Map<string, RouteDraft>();
+  for (const d of sorted) {
+    const where = `${d.route.field} (${hostText(d.route.host)} ${d.route.match} ${d.route.path})`;
+    if (d.upstream === undefined || settingsOf(d.intent, hasTls) !== settings) {
+      // A route of lower path precedence is shadowed here anyway (an Exact path beats a prefix's implied one).
+      if (d.route.precedence === first.route.precedence) {
+        diagnostics.push(warning(d.intent.ref, 'Conflict', `${title(d.intent)}: ${where} shares its path with ${title(first.intent)}, whose ${d.upstream === undefined ? 'route proxies' : 'proxy settings differ'}; it is not served`));
+      }
+      continue;
+    }
+    const key = `${d.route.precedence} ${JSON.stringify(d.route.conditions ?? null)}`;
+    const held = seen.get(key);
+    if (held) {
+      if (held.intent !== d.intent) diagnostics.push(warning(d.intent.ref, 'Conflict', `${title(d.intent)}: ${where} is already served with the same conditions by ${title(held.intent)}, which is older`));
+      continue;
+    }
+    seen.set(key, d);
+    kept.push(d);
+  }
+  location.action.branches = kept.map((d) => ({
+    conditions: d.route.conditions ?? NO_CONDITIONS,
+    backends: d.backends ?? [{ upstream: d.upstream!, weight: 1 }],
+    requestHeaders: d.route.requestHeaders,
+    responseHeaders: d.route.responseHeaders,
+  }));
+  return location;
+}
+
+/** What a location's directives take from an intent: routes with other settings cannot share one. */
+const settingsOfIntent = new WeakMap<IngressIntent, [string?, string?]>();
+
+function settingsOf(intent: IngressIntent, hasTls: boolean): string {
+  let ofIntent = settingsOfIntent.get(intent);
+  if (!ofIntent) settingsOfIntent.set(intent, (ofIntent = []));
+  return (ofIntent[hasTls ? 1 : 0] ??= JSON.stringify([intent.proxy, policyOf(intent, hasTls), intent.proxy.upstreamTls ? intent.policy : null]));
 }
 
 /** Per intent, its locations' policy without and with TLS: one object for all the locations of an Ingress. */

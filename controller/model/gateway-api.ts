@@ -134,10 +134,19 @@ export interface HTTPRequestRedirect {
   statusCode?: number;
 }
 
-/** A rule's filter: RequestRedirect is served; of the others only the type is read, to name them in the route's status. */
+/** The spec's HTTPHeaderFilter: RequestHeaderModifier and ResponseHeaderModifier. */
+export interface HTTPHeaderFilter {
+  set?: { name: string; value: string }[];
+  add?: { name: string; value: string }[];
+  remove?: string[];
+}
+
+/** A rule's filter: of the types not served only the type is read, to name them in the route's status. */
 export interface HTTPRouteFilter {
   type: string;
   requestRedirect?: HTTPRequestRedirect;
+  requestHeaderModifier?: HTTPHeaderFilter;
+  responseHeaderModifier?: HTTPHeaderFilter;
 }
 
 export interface HTTPBackendRef {

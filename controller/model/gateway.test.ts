@@ -136,19 +136,67 @@ describe('HTTPRoute -> IngressIntent', () => {
   it('reports what the model cannot express yet and serves none of the rules using it', () => {
     const t = translate({
       httpRoutes: [httpRoute('web', { rules: [
-        { matches: [{ path: { type: 'PathPrefix', value: '/h' }, headers: [{ name: 'x-canary', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] },
-        { matches: [{ path: { type: 'PathPrefix', value: '/m' }, method: 'POST' }, { queryParams: [{ name: 'q', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] },
-        { matches: [{ path: { value: '/w' } }], backendRefs: [{ name: 'web', port: 80, weight: 90 }, { name: 'api', port: 80, weight: 10 }] },
+        { matches: [{ path: { type: 'PathPrefix', value: '/u' } }], filters: [{ type: 'URLRewrite' }], backendRefs: [{ name: 'web', port: 80 }] },
         httpRule('/t', 'web', 80, 'PathPrefix', { timeouts: { request: '5s' } }),
+        { matches: [{ path: { value: '/r' }, headers: [{ name: 'x-canary', value: '1' }] }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https' } }] },
         { matches: [{ path: { value: '/zero' } }], backendRefs: [{ name: 'web', port: 80, weight: 90 }, { name: 'api', port: 80, weight: 0 }] },
       ] })],
     });
     expect(routeTable(t)!.map((r) => r[2])).toEqual(['/zero', '/zero/']);
     expect(parentCondition(t, 'PartiallyInvalid').message).toBe('Dropped Rule(s): '
-      + 'spec.rules[0].matches[0].headers: not supported yet; '
-      + 'spec.rules[1].matches[0].method, spec.rules[1].matches[1].queryParams: not supported yet; '
-      + 'spec.rules[2].backendRefs (more than one: weighted backends): not supported yet; '
-      + 'spec.rules[3].timeouts: not supported yet');
+      + 'spec.rules[0].filters: URLRewrite not supported yet; '
+      + 'spec.rules[1].timeouts: not supported yet; '
+      + 'spec.rules[2].matches (headers, queryParams or method with RequestRedirect): not supported yet');
+  });
+
+  describe('matches beyond the path, weights and header modifiers', () => {
+    const routesOf = (rules: object[]) => translate({ httpRoutes: [httpRoute('web', { hostnames: ['web.example.com'], rules: rules as never })] });
+
+    it('carries headers (names in lower case, Exact by default), query parameters and the method as the route\'s conditions', () => {
+      const t = routesOf([{ matches: [
+        { path: { type: 'Exact', value: '/a' }, method: 'POST', headers: [{ name: 'X-Canary', value: 'yes' }, { type: 'RegularExpression', name: 'x-version', value: 'v[12]' }, { name: 'x-canary', value: 'ignored: a later equivalent name' }] },
+        { queryParams: [{ name: 'Debug', value: '1' }] },
+      ], backendRefs: [{ name: 'web', port: 80 }] }]);
+      expect(t.intents[0]!.routes.map((r) => [r.match, r.path, r.conditions])).toEqual([
+        ['exact', '/a', { method: 'POST', headers: [{ name: 'x-canary', match: 'exact', value: 'yes' }, { name: 'x-version', match: 'regex', value: 'v[12]' }], queryParams: [] }],
+        ['prefix', '/', { headers: [], queryParams: [{ name: 'Debug', match: 'exact', value: '1' }] }],
+      ]);
+      expect(parentConditions(t)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['True', 'ResolvedRefs'] });
+    });
+
+    it('keeps weighted backendRefs with their weights (weight 0 left out) and the header modifiers as edits', () => {
+      const t = routesOf([{
+        matches: [{ path: { type: 'Exact', value: '/w' } }],
+        filters: [
+          { type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'X-Env', value: 'canary' }], add: [{ name: 'x-trace', value: 'a,b' }], remove: ['X-Secret'] } },
+          { type: 'ResponseHeaderModifier', responseHeaderModifier: { set: [{ name: 'cache-control', value: 'no-store' }] } },
+        ],
+        backendRefs: [{ name: 'web', port: 80, weight: 90 }, { name: 'api', port: 8080, weight: 10 }, { name: 'off', port: 80, weight: 0 }],
+      }]);
+      const route = t.intents[0]!.routes[0]!;
+      expect(route.backends).toEqual([{ backend: { namespace: 'default', service: 'web', port: '80' }, weight: 90 }, { backend: { namespace: 'default', service: 'api', port: '8080' }, weight: 10 }]);
+      expect(route.backend).toEqual(route.backends![0]!.backend);
+      expect(route.requestHeaders).toEqual({ set: [{ name: 'X-Env', value: 'canary' }], add: [{ name: 'x-trace', value: 'a,b' }], remove: ['x-secret'] });
+      expect(route.responseHeaders).toEqual({ set: [{ name: 'cache-control', value: 'no-store' }], add: [], remove: [] });
+      expect(route.conditions).toBeUndefined();
+    });
+
+    it('refuses bad header names, values and regular expressions, unknown methods and a filter type given twice, naming the field', () => {
+      const t = routesOf([
+        { matches: [{ headers: [{ name: 'x canary', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] },
+        { matches: [{ queryParams: [{ type: 'RegularExpression', name: 'q', value: '(open' }] }], backendRefs: [{ name: 'web', port: 80 }] },
+        { matches: [{ method: 'BREW' }], backendRefs: [{ name: 'web', port: 80 }] },
+        { filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-a', value: 'line\r\nbreak' }] } }], backendRefs: [{ name: 'web', port: 80 }] },
+        { filters: [{ type: 'ResponseHeaderModifier', responseHeaderModifier: {} }, { type: 'ResponseHeaderModifier', responseHeaderModifier: {} }], backendRefs: [{ name: 'web', port: 80 }] },
+      ]);
+      const refused = t.httpRoutes[0]!.refused.join('\n');
+      expect(refused).toContain('spec.rules[0].matches[0].headers[0].name: "x canary" is not an HTTP header name');
+      expect(refused).toContain('spec.rules[1].matches[0].queryParams[0].value: "(open" is not a regular expression');
+      expect(refused).toContain('spec.rules[2].matches[0].method: "BREW" is not one of GET, HEAD');
+      expect(refused).toContain('spec.rules[3].filters[0].requestHeaderModifier.set[0].value: "line\\r\\nbreak" must not hold control characters');
+      expect(refused).toContain('spec.rules[4].filters: more than one ResponseHeaderModifier');
+      expect(t.intents).toEqual([]);
+    });
   });
 
   it('refuses a route whose every rule uses an unsupported filter: Accepted False IncompatibleFilters, no intent', () => {
@@ -531,5 +579,56 @@ describe('precedence between routes (through buildModel)', () => {
     expect(parentConditions(t, 'bad').Accepted).toEqual(['False', 'UnsupportedValue']);
     expect(parentCondition(t, 'Accepted', 'bad').message).toMatch(/^HTTPRoute default\/bad: no rule can be served: spec\.rules\[0\]\.matches\[0\]\.path\.value: "\/x;" must start with "\/"/);
     expect(parentConditions(t, 'good').Accepted).toEqual(['True', 'Accepted']);
+  });
+
+  describe('routes that differ in matches beyond the path share one location, as branches in the spec\'s order', () => {
+    const branchesOf = (result: ReturnType<typeof build>, path: string, match = 'exact') => {
+      const location = result.model.servers.find((s) => s.host === 'a.example.com')!.locations.find((l) => l.path === path && l.match === match)!;
+      if (location.action.kind !== 'proxy') throw new Error(`location ${path} does not proxy`);
+      return location.action.branches?.map((b) => [b.conditions.method ?? '', b.conditions.headers.map((h) => h.name).join('+'), b.conditions.queryParams.map((q) => q.name).join('+'), b.backends.map((x) => `${x.upstream}*${x.weight}`).join(' ')]);
+    };
+
+    it('orders a method match first, then more headers, then more query parameters, then older routes; a plain path last', () => {
+      const plain = httpRoute('plain', { hostnames: ['a.example.com'], rules: [httpRule('/a', 'web', 80, 'Exact')] }, { created: '2026-01-01T00:00:00Z' });
+      const matching = httpRoute('matching', { hostnames: ['a.example.com'], rules: [
+        { matches: [{ path: { type: 'Exact', value: '/a' }, queryParams: [{ name: 'q', value: '1' }, { name: 'r', value: '2' }] }], backendRefs: [{ name: 'api', port: 80 }] },
+        { matches: [{ path: { type: 'Exact', value: '/a' }, headers: [{ name: 'x-one', value: '1' }] }], backendRefs: [{ name: 'api', port: 80 }] },
+        { matches: [{ path: { type: 'Exact', value: '/a' }, method: 'POST' }], backendRefs: [{ name: 'web', port: 80, weight: 3 }, { name: 'api', port: 80, weight: 1 }] },
+      ] }, { created: '2026-02-01T00:00:00Z' });
+      const result = build([matching, plain]);
+      expect(result.diagnostics).toEqual([]);
+      expect(branchesOf(result, '/a')).toEqual([
+        ['POST', '', '', 'default_web_80*3 default_api_80*1'],
+        ['', 'x-one', '', 'default_api_80*1'],
+        ['', '', 'q+r', 'default_api_80*1'],
+        ['', '', '', 'default_web_80*1'],
+      ]);
+      expect(result.model.upstreams.map((u) => u.name)).toEqual(['default_api_80', 'default_web_80']);
+    });
+
+    it('lets an Exact path beat a PathPrefix\'s header match there, and a route without branches keep its plain location', () => {
+      const exact = httpRoute('exact', { hostnames: ['a.example.com'], rules: [httpRule('/a', 'web', 80, 'Exact')] }, { created: '2026-03-01T00:00:00Z' });
+      const prefix = httpRoute('prefix', { hostnames: ['a.example.com'], rules: [{ matches: [{ path: { value: '/a' }, headers: [{ name: 'x-one', value: '1' }] }], backendRefs: [{ name: 'api', port: 80 }] }] }, { created: '2026-01-01T00:00:00Z' });
+      const result = build([exact, prefix]);
+      expect(result.diagnostics).toEqual([]);
+      expect(branchesOf(result, '/a')).toEqual([['', '', '', 'default_web_80*1'], ['', 'x-one', '', 'default_api_80*1']]);
+      expect(branchesOf(result, '/a/', 'prefix')).toEqual([['', 'x-one', '', 'default_api_80*1']]);
+      const plainOnly = build([exact]);
+      expect(branchesOf(plainOnly, '/a')).toBeUndefined();
+    });
+
+    it('gives equal conditions to the older route, and refuses to mix in an Ingress whose proxy settings differ, with Conflicts', () => {
+      const older = httpRoute('older', { hostnames: ['a.example.com'], rules: [{ matches: [{ path: { value: '/api' }, headers: [{ name: 'x-one', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] }] }, { created: '2026-01-01T00:00:00Z' });
+      const newer = httpRoute('newer', { hostnames: ['a.example.com'], rules: [{ matches: [{ path: { value: '/api' }, headers: [{ name: 'X-One', value: '1' }] }], backendRefs: [{ name: 'api', port: 80 }] }] }, { created: '2026-02-01T00:00:00Z' });
+      const tuned = translateIngress(ingress('tuned', { rules: [route('a.example.com', '/api', 'Prefix', 'web')] }, { created: '2025-01-01T00:00:00Z', annotations: { 'nginx.ingress.kubernetes.io/proxy-body-size': '1m' } }), BUILTIN_TLS_DEFAULTS, CAPABILITIES).intent;
+      const result = build([older, newer], [tuned]);
+      expect(branchesOf(result, '/api/', 'prefix')).toEqual([['', 'x-one', '', 'default_web_80*1']]);
+      expect(result.diagnostics.filter((d) => d.reason === 'Conflict').map((d) => d.message).sort()).toEqual([
+        'HTTPRoute default/newer: spec.rules[0].matches[0] (a.example.com exact /api) is already served with the same conditions by HTTPRoute default/older, which is older',
+        'HTTPRoute default/newer: spec.rules[0].matches[0] (a.example.com prefix /api/) is already served with the same conditions by HTTPRoute default/older, which is older',
+        'Ingress default/tuned: spec.rules[0].http.paths[0] (a.example.com exact /api) shares its path with HTTPRoute default/older, whose proxy settings differ; it is not served',
+        'Ingress default/tuned: spec.rules[0].http.paths[0] (a.example.com prefix /api/) shares its path with HTTPRoute default/older, whose proxy settings differ; it is not served',
+      ]);
+    });
   });
 });

@@ -4,12 +4,12 @@
 // All of a controller's Gateways share one data plane: listener conflicts are judged within a Gateway, and routes of
 // different Gateways for one host merge by the routes' precedence, as Ingresses do (docs/gateway-api.md).
 import { ANNOTATION_PREFIX, parseSettings, type IngressSettings } from './annotations.js';
-import { GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayCondition, type HTTPRequestRedirect, type HTTPRoute, type HTTPRouteRule, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
+import { GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayCondition, type HTTPHeaderFilter, type HTTPRequestRedirect, type HTTPRoute, type HTTPRouteMatch, type HTTPRouteRule, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
 import { PRECEDENCE, policyFromSettings, prefixRoutes, warning, type BackendRef, type IngressIntent, type IntentRoute } from './ingress.js';
-import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
+import { checkExactOrPrefixPath, checkHeaderName, checkHeaderValue, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortNumber, checkRegexPath, checkServiceName, checkValueRegex, quote } from './names.js';
 import type { Capabilities, TlsDefaults } from './pq.js';
 import { parseProxyAnnotations } from './proxy-annotations.js';
-import type { Diagnostic, ObjectRef, TlsPolicy } from './types.js';
+import type { Diagnostic, HeaderEdits, ObjectRef, RequestConditions, TlsPolicy, ValueMatch } from './types.js';
 
 /** The controllerName of QubeSec's GatewayClasses. */
 export const GATEWAY_CONTROLLER_NAME = 'qubesec.io/gateway-controller';
@@ -398,14 +398,14 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
   if (hostsByListener.length === 0 || served.length === 0) return { ref, parents, refused, diagnostics };
 
   // One intent: each served rule's routes on every host the route's listeners give it, first rule first; a later rule
-  // for the same host, match and path loses to the earlier (the spec's tie-breaking within a route).
+  // for the same host, path and conditions loses to the earlier (the spec's tie-breaking within a route).
   const routes: IntentRoute[] = [];
   const seen = new Map<string, IntentRoute>();
   const hosts = [...new Set(hostsByListener.flatMap((x) => x.hosts))];
   for (const host of hosts) {
     for (const outcome of served) {
       for (const r of outcome.routes) {
-        const key = `${host} ${r.match} ${r.path}`;
+        const key = `${host} ${r.match} ${r.path} ${JSON.stringify(r.conditions ?? null)}`;
         const held = seen.get(key);
         if (held && held.precedence <= r.precedence) continue;
         const full = { ...r, host };
@@ -446,29 +446,44 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
   return { ref, parents, refused, intent, diagnostics };
 }
 
+/** Filter types QubeSec serves, each at most once per rule (the spec allows one of each core type). */
+const SERVED_FILTERS = ['RequestRedirect', 'RequestHeaderModifier', 'ResponseHeaderModifier'];
+
+/** HTTP methods a match may name: the schema's enumeration. */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
 function translateRule(rule: HTTPRouteRule, index: number, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot, listener: Listener | undefined): RuleOutcome {
   const field = `spec.rules[${index}]`;
   const unsupported: string[] = [];
+  const invalid: string[] = [];
   const filters = rule.filters ?? [];
-  const others = filters.filter((f) => f.type !== 'RequestRedirect');
+  const others = filters.filter((f) => !SERVED_FILTERS.includes(f.type));
   if (others.length > 0) {
     return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: ${others.map((f) => f.type).join(', ')} not supported yet`, refused: false } };
   }
-  if (filters.length > 1) return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: more than one RequestRedirect`, refused: true } };
-  const invalid: string[] = [];
-  const redirect = filters[0] && redirectOf(filters[0].requestRedirect ?? {}, `${field}.filters[0].requestRedirect`, listener, invalid, unsupported);
+  const repeated = SERVED_FILTERS.filter((type) => filters.filter((f) => f.type === type).length > 1);
+  if (repeated.length > 0) return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: more than one ${repeated.join(', ')}`, refused: true } };
+  const filterAt = (type: string) => {
+    const i = filters.findIndex((f) => f.type === type);
+    return i < 0 ? undefined : { filter: filters[i]!, at: `${field}.filters[${i}]` };
+  };
+  const redirectFilter = filterAt('RequestRedirect');
+  const redirect = redirectFilter && redirectOf(redirectFilter.filter.requestRedirect ?? {}, `${redirectFilter.at}.requestRedirect`, listener, invalid, unsupported);
+  const edits = (type: string, key: 'requestHeaderModifier' | 'responseHeaderModifier') => {
+    const found = filterAt(type);
+    return found && headerEditsOf(found.filter[key] ?? {}, `${found.at}.${key}`, invalid);
+  };
+  const requestHeaders = edits('RequestHeaderModifier', 'requestHeaderModifier');
+  const responseHeaders = edits('ResponseHeaderModifier', 'responseHeaderModifier');
+  if (redirect && (requestHeaders || responseHeaders)) unsupported.push(`${field}.filters (a header modifier with RequestRedirect)`);
   if (rule.timeouts) unsupported.push(`${field}.timeouts`);
   if (rule.retry) unsupported.push(`${field}.retry`);
   if (rule.sessionPersistence) unsupported.push(`${field}.sessionPersistence`);
   const matches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
-  matches.forEach((m, j) => {
-    if ((m.headers ?? []).length > 0) unsupported.push(`${field}.matches[${j}].headers`);
-    if ((m.queryParams ?? []).length > 0) unsupported.push(`${field}.matches[${j}].queryParams`);
-    if (m.method !== undefined) unsupported.push(`${field}.matches[${j}].method`);
-  });
+  const conditions = matches.map((m, j) => conditionsOf(m, `${field}.matches[${j}]`, invalid));
+  if (redirect && conditions.some((c) => c)) unsupported.push(`${field}.matches (headers, queryParams or method with RequestRedirect)`);
   // A redirect answers every request itself: its backendRefs are never used (the spec), so not judged.
   const backendRefs = redirect ? [] : (rule.backendRefs ?? []).filter((b) => b.weight !== 0);
-  if (!redirect && backendRefs.length > 1) unsupported.push(`${field}.backendRefs (more than one: weighted backends)`);
   if (!redirect && backendRefs.length === 0) unsupported.push(`${field}.backendRefs (none with weight above 0: the spec answers 500)`);
   backendRefs.forEach((b) => {
     if ((b.filters ?? []).length > 0) unsupported.push(`${field}.backendRefs[${rule.backendRefs!.indexOf(b)}].filters`);
@@ -476,10 +491,11 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
   if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')}: not supported yet`, refused: false } };
 
-  const backendRef = backendRefs[0];
-  const at = backendRef && `${field}.backendRefs[${rule.backendRefs!.indexOf(backendRef)}]`;
-  const target = backendRef?.namespace ?? namespace;
-  if (backendRef) {
+  const backends: { backend: BackendRef; weight: number }[] = [];
+  const notFound: string[] = [];
+  for (const backendRef of backendRefs) {
+    const at = `${field}.backendRefs[${rule.backendRefs!.indexOf(backendRef)}]`;
+    const target = backendRef.namespace ?? namespace;
     if ((backendRef.group ?? '') !== '' || (backendRef.kind ?? 'Service') !== 'Service') {
       return { routes: [], refProblem: { reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to)` } };
     }
@@ -490,10 +506,15 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
     if (serviceError) invalid.push(`${at}.name: ${quote(backendRef.name)} ${serviceError}`);
     if (backendRef.port === undefined) invalid.push(`${at}.port: is required for a Service`);
     else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
+    const weight = backendRef.weight ?? 1;
+    if (!Number.isInteger(weight) || weight < 0 || weight > 1_000_000) invalid.push(`${at}.weight: ${weight} is not an integer from 0 to 1000000`);
+    backends.push({ backend: { namespace: target, service: backendRef.name, port: String(backendRef.port ?? '') }, weight });
+    if (!snapshot.services.has(`${target}/${backendRef.name}`)) notFound.push(`${at}: Service ${target}/${backendRef.name} not found (its share of requests answers 503)`);
   }
-  const routes: IntentRoute[] = [];
   // A redirect's routes name no backend: the builder gives them no upstream.
-  const backend: BackendRef = { namespace: target, service: backendRef?.name ?? '', port: String(backendRef?.port ?? '') };
+  const backend: BackendRef = backends[0]?.backend ?? { namespace, service: '', port: '' };
+  const extras = { ...(backends.length > 1 ? { backends } : {}), ...(requestHeaders ? { requestHeaders } : {}), ...(responseHeaders ? { responseHeaders } : {}), ...(redirect ? { redirect } : {}) };
+  const routes: IntentRoute[] = [];
   matches.forEach((m, j) => {
     const pathField = `${field}.matches[${j}].path`;
     const type = m.path?.type ?? 'PathPrefix';
@@ -513,14 +534,56 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
     } else {
       invalid.push(`${pathField}.type: ${quote(type)} is not Exact, PathPrefix or RegularExpression`);
     }
-    routes.push(...(redirect ? found.map((r) => ({ ...r, redirect })) : found));
+    const routeConditions = conditions[j];
+    routes.push(...found.map((r) => ({ ...r, ...extras, ...(routeConditions ? { conditions: routeConditions } : {}) })));
   });
   if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
   const outcome: RuleOutcome = { routes };
-  if (backendRef && !snapshot.services.has(`${target}/${backendRef.name}`)) {
-    outcome.refProblem = { reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its paths answer 503)` };
-  }
+  if (notFound.length > 0) outcome.refProblem = { reason: 'BackendNotFound', message: notFound.join('; ') };
   return outcome;
+}
+
+/** A match's headers, query parameters and method, or undefined when it has none (a path match only). */
+function conditionsOf(m: HTTPRouteMatch, at: string, invalid: string[]): RequestConditions | undefined {
+  const valueMatches = (list: { type?: string; name: string; value: string }[], kind: 'headers' | 'queryParams'): ValueMatch[] => {
+    const out: ValueMatch[] = [];
+    list.forEach((entry, i) => {
+      const entryAt = `${at}.${kind}[${i}]`;
+      const nameError = kind === 'headers' ? checkHeaderName(entry.name) : checkHeaderValue(entry.name) ?? (entry.name === '' ? 'must not be empty' : undefined);
+      if (nameError) invalid.push(`${entryAt}.name: ${quote(entry.name)} ${nameError}`);
+      const type = entry.type ?? 'Exact';
+      if (type !== 'Exact' && type !== 'RegularExpression') invalid.push(`${entryAt}.type: ${quote(type)} is not Exact or RegularExpression`);
+      const valueError = type === 'RegularExpression' ? checkValueRegex(entry.value) : checkHeaderValue(entry.value);
+      if (valueError) invalid.push(`${entryAt}.value: ${quote(entry.value)} ${valueError}`);
+      // The spec: of entries with equivalent names (headers: any case) only the first counts.
+      const same = (a: string, b: string) => (kind === 'headers' ? a.toLowerCase() === b.toLowerCase() : a === b);
+      if (!out.some((o) => same(o.name, entry.name))) out.push({ name: kind === 'headers' ? entry.name.toLowerCase() : entry.name, match: type === 'RegularExpression' ? 'regex' : 'exact', value: entry.value });
+    });
+    return out;
+  };
+  const headers = valueMatches(m.headers ?? [], 'headers');
+  const queryParams = valueMatches(m.queryParams ?? [], 'queryParams');
+  if (m.method !== undefined && !METHODS.has(m.method)) invalid.push(`${at}.method: ${quote(m.method)} is not one of ${[...METHODS].join(', ')}`);
+  if (headers.length === 0 && queryParams.length === 0 && m.method === undefined) return undefined;
+  return { ...(m.method === undefined ? {} : { method: m.method }), headers, queryParams };
+}
+
+/** A RequestHeaderModifier or ResponseHeaderModifier filter, its names and values checked. */
+function headerEditsOf(filter: HTTPHeaderFilter, at: string, invalid: string[]): HeaderEdits {
+  const pairs = (list: { name: string; value: string }[] | undefined, kind: 'set' | 'add') =>
+    (list ?? []).map((h, i) => {
+      const nameError = checkHeaderName(h.name);
+      if (nameError) invalid.push(`${at}.${kind}[${i}].name: ${quote(h.name)} ${nameError}`);
+      const valueError = checkHeaderValue(h.value);
+      if (valueError) invalid.push(`${at}.${kind}[${i}].value: ${quote(h.value)} ${valueError}`);
+      return { name: h.name, value: h.value };
+    });
+  const remove = (filter.remove ?? []).map((name, i) => {
+    const e = checkHeaderName(name);
+    if (e) invalid.push(`${at}.remove[${i}]: ${quote(name)} ${e}`);
+    return name.toLowerCase();
+  });
+  return { set: pairs(filter.set, 'set'), add: pairs(filter.add, 'add'), remove };
 }
 
 /**

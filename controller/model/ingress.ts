@@ -5,7 +5,7 @@ import { ANNOTATION_PREFIX, parseSettings, reviewAnnotationKeys, type IngressSet
 import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortName, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
 import { parseProxyAnnotations, type ProxySettings } from './proxy-annotations.js';
 import { certificateChoice, classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
-import type { Diagnostic, ObjectRef, PathMatch, TlsPolicy } from './types.js';
+import type { Diagnostic, HeaderEdits, ObjectRef, PathMatch, RequestConditions, TlsPolicy } from './types.js';
 
 export interface BackendRef {
   namespace: string;
@@ -26,6 +26,12 @@ export interface IntentRoute {
   backend: BackendRef;
   /** Answers with a redirect instead of proxying (app-root). */
   redirect?: { code: number; url: string };
+  /** Gateway API: what the request must also have; routes that differ only in these share a location. */
+  conditions?: RequestConditions;
+  /** Gateway API weighted backendRefs (`backend` is the first): each request goes to one, drawn by weight. */
+  backends?: { backend: BackendRef; weight: number }[];
+  requestHeaders?: HeaderEdits;
+  responseHeaders?: HeaderEdits;
 }
 
 export interface IngressIntent {

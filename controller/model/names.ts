@@ -53,6 +53,33 @@ export function checkRegexPath(path: string): string | undefined {
   return undefined;
 }
 
+// RFC 9110 field names (tokens), as the Gateway API schema's pattern.
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+
+export function checkHeaderName(name: string): string | undefined {
+  if (name.length > 256) return 'is longer than 256 characters';
+  return HEADER_NAME.test(name) ? undefined : 'is not an HTTP header name (letters, digits and !#$%&\'*+-.^_`|~)';
+}
+
+/** Header and query values reach the data plane percent-encoded, so only what HTTP itself forbids is refused. */
+export function checkHeaderValue(value: string): string | undefined {
+  if (value.length > 4096) return 'is longer than 4096 characters';
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what this refuses
+  return /[\x00-\x08\x0a-\x1f\x7f]/.test(value) ? 'must not hold control characters' : undefined;
+}
+
+/** A regular expression matched against a whole header or query value: one JavaScript (and so PCRE) compiles. */
+export function checkValueRegex(pattern: string): string | undefined {
+  const e = checkHeaderValue(pattern);
+  if (e) return e;
+  try {
+    new RegExp(pattern);
+  } catch (err) {
+    return `is not a regular expression (${(err as Error).message})`;
+  }
+  return undefined;
+}
+
 export function checkObjectName(name: string): string | undefined {
   return name.length <= 253 && DNS_SUBDOMAIN.test(name) ? undefined : 'is not a valid object name (RFC 1123 subdomain)';
 }

@@ -117,6 +117,40 @@ export interface UpstreamTls {
   clientCertificate?: CertificatePair;
 }
 
+/** A request header or query parameter a branch requires: the whole value equal, or matched by a regular expression. */
+export interface ValueMatch {
+  /** A header name (any case) or a query parameter name (exact). */
+  name: string;
+  match: 'exact' | 'regex';
+  value: string;
+}
+
+/** What a request must have besides its path (Gateway API matches): all of it. */
+export interface RequestConditions {
+  method?: string;
+  headers: ValueMatch[];
+  queryParams: ValueMatch[];
+}
+
+/** Header changes before the request goes upstream or before the response goes back (Gateway API header modifiers). */
+export interface HeaderEdits {
+  set: { name: string; value: string }[];
+  /** Appended to the header's values. */
+  add: { name: string; value: string }[];
+  remove: string[];
+}
+
+/**
+ * One way a location answers (Gateway API: one match of one rule): the first branch whose conditions hold serves the
+ * request, and none answers 404. Its upstream is drawn by weight from `backends`.
+ */
+export interface Branch {
+  conditions: RequestConditions;
+  backends: { upstream: string; weight: number }[];
+  requestHeaders?: HeaderEdits;
+  responseHeaders?: HeaderEdits;
+}
+
 export type LocationAction =
   | {
       kind: 'proxy';
@@ -134,6 +168,8 @@ export type LocationAction =
       fallback?: string;
       /** Responses with these statuses are replaced by the error backend's (custom-http-errors). */
       errorPages?: { codes: number[]; upstream: string };
+      /** Present: the data plane picks a branch per request, and its backend instead of `upstream` (the first branch's first). */
+      branches?: Branch[];
     }
   | { kind: 'redirect'; code: number; url: string }
   /** The Ingress asked for client-certificate checks whose CA is unusable: fail closed. */

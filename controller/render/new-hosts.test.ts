@@ -95,6 +95,16 @@ describe('newHostEntry', () => {
     expect(entry).toEqual({ waitsForReload: expect.stringMatching(reason) });
   });
 
+  it('makes a host whose location chooses per request (Gateway API matches, weights, header modifiers) wait for its reload', () => {
+    const model = modelOf({ ...tls, rules: [route('pq.example.com', '/', 'Prefix', 'web', 'http')] });
+    const server = model.servers.find((s) => s.host === 'pq.example.com')!;
+    const location = server.locations[0]!;
+    if (location.action.kind !== 'proxy') throw new Error('not a proxy location');
+    const branched = { ...location, action: { ...location.action, branches: [{ conditions: { headers: [{ name: 'x-v', match: 'exact' as const, value: '2' }], queryParams: [] }, backends: [{ upstream: location.action.upstream, weight: 1 }] }] } };
+    const changed: Model = { ...model, servers: model.servers.map((s) => (s === server ? { ...s, locations: [branched] } : s)) };
+    expect(entryOf(changed)).toEqual({ waitsForReload: 'Gateway API matches, weighted backends or header modifiers' });
+  });
+
   it('makes wildcard hosts wait for their reload', () => {
     const model = modelOf({ rules: [route('*.pq.example.com', '/', 'Prefix', 'web', 'http')] });
     expect(entryOf(model, '*.pq.example.com')).toEqual({ waitsForReload: 'a wildcard host' });

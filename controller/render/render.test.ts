@@ -6,9 +6,9 @@ import { checkTlsSecret } from '../model/certificates.js';
 import { translateIngress } from '../model/ingress.js';
 import { BUILTIN_TLS_DEFAULTS, defaultPolicy } from '../model/pq.js';
 import { CAPABILITIES, endpointSlice, ingress, route, service, tlsSecret } from '../model/testing.js';
-import type { CertificatePair, Model } from '../model/types.js';
+import type { Branch, CertificatePair, Model } from '../model/types.js';
 import { PROJECT_ROOT } from '../project.js';
-import { render, ServerBlocks, type RenderSettings } from './render.js';
+import { branchesValue, render, ServerBlocks, type RenderSettings } from './render.js';
 import { inlined, RENDER_SETTINGS } from './testing.js';
 
 const SETTINGS = RENDER_SETTINGS;
@@ -168,5 +168,37 @@ describe('render', () => {
     const model = CASES['plain-http-and-empty-upstream']!;
     const hostile: Model = { ...model, servers: [...model.servers, { host, locations: [] }] };
     expect(() => render(hostile, SETTINGS)).toThrow(/refusing to render view\.servers\[2\]\.serverName/);
+  });
+
+  describe('locations with branches (Gateway API matches, weights and header modifiers)', () => {
+    const branches: Branch[] = [
+      { conditions: { method: 'POST', headers: [{ name: 'x-version', match: 'regex', value: 'v[12]' }], queryParams: [] }, backends: [{ upstream: 'default_web_http', weight: 9 }, { upstream: 'default_empty_80', weight: 1 }] },
+      // Values NGINX or the Lua reader would read otherwise: quotes, "$", ";", braces, spaces, commas and colons.
+      { conditions: { headers: [{ name: 'x-odd', match: 'exact', value: 'a "b" $host; {c}, d:e' }], queryParams: [{ name: 'q p', match: 'exact', value: '1' }] }, backends: [{ upstream: 'default_web_http', weight: 1 }],
+        requestHeaders: { set: [{ name: 'X-Env', value: 'x y' }], add: [], remove: ['x-secret'] }, responseHeaders: { set: [], add: [{ name: 'x-served', value: '1' }], remove: [] } },
+    ];
+    const withBranches = (list: Branch[]): Model => {
+      const model = modelOf([ingress('web', { rules: [route('b.example.com', '/', 'Prefix', 'web', 'http')] })]);
+      const server = model.servers.find((s) => s.host === 'b.example.com')!;
+      const location = server.locations[0]!;
+      if (location.action.kind !== 'proxy') throw new Error('not a proxy location');
+      const action = { ...location.action, branches: list };
+      return { ...model, upstreams: [...model.upstreams, { name: 'default_empty_80', service: { namespace: 'default', name: 'empty', port: '80' }, endpoints: [] }], servers: model.servers.map((s) => (s === server ? { ...s, locations: [{ ...location, action }] } : s)) };
+    };
+
+    it('encodes every user value so that it stays one field of one NGINX string', () => {
+      expect(branchesValue(branches)).toBe('m:POST,h:x-version:r:v%5B12%5D,b:default_web_http:9,b:default_empty_80:1 '
+        + 'h:x-odd:e:a%20%22b%22%20%24host%3B%20%7Bc%7D%2C%20d%3Ae,q:q%20p:e:1,b:default_web_http:1,qs:X-Env:x%20y,qr:x-secret,pa:x-served:1');
+    });
+
+    it('has the location choose in Lua, and edit response headers only when a branch asks', () => {
+      const text = renderedText(withBranches(branches));
+      expect(text).toContain(`set $qubesec_branches "${branchesValue(branches)}";`);
+      expect(text).toContain('require("qubesec").branch()');
+      expect(text).toContain('require("qubesec").edit_response_headers()');
+      const plain = renderedText(withBranches([branches[0]!]));
+      expect(plain).toContain('require("qubesec").branch()');
+      expect(plain).not.toContain('header_filter_by_lua_block');
+    });
   });
 });

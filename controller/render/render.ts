@@ -7,7 +7,7 @@ import Handlebars from 'handlebars';
 import { quote } from '../model/names.js';
 import { GROUP_CODEPOINTS, listenerKey, opensslGroupList } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
-import type { CaBundle, CertificatePair, ClientAuth, Location, LocationAction, Model, Server, TlsPolicy, Upstream } from '../model/types.js';
+import type { Branch, CaBundle, CertificatePair, ClientAuth, HeaderEdits, Location, LocationAction, Model, Server, TlsPolicy, Upstream, ValueMatch } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
 
 /** Where things are, as NGINX sees them (inside its root when it runs chrooted). */
@@ -147,6 +147,7 @@ export function newHostEntry(server: Server, model: Model, settings: Pick<Render
     if (match === 'regex') return waits(`the regular expression path ${quote(path)}`);
     if (/\s/.test(path)) return waits(`white space in the path ${quote(path)}`);
     if (action.kind !== 'proxy') return waits(action.kind === 'redirect' ? 'a redirect' : 'an unavailable path');
+    if (action.branches) return waits('Gateway API matches, weighted backends or header modifiers');
     if (action.protocol !== 'HTTP') return waits(`backend protocol ${action.protocol}`);
     if (action.rewrite !== undefined || action.upstreamHost !== undefined || action.forwardedPrefix !== undefined || action.errorPages) return waits('a rewrite, upstream-vhost, x-forwarded-prefix or custom-http-errors');
     if (Object.values(action.tuning).some((v) => v !== undefined)) return waits('proxy tuning');
@@ -330,6 +331,8 @@ export function render(model: Model, settings: RenderSettings, blocks = new Serv
       // Endpoints are chosen at request time (nginx/lua/qubesec.lua): the fallback serves when the upstream has none.
       pass: `${action.protocol.toLowerCase()}://${SHARED_UPSTREAM}`,
       upstreams: quoted(action.fallback === undefined ? action.upstream : `${action.upstream} ${action.fallback}`),
+      branches: action.branches && quoted(branchesValue(action.branches)),
+      responseHeaders: action.branches?.some((b) => b.responseHeaders) ?? false,
       affinityVariable,
       http1: !grpc,
       rewrite: action.rewrite && { pattern: quoted(`(?i)${location.path}`), target: quoted(action.rewrite) },
@@ -587,6 +590,35 @@ function seconds(value: number | undefined): string | undefined {
 }
 
 /** One NGINX token in double quotes; assertInert refuses what would end it or expand a variable. */
+/** A URI component with nothing but unreserved characters and %XX: one NGINX token, one Lua field. */
+function encoded(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
+ * A location's branches as nginx/lua/qubesec.lua's branch() reads them from $qubesec_branches: branches separated by
+ * spaces, in order; each a comma-separated list of fields, whose parts are separated by ":" and percent-encoded.
+ * m:METHOD, h:name:e|r:value (header), q:name:e|r:value (query parameter), b:upstream:weight (backend),
+ * qs:/qa:/qr: and ps:/pa:/pr: (request and response header set, add, remove).
+ */
+export function branchesValue(branches: readonly Branch[]): string {
+  const field = (...parts: (string | number)[]) => parts.map((p) => encoded(String(p))).join(':');
+  const kind = (match: ValueMatch['match']) => (match === 'exact' ? 'e' : 'r');
+  const editFields = (prefix: 'q' | 'p', edits: HeaderEdits | undefined) => [
+    ...(edits?.set ?? []).map((h) => field(`${prefix}s`, h.name, h.value)),
+    ...(edits?.add ?? []).map((h) => field(`${prefix}a`, h.name, h.value)),
+    ...(edits?.remove ?? []).map((name) => field(`${prefix}r`, name)),
+  ];
+  return branches.map((b) => [
+    ...(b.conditions.method === undefined ? [] : [field('m', b.conditions.method)]),
+    ...b.conditions.headers.map((h) => field('h', h.name, kind(h.match), h.value)),
+    ...b.conditions.queryParams.map((q) => field('q', q.name, kind(q.match), q.value)),
+    ...b.backends.map((x) => field('b', x.upstream, x.weight)),
+    ...editFields('q', b.requestHeaders),
+    ...editFields('p', b.responseHeaders),
+  ].join(',')).join(' ');
+}
+
 function quoted(value: string): string {
   return `"${value}"`;
 }

@@ -257,6 +257,164 @@ function _M.route(status, affinity_variable)
   return serve(names_of(value), status, affinity_variable and ngx.var[affinity_variable])
 end
 
+-- Per worker: each $qubesec_branches value parsed (controller/render/render.ts branchesValue writes it).
+local branch_lists = {}
+
+local function parse_branches(value)
+  local list = branch_lists[value]
+  if list then
+    return list
+  end
+  list = {}
+  for text in value:gmatch("%S+") do
+    local b = { headers = {}, query = {}, backends = {}, total = 0, request = {}, response = {} }
+    for field in text:gmatch("[^,]+") do
+      local parts = {}
+      for part in (field .. ":"):gmatch("([^:]*):") do
+        parts[#parts + 1] = ngx.unescape_uri(part)
+      end
+      local kind = parts[1]
+      if kind == "m" then
+        b.method = parts[2]
+      elseif kind == "h" or kind == "q" then
+        local target = kind == "h" and b.headers or b.query
+        -- A regular expression must match the whole value, as the path's does.
+        target[#target + 1] = { name = parts[2], regex = parts[3] == "r", value = parts[3] == "r" and ("^(?:" .. parts[4] .. ")$") or parts[4] }
+      elseif kind == "b" then
+        local weight = tonumber(parts[3])
+        b.backends[#b.backends + 1] = { name = parts[2], weight = weight }
+        b.total = b.total + weight
+      else
+        local edits = kind:sub(1, 1) == "q" and b.request or b.response
+        edits[#edits + 1] = { op = kind:sub(2, 2), name = parts[2], value = parts[3] }
+      end
+    end
+    list[#list + 1] = b
+  end
+  branch_lists[value] = list
+  return list
+end
+
+local function value_matches(wanted, value)
+  if value == nil then
+    return false
+  end
+  if wanted.regex then
+    return ngx.re.find(value, wanted.value, "jo") ~= nil
+  end
+  return value == wanted.value
+end
+
+-- A repeated header is its values joined by commas (RFC 9110).
+local function header_value(value)
+  if type(value) == "table" then
+    return table.concat(value, ",")
+  end
+  return value
+end
+
+-- A repeated query parameter is its first value; one without a value is empty.
+local function holds(b, headers, args)
+  if b.method and ngx.req.get_method() ~= b.method then
+    return false
+  end
+  for _, h in ipairs(b.headers) do
+    if not value_matches(h, header_value(headers[h.name])) then
+      return false
+    end
+  end
+  for _, q in ipairs(b.query) do
+    local value = args[q.name]
+    if type(value) == "table" then
+      value = value[1]
+    end
+    if value == true then
+      value = ""
+    end
+    if not value_matches(q, value) then
+      return false
+    end
+  end
+  return true
+end
+
+local function pick(b)
+  if #b.backends == 1 then
+    return b.backends[1].name
+  end
+  if b.total <= 0 then
+    return nil
+  end
+  local draw = math.random(b.total)
+  for _, backend in ipairs(b.backends) do
+    draw = draw - backend.weight
+    if draw <= 0 then
+      return backend.name
+    end
+  end
+end
+
+-- access_by_lua of a location with branches (Gateway API matches and filters): the first branch whose method,
+-- headers and query parameters the request has serves it, with a backend drawn by weight, after its request header
+-- edits; its response header edits wait in ngx.ctx for edit_response_headers(). No branch: 404, as the spec asks.
+function _M.branch(affinity_variable)
+  local value = ngx.var.qubesec_branches
+  if not value then
+    ngx.log(ngx.ERR, "location sets no $qubesec_branches")
+    return ngx.exit(ngx.HTTP_INTERNAL_SERVER_ERROR)
+  end
+  local headers = ngx.req.get_headers(0)
+  local args = ngx.req.get_uri_args(0)
+  for _, b in ipairs(parse_branches(value)) do
+    if holds(b, headers, args) then
+      for _, edit in ipairs(b.request) do
+        if edit.op == "s" then
+          ngx.req.set_header(edit.name, edit.value)
+        elseif edit.op == "a" then
+          local held = header_value(headers[edit.name])
+          ngx.req.set_header(edit.name, held and (held .. "," .. edit.value) or edit.value)
+        else
+          ngx.req.clear_header(edit.name)
+        end
+      end
+      if #b.response > 0 then
+        ngx.ctx.qubesec_response_edits = b.response
+      end
+      local name = pick(b)
+      if not name then
+        return ngx.exit(ngx.HTTP_INTERNAL_SERVER_ERROR)
+      end
+      return serve({ name }, 503, affinity_variable and ngx.var[affinity_variable])
+    end
+  end
+  return ngx.exit(ngx.HTTP_NOT_FOUND)
+end
+
+-- header_filter_by_lua of a location with branches: the chosen branch's response header edits.
+function _M.edit_response_headers()
+  local edits = ngx.ctx.qubesec_response_edits
+  if not edits then
+    return
+  end
+  for _, edit in ipairs(edits) do
+    if edit.op == "s" then
+      ngx.header[edit.name] = edit.value
+    elseif edit.op == "a" then
+      local held = ngx.header[edit.name]
+      if held == nil then
+        ngx.header[edit.name] = edit.value
+      elseif type(held) == "table" then
+        held[#held + 1] = edit.value
+        ngx.header[edit.name] = held
+      else
+        ngx.header[edit.name] = { held, edit.value }
+      end
+    else
+      ngx.header[edit.name] = nil
+    end
+  end
+end
+
 -- Per worker: each new host's parsed entry, re-parsed only when the entry changes.
 local new_host_entries = {}
 
