@@ -126,9 +126,9 @@ describe('Reconciler with Gateway API objects', () => {
     const denied = r.reconciler.admitRoute(badRegex);
     expect(denied.allowed).toBe(false);
     expect(denied.allowed ? '' : denied.message).toMatch(/^HTTPRoute default\/bad: spec\.rules\[0\]\.matches\[0\]\.path\.value: "\(unclosed" /);
-    const timeouts = httpRoute('timeouts', { hostnames: ['t.example.com'], rules: [httpRule('/', 'web', 80, 'PathPrefix', { timeouts: { request: '5s' } })] });
-    const warned = r.reconciler.admitRoute(timeouts);
-    expect(warned).toEqual({ allowed: true, warnings: [expect.stringContaining('spec.rules[0].timeouts: not supported yet')] });
+    const retry = httpRoute('retry', { hostnames: ['t.example.com'], rules: [httpRule('/', 'web', 80, 'PathPrefix', { retry: { attempts: 2 } })] });
+    const warned = r.reconciler.admitRoute(retry);
+    expect(warned).toEqual({ allowed: true, warnings: [expect.stringContaining('spec.rules[0].retry: not supported yet')] });
     const badHeader = httpRoute('bad-header', { hostnames: ['h.example.com'], rules: [{ ...httpRule('/', 'web'), matches: [{ headers: [{ name: 'x canary', value: '1' }] }] }] });
     const refused = r.reconciler.admitRoute(badHeader);
     expect(refused.allowed ? '' : refused.message).toMatch(/^HTTPRoute default\/bad-header: spec\.rules\[0\]\.matches\[0\]\.headers\[0\]\.name: "x canary" is not an HTTP header name/);

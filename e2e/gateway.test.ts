@@ -203,6 +203,33 @@ describe('Gateway API on a real API server', () => {
     expect(Object.keys(counts).sort()).toEqual(['alpha', 'beta']);
     expect(counts.alpha).toBeGreaterThanOrEqual(125);
     expect(counts.alpha).toBeLessThanOrEqual(175);
+    await eventually(async () => (summary((await status<RouteStatus>('httproute', 'match')).parents?.[0]?.conditions).Accepted === 'True/Accepted' || undefined), 20_000, 'match Accepted');
     expect(summary((await status<RouteStatus>('httproute', 'match')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
+  });
+
+  it('rewrites the path (a prefix, the whole path) and the Host sent upstream, and times out a slow backend with 504', async () => {
+    const host = 'rewrite.pq.example.com';
+    const rewriteTo = (urlRewrite: object) => [{ type: 'URLRewrite', urlRewrite }];
+    await kube.apply(httpRoute('rewrite', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: [host], rules: [
+      { matches: [{ path: { value: '/strip' } }], filters: rewriteTo({ path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } }), backendRefs: [{ name: 'alpha', port: 80 }] },
+      { matches: [{ path: { value: '/v1' } }], filters: rewriteTo({ hostname: 'internal.example.com', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/v2' } }), backendRefs: [{ name: 'alpha', port: 80 }] },
+      { matches: [{ path: { type: 'Exact', value: '/old' } }], filters: rewriteTo({ path: { type: 'ReplaceFullPath', replaceFullPath: '/new' } }), backendRefs: [{ name: 'alpha', port: 80 }] },
+      { matches: [{ path: { value: '/slow' } }], timeouts: { request: '500ms' }, backendRefs: [{ name: 'alpha', port: 80 }] },
+    ] as never }) as never);
+    await served(host, (x) => x.status === 200, '/old');
+    const echoed = async (path: string) => {
+      const r = await pqCurl(target(host, path), { cacert: anchors.mldsa });
+      expect(r.status).toBe(200);
+      return JSON.parse(r.body) as { path: string; host: string };
+    };
+    expect(await echoed('/strip/three?x=1')).toEqual(expect.objectContaining({ path: '/three?x=1', host }));
+    expect((await echoed('/strip')).path).toBe('/');
+    expect(await echoed('/v1/items')).toEqual(expect.objectContaining({ path: '/v2/items', host: 'internal.example.com' }));
+    expect((await echoed('/old?q=2')).path).toBe('/new?q=2');
+    expect((await echoed('/slow?delay-ms=10')).path).toBe('/slow?delay-ms=10');
+    const slow = await pqCurl(target(host, '/slow?delay-ms=1500'), { cacert: anchors.mldsa });
+    expect(slow.status).toBe(504);
+    await eventually(async () => (summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions).Accepted === 'True/Accepted' || undefined), 20_000, 'rewrite Accepted');
+    expect(summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
   });
 });

@@ -558,9 +558,10 @@ function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: D
   return server;
 }
 
-/** Whether a route needs the data plane to choose per request: conditions besides its path, weights or header edits. */
+/** Whether a route needs the data plane to choose per request: conditions besides its path, weights, header edits, rewrites or timeouts. */
 function branches(route: IntentRoute): boolean {
-  return route.conditions !== undefined || route.backends !== undefined || route.requestHeaders !== undefined || route.responseHeaders !== undefined;
+  return route.conditions !== undefined || route.backends !== undefined || route.requestHeaders !== undefined || route.responseHeaders !== undefined
+    || route.rewrite !== undefined || route.timeoutMs !== undefined;
 }
 
 const NO_CONDITIONS: RequestConditions = { headers: [], queryParams: [] };
@@ -610,6 +611,8 @@ function branchedLocation(drafts: RouteDraft[], hasTls: boolean, plain: (d: Rout
     backends: d.backends ?? [{ upstream: d.upstream!, weight: 1 }],
     requestHeaders: d.route.requestHeaders,
     responseHeaders: d.route.responseHeaders,
+    rewrite: d.route.rewrite,
+    timeoutMs: d.route.timeoutMs,
   }));
   return location;
 }

@@ -142,9 +142,16 @@ export interface HTTPHeaderFilter {
 }
 
 /** A rule's filter: of the types not served only the type is read, to name them in the route's status. */
+/** The spec's HTTPURLRewriteFilter. */
+export interface HTTPURLRewrite {
+  hostname?: string;
+  path?: { type: 'ReplaceFullPath' | 'ReplacePrefixMatch' | (string & {}); replaceFullPath?: string; replacePrefixMatch?: string };
+}
+
 export interface HTTPRouteFilter {
   type: string;
   requestRedirect?: HTTPRequestRedirect;
+  urlRewrite?: HTTPURLRewrite;
   requestHeaderModifier?: HTTPHeaderFilter;
   responseHeaderModifier?: HTTPHeaderFilter;
 }

@@ -136,16 +136,16 @@ describe('HTTPRoute -> IngressIntent', () => {
   it('reports what the model cannot express yet and serves none of the rules using it', () => {
     const t = translate({
       httpRoutes: [httpRoute('web', { rules: [
-        { matches: [{ path: { type: 'PathPrefix', value: '/u' } }], filters: [{ type: 'URLRewrite' }], backendRefs: [{ name: 'web', port: 80 }] },
-        httpRule('/t', 'web', 80, 'PathPrefix', { timeouts: { request: '5s' } }),
+        { matches: [{ path: { type: 'PathPrefix', value: '/u' } }], filters: [{ type: 'RequestMirror' }], backendRefs: [{ name: 'web', port: 80 }] },
+        httpRule('/t', 'web', 80, 'PathPrefix', { retry: { attempts: 2 } }),
         { matches: [{ path: { value: '/r' }, headers: [{ name: 'x-canary', value: '1' }] }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https' } }] },
         { matches: [{ path: { value: '/zero' } }], backendRefs: [{ name: 'web', port: 80, weight: 90 }, { name: 'api', port: 80, weight: 0 }] },
       ] })],
     });
     expect(routeTable(t)!.map((r) => r[2])).toEqual(['/zero', '/zero/']);
     expect(parentCondition(t, 'PartiallyInvalid').message).toBe('Dropped Rule(s): '
-      + 'spec.rules[0].filters: URLRewrite not supported yet; '
-      + 'spec.rules[1].timeouts: not supported yet; '
+      + 'spec.rules[0].filters: RequestMirror not supported yet; '
+      + 'spec.rules[1].retry: not supported yet; '
       + 'spec.rules[2].matches (headers, queryParams or method with RequestRedirect): not supported yet');
   });
 
@@ -181,6 +181,33 @@ describe('HTTPRoute -> IngressIntent', () => {
       expect(route.conditions).toBeUndefined();
     });
 
+    it('rewrites the path (whole, or the prefix each PathPrefix match matched) and the host, and times each attempt', () => {
+      const t = routesOf([
+        { matches: [{ path: { value: '/strip/' } }, { path: { value: '/' } }], filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'internal.example.com', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/v2' } } }],
+          backendRefs: [{ name: 'web', port: 80 }], timeouts: { request: '2s', backendRequest: '500ms' } },
+        { matches: [{ path: { type: 'Exact', value: '/old' } }], filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplaceFullPath', replaceFullPath: '/new' } } }], backendRefs: [{ name: 'web', port: 80 }], timeouts: { request: '0s' } },
+      ]);
+      expect(t.intents[0]!.routes.map((r) => [r.match, r.path, r.rewrite, r.timeoutMs])).toEqual([
+        ['exact', '/strip', { host: 'internal.example.com', path: { prefix: '/strip', replacement: '/v2' } }, 500],
+        ['prefix', '/strip/', { host: 'internal.example.com', path: { prefix: '/strip', replacement: '/v2' } }, 500],
+        ['prefix', '/', { host: 'internal.example.com', path: { prefix: '', replacement: '/v2' } }, 500],
+        ['exact', '/old', { path: { full: '/new' } }, undefined],
+      ]);
+    });
+
+    it('refuses a ReplacePrefixMatch without a PathPrefix match, a rewrite with a redirect, and a bad duration, naming the field', () => {
+      const t = routesOf([
+        { matches: [{ path: { type: 'Exact', value: '/a' } }], filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/b' } } }], backendRefs: [{ name: 'web', port: 80 }] },
+        { filters: [{ type: 'URLRewrite', urlRewrite: { hostname: '*.example.com' } }, { type: 'RequestRedirect', requestRedirect: {} }], backendRefs: [{ name: 'web', port: 80 }] },
+        { timeouts: { request: '1.5s' }, backendRefs: [{ name: 'web', port: 80 }] },
+      ]);
+      const refused = t.httpRoutes[0]!.refused.join('\n');
+      expect(refused).toContain('spec.rules[0].filters[0].urlRewrite.path: ReplacePrefixMatch needs a PathPrefix match, and spec.rules[0].matches[0].path is Exact');
+      expect(refused).toContain('spec.rules[1].filters: RequestRedirect and URLRewrite cannot be combined');
+      expect(refused).toContain('spec.rules[1].filters[0].urlRewrite.hostname: "*.example.com" must not be a wildcard');
+      expect(refused).toContain('spec.rules[2].timeouts.request: "1.5s" is not a duration');
+    });
+
     it('refuses bad header names, values and regular expressions, unknown methods and a filter type given twice, naming the field', () => {
       const t = routesOf([
         { matches: [{ headers: [{ name: 'x canary', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] },
@@ -200,10 +227,10 @@ describe('HTTPRoute -> IngressIntent', () => {
   });
 
   it('refuses a route whose every rule uses an unsupported filter: Accepted False IncompatibleFilters, no intent', () => {
-    const t = translate({ httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web', 80, 'PathPrefix', { filters: [{ type: 'RequestRedirect' }, { type: 'URLRewrite' }] })] })] });
+    const t = translate({ httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web', 80, 'PathPrefix', { filters: [{ type: 'RequestRedirect' }, { type: 'RequestMirror' }] })] })] });
     expect(t.intents).toEqual([]);
     expect(parentConditions(t)).toEqual({ Accepted: ['False', 'IncompatibleFilters'], ResolvedRefs: ['True', 'ResolvedRefs'] });
-    expect(parentCondition(t, 'Accepted').message).toBe('HTTPRoute default/web: no rule can be served: spec.rules[0].filters: URLRewrite not supported yet');
+    expect(parentCondition(t, 'Accepted').message).toBe('HTTPRoute default/web: no rule can be served: spec.rules[0].filters: RequestMirror not supported yet');
   });
 
   describe('RequestRedirect', () => {

@@ -4,12 +4,12 @@
 // All of a controller's Gateways share one data plane: listener conflicts are judged within a Gateway, and routes of
 // different Gateways for one host merge by the routes' precedence, as Ingresses do (docs/gateway-api.md).
 import { ANNOTATION_PREFIX, parseSettings, type IngressSettings } from './annotations.js';
-import { GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayCondition, type HTTPHeaderFilter, type HTTPRequestRedirect, type HTTPRoute, type HTTPRouteMatch, type HTTPRouteRule, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
+import { GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayCondition, type HTTPHeaderFilter, type HTTPRequestRedirect, type HTTPRoute, type HTTPRouteMatch, type HTTPRouteRule, type HTTPURLRewrite, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
 import { PRECEDENCE, policyFromSettings, prefixRoutes, warning, type BackendRef, type IngressIntent, type IntentRoute } from './ingress.js';
 import { checkExactOrPrefixPath, checkHeaderName, checkHeaderValue, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortNumber, checkRegexPath, checkServiceName, checkValueRegex, quote } from './names.js';
 import type { Capabilities, TlsDefaults } from './pq.js';
 import { parseProxyAnnotations } from './proxy-annotations.js';
-import type { Diagnostic, HeaderEdits, ObjectRef, RequestConditions, TlsPolicy, ValueMatch } from './types.js';
+import type { Diagnostic, HeaderEdits, ObjectRef, RequestConditions, TlsPolicy, UrlRewrite, ValueMatch } from './types.js';
 
 /** The controllerName of QubeSec's GatewayClasses. */
 export const GATEWAY_CONTROLLER_NAME = 'qubesec.io/gateway-controller';
@@ -447,7 +447,7 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
 }
 
 /** Filter types QubeSec serves, each at most once per rule (the spec allows one of each core type). */
-const SERVED_FILTERS = ['RequestRedirect', 'RequestHeaderModifier', 'ResponseHeaderModifier'];
+const SERVED_FILTERS = ['RequestRedirect', 'RequestHeaderModifier', 'ResponseHeaderModifier', 'URLRewrite'];
 
 /** HTTP methods a match may name: the schema's enumeration. */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
@@ -476,7 +476,10 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   const requestHeaders = edits('RequestHeaderModifier', 'requestHeaderModifier');
   const responseHeaders = edits('ResponseHeaderModifier', 'responseHeaderModifier');
   if (redirect && (requestHeaders || responseHeaders)) unsupported.push(`${field}.filters (a header modifier with RequestRedirect)`);
-  if (rule.timeouts) unsupported.push(`${field}.timeouts`);
+  const rewriteFilter = filterAt('URLRewrite');
+  if (redirectFilter && rewriteFilter) invalid.push(`${field}.filters: RequestRedirect and URLRewrite cannot be combined (the spec)`);
+  const rewrite = rewriteFilter && urlRewriteOf(rewriteFilter.filter.urlRewrite ?? {}, `${rewriteFilter.at}.urlRewrite`, invalid);
+  const timeoutMs = rule.timeouts && timeoutOf(rule.timeouts, `${field}.timeouts`, invalid);
   if (rule.retry) unsupported.push(`${field}.retry`);
   if (rule.sessionPersistence) unsupported.push(`${field}.sessionPersistence`);
   const matches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
@@ -513,7 +516,14 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   }
   // A redirect's routes name no backend: the builder gives them no upstream.
   const backend: BackendRef = backends[0]?.backend ?? { namespace, service: '', port: '' };
-  const extras = { ...(backends.length > 1 ? { backends } : {}), ...(requestHeaders ? { requestHeaders } : {}), ...(responseHeaders ? { responseHeaders } : {}), ...(redirect ? { redirect } : {}) };
+  const extras = {
+    ...(backends.length > 1 ? { backends } : {}),
+    ...(requestHeaders ? { requestHeaders } : {}),
+    ...(responseHeaders ? { responseHeaders } : {}),
+    ...(redirect ? { redirect } : {}),
+    // A redirect is answered at once: no attempt to time.
+    ...(timeoutMs && !redirect ? { timeoutMs } : {}),
+  };
   const routes: IntentRoute[] = [];
   matches.forEach((m, j) => {
     const pathField = `${field}.matches[${j}].path`;
@@ -535,7 +545,15 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
       invalid.push(`${pathField}.type: ${quote(type)} is not Exact, PathPrefix or RegularExpression`);
     }
     const routeConditions = conditions[j];
-    routes.push(...found.map((r) => ({ ...r, ...extras, ...(routeConditions ? { conditions: routeConditions } : {}) })));
+    let routeRewrite: UrlRewrite | undefined;
+    if (rewrite) {
+      const { host, replaceFullPath, replacePrefixMatch } = rewrite;
+      if (replacePrefixMatch !== undefined && type !== 'PathPrefix') invalid.push(`${rewriteFilter!.at}.urlRewrite.path: ReplacePrefixMatch needs a PathPrefix match, and ${routeField}.path is ${type}`);
+      // The spec's prefix is matched element-wise: "/foo/" is "/foo"; "/" is "", so the whole path follows the replacement.
+      const path = replaceFullPath !== undefined ? { full: replaceFullPath } : replacePrefixMatch !== undefined ? { prefix: value.replace(/\/+$/, ''), replacement: replacePrefixMatch } : undefined;
+      routeRewrite = { ...(host ? { host } : {}), ...(path ? { path } : {}) };
+    }
+    routes.push(...found.map((r) => ({ ...r, ...extras, ...(routeConditions ? { conditions: routeConditions } : {}), ...(routeRewrite ? { rewrite: routeRewrite } : {}) })));
   });
   if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
   const outcome: RuleOutcome = { routes };
@@ -566,6 +584,50 @@ function conditionsOf(m: HTTPRouteMatch, at: string, invalid: string[]): Request
   if (m.method !== undefined && !METHODS.has(m.method)) invalid.push(`${at}.method: ${quote(m.method)} is not one of ${[...METHODS].join(', ')}`);
   if (headers.length === 0 && queryParams.length === 0 && m.method === undefined) return undefined;
   return { ...(m.method === undefined ? {} : { method: m.method }), headers, queryParams };
+}
+
+/** A URLRewrite filter's values, checked; which path a ReplacePrefixMatch replaces depends on each match. */
+function urlRewriteOf(filter: HTTPURLRewrite, at: string, invalid: string[]): { host?: string; replaceFullPath?: string; replacePrefixMatch?: string } {
+  const hostError = filter.hostname === undefined ? undefined : checkHost(filter.hostname) ?? (filter.hostname.includes('*') ? 'must not be a wildcard' : undefined);
+  if (hostError) invalid.push(`${at}.hostname: ${quote(filter.hostname!)} ${hostError}`);
+  const out: { host?: string; replaceFullPath?: string; replacePrefixMatch?: string } = filter.hostname === undefined ? {} : { host: filter.hostname };
+  const path = filter.path;
+  if (!path) return out;
+  const value = path.type === 'ReplaceFullPath' ? path.replaceFullPath : path.type === 'ReplacePrefixMatch' ? path.replacePrefixMatch : undefined;
+  if (value === undefined) {
+    invalid.push(`${at}.path: type ${quote(path.type)} needs ${path.type === 'ReplacePrefixMatch' ? 'replacePrefixMatch' : path.type === 'ReplaceFullPath' ? 'replaceFullPath' : 'to be ReplaceFullPath or ReplacePrefixMatch'}`);
+    return out;
+  }
+  const e = checkPath(value);
+  if (e) invalid.push(`${at}.path.${path.type === 'ReplaceFullPath' ? 'replaceFullPath' : 'replacePrefixMatch'}: ${quote(value)} ${e}`);
+  return path.type === 'ReplaceFullPath' ? { ...out, replaceFullPath: value } : { ...out, replacePrefixMatch: value };
+}
+
+/** Gateway API's Duration: 1 to 4 groups of up to 5 digits with h, m, s or ms. */
+const DURATION = /^(?:[0-9]{1,5}(?:h|m|s|ms)){1,4}$/;
+const DURATION_UNITS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+
+function durationMs(value: string): number | undefined {
+  if (!DURATION.test(value)) return undefined;
+  let total = 0;
+  for (const [, digits, unit] of value.matchAll(/([0-9]+)(ms|h|m|s)/g)) total += Number(digits) * DURATION_UNITS[unit!]!;
+  return total;
+}
+
+/**
+ * A rule's timeouts as one limit for each attempt's connect, send and read: the shorter of request and backendRequest
+ * (the data plane times each attempt, not the whole request). "0s" is no limit of QubeSec's (NGINX's defaults).
+ */
+function timeoutOf(timeouts: { request?: string; backendRequest?: string }, at: string, invalid: string[]): number | undefined {
+  const limits: number[] = [];
+  for (const key of ['request', 'backendRequest'] as const) {
+    const value = timeouts[key];
+    if (value === undefined) continue;
+    const ms = durationMs(value);
+    if (ms === undefined) invalid.push(`${at}.${key}: ${quote(value)} is not a duration (such as 500ms, 10s or 1m30s)`);
+    else if (ms > 0) limits.push(ms);
+  }
+  return limits.length > 0 ? Math.min(...limits) : undefined;
 }
 
 /** A RequestHeaderModifier or ResponseHeaderModifier filter, its names and values checked. */

@@ -5,7 +5,7 @@ import { ANNOTATION_PREFIX, parseSettings, reviewAnnotationKeys, type IngressSet
 import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortName, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
 import { parseProxyAnnotations, type ProxySettings } from './proxy-annotations.js';
 import { certificateChoice, classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
-import type { Diagnostic, HeaderEdits, ObjectRef, PathMatch, RequestConditions, TlsPolicy } from './types.js';
+import type { Diagnostic, HeaderEdits, ObjectRef, PathMatch, RequestConditions, TlsPolicy, UrlRewrite } from './types.js';
 
 export interface BackendRef {
   namespace: string;
@@ -32,6 +32,8 @@ export interface IntentRoute {
   backends?: { backend: BackendRef; weight: number }[];
   requestHeaders?: HeaderEdits;
   responseHeaders?: HeaderEdits;
+  rewrite?: UrlRewrite;
+  timeoutMs?: number;
 }
 
 export interface IngressIntent {

@@ -149,6 +149,16 @@ export interface Branch {
   backends: { upstream: string; weight: number }[];
   requestHeaders?: HeaderEdits;
   responseHeaders?: HeaderEdits;
+  rewrite?: UrlRewrite;
+  /** Each attempt's connect, send and read timeout (Gateway API timeouts); absent: the data plane's. */
+  timeoutMs?: number;
+}
+
+/** What goes upstream instead of the request's Host and path (Gateway API URLRewrite). */
+export interface UrlRewrite {
+  host?: string;
+  /** The whole path, or the part the match's prefix matched (prefix without its trailing "/"; "" for "/"). */
+  path?: { full: string } | { prefix: string; replacement: string };
 }
 
 export type LocationAction =

@@ -102,7 +102,7 @@ describe('newHostEntry', () => {
     if (location.action.kind !== 'proxy') throw new Error('not a proxy location');
     const branched = { ...location, action: { ...location.action, branches: [{ conditions: { headers: [{ name: 'x-v', match: 'exact' as const, value: '2' }], queryParams: [] }, backends: [{ upstream: location.action.upstream, weight: 1 }] }] } };
     const changed: Model = { ...model, servers: model.servers.map((s) => (s === server ? { ...s, locations: [branched] } : s)) };
-    expect(entryOf(changed)).toEqual({ waitsForReload: 'Gateway API matches, weighted backends or header modifiers' });
+    expect(entryOf(changed)).toEqual({ waitsForReload: 'Gateway API matches, weights, header modifiers, rewrites or timeouts' });
   });
 
   it('makes wildcard hosts wait for their reload', () => {

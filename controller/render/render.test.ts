@@ -175,7 +175,8 @@ describe('render', () => {
       { conditions: { method: 'POST', headers: [{ name: 'x-version', match: 'regex', value: 'v[12]' }], queryParams: [] }, backends: [{ upstream: 'default_web_http', weight: 9 }, { upstream: 'default_empty_80', weight: 1 }] },
       // Values NGINX or the Lua reader would read otherwise: quotes, "$", ";", braces, spaces, commas and colons.
       { conditions: { headers: [{ name: 'x-odd', match: 'exact', value: 'a "b" $host; {c}, d:e' }], queryParams: [{ name: 'q p', match: 'exact', value: '1' }] }, backends: [{ upstream: 'default_web_http', weight: 1 }],
-        requestHeaders: { set: [{ name: 'X-Env', value: 'x y' }], add: [], remove: ['x-secret'] }, responseHeaders: { set: [], add: [{ name: 'x-served', value: '1' }], remove: [] } },
+        requestHeaders: { set: [{ name: 'X-Env', value: 'x y' }], add: [], remove: ['x-secret'] }, responseHeaders: { set: [], add: [{ name: 'x-served', value: '1' }], remove: [] },
+        rewrite: { host: 'in.example.com', path: { prefix: '/a', replacement: '/b:c' } }, timeoutMs: 1500 },
     ];
     const withBranches = (list: Branch[]): Model => {
       const model = modelOf([ingress('web', { rules: [route('b.example.com', '/', 'Prefix', 'web', 'http')] })]);
@@ -188,7 +189,7 @@ describe('render', () => {
 
     it('encodes every user value so that it stays one field of one NGINX string', () => {
       expect(branchesValue(branches)).toBe('m:POST,h:x-version:r:v%5B12%5D,b:default_web_http:9,b:default_empty_80:1 '
-        + 'h:x-odd:e:a%20%22b%22%20%24host%3B%20%7Bc%7D%2C%20d%3Ae,q:q%20p:e:1,b:default_web_http:1,qs:X-Env:x%20y,qr:x-secret,pa:x-served:1');
+        + 'h:x-odd:e:a%20%22b%22%20%24host%3B%20%7Bc%7D%2C%20d%3Ae,q:q%20p:e:1,b:default_web_http:1,qs:X-Env:x%20y,qr:x-secret,pa:x-served:1,uh:in.example.com,up:%2Fa:%2Fb%3Ac,t:1500');
     });
 
     it('has the location choose in Lua, and edit response headers only when a branch asks', () => {
@@ -196,9 +197,13 @@ describe('render', () => {
       expect(text).toContain(`set $qubesec_branches "${branchesValue(branches)}";`);
       expect(text).toContain('require("qubesec").branch()');
       expect(text).toContain('require("qubesec").edit_response_headers()');
+      // The rewritten host is sent from the variable Lua sets; without a host rewrite the http-level headers are inherited.
+      expect(text).toContain('set $qubesec_upstream_host $host;');
+      expect(text).toContain('proxy_set_header Host $qubesec_upstream_host;');
       const plain = renderedText(withBranches([branches[0]!]));
       expect(plain).toContain('require("qubesec").branch()');
       expect(plain).not.toContain('header_filter_by_lua_block');
+      expect(plain).not.toContain('qubesec_upstream_host');
     });
   });
 });

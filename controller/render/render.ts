@@ -7,7 +7,7 @@ import Handlebars from 'handlebars';
 import { quote } from '../model/names.js';
 import { GROUP_CODEPOINTS, listenerKey, opensslGroupList } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
-import type { Branch, CaBundle, CertificatePair, ClientAuth, HeaderEdits, Location, LocationAction, Model, Server, TlsPolicy, Upstream, ValueMatch } from '../model/types.js';
+import type { Branch, CaBundle, CertificatePair, ClientAuth, HeaderEdits, Location, LocationAction, Model, Server, TlsPolicy, Upstream, UrlRewrite, ValueMatch } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
 
 /** Where things are, as NGINX sees them (inside its root when it runs chrooted). */
@@ -147,7 +147,7 @@ export function newHostEntry(server: Server, model: Model, settings: Pick<Render
     if (match === 'regex') return waits(`the regular expression path ${quote(path)}`);
     if (/\s/.test(path)) return waits(`white space in the path ${quote(path)}`);
     if (action.kind !== 'proxy') return waits(action.kind === 'redirect' ? 'a redirect' : 'an unavailable path');
-    if (action.branches) return waits('Gateway API matches, weighted backends or header modifiers');
+    if (action.branches) return waits('Gateway API matches, weights, header modifiers, rewrites or timeouts');
     if (action.protocol !== 'HTTP') return waits(`backend protocol ${action.protocol}`);
     if (action.rewrite !== undefined || action.upstreamHost !== undefined || action.forwardedPrefix !== undefined || action.errorPages) return waits('a rewrite, upstream-vhost, x-forwarded-prefix or custom-http-errors');
     if (Object.values(action.tuning).some((v) => v !== undefined)) return waits('proxy tuning');
@@ -324,10 +324,13 @@ export function render(model: Model, settings: RenderSettings, blocks = new Serv
     const grpc = action.protocol === 'GRPC' || action.protocol === 'GRPCS';
     const tls = action.tls;
     const passCertificate = server.tls?.clientAuth?.passCertificate === true;
+    // A branch's URLRewrite hostname: Lua sets the variable the Host header is sent from.
+    const hostRewrite = action.branches?.some((b) => b.rewrite?.host !== undefined) ?? false;
     return {
       directive: grpc ? 'grpc' : 'proxy',
       // Locations inherit the http-level proxy headers unless they change one (NGINX replaces the whole set).
-      ownHeaders: grpc || action.upstreamHost !== undefined || action.forwardedPrefix !== undefined || passCertificate,
+      ownHeaders: grpc || action.upstreamHost !== undefined || action.forwardedPrefix !== undefined || passCertificate || hostRewrite,
+      hostRewrite,
       // Endpoints are chosen at request time (nginx/lua/qubesec.lua): the fallback serves when the upstream has none.
       pass: `${action.protocol.toLowerCase()}://${SHARED_UPSTREAM}`,
       upstreams: quoted(action.fallback === undefined ? action.upstream : `${action.upstream} ${action.fallback}`),
@@ -336,7 +339,7 @@ export function render(model: Model, settings: RenderSettings, blocks = new Serv
       affinityVariable,
       http1: !grpc,
       rewrite: action.rewrite && { pattern: quoted(`(?i)${location.path}`), target: quoted(action.rewrite) },
-      host: action.upstreamHost ? quoted(action.upstreamHost) : '$host',
+      host: hostRewrite ? '$qubesec_upstream_host' : action.upstreamHost ? quoted(action.upstreamHost) : '$host',
       forwardedPrefix: action.forwardedPrefix && quoted(action.forwardedPrefix),
       passCertificate,
       tuning: {
@@ -599,7 +602,8 @@ function encoded(value: string): string {
  * A location's branches as nginx/lua/qubesec.lua's branch() reads them from $qubesec_branches: branches separated by
  * spaces, in order; each a comma-separated list of fields, whose parts are separated by ":" and percent-encoded.
  * m:METHOD, h:name:e|r:value (header), q:name:e|r:value (query parameter), b:upstream:weight (backend),
- * qs:/qa:/qr: and ps:/pa:/pr: (request and response header set, add, remove).
+ * qs:/qa:/qr: and ps:/pa:/pr: (request and response header set, add, remove), uh:host, uf:path and
+ * up:prefix:replacement (URL rewrites), t:milliseconds (each attempt's timeout).
  */
 export function branchesValue(branches: readonly Branch[]): string {
   const field = (...parts: (string | number)[]) => parts.map((p) => encoded(String(p))).join(':');
@@ -609,6 +613,13 @@ export function branchesValue(branches: readonly Branch[]): string {
     ...(edits?.add ?? []).map((h) => field(`${prefix}a`, h.name, h.value)),
     ...(edits?.remove ?? []).map((name) => field(`${prefix}r`, name)),
   ];
+  const rewriteFields = (rewrite: UrlRewrite | undefined) => {
+    const path = rewrite?.path;
+    return [
+      ...(rewrite?.host === undefined ? [] : [field('uh', rewrite.host)]),
+      ...(path === undefined ? [] : ['full' in path ? field('uf', path.full) : field('up', path.prefix, path.replacement)]),
+    ];
+  };
   return branches.map((b) => [
     ...(b.conditions.method === undefined ? [] : [field('m', b.conditions.method)]),
     ...b.conditions.headers.map((h) => field('h', h.name, kind(h.match), h.value)),
@@ -616,6 +627,8 @@ export function branchesValue(branches: readonly Branch[]): string {
     ...b.backends.map((x) => field('b', x.upstream, x.weight)),
     ...editFields('q', b.requestHeaders),
     ...editFields('p', b.responseHeaders),
+    ...rewriteFields(b.rewrite),
+    ...(b.timeoutMs === undefined ? [] : [field('t', b.timeoutMs)]),
   ].join(',')).join(' ');
 }
 

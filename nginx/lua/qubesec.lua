@@ -284,6 +284,14 @@ local function parse_branches(value)
         local weight = tonumber(parts[3])
         b.backends[#b.backends + 1] = { name = parts[2], weight = weight }
         b.total = b.total + weight
+      elseif kind == "uh" then
+        b.host = parts[2]
+      elseif kind == "uf" then
+        b.full_path = parts[2]
+      elseif kind == "up" then
+        b.prefix, b.replacement = parts[2], parts[3]
+      elseif kind == "t" then
+        b.timeout = tonumber(parts[2]) / 1000
       else
         local edits = kind:sub(1, 1) == "q" and b.request or b.response
         edits[#edits + 1] = { op = kind:sub(2, 2), name = parts[2], value = parts[3] }
@@ -311,6 +319,20 @@ local function header_value(value)
     return table.concat(value, ",")
   end
   return value
+end
+
+-- The path a URLRewrite sends upstream: the whole path replaced, or the part the match's prefix matched (the spec:
+-- "/strip" replaced by "/" makes "/strip/a" "/a", and "/strip" "/").
+local function rewritten(b, uri)
+  if b.full_path then
+    return b.full_path
+  end
+  local rest = uri:sub(#b.prefix + 1)
+  if b.replacement:sub(-1) == "/" and rest:sub(1, 1) == "/" then
+    rest = rest:sub(2)
+  end
+  local path = b.replacement .. rest
+  return path == "" and "/" or path
 end
 
 -- A repeated query parameter is its first value; one without a value is empty.
@@ -356,7 +378,8 @@ end
 
 -- access_by_lua of a location with branches (Gateway API matches and filters): the first branch whose method,
 -- headers and query parameters the request has serves it, with a backend drawn by weight, after its request header
--- edits; its response header edits wait in ngx.ctx for edit_response_headers(). No branch: 404, as the spec asks.
+-- edits and URL rewrite; its response header edits wait in ngx.ctx for edit_response_headers(), its timeout for
+-- balance(). No branch: 404, as the spec asks.
 function _M.branch(affinity_variable)
   local value = ngx.var.qubesec_branches
   if not value then
@@ -380,6 +403,13 @@ function _M.branch(affinity_variable)
       if #b.response > 0 then
         ngx.ctx.qubesec_response_edits = b.response
       end
+      if b.host then
+        ngx.var.qubesec_upstream_host = b.host
+      end
+      if b.full_path or b.prefix then
+        ngx.req.set_uri(rewritten(b, ngx.var.uri), false)
+      end
+      ngx.ctx.qubesec_timeout = b.timeout
       local name = pick(b)
       if not name then
         return ngx.exit(ngx.HTTP_INTERNAL_SERVER_ERROR)
@@ -609,6 +639,9 @@ function _M.balance()
   if not peers or #peers == 0 then
     ngx.log(ngx.ERR, "upstream ", name, " has no endpoint")
     return ngx.exit(ngx.ERROR)
+  end
+  if ctx.qubesec_timeout then
+    balancer.set_timeouts(ctx.qubesec_timeout, ctx.qubesec_timeout, ctx.qubesec_timeout)
   end
   local retry = balancer.get_last_failure() ~= nil
   if not retry and #peers > 1 then
