@@ -163,7 +163,7 @@ describe('Gateway API on a real API server', () => {
     }, 20_000, 'attachedRoutes back to 1');
   });
 
-  it('chooses by header, query parameter and method, splits by weight, and edits request and response headers, in NGINX', async () => {
+  it('chooses by header, query parameter and method, splits by weight, edits request and response headers, and answers 500 for a refused backendRef, in NGINX', async () => {
     const rules = [
       { matches: [{ path: { value: '/' }, headers: [{ name: 'X-Version', value: 'beta' }] }], backendRefs: [{ name: 'beta', port: 80 }], filters: [
         { type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'X-Env', value: 'canary' }], add: [{ name: 'X-Trace', value: 'gateway' }], remove: ['X-Drop'] } },
@@ -172,6 +172,7 @@ describe('Gateway API on a real API server', () => {
       { matches: [{ path: { value: '/' }, queryParams: [{ name: 'to', value: 'beta' }] }], backendRefs: [{ name: 'beta', port: 80 }] },
       { matches: [{ path: { value: '/' }, method: 'POST' }], backendRefs: [{ name: 'beta', port: 80 }] },
       { matches: [{ path: { type: 'Exact', value: '/split' } }], backendRefs: [{ name: 'alpha', port: 80, weight: 3 }, { name: 'beta', port: 80, weight: 1 }] },
+      { matches: [{ path: { type: 'Exact', value: '/refused' } }], backendRefs: [{ group: 'example.com', kind: 'Bucket', name: 'assets' }] },
       httpRule('/', 'alpha'),
     ];
     await kube.apply(httpRoute('match', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: ['match.pq.example.com'], rules: rules as never }) as never);
@@ -193,6 +194,8 @@ describe('Gateway API on a real API server', () => {
     expect((await ask('/items?to=beta')).backend).toBe('beta');
     expect((await ask('/items?to=alpha')).backend).toBe('alpha');
     expect((await ask('/', ['-X', 'POST'])).backend).toBe('beta');
+    // A backendRef of another kind: the spec's 500, and ResolvedRefs False InvalidKind below.
+    expect((await pqCurl(target(host, '/refused'), { cacert: anchors.mldsa })).status).toBe(500);
 
     // 3:1 over 200 requests: 150 expected, 25 (four standard deviations) either way allowed.
     const counts: Record<string, number> = {};
@@ -204,7 +207,7 @@ describe('Gateway API on a real API server', () => {
     expect(counts.alpha).toBeGreaterThanOrEqual(125);
     expect(counts.alpha).toBeLessThanOrEqual(175);
     await eventually(async () => (summary((await status<RouteStatus>('httproute', 'match')).parents?.[0]?.conditions).Accepted === 'True/Accepted' || undefined), 20_000, 'match Accepted');
-    expect(summary((await status<RouteStatus>('httproute', 'match')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
+    expect(summary((await status<RouteStatus>('httproute', 'match')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'False/InvalidKind' });
   });
 
   it('rewrites the path (a prefix, the whole path) and the Host sent upstream, and times out a slow backend with 504', async () => {

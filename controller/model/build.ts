@@ -453,7 +453,8 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
       const key = `${route.match} ${route.path}`;
       if (branches(route)) {
         const variant = { affinityCookie: intent.proxy.affinityCookie, tls: upstreamTlsKey(intent) };
-        const backends = (route.backends ?? [{ backend: route.backend, weight: 1 }]).map((b) => ({ upstream: upstream(b.backend, variant), weight: b.weight }));
+        // A refused backend has no upstream: '' answers 500.
+        const backends = (route.backends ?? [{ backend: route.backend, weight: 1 }]).map((b) => ({ upstream: b.refused ? '' : upstream(b.backend, variant), weight: b.weight }));
         const list = draft.branched.get(key) ?? [];
         list.push({ route, intent, upstream: backends[0]!.upstream, backends, order: order++ });
         draft.branched.set(key, list);

@@ -281,14 +281,23 @@ describe('HTTPRoute -> IngressIntent', () => {
     });
   });
 
-  it('routes to Services only: another kind is ResolvedRefs False InvalidKind and its rule is not served', () => {
+  it('routes to Services only: another kind is ResolvedRefs False InvalidKind, and its share of the rule\'s requests answers 500', () => {
     const t = translate({ httpRoutes: [httpRoute('web', { rules: [
       { backendRefs: [{ group: 'example.com', kind: 'Bucket', name: 'assets' }] },
+      { matches: [{ path: { value: '/mixed' } }], backendRefs: [{ name: 'api', port: 80, weight: 3 }, { group: 'example.com', kind: 'Bucket', name: 'assets' }] },
       httpRule('/api', 'api'),
     ] })] });
-    expect(routeTable(t)!.map((r) => r[2])).toEqual(['/api', '/api/']);
+    expect(routeTable(t)!.map((r) => r[2])).toEqual(['/', '/mixed', '/mixed/', '/api', '/api/']);
+    const [whole, mixed] = [t.intents[0]!.routes[0]!, t.intents[0]!.routes[1]!];
+    expect(whole.backends).toEqual([{ backend: { namespace: 'default', service: '', port: '' }, weight: 1, refused: true }]);
+    expect(mixed.backends?.map((b) => [b.backend.service, b.weight, b.refused ?? false])).toEqual([['api', 3, false], ['', 1, true]]);
     expect(parentConditions(t)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'InvalidKind'] });
-    expect(parentCondition(t, 'ResolvedRefs').message).toBe('HTTPRoute default/web: spec.rules[0].backendRefs[0]: example.com/Bucket is not a Service (the kind QubeSec routes to)');
+    expect(parentCondition(t, 'ResolvedRefs').message).toBe('HTTPRoute default/web: '
+      + 'spec.rules[0].backendRefs[0]: example.com/Bucket is not a Service (the kind QubeSec routes to; its share of requests answers 500); '
+      + 'spec.rules[1].backendRefs[1]: example.com/Bucket is not a Service (the kind QubeSec routes to; its share of requests answers 500)');
+    const { model } = buildModel({ intents: t.intents, services: new Map([['default/api', service('api', [{ port: 80 }])]]), endpointSlices: new Map(), certificates: new Map(), caBundles: new Map(), defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES), defaultCertificates: [] });
+    const location = model.servers[0]!.locations.find((l) => l.path === '/mixed')!;
+    expect(location.action.kind === 'proxy' && location.action.branches?.[0]?.backends).toEqual([{ upstream: 'default_api_80', weight: 3 }, { upstream: '', weight: 1 }]);
   });
 
   it('serves a backendRef to a missing Service (503, as for Ingress) and says BackendNotFound', () => {
@@ -302,9 +311,9 @@ describe('HTTPRoute -> IngressIntent', () => {
     rules[0]!.backendRefs![0]!.namespace = 'backends';
     const routes = [httpRoute('web', { rules })];
     const without = translate({ httpRoutes: routes });
-    expect(without.intents).toEqual([]);
+    expect(without.intents[0]!.routes.map((r) => r.backends)).toEqual([[{ backend: { namespace: 'backends', service: '', port: '' }, weight: 1, refused: true }]]);
     expect(parentConditions(without)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'RefNotPermitted'] });
-    expect(parentCondition(without, 'ResolvedRefs').message).toBe('HTTPRoute default/web: spec.rules[0].backendRefs[0]: Service backends/shared is in another namespace and no ReferenceGrant there allows it');
+    expect(parentCondition(without, 'ResolvedRefs').message).toBe('HTTPRoute default/web: spec.rules[0].backendRefs[0]: Service backends/shared is in another namespace and no ReferenceGrant there allows it (its share of requests answers 500)');
 
     const fromRoutes = [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'default' }];
     const grants = {

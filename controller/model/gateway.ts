@@ -312,7 +312,7 @@ interface RuleOutcome {
   routes: IntentRoute[];
   /** A feature QubeSec cannot serve yet or (`refused`) a value it refuses: the rule is dropped. */
   dropped?: { reason: 'UnsupportedValue' | 'IncompatibleFilters'; message: string; refused: boolean };
-  /** A backendRef that cannot be resolved: ResolvedRefs False; with InvalidKind or RefNotPermitted the rule is dropped. */
+  /** A backendRef that cannot be resolved: ResolvedRefs False; the rule is served, that backend's share answering 500 (refused) or 503 (missing). */
   refProblem?: { reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound'; message: string };
 }
 
@@ -337,7 +337,7 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
   // The port a redirect without scheme or port keeps: that of the first listener the route names.
   const firstListener = ourParents.flatMap(({ parentRef, gateway }) => gateway!.listeners.filter((v) => parentRef.sectionName === undefined || v.listener.name === parentRef.sectionName))[0]?.listener;
   const outcomes = (route.spec.rules ?? [{}]).map((rule, i) => translateRule(rule, i, namespace, grants, snapshot, firstListener));
-  const served = outcomes.filter((o) => !o.dropped && (!o.refProblem || o.refProblem.reason === 'BackendNotFound'));
+  const served = outcomes.filter((o) => !o.dropped);
   const dropped = outcomes.flatMap((o) => (o.dropped ? [o.dropped.message] : []));
   const refProblem = outcomes.find((o) => o.refProblem)?.refProblem;
   const refMessages = outcomes.flatMap((o) => (o.refProblem ? [o.refProblem.message] : []));
@@ -394,7 +394,6 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
       }
     }
   }
-  // Rules whose backendRef is refused are not served (404 here; the spec asks for 500: docs/gateway-api.md, not yet).
   if (hostsByListener.length === 0 || served.length === 0) return { ref, parents, refused, diagnostics };
 
   // One intent: each served rule's routes on every host the route's listeners give it, first rule first; a later rule
@@ -494,30 +493,35 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
   if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')}: not supported yet`, refused: false } };
 
-  const backends: { backend: BackendRef; weight: number }[] = [];
-  const notFound: string[] = [];
+  const backends: NonNullable<IntentRoute['backends']> = [];
+  // The first unresolvable reference's reason, and every message; a refused backend's share of requests answers 500.
+  const problems: { reason: NonNullable<RuleOutcome['refProblem']>['reason']; message: string }[] = [];
   for (const backendRef of backendRefs) {
     const at = `${field}.backendRefs[${rule.backendRefs!.indexOf(backendRef)}]`;
     const target = backendRef.namespace ?? namespace;
+    const weight = backendRef.weight ?? 1;
     if ((backendRef.group ?? '') !== '' || (backendRef.kind ?? 'Service') !== 'Service') {
-      return { routes: [], refProblem: { reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to)` } };
+      problems.push({ reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to; its share of requests answers 500)` });
+      backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
+      continue;
     }
     if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace }, { group: '', kind: 'Service', namespace: target, name: backendRef.name })) {
-      return { routes: [], refProblem: { reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it` } };
+      problems.push({ reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it (its share of requests answers 500)` });
+      backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
+      continue;
     }
     const serviceError = checkServiceName(backendRef.name);
     if (serviceError) invalid.push(`${at}.name: ${quote(backendRef.name)} ${serviceError}`);
     if (backendRef.port === undefined) invalid.push(`${at}.port: is required for a Service`);
     else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
-    const weight = backendRef.weight ?? 1;
     if (!Number.isInteger(weight) || weight < 0 || weight > 1_000_000) invalid.push(`${at}.weight: ${weight} is not an integer from 0 to 1000000`);
     backends.push({ backend: { namespace: target, service: backendRef.name, port: String(backendRef.port ?? '') }, weight });
-    if (!snapshot.services.has(`${target}/${backendRef.name}`)) notFound.push(`${at}: Service ${target}/${backendRef.name} not found (its share of requests answers 503)`);
+    if (!snapshot.services.has(`${target}/${backendRef.name}`)) problems.push({ reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its share of requests answers 503)` });
   }
   // A redirect's routes name no backend: the builder gives them no upstream.
   const backend: BackendRef = backends[0]?.backend ?? { namespace, service: '', port: '' };
   const extras = {
-    ...(backends.length > 1 ? { backends } : {}),
+    ...(backends.length > 1 || backends.some((b) => b.refused) ? { backends } : {}),
     ...(requestHeaders ? { requestHeaders } : {}),
     ...(responseHeaders ? { responseHeaders } : {}),
     ...(redirect ? { redirect } : {}),
@@ -557,7 +561,7 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   });
   if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
   const outcome: RuleOutcome = { routes };
-  if (notFound.length > 0) outcome.refProblem = { reason: 'BackendNotFound', message: notFound.join('; ') };
+  if (problems.length > 0) outcome.refProblem = { reason: problems[0]!.reason, message: problems.map((p) => p.message).join('; ') };
   return outcome;
 }
 

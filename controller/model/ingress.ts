@@ -28,8 +28,8 @@ export interface IntentRoute {
   redirect?: { code: number; url: string };
   /** Gateway API: what the request must also have; routes that differ only in these share a location. */
   conditions?: RequestConditions;
-  /** Gateway API weighted backendRefs (`backend` is the first): each request goes to one, drawn by weight. */
-  backends?: { backend: BackendRef; weight: number }[];
+  /** Gateway API weighted backendRefs (`backend` is the first): each request goes to one, drawn by weight; a refused one answers 500. */
+  backends?: { backend: BackendRef; weight: number; refused?: true }[];
   requestHeaders?: HeaderEdits;
   responseHeaders?: HeaderEdits;
   rewrite?: UrlRewrite;

@@ -142,7 +142,7 @@ export interface HeaderEdits {
 
 /**
  * One way a location answers (Gateway API: one match of one rule): the first branch whose conditions hold serves the
- * request, and none answers 404. Its upstream is drawn by weight from `backends`.
+ * request, and none answers 404. Its upstream is drawn by weight from `backends`; upstream '' (a refused backendRef) answers 500.
  */
 export interface Branch {
   conditions: RequestConditions;

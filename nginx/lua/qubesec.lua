@@ -410,8 +410,9 @@ function _M.branch(affinity_variable)
         ngx.req.set_uri(rewritten(b, ngx.var.uri), false)
       end
       ngx.ctx.qubesec_timeout = b.timeout
+      -- No backend, or a refused backendRef (''): the spec's 500.
       local name = pick(b)
-      if not name then
+      if not name or name == "" then
         return ngx.exit(ngx.HTTP_INTERNAL_SERVER_ERROR)
       end
       return serve({ name }, 503, affinity_variable and ngx.var[affinity_variable])
