@@ -183,6 +183,8 @@ export const FLAGS = {
   'bind-address': { type: 'string', default: '', parse: optional(ipAddress), description: 'IPv4 or IPv6 address NGINX listens on for traffic (default: all)' },
   'http-port': { type: 'string', default: '80', parse: integer(1, 65535), description: 'HTTP port (1-65535)' },
   'https-port': { type: 'string', default: '443', parse: integer(1, 65535), description: 'HTTPS port (1-65535)' },
+  'gateway-http-port': { type: 'string', default: '', parse: optional(integer(1, 65535)), description: 'port a Gateway API listener of protocol HTTP names for this data plane: the one clients reach, such as the Service\'s (1-65535); empty: --http-port' },
+  'gateway-https-port': { type: 'string', default: '', parse: optional(integer(1, 65535)), description: 'port a Gateway API listener of protocol HTTPS names for this data plane: the one clients reach, such as the Service\'s (1-65535); empty: --https-port' },
   'https-redirect-port': { type: 'string', default: '443', parse: integer(1, 65535), description: 'port that HTTP to HTTPS redirects (ssl-redirect, force-ssl-redirect) send clients to: the one they reach HTTPS on, such as the Service\'s port or NodePort, not --https-port behind it; 443 leaves the port out of the URL' },
   'metrics-address': { type: 'string', default: '0.0.0.0', parse: ipAddress, description: 'IPv4 or IPv6 address of the metrics and health server' },
   'metrics-port': { type: 'string', default: '10254', parse: integer(0, 65535), description: 'port of /metrics, /healthz and /readyz (0: any free port)' },

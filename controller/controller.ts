@@ -131,7 +131,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
       defaultBackend: flags['default-backend-service'],
       debounceMs: flags['debounce-ms'],
       sessionResumption,
-      gateway: flags['gateway-controller-name'] ? { controllerName: flags['gateway-controller-name'], ports: { http: flags['http-port'], https: flags['https-port'] } } : undefined,
+      gateway: flags['gateway-controller-name'] ? { controllerName: flags['gateway-controller-name'], ports: { http: flags['gateway-http-port'] ?? flags['http-port'], https: flags['gateway-https-port'] ?? flags['https-port'] } } : undefined,
     },
     metrics,
     log,

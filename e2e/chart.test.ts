@@ -313,6 +313,10 @@ describe('helm lint and template', () => {
     });
     const otherPort = await render({ release: 'port', namespace: 'port', values: { controller: { service: { ports: { https: 9443 } } } } });
     expect(redirectPort(otherPort)).toEqual(['--https-redirect-port=9443']);
+    // Gateway API listeners name the Service's ports too, as on other implementations.
+    const gatewayPorts = (objects: KubernetesObject[]) => args(objects).filter((flag) => flag.startsWith('--gateway-http'));
+    expect(gatewayPorts(rendered.get('defaults')!)).toEqual(['--gateway-http-port=80', '--gateway-https-port=443']);
+    expect(gatewayPorts(otherPort)).toEqual(['--gateway-http-port=80', '--gateway-https-port=9443']);
   });
 
   it('runs every workload as non-root, without privilege escalation or capabilities, on a read-only root with writable conf-dir and /tmp', () => {

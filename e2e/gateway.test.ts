@@ -33,9 +33,8 @@ async function backend(name: string): Promise<void> {
   await kube.publishService(name, await startEcho(testHost, name), testHost.address);
 }
 
-/** The listeners on the controller's ports (a listener on another port is PortUnavailable). */
-const https = (name: string, hostname: string, secrets: string[], options?: Record<string, string>) => ({ ...httpsListener(name, hostname, secrets, options), port: controller.httpsPort });
-const http = (name: string) => ({ ...httpListener(name), port: controller.httpPort });
+// Listeners name 80 and 443, the ports clients reach (--gateway-http-port, --gateway-https-port below); NGINX listens on
+// the test's free ports.
 const target = (host: string, path = '/') => ({ host, port: controller.httpsPort, path });
 
 /** Polls until PQ curl (ML-DSA anchor) gets an answer `accept` takes. */
@@ -67,7 +66,7 @@ beforeAll(async () => {
   await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
   await kube.apply(tlsSecret('pq-ecdsa', 'ecdsa'));
   for (const name of ['alpha', 'beta']) await backend(name);
-  controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--publish-status-address', PUBLISHED, '--election-ttl', '15s']);
+  controller = await startTestController({ kubeconfig: cluster.kubeconfigPath }, ['--publish-status-address', PUBLISHED, '--election-ttl', '15s', '--gateway-http-port', '80', '--gateway-https-port', '443']);
   await kube.apply(gatewayClass() as never);
 }, 300_000);
 
@@ -75,7 +74,7 @@ afterAll(() => stopClusterSetup(setup, controller));
 
 describe('Gateway API on a real API server', () => {
   it('serves an HTTPRoute on an HTTPS listener: ML-DSA over X25519MLKEM768 to PQ curl, ECDSA to legacy clients; statuses as the spec says', async () => {
-    const gw: Gateway = gateway('gw', [http('http'), https('https', '*.pq.example.com', ['pq-mldsa', 'pq-ecdsa'])]);
+    const gw: Gateway = gateway('gw', [httpListener('http'), httpsListener('https', '*.pq.example.com', ['pq-mldsa', 'pq-ecdsa'])]);
     await kube.apply(gw as never);
     await kube.apply(httpRoute('web', { parentRefs: [{ name: 'gw' }], hostnames: ['web.pq.example.com'], rules: [httpRule('/', 'alpha')] }) as never);
 
@@ -116,8 +115,8 @@ describe('Gateway API on a real API server', () => {
 
   it('refuses classical clients on a strict listener (tls.options qubesec.io/pq-mode), and fails a listener with a bad option alone', async () => {
     await kube.apply(gateway('strict', [
-      https('strict', 'strict.pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'strict' }),
-      https('bad', 'bad.pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'fast' }),
+      httpsListener('strict', 'strict.pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'strict' }),
+      httpsListener('bad', 'bad.pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'fast' }),
     ]) as never);
     await kube.apply(httpRoute('strict', { parentRefs: [{ name: 'strict' }], hostnames: ['strict.pq.example.com', 'bad.pq.example.com'], rules: [httpRule('/', 'beta')] }) as never);
     const pq = await served('strict.pq.example.com', (x) => x.status === 200 && JSON.parse(x.body).backend === 'beta');
