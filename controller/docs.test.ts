@@ -15,6 +15,8 @@ import { createQrngMetrics } from './qrng/metrics.js';
 import { AUDIT_SERVE_FLAGS, AUDIT_SHOW_OPTIONS, AUDIT_VERIFY_OPTIONS } from './signatures/audit/cli.js';
 import { SIGNATURE_ANNOTATION_PREFIX } from './signatures/objects.js';
 import { VPN_OPTIONS } from './cli/vpn.js';
+import { MIGRATE_OPTIONS } from './cli/migrate.js';
+import { ANNOTATION_MIGRATION } from './migrate/gateway-api.js';
 import { createVpnMetrics } from './vpn/metrics.js';
 
 const doc = (name: string) => readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8');
@@ -43,6 +45,12 @@ describe('docs', () => {
   it('list every flag of qubesec check', () => {
     const check = doc('check.md');
     expect(Object.keys(CHECK_OPTIONS).filter((f) => f !== 'help' && !check.includes(`\`--${f}`))).toEqual([]);
+  });
+
+  it('list every flag of qubesec migrate, and how each annotation carries over to Gateway API', () => {
+    const migrating = doc('migrating.md');
+    expect(Object.keys(MIGRATE_OPTIONS).filter((f) => f !== 'help' && !migrating.includes(`| \`--${f}\` |`))).toEqual([]);
+    expect(Object.keys(ANNOTATION_MIGRATION).filter((a) => !migrating.includes(`| \`${a}\` |`))).toEqual([]);
   });
 
   it('list every flag of qubesec vpn', () => {

@@ -1,6 +1,7 @@
 // Gateway API through the whole pipeline: the pinned standard CRDs on a real kube-apiserver, the controller's sources,
 // translation and status writer, real NGINX on OpenSSL 3.5, real curl (PQ) and OpenSSL 3.0 s_client (legacy).
 import { execa } from 'execa';
+import { parseAllDocuments } from 'yaml';
 import type { Gateway, HTTPRoute } from '../controller/model/gateway-api.js';
 import { gateway, gatewayClass, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
 import type { WrittenCondition } from '../controller/status/gateway.js';
@@ -11,7 +12,8 @@ import { eventually, gatewayApiCrds, kubeBinary } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import type { Kube } from './lib/kube.js';
 import type { TestHost } from './lib/netns.js';
-import { tlsSecret } from './lib/objects.js';
+import { pqIngress, tlsSecret } from './lib/objects.js';
+import { QUBESEC_MAIN } from './lib/qrng-service.js';
 import { startClusterSetup, stopClusterSetup, type ClusterSetup } from './lib/setup.js';
 
 const PUBLISHED = '198.18.0.10';
@@ -233,5 +235,25 @@ describe('Gateway API on a real API server', () => {
     expect(slow.status).toBe(504);
     await eventually(async () => (summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions).Accepted === 'True/Accepted' || undefined), 20_000, 'rewrite Accepted');
     expect(summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
+  });
+
+  it('qubesec migrate prints Gateway API objects the API server takes and QubeSec serves as it served the Ingress', async () => {
+    const host = 'legacy.pq.example.com';
+    await kube.apply(pqIngress('legacy', host, 'beta', { secrets: ['pq-mldsa', 'pq-ecdsa'], annotations: { 'qubesec.io/pq-mode': 'strict' } }));
+    await served(host, (x) => x.status === 200 && JSON.parse(x.body).backend === 'beta');
+    const migrate = await execa(process.execPath, [QUBESEC_MAIN, 'migrate', '--kubeconfig', cluster.kubeconfigPath, '--namespace', 'default', '--gateway-name', 'migrated'], { reject: false });
+    expect([migrate.exitCode, migrate.stderr]).toEqual([0, '']);
+    const objects = parseAllDocuments(migrate.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string } });
+    expect(objects.map((o) => `${o.kind} ${o.metadata.name}`)).toEqual(['Gateway migrated', `HTTPRoute legacy-${host}`]);
+    // Through the CRDs' schemas, then served by the route alone: the Ingress goes.
+    for (const object of objects) await kube.apply(object as never);
+    await kubectl(['delete', 'ingress', 'legacy']);
+    await eventually(async () => (summary((await status<RouteStatus>('httproute', `legacy-${host}`)).parents?.[0]?.conditions).Accepted === 'True/Accepted' || undefined), 20_000, 'migrated route Accepted');
+    const r = await served(host, (x) => x.status === 200 && JSON.parse(x.body).backend === 'beta');
+    expect([r.group, r.signature]).toEqual(['X25519MLKEM768', 'id-ml-dsa-65']);
+    // pq-mode strict became the listener's tls.options: a classical client is refused, as it was by the Ingress.
+    expect((await pqCurl(target(host), { cacert: anchors.mldsa, curves: 'X25519:secp256r1' })).exitCode).not.toBe(0);
+    const legacy = await legacyHandshake(host, controller.httpsPort, anchors.hostEcdsa);
+    expect(legacy.ok).toBe(false);
   });
 });

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// qubesec: the controller, the demo, certificates, the post-quantum check of an endpoint, signatures and the audit trail,
-// the QRNG service and the VPN gateway.
+// qubesec: the controller, the demo, certificates, the post-quantum check of an endpoint, Ingress to Gateway API
+// migration, signatures and the audit trail, the QRNG service and the VPN gateway.
 import { parseFlags, usage } from '../config.js';
 import { startController } from '../controller.js';
 import { runCert } from './cert.js';
 import { runCheck, UsageError } from './check.js';
 import { runDemo } from './demo.js';
+import { runMigrate } from './migrate.js';
 import { untilSignal } from './signals.js';
 import { runSign, runVerify } from './signatures.js';
 import { runAudit } from '../signatures/audit/cli.js';
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number | void>> = {
   demo: runDemo,
   cert: runCert,
   check: runCheck,
+  migrate: runMigrate,
   sign: runSign,
   verify: runVerify,
   audit: runAudit,

@@ -79,9 +79,12 @@ export const CERTIFICATE_ANNOTATIONS = {
   classicalTwin: 'qubesec.io/classical-twin',
 } as const;
 
+/** The TLS policy annotations (a Gateway listener's tls.options takes the same keys). */
+export const TLS_ANNOTATION_KEYS: readonly string[] = SETTINGS.map((s) => ANNOTATION_PREFIX + s.key);
+
 /** Every annotation key QubeSec reads. */
 export const ANNOTATION_KEYS: readonly string[] = [
-  ...SETTINGS.map((s) => ANNOTATION_PREFIX + s.key),
+  ...TLS_ANNOTATION_KEYS,
   ...Object.values(CERTIFICATE_ANNOTATIONS),
   ...COMPAT_PREFIXES.flatMap((prefix) => Object.keys(PROXY_ANNOTATIONS).map((name) => prefix + name)),
 ];

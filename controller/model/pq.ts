@@ -8,6 +8,17 @@ export interface Capabilities {
   signatureAlgorithms: string[];
 }
 
+/**
+ * What the image's OpenSSL 3.5 offers. The controller probes its own data plane instead; what has none to ask
+ * (`qubesec migrate`, the unit tests) takes this.
+ */
+export const OPENSSL_3_5_CAPABILITIES: Capabilities = {
+  opensslVersion: '3.5.9',
+  groups: 'secp256r1:secp384r1:secp521r1:x25519:x448:MLKEM512:MLKEM768:MLKEM1024:SecP256r1MLKEM768:X25519MLKEM768:SecP384r1MLKEM1024'.split(':'),
+  // As OpenSSL 3.5's `openssl list -tls-signature-algorithms` prints them, less the DSA and SHA-1 ones.
+  signatureAlgorithms: 'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ed25519:rsa_pss_rsae_sha256:rsa_pkcs1_sha256:mldsa44:mldsa65:mldsa87'.split(':'),
+};
+
 export type GroupClass = 'hybrid' | 'ml-kem' | 'classical';
 
 const HYBRID_GROUPS = ['X25519MLKEM768', 'SecP256r1MLKEM768', 'SecP384r1MLKEM1024'];

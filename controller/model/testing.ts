@@ -4,15 +4,10 @@ import { join } from 'node:path';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../project.js';
 import type { Gateway, GatewayClass, HTTPRoute, HTTPRouteRule, Listener, ReferenceGrant, SecretObjectReference } from './gateway-api.js';
-import type { Capabilities } from './pq.js';
+import { OPENSSL_3_5_CAPABILITIES, type Capabilities } from './pq.js';
 import type { Location, ObjectRef, PathMatch } from './types.js';
 
-export const CAPABILITIES: Capabilities = {
-  opensslVersion: '3.5.9',
-  groups: 'secp256r1:secp384r1:secp521r1:x25519:x448:MLKEM512:MLKEM768:MLKEM1024:SecP256r1MLKEM768:X25519MLKEM768:SecP384r1MLKEM1024'.split(':'),
-  // As OpenSSL 3.5's `openssl list -tls-signature-algorithms` prints them, less the DSA and SHA-1 ones.
-  signatureAlgorithms: 'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ed25519:rsa_pss_rsae_sha256:rsa_pkcs1_sha256:mldsa44:mldsa65:mldsa87'.split(':'),
-};
+export const CAPABILITIES: Capabilities = OPENSSL_3_5_CAPABILITIES;
 
 export function ingress(name: string, spec: V1Ingress['spec'], extra: { annotations?: Record<string, string>; created?: string; namespace?: string } = {}): V1Ingress {
   return {
