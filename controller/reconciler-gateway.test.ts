@@ -136,4 +136,17 @@ describe('Reconciler with Gateway API objects', () => {
     // An update of a served route is judged in place of its current version.
     expect(r.reconciler.admitRoute(web())).toEqual({ allowed: true, warnings: [] });
   });
+
+  it('admits Gateways as a sync would judge them: a refused listener value denied, what is not served yet warned, other classes left alone', async () => {
+    const r = await running(gatewayObjects());
+    const badOption = gateway('gw', [httpListener('http'), httpsListener('https', 'pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'fast' })]);
+    const denied = r.reconciler.admitGateway(badOption);
+    expect(denied.allowed ? '' : denied.message).toMatch(/^Gateway default\/gw: spec\.listeners\[1\]\.tls\.options\[qubesec\.io\/pq-mode\]: "fast" is not one of hybrid, strict, classical/);
+    const passthrough = gateway('gw', [httpListener('http'), { name: 'tls', port: 443, protocol: 'TLS', tls: { mode: 'Passthrough' } }]);
+    const warned = r.reconciler.admitGateway(passthrough);
+    expect(warned).toEqual({ allowed: true, warnings: [expect.stringContaining('spec.listeners[1].protocol: "TLS" is not supported yet')] });
+    expect(r.reconciler.admitGateway(gateway('theirs', [{ name: 'tls', port: 443, protocol: 'TLS' }], { className: 'other' }))).toEqual({ allowed: true, warnings: [] });
+    // The current version of a served Gateway passes as it is.
+    expect(r.reconciler.admitGateway(gateway('gw', [httpListener('http')]))).toEqual({ allowed: true, warnings: [] });
+  });
 });

@@ -235,15 +235,30 @@ export class Reconciler {
   admitRoute(route: HTTPRoute): AdmissionDecision {
     const gateway = this.options.gateway;
     if (!gateway) return { allowed: true, warnings: [] };
-    const namespace = route.metadata?.namespace ?? 'default';
-    const name = route.metadata?.name ?? '';
-    const others = [...this.view.of('httpRoutes').entries()].filter(([key]) => key !== `${namespace}/${name}`).map(([, r]) => r as unknown as HTTPRoute);
-    const translation = this.translateGatewayApi(gateway, [...others, route], this.tlsDefaults?.defaults ?? this.options.tlsDefaults);
+    const { namespace, name } = refOf(route);
+    const translation = this.translateGatewayApi(gateway, this.tlsDefaults?.defaults ?? this.options.tlsDefaults, { httpRoutes: route });
     const judged = translation.httpRoutes.find((r) => r.ref.namespace === namespace && r.ref.name === name);
     if (!judged) return { allowed: true, warnings: [] };
     if (judged.refused.length > 0) return { allowed: false, message: judged.refused.join('; ') };
-    const warnings = translation.diagnostics.filter((d) => d.type === 'Warning' && d.object.kind === 'HTTPRoute' && d.object.namespace === namespace && d.object.name === name);
-    return { allowed: true, warnings: [...new Set(warnings.map((d) => d.message))] };
+    return { allowed: true, warnings: warningsAbout(translation, 'HTTPRoute', namespace, name) };
+  }
+
+  /**
+   * Admission of a Gateway: judged by the same translation as a sync, with the reviewed Gateway in place of its
+   * current version. A listener value QubeSec refuses (Accepted False UnsupportedValue: a bad hostname or tls.options
+   * value, a TLS mode its protocol cannot have) is denied, naming the field; what is not served yet, or a Secret not
+   * there yet, is a warning. A Gateway of another controller's class is allowed untouched.
+   */
+  admitGateway(reviewed: Gateway): AdmissionDecision {
+    const gateway = this.options.gateway;
+    if (!gateway) return { allowed: true, warnings: [] };
+    const { namespace, name } = refOf(reviewed);
+    const translation = this.translateGatewayApi(gateway, this.tlsDefaults?.defaults ?? this.options.tlsDefaults, { gateways: reviewed });
+    const judged = translation.gateways.find((g) => g.ref.namespace === namespace && g.ref.name === name);
+    if (!judged) return { allowed: true, warnings: [] };
+    const refused = judged.listeners.flatMap((l) => l.conditions.filter((c) => c.type === 'Accepted' && c.status === 'False' && c.reason === 'UnsupportedValue').map((c) => c.message));
+    if (refused.length > 0) return { allowed: false, message: refused.join('; ') };
+    return { allowed: true, warnings: warningsAbout(translation, 'Gateway', namespace, name) };
   }
 
   /**
@@ -458,7 +473,7 @@ export class Reconciler {
     this.gatewaysTranslatedWith = tlsDefaults;
     const gateways = [...this.view.of('gateways').values()] as unknown as Gateway[];
     this.gatewaySecrets = new Set(gateways.flatMap((g) => (g.spec?.listeners ?? []).flatMap((l) => (l.tls?.certificateRefs ?? []).map((ref) => `${ref.namespace ?? g.metadata.namespace}/${ref.name}`))));
-    const translation = this.translateGatewayApi(gateway, [...this.view.of('httpRoutes').values()] as unknown as HTTPRoute[], tlsDefaults);
+    const translation = this.translateGatewayApi(gateway, tlsDefaults);
     this.gatewayDiagnostics = translation.diagnostics;
     this.gatewayStatusNow = { gatewayClasses: translation.gatewayClasses, gateways: translation.gateways, httpRoutes: translation.httpRoutes, programmed: this.gatewayStatusNow.programmed };
     const next = new Map(translation.intents.map((intent) => [intentKey(intent), intent]));
@@ -479,12 +494,19 @@ export class Reconciler {
   }
 
   /** The one call of translateGateways: syncs and admission reviews judge alike, on the objects of the last sync. */
-  private translateGatewayApi(gateway: NonNullable<ReconcilerOptions['gateway']>, httpRoutes: HTTPRoute[], tlsDefaults: TlsDefaults): GatewayTranslation {
-    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'referenceGrants') => [...this.view.of(kind).values()] as unknown as T[];
+  /** The Gateway API objects as the view holds them, and (admission) a reviewed object in place of its current version. */
+  private translateGatewayApi(gateway: NonNullable<ReconcilerOptions['gateway']>, tlsDefaults: TlsDefaults, reviewed: { gateways?: Gateway; httpRoutes?: HTTPRoute } = {}): GatewayTranslation {
+    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'referenceGrants') => {
+      const held = this.view.of(kind);
+      const replacing = reviewed[kind as keyof typeof reviewed];
+      if (!replacing) return [...held.values()] as unknown as T[];
+      const { namespace, name } = refOf(replacing);
+      return [...[...held.entries()].filter(([key]) => key !== `${namespace}/${name}`).map(([, o]) => o), replacing] as unknown as T[];
+    };
     return translateGateways({
       gatewayClasses: list<GatewayClass>('gatewayClasses'),
       gateways: list<Gateway>('gateways'),
-      httpRoutes,
+      httpRoutes: list<HTTPRoute>('httpRoutes'),
       referenceGrants: list<ReferenceGrant>('referenceGrants'),
       namespaceLabels: new Map([...this.view.of('namespaces').values()].map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}])),
       services: this.view.of('services'),
@@ -766,4 +788,15 @@ export class Reconciler {
     }
     this.activeDiagnostics = next;
   }
+}
+
+/** namespace and name of an object under review (an object without namespace is in default, as the API server puts it). */
+function refOf(object: { metadata?: { namespace?: string; name?: string } }): { namespace: string; name: string } {
+  return { namespace: object.metadata?.namespace ?? 'default', name: object.metadata?.name ?? '' };
+}
+
+/** The translation's Warnings about one object, each once: admission passes them to kubectl. */
+function warningsAbout(translation: GatewayTranslation, kind: string, namespace: string, name: string): string[] {
+  const about = translation.diagnostics.filter((d) => d.type === 'Warning' && d.object.kind === kind && d.object.namespace === namespace && d.object.name === name);
+  return [...new Set(about.map((d) => d.message))];
 }

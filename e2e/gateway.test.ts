@@ -211,7 +211,7 @@ describe('Gateway API on a real API server', () => {
     expect(summary((await status<RouteStatus>('httproute', 'match')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'False/InvalidKind' });
   });
 
-  it('rewrites the path (a prefix, the whole path) and the Host sent upstream, and times out a slow backend with 504', async () => {
+  it('rewrites the path (a prefix, the whole path) and the Host sent upstream, times out a slow backend with 504, and redirects as asked per request', async () => {
     const host = 'rewrite.pq.example.com';
     const rewriteTo = (urlRewrite: object) => [{ type: 'URLRewrite', urlRewrite }];
     await kube.apply(httpRoute('rewrite', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: [host], rules: [
@@ -219,6 +219,8 @@ describe('Gateway API on a real API server', () => {
       { matches: [{ path: { value: '/v1' } }], filters: rewriteTo({ hostname: 'internal.example.com', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/v2' } }), backendRefs: [{ name: 'alpha', port: 80 }] },
       { matches: [{ path: { type: 'Exact', value: '/old' } }], filters: rewriteTo({ path: { type: 'ReplaceFullPath', replaceFullPath: '/new' } }), backendRefs: [{ name: 'alpha', port: 80 }] },
       { matches: [{ path: { value: '/slow' } }], timeouts: { request: '500ms' }, backendRefs: [{ name: 'alpha', port: 80 }] },
+      { matches: [{ path: { value: '/moved' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' }, statusCode: 301 } }] },
+      { matches: [{ path: { type: 'Exact', value: '/old' }, headers: [{ name: 'X-Move', value: '1' }] }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'elsewhere.example.com' } }] },
     ] as never }) as never);
     await served(host, (x) => x.status === 200, '/old');
     const echoed = async (path: string) => {
@@ -233,6 +235,14 @@ describe('Gateway API on a real API server', () => {
     expect((await echoed('/slow?delay-ms=10')).path).toBe('/slow?delay-ms=10');
     const slow = await pqCurl(target(host, '/slow?delay-ms=1500'), { cacert: anchors.mldsa });
     expect(slow.status).toBe(504);
+    // Redirects the data plane builds per request: the matched prefix replaced, or one branch among a path's matches.
+    const location = async (path: string, args: string[] = []) => {
+      const r = await pqCurl(target(host, path), { cacert: anchors.mldsa, args });
+      return `${r.status} ${r.headers.location ?? ''}`;
+    };
+    expect(await location('/moved/a/b?x=1')).toBe(`301 https://${host}/new/a/b?x=1`);
+    expect(await location('/moved')).toBe(`301 https://${host}/new`);
+    expect(await location('/old', ['-H', 'X-Move: 1'])).toBe('302 https://elsewhere.example.com/old');
     await eventually(async () => (summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions).Accepted === 'True/Accepted' || undefined), 20_000, 'rewrite Accepted');
     expect(summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
   });

@@ -453,10 +453,10 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
       const key = `${route.match} ${route.path}`;
       if (branches(route)) {
         const variant = { affinityCookie: intent.proxy.affinityCookie, tls: upstreamTlsKey(intent) };
-        // A refused backend has no upstream: '' answers 500.
-        const backends = (route.backends ?? [{ backend: route.backend, weight: 1 }]).map((b) => ({ upstream: b.refused ? '' : upstream(b.backend, variant), weight: b.weight }));
+        // A refused backend has no upstream: '' answers 500. A redirect has none at all.
+        const backends = route.redirectTo ? [] : (route.backends ?? [{ backend: route.backend, weight: 1 }]).map((b) => ({ upstream: b.refused ? '' : upstream(b.backend, variant), weight: b.weight }));
         const list = draft.branched.get(key) ?? [];
-        list.push({ route, intent, upstream: backends[0]!.upstream, backends, order: order++ });
+        list.push({ route, intent, upstream: backends[0]?.upstream ?? '', backends, order: order++ });
         draft.branched.set(key, list);
         continue;
       }
@@ -562,7 +562,7 @@ function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: D
 /** Whether a route needs the data plane to choose per request: conditions besides its path, weights, header edits, rewrites or timeouts. */
 function branches(route: IntentRoute): boolean {
   return route.conditions !== undefined || route.backends !== undefined || route.requestHeaders !== undefined || route.responseHeaders !== undefined
-    || route.rewrite !== undefined || route.timeoutMs !== undefined;
+    || route.rewrite !== undefined || route.timeoutMs !== undefined || route.redirectTo !== undefined;
 }
 
 const NO_CONDITIONS: RequestConditions = { headers: [], queryParams: [] };
@@ -614,6 +614,7 @@ function branchedLocation(drafts: RouteDraft[], hasTls: boolean, plain: (d: Rout
     responseHeaders: d.route.responseHeaders,
     rewrite: d.route.rewrite,
     timeoutMs: d.route.timeoutMs,
+    redirect: d.route.redirectTo,
   }));
   return location;
 }

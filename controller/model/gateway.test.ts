@@ -138,7 +138,7 @@ describe('HTTPRoute -> IngressIntent', () => {
       httpRoutes: [httpRoute('web', { rules: [
         { matches: [{ path: { type: 'PathPrefix', value: '/u' } }], filters: [{ type: 'RequestMirror' }], backendRefs: [{ name: 'web', port: 80 }] },
         httpRule('/t', 'web', 80, 'PathPrefix', { retry: { attempts: 2 } }),
-        { matches: [{ path: { value: '/r' }, headers: [{ name: 'x-canary', value: '1' }] }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https' } }] },
+        { matches: [{ path: { value: '/r' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https' } }, { type: 'ResponseHeaderModifier', responseHeaderModifier: { set: [{ name: 'x-a', value: '1' }] } }] },
         { matches: [{ path: { value: '/zero' } }], backendRefs: [{ name: 'web', port: 80, weight: 90 }, { name: 'api', port: 80, weight: 0 }] },
       ] })],
     });
@@ -146,7 +146,7 @@ describe('HTTPRoute -> IngressIntent', () => {
     expect(parentCondition(t, 'PartiallyInvalid').message).toBe('Dropped Rule(s): '
       + 'spec.rules[0].filters: RequestMirror not supported yet; '
       + 'spec.rules[1].retry: not supported yet; '
-      + 'spec.rules[2].matches (headers, queryParams or method with RequestRedirect): not supported yet');
+      + 'spec.rules[2].filters (a header modifier with RequestRedirect): not supported yet');
   });
 
   describe('matches beyond the path, weights and header modifiers', () => {
@@ -259,7 +259,7 @@ describe('HTTPRoute -> IngressIntent', () => {
       expect(redirects(t)?.length).toBe(2);
     });
 
-    it('refuses values the schema forbids (a manifest file is not checked) and what is not served yet, naming the field', () => {
+    it('refuses values the schema forbids (a manifest file is not checked), naming the field', () => {
       const t = redirecting({ scheme: 'ftp', hostname: '*.example.com', statusCode: 305 });
       expect(t.intents).toEqual([]);
       const message = 'spec.rules[0].filters[0].requestRedirect.scheme: "ftp" is not http or https; '
@@ -267,9 +267,23 @@ describe('HTTPRoute -> IngressIntent', () => {
         + 'spec.rules[0].filters[0].requestRedirect.statusCode: 305 is not 301, 302, 303, 307 or 308';
       expect(parentCondition(t, 'Accepted').message).toBe(`HTTPRoute default/web: no rule can be served: ${message}`);
       expect(t.httpRoutes[0]?.refused).toEqual([`HTTPRoute default/web: ${message}`]);
-      const notYet = redirecting({ scheme: 'https', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/x' } });
-      expect(parentCondition(notYet, 'Accepted').message).toBe('HTTPRoute default/web: no rule can be served: spec.rules[0].filters[0].requestRedirect.path.type ReplacePrefixMatch (ReplaceFullPath is served): not supported yet');
-      expect(notYet.httpRoutes[0]?.refused).toEqual([]);
+      const badType = redirecting({ path: { type: 'ReplaceEverything' } });
+      expect(badType.httpRoutes[0]?.refused).toEqual(['HTTPRoute default/web: spec.rules[0].filters[0].requestRedirect.path.type: "ReplaceEverything" is not ReplaceFullPath or ReplacePrefixMatch']);
+    });
+
+    it('has the data plane build a redirect that replaces the matched prefix, or that is one branch among a path\'s matches', () => {
+      const prefix = redirecting({ scheme: 'https', path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' } });
+      expect(prefix.intents[0]!.routes.map((r) => [r.match, r.path, r.redirect, r.redirectTo])).toEqual([
+        ['exact', '/old', undefined, { code: 302, scheme: 'https', port: '', path: { prefix: '/old', replacement: '/new' } }],
+        ['prefix', '/old/', undefined, { code: 302, scheme: 'https', port: '', path: { prefix: '/old', replacement: '/new' } }],
+      ]);
+      const conditional = translate({
+        gateways: [gateway('gw', [httpListener('http')])],
+        httpRoutes: [httpRoute('web', { hostnames: ['web.example.com'], rules: [{ matches: [{ path: { type: 'Exact', value: '/a' }, headers: [{ name: 'x-move', value: '1' }] }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'moved.example.com', statusCode: 301 } }] }] })],
+      });
+      expect(conditional.intents[0]!.routes[0]!.redirectTo).toEqual({ code: 301, host: 'moved.example.com', port: '' });
+      const exactPrefix = redirecting({ path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/x' } }, [httpListener('http')], { matches: [{ path: { type: 'Exact', value: '/old' } }] });
+      expect(exactPrefix.httpRoutes[0]?.refused).toEqual(['HTTPRoute default/web: spec.rules[0].filters[0].requestRedirect.path: ReplacePrefixMatch needs a PathPrefix match, and spec.rules[0].matches[0].path is Exact']);
     });
 
     it('renders as NGINX return with the URL\'s variables', () => {

@@ -467,7 +467,7 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
     return i < 0 ? undefined : { filter: filters[i]!, at: `${field}.filters[${i}]` };
   };
   const redirectFilter = filterAt('RequestRedirect');
-  const redirect = redirectFilter && redirectOf(redirectFilter.filter.requestRedirect ?? {}, `${redirectFilter.at}.requestRedirect`, listener, invalid, unsupported);
+  const redirect = redirectFilter && redirectOf(redirectFilter.filter.requestRedirect ?? {}, `${redirectFilter.at}.requestRedirect`, listener, invalid);
   const edits = (type: string, key: 'requestHeaderModifier' | 'responseHeaderModifier') => {
     const found = filterAt(type);
     return found && headerEditsOf(found.filter[key] ?? {}, `${found.at}.${key}`, invalid);
@@ -483,7 +483,6 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
   if (rule.sessionPersistence) unsupported.push(`${field}.sessionPersistence`);
   const matches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
   const conditions = matches.map((m, j) => conditionsOf(m, `${field}.matches[${j}]`, invalid));
-  if (redirect && conditions.some((c) => c)) unsupported.push(`${field}.matches (headers, queryParams or method with RequestRedirect)`);
   // A redirect answers every request itself: its backendRefs are never used (the spec), so not judged.
   const backendRefs = redirect ? [] : (rule.backendRefs ?? []).filter((b) => b.weight !== 0);
   if (!redirect && backendRefs.length === 0) unsupported.push(`${field}.backendRefs (none with weight above 0: the spec answers 500)`);
@@ -524,7 +523,6 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
     ...(backends.length > 1 || backends.some((b) => b.refused) ? { backends } : {}),
     ...(requestHeaders ? { requestHeaders } : {}),
     ...(responseHeaders ? { responseHeaders } : {}),
-    ...(redirect ? { redirect } : {}),
     // A redirect is answered at once: no attempt to time.
     ...(timeoutMs && !redirect ? { timeoutMs } : {}),
   };
@@ -549,6 +547,7 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
       invalid.push(`${pathField}.type: ${quote(type)} is not Exact, PathPrefix or RegularExpression`);
     }
     const routeConditions = conditions[j];
+    const routeRedirect = redirect && redirectFor(redirect, type, value, routeConditions !== undefined, `${redirectFilter!.at}.requestRedirect.path`, routeField, invalid);
     let routeRewrite: UrlRewrite | undefined;
     if (rewrite) {
       const { host, replaceFullPath, replacePrefixMatch } = rewrite;
@@ -557,7 +556,7 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
       const path = replaceFullPath !== undefined ? { full: replaceFullPath } : replacePrefixMatch !== undefined ? { prefix: value.replace(/\/+$/, ''), replacement: replacePrefixMatch } : undefined;
       routeRewrite = { ...(host ? { host } : {}), ...(path ? { path } : {}) };
     }
-    routes.push(...found.map((r) => ({ ...r, ...extras, ...(routeConditions ? { conditions: routeConditions } : {}), ...(routeRewrite ? { rewrite: routeRewrite } : {}) })));
+    routes.push(...found.map((r) => ({ ...r, ...extras, ...routeRedirect, ...(routeConditions ? { conditions: routeConditions } : {}), ...(routeRewrite ? { rewrite: routeRewrite } : {}) })));
   });
   if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
   const outcome: RuleOutcome = { routes };
@@ -653,31 +652,47 @@ function headerEditsOf(filter: HTTPHeaderFilter, at: string, invalid: string[]):
 }
 
 /**
- * A RequestRedirect filter as the URL NGINX answers with. A part the filter leaves out keeps the request's: scheme,
- * host, path and query. Without scheme or port the port is the listener's; a port that is its scheme's well-known one
- * is left out of the URL (the spec). Bad values go to `invalid`, what is not served yet to `unsupported`.
+ * A RequestRedirect filter's parts. A part the filter leaves out keeps the request's: scheme, host, path and query.
+ * Without scheme or port the port is the listener's; a port that is its scheme's well-known one is left out of the URL
+ * (the spec). Bad values go to `invalid`.
  */
-function redirectOf(filter: HTTPRequestRedirect, at: string, listener: Listener | undefined, invalid: string[], unsupported: string[]): { code: number; url: string } {
+function redirectOf(filter: HTTPRequestRedirect, at: string, listener: Listener | undefined, invalid: string[]): { code: number; scheme?: string; host?: string; port: string; fullPath?: string; replacePrefixMatch?: string } {
   if (filter.scheme !== undefined && filter.scheme !== 'http' && filter.scheme !== 'https') invalid.push(`${at}.scheme: ${quote(filter.scheme)} is not http or https`);
   const hostError = filter.hostname === undefined ? undefined : checkHost(filter.hostname) ?? (filter.hostname.includes('*') ? 'must not be a wildcard' : undefined);
   if (hostError) invalid.push(`${at}.hostname: ${quote(filter.hostname!)} ${hostError}`);
   if (filter.port !== undefined && checkPortNumber(filter.port)) invalid.push(`${at}.port: ${filter.port} ${checkPortNumber(filter.port)}`);
   const code = filter.statusCode ?? 302;
   if (![301, 302, 303, 307, 308].includes(code)) invalid.push(`${at}.statusCode: ${code} is not 301, 302, 303, 307 or 308`);
-  let path = '$request_uri';
-  if (filter.path?.type === 'ReplaceFullPath') {
-    const value = filter.path.replaceFullPath ?? '/';
+  const path: { fullPath?: string; replacePrefixMatch?: string } = {};
+  if (filter.path?.type === 'ReplaceFullPath' || filter.path?.type === 'ReplacePrefixMatch') {
+    const key = filter.path.type === 'ReplaceFullPath' ? 'replaceFullPath' : 'replacePrefixMatch';
+    const value = filter.path[key] ?? '/';
     const e = checkPath(value);
-    if (e) invalid.push(`${at}.path.replaceFullPath: ${quote(value)} ${e}`);
-    path = `${value}$is_args$args`;
+    if (e) invalid.push(`${at}.path.${key}: ${quote(value)} ${e}`);
+    if (key === 'replaceFullPath') path.fullPath = value;
+    else path.replacePrefixMatch = value;
   } else if (filter.path) {
-    unsupported.push(`${at}.path.type ${filter.path.type} (ReplaceFullPath is served)`);
+    invalid.push(`${at}.path.type: ${quote(filter.path.type)} is not ReplaceFullPath or ReplacePrefixMatch`);
   }
   const listenerScheme = listener?.protocol === 'HTTPS' ? 'https' : 'http';
   const wellKnown = (scheme: string, port: number) => (scheme === 'http' && port === 80) || (scheme === 'https' && port === 443);
   const port = filter.port ?? (filter.scheme === undefined ? listener?.port : undefined);
   const shown = port === undefined || wellKnown(filter.scheme ?? listenerScheme, port) ? '' : `:${port}`;
-  return { code, url: `${filter.scheme ?? '$scheme'}://${filter.hostname ?? '$host'}${shown}${path}` };
+  return { code, ...(filter.scheme ? { scheme: filter.scheme } : {}), ...(filter.hostname ? { host: filter.hostname } : {}), port: shown, ...path };
+}
+
+/**
+ * A redirect for one match: an NGINX `return` when it is the same for every request of the location, else parts the
+ * data plane puts together per request (a prefix replacement, or a match with conditions, which makes it a branch).
+ */
+function redirectFor(redirect: ReturnType<typeof redirectOf>, type: string, value: string, conditional: boolean, at: string, matchAt: string, invalid: string[]): Pick<IntentRoute, 'redirect' | 'redirectTo'> {
+  const { code, scheme, host, port, fullPath, replacePrefixMatch } = redirect;
+  if (replacePrefixMatch !== undefined && type !== 'PathPrefix') invalid.push(`${at}: ReplacePrefixMatch needs a PathPrefix match, and ${matchAt}.path is ${type}`);
+  if (replacePrefixMatch === undefined && !conditional) {
+    return { redirect: { code, url: `${scheme ?? '$scheme'}://${host ?? '$host'}${port}${fullPath === undefined ? '$request_uri' : `${fullPath}$is_args$args`}` } };
+  }
+  const path = fullPath !== undefined ? { full: fullPath } : replacePrefixMatch !== undefined ? { prefix: value.replace(/\/+$/, ''), replacement: replacePrefixMatch } : undefined;
+  return { redirectTo: { code, ...(scheme ? { scheme } : {}), ...(host ? { host } : {}), port, ...(path ? { path } : {}) } };
 }
 
 /**

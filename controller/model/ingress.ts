@@ -5,7 +5,7 @@ import { ANNOTATION_PREFIX, parseSettings, reviewAnnotationKeys, type IngressSet
 import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortName, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
 import { parseProxyAnnotations, type ProxySettings } from './proxy-annotations.js';
 import { certificateChoice, classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
-import type { Diagnostic, HeaderEdits, ObjectRef, PathMatch, RequestConditions, TlsPolicy, UrlRewrite } from './types.js';
+import type { Diagnostic, HeaderEdits, ObjectRef, PathMatch, RedirectTarget, RequestConditions, TlsPolicy, UrlRewrite } from './types.js';
 
 export interface BackendRef {
   namespace: string;
@@ -34,6 +34,8 @@ export interface IntentRoute {
   responseHeaders?: HeaderEdits;
   rewrite?: UrlRewrite;
   timeoutMs?: number;
+  /** A redirect the data plane builds per request (a prefix replacement, or one branch among others). */
+  redirectTo?: RedirectTarget;
 }
 
 export interface IngressIntent {

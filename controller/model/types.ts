@@ -152,6 +152,20 @@ export interface Branch {
   rewrite?: UrlRewrite;
   /** Each attempt's connect, send and read timeout (Gateway API timeouts); absent: the data plane's. */
   timeoutMs?: number;
+  /** Answers with a redirect instead of proxying (then `backends` is empty). */
+  redirect?: RedirectTarget;
+}
+
+/**
+ * A redirect built per request (Gateway API RequestRedirect): each part left out keeps the request's; `port` is the
+ * URL's port part as written (":8443", or "" for none).
+ */
+export interface RedirectTarget {
+  code: number;
+  scheme?: string;
+  host?: string;
+  port: string;
+  path?: { full: string } | { prefix: string; replacement: string };
 }
 
 /** What goes upstream instead of the request's Host and path (Gateway API URLRewrite). */

@@ -192,6 +192,11 @@ describe('render', () => {
         + 'h:x-odd:e:a%20%22b%22%20%24host%3B%20%7Bc%7D%2C%20d%3Ae,q:q%20p:e:1,b:default_web_http:1,qs:X-Env:x%20y,qr:x-secret,pa:x-served:1,uh:in.example.com,up:%2Fa:%2Fb%3Ac,t:1500');
     });
 
+    it('encodes a redirect the data plane builds, its empty parts (here the scheme) kept from the request', () => {
+      expect(branchesValue([{ conditions: { headers: [], queryParams: [] }, backends: [], redirect: { code: 301, host: 'moved.example.com', port: ':8443', path: { prefix: '/old', replacement: '/new' } } }]))
+        .toBe('r:301::moved.example.com:%3A8443,rp:%2Fold:%2Fnew');
+    });
+
     it('has the location choose in Lua, and edit response headers only when a branch asks', () => {
       const text = renderedText(withBranches(branches));
       expect(text).toContain(`set $qubesec_branches "${branchesValue(branches)}";`);

@@ -7,7 +7,7 @@ import Handlebars from 'handlebars';
 import { quote } from '../model/names.js';
 import { GROUP_CODEPOINTS, listenerKey, opensslGroupList } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
-import type { Branch, CaBundle, CertificatePair, ClientAuth, HeaderEdits, Location, LocationAction, Model, Server, TlsPolicy, Upstream, UrlRewrite, ValueMatch } from '../model/types.js';
+import type { Branch, CaBundle, CertificatePair, ClientAuth, HeaderEdits, Location, LocationAction, Model, RedirectTarget, Server, TlsPolicy, Upstream, UrlRewrite, ValueMatch } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
 
 /** Where things are, as NGINX sees them (inside its root when it runs chrooted). */
@@ -603,7 +603,8 @@ function encoded(value: string): string {
  * spaces, in order; each a comma-separated list of fields, whose parts are separated by ":" and percent-encoded.
  * m:METHOD, h:name:e|r:value (header), q:name:e|r:value (query parameter), b:upstream:weight (backend),
  * qs:/qa:/qr: and ps:/pa:/pr: (request and response header set, add, remove), uh:host, uf:path and
- * up:prefix:replacement (URL rewrites), t:milliseconds (each attempt's timeout).
+ * up:prefix:replacement (URL rewrites), t:milliseconds (each attempt's timeout), r:code:scheme:host:port with
+ * rf:path or rp:prefix:replacement (a redirect; an empty part keeps the request's).
  */
 export function branchesValue(branches: readonly Branch[]): string {
   const field = (...parts: (string | number)[]) => parts.map((p) => encoded(String(p))).join(':');
@@ -613,13 +614,9 @@ export function branchesValue(branches: readonly Branch[]): string {
     ...(edits?.add ?? []).map((h) => field(`${prefix}a`, h.name, h.value)),
     ...(edits?.remove ?? []).map((name) => field(`${prefix}r`, name)),
   ];
-  const rewriteFields = (rewrite: UrlRewrite | undefined) => {
-    const path = rewrite?.path;
-    return [
-      ...(rewrite?.host === undefined ? [] : [field('uh', rewrite.host)]),
-      ...(path === undefined ? [] : ['full' in path ? field('uf', path.full) : field('up', path.prefix, path.replacement)]),
-    ];
-  };
+  const pathFields = (prefix: 'u' | 'r', path: UrlRewrite['path']) => (path === undefined ? [] : ['full' in path ? field(`${prefix}f`, path.full) : field(`${prefix}p`, path.prefix, path.replacement)]);
+  const rewriteFields = (rewrite: UrlRewrite | undefined) => [...(rewrite?.host === undefined ? [] : [field('uh', rewrite.host)]), ...pathFields('u', rewrite?.path)];
+  const redirectFields = (r: RedirectTarget | undefined) => (r ? [field('r', r.code, r.scheme ?? '', r.host ?? '', r.port), ...pathFields('r', r.path)] : []);
   return branches.map((b) => [
     ...(b.conditions.method === undefined ? [] : [field('m', b.conditions.method)]),
     ...b.conditions.headers.map((h) => field('h', h.name, kind(h.match), h.value)),
@@ -629,6 +626,7 @@ export function branchesValue(branches: readonly Branch[]): string {
     ...editFields('p', b.responseHeaders),
     ...rewriteFields(b.rewrite),
     ...(b.timeoutMs === undefined ? [] : [field('t', b.timeoutMs)]),
+    ...redirectFields(b.redirect),
   ].join(',')).join(' ');
 }
 

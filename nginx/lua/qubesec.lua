@@ -292,6 +292,12 @@ local function parse_branches(value)
         b.prefix, b.replacement = parts[2], parts[3]
       elseif kind == "t" then
         b.timeout = tonumber(parts[2]) / 1000
+      elseif kind == "r" then
+        b.redirect = { code = tonumber(parts[2]), scheme = parts[3], host = parts[4], port = parts[5] }
+      elseif kind == "rf" then
+        b.redirect.full_path = parts[2]
+      elseif kind == "rp" then
+        b.redirect.prefix, b.redirect.replacement = parts[2], parts[3]
       else
         local edits = kind:sub(1, 1) == "q" and b.request or b.response
         edits[#edits + 1] = { op = kind:sub(2, 2), name = parts[2], value = parts[3] }
@@ -327,12 +333,24 @@ local function rewritten(b, uri)
   if b.full_path then
     return b.full_path
   end
+  if not b.prefix then
+    return uri
+  end
   local rest = uri:sub(#b.prefix + 1)
   if b.replacement:sub(-1) == "/" and rest:sub(1, 1) == "/" then
     rest = rest:sub(2)
   end
   local path = b.replacement .. rest
   return path == "" and "/" or path
+end
+
+-- A branch's RequestRedirect: each part it leaves empty is the request's; the path as the client sent it (so that
+-- what it escaped stays escaped), rewritten as a URLRewrite's is, and the query kept.
+local function redirect(r)
+  local path, query = ngx.var.request_uri:match("^([^?]*)(.*)$")
+  local scheme = r.scheme ~= "" and r.scheme or ngx.var.scheme
+  local host = r.host ~= "" and r.host or ngx.var.host
+  return ngx.redirect(scheme .. "://" .. host .. r.port .. rewritten(r, path) .. query, r.code)
 end
 
 -- A repeated query parameter is its first value; one without a value is empty.
@@ -390,6 +408,9 @@ function _M.branch(affinity_variable)
   local args = ngx.req.get_uri_args(0)
   for _, b in ipairs(parse_branches(value)) do
     if holds(b, headers, args) then
+      if b.redirect then
+        return redirect(b.redirect)
+      end
       for _, edit in ipairs(b.request) do
         if edit.op == "s" then
           ngx.req.set_header(edit.name, edit.value)
