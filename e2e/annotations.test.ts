@@ -188,8 +188,8 @@ describe('ingress-nginx annotations on a real API server, NGINX and curl', () =>
 
     // The client here is 127.0.0.1.
     const tls = { secrets: ['pq-mldsa'], annotations: { [`${N}ssl-redirect`]: 'false' } };
-    await kube.apply(pqIngress('outside', 'outside.pq.example.com', 'echo', { ...tls, annotations: { ...tls.annotations, [`${N}allowlist-source-range`]: '10.0.0.0/8, 192.168.0.0/16' } }));
-    await kube.apply(pqIngress('inside', 'inside.pq.example.com', 'echo', { ...tls, annotations: { ...tls.annotations, [`${N}whitelist-source-range`]: '10.0.0.0/8, 127.0.0.0/8' } }));
+    await kube.apply(pqIngress('outside', 'outside.pq.example.com', 'echo', { ...tls, annotations: { ...tls.annotations, [`${N}allowlist-source-range`]: '198.18.0.0/16, 198.19.0.0/16' } }));
+    await kube.apply(pqIngress('inside', 'inside.pq.example.com', 'echo', { ...tls, annotations: { ...tls.annotations, [`${N}whitelist-source-range`]: '198.18.0.0/15, 127.0.0.0/8' } }));
     // Denied before allowed: the allowlist includes the client, the denylist wins.
     await kube.apply(pqIngress('denied', 'denied.pq.example.com', 'echo', { ...tls, annotations: { ...tls.annotations, [`${N}allowlist-source-range`]: '127.0.0.0/8', [`${N}denylist-source-range`]: '127.0.0.1' } }));
 

@@ -221,6 +221,8 @@ describe('Gateway API on a real API server', () => {
       { matches: [{ path: { value: '/slow' } }], timeouts: { request: '500ms' }, backendRefs: [{ name: 'alpha', port: 80 }] },
       { matches: [{ path: { value: '/moved' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/new' }, statusCode: 301 } }] },
       { matches: [{ path: { type: 'Exact', value: '/old' }, headers: [{ name: 'X-Move', value: '1' }] }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'elsewhere.example.com' } }] },
+      { matches: [{ path: { type: 'Exact', value: '/go' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { hostname: 'plain.example.com' } }] },
+      { matches: [{ path: { type: 'Exact', value: '/go' }, headers: [{ name: 'X-Stay', value: '1' }] }], backendRefs: [{ name: 'alpha', port: 80 }] },
     ] as never }) as never);
     await served(host, (x) => x.status === 200, '/old');
     const echoed = async (path: string) => {
@@ -243,6 +245,10 @@ describe('Gateway API on a real API server', () => {
     expect(await location('/moved/a/b?x=1')).toBe(`301 https://${host}/new/a/b?x=1`);
     expect(await location('/moved')).toBe(`301 https://${host}/new`);
     expect(await location('/old', ['-H', 'X-Move: 1'])).toBe('302 https://elsewhere.example.com/old');
+    // A plain redirect sharing its path with a header match: the match first, the redirect for the rest.
+    expect(await location('/go?q=1')).toBe('302 https://plain.example.com/go?q=1');
+    const stayed = await pqCurl(target(host, '/go'), { cacert: anchors.mldsa, args: ['-H', 'X-Stay: 1'] });
+    expect([stayed.status, JSON.parse(stayed.body).backend]).toEqual([200, 'alpha']);
     await eventually(async () => (summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions).Accepted === 'True/Accepted' || undefined), 20_000, 'rewrite Accepted');
     expect(summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
   });

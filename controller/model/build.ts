@@ -562,7 +562,7 @@ function finishServer(draft: ServerDraft, inputs: RecordedInputs, diagnostics: D
 /** Whether a route needs the data plane to choose per request: conditions besides its path, weights, header edits, rewrites or timeouts. */
 function branches(route: IntentRoute): boolean {
   return route.conditions !== undefined || route.backends !== undefined || route.requestHeaders !== undefined || route.responseHeaders !== undefined
-    || route.rewrite !== undefined || route.timeoutMs !== undefined || route.redirectTo !== undefined;
+    || route.rewrite !== undefined || route.timeoutMs !== undefined || (route.redirectTo !== undefined && route.redirect === undefined);
 }
 
 const NO_CONDITIONS: RequestConditions = { headers: [], queryParams: [] };
@@ -579,29 +579,39 @@ function specificity(c: RequestConditions | undefined): [number, number, number]
  * served there, with a Conflict; so is a later route with the same conditions, which could never be chosen.
  */
 function branchedLocation(drafts: RouteDraft[], hasTls: boolean, plain: (d: RouteDraft) => Location, diagnostics: Diagnostic[]): Location {
-  const sorted = [...drafts].sort((a, b) => {
+  // A redirect NGINX would answer alone, which also has its parts (Gateway API), becomes a branch that redirects.
+  const asBranch = (d: RouteDraft): RouteDraft => (d.upstream === undefined && d.route.redirectTo ? { ...d, route: { ...d.route, redirect: undefined }, upstream: '', backends: [] } : d);
+  const sorted = drafts.map(asBranch).sort((a, b) => {
     const [x, y] = [specificity(a.route.conditions), specificity(b.route.conditions)];
     return a.route.precedence - b.route.precedence || y[0] - x[0] || y[1] - x[1] || y[2] - x[2] || a.order - b.order;
   });
   const first = sorted[0]!;
   const location = plain(first);
-  if (location.action.kind !== 'proxy') return location;
+  const where = (d: RouteDraft) => `${d.route.field} (${hostText(d.route.host)} ${d.route.match} ${d.route.path})`;
+  if (location.action.kind !== 'proxy') {
+    // A redirect of the same path precedence answers every request of the path: the branches under it never serve.
+    if (first.upstream === undefined) {
+      for (const d of sorted.slice(1).filter((x) => x.route.precedence === first.route.precedence)) {
+        diagnostics.push(warning(d.intent.ref, 'Conflict', `${title(d.intent)}: ${where(d)} shares its path with ${title(first.intent)}, which redirects every request of it; it is not served`));
+      }
+    }
+    return location;
+  }
   const settings = settingsOf(first.intent, hasTls);
   const kept: RouteDraft[] = [];
   const seen = new Map<string, RouteDraft>();
   for (const d of sorted) {
-    const where = `${d.route.field} (${hostText(d.route.host)} ${d.route.match} ${d.route.path})`;
     if (d.upstream === undefined || settingsOf(d.intent, hasTls) !== settings) {
       // A route of lower path precedence is shadowed here anyway (an Exact path beats a prefix's implied one).
       if (d.route.precedence === first.route.precedence) {
-        diagnostics.push(warning(d.intent.ref, 'Conflict', `${title(d.intent)}: ${where} shares its path with ${title(first.intent)}, whose ${d.upstream === undefined ? 'route proxies' : 'proxy settings differ'}; it is not served`));
+        diagnostics.push(warning(d.intent.ref, 'Conflict', `${title(d.intent)}: ${where(d)} shares its path with ${title(first.intent)}, whose ${d.upstream === undefined ? 'route proxies' : 'proxy settings differ'}; it is not served`));
       }
       continue;
     }
     const key = `${d.route.precedence} ${JSON.stringify(d.route.conditions ?? null)}`;
     const held = seen.get(key);
     if (held) {
-      if (held.intent !== d.intent) diagnostics.push(warning(d.intent.ref, 'Conflict', `${title(d.intent)}: ${where} is already served with the same conditions by ${title(held.intent)}, which is older`));
+      if (held.intent !== d.intent) diagnostics.push(warning(d.intent.ref, 'Conflict', `${title(d.intent)}: ${where(d)} is already served with the same conditions by ${title(held.intent)}, which is older`));
       continue;
     }
     seen.set(key, d);

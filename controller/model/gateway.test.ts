@@ -667,6 +667,18 @@ describe('precedence between routes (through buildModel)', () => {
       expect(branchesOf(plainOnly, '/a')).toBeUndefined();
     });
 
+    it('makes a redirect that shares a path with routes that have conditions the last branch, built in Lua', () => {
+      const redirecting = httpRoute('redirecting', { hostnames: ['a.example.com'], rules: [{ matches: [{ path: { type: 'Exact', value: '/a' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { scheme: 'https' } }] }] }, { created: '2026-01-01T00:00:00Z' });
+      const matching = httpRoute('matching', { hostnames: ['a.example.com'], rules: [{ matches: [{ path: { type: 'Exact', value: '/a' }, headers: [{ name: 'x-one', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] }] }, { created: '2026-02-01T00:00:00Z' });
+      const result = build([redirecting, matching]);
+      expect(result.diagnostics).toEqual([]);
+      expect(branchesOf(result, '/a')).toEqual([['', 'x-one', '', 'default_web_80*1'], ['', '', '', '']]);
+      const location = result.model.servers.find((s) => s.host === 'a.example.com')!.locations[0]!;
+      expect(location.action.kind === 'proxy' && location.action.branches?.[1]?.redirect).toEqual({ code: 302, scheme: 'https', port: '' });
+      // Alone on its path it stays an NGINX return.
+      expect(build([redirecting]).model.servers.find((s) => s.host === 'a.example.com')!.locations[0]!.action).toEqual({ kind: 'redirect', code: 302, url: 'https://$host$request_uri' });
+    });
+
     it('gives equal conditions to the older route, and refuses to mix in an Ingress whose proxy settings differ, with Conflicts', () => {
       const older = httpRoute('older', { hostnames: ['a.example.com'], rules: [{ matches: [{ path: { value: '/api' }, headers: [{ name: 'x-one', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] }] }, { created: '2026-01-01T00:00:00Z' });
       const newer = httpRoute('newer', { hostnames: ['a.example.com'], rules: [{ matches: [{ path: { value: '/api' }, headers: [{ name: 'X-One', value: '1' }] }], backendRefs: [{ name: 'api', port: 80 }] }] }, { created: '2026-02-01T00:00:00Z' });

@@ -688,11 +688,11 @@ function redirectOf(filter: HTTPRequestRedirect, at: string, listener: Listener 
 function redirectFor(redirect: ReturnType<typeof redirectOf>, type: string, value: string, conditional: boolean, at: string, matchAt: string, invalid: string[]): Pick<IntentRoute, 'redirect' | 'redirectTo'> {
   const { code, scheme, host, port, fullPath, replacePrefixMatch } = redirect;
   if (replacePrefixMatch !== undefined && type !== 'PathPrefix') invalid.push(`${at}: ReplacePrefixMatch needs a PathPrefix match, and ${matchAt}.path is ${type}`);
-  if (replacePrefixMatch === undefined && !conditional) {
-    return { redirect: { code, url: `${scheme ?? '$scheme'}://${host ?? '$host'}${port}${fullPath === undefined ? '$request_uri' : `${fullPath}$is_args$args`}` } };
-  }
   const path = fullPath !== undefined ? { full: fullPath } : replacePrefixMatch !== undefined ? { prefix: value.replace(/\/+$/, ''), replacement: replacePrefixMatch } : undefined;
-  return { redirectTo: { code, ...(scheme ? { scheme } : {}), ...(host ? { host } : {}), port, ...(path ? { path } : {}) } };
+  const redirectTo = { code, ...(scheme ? { scheme } : {}), ...(host ? { host } : {}), port, ...(path ? { path } : {}) };
+  if (replacePrefixMatch !== undefined || conditional) return { redirectTo };
+  // Also as parts: sharing a path with routes that have conditions, it becomes their last branch.
+  return { redirect: { code, url: `${scheme ?? '$scheme'}://${host ?? '$host'}${port}${fullPath === undefined ? '$request_uri' : `${fullPath}$is_args$args`}` }, redirectTo };
 }
 
 /**

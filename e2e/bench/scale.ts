@@ -72,7 +72,7 @@ function annotationsOf(i: number, host: string, spec: V1Ingress['spec']): Record
   if (i % 5 === 0) Object.assign(a, { 'nginx.ingress.kubernetes.io/enable-cors': 'true', 'nginx.ingress.kubernetes.io/cors-allow-origin': `https://${host}` });
   if (i % 10 === 0) a['nginx.ingress.kubernetes.io/proxy-read-timeout'] = '120';
   if (i % 20 === 0) a['qubesec.io/pq-mode'] = 'strict';
-  if (i % 25 === 0) a['nginx.ingress.kubernetes.io/allowlist-source-range'] = '10.0.0.0/8,192.168.0.0/16';
+  if (i % 25 === 0) a['nginx.ingress.kubernetes.io/allowlist-source-range'] = '198.18.0.0/16,198.19.0.0/16';
   if (i % 50 === 7) Object.assign(a, { 'nginx.ingress.kubernetes.io/affinity': 'cookie', 'nginx.ingress.kubernetes.io/session-cookie-name': 'route' });
   a['kubectl.kubernetes.io/last-applied-configuration'] = JSON.stringify({ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', spec });
   return a;
@@ -95,6 +95,11 @@ function endpointSlice(namespace: string, service: string, port: { name: string;
       targetRef: { kind: 'Pod', namespace, name: `${service}-5d9f8-${e}`, uid: `uid-${namespace}-${service}-pod-${e}` },
     })),
   };
+}
+
+/** The k-th address of 198.18.0.0/16 (k below 65,536: up to 13,107 Ingresses of five pods). */
+function podAddress(k: number): string {
+  return `198.18.${(k >> 8) & 255}.${k & 255}`;
 }
 
 /**
@@ -129,15 +134,15 @@ async function cluster(count: number): Promise<ClusterObjects> {
       metadata: { name: app, namespace, uid: `uid-${namespace}-${app}`, resourceVersion: '1', generation: 1, creationTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, i)), annotations: annotationsOf(i, hosts[0]!, spec) },
       spec,
     });
-    const subnet = `10.${n % 256}.${i % INGRESSES_PER_NAMESPACE}`;
     for (const [service, port, target, pods] of [[app, 'http', 8080, 3], [`${app}-api`, 'api', 9090, 2]] as const) {
       services.push({
         apiVersion: 'v1', kind: 'Service',
         metadata: { name: service, namespace, uid: `uid-${namespace}-${service}`, resourceVersion: '1' },
         spec: { type: 'ClusterIP', clusterIP: `198.19.${n % 256}.${i % 250}`, selector: { app: service }, ports: [{ name: port, port: port === 'http' ? 80 : 8080, targetPort: target, protocol: 'TCP' }] },
       });
-      const first = port === 'http' ? 10 : 20;
-      endpointSlices.push(endpointSlice(namespace, service, { name: port, port: target }, Array.from({ length: pods }, (_, e) => `${subnet}.${first + e}`)));
+      // Five pods per Ingress, numbered through 198.18.0.0/16 (the Services' cluster IPs are in 198.19).
+      const first = i * 5 + (port === 'http' ? 0 : 3);
+      endpointSlices.push(endpointSlice(namespace, service, { name: port, port: target }, Array.from({ length: pods }, (_, e) => podAddress(first + e))));
     }
   }
   secrets.push({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: UNRELATED_SECRET, namespace: 'team-0', uid: 'uid-unrelated', resourceVersion: '1' }, data: { token: 'MQ==' } });
