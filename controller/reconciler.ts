@@ -493,8 +493,10 @@ export class Reconciler {
     }
   }
 
-  /** The one call of translateGateways: syncs and admission reviews judge alike, on the objects of the last sync. */
-  /** The Gateway API objects as the view holds them, and (admission) a reviewed object in place of its current version. */
+  /**
+   * The one call of translateGateways: syncs and admission reviews judge alike, on the objects of the last sync; a
+   * review puts the object it judges in place of its current version.
+   */
   private translateGatewayApi(gateway: NonNullable<ReconcilerOptions['gateway']>, tlsDefaults: TlsDefaults, reviewed: { gateways?: Gateway; httpRoutes?: HTTPRoute } = {}): GatewayTranslation {
     const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'referenceGrants') => {
       const held = this.view.of(kind);
