@@ -3,7 +3,7 @@
 import { jest } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { BUILTIN_TLS_DEFAULTS } from './model/pq.js';
-import { CAPABILITIES, gateway, gatewayClass, httpListener, httpRoute, httpRule, httpsListener, ingress, route, service, tlsSecret } from './model/testing.js';
+import { CAPABILITIES, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, ingress, route, service, tlsSecret } from './model/testing.js';
 import type { Diagnostic, Model } from './model/types.js';
 import { createLogger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
@@ -72,7 +72,7 @@ describe('Reconciler with Gateway API objects', () => {
     expect(status.gatewayClasses.map((c) => c.conditions.map((x) => `${x.type}=${x.status}`))).toEqual([['Accepted=True']]);
     expect(status.gateways[0]?.conditions.find((c) => c.type === 'Accepted')?.status).toBe('True');
     expect(status.gateways[0]?.listeners[0]?.attachedRoutes).toBe(1);
-    expect(status.httpRoutes[0]?.parents[0]?.conditions.map((c) => `${c.type}=${c.status}`)).toEqual(['Accepted=True', 'ResolvedRefs=True']);
+    expect(status.routes[0]?.parents[0]?.conditions.map((c) => `${c.type}=${c.status}`)).toEqual(['Accepted=True', 'ResolvedRefs=True']);
     expect([...r.reconciler.served].sort()).toEqual(['HTTPRoute default/web', 'default/legacy']);
   });
 
@@ -87,7 +87,7 @@ describe('Reconciler with Gateway API objects', () => {
     expect(serverOf(r.last(), 'web.example.com')).toBe(before);
     await r.sync({ httpRoutes: [] });
     expect(hosts(r.last())).toEqual(['legacy.example.com']);
-    expect(r.reconciler.gatewayStatus.httpRoutes).toEqual([]);
+    expect(r.reconciler.gatewayStatus.routes).toEqual([]);
     expect(r.reconciler.served.has('HTTPRoute default/web')).toBe(false);
   });
 
@@ -102,9 +102,9 @@ describe('Reconciler with Gateway API objects', () => {
     });
     const tls = serverOf(r.last(), 'web.pq.example.com')?.tls;
     expect(tls?.certificates.map((c) => c.source).sort()).toEqual(['default/ecdsa', 'default/mldsa']);
-    expect(r.reconciler.gatewayStatus.httpRoutes[0]?.parents[0]?.conditions.find((c) => c.type === 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
+    expect(r.reconciler.gatewayStatus.routes[0]?.parents[0]?.conditions.find((c) => c.type === 'ResolvedRefs')).toMatchObject({ status: 'False', reason: 'BackendNotFound' });
     await r.sync({ services: [versioned(service('web', [{ port: 80 }]))] });
-    expect(r.reconciler.gatewayStatus.httpRoutes[0]?.parents[0]?.conditions.find((c) => c.type === 'ResolvedRefs')?.status).toBe('True');
+    expect(r.reconciler.gatewayStatus.routes[0]?.parents[0]?.conditions.find((c) => c.type === 'ResolvedRefs')?.status).toBe('True');
   });
 
   it('fails a route whose fields are not of the schema alone, with a Warning naming it', async () => {
@@ -123,18 +123,38 @@ describe('Reconciler with Gateway API objects', () => {
   it('admits routes as a sync would judge them: refused values denied, features not served yet warned, other controllers\' routes left alone', async () => {
     const r = await running(gatewayObjects());
     const badRegex = httpRoute('bad', { hostnames: ['bad.example.com'], rules: [httpRule('(unclosed', 'web', 80, 'RegularExpression')] });
-    const denied = r.reconciler.admitRoute(badRegex);
+    const denied = r.reconciler.admitRoute('HTTPRoute', badRegex);
     expect(denied.allowed).toBe(false);
     expect(denied.allowed ? '' : denied.message).toMatch(/^HTTPRoute default\/bad: spec\.rules\[0\]\.matches\[0\]\.path\.value: "\(unclosed" /);
     const retry = httpRoute('retry', { hostnames: ['t.example.com'], rules: [httpRule('/', 'web', 80, 'PathPrefix', { retry: { attempts: 2 } })] });
-    const warned = r.reconciler.admitRoute(retry);
+    const warned = r.reconciler.admitRoute('HTTPRoute', retry);
     expect(warned).toEqual({ allowed: true, warnings: [expect.stringContaining('spec.rules[0].retry: not supported yet')] });
     const badHeader = httpRoute('bad-header', { hostnames: ['h.example.com'], rules: [{ ...httpRule('/', 'web'), matches: [{ headers: [{ name: 'x canary', value: '1' }] }] }] });
-    const refused = r.reconciler.admitRoute(badHeader);
+    const refused = r.reconciler.admitRoute('HTTPRoute', badHeader);
     expect(refused.allowed ? '' : refused.message).toMatch(/^HTTPRoute default\/bad-header: spec\.rules\[0\]\.matches\[0\]\.headers\[0\]\.name: "x canary" is not an HTTP header name/);
-    expect(r.reconciler.admitRoute(httpRoute('elsewhere', { parentRefs: [{ name: 'not-ours' }], rules: [httpRule('(unclosed', 'web', 80, 'RegularExpression')] }))).toEqual({ allowed: true, warnings: [] });
+    expect(r.reconciler.admitRoute('HTTPRoute', httpRoute('elsewhere', { parentRefs: [{ name: 'not-ours' }], rules: [httpRule('(unclosed', 'web', 80, 'RegularExpression')] }))).toEqual({ allowed: true, warnings: [] });
     // An update of a served route is judged in place of its current version.
-    expect(r.reconciler.admitRoute(web())).toEqual({ allowed: true, warnings: [] });
+    expect(r.reconciler.admitRoute('HTTPRoute', web())).toEqual({ allowed: true, warnings: [] });
+  });
+
+  it('serves a GRPCRoute beside HTTPRoutes, follows its changes, and admits GRPCRoutes as a sync would judge them', async () => {
+    const calls = (method: string, version = '1') => versioned(grpcRoute('calls', { hostnames: ['rpc.example.com'], rules: [grpcRule('echo.Echo', method, 'web')] }), version);
+    const r = await running({ ...gatewayObjects(), grpcRoutes: [calls('Say')] });
+    expect(hosts(r.last())).toEqual(['rpc.example.com', 'web.example.com']);
+    const say = serverOf(r.last(), 'rpc.example.com')!.locations.find((l) => l.path === '/echo.Echo/Say');
+    expect(say?.ingress).toMatchObject({ kind: 'GRPCRoute', name: 'calls' });
+    expect(say?.action.kind === 'proxy' && say.action.protocol).toBe('GRPC');
+    expect(r.reconciler.gatewayStatus.routes.map((x) => `${x.ref.kind} ${x.ref.name}`)).toEqual(['HTTPRoute web', 'GRPCRoute calls']);
+
+    await r.sync({ grpcRoutes: [calls('Ask', '2')] });
+    expect(serverOf(r.last(), 'rpc.example.com')!.locations.map((l) => l.path)).toContain('/echo.Echo/Ask');
+    expect(serverOf(r.last(), 'rpc.example.com')!.locations.map((l) => l.path)).not.toContain('/echo.Echo/Say');
+
+    const bad = grpcRoute('bad', { rules: [{ matches: [{ method: { service: 'no/slash' } }], backendRefs: [{ name: 'web', port: 80 }] }] });
+    const denied = r.reconciler.admitRoute('GRPCRoute', bad);
+    expect(denied.allowed ? '' : denied.message).toBe('GRPCRoute default/bad: spec.rules[0].matches[0].method.service: "no/slash" is not a gRPC service name (such as helloworld.Greeter)');
+    // An HTTPRoute of the same name is another object: its admission does not judge the GRPCRoute.
+    expect(r.reconciler.admitRoute('HTTPRoute', httpRoute('bad', { hostnames: ['b.example.com'], rules: [httpRule('/', 'web')] }))).toEqual({ allowed: true, warnings: [] });
   });
 
   it('admits Gateways as a sync would judge them: a refused listener value denied, what is not served yet warned, other classes left alone', async () => {

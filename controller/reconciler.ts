@@ -9,8 +9,8 @@ import { parseSettings } from './model/annotations.js';
 import { ModelBuilder, endpointSliceService, intentKey, type InputChanges } from './model/build.js';
 import { PAIR_FIELDS, checkCaSecret, checkPair, checkTlsSecret, secretData } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
-import type { Gateway, GatewayClass, HTTPRoute, ReferenceGrant } from './model/gateway-api.js';
-import { translateGateways, type GatewayTranslation } from './model/gateway.js';
+import type { GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant } from './model/gateway-api.js';
+import { translateGateways, type GatewayTranslation, type RouteKind } from './model/gateway.js';
 import { Coalescer } from './coalescer.js';
 import { REJECTED, ingressRef, translateIngress, type BackendRef, type IngressIntent, type IngressTranslation } from './model/ingress.js';
 import { defaultPolicy, overrideDefaults, type Capabilities, type TlsDefaults } from './model/pq.js';
@@ -46,7 +46,7 @@ export interface ReconcilerOptions {
 }
 
 /** The Gateway API objects' status as of the last sync, for the status writer. */
-export interface GatewayStatus extends Pick<GatewayTranslation, 'gatewayClasses' | 'gateways' | 'httpRoutes'> {
+export interface GatewayStatus extends Pick<GatewayTranslation, 'gatewayClasses' | 'gateways' | 'routes'> {
   /** Whether the data plane took the last sync's configuration (Programmed). */
   programmed: boolean;
 }
@@ -166,7 +166,7 @@ export class Reconciler {
   private gatewaySecrets = new Set<string>();
   /** Per Secret object a listener names, whether it holds a usable pair. */
   private readonly listenerSecretChecks = new WeakMap<V1Secret, boolean>();
-  private gatewayStatusNow: GatewayStatus = { gatewayClasses: [], gateways: [], httpRoutes: [], programmed: false };
+  private gatewayStatusNow: GatewayStatus = { gatewayClasses: [], gateways: [], routes: [], programmed: false };
   /** Called after every sync: the leader publishes Ingress status from what is served now. */
   onSynced: () => void = () => undefined;
 
@@ -228,19 +228,19 @@ export class Reconciler {
   }
 
   /**
-   * What a sync would make of `route` among the other objects of the last sync: denied with the values QubeSec
+   * What a sync would make of `route` (an HTTPRoute or a GRPCRoute) among the other objects of the last sync: denied with the values QubeSec
    * refuses (features it does not serve yet are Warnings: another controller may serve them), allowed with the
    * route's Warnings. A route naming none of QubeSec's Gateways is allowed as it is. Pure over memory: no I/O.
    */
-  admitRoute(route: HTTPRoute): AdmissionDecision {
+  admitRoute(kind: RouteKind, route: HTTPRoute | GRPCRoute): AdmissionDecision {
     const gateway = this.options.gateway;
     if (!gateway) return { allowed: true, warnings: [] };
     const { namespace, name } = refOf(route);
-    const translation = this.translateGatewayApi(gateway, this.tlsDefaults?.defaults ?? this.options.tlsDefaults, { httpRoutes: route });
-    const judged = translation.httpRoutes.find((r) => r.ref.namespace === namespace && r.ref.name === name);
+    const translation = this.translateGatewayApi(gateway, this.tlsDefaults?.defaults ?? this.options.tlsDefaults, kind === 'HTTPRoute' ? { httpRoutes: route as HTTPRoute } : { grpcRoutes: route as GRPCRoute });
+    const judged = translation.routes.find((r) => r.ref.kind === kind && r.ref.namespace === namespace && r.ref.name === name);
     if (!judged) return { allowed: true, warnings: [] };
     if (judged.refused.length > 0) return { allowed: false, message: judged.refused.join('; ') };
-    return { allowed: true, warnings: warningsAbout(translation, 'HTTPRoute', namespace, name) };
+    return { allowed: true, warnings: warningsAbout(translation, kind, namespace, name) };
   }
 
   /**
@@ -467,7 +467,7 @@ export class Reconciler {
   private updateGateways(changed: ChangedKeys<Snapshot>, tlsDefaults: TlsDefaults): void {
     const gateway = this.options.gateway;
     if (!gateway) return;
-    const gatewayKinds = [changed.gatewayClasses, changed.gateways, changed.httpRoutes, changed.referenceGrants, changed.namespaces];
+    const gatewayKinds = [changed.gatewayClasses, changed.gateways, changed.httpRoutes, changed.grpcRoutes, changed.referenceGrants, changed.namespaces];
     const referenced = this.view.of('gateways').size > 0 && (changed.services.size > 0 || [...changed.secrets].some((key) => this.gatewaySecrets.has(key)));
     if (!gatewayKinds.some((keys) => keys.size > 0) && !referenced && this.gatewaysTranslatedWith === tlsDefaults) return;
     this.gatewaysTranslatedWith = tlsDefaults;
@@ -475,7 +475,7 @@ export class Reconciler {
     this.gatewaySecrets = new Set(gateways.flatMap((g) => (g.spec?.listeners ?? []).flatMap((l) => (l.tls?.certificateRefs ?? []).map((ref) => `${ref.namespace ?? g.metadata.namespace}/${ref.name}`))));
     const translation = this.translateGatewayApi(gateway, tlsDefaults);
     this.gatewayDiagnostics = translation.diagnostics;
-    this.gatewayStatusNow = { gatewayClasses: translation.gatewayClasses, gateways: translation.gateways, httpRoutes: translation.httpRoutes, programmed: this.gatewayStatusNow.programmed };
+    this.gatewayStatusNow = { gatewayClasses: translation.gatewayClasses, gateways: translation.gateways, routes: translation.routes, programmed: this.gatewayStatusNow.programmed };
     const next = new Map(translation.intents.map((intent) => [intentKey(intent), intent]));
     for (const key of this.gatewayIntents.keys()) {
       if (next.has(key)) continue;
@@ -497,8 +497,8 @@ export class Reconciler {
    * The one call of translateGateways: syncs and admission reviews judge alike, on the objects of the last sync; a
    * review puts the object it judges in place of its current version.
    */
-  private translateGatewayApi(gateway: NonNullable<ReconcilerOptions['gateway']>, tlsDefaults: TlsDefaults, reviewed: { gateways?: Gateway; httpRoutes?: HTTPRoute } = {}): GatewayTranslation {
-    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'referenceGrants') => {
+  private translateGatewayApi(gateway: NonNullable<ReconcilerOptions['gateway']>, tlsDefaults: TlsDefaults, reviewed: { gateways?: Gateway; httpRoutes?: HTTPRoute; grpcRoutes?: GRPCRoute } = {}): GatewayTranslation {
+    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'grpcRoutes' | 'referenceGrants') => {
       const held = this.view.of(kind);
       const replacing = reviewed[kind as keyof typeof reviewed];
       if (!replacing) return [...held.values()] as unknown as T[];
@@ -509,6 +509,7 @@ export class Reconciler {
       gatewayClasses: list<GatewayClass>('gatewayClasses'),
       gateways: list<Gateway>('gateways'),
       httpRoutes: list<HTTPRoute>('httpRoutes'),
+      grpcRoutes: list<GRPCRoute>('grpcRoutes'),
       referenceGrants: list<ReferenceGrant>('referenceGrants'),
       namespaceLabels: new Map([...this.view.of('namespaces').values()].map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}])),
       services: this.view.of('services'),

@@ -4,8 +4,8 @@ import { rm, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { MAX_BODY_BYTES, VALIDATE_GATEWAYS_PATH, VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
-import { gateway, gatewayClass, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
+import { MAX_BODY_BYTES, VALIDATE_GATEWAYS_PATH, VALIDATE_GRPC_ROUTES_PATH, VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
+import { gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
 import { legacyHandshake, nodeHttps } from './lib/clients.js';
 import { eventually, freePort, gatewayApiCrds, kubeBinary, rootfs } from './lib/env.js';
@@ -38,7 +38,7 @@ const webhookConfiguration = (): V1ValidatingWebhookConfiguration => ({
     // Go's crypto/x509 in the API server verifies the ECDSA chain; ML-DSA is for clients that can.
     clientConfig: { url: `https://127.0.0.1:${webhookPort}${VALIDATE_INGRESSES_PATH}`, caBundle: Buffer.from(pairs.ecdsa.caPem).toString('base64') },
     rules: [{ apiGroups: ['networking.k8s.io'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['ingresses'], scope: 'Namespaced' }],
-  }, ...([['httproute', VALIDATE_HTTP_ROUTES_PATH], ['gateway', VALIDATE_GATEWAYS_PATH]] as const).map(([kind, path]) => ({
+  }, ...([['httproute', VALIDATE_HTTP_ROUTES_PATH], ['grpcroute', VALIDATE_GRPC_ROUTES_PATH], ['gateway', VALIDATE_GATEWAYS_PATH]] as const).map(([kind, path]) => ({
     name: `validate.${kind}.qubesec.io`,
     admissionReviewVersions: ['v1'],
     sideEffects: 'None',
@@ -106,7 +106,7 @@ describe('the validating admission webhook', () => {
     expect([create.status, create.json.message]).toEqual([400, expected]);
   });
 
-  it('judges Gateways and HTTPRoutes as the controller would: refused values denied with the field, what is not served yet warned', async () => {
+  it('judges Gateways, HTTPRoutes and GRPCRoutes as the controller would: refused values denied with the field, what is not served yet warned', async () => {
     const gatewayWith = (pqMode: string) => gateway('gw', [httpListener('http'), httpsListener('https', 'pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': pqMode })]);
     const refused = await eventually(async () => {
       const r = await kube.request('POST', `${GATEWAY_API}/gateways?dryRun=All`, gatewayWith('fast'));
@@ -129,6 +129,12 @@ describe('the validating admission webhook', () => {
     // On the HTTP listener (the HTTPS one has no Secret here): allowed, told only that its Service is not there.
     const good = await kube.request('POST', `${GATEWAY_API}/httproutes?dryRun=All`, httpRoute('good', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['pq.example.com'], rules: [httpRule('/', 'alpha')] }));
     expect([good.status, good.warnings]).toEqual([201, ['HTTPRoute default/good: spec.rules[0].backendRefs[0]: Service default/alpha not found (its share of requests answers 503)']]);
+    // A GRPCRoute: its regular expression the schema lets through, judged by its own webhook.
+    const badCalls = grpcRoute('bad-calls', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['pq.example.com'], rules: [{ matches: [{ method: { type: 'RegularExpression', service: '(unclosed' } }], backendRefs: [{ name: 'alpha', port: 80 }] }] });
+    const deniedCalls = await kube.request('POST', `${GATEWAY_API}/grpcroutes?dryRun=All`, badCalls);
+    expect([deniedCalls.status, deniedCalls.json.message]).toEqual([400, expect.stringMatching(/^admission webhook "validate.grpcroute.qubesec.io" denied the request: GRPCRoute default\/bad-calls: spec\.rules\[0\]\.matches\[0\]\.method\.service: "\(unclosed" is not a regular expression/)]);
+    const goodCalls = await kube.request('POST', `${GATEWAY_API}/grpcroutes?dryRun=All`, grpcRoute('calls', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['rpc.pq.example.com'], rules: [grpcRule('echo.Echo', 'Say', 'alpha')] }));
+    expect([goodCalls.status, goodCalls.warnings]).toEqual([201, ['GRPCRoute default/calls: spec.rules[0].backendRefs[0]: Service default/alpha not found (its share of requests answers 503)']]);
   });
 
   it('admits a good Ingress, warning as the controller does, and an Ingress of another class untouched', async () => {

@@ -3,9 +3,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
 import { stringify } from 'yaml';
-import { startEchoBackend } from '../controller/cli/echo-backend.js';
+import { startEchoBackend, type EchoBackend } from '../controller/cli/echo-backend.js';
 import { generateKeyPair, type SignatureAlgorithm } from '../controller/pki/algorithms.js';
 import { issueCertificate, privateKeyPem } from '../controller/pki/x509.js';
 import { startBrowser, type Browser } from './lib/browser.js';
@@ -24,7 +23,7 @@ let dir: string;
 let anchorsDir: string;
 let controller: TestController;
 let browser: Browser;
-let backend: Server;
+let backend: EchoBackend;
 const roots: Partial<Record<'ecdsa' | 'mldsa', { hostPath: string; rootfsPath: string }>> = {};
 
 /** A root CA and a server certificate under it for every test host, as a kubernetes.io/tls Secret. */

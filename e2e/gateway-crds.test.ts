@@ -108,6 +108,7 @@ describe('Gateway API v1.6.3 standard CRDs', () => {
       gatewayClasses: [storedClass],
       gateways: [storedGateway],
       httpRoutes: [storedRoute],
+      grpcRoutes: [],
       referenceGrants: storedGrants,
       namespaceLabels: new Map([['default', {}]]),
       services: new Set(['default/web', 'backends/shared']),
@@ -118,7 +119,7 @@ describe('Gateway API v1.6.3 standard CRDs', () => {
       ['http', 1, 'Accepted=True ResolvedRefs=True Conflicted=False'],
       ['https', 1, 'Accepted=True ResolvedRefs=True Conflicted=False'],
     ]);
-    expect(t.httpRoutes[0]!.parents[0]!.conditions.map((c) => [c.type, c.status, c.observedGeneration])).toEqual([['Accepted', 'True', 1], ['ResolvedRefs', 'True', 1]]);
+    expect(t.routes[0]!.parents[0]!.conditions.map((c) => [c.type, c.status, c.observedGeneration])).toEqual([['Accepted', 'True', 1], ['ResolvedRefs', 'True', 1]]);
     const intent = t.intents[0]!;
     expect(intent.routes.map((r) => [r.host, r.match, r.path, `${r.backend.namespace}/${r.backend.service}:${r.backend.port}`])).toEqual([
       ['www.pq.example.com', 'prefix', '/', 'default/web:80'],

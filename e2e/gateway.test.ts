@@ -3,7 +3,7 @@
 import { execa } from 'execa';
 import { parseAllDocuments } from 'yaml';
 import type { Gateway, HTTPRoute } from '../controller/model/gateway-api.js';
-import { gateway, gatewayClass, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
+import { gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
 import type { WrittenCondition } from '../controller/status/gateway.js';
 import type { TestCluster } from './cluster/cluster.js';
 import { startEcho } from './lib/backends.js';
@@ -58,7 +58,7 @@ async function status<T>(resource: string, name: string, namespace = 'default'):
   return JSON.parse(await kubectl(['get', resource, name, '-o', 'json', ...(resource === 'gatewayclass' ? [] : ['-n', namespace])])).status as T;
 }
 const summary = (conditions: WrittenCondition[] = []) => Object.fromEntries(conditions.map((c) => [c.type, `${c.status}/${c.reason}`]));
-type GatewayStatus = { addresses?: { type: string; value: string }[]; conditions?: WrittenCondition[]; listeners?: { name: string; attachedRoutes: number; conditions: WrittenCondition[] }[] };
+type GatewayStatus = { addresses?: { type: string; value: string }[]; conditions?: WrittenCondition[]; listeners?: { name: string; attachedRoutes: number; supportedKinds: { kind: string }[]; conditions: WrittenCondition[] }[] };
 type RouteStatus = { parents?: { controllerName: string; parentRef: { name: string }; conditions: WrittenCondition[] }[] };
 
 beforeAll(async () => {
@@ -251,6 +251,58 @@ describe('Gateway API on a real API server', () => {
     expect([stayed.status, JSON.parse(stayed.body).backend]).toEqual([200, 'alpha']);
     await eventually(async () => (summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions).Accepted === 'True/Accepted' || undefined), 20_000, 'rewrite Accepted');
     expect(summary((await status<RouteStatus>('httproute', 'rewrite')).parents?.[0]?.conditions)).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
+  });
+
+  it('serves a GRPCRoute: calls by service, method and header over h2 with ML-DSA and X25519MLKEM768, h2c on the HTTP listener, gRPC to the pods; an HTTPRoute for its host after it loses', async () => {
+    const host = 'grpc.pq.example.com';
+    await kube.apply(gateway('rpc', [httpListener('http'), httpsListener('https', host, ['pq-mldsa', 'pq-ecdsa'])]) as never);
+    await kube.apply(grpcRoute('calls', { parentRefs: [{ name: 'rpc' }], hostnames: [host], rules: [
+      { ...grpcRule('echo.Echo', 'Say', 'alpha'), filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { add: [{ name: 'x-via', value: 'qubesec' }] } }] },
+      { matches: [{ method: { service: 'echo.Echo' }, headers: [{ name: 'x-version', value: '2' }] }], backendRefs: [{ name: 'beta', port: 80 }] },
+    ] }) as never);
+    // A gRPC call with an empty message (flag 0, length 0), as grpcurl would send it.
+    const call = (path: string, options: { plain?: boolean; headers?: string[] } = {}) => pqCurl(
+      options.plain ? { host, port: controller.httpPort, scheme: 'http', path } : target(host, path),
+      { cacert: anchors.mldsa, input: Buffer.alloc(5), args: [options.plain ? '--http2-prior-knowledge' : '--http2', '-H', 'content-type: application/grpc', '-H', 'te: trailers', ...(options.headers ?? []).flatMap((h) => ['-H', h]), '--data-binary', '@-'] },
+    );
+    const message = (r: Awaited<ReturnType<typeof pqCurl>>) => JSON.parse(r.body.slice(r.body.indexOf('{'))) as { backend: string; path: string; httpVersion: string; received: number; headers: Record<string, string> };
+
+    const say = await eventually(async () => {
+      const r = await call('/echo.Echo/Say');
+      return r.status === 200 && r.headers['grpc-status'] === '0' ? r : undefined;
+    }, 20_000, 'the gRPC call');
+    expect([say.group, say.signature]).toEqual(['X25519MLKEM768', 'id-ml-dsa-65']);
+    expect(say.stderr).toMatch(/using HTTP\/2/);
+    // The pod got the call over HTTP/2 (grpc_pass), its 5-byte message, and the header the filter added.
+    expect(message(say)).toEqual(expect.objectContaining({ backend: 'alpha', path: '/echo.Echo/Say', httpVersion: '2.0', received: 5 }));
+    expect(message(say).headers['x-via']).toBe('qubesec');
+    // A service match with a header: the other backend; without the header no rule matches (404).
+    expect(message(await call('/echo.Echo/Ask', { headers: ['x-version: 2'] })).backend).toBe('beta');
+    expect((await call('/echo.Echo/Ask')).status).toBe(404);
+    // h2c with prior knowledge on the HTTP listener, as the spec asks of GRPCRoute there; HTTP/1.1 still works there.
+    const plain = await call('/echo.Echo/Say', { plain: true });
+    expect([plain.status, plain.headers['grpc-status'], message(plain).backend]).toEqual([200, '0', 'alpha']);
+    expect((await pqCurl({ host: 'web.pq.example.com', port: controller.httpPort, scheme: 'http' })).status).toBe(200);
+
+    const routeStatus = await eventually(async () => {
+      const s = await status<RouteStatus>('grpcroute', 'calls');
+      return s?.parents?.length ? s : undefined;
+    }, 20_000, 'GRPCRoute status');
+    expect(routeStatus.parents?.map((p) => [p.parentRef.name, summary(p.conditions)])).toEqual([['rpc', { Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }]]);
+    const gwStatus = await eventually(async () => {
+      const s = await status<GatewayStatus>('gateway', 'rpc');
+      return s?.listeners?.length ? s : undefined;
+    }, 20_000, 'Gateway rpc status');
+    expect(gwStatus.listeners?.map((l) => l.supportedKinds.map((k) => k.kind))).toEqual([['HTTPRoute', 'GRPCRoute'], ['HTTPRoute', 'GRPCRoute']]);
+
+    // An HTTPRoute for the same host on the same listeners, newer: not accepted; the GRPCRoute keeps serving.
+    await kube.apply(httpRoute('rival', { parentRefs: [{ name: 'rpc' }], hostnames: [host], rules: [httpRule('/', 'beta')] }) as never);
+    const rival = await eventually(async () => {
+      const s = await status<RouteStatus>('httproute', 'rival');
+      return s?.parents?.length ? s : undefined;
+    }, 20_000, 'HTTPRoute rival status');
+    expect(summary(rival.parents![0]!.conditions).Accepted).toBe('False/HostnameConflict');
+    expect(message(await call('/echo.Echo/Say')).backend).toBe('alpha');
   });
 
   it('qubesec migrate prints Gateway API objects the API server takes and QubeSec serves as it served the Ingress', async () => {

@@ -2,10 +2,9 @@
 // algorithms and extensions, and an ML-DSA root -> intermediate -> leaf chain carries a real hybrid handshake.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { startEchoBackend } from '../controller/cli/echo-backend.js';
+import { startEchoBackend, type EchoBackend } from '../controller/cli/echo-backend.js';
 import { PROJECT_ROOT } from '../controller/project.js';
 import { pqCurl } from './lib/clients.js';
 import { eventually, freePort, rootfs } from './lib/env.js';
@@ -95,7 +94,7 @@ describe('qubesec cert output, checked by OpenSSL 3.5', () => {
 
 describe('an ML-DSA chain in a real handshake', () => {
   let controller: TestController;
-  let backend: Server;
+  let backend: EchoBackend;
   let manifests: string;
 
   beforeAll(async () => {

@@ -2,9 +2,8 @@
 import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
 import { stringify } from 'yaml';
-import { startEchoBackend } from '../controller/cli/echo-backend.js';
+import { startEchoBackend, type EchoBackend } from '../controller/cli/echo-backend.js';
 import { installTrustAnchors, legacyHandshake, pqCurl, tlsSession } from './lib/clients.js';
 import { eventually, freePort, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
@@ -14,7 +13,7 @@ import { gateway, gatewayClass, httpRoute, httpRule, httpsListener } from '../co
 let dir: string;
 let controller: TestController;
 let anchors: Awaited<ReturnType<typeof installTrustAnchors>>;
-const backends: Server[] = [];
+const backends: EchoBackend[] = [];
 
 const write = (file: string, ...objects: object[]) => writeFile(join(dir, file), objects.map((o) => stringify(o)).join('---\n'));
 const https = (host: string, path = '/') => ({ host, port: controller.httpsPort, path });

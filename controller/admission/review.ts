@@ -17,6 +17,7 @@ export interface ReviewedKind {
 
 export const INGRESS_KIND: ReviewedKind = { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress', plural: 'Ingresses' };
 export const HTTP_ROUTE_KIND: ReviewedKind = { group: GATEWAY_GROUP, version: GATEWAY_VERSION, kind: 'HTTPRoute', plural: 'HTTPRoutes' };
+export const GRPC_ROUTE_KIND: ReviewedKind = { group: GATEWAY_GROUP, version: GATEWAY_VERSION, kind: 'GRPCRoute', plural: 'GRPCRoutes' };
 export const GATEWAY_KIND: ReviewedKind = { group: GATEWAY_GROUP, version: GATEWAY_VERSION, kind: 'Gateway', plural: 'Gateways' };
 
 /**

@@ -46,10 +46,10 @@ const modelOf = (intents: IngressIntent[]) => buildModel({
 }).model;
 function servedByMigration(migration: Migration) {
   const t = translateGateways({
-    gatewayClasses: [gatewayClass()], gateways: migration.gateways, httpRoutes: migration.httpRoutes, referenceGrants: [],
+    gatewayClasses: [gatewayClass()], gateways: migration.gateways, httpRoutes: migration.httpRoutes, grpcRoutes: [], referenceGrants: [],
     namespaceLabels: new Map([['default', {}]]), services: new Set(SERVICES.keys()), certificates: CERTIFICATES,
   }, { controllerName: GATEWAY_CONTROLLER_NAME, defaults: BUILTIN_TLS_DEFAULTS, capabilities: CAPABILITIES, ports: { http: 80, https: 443 } });
-  expect(t.httpRoutes.flatMap((r) => r.parents.flatMap((p) => p.conditions.filter((c) => c.status === 'False').map((c) => c.message)))).toEqual([]);
+  expect(t.routes.flatMap((r) => r.parents.flatMap((p) => p.conditions.filter((c) => c.status === 'False').map((c) => c.message)))).toEqual([]);
   return served(modelOf(t.intents));
 }
 const servedByIngresses = (ingresses: Parameters<typeof migrateIngresses>[0]) => served(modelOf(ingresses.map((i) => translateIngress(i, BUILTIN_TLS_DEFAULTS, CAPABILITIES).intent!)));

@@ -33,7 +33,7 @@ export const ANNOTATION_MIGRATION: Record<string, 'mapped' | string> = {
   'use-regex': 'mapped',
   'ssl-redirect': 'mapped',
   'force-ssl-redirect': 'a redirect of plain HTTP for a host without TLS has no listener to send it to; give the host an HTTPS listener',
-  'backend-protocol': 'TLS or gRPC to the pods needs BackendTLSPolicy or GRPCRoute, which QubeSec does not serve yet',
+  'backend-protocol': 'TLS to the pods needs BackendTLSPolicy, which QubeSec does not serve yet; for gRPC write a GRPCRoute (docs/gateway-api.md), which migrate does not print',
   'proxy-body-size': 'request size limits have no Gateway API field',
   'proxy-buffer-size': 'buffer sizes have no Gateway API field',
   'proxy-connect-timeout': 'mapped',

@@ -15,6 +15,7 @@ export const GATEWAY_API_RESOURCES = {
   gatewayClasses: { kind: 'GatewayClass', plural: 'gatewayclasses', version: GATEWAY_VERSION, namespaced: false },
   gateways: { kind: 'Gateway', plural: 'gateways', version: GATEWAY_VERSION, namespaced: true },
   httpRoutes: { kind: 'HTTPRoute', plural: 'httproutes', version: GATEWAY_VERSION, namespaced: true },
+  grpcRoutes: { kind: 'GRPCRoute', plural: 'grpcroutes', version: GATEWAY_VERSION, namespaced: true },
   referenceGrants: { kind: 'ReferenceGrant', plural: 'referencegrants', version: 'v1beta1', namespaced: true },
 } as const;
 
@@ -141,13 +142,13 @@ export interface HTTPHeaderFilter {
   remove?: string[];
 }
 
-/** A rule's filter: of the types not served only the type is read, to name them in the route's status. */
 /** The spec's HTTPURLRewriteFilter. */
 export interface HTTPURLRewrite {
   hostname?: string;
   path?: { type: 'ReplaceFullPath' | 'ReplacePrefixMatch' | (string & {}); replaceFullPath?: string; replacePrefixMatch?: string };
 }
 
+/** A rule's filter: of the types not served only the type is read, to name them in the route's status. */
 export interface HTTPRouteFilter {
   type: string;
   requestRedirect?: HTTPRequestRedirect;
@@ -184,6 +185,38 @@ export interface HTTPRoute {
     parentRefs?: ParentReference[];
     hostnames?: string[];
     rules?: HTTPRouteRule[];
+  };
+}
+
+/** The spec's GRPCMethodMatch: a gRPC call is a POST to /service/method. */
+export interface GRPCMethodMatch {
+  type?: 'Exact' | 'RegularExpression' | (string & {});
+  service?: string;
+  method?: string;
+}
+
+export interface GRPCRouteMatch {
+  method?: GRPCMethodMatch;
+  headers?: { type?: string; name: string; value: string }[];
+}
+
+export interface GRPCRouteRule {
+  name?: string;
+  matches?: GRPCRouteMatch[];
+  /** The schema allows RequestHeaderModifier, ResponseHeaderModifier, RequestMirror and ExtensionRef. */
+  filters?: HTTPRouteFilter[];
+  backendRefs?: HTTPBackendRef[];
+  sessionPersistence?: unknown;
+}
+
+export interface GRPCRoute {
+  apiVersion?: string;
+  kind?: 'GRPCRoute';
+  metadata: GatewayObjectMeta;
+  spec: {
+    parentRefs?: ParentReference[];
+    hostnames?: string[];
+    rules?: GRPCRouteRule[];
   };
 }
 

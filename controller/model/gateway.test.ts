@@ -4,7 +4,7 @@ import type { GatewayCondition, HTTPRoute } from './gateway-api.js';
 import { GATEWAY_CONTROLLER_NAME, intersect, translateGateways, type GatewayOptions, type GatewaySnapshot, type GatewayTranslation } from './gateway.js';
 import { translateIngress } from './ingress.js';
 import { BUILTIN_TLS_DEFAULTS, GROUPS_BY_MODE, defaultPolicy } from './pq.js';
-import { CAPABILITIES, endpointSlice, gateway, gatewayClass, httpListener, httpRoute, httpRule, httpsListener, ingress, referenceGrant, route, service, tlsSecret } from './testing.js';
+import { CAPABILITIES, endpointSlice, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, ingress, referenceGrant, route, service, tlsSecret } from './testing.js';
 import type { CertificatePair } from './types.js';
 
 const NOW = new Date('2026-11-28T00:00:00Z');
@@ -28,6 +28,7 @@ function snapshot(parts: Partial<GatewaySnapshot>): GatewaySnapshot {
     gatewayClasses: [gatewayClass()],
     gateways: [gateway('gw', [httpListener('http')])],
     httpRoutes: [],
+    grpcRoutes: [],
     referenceGrants: [],
     namespaceLabels: new Map<string, Record<string, string>>([['default', {}], ['team-a', { team: 'a', env: 'prod' }], ['team-b', { team: 'b' }], ['backends', {}], ['certs', {}]]),
     services: new Set(['default/web', 'default/api', 'backends/shared']),
@@ -40,13 +41,13 @@ const translate = (parts: Partial<GatewaySnapshot>, options: GatewayOptions = OP
 
 /** The conditions of a route's first parent as type -> [status, reason]. */
 function parentConditions(t: GatewayTranslation, routeName = 'web', parent = 0): Record<string, [string, string]> {
-  const status = t.httpRoutes.find((r) => r.ref.name === routeName);
+  const status = t.routes.find((r) => r.ref.name === routeName);
   if (!status) throw new Error(`no status for HTTPRoute ${routeName}`);
   return Object.fromEntries(status.parents[parent]!.conditions.map((c) => [c.type, [c.status, c.reason]]));
 }
 
 function parentCondition(t: GatewayTranslation, type: string, routeName = 'web'): GatewayCondition {
-  return t.httpRoutes.find((r) => r.ref.name === routeName)!.parents[0]!.conditions.find((c) => c.type === type)!;
+  return t.routes.find((r) => r.ref.name === routeName)!.parents[0]!.conditions.find((c) => c.type === type)!;
 }
 
 function listenerConditions(t: GatewayTranslation, listener: string, gatewayName = 'gw'): Record<string, [string, string]> {
@@ -74,7 +75,7 @@ describe('GatewayClass', () => {
       httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
     });
     expect(t.gateways).toEqual([]);
-    expect(t.httpRoutes).toEqual([]);
+    expect(t.routes).toEqual([]);
     expect(t.intents).toEqual([]);
   });
 });
@@ -97,7 +98,7 @@ describe('HTTPRoute -> IngressIntent', () => {
     ]);
     expect(t.intents[0]!.routes[0]!.field).toBe('spec.rules[0].matches[0]');
     expect(t.intents[0]!.tls).toEqual([]);
-    expect(t.httpRoutes[0]!.parents).toEqual([{
+    expect(t.routes[0]!.parents).toEqual([{
       parentRef: { name: 'gw' },
       controllerName: GATEWAY_CONTROLLER_NAME,
       conditions: [
@@ -107,7 +108,7 @@ describe('HTTPRoute -> IngressIntent', () => {
     }]);
     const listener = t.gateways[0]!.listeners[0]!;
     expect(listener.attachedRoutes).toBe(1);
-    expect(listener.supportedKinds).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }]);
+    expect(listener.supportedKinds).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }, { group: 'gateway.networking.k8s.io', kind: 'GRPCRoute' }]);
     expect(listenerConditions(t, 'http')).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['True', 'ResolvedRefs'], Conflicted: ['False', 'NoConflicts'] });
     expect(t.gateways[0]!.conditions).toEqual([expect.objectContaining({ type: 'Accepted', status: 'True', reason: 'Accepted' })]);
   });
@@ -201,7 +202,7 @@ describe('HTTPRoute -> IngressIntent', () => {
         { filters: [{ type: 'URLRewrite', urlRewrite: { hostname: '*.example.com' } }, { type: 'RequestRedirect', requestRedirect: {} }], backendRefs: [{ name: 'web', port: 80 }] },
         { timeouts: { request: '1.5s' }, backendRefs: [{ name: 'web', port: 80 }] },
       ]);
-      const refused = t.httpRoutes[0]!.refused.join('\n');
+      const refused = t.routes[0]!.refused.join('\n');
       expect(refused).toContain('spec.rules[0].filters[0].urlRewrite.path: ReplacePrefixMatch needs a PathPrefix match, and spec.rules[0].matches[0].path is Exact');
       expect(refused).toContain('spec.rules[1].filters: RequestRedirect and URLRewrite cannot be combined');
       expect(refused).toContain('spec.rules[1].filters[0].urlRewrite.hostname: "*.example.com" must not be a wildcard');
@@ -216,7 +217,7 @@ describe('HTTPRoute -> IngressIntent', () => {
         { filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x-a', value: 'line\r\nbreak' }] } }], backendRefs: [{ name: 'web', port: 80 }] },
         { filters: [{ type: 'ResponseHeaderModifier', responseHeaderModifier: {} }, { type: 'ResponseHeaderModifier', responseHeaderModifier: {} }], backendRefs: [{ name: 'web', port: 80 }] },
       ]);
-      const refused = t.httpRoutes[0]!.refused.join('\n');
+      const refused = t.routes[0]!.refused.join('\n');
       expect(refused).toContain('spec.rules[0].matches[0].headers[0].name: "x canary" is not an HTTP header name');
       expect(refused).toContain('spec.rules[1].matches[0].queryParams[0].value: "(open" is not a regular expression');
       expect(refused).toContain('spec.rules[2].matches[0].method: "BREW" is not one of GET, HEAD');
@@ -266,9 +267,9 @@ describe('HTTPRoute -> IngressIntent', () => {
         + 'spec.rules[0].filters[0].requestRedirect.hostname: "*.example.com" must not be a wildcard; '
         + 'spec.rules[0].filters[0].requestRedirect.statusCode: 305 is not 301, 302, 303, 307 or 308';
       expect(parentCondition(t, 'Accepted').message).toBe(`HTTPRoute default/web: no rule can be served: ${message}`);
-      expect(t.httpRoutes[0]?.refused).toEqual([`HTTPRoute default/web: ${message}`]);
+      expect(t.routes[0]?.refused).toEqual([`HTTPRoute default/web: ${message}`]);
       const badType = redirecting({ path: { type: 'ReplaceEverything' } });
-      expect(badType.httpRoutes[0]?.refused).toEqual(['HTTPRoute default/web: spec.rules[0].filters[0].requestRedirect.path.type: "ReplaceEverything" is not ReplaceFullPath or ReplacePrefixMatch']);
+      expect(badType.routes[0]?.refused).toEqual(['HTTPRoute default/web: spec.rules[0].filters[0].requestRedirect.path.type: "ReplaceEverything" is not ReplaceFullPath or ReplacePrefixMatch']);
     });
 
     it('has the data plane build a redirect that replaces the matched prefix, or that is one branch among a path\'s matches', () => {
@@ -283,7 +284,7 @@ describe('HTTPRoute -> IngressIntent', () => {
       });
       expect(conditional.intents[0]!.routes[0]!.redirectTo).toEqual({ code: 301, host: 'moved.example.com', port: '' });
       const exactPrefix = redirecting({ path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/x' } }, [httpListener('http')], { matches: [{ path: { type: 'Exact', value: '/old' } }] });
-      expect(exactPrefix.httpRoutes[0]?.refused).toEqual(['HTTPRoute default/web: spec.rules[0].filters[0].requestRedirect.path: ReplacePrefixMatch needs a PathPrefix match, and spec.rules[0].matches[0].path is Exact']);
+      expect(exactPrefix.routes[0]?.refused).toEqual(['HTTPRoute default/web: spec.rules[0].filters[0].requestRedirect.path: ReplacePrefixMatch needs a PathPrefix match, and spec.rules[0].matches[0].path is Exact']);
     });
 
     it('renders as NGINX return with the URL\'s variables', () => {
@@ -407,13 +408,13 @@ describe('parentRefs and allowedRoutes', () => {
       httpRoutes: [httpRoute('web', { parentRefs: [{ name: 'gw' }, { name: 'gw', sectionName: 'b' }], rules: [httpRule('/', 'web')] })],
     });
     expect(twice.gateways[0]!.listeners.map((l) => l.attachedRoutes)).toEqual([1, 1]);
-    expect(twice.httpRoutes[0]!.parents.map((p) => p.parentRef.sectionName)).toEqual([undefined, 'b']);
+    expect(twice.routes[0]!.parents.map((p) => p.parentRef.sectionName)).toEqual([undefined, 'b']);
   });
 
   it('allows routes of the Gateway\'s namespace by default, all with All, and selected namespaces with Selector', () => {
     const routeIn = (namespace: string) => httpRoute(`web-${namespace}`, { parentRefs: [{ name: 'gw', namespace: 'default' }], rules: [httpRule('/', 'web')] }, { namespace });
     const routes = ['default', 'team-a', 'team-b'].map(routeIn);
-    const accepted = (t: GatewayTranslation) => t.httpRoutes.map((r) => [r.ref.namespace, r.parents[0]!.conditions[0]!.status, r.parents[0]!.conditions[0]!.reason]);
+    const accepted = (t: GatewayTranslation) => t.routes.map((r) => [r.ref.namespace, r.parents[0]!.conditions[0]!.status, r.parents[0]!.conditions[0]!.reason]);
     expect(accepted(translate({ httpRoutes: routes }))).toEqual([['default', 'True', 'Accepted'], ['team-a', 'False', 'NotAllowedByListeners'], ['team-b', 'False', 'NotAllowedByListeners']]);
     const all = translate({ gateways: [gateway('gw', [httpListener('http', undefined, { namespaces: { from: 'All' } })])], httpRoutes: routes });
     expect(accepted(all).map((r) => r[1])).toEqual(['True', 'True', 'True']);
@@ -425,20 +426,24 @@ describe('parentRefs and allowedRoutes', () => {
     expect(byExpression.gateways[0]!.listeners[0]!.attachedRoutes).toBe(1);
   });
 
-  it('lists only HTTPRoute among supportedKinds and says InvalidRouteKinds for the others', () => {
+  it('lists the kinds a listener allows of HTTPRoute and GRPCRoute among supportedKinds, says InvalidRouteKinds for others, and attaches each route kind only where allowed', () => {
     const t = translate({
       gateways: [gateway('gw', [
         httpListener('grpc-only', 'g.example.com', { kinds: [{ kind: 'GRPCRoute' }] }),
         httpListener('mixed', 'm.example.com', { kinds: [{ kind: 'HTTPRoute' }, { kind: 'TCPRoute' }] }),
       ])],
       httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'web')] })],
+      grpcRoutes: [grpcRoute('calls', { rules: [grpcRule('echo.Echo', undefined, 'api')] })],
     });
     const [grpcOnly, mixed] = t.gateways[0]!.listeners;
-    expect(grpcOnly!.supportedKinds).toEqual([]);
+    expect(grpcOnly!.supportedKinds).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'GRPCRoute' }]);
     expect(mixed!.supportedKinds).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }]);
-    expect(listenerConditions(t, 'grpc-only').ResolvedRefs).toEqual(['False', 'InvalidRouteKinds']);
+    expect(grpcOnly!.attachedRoutes).toBe(1);
+    expect(mixed!.attachedRoutes).toBe(1);
+    expect(listenerConditions(t, 'grpc-only').ResolvedRefs).toEqual(['True', 'ResolvedRefs']);
     expect(listenerConditions(t, 'mixed').ResolvedRefs).toEqual(['False', 'InvalidRouteKinds']);
     expect(routeTable(t)!.map((r) => r[0])).toEqual(['m.example.com']);
+    expect(new Set(routeTable(t, 'calls')!.map((r) => r[0]))).toEqual(new Set(['g.example.com']));
   });
 });
 
@@ -692,5 +697,98 @@ describe('precedence between routes (through buildModel)', () => {
         'Ingress default/tuned: spec.rules[0].http.paths[0] (a.example.com prefix /api/) shares its path with HTTPRoute default/older, whose proxy settings differ; it is not served',
       ]);
     });
+  });
+});
+
+describe('GRPCRoute -> IngressIntent', () => {
+  const grpcTable = (t: GatewayTranslation, name = 'calls') => t.intents.find((i) => i.ref.kind === 'GRPCRoute' && i.ref.name === name)?.routes.map((r) => [r.host, r.match, r.path, r.conditions?.headers.map((h) => `${h.name}=${h.value}`) ?? []]);
+
+  it('serves method matches as the paths of their calls (/service/method), headers as conditions, gRPC to the pods', () => {
+    const t = translate({
+      gateways: [gateway('gw', [httpsListener('https', '*.pq.example.com', ['pq-mldsa'])])],
+      grpcRoutes: [grpcRoute('calls', { hostnames: ['rpc.pq.example.com'], rules: [
+        grpcRule('echo.Echo', 'Say', 'api'),
+        grpcRule('echo.Echo', undefined, 'web'),
+        grpcRule(undefined, 'Health', 'web'),
+        { matches: [{ method: { type: 'RegularExpression', service: 'echo\\.v[0-9]+\\.Echo', method: 'Say.*' }, headers: [{ name: 'X-Version', value: '2' }] }], backendRefs: [{ name: 'api', port: 80 }] },
+        { backendRefs: [{ name: 'web', port: 80 }] },
+      ] })],
+    });
+    expect(grpcTable(t)).toEqual([
+      ['rpc.pq.example.com', 'exact', '/echo.Echo/Say', []],
+      // A PathPrefix's implied exact path: no gRPC call has it, so it changes nothing.
+      ['rpc.pq.example.com', 'exact', '/echo.Echo', []],
+      ['rpc.pq.example.com', 'prefix', '/echo.Echo/', []],
+      ['rpc.pq.example.com', 'regex', '^(?:/[^/]+/Health)$', []],
+      ['rpc.pq.example.com', 'regex', '^(?:/(?:echo\\.v[0-9]+\\.Echo)/(?:Say.*))$', ['x-version=2']],
+      ['rpc.pq.example.com', 'prefix', '/', []],
+    ]);
+    const intent = t.intents.find((i) => i.ref.kind === 'GRPCRoute')!;
+    expect(intent.proxy.protocol).toBe('GRPC');
+    expect(intent.tls).toEqual([{ hosts: ['rpc.pq.example.com'], secret: 'default/pq-mldsa' }]);
+    const status = t.routes.find((r) => r.ref.kind === 'GRPCRoute')!;
+    expect(status.parents[0]!.conditions.map((c) => [c.type, c.status, c.reason])).toEqual([['Accepted', 'True', 'Accepted'], ['ResolvedRefs', 'True', 'ResolvedRefs']]);
+
+    // Through the model: the locations proxy with grpc_pass's protocol.
+    const { model } = buildModel({ intents: t.intents, services: new Map([['default/api', service('api', [{ port: 80 }])], ['default/web', service('web', [{ port: 80 }])]]), endpointSlices: new Map(), certificates: CERTIFICATES, caBundles: new Map(), defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES), defaultCertificates: [] });
+    const location = model.servers.find((x) => x.host === 'rpc.pq.example.com')!.locations.find((l) => l.path === '/echo.Echo/Say')!;
+    expect(location.action.kind === 'proxy' && location.action.protocol).toBe('GRPC');
+  });
+
+  it('refuses bad method matches and filters a GRPCRoute cannot have, naming the field; a filter not served yet drops the rule alone', () => {
+    const t = translate({ grpcRoutes: [grpcRoute('calls', { rules: [
+      { matches: [{ method: { service: 'echo/Echo', method: 'Say' } }], backendRefs: [{ name: 'api', port: 80 }] },
+      { matches: [{ method: {} }], backendRefs: [{ name: 'api', port: 80 }] },
+      { matches: [{ method: { type: 'Prefix', service: 'echo.Echo' } }], backendRefs: [{ name: 'api', port: 80 }] },
+      { filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'x.example.com' } }], backendRefs: [{ name: 'api', port: 80 }] },
+      { filters: [{ type: 'RequestMirror' }], backendRefs: [{ name: 'api', port: 80 }] },
+      grpcRule('echo.Echo', 'Say', 'api'),
+    ] })] });
+    expect(t.routes[0]!.refused).toEqual([
+      'GRPCRoute default/calls: spec.rules[0].matches[0].method.service: "echo/Echo" is not a gRPC service name (such as helloworld.Greeter)',
+      'GRPCRoute default/calls: spec.rules[1].matches[0].method: needs a service, a method or both',
+      'GRPCRoute default/calls: spec.rules[2].matches[0].method.type: "Prefix" is not Exact or RegularExpression',
+      'GRPCRoute default/calls: spec.rules[3].filters[0].type: "URLRewrite" is not a GRPCRoute filter (RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, ExtensionRef)',
+    ]);
+    expect(parentConditions(t, 'calls').PartiallyInvalid).toEqual(['True', 'UnsupportedValue']);
+    expect(parentCondition(t, 'PartiallyInvalid', 'calls').message).toContain('spec.rules[4].filters: RequestMirror not supported yet');
+    expect(grpcTable(t)).toEqual([['', 'exact', '/echo.Echo/Say', []]]);
+  });
+
+  it('needs a ReferenceGrant from GRPCRoutes for a cross-namespace backendRef: one from HTTPRoutes does not do', () => {
+    const routes = [grpcRoute('calls', { rules: [{ backendRefs: [{ name: 'shared', namespace: 'backends', port: 80 }] }] })];
+    const forHttp = referenceGrant('http', 'backends', [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'default' }], [{ group: '', kind: 'Service' }]);
+    const forGrpc = referenceGrant('grpc', 'backends', [{ group: 'gateway.networking.k8s.io', kind: 'GRPCRoute', namespace: 'default' }], [{ group: '', kind: 'Service' }]);
+    expect(parentConditions(translate({ grpcRoutes: routes, referenceGrants: [forHttp] }), 'calls').ResolvedRefs).toEqual(['False', 'RefNotPermitted']);
+    expect(parentConditions(translate({ grpcRoutes: routes, referenceGrants: [forGrpc] }), 'calls').ResolvedRefs).toEqual(['True', 'ResolvedRefs']);
+  });
+
+  it('accepts one of an HTTPRoute and a GRPCRoute whose hostnames intersect on a listener, the older; the other keeps only the listeners without the conflict', () => {
+    const listeners = [httpListener('a', 'a.example.com'), httpListener('wild', '*.example.com')];
+    const web = httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'a' }], rules: [httpRule('/', 'web')] }, { created: '2026-01-01T00:00:00Z' });
+    const calls = (created: string, parentRefs = [{ name: 'gw' }]) => grpcRoute('calls', { parentRefs, hostnames: ['a.example.com', 'b.example.com'], rules: [grpcRule('echo.Echo', undefined, 'api')] }, { created });
+
+    // Newer: loses listener a, keeps the wildcard listener's hosts, and stays accepted there.
+    const newer = translate({ gateways: [gateway('gw', listeners)], httpRoutes: [web], grpcRoutes: [calls('2026-02-01T00:00:00Z')] });
+    expect(parentConditions(newer, 'calls').Accepted).toEqual(['True', 'Accepted']);
+    expect(new Set(grpcTable(newer)!.map((r) => r[0]))).toEqual(new Set(['a.example.com', 'b.example.com']));
+    expect(routeTable(newer)!.map((r) => r[0])).toEqual(['a.example.com']);
+
+    // Newer and on listener a alone: not accepted, no intent; the HTTPRoute serves.
+    const alone = translate({ gateways: [gateway('gw', listeners)], httpRoutes: [web], grpcRoutes: [calls('2026-02-01T00:00:00Z', [{ name: 'gw', sectionName: 'a' }] as never)] });
+    expect(parentConditions(alone, 'calls').Accepted).toEqual(['False', 'HostnameConflict']);
+    expect(parentCondition(alone, 'Accepted', 'calls').message).toBe('GRPCRoute default/calls: HTTPRoute default/web, older, serves intersecting hostnames on the same listeners (the spec accepts one of the two)');
+    expect(grpcTable(alone)).toBeUndefined();
+    expect(alone.diagnostics).toContainEqual(expect.objectContaining({ object: expect.objectContaining({ kind: 'GRPCRoute', name: 'calls' }), reason: 'HostnameConflict' }));
+
+    // Older: the HTTPRoute loses instead.
+    const older = translate({ gateways: [gateway('gw', listeners)], httpRoutes: [web], grpcRoutes: [calls('2025-12-01T00:00:00Z', [{ name: 'gw', sectionName: 'a' }] as never)] });
+    expect(parentConditions(older).Accepted).toEqual(['False', 'HostnameConflict']);
+    expect(parentConditions(older, 'calls').Accepted).toEqual(['True', 'Accepted']);
+    expect(routeTable(older)).toBeUndefined();
+
+    // Hostnames apart: both served.
+    const apart = translate({ gateways: [gateway('gw', listeners)], httpRoutes: [httpRoute('web', { hostnames: ['c.example.com'], parentRefs: [{ name: 'gw', sectionName: 'wild' }], rules: [httpRule('/', 'web')] })], grpcRoutes: [calls('2026-02-01T00:00:00Z', [{ name: 'gw', sectionName: 'wild' }] as never)] });
+    expect([parentConditions(apart).Accepted, parentConditions(apart, 'calls').Accepted]).toEqual([['True', 'Accepted'], ['True', 'Accepted']]);
   });
 });

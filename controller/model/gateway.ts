@@ -4,7 +4,7 @@
 // All of a controller's Gateways share one data plane: listener conflicts are judged within a Gateway, and routes of
 // different Gateways for one host merge by the routes' precedence, as Ingresses do (docs/gateway-api.md).
 import { ANNOTATION_PREFIX, parseSettings, type IngressSettings } from './annotations.js';
-import { GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayCondition, type HTTPHeaderFilter, type HTTPRequestRedirect, type HTTPRoute, type HTTPRouteMatch, type HTTPRouteRule, type HTTPURLRewrite, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
+import { GATEWAY_GROUP, type Gateway, type GatewayClass, type GatewayCondition, type GRPCMethodMatch, type GRPCRoute, type GRPCRouteRule, type HTTPHeaderFilter, type HTTPPathMatch, type HTTPRequestRedirect, type HTTPRoute, type HTTPRouteMatch, type HTTPRouteRule, type HTTPURLRewrite, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
 import { PRECEDENCE, policyFromSettings, prefixRoutes, warning, type BackendRef, type IngressIntent, type IntentRoute } from './ingress.js';
 import { checkExactOrPrefixPath, checkHeaderName, checkHeaderValue, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortNumber, checkRegexPath, checkServiceName, checkValueRegex, quote } from './names.js';
 import type { Capabilities, TlsDefaults } from './pq.js';
@@ -22,6 +22,7 @@ export interface GatewaySnapshot {
   gatewayClasses: readonly GatewayClass[];
   gateways: readonly Gateway[];
   httpRoutes: readonly HTTPRoute[];
+  grpcRoutes: readonly GRPCRoute[];
   referenceGrants: readonly ReferenceGrant[];
   /** Labels of each Namespace, by name: allowedRoutes namespace selectors read them. */
   namespaceLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
@@ -61,16 +62,17 @@ export interface RouteParentStatusDraft {
 }
 
 export interface GatewayTranslation {
-  /** One per HTTPRoute attached to at least one listener and with at least one rule served, ref.kind HTTPRoute. */
+  /** One per route attached to at least one listener and with at least one rule served; ref.kind is the route's kind. */
   intents: IngressIntent[];
   gatewayClasses: { ref: ObjectRef; conditions: GatewayCondition[] }[];
   gateways: GatewayStatusDraft[];
-  /** Per HTTPRoute that names one of our Gateways: a status for each such parentRef. */
-  httpRoutes: { ref: ObjectRef; parents: RouteParentStatusDraft[]; refused: string[] }[];
+  /** Per HTTPRoute and GRPCRoute that names one of our Gateways: a status for each such parentRef. */
+  routes: { ref: ObjectRef & { kind: RouteKind }; parents: RouteParentStatusDraft[]; refused: string[] }[];
   diagnostics: Diagnostic[];
 }
 
-const HTTP_ROUTE_KIND = { group: GATEWAY_GROUP, kind: 'HTTPRoute' } as const;
+/** The route kinds an HTTP or HTTPS listener takes when its allowedRoutes.kinds names none. */
+const ROUTE_KINDS: readonly { group: string; kind: RouteKind }[] = [{ group: GATEWAY_GROUP, kind: 'HTTPRoute' }, { group: GATEWAY_GROUP, kind: 'GRPCRoute' }];
 
 /** A listener as the translation judged it. */
 interface ListenerView {
@@ -88,7 +90,7 @@ interface ListenerView {
 }
 
 export function translateGateways(snapshot: GatewaySnapshot, options: GatewayOptions): GatewayTranslation {
-  const result: GatewayTranslation = { intents: [], gatewayClasses: [], gateways: [], httpRoutes: [], diagnostics: [] };
+  const result: GatewayTranslation = { intents: [], gatewayClasses: [], gateways: [], routes: [], diagnostics: [] };
   const accepted = new Set<string>();
   const ours = new Set<string>();
   for (const gatewayClass of snapshot.gatewayClasses) {
@@ -118,12 +120,19 @@ export function translateGateways(snapshot: GatewaySnapshot, options: GatewayOpt
     result.diagnostics.push(...judged.diagnostics);
   }
 
-  for (const route of snapshot.httpRoutes) {
-    const translated = unreadable(route, 'HTTPRoute', result.diagnostics, () => translateRoute(route, gateways, grants, snapshot, options));
-    if (!translated) continue;
-    result.httpRoutes.push({ ref: translated.ref, parents: translated.parents, refused: translated.refused });
-    if (translated.intent) result.intents.push(translated.intent);
-    result.diagnostics.push(...translated.diagnostics);
+  const judged: JudgedRoute[] = [];
+  const judge = (route: HTTPRoute | GRPCRoute, kind: RouteKind) => {
+    const one = unreadable(route, kind, result.diagnostics, () => judgeRoute(route, kind, gateways, grants, snapshot, options));
+    if (one) judged.push(one);
+  };
+  for (const route of snapshot.httpRoutes) judge(route, 'HTTPRoute');
+  for (const route of snapshot.grpcRoutes) judge(route, 'GRPCRoute');
+  settleKindConflicts(judged);
+  for (const route of judged) {
+    result.routes.push({ ref: route.ref, parents: route.parents, refused: route.refused });
+    const { intent, diagnostics } = routeIntent(route, options);
+    if (intent) result.intents.push(intent);
+    result.diagnostics.push(...diagnostics);
   }
   return result;
 }
@@ -132,7 +141,7 @@ export function translateGateways(snapshot: GatewaySnapshot, options: GatewayOpt
  * `read()` of one object, or undefined with a Warning when its fields are not of the schema's types: the API server
  * checks them, a manifest file may not, and one such object must fail alone.
  */
-function unreadable<T>(object: Gateway | HTTPRoute, kind: 'Gateway' | 'HTTPRoute', diagnostics: Diagnostic[], read: () => T): T | undefined {
+function unreadable<T>(object: Gateway | HTTPRoute | GRPCRoute, kind: 'Gateway' | RouteKind, diagnostics: Diagnostic[], read: () => T): T | undefined {
   try {
     return read();
   } catch (err) {
@@ -206,13 +215,14 @@ function judgeListener(gateway: Gateway, gatewayRef: ObjectRef, listener: Listen
   const view: ListenerView = { gateway, gatewayRef, listener, index, usable: false, secrets: [], policyFromOptions: false, status };
   const refused = (reason: string, message: string) => setCondition(status, condition('Accepted', 'False', reason, `${field}${message}`, generation));
 
-  // Kinds: HTTPRoute is the one route kind served; others are named in ResolvedRefs.
-  const wanted: RouteGroupKind[] = listener.allowedRoutes?.kinds ?? [HTTP_ROUTE_KIND];
-  const unsupportedKinds = wanted.filter((k) => !isHttpRouteKind(k));
-  if (wanted.some(isHttpRouteKind)) status.supportedKinds = [{ ...HTTP_ROUTE_KIND }];
+  // Kinds: HTTPRoute and GRPCRoute are served; others are named in ResolvedRefs.
+  const wanted: readonly RouteGroupKind[] = listener.allowedRoutes?.kinds?.length ? listener.allowedRoutes.kinds : ROUTE_KINDS;
+  const servedKind = (k: RouteGroupKind) => ROUTE_KINDS.find((r) => r.kind === k.kind && r.group === (k.group ?? GATEWAY_GROUP));
+  const unsupportedKinds = wanted.filter((k) => !servedKind(k));
+  status.supportedKinds = ROUTE_KINDS.filter((r) => wanted.some((k) => servedKind(k) === r)).map((r) => ({ ...r }));
   const refProblems: { reason: string; message: string }[] = [];
   if (unsupportedKinds.length > 0) {
-    refProblems.push({ reason: 'InvalidRouteKinds', message: `${field}.allowedRoutes.kinds: ${unsupportedKinds.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind}`).join(', ')} not supported (QubeSec serves HTTPRoute)` });
+    refProblems.push({ reason: 'InvalidRouteKinds', message: `${field}.allowedRoutes.kinds: ${unsupportedKinds.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind}`).join(', ')} not supported (QubeSec serves ${ROUTE_KINDS.map((r) => r.kind).join(' and ')})` });
   }
 
   if (listener.protocol !== 'HTTP' && listener.protocol !== 'HTTPS') {
@@ -297,13 +307,27 @@ function listenerPolicy(entries: Record<string, string> | undefined, field: stri
   return { policy: policy.policy, fromOptions: Object.keys(settings).length > 0, errors };
 }
 
-interface TranslatedRoute {
-  ref: ObjectRef;
+/** A route kind served on HTTP and HTTPS listeners: both become the same intents, a GRPCRoute's speaking gRPC to the pods. */
+export type RouteKind = 'HTTPRoute' | 'GRPCRoute';
+
+/** A route's attachment to one listener, and the hosts it gives the route there. */
+interface Attachment {
+  parent: number;
+  view: ListenerView;
+  hosts: string[];
+}
+
+/** A route as judged before the kinds' hostname conflicts are settled: its intent comes after (routeIntent). */
+interface JudgedRoute {
+  ref: ObjectRef & { kind: RouteKind };
+  /** creationTimestamp as ISO text, '' when none: the older of two conflicting routes wins. */
+  created: string;
   parents: RouteParentStatusDraft[];
   /** Values QubeSec refuses (not features it does not serve yet), each naming the route and field: admission denies these. */
   refused: string[];
-  intent?: IngressIntent;
-  diagnostics: Diagnostic[];
+  /** Of the parents accepted, the listeners and hosts. */
+  attachments: Attachment[];
+  served: RuleOutcome[];
 }
 
 /** What one rule gives: its routes (without host yet), or why it is not served. */
@@ -316,15 +340,14 @@ interface RuleOutcome {
   refProblem?: { reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound'; message: string };
 }
 
-function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listeners: ListenerView[] }>, grants: ReferenceGrants, snapshot: GatewaySnapshot, options: GatewayOptions): TranslatedRoute | undefined {
+function judgeRoute(route: HTTPRoute | GRPCRoute, kind: RouteKind, gateways: ReadonlyMap<string, { listeners: ListenerView[] }>, grants: ReferenceGrants, snapshot: GatewaySnapshot, options: GatewayOptions): JudgedRoute | undefined {
   const namespace = route.metadata.namespace ?? 'default';
-  const ref: ObjectRef = { kind: 'HTTPRoute', namespace, name: route.metadata.name ?? '', uid: route.metadata.uid };
+  const ref = { kind, namespace, name: route.metadata.name ?? '', uid: route.metadata.uid };
   const generation = route.metadata.generation;
-  const field = `HTTPRoute ${name(ref)}`;
+  const field = `${kind} ${name(ref)}`;
   const ourParents = (route.spec.parentRefs ?? []).map((parentRef, i) => ({ parentRef, i, gateway: gateways.get(`${parentRef.namespace ?? namespace}/${parentRef.name}`) }))
     .filter((p) => (p.parentRef.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && (p.parentRef.kind ?? 'Gateway') === 'Gateway' && p.gateway);
   if (ourParents.length === 0) return undefined;
-  const diagnostics: Diagnostic[] = [];
 
   const objectErrors = [checkObjectName(ref.name) && `metadata.name: ${quote(ref.name)} ${checkObjectName(ref.name)}`, checkNamespaceName(namespace) && `metadata.namespace: ${quote(namespace)} ${checkNamespaceName(namespace)}`]
     .filter((e): e is string => typeof e === 'string');
@@ -336,7 +359,9 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
   });
   // The port a redirect without scheme or port keeps: that of the first listener the route names.
   const firstListener = ourParents.flatMap(({ parentRef, gateway }) => gateway!.listeners.filter((v) => parentRef.sectionName === undefined || v.listener.name === parentRef.sectionName))[0]?.listener;
-  const outcomes = (route.spec.rules ?? [{}]).map((rule, i) => translateRule(rule, i, namespace, grants, snapshot, firstListener));
+  const outcomes = kind === 'GRPCRoute'
+    ? ((route as GRPCRoute).spec.rules ?? [{}]).map((rule, i) => translateGrpcRule(rule, i, namespace, grants, snapshot))
+    : ((route as HTTPRoute).spec.rules ?? [{}]).map((rule, i) => translateRule(rule, i, 'HTTPRoute', namespace, grants, snapshot, firstListener));
   const served = outcomes.filter((o) => !o.dropped);
   const dropped = outcomes.flatMap((o) => (o.dropped ? [o.dropped.message] : []));
   const refProblem = outcomes.find((o) => o.refProblem)?.refProblem;
@@ -345,11 +370,11 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
   const refused = [...fatal, ...outcomes.flatMap((o) => (o.dropped?.refused ? [o.dropped.message] : []))].map((m) => `${field}: ${m}`);
 
   const parents: RouteParentStatusDraft[] = [];
-  const hostsByListener: { view: ListenerView; hosts: string[] }[] = [];
+  const attachments: Attachment[] = [];
   const attached = new Set<ListenerView>();
   for (const { parentRef, gateway } of ourParents) {
     const listeners = gateway!.listeners.filter((v) => (parentRef.sectionName === undefined || v.listener.name === parentRef.sectionName) && (parentRef.port === undefined || v.listener.port === parentRef.port));
-    const allowed = listeners.filter((v) => v.status.supportedKinds.length > 0 && allowsNamespace(v, namespace, snapshot.namespaceLabels));
+    const allowed = listeners.filter((v) => v.status.supportedKinds.some((k) => k.kind === kind) && allowsNamespace(v, namespace, snapshot.namespaceLabels));
     // AttachedRoutes counts attachment by parentRef and allowedRoutes alone, whatever the hostnames or the listener's
     // state; a route that names a listener twice (by name and through the whole Gateway) counts once.
     for (const v of allowed) {
@@ -357,14 +382,14 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
       attached.add(v);
     }
     const usable = allowed.filter((v) => v.usable);
-    const intersections = usable.map((view) => ({ view, hosts: intersect(view.listener.hostname, hostnames) })).filter((x) => x.hosts.length > 0);
+    const intersections = usable.map((view) => ({ parent: parents.length, view, hosts: intersect(view.listener.hostname, hostnames) })).filter((x) => x.hosts.length > 0);
     let accepted: GatewayCondition;
     if (fatal.length > 0) {
       accepted = condition('Accepted', 'False', 'UnsupportedValue', `${field}: ${fatal.join('; ')}`, generation);
     } else if (listeners.length === 0) {
       accepted = condition('Accepted', 'False', 'NoMatchingParent', `${field}: Gateway ${parentRef.namespace ?? namespace}/${parentRef.name} has no listener${parentRef.sectionName === undefined ? '' : ` named ${parentRef.sectionName}`}${parentRef.port === undefined ? '' : ` on port ${parentRef.port}`}`, generation);
     } else if (allowed.length === 0) {
-      accepted = condition('Accepted', 'False', 'NotAllowedByListeners', `${field}: no listener of Gateway ${parentRef.namespace ?? namespace}/${parentRef.name} allows HTTPRoutes from namespace ${namespace}`, generation);
+      accepted = condition('Accepted', 'False', 'NotAllowedByListeners', `${field}: no listener of Gateway ${parentRef.namespace ?? namespace}/${parentRef.name} allows ${kind}s from namespace ${namespace}`, generation);
     } else if (usable.length === 0) {
       accepted = condition('Accepted', 'False', 'NoMatchingParent', `${field}: the listeners it names (${allowed.map((v) => v.listener.name).join(', ')}) are not accepted or have no usable certificate`, generation);
     } else if (intersections.length === 0) {
@@ -373,7 +398,7 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
       accepted = condition('Accepted', 'False', outcomes[0]!.dropped!.reason, `${field}: no rule can be served: ${dropped.join('; ')}`, generation);
     } else {
       accepted = condition('Accepted', 'True', 'Accepted', 'accepted', generation);
-      hostsByListener.push(...intersections);
+      attachments.push(...intersections);
     }
     const conditions = [accepted];
     if (accepted.status === 'True' && dropped.length > 0) {
@@ -384,7 +409,51 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
       : condition('ResolvedRefs', 'True', 'ResolvedRefs', 'all references resolved', generation));
     parents.push({ parentRef, controllerName: options.controllerName, conditions });
   }
+  const created = route.metadata.creationTimestamp ? new Date(route.metadata.creationTimestamp).toISOString() : '';
+  return { ref, created, parents, refused, attachments, served };
+}
 
+/**
+ * The spec: of an HTTPRoute and a GRPCRoute attached to one listener with intersecting hostnames exactly one is
+ * accepted there, the older (then the first by namespace/name); the other loses that attachment, and a parent left
+ * with none is not accepted.
+ */
+function settleKindConflicts(routes: readonly JudgedRoute[]): void {
+  // A route without creationTimestamp (a manifest file's) counts as the newest.
+  const age = (r: JudgedRoute) => r.created || '~';
+  const order = [...routes].sort((a, b) => (age(a) !== age(b) ? (age(a) < age(b) ? -1 : 1) : name(a.ref).localeCompare(name(b.ref))));
+  const held = new Map<ListenerView, { route: JudgedRoute; hosts: string[] }[]>();
+  for (const route of order) {
+    const lost = new Map<number, JudgedRoute>();
+    route.attachments = route.attachments.filter((a) => {
+      const rival = (held.get(a.view) ?? []).find((h) => h.route.ref.kind !== route.ref.kind && hostsOverlap(h.hosts, a.hosts));
+      if (!rival) {
+        held.set(a.view, [...(held.get(a.view) ?? []), { route, hosts: a.hosts }]);
+        return true;
+      }
+      lost.set(a.parent, rival.route);
+      return false;
+    });
+    for (const [parent, rival] of lost) {
+      if (route.attachments.some((a) => a.parent === parent)) continue;
+      const status = route.parents[parent]!;
+      const generation = status.conditions[0]!.observedGeneration;
+      setCondition(status, condition('Accepted', 'False', 'HostnameConflict', `${route.ref.kind} ${name(route.ref)}: ${rival.ref.kind} ${name(rival.ref)}, older, serves intersecting hostnames on the same listeners (the spec accepts one of the two)`, generation));
+      status.conditions = status.conditions.filter((c) => c.type !== 'PartiallyInvalid');
+    }
+  }
+}
+
+/** Two lists of hosts (from intersect: '' is any host) with a host in common. */
+function hostsOverlap(a: readonly string[], b: readonly string[]): boolean {
+  return a.some((x) => b.some((y) => x === '' || y === '' || intersection(x, y) !== undefined));
+}
+
+/** The intent of a judged route on the listeners it kept, or none when it kept none; and the Warnings of its parents. */
+function routeIntent(judged: JudgedRoute, options: GatewayOptions): { intent?: IngressIntent; diagnostics: Diagnostic[] } {
+  const { ref, parents, attachments, served } = judged;
+  const field = `${ref.kind} ${name(ref)}`;
+  const diagnostics: Diagnostic[] = [];
   const messages = new Set<string>();
   for (const parent of parents) {
     for (const c of parent.conditions) {
@@ -394,13 +463,13 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
       }
     }
   }
-  if (hostsByListener.length === 0 || served.length === 0) return { ref, parents, refused, diagnostics };
+  if (attachments.length === 0 || served.length === 0) return { diagnostics };
 
   // One intent: each served rule's routes on every host the route's listeners give it, first rule first; a later rule
   // for the same host, path and conditions loses to the earlier (the spec's tie-breaking within a route).
   const routes: IntentRoute[] = [];
   const seen = new Map<string, IntentRoute>();
-  const hosts = [...new Set(hostsByListener.flatMap((x) => x.hosts))];
+  const hosts = [...new Set(attachments.flatMap((x) => x.hosts))];
   for (const host of hosts) {
     for (const outcome of served) {
       for (const r of outcome.routes) {
@@ -415,7 +484,7 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
     }
   }
   const tls: IngressIntent['tls'] = [];
-  const https = hostsByListener.filter((x) => x.view.listener.protocol === 'HTTPS');
+  const https = attachments.filter((x) => x.view.listener.protocol === 'HTTPS');
   for (const { view, hosts: listenerHosts } of https) {
     for (const secret of view.secrets) {
       const entry = tls.find((t) => t.secret === secret);
@@ -433,34 +502,90 @@ function translateRoute(route: HTTPRoute, gateways: ReadonlyMap<string, { listen
   const policy = policySource?.policy ?? policyFromSettings({}, options.defaults, options.capabilities).policy;
   const intent: IngressIntent = {
     ref,
-    created: route.metadata.creationTimestamp ? new Date(route.metadata.creationTimestamp).toISOString() : '',
+    created: judged.created,
     policy,
     policyFromAnnotations: policySource?.policyFromOptions ?? false,
     routes,
     tls,
     // Attached to an HTTP listener: plain HTTP serves the route (no redirect unless a filter asks); on HTTPS listeners
-    // only: plain HTTP to its hosts is redirected, as for an Ingress with TLS.
-    proxy: { ...parseProxyAnnotations(undefined, namespace, false).settings, httpsRedirect: https.length < hostsByListener.length ? 'never' : 'tls-hosts' },
+    // only: plain HTTP to its hosts is redirected, as for an Ingress with TLS. A GRPCRoute speaks gRPC (HTTP/2) to the pods.
+    proxy: {
+      ...parseProxyAnnotations(undefined, ref.namespace, false).settings,
+      httpsRedirect: https.length < attachments.length ? 'never' : 'tls-hosts',
+      ...(ref.kind === 'GRPCRoute' ? { protocol: 'GRPC' as const } : {}),
+    },
   };
-  return { ref, parents, refused, intent, diagnostics };
+  return { intent, diagnostics };
 }
 
-/** Filter types QubeSec serves, each at most once per rule (the spec allows one of each core type). */
-const SERVED_FILTERS = ['RequestRedirect', 'RequestHeaderModifier', 'ResponseHeaderModifier', 'URLRewrite'];
+/** Filter types QubeSec serves, by route kind, each at most once per rule (the spec allows one of each core type). */
+const SERVED_FILTERS: Record<RouteKind, readonly string[]> = {
+  HTTPRoute: ['RequestRedirect', 'RequestHeaderModifier', 'ResponseHeaderModifier', 'URLRewrite'],
+  GRPCRoute: ['RequestHeaderModifier', 'ResponseHeaderModifier'],
+};
+
+/** Filter types a GRPCRoute's schema allows: of the others, one in a manifest file is refused. */
+const GRPC_FILTERS = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'ExtensionRef'];
 
 /** HTTP methods a match may name: the schema's enumeration. */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 
-function translateRule(rule: HTTPRouteRule, index: number, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot, listener: Listener | undefined): RuleOutcome {
+/**
+ * A GRPCRoute rule as the HTTPRoute rule that serves it: a gRPC call is a POST to /service/method, so a method match
+ * is a path match (service and method: Exact; service alone: PathPrefix; else a regular expression), its headers as
+ * they are. The method match's own values are checked here, so the paths made of them are valid.
+ */
+function translateGrpcRule(rule: GRPCRouteRule, index: number, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot): RuleOutcome {
+  const field = `spec.rules[${index}]`;
+  const invalid: string[] = [];
+  (rule.filters ?? []).forEach((f, i) => {
+    if (!GRPC_FILTERS.includes(f.type)) invalid.push(`${field}.filters[${i}].type: ${quote(f.type)} is not a GRPCRoute filter (${GRPC_FILTERS.join(', ')})`);
+  });
+  const matches = (rule.matches ?? []).map((m, j): HTTPRouteMatch => ({
+    ...(m.headers ? { headers: m.headers } : {}),
+    ...(m.method ? { path: grpcPath(m.method, `${field}.matches[${j}].method`, invalid) } : {}),
+  }));
+  if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
+  return translateRule({ ...rule, matches }, index, 'GRPCRoute', namespace, grants, snapshot, undefined);
+}
+
+/** gRPC service and method names as the GRPCRoute schema has them for Exact matches. */
+const GRPC_SERVICE = /^\.?[A-Za-z_][A-Za-z_0-9]*(?:\.[A-Za-z_][A-Za-z_0-9]*)*$/;
+const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
+
+/** A method match as the path match of its calls; bad values go to `invalid`. */
+function grpcPath(match: GRPCMethodMatch, at: string, invalid: string[]): HTTPPathMatch {
+  const type = match.type ?? 'Exact';
+  const { service, method } = match;
+  if (service === undefined && method === undefined) invalid.push(`${at}: needs a service, a method or both`);
+  if (type === 'Exact') {
+    if (service !== undefined && !GRPC_SERVICE.test(service)) invalid.push(`${at}.service: ${quote(service)} is not a gRPC service name (such as helloworld.Greeter)`);
+    if (method !== undefined && !GRPC_METHOD.test(method)) invalid.push(`${at}.method: ${quote(method)} is not a gRPC method name (such as SayHello)`);
+    if (service !== undefined && method !== undefined) return { type: 'Exact', value: `/${service}/${method}` };
+    if (service !== undefined) return { type: 'PathPrefix', value: `/${service}/` };
+    return { type: 'RegularExpression', value: `/[^/]+/${method ?? ''}` };
+  }
+  if (type !== 'RegularExpression') {
+    invalid.push(`${at}.type: ${quote(type)} is not Exact or RegularExpression`);
+    return {};
+  }
+  for (const [key, value] of [['service', service], ['method', method]] as const) {
+    const e = value === undefined ? undefined : checkValueRegex(value) ?? (value.includes('/') ? 'must not contain /' : undefined);
+    if (e) invalid.push(`${at}.${key}: ${quote(value!)} ${e}`);
+  }
+  return { type: 'RegularExpression', value: `/(?:${service ?? '[^/]+'})/(?:${method ?? '[^/]+'})` };
+}
+
+function translateRule(rule: HTTPRouteRule, index: number, kind: RouteKind, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot, listener: Listener | undefined): RuleOutcome {
   const field = `spec.rules[${index}]`;
   const unsupported: string[] = [];
   const invalid: string[] = [];
   const filters = rule.filters ?? [];
-  const others = filters.filter((f) => !SERVED_FILTERS.includes(f.type));
+  const others = filters.filter((f) => !SERVED_FILTERS[kind].includes(f.type));
   if (others.length > 0) {
     return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: ${others.map((f) => f.type).join(', ')} not supported yet`, refused: false } };
   }
-  const repeated = SERVED_FILTERS.filter((type) => filters.filter((f) => f.type === type).length > 1);
+  const repeated = SERVED_FILTERS[kind].filter((type) => filters.filter((f) => f.type === type).length > 1);
   if (repeated.length > 0) return { routes: [], dropped: { reason: 'IncompatibleFilters', message: `${field}.filters: more than one ${repeated.join(', ')}`, refused: true } };
   const filterAt = (type: string) => {
     const i = filters.findIndex((f) => f.type === type);
@@ -504,7 +629,7 @@ function translateRule(rule: HTTPRouteRule, index: number, namespace: string, gr
       backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
       continue;
     }
-    if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind: 'HTTPRoute', namespace }, { group: '', kind: 'Service', namespace: target, name: backendRef.name })) {
+    if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind, namespace }, { group: '', kind: 'Service', namespace: target, name: backendRef.name })) {
       problems.push({ reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it (its share of requests answers 500)` });
       backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
       continue;
@@ -792,10 +917,6 @@ class ReferenceGrants {
 
 function isAccepted(view: ListenerView): boolean {
   return view.status.conditions.some((c) => c.type === 'Accepted' && c.status === 'True');
-}
-
-function isHttpRouteKind(kind: RouteGroupKind): boolean {
-  return (kind.group ?? GATEWAY_GROUP) === GATEWAY_GROUP && kind.kind === 'HTTPRoute';
 }
 
 function condition(type: string, status: GatewayCondition['status'], reason: string, message: string, observedGeneration: number | undefined): GatewayCondition {

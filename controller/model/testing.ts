@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../project.js';
-import type { Gateway, GatewayClass, HTTPRoute, HTTPRouteRule, Listener, ReferenceGrant, SecretObjectReference } from './gateway-api.js';
+import type { GRPCRoute, GRPCRouteRule, Gateway, GatewayClass, HTTPRoute, HTTPRouteRule, Listener, ReferenceGrant, SecretObjectReference } from './gateway-api.js';
 import { OPENSSL_3_5_CAPABILITIES, type Capabilities } from './pq.js';
 import type { Location, ObjectRef, PathMatch } from './types.js';
 
@@ -117,13 +117,28 @@ export function httpRule(path: string, serviceName: string, port = 80, type = 'P
   return { matches: [{ path: { type, value: path } }], backendRefs: [{ name: serviceName, port }], ...extra };
 }
 
-export function httpRoute(name: string, spec: Partial<HTTPRoute['spec']>, extra: { namespace?: string; created?: string; generation?: number } = {}): HTTPRoute {
+type RouteExtra = { namespace?: string; created?: string; generation?: number };
+
+function routeObject<K extends 'HTTPRoute' | 'GRPCRoute', S>(kind: K, name: string, spec: S, extra: RouteExtra) {
   return {
     apiVersion: 'gateway.networking.k8s.io/v1',
-    kind: 'HTTPRoute',
+    kind,
     metadata: { name, namespace: extra.namespace ?? 'default', uid: `uid-${name}`, generation: extra.generation ?? 1, creationTimestamp: extra.created ?? GATEWAY_FIXTURE_CREATED },
     spec: { parentRefs: [{ name: 'gw' }], ...spec },
   };
+}
+
+export function httpRoute(name: string, spec: Partial<HTTPRoute['spec']>, extra: RouteExtra = {}): HTTPRoute {
+  return routeObject('HTTPRoute', name, spec, extra);
+}
+
+export function grpcRoute(name: string, spec: Partial<GRPCRoute['spec']>, extra: RouteExtra = {}): GRPCRoute {
+  return routeObject('GRPCRoute', name, spec, extra);
+}
+
+/** One GRPCRoute rule: calls of `service` (and `method`) to one Service port. */
+export function grpcRule(service: string | undefined, method: string | undefined, serviceName: string, port = 80): GRPCRouteRule {
+  return { matches: [{ method: { ...(service ? { service } : {}), ...(method ? { method } : {}) } }], backendRefs: [{ name: serviceName, port }] };
 }
 
 export function referenceGrant(name: string, namespace: string, from: ReferenceGrant['spec']['from'], to: ReferenceGrant['spec']['to']): ReferenceGrant {

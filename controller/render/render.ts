@@ -406,7 +406,6 @@ export function render(model: Model, settings: RenderSettings, blocks = new Serv
       // SNI as for the Host header, so new hosts and unknown names reach the catch-all's context and locations.
       serverName: catchAll ? quoted('~^') : server.host,
       listen,
-      http2: tls !== undefined,
       tls: catchAll ? tlsView(model.defaultPolicy, undefined, [...new Set(defaultFiles)]) : tls && ownContext(server) ? tlsView(tls.policy, server.tls?.clientAuth) : undefined,
       newHosts: catchAll ? { defaultBackend: defaultBackend ? quoted(defaultBackend) : '""', pass: `http://${SHARED_UPSTREAM}` } : undefined,
       locations: ordered.map((l) => locationView(l, server)),

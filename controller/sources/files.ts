@@ -26,6 +26,7 @@ export const INGRESS_KINDS: ManifestKinds<Snapshot> = {
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} GatewayClass`]: 'gatewayClasses',
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} Gateway`]: 'gateways',
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} HTTPRoute`]: 'httpRoutes',
+  [`${GATEWAY_GROUP}/${GATEWAY_VERSION} GRPCRoute`]: 'grpcRoutes',
   [`${GATEWAY_GROUP}/v1beta1 ReferenceGrant`]: 'referenceGrants',
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} ReferenceGrant`]: 'referenceGrants',
   'v1 Namespace': 'namespaces',

@@ -123,6 +123,7 @@ export class KubernetesSource implements Source {
       gatewayClasses: list(GATEWAY_API_RESOURCES.gatewayClasses.plural),
       gateways: list(GATEWAY_API_RESOURCES.gateways.plural),
       httpRoutes: list(GATEWAY_API_RESOURCES.httpRoutes.plural),
+      grpcRoutes: list(GATEWAY_API_RESOURCES.grpcRoutes.plural),
       referenceGrants: list(GATEWAY_API_RESOURCES.referenceGrants.plural),
       namespaces: list('namespaces'),
     };

@@ -30,13 +30,14 @@ export interface Snapshot {
   gatewayClasses: readonly KubernetesObject[];
   gateways: readonly KubernetesObject[];
   httpRoutes: readonly KubernetesObject[];
+  grpcRoutes: readonly KubernetesObject[];
   referenceGrants: readonly KubernetesObject[];
   namespaces: readonly V1Namespace[];
 }
 
 /** A snapshot with no objects: tests and sources fill in what they have. */
 export function emptySnapshot(): Snapshot {
-  return { ingressClasses: [], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [], gatewayClasses: [], gateways: [], httpRoutes: [], referenceGrants: [], namespaces: [] };
+  return { ingressClasses: [], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [], gatewayClasses: [], gateways: [], httpRoutes: [], grpcRoutes: [], referenceGrants: [], namespaces: [] };
 }
 
 /** What a source holds (its snapshot's shape): for each kind it reads, its objects. */

@@ -1,6 +1,7 @@
 import { translateGateways } from '../model/gateway.js';
 import { BUILTIN_TLS_DEFAULTS } from '../model/pq.js';
-import { CAPABILITIES, gateway, gatewayClass, httpListener, httpRoute, httpRule } from '../model/testing.js';
+import type { GRPCRoute } from '../model/gateway-api.js';
+import { CAPABILITIES, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule } from '../model/testing.js';
 import type { GatewayStatus } from '../reconciler.js';
 import { gatewayStatusPatches, type GatewayObjects, type StatusHolder, type StatusPatch } from './gateway.js';
 
@@ -8,17 +9,18 @@ const CONTROLLER = 'qubesec.io/gateway-controller';
 const T0 = new Date('2026-12-01T10:00:00.123Z');
 const T1 = new Date('2026-12-01T11:00:00Z');
 
-function translated(programmed = true, routes = [httpRoute('web', { hostnames: ['web.example.com'], rules: [httpRule('/', 'web')] })]): GatewayStatus {
+function translated(programmed = true, routes = [httpRoute('web', { hostnames: ['web.example.com'], rules: [httpRule('/', 'web')] })], grpcRoutes: GRPCRoute[] = []): GatewayStatus {
   const t = translateGateways({
     gatewayClasses: [gatewayClass()],
     gateways: [gateway('gw', [httpListener('http')])],
     httpRoutes: routes,
+    grpcRoutes,
     referenceGrants: [],
     namespaceLabels: new Map(),
     services: new Set(['default/web']),
     certificates: new Set(),
   }, { controllerName: CONTROLLER, defaults: BUILTIN_TLS_DEFAULTS, capabilities: CAPABILITIES, ports: { http: 80, https: 443 } });
-  return { gatewayClasses: t.gatewayClasses, gateways: t.gateways, httpRoutes: t.httpRoutes, programmed };
+  return { gatewayClasses: t.gatewayClasses, gateways: t.gateways, routes: t.routes, programmed };
 }
 
 /** The objects as the API server would hold them after `patches`: keys in its own (sorted) order, a new resourceVersion. */
@@ -28,13 +30,14 @@ function stored(objects: GatewayObjects, patches: StatusPatch[]): GatewayObjects
     const patch = patches.find((p) => p.kind === kind && p.name === o.metadata?.name && p.namespace === (o.metadata?.namespace ?? ''));
     return patch ? { metadata: { ...o.metadata, resourceVersion: `${o.metadata?.resourceVersion}+` }, status: sortKeys({ ...o.status, ...patch.status }) as StatusHolder['status'] } : o;
   });
-  return { gatewayClasses: apply(objects.gatewayClasses, 'GatewayClass'), gateways: apply(objects.gateways, 'Gateway'), httpRoutes: apply(objects.httpRoutes, 'HTTPRoute') };
+  return { gatewayClasses: apply(objects.gatewayClasses, 'GatewayClass'), gateways: apply(objects.gateways, 'Gateway'), httpRoutes: apply(objects.httpRoutes, 'HTTPRoute'), grpcRoutes: apply(objects.grpcRoutes, 'GRPCRoute') };
 }
 
 const fresh = (): GatewayObjects => ({
   gatewayClasses: [{ metadata: { name: 'qubesec', resourceVersion: '1', generation: 1 } }],
   gateways: [{ metadata: { namespace: 'default', name: 'gw', resourceVersion: '2', generation: 1 } }],
   httpRoutes: [{ metadata: { namespace: 'default', name: 'web', resourceVersion: '3', generation: 1 } }],
+  grpcRoutes: [],
 });
 const conditionsOf = (patch: StatusPatch | undefined) => (patch?.status?.conditions ?? []).map((c) => `${c.type}=${c.status}/${c.reason}@${c.lastTransitionTime}`);
 
@@ -69,5 +72,20 @@ describe('gatewayStatusPatches', () => {
     const held = stored(withOther, patches);
     const gone = gatewayStatusPatches(translated(true, []), held, [], CONTROLLER, T1).find((p) => p.kind === 'HTTPRoute');
     expect(gone?.status?.parents).toEqual([other]);
+  });
+
+  it('writes a GRPCRoute\'s parents to the GRPCRoute, apart from an HTTPRoute of the same name', () => {
+    const calls = [grpcRoute('web', { hostnames: ['rpc.example.com'], rules: [grpcRule('echo.Echo', undefined, 'web')] })];
+    const objects: GatewayObjects = { ...fresh(), grpcRoutes: [{ metadata: { namespace: 'default', name: 'web', resourceVersion: '4', generation: 1 } }] };
+    const patches = gatewayStatusPatches(translated(true, undefined, calls), objects, [], CONTROLLER, T0);
+    expect(patches.filter((p) => p.kind.endsWith('Route')).map((p) => `${p.kind} ${p.name}@${p.resourceVersion}`)).toEqual(['HTTPRoute web@3', 'GRPCRoute web@4']);
+    const held = stored(objects, patches);
+    expect(held.grpcRoutes[0]!.status?.parents?.map((p) => p.conditions.map((c) => `${c.type}=${c.status}`))).toEqual([['Accepted=True', 'ResolvedRefs=True']]);
+    // The GRPCRoute gone from the translation: its parent entry goes, the HTTPRoute's stays.
+    const gone = gatewayStatusPatches(translated(true, undefined, []), held, [], CONTROLLER, T1);
+    // (and the listener's attachedRoutes drops to 1)
+    expect(gone.map((p) => `${p.kind} ${p.name}`)).toEqual(['Gateway gw', 'GRPCRoute web']);
+    expect(gone[0]!.status?.listeners?.[0]?.attachedRoutes).toBe(1);
+    expect(gone[1]!.status?.parents).toEqual([]);
   });
 });

@@ -1,10 +1,10 @@
-// What the leader writes into the status of GatewayClasses, Gateways and HTTPRoutes: the translation's conditions
+// What the leader writes into the status of GatewayClasses, Gateways, HTTPRoutes and GRPCRoutes: the translation's conditions
 // (model/gateway.ts), Programmed from the data plane, the published addresses, and lastTransitionTime kept while a
-// condition's status stays. Pure; gateway-writer.ts writes. An HTTPRoute's parents of other controllers are kept.
+// condition's status stays. Pure; gateway-writer.ts writes. A route's parents of other controllers are kept.
 import { isIP } from 'node:net';
 import type { V1IngressLoadBalancerIngress } from '@kubernetes/client-node';
 import type { GatewayCondition, ParentReference } from '../model/gateway-api.js';
-import type { GatewayStatusDraft } from '../model/gateway.js';
+import type { GatewayStatusDraft, RouteKind } from '../model/gateway.js';
 import type { ObjectRef } from '../model/types.js';
 import type { GatewayStatus } from '../reconciler.js';
 
@@ -30,7 +30,7 @@ export interface StatusHolder {
   };
 }
 
-export type GatewayApiKind = 'GatewayClass' | 'Gateway' | 'HTTPRoute';
+export type GatewayApiKind = 'GatewayClass' | 'Gateway' | RouteKind;
 
 export interface StatusPatch {
   kind: GatewayApiKind;
@@ -45,6 +45,7 @@ export interface GatewayObjects {
   gatewayClasses: readonly StatusHolder[];
   gateways: readonly StatusHolder[];
   httpRoutes: readonly StatusHolder[];
+  grpcRoutes: readonly StatusHolder[];
 }
 
 /**
@@ -75,24 +76,26 @@ export function gatewayStatusPatches(status: GatewayStatus, objects: GatewayObje
     push('Gateway', draft.ref, held, gatewayStatus(draft, held, published, status.programmed, time));
   }
 
-  const routes = byKey(objects.httpRoutes);
-  const drafted = new Set<string>();
-  for (const route of status.httpRoutes) {
-    const key = `${route.ref.namespace}/${route.ref.name}`;
-    drafted.add(key);
-    const held = routes.get(key);
-    const heldParents = held?.status?.parents ?? [];
-    const ours = route.parents.map((p) => {
-      const before = heldParents.find((h) => h.controllerName === controllerName && sameParent(h.parentRef, p.parentRef, route.ref.namespace));
-      return { parentRef: p.parentRef, controllerName, conditions: merge(before?.conditions, p.conditions, time) };
-    });
-    push('HTTPRoute', route.ref, held, { parents: [...heldParents.filter((h) => h.controllerName !== controllerName), ...ours] });
-  }
-  // A route that no longer names our Gateways loses our parent entries.
-  for (const [key, held] of routes) {
-    if (drafted.has(key) || !(held.status?.parents ?? []).some((p) => p.controllerName === controllerName)) continue;
-    const [namespace = '', name = ''] = key.split('/');
-    push('HTTPRoute', { kind: 'HTTPRoute', namespace, name }, held, { parents: held.status!.parents!.filter((p) => p.controllerName !== controllerName) });
+  for (const [kind, list] of [['HTTPRoute', objects.httpRoutes], ['GRPCRoute', objects.grpcRoutes]] as const) {
+    const routes = byKey(list);
+    const drafted = new Set<string>();
+    for (const route of status.routes.filter((r) => r.ref.kind === kind)) {
+      const key = `${route.ref.namespace}/${route.ref.name}`;
+      drafted.add(key);
+      const held = routes.get(key);
+      const heldParents = held?.status?.parents ?? [];
+      const ours = route.parents.map((p) => {
+        const before = heldParents.find((h) => h.controllerName === controllerName && sameParent(h.parentRef, p.parentRef, route.ref.namespace));
+        return { parentRef: p.parentRef, controllerName, conditions: merge(before?.conditions, p.conditions, time) };
+      });
+      push(kind, route.ref, held, { parents: [...heldParents.filter((h) => h.controllerName !== controllerName), ...ours] });
+    }
+    // A route that no longer names our Gateways loses our parent entries.
+    for (const [key, held] of routes) {
+      if (drafted.has(key) || !(held.status?.parents ?? []).some((p) => p.controllerName === controllerName)) continue;
+      const [namespace = '', name = ''] = key.split('/');
+      push(kind, { kind, namespace, name }, held, { parents: held.status!.parents!.filter((p) => p.controllerName !== controllerName) });
+    }
   }
   return patches;
 }

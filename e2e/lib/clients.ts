@@ -38,6 +38,8 @@ export interface CurlOptions {
   cacert?: string;
   /** Any other curl arguments: -H, -X, --cert, --key... (paths inside the rootfs). */
   args?: string[];
+  /** curl's standard input: a request body with `--data-binary @-`. */
+  input?: Buffer;
 }
 
 // Written after each transfer, so bodies and statuses of several transfers can be told apart.
@@ -50,7 +52,7 @@ export async function pqCurl(target: Target, options: CurlOptions = {}): Promise
   if (options.curves) args.push('--curves', options.curves);
   if (options.cacert) args.push('--cacert', options.cacert);
   args.push(...(options.args ?? []), `${scheme}://${target.host}:${target.port}${target.path ?? '/'}`);
-  const result = await execa('chroot', [rootfs(), 'curl', ...args], { reject: false });
+  const result = await execa('chroot', [rootfs(), 'curl', ...args], { reject: false, ...(options.input ? { input: options.input } : {}) });
   // split() with a capture group alternates body, status, body, status, ..., rest.
   const pieces = result.stdout.split(STATUS_MARK);
   const statuses = pieces.filter((_, i) => i % 2 === 1).map(Number);

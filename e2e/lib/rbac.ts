@@ -19,6 +19,8 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
       { ...ownSecrets, verb: 'update', name: ticketSecret },
       { group: '', resource: 'events', namespace: 'default', verb: 'create' },
       { group: 'gateway.networking.k8s.io', resource: 'httproutes', namespace: 'default', verb: 'watch' },
+      { group: 'gateway.networking.k8s.io', resource: 'grpcroutes', namespace: 'default', verb: 'list' },
+      { group: 'gateway.networking.k8s.io', resource: 'grpcroutes', namespace: 'default', verb: 'patch', subresource: 'status', name: 'calls' },
       { group: 'gateway.networking.k8s.io', resource: 'gateways', namespace: 'default', verb: 'patch', subresource: 'status', name: 'gw' },
       { group: '', resource: 'namespaces', verb: 'list' },
     ],
@@ -43,6 +45,7 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
       { group: 'rbac.authorization.k8s.io', resource: 'clusterroles', verb: 'update', name: 'qubesec' },
       { group: 'gateway.networking.k8s.io', resource: 'gateways', namespace: 'default', verb: 'patch', name: 'gw' },
       { group: 'gateway.networking.k8s.io', resource: 'httproutes', namespace: 'default', verb: 'update', subresource: 'status', name: 'web' },
+      { group: 'gateway.networking.k8s.io', resource: 'grpcroutes', namespace: 'default', verb: 'patch', name: 'calls' },
     ],
   };
 }
