@@ -44,13 +44,13 @@ export async function startEchoBackend(name: string, port: number, address = '12
   };
   const http1: Server = createServer((req, res) => void answer(req, res));
   const http2 = createHttp2Server((req, res) => void answer(req, res));
-  // The first bytes tell the protocols apart: HTTP/2's connection preface starts "PRI".
   const sockets = new Set<Socket>();
   const server = createNetServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.once('data', (first: Buffer) => dispatch(socket, first));
   });
+  // The first bytes tell the protocols apart: HTTP/2's connection preface starts "PRI".
   const dispatch = (socket: Socket, first: Buffer) => {
     if (first.subarray(0, 3).toString() === 'PRI') {
       http2.emit('connection', replaying(socket, first));
