@@ -419,16 +419,22 @@ function judgeRoute(route: HTTPRoute | GRPCRoute, kind: RouteKind, gateways: Rea
  * with none is not accepted.
  */
 function settleKindConflicts(routes: readonly JudgedRoute[]): void {
+  // Most clusters have one kind only: nothing to settle, and no work on each translation.
+  if (!routes.some((r) => r.ref.kind === 'GRPCRoute') || !routes.some((r) => r.ref.kind === 'HTTPRoute')) return;
   // A route without creationTimestamp (a manifest file's) counts as the newest.
   const age = (r: JudgedRoute) => r.created || '~';
   const order = [...routes].sort((a, b) => (age(a) !== age(b) ? (age(a) < age(b) ? -1 : 1) : name(a.ref).localeCompare(name(b.ref))));
-  const held = new Map<ListenerView, { route: JudgedRoute; hosts: string[] }[]>();
+  // Per listener, the accepted attachments of each kind: a route is checked against the other kind's only.
+  const held = new Map<ListenerView, Record<RouteKind, { route: JudgedRoute; hosts: string[] }[]>>();
   for (const route of order) {
+    const other: RouteKind = route.ref.kind === 'HTTPRoute' ? 'GRPCRoute' : 'HTTPRoute';
     const lost = new Map<number, JudgedRoute>();
     route.attachments = route.attachments.filter((a) => {
-      const rival = (held.get(a.view) ?? []).find((h) => h.route.ref.kind !== route.ref.kind && hostsOverlap(h.hosts, a.hosts));
+      let kinds = held.get(a.view);
+      if (!kinds) held.set(a.view, (kinds = { HTTPRoute: [], GRPCRoute: [] }));
+      const rival = kinds[other].find((h) => hostsOverlap(h.hosts, a.hosts));
       if (!rival) {
-        held.set(a.view, [...(held.get(a.view) ?? []), { route, hosts: a.hosts }]);
+        kinds[route.ref.kind].push({ route, hosts: a.hosts });
         return true;
       }
       lost.set(a.parent, rival.route);
