@@ -104,7 +104,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
     source = sessionResumption.tickets ? new InMemoryTicketKeys(files, sessionResumption.ticketSecret, sessionResumption.rotation) : files;
     recorder = new LogEventRecorder(log);
   } else {
-    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'] ?? '', configMap: configMapKey, publishService: publish && 'service' in publish ? publish.service : '', ticketSecretNamespace: sessionResumption.tickets ? namespace : '' }, metrics, log.child({ component: 'kubernetes' }));
+    source = new KubernetesSource(kc, { watchNamespace: flags['watch-namespace'] ?? '', configMap: configMapKey, publishService: publish && 'service' in publish ? publish.service : '', ticketSecretNamespace: sessionResumption.tickets ? namespace : '', caConfigMaps: Boolean(flags['gateway-controller-name']) }, metrics, log.child({ component: 'kubernetes' }));
     recorder = new KubernetesEventRecorder(kc, flags['controller-class'], identity, log);
     pkiOn = flags['enable-pki'] && (await pkiResourcesInstalled(kc, log));
   }

@@ -3,7 +3,7 @@
 import { jest } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { BUILTIN_TLS_DEFAULTS } from './model/pq.js';
-import { CAPABILITIES, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, ingress, route, service, tlsSecret } from './model/testing.js';
+import { CAPABILITIES, backendTlsPolicy, caConfigMap, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, ingress, route, service, testPem, tlsSecret } from './model/testing.js';
 import type { Diagnostic, Model } from './model/types.js';
 import { createLogger } from './observability/log.js';
 import { createMetrics } from './observability/metrics.js';
@@ -135,6 +135,20 @@ describe('Reconciler with Gateway API objects', () => {
     expect(r.reconciler.admitRoute('HTTPRoute', httpRoute('elsewhere', { parentRefs: [{ name: 'not-ours' }], rules: [httpRule('(unclosed', 'web', 80, 'RegularExpression')] }))).toEqual({ allowed: true, warnings: [] });
     // An update of a served route is judged in place of its current version.
     expect(r.reconciler.admitRoute('HTTPRoute', web())).toEqual({ allowed: true, warnings: [] });
+  });
+
+  it('follows a BackendTLSPolicy and the ConfigMap it names: 503 without the CA, TLS to the pods once it exists, plain again once the policy goes', async () => {
+    const policy = versioned(backendTlsPolicy('web-tls', 'web'));
+    const r = await running({ ...gatewayObjects(), backendTlsPolicies: [policy] });
+    const action = () => serverOf(r.last(), 'web.example.com')!.locations.find((l) => l.path === '/')!.action;
+    expect(action()).toMatchObject({ kind: 'unavailable', reason: expect.stringContaining('ConfigMap default/ca not found') });
+    expect(r.reconciler.gatewayStatus.policies[0]?.ancestors[0]?.conditions.map((c) => `${c.type}=${c.status}/${c.reason}`)).toEqual(['Accepted=False/NoValidCACertificate', 'ResolvedRefs=False/InvalidCACertificateRef']);
+    await r.sync({ configMaps: [versioned(caConfigMap('ca', testPem('mldsa-ca.crt')))] });
+    expect(action()).toMatchObject({ kind: 'proxy', protocol: 'HTTPS', tls: { serverName: 'pods.example.com', verify: { ca: expect.objectContaining({ source: 'default/ca' }) } } });
+    expect(r.reconciler.gatewayStatus.policies[0]?.ancestors[0]?.conditions.map((c) => `${c.type}=${c.status}`)).toEqual(['Accepted=True', 'ResolvedRefs=True']);
+    await r.sync({ backendTlsPolicies: [] });
+    expect(action()).toMatchObject({ kind: 'proxy', protocol: 'HTTP' });
+    expect(r.reconciler.gatewayStatus.policies).toEqual([]);
   });
 
   it('serves a GRPCRoute beside HTTPRoutes, follows its changes, and admits GRPCRoutes as a sync would judge them', async () => {

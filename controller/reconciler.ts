@@ -7,9 +7,9 @@ import type { V1ConfigMap, V1EndpointSlice, V1Ingress, V1IngressClass, V1Secret 
 import { isolate, offeredVersion, retryDelay, versionsOf, type Isolation, type Refusal } from './acceptance.js';
 import { parseSettings } from './model/annotations.js';
 import { ModelBuilder, endpointSliceService, intentKey, type InputChanges } from './model/build.js';
-import { PAIR_FIELDS, checkCaSecret, checkPair, checkTlsSecret, secretData } from './model/certificates.js';
+import { PAIR_FIELDS, checkCaConfigMap, checkCaSecret, checkPair, checkTlsSecret, secretData, type CheckedCa } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
-import type { GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant } from './model/gateway-api.js';
+import type { BackendTLSPolicy, GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant } from './model/gateway-api.js';
 import { translateGateways, type GatewayTranslation, type RouteKind } from './model/gateway.js';
 import { Coalescer } from './coalescer.js';
 import { REJECTED, ingressRef, translateIngress, type BackendRef, type IngressIntent, type IngressTranslation } from './model/ingress.js';
@@ -46,7 +46,7 @@ export interface ReconcilerOptions {
 }
 
 /** The Gateway API objects' status as of the last sync, for the status writer. */
-export interface GatewayStatus extends Pick<GatewayTranslation, 'gatewayClasses' | 'gateways' | 'routes'> {
+export interface GatewayStatus extends Pick<GatewayTranslation, 'gatewayClasses' | 'gateways' | 'routes' | 'policies'> {
   /** Whether the data plane took the last sync's configuration (Programmed). */
   programmed: boolean;
 }
@@ -164,9 +164,12 @@ export class Reconciler {
   private gatewaysTranslatedWith: TlsDefaults | undefined;
   /** Secrets (namespace/name) the Gateways' listeners named at the last translation: their changes translate again. */
   private gatewaySecrets = new Set<string>();
+  /** ConfigMaps (namespace/name) the BackendTLSPolicies named at the last translation: their changes translate again. */
+  private gatewayConfigMaps = new Set<string>();
+  private readonly caConfigMapChecks = new WeakMap<V1ConfigMap, CheckedCa>();
   /** Per Secret object a listener names, whether it holds a usable pair. */
   private readonly listenerSecretChecks = new WeakMap<V1Secret, boolean>();
-  private gatewayStatusNow: GatewayStatus = { gatewayClasses: [], gateways: [], routes: [], programmed: false };
+  private gatewayStatusNow: GatewayStatus = { gatewayClasses: [], gateways: [], routes: [], policies: [], programmed: false };
   /** Called after every sync: the leader publishes Ingress status from what is served now. */
   onSynced: () => void = () => undefined;
 
@@ -467,15 +470,18 @@ export class Reconciler {
   private updateGateways(changed: ChangedKeys<Snapshot>, tlsDefaults: TlsDefaults): void {
     const gateway = this.options.gateway;
     if (!gateway) return;
-    const gatewayKinds = [changed.gatewayClasses, changed.gateways, changed.httpRoutes, changed.grpcRoutes, changed.referenceGrants, changed.namespaces];
-    const referenced = this.view.of('gateways').size > 0 && (changed.services.size > 0 || [...changed.secrets].some((key) => this.gatewaySecrets.has(key)));
+    const gatewayKinds = [changed.gatewayClasses, changed.gateways, changed.httpRoutes, changed.grpcRoutes, changed.referenceGrants, changed.backendTlsPolicies, changed.namespaces];
+    const referenced = this.view.of('gateways').size > 0 && (changed.services.size > 0 || [...changed.secrets].some((key) => this.gatewaySecrets.has(key))
+      || [...changed.configMaps].some((key) => this.gatewayConfigMaps.has(key)));
     if (!gatewayKinds.some((keys) => keys.size > 0) && !referenced && this.gatewaysTranslatedWith === tlsDefaults) return;
     this.gatewaysTranslatedWith = tlsDefaults;
     const gateways = [...this.view.of('gateways').values()] as unknown as Gateway[];
     this.gatewaySecrets = new Set(gateways.flatMap((g) => (g.spec?.listeners ?? []).flatMap((l) => (l.tls?.certificateRefs ?? []).map((ref) => `${ref.namespace ?? g.metadata.namespace}/${ref.name}`))));
+    const policies = [...this.view.of('backendTlsPolicies').values()] as unknown as BackendTLSPolicy[];
+    this.gatewayConfigMaps = new Set(policies.flatMap((p) => (p.spec?.validation?.caCertificateRefs ?? []).map((ref) => `${p.metadata.namespace}/${ref.name}`)));
     const translation = this.translateGatewayApi(gateway, tlsDefaults);
     this.gatewayDiagnostics = translation.diagnostics;
-    this.gatewayStatusNow = { gatewayClasses: translation.gatewayClasses, gateways: translation.gateways, routes: translation.routes, programmed: this.gatewayStatusNow.programmed };
+    this.gatewayStatusNow = { gatewayClasses: translation.gatewayClasses, gateways: translation.gateways, routes: translation.routes, policies: translation.policies, programmed: this.gatewayStatusNow.programmed };
     const next = new Map(translation.intents.map((intent) => [intentKey(intent), intent]));
     for (const key of this.gatewayIntents.keys()) {
       if (next.has(key)) continue;
@@ -498,7 +504,7 @@ export class Reconciler {
    * review puts the object it judges in place of its current version.
    */
   private translateGatewayApi(gateway: NonNullable<ReconcilerOptions['gateway']>, tlsDefaults: TlsDefaults, reviewed: { gateways?: Gateway; httpRoutes?: HTTPRoute; grpcRoutes?: GRPCRoute } = {}): GatewayTranslation {
-    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'grpcRoutes' | 'referenceGrants') => {
+    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'grpcRoutes' | 'referenceGrants' | 'backendTlsPolicies') => {
       const held = this.view.of(kind);
       const replacing = reviewed[kind as keyof typeof reviewed];
       if (!replacing) return [...held.values()] as unknown as T[];
@@ -511,10 +517,21 @@ export class Reconciler {
       httpRoutes: list<HTTPRoute>('httpRoutes'),
       grpcRoutes: list<GRPCRoute>('grpcRoutes'),
       referenceGrants: list<ReferenceGrant>('referenceGrants'),
+      backendTlsPolicies: list<BackendTLSPolicy>('backendTlsPolicies'),
       namespaceLabels: new Map([...this.view.of('namespaces').values()].map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}])),
       services: this.view.of('services'),
       certificates: { has: (key) => this.certificates.has(key) || this.listenerSecretUsable(key) },
+      caConfigMaps: { get: (key) => this.caConfigMap(key) },
     }, { controllerName: gateway.controllerName, defaults: tlsDefaults, capabilities: this.options.capabilities, ports: gateway.ports });
+  }
+
+  /** The checked ca.crt of a ConfigMap a BackendTLSPolicy names (once per ConfigMap object), undefined when there is none. */
+  private caConfigMap(key: string): CheckedCa | undefined {
+    const configMap = this.view.get('configMaps', key);
+    if (!configMap) return undefined;
+    let checked = this.caConfigMapChecks.get(configMap);
+    if (!checked) this.caConfigMapChecks.set(configMap, (checked = checkCaConfigMap(configMap, new Date())));
+    return checked;
   }
 
   /** Whether the Secret a listener names holds a usable serving pair now (checked once per Secret object). */

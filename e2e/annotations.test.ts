@@ -3,9 +3,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { groupName } from '../controller/model/pq.js';
-import { generateKeyPair } from '../controller/pki/algorithms.js';
-import { issueCertificate, privateKeyPem, type Issuer, type Profile } from '../controller/pki/x509.js';
-import { startEcho, startRootfsNginx } from './lib/backends.js';
+import type { Issuer } from '../controller/pki/x509.js';
+import { startEcho } from './lib/backends.js';
 import { pqCurl, type CurlOptions, type CurlResult, type Target } from './lib/clients.js';
 import { eventually, freePort, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
@@ -13,6 +12,7 @@ import type { Kube } from './lib/kube.js';
 import type { TestHost } from './lib/netns.js';
 import { caSecret, pqIngress } from './lib/objects.js';
 import { startClusterSetup, stopClusterSetup, type ClusterSetup } from './lib/setup.js';
+import { mldsaLeaf, mldsaRoot, startTlsBackend } from './lib/tls-backend.js';
 
 const N = 'nginx.ingress.kubernetes.io/';
 /** The name in the HTTPS backend's certificate, which proxy-ssl-name must ask for. */
@@ -57,65 +57,22 @@ function echoed(r: CurlResult): { backend: string; path: string; clientSubjectDn
 
 const publish = (name: string, port: number) => kube.publishService(name, port, testHost.address);
 
-const inDays = (days: number) => new Date(Date.now() + days * 86_400_000);
-
-async function mldsaRoot(commonName: string): Promise<Issuer> {
-  const keys = generateKeyPair('ml-dsa-65');
-  const certificatePem = await issueCertificate({ subject: `CN=${commonName},O=QubeSec e2e`, profile: 'ca', notAfter: inDays(2), publicKey: keys.publicKey }, { selfKey: keys.privateKey });
-  return { certificatePem, privateKey: keys.privateKey };
-}
-
-/** An ML-DSA-65 leaf written into the rootfs, where chrooted curl and NGINX read it; returns the paths as they see them. */
-async function mldsaLeaf(ca: Issuer, file: string, subject: string, profile: Profile, dnsNames?: string[]): Promise<{ cert: string; key: string }> {
-  const keys = generateKeyPair('ml-dsa-65');
-  const pem = await issueCertificate({ subject, dnsNames, profile, notAfter: inDays(1), publicKey: keys.publicKey }, ca);
-  await writeFile(join(anchors.dir, `${file}.crt`), pem);
-  await writeFile(join(anchors.dir, `${file}.key`), privateKeyPem(keys.privateKey), { mode: 0o600 });
-  const inside = anchors.dir.slice(rootfs().length);
-  return { cert: `${inside}/${file}.crt`, key: `${inside}/${file}.key` };
-}
-
 /**
- * An HTTPS backend that answers with the group and protocol it negotiated ("$ssl_curve $ssl_protocol"), which a Node
- * server cannot tell. One port offers X25519MLKEM768 and X25519, the other X25519 only. Services tls-hybrid and
- * tls-classical point at them. A third port (Service tls-mtls) asks for a client certificate from the client CA and
- * answers with its subject.
+ * An HTTPS backend that answers with the group and protocol it negotiated ("$ssl_curve $ssl_protocol"). One port offers
+ * X25519MLKEM768 and X25519, the other X25519 only. Services tls-hybrid and tls-classical point at them. A third port
+ * (Service tls-mtls) asks for a client certificate from the client CA and answers with its subject.
  */
-async function startTlsBackend(): Promise<void> {
-  const leaf = await mldsaLeaf(upstreamCa, 'backend', `CN=${BACKEND_NAME}`, 'server', [BACKEND_NAME]);
+async function startBackends(): Promise<void> {
+  const leaf = await mldsaLeaf(anchors.dir, upstreamCa, 'backend', `CN=${BACKEND_NAME}`, 'server', [BACKEND_NAME]);
   const inside = anchors.dir.slice(rootfs().length);
   const [hybridPort, classicalPort, mtlsPort] = [await freePort(), await freePort(), await freePort()];
   await writeFile(join(anchors.dir, 'client-ca.crt'), clientCa.certificatePem);
-  const server = (port: number, groups: string, answer = '$ssl_curve $ssl_protocol', clientCheck = '') => `
-    server {
-        listen ${testHost.address}:${port} ssl;
-        ssl_certificate ${leaf.cert};
-        ssl_certificate_key ${leaf.key};
-        ssl_ecdh_curve ${groups};${clientCheck}
-        location / {
-            return 200 "${answer}\\n";
-        }
-    }`;
-  await writeFile(join(anchors.dir, 'backend-nginx.conf'), `worker_processes 1;
-pid ${inside}/backend-nginx.pid;
-error_log stderr warn;
-events {
-    worker_connections 64;
-}
-http {
-    access_log off;
-    default_type text/plain;
-    client_body_temp_path ${inside}/client_body;
-    proxy_temp_path ${inside}/proxy;
-    fastcgi_temp_path ${inside}/fastcgi;
-    uwsgi_temp_path ${inside}/uwsgi;
-    scgi_temp_path ${inside}/scgi;
-${server(hybridPort, 'X25519MLKEM768:X25519')}
-${server(classicalPort, 'X25519')}
-${server(mtlsPort, 'X25519MLKEM768', '$ssl_client_s_dn', `\n        ssl_verify_client on;\n        ssl_client_certificate ${inside}/client-ca.crt;`)}
-}
-`);
-  await startRootfsNginx(testHost, `${inside}/backend-nginx.conf`, [hybridPort, classicalPort, mtlsPort]);
+  const negotiated = '$ssl_curve $ssl_protocol';
+  await startTlsBackend(testHost, anchors.dir, 'backend-nginx', leaf, [
+    { port: hybridPort, groups: 'X25519MLKEM768:X25519', answer: negotiated },
+    { port: classicalPort, groups: 'X25519', answer: negotiated },
+    { port: mtlsPort, groups: 'X25519MLKEM768', answer: '$ssl_client_s_dn', directives: `ssl_verify_client on;\n        ssl_client_certificate ${inside}/client-ca.crt;` },
+  ]);
   await publish('tls-hybrid', hybridPort);
   await publish('tls-classical', classicalPort);
   await publish('tls-mtls', mtlsPort);
@@ -131,7 +88,7 @@ beforeAll(async () => {
   ({ kube, anchors, testHost } = setup);
   [upstreamCa, clientCa, unrelatedCa] = await Promise.all([mldsaRoot('Upstream CA'), mldsaRoot('Client CA'), mldsaRoot('Unrelated CA')]);
   await publish('echo', await startEcho(testHost, 'echo'));
-  await startTlsBackend();
+  await startBackends();
   controller = await startTestController({ kubeconfig: setup.cluster.kubeconfigPath });
 }, 300_000);
 
@@ -288,7 +245,7 @@ describe('ingress-nginx annotations on a real API server, NGINX and curl', () =>
   });
 
   it('proxy-ssl-secret: NGINX presents its ML-DSA client certificate to a pod that asks for one', async () => {
-    await mldsaLeaf(clientCa, 'ingress-client', 'CN=qubesec-ingress', 'client');
+    await mldsaLeaf(anchors.dir, clientCa, 'ingress-client', 'CN=qubesec-ingress', 'client');
     const [cert, key] = await Promise.all(['crt', 'key'].map((ext) => readFile(join(anchors.dir, `ingress-client.${ext}`), 'utf8')));
     await kube.apply({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'upstream-client', namespace: 'default' }, stringData: { 'tls.crt': cert!, 'tls.key': key!, 'ca.crt': upstreamCa.certificatePem } });
     await kube.apply(caSecret('upstream-ca', upstreamCa.certificatePem));
@@ -303,8 +260,8 @@ describe('ingress-nginx annotations on a real API server, NGINX and curl', () =>
 
   it('auth-tls: an ML-DSA client certificate from the CA gets in and its subject reaches the pod; others and forgeries do not', async () => {
     await kube.apply(caSecret('client-ca', clientCa.certificatePem));
-    const alice = await mldsaLeaf(clientCa, 'alice', 'CN=alice,O=QubeSec e2e', 'client');
-    const mallory = await mldsaLeaf(unrelatedCa, 'mallory', 'CN=alice,O=QubeSec e2e', 'client');
+    const alice = await mldsaLeaf(anchors.dir, clientCa, 'alice', 'CN=alice,O=QubeSec e2e', 'client');
+    const mallory = await mldsaLeaf(anchors.dir, unrelatedCa, 'mallory', 'CN=alice,O=QubeSec e2e', 'client');
     const withCert = (leaf: { cert: string; key: string }, ...args: string[]) => trusted({ args: ['--cert', leaf.cert, '--key', leaf.key, ...args] });
     const forged = ['-H', 'ssl-client-subject-dn: CN=admin,O=QubeSec e2e'];
     await kube.apply(pqIngress('mtls', 'mtls.pq.example.com', 'echo', { secrets: ['pq-mldsa'], annotations: { [`${N}auth-tls-secret`]: 'client-ca', [`${N}auth-tls-verify-client`]: 'on' } }));

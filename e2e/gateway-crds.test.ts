@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import type { Gateway, GatewayClass, HTTPRoute, ReferenceGrant } from '../controller/model/gateway-api.js';
 import { GATEWAY_CONTROLLER_NAME, translateGateways } from '../controller/model/gateway.js';
 import { BUILTIN_TLS_DEFAULTS } from '../controller/model/pq.js';
-import { CAPABILITIES, gateway, gatewayClass, httpListener, httpRoute, httpRule, httpsListener, referenceGrant } from '../controller/model/testing.js';
+import { CAPABILITIES, gateway, gatewayClass, httpListener, httpRoute, httpRule, httpsListener, referenceGrant, servicesByKey } from '../controller/model/testing.js';
 import type { CertificatePair } from '../controller/model/types.js';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
 import { gatewayApiCrds, kubeBinary } from './lib/env.js';
@@ -110,9 +110,11 @@ describe('Gateway API v1.6.3 standard CRDs', () => {
       httpRoutes: [storedRoute],
       grpcRoutes: [],
       referenceGrants: storedGrants,
+      backendTlsPolicies: [],
       namespaceLabels: new Map([['default', {}]]),
-      services: new Set(['default/web', 'backends/shared']),
+      services: servicesByKey(['default/web', 'backends/shared']),
       certificates,
+      caConfigMaps: new Map(),
     }, { controllerName: GATEWAY_CONTROLLER_NAME, defaults: BUILTIN_TLS_DEFAULTS, capabilities: CAPABILITIES, ports: { http: 80, https: 443 } });
     expect(t.diagnostics).toEqual([]);
     expect(t.gateways[0]!.listeners.map((l) => [l.name, l.attachedRoutes, l.conditions.map((c) => `${c.type}=${c.status}`).join(' ')])).toEqual([

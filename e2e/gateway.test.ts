@@ -3,20 +3,24 @@
 import { execa } from 'execa';
 import { parseAllDocuments } from 'yaml';
 import type { Gateway, HTTPRoute } from '../controller/model/gateway-api.js';
-import { gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
+import { groupName } from '../controller/model/pq.js';
+import { backendTlsPolicy, caConfigMap, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
 import type { WrittenCondition } from '../controller/status/gateway.js';
 import type { TestCluster } from './cluster/cluster.js';
 import { startEcho } from './lib/backends.js';
 import { legacyHandshake, pqCurl } from './lib/clients.js';
-import { eventually, gatewayApiCrds, kubeBinary } from './lib/env.js';
+import { eventually, freePort, gatewayApiCrds, kubeBinary } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import type { Kube } from './lib/kube.js';
 import type { TestHost } from './lib/netns.js';
 import { pqIngress, tlsSecret } from './lib/objects.js';
 import { QUBESEC_MAIN } from './lib/qrng-service.js';
 import { startClusterSetup, stopClusterSetup, type ClusterSetup } from './lib/setup.js';
+import { mldsaLeaf, mldsaRoot, startTlsBackend } from './lib/tls-backend.js';
 
 const PUBLISHED = '198.18.0.10';
+/** The name in the HTTPS pod's certificate, which its BackendTLSPolicy asks for. */
+const POD_NAME = 'pods.qubesec.internal';
 
 let setup: ClusterSetup;
 let cluster: TestCluster;
@@ -59,6 +63,7 @@ async function status<T>(resource: string, name: string, namespace = 'default'):
 }
 const summary = (conditions: WrittenCondition[] = []) => Object.fromEntries(conditions.map((c) => [c.type, `${c.status}/${c.reason}`]));
 type GatewayStatus = { addresses?: { type: string; value: string }[]; conditions?: WrittenCondition[]; listeners?: { name: string; attachedRoutes: number; supportedKinds: { kind: string }[]; conditions: WrittenCondition[] }[] };
+type PolicyStatus = { ancestors?: { controllerName: string; ancestorRef: { kind: string; name: string }; conditions: WrittenCondition[] }[] };
 type RouteStatus = { parents?: { controllerName: string; parentRef: { name: string }; conditions: WrittenCondition[] }[] };
 
 beforeAll(async () => {
@@ -303,6 +308,45 @@ describe('Gateway API on a real API server', () => {
     }, 20_000, 'HTTPRoute rival status');
     expect(summary(rival.parents![0]!.conditions).Accepted).toBe('False/HostnameConflict');
     expect(message(await call('/echo.Echo/Say')).backend).toBe('alpha');
+  });
+
+  it('speaks TLS to the pods as a BackendTLSPolicy asks: hybrid ML-KEM, the ML-DSA CA from its ConfigMap, its hostname as SNI; a wrong CA answers 502, a missing one 503 until it comes', async () => {
+    const [podCa, unrelatedCa] = await Promise.all([mldsaRoot('Pod CA'), mldsaRoot('Unrelated CA')]);
+    const leaf = await mldsaLeaf(anchors.dir, podCa, 'gateway-pods', `CN=${POD_NAME}`, 'server', [POD_NAME]);
+    const port = await freePort();
+    await startTlsBackend(testHost, anchors.dir, 'gateway-pods-nginx', leaf, [{ port, groups: 'X25519MLKEM768:X25519', answer: '$ssl_curve $ssl_protocol $ssl_server_name' }]);
+    for (const name of ['tls-pods', 'tls-wrong-ca', 'tls-later-ca']) await kube.publishService(name, port, testHost.address);
+    await kube.apply(caConfigMap('pods-ca', podCa.certificatePem));
+    await kube.apply(caConfigMap('unrelated-ca', unrelatedCa.certificatePem));
+    const policy = (name: string, service: string, configMap: string) => backendTlsPolicy(name, service, { hostname: POD_NAME, caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: configMap }] });
+    await kube.apply(policy('pods-tls', 'tls-pods', 'pods-ca') as never);
+    await kube.apply(policy('wrong-ca-tls', 'tls-wrong-ca', 'unrelated-ca') as never);
+    await kube.apply(policy('later-ca-tls', 'tls-later-ca', 'later-ca') as never);
+    await kube.apply(httpRoute('to-pods', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: ['pods.pq.example.com'], rules: [httpRule('/', 'tls-pods'), httpRule('/wrong', 'tls-wrong-ca'), httpRule('/later', 'tls-later-ca')] }) as never);
+
+    // PQ curl to NGINX, and NGINX to the pod: both X25519MLKEM768; the pod was asked for the policy's hostname.
+    const r = await served('pods.pq.example.com', (x) => x.status === 200);
+    expect([r.group, r.signature]).toEqual(['X25519MLKEM768', 'id-ml-dsa-65']);
+    const [group, protocol, sni] = r.body.trim().split(' ');
+    expect([groupName(group!), protocol, sni]).toEqual(['X25519MLKEM768', 'TLSv1.3', POD_NAME]);
+    process.stdout.write(`HTTPS pod behind a BackendTLSPolicy reported: ${r.body.trim()}\n`);
+    await served('pods.pq.example.com', (x) => x.status === 502, '/wrong');
+    await served('pods.pq.example.com', (x) => x.status === 503, '/later');
+
+    const ancestors = (name: string, accept: (s: PolicyStatus) => boolean) => eventually(async () => {
+      const s = await status<PolicyStatus>('backendtlspolicy', name);
+      return s?.ancestors?.length && accept(s) ? s.ancestors.map((a) => [`${a.ancestorRef.kind} ${a.ancestorRef.name}`, a.controllerName, summary(a.conditions)]) : undefined;
+    }, 20_000, `BackendTLSPolicy ${name} status`);
+    const ours = (conditions: Record<string, string>) => [['Gateway gw', 'qubesec.io/gateway-controller', conditions]];
+    expect(await ancestors('pods-tls', () => true)).toEqual(ours({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }));
+    // NGINX cannot verify the pod with the unrelated CA: the policy is fine, the connection is not.
+    expect(await ancestors('wrong-ca-tls', () => true)).toEqual(ours({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }));
+    expect(await ancestors('later-ca-tls', () => true)).toEqual(ours({ Accepted: 'False/NoValidCACertificate', ResolvedRefs: 'False/InvalidCACertificateRef' }));
+
+    // The ConfigMap it names comes: served, and the policy says so.
+    await kube.apply(caConfigMap('later-ca', podCa.certificatePem));
+    await served('pods.pq.example.com', (x) => x.status === 200, '/later');
+    expect(await ancestors('later-ca-tls', (s) => summary(s.ancestors![0]!.conditions).Accepted === 'True/Accepted')).toEqual(ours({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }));
   });
 
   it('qubesec migrate prints Gateway API objects the API server takes and QubeSec serves as it served the Ingress', async () => {

@@ -33,7 +33,7 @@ export const ANNOTATION_MIGRATION: Record<string, 'mapped' | string> = {
   'use-regex': 'mapped',
   'ssl-redirect': 'mapped',
   'force-ssl-redirect': 'a redirect of plain HTTP for a host without TLS has no listener to send it to; give the host an HTTPS listener',
-  'backend-protocol': 'TLS to the pods needs BackendTLSPolicy, which QubeSec does not serve yet; for gRPC write a GRPCRoute (docs/gateway-api.md), which migrate does not print',
+  'backend-protocol': 'TLS to the pods is a BackendTLSPolicy with its CA in a ConfigMap (docs/gateway-api.md), which migrate does not print yet; for gRPC write a GRPCRoute, which it does not print either',
   'proxy-body-size': 'request size limits have no Gateway API field',
   'proxy-buffer-size': 'buffer sizes have no Gateway API field',
   'proxy-connect-timeout': 'mapped',
@@ -67,11 +67,11 @@ export const ANNOTATION_MIGRATION: Record<string, 'mapped' | string> = {
   'auth-tls-verify-client': 'client certificate checks are not in the standard channel QubeSec serves; keep this host on its Ingress',
   'auth-tls-verify-depth': 'client certificate checks are not in the standard channel QubeSec serves; keep this host on its Ingress',
   'auth-tls-pass-certificate-to-upstream': 'client certificate checks are not in the standard channel QubeSec serves; keep this host on its Ingress',
-  'proxy-ssl-secret': 'TLS to the pods needs BackendTLSPolicy, which QubeSec does not serve yet',
-  'proxy-ssl-verify': 'TLS to the pods needs BackendTLSPolicy, which QubeSec does not serve yet',
-  'proxy-ssl-name': 'TLS to the pods needs BackendTLSPolicy, which QubeSec does not serve yet',
-  'proxy-ssl-verify-depth': 'TLS to the pods needs BackendTLSPolicy, which QubeSec does not serve yet',
-  'proxy-ssl-server-name': 'TLS to the pods needs BackendTLSPolicy, which QubeSec does not serve yet',
+  'proxy-ssl-secret': 'TLS to the pods is a BackendTLSPolicy with its CA in a ConfigMap (docs/gateway-api.md), which migrate does not print yet',
+  'proxy-ssl-verify': 'TLS to the pods is a BackendTLSPolicy with its CA in a ConfigMap (docs/gateway-api.md), which migrate does not print yet',
+  'proxy-ssl-name': 'TLS to the pods is a BackendTLSPolicy with its CA in a ConfigMap (docs/gateway-api.md), which migrate does not print yet',
+  'proxy-ssl-verify-depth': 'TLS to the pods is a BackendTLSPolicy with its CA in a ConfigMap (docs/gateway-api.md), which migrate does not print yet',
+  'proxy-ssl-server-name': 'TLS to the pods is a BackendTLSPolicy with its CA in a ConfigMap (docs/gateway-api.md), which migrate does not print yet',
 };
 
 /** ingress-nginx's usual rewrite: everything after the prefix, as the prefix's replacement by "/". */

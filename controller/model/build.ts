@@ -6,7 +6,7 @@ import type { BackendRef, IngressIntent, IntentRoute } from './ingress.js';
 import { warning } from './ingress.js';
 import { nameCoversHost } from './names.js';
 import { samePolicy } from './pq.js';
-import type { CaBundle, CertificatePair, ClientAuth, Diagnostic, Endpoint, Location, LocationAction, LocationPolicy, Model, RequestConditions, Server, TlsPolicy, Upstream } from './types.js';
+import type { BackendTls, CaBundle, CertificatePair, ClientAuth, Diagnostic, Endpoint, Location, LocationAction, LocationPolicy, Model, RequestConditions, Server, TlsPolicy, Upstream } from './types.js';
 
 export interface ClusterState {
   /** Keyed namespace/name. */
@@ -452,7 +452,7 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
       if (route.host !== host) continue;
       const key = `${route.match} ${route.path}`;
       if (branches(route)) {
-        const variant = { affinityCookie: intent.proxy.affinityCookie, tls: upstreamTlsKey(intent) };
+        const variant = { affinityCookie: intent.proxy.affinityCookie, tls: upstreamTlsKey(intent, route) };
         // A refused backend has no upstream: '' answers 500. A redirect has none at all.
         const backends = route.redirectTo ? [] : (route.backends ?? [{ backend: route.backend, weight: 1 }]).map((b) => ({ upstream: b.refused ? '' : upstream(b.backend, variant), weight: b.weight }));
         const list = draft.branched.get(key) ?? [];
@@ -471,7 +471,7 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
       const routeDraft: RouteDraft = { route, intent, order: order++ };
       if (!route.redirect && !intent.proxy.redirect) {
         const { defaultBackend, errorCodes, affinityCookie } = intent.proxy;
-        const tls = upstreamTlsKey(intent);
+        const tls = upstreamTlsKey(intent, route);
         routeDraft.upstream = upstream(route.backend, { affinityCookie, tls });
         const own = defaultBackend && { namespace: intent.ref.namespace, service: defaultBackend.service, port: defaultBackend.port };
         if (own) routeDraft.fallback = upstream(own, { tls });
@@ -601,7 +601,7 @@ function branchedLocation(drafts: RouteDraft[], hasTls: boolean, plain: (d: Rout
   const kept: RouteDraft[] = [];
   const seen = new Map<string, RouteDraft>();
   for (const d of sorted) {
-    if (d.upstream === undefined || settingsOf(d.intent, hasTls) !== settings) {
+    if (d.upstream === undefined || settingsOf(d.intent, hasTls) !== settings || !sameBackendTls(d.route.backendTls, first.route.backendTls)) {
       // A route of lower path precedence is shadowed here anyway (an Exact path beats a prefix's implied one).
       if (d.route.precedence === first.route.precedence) {
         diagnostics.push(warning(d.intent.ref, 'Conflict', `${title(d.intent)}: ${where(d)} shares its path with ${title(first.intent)}, whose ${d.upstream === undefined ? 'route proxies' : 'proxy settings differ'}; it is not served`));
@@ -627,6 +627,11 @@ function branchedLocation(drafts: RouteDraft[], hasTls: boolean, plain: (d: Rout
     redirect: d.route.redirectTo,
   }));
   return location;
+}
+
+/** Routes with other BackendTLSPolicies cannot share a location: its TLS to the pods is one setting. */
+function sameBackendTls(a: BackendTls | undefined, b: BackendTls | undefined): boolean {
+  return a === b || JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
 
 /** What a location's directives take from an intent: routes with other settings cannot share one. */
@@ -667,10 +672,15 @@ function actionOf(d: RouteDraft, server: ServerDraft, inputs: RecordedInputs, di
   if (server.tls?.clientAuthUnusable) return { kind: 'unavailable', reason: server.tls.clientAuthUnusable };
   const redirect = route.redirect ?? p.redirect;
   if (redirect || d.upstream === undefined) return { kind: 'redirect', ...redirect! };
+  const backendTls = route.backendTls;
+  if (backendTls && 'unusable' in backendTls) {
+    diagnostics.push(warning(intent.ref, 'BackendTLSPolicyNotUsable', `${title(intent)}: ${route.field} answers 503: ${backendTls.unusable}`));
+    return { kind: 'unavailable', reason: backendTls.unusable };
+  }
   const action: LocationAction = {
     kind: 'proxy',
     upstream: d.upstream,
-    protocol: p.protocol,
+    protocol: backendTls ? (p.protocol === 'GRPC' ? 'GRPCS' : 'HTTPS') : p.protocol,
     rewrite: p.rewrite,
     upstreamHost: p.upstreamHost,
     forwardedPrefix: p.forwardedPrefix,
@@ -694,24 +704,29 @@ function actionOf(d: RouteDraft, server: ServerDraft, inputs: RecordedInputs, di
       clientCertificate: wanted.secret === undefined ? undefined : inputs.certificate(wanted.secret),
     };
   }
+  // The pod is verified against the policy's CAs for its hostname, offered the route's key-exchange groups.
+  if (backendTls) action.tls = { policy: intent.policy, serverName: backendTls.serverName, sendServerName: true, verify: { ca: backendTls.ca, depth: BACKEND_TLS_VERIFY_DEPTH } };
   return action;
 }
+
+/** How deep a pod's chain may go under the CAs a BackendTLSPolicy names (NGINX's default, 1, allows no intermediate CA). */
+const BACKEND_TLS_VERIFY_DEPTH = 4;
 
 /** What makes routes to one Service need separate NGINX upstreams. */
 interface UpstreamVariant {
   affinityCookie?: string;
-  /** upstreamTlsKey of the routes' Ingress. */
+  /** upstreamTlsKey of the route. */
   tls?: string;
 }
 
 /**
- * Identifies the TLS that an Ingress's routes speak to the pods (backend-protocol HTTPS or GRPCS), or undefined for
+ * Identifies the TLS that a route speaks to the pods (backend-protocol HTTPS or GRPCS, a BackendTLSPolicy), or undefined for
  * plain protocols. NGINX keeps idle connections and TLS sessions per upstream, so two routes with different TLS
  * settings must not share one: otherwise a route reuses a connection that another route verified against another
  * CA, name, client certificate or set of groups, and its own checks never run.
  */
-function upstreamTlsKey(intent: IngressIntent): string | undefined {
-  const tls = intent.proxy.upstreamTls;
+function upstreamTlsKey(intent: IngressIntent, route: IntentRoute): string | undefined {
+  const tls = route.backendTls ?? intent.proxy.upstreamTls;
   if (!tls) return undefined;
   const identity = JSON.stringify([intent.proxy.protocol, tls, intent.policy.groups, intent.policy.protocols]);
   return createHash('sha256').update(identity).digest('hex').slice(0, 12);

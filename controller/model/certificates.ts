@@ -1,6 +1,6 @@
 // Checks a kubernetes.io/tls Secret before its pair is served: key matches certificate, in validity, names readable.
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import type { V1Secret } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import type { CaBundle, CertificatePair } from './types.js';
 
 /** Tolerated difference between the issuer's clock and ours. */
@@ -76,24 +76,43 @@ export type CheckedCa = { ca: CaBundle } | { error: string };
 /** Reads the ca.crt of a Secret (any type, as ingress-nginx): one or more CA certificates, at least one valid now. */
 export function checkCaSecret(secret: V1Secret, now: Date): CheckedCa {
   const source = `${secret.metadata?.namespace ?? ''}/${secret.metadata?.name ?? ''}`;
-  const pem = secretData(secret, CA_FIELD);
-  if (!pem) return { error: `Secret ${source}: data.ca.crt is required (the CA certificates to verify with)` };
+  return checkCaPem(`Secret ${source}`, source, secretData(secret, CA_FIELD), now);
+}
+
+/** Reads the ca.crt of a ConfigMap (BackendTLSPolicy's caCertificateRefs), as a Secret's. */
+export function checkCaConfigMap(configMap: V1ConfigMap, now: Date): CheckedCa {
+  const source = `${configMap.metadata?.namespace ?? ''}/${configMap.metadata?.name ?? ''}`;
+  return checkCaPem(`ConfigMap ${source}`, source, configMap.data?.[CA_FIELD], now);
+}
+
+/** `object` names the holder in messages ("Secret ns/name"); `source` is its namespace/name. */
+function checkCaPem(object: string, source: string, pem: string | undefined, now: Date): CheckedCa {
+  if (!pem) return { error: `${object}: data.ca.crt is required (the CA certificates to verify with)` };
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) return { error: `Secret ${source}: data.ca.crt holds no PEM certificate` };
+  if (blocks.length === 0) return { error: `${object}: data.ca.crt holds no PEM certificate` };
   let valid = 0;
   for (const [i, block] of blocks.entries()) {
     let certificate: X509Certificate;
     try {
       certificate = new X509Certificate(block);
     } catch (err) {
-      return { error: `Secret ${source}: certificate ${i + 1} of data.ca.crt does not parse (${(err as Error).message})` };
+      return { error: `${object}: certificate ${i + 1} of data.ca.crt does not parse (${(err as Error).message})` };
     }
-    if (!certificate.ca) return { error: `Secret ${source}: certificate ${i + 1} of data.ca.crt (${certificate.subject.replace(/\n/g, ', ')}) is not a CA certificate` };
+    if (!certificate.ca) return { error: `${object}: certificate ${i + 1} of data.ca.crt (${certificate.subject.replace(/\n/g, ', ')}) is not a CA certificate` };
     if (new Date(certificate.validTo) > now) valid++;
   }
-  if (valid === 0) return { error: `Secret ${source}: every certificate in data.ca.crt has expired` };
-  const bundle = `${blocks.join('\n')}\n`;
-  return { ca: pemByFingerprintInJson({ source, pem: bundle, fingerprint: createHash('sha256').update(bundle).digest('hex') }) };
+  if (valid === 0) return { error: `${object}: every certificate in data.ca.crt has expired` };
+  return { ca: caBundle(source, `${blocks.join('\n')}\n`) };
+}
+
+/** One bundle of several (a BackendTLSPolicy naming more than one ConfigMap); a single one stays as it is. */
+export function joinCaBundles(bundles: readonly CaBundle[]): CaBundle {
+  if (bundles.length === 1) return bundles[0]!;
+  return caBundle(bundles.map((b) => b.source).join(','), bundles.map((b) => b.pem).join(''));
+}
+
+function caBundle(source: string, pem: string): CaBundle {
+  return pemByFingerprintInJson({ source, pem, fingerprint: createHash('sha256').update(pem).digest('hex') });
 }
 
 function certificateNames(certificate: X509Certificate): string[] {

@@ -17,6 +17,7 @@ export const GATEWAY_API_RESOURCES = {
   httpRoutes: { kind: 'HTTPRoute', plural: 'httproutes', version: GATEWAY_VERSION, namespaced: true },
   grpcRoutes: { kind: 'GRPCRoute', plural: 'grpcroutes', version: GATEWAY_VERSION, namespaced: true },
   referenceGrants: { kind: 'ReferenceGrant', plural: 'referencegrants', version: 'v1beta1', namespaced: true },
+  backendTlsPolicies: { kind: 'BackendTLSPolicy', plural: 'backendtlspolicies', version: GATEWAY_VERSION, namespaced: true },
 } as const;
 
 /** The part of ObjectMeta the translation reads. */
@@ -227,6 +228,33 @@ export interface ReferenceGrant {
   spec: {
     from: { group: string; kind: string; namespace: string }[];
     to: { group: string; kind: string; name?: string }[];
+  };
+}
+
+/** The spec's LocalPolicyTargetReferenceWithSectionName: an object in the policy's namespace (a Service, and a port by name). */
+export interface PolicyTargetReference {
+  group: string;
+  kind: string;
+  name: string;
+  sectionName?: string;
+}
+
+/** The spec's BackendTLSPolicy: how the Gateway connects to a Service's pods over TLS. */
+export interface BackendTLSPolicy {
+  apiVersion?: string;
+  kind?: 'BackendTLSPolicy';
+  metadata: GatewayObjectMeta;
+  spec: {
+    targetRefs: PolicyTargetReference[];
+    validation: {
+      /** In the policy's namespace: a ConfigMap (Core) with the CA certificates in ca.crt. */
+      caCertificateRefs?: { group: string; kind: string; name: string }[];
+      wellKnownCACertificates?: 'System' | (string & {});
+      /** The SNI sent, and the name the pod's certificate must cover unless subjectAltNames is set. */
+      hostname: string;
+      subjectAltNames?: { type: 'Hostname' | 'URI' | (string & {}); hostname?: string; uri?: string }[];
+    };
+    options?: Record<string, string>;
   };
 }
 

@@ -1,11 +1,14 @@
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import { render } from '../render/render.js';
+import { RENDER_SETTINGS, inlined } from '../render/testing.js';
 import { buildModel } from './build.js';
-import { checkTlsSecret } from './certificates.js';
-import type { GatewayCondition, HTTPRoute } from './gateway-api.js';
+import { checkCaConfigMap, checkTlsSecret } from './certificates.js';
+import type { BackendTLSPolicy, GatewayCondition, HTTPRoute, HTTPRouteRule } from './gateway-api.js';
 import { GATEWAY_CONTROLLER_NAME, intersect, translateGateways, type GatewayOptions, type GatewaySnapshot, type GatewayTranslation } from './gateway.js';
 import { translateIngress } from './ingress.js';
 import { BUILTIN_TLS_DEFAULTS, GROUPS_BY_MODE, defaultPolicy } from './pq.js';
-import { CAPABILITIES, endpointSlice, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, ingress, referenceGrant, route, service, tlsSecret } from './testing.js';
-import type { CertificatePair } from './types.js';
+import { CAPABILITIES, backendTlsPolicy, caConfigMap, endpointSlice, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, ingress, referenceGrant, route, service, servicesByKey, testPem, tlsSecret } from './testing.js';
+import { SYSTEM_CAS, type CaBundle, type CertificatePair } from './types.js';
 
 const NOW = new Date('2026-11-28T00:00:00Z');
 
@@ -30,9 +33,11 @@ function snapshot(parts: Partial<GatewaySnapshot>): GatewaySnapshot {
     httpRoutes: [],
     grpcRoutes: [],
     referenceGrants: [],
+    backendTlsPolicies: [],
     namespaceLabels: new Map<string, Record<string, string>>([['default', {}], ['team-a', { team: 'a', env: 'prod' }], ['team-b', { team: 'b' }], ['backends', {}], ['certs', {}]]),
-    services: new Set(['default/web', 'default/api', 'backends/shared']),
+    services: servicesByKey(['default/web', 'default/api', 'backends/shared']),
     certificates: CERTIFICATES,
+    caConfigMaps: new Map(),
     ...parts,
   };
 }
@@ -790,5 +795,131 @@ describe('GRPCRoute -> IngressIntent', () => {
     // Hostnames apart: both served.
     const apart = translate({ gateways: [gateway('gw', listeners)], httpRoutes: [httpRoute('web', { hostnames: ['c.example.com'], parentRefs: [{ name: 'gw', sectionName: 'wild' }], rules: [httpRule('/', 'web')] })], grpcRoutes: [calls('2026-02-01T00:00:00Z', [{ name: 'gw', sectionName: 'wild' }] as never)] });
     expect([parentConditions(apart).Accepted, parentConditions(apart, 'calls').Accepted]).toEqual([['True', 'Accepted'], ['True', 'Accepted']]);
+  });
+});
+
+describe('BackendTLSPolicy', () => {
+  const CA_PEM = testPem('mldsa-ca.crt');
+  const checkedCas = (...configMaps: V1ConfigMap[]) => new Map(configMaps.map((c) => [`${c.metadata!.namespace}/${c.metadata!.name}`, checkCaConfigMap(c, NOW)]));
+  const services = servicesByKey(['default/web', 'default/api']);
+  services.set('default/pods', service('pods', [{ name: 'plain', port: 80 }, { name: 'https', port: 443 }]));
+  const withPolicies = (policies: BackendTLSPolicy[], rules: HTTPRouteRule[] = [httpRule('/', 'web')], cas = checkedCas(caConfigMap('ca', CA_PEM))) =>
+    translate({ httpRoutes: [httpRoute('web', { hostnames: ['web.example.com'], rules })], backendTlsPolicies: policies, caConfigMaps: cas, services });
+  const modelOf = (t: GatewayTranslation) => buildModel({ intents: t.intents, services, endpointSlices: new Map(), certificates: new Map(), caBundles: new Map(), defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES), defaultCertificates: [] });
+  const policyConditions = (t: GatewayTranslation, name: string) => {
+    const status = t.policies.find((p) => p.ref.name === name);
+    return status?.ancestors.map((a) => [`${a.ancestorRef.kind} ${a.ancestorRef.namespace}/${a.ancestorRef.name}`, a.controllerName, Object.fromEntries(a.conditions.map((c) => [c.type, `${c.status}/${c.reason}`]))]);
+  };
+  const actionAt = (t: GatewayTranslation, path: string) => modelOf(t).model.servers.find((s) => s.host === 'web.example.com')!.locations.find((l) => l.path === path)!.action;
+
+  it('verifies the pods against the ConfigMap\'s CA for the policy\'s hostname, sent as SNI, with the route\'s hybrid groups; the Gateway is its ancestor', () => {
+    const t = withPolicies([backendTlsPolicy('web-tls', 'web')]);
+    const backendTls = t.intents[0]!.routes[0]!.backendTls;
+    expect(backendTls).toEqual({ serverName: 'pods.example.com', ca: expect.objectContaining({ source: 'default/ca' }) });
+    expect(policyConditions(t, 'web-tls')).toEqual([['Gateway default/gw', GATEWAY_CONTROLLER_NAME, { Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }]]);
+    expect(parentConditions(t)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['True', 'ResolvedRefs'] });
+
+    const action = actionAt(t, '/');
+    if (action.kind !== 'proxy') throw new Error(`expected a proxy, got ${action.kind}`);
+    expect(action.protocol).toBe('HTTPS');
+    expect(action.tls).toEqual({ policy: t.intents[0]!.policy, serverName: 'pods.example.com', sendServerName: true, verify: { ca: expect.objectContaining({ source: 'default/ca', pem: expect.stringContaining('BEGIN CERTIFICATE') }), depth: 4 } });
+    expect(action.tls!.policy.groups[0]![0]).toBe('X25519MLKEM768');
+    const config = inlined(render(modelOf(t).model, RENDER_SETTINGS));
+    expect(config).toMatch(/proxy_ssl_name pods\.example\.com;\n\s+proxy_ssl_session_reuse on;\n\s+proxy_ssl_verify on;\n\s+proxy_ssl_verify_depth 4;\n\s+proxy_ssl_trusted_certificate \/run\/qubesec\/certs\/ca-[0-9a-f]{64}\.pem;/);
+    expect(config).toContain('proxy_ssl_server_name on;');
+    expect(config).toContain('proxy_pass https://');
+  });
+
+  it('applies a policy naming the port (sectionName) before one naming the Service alone; others of one target are Conflicted, the oldest applying', () => {
+    const rules = [httpRule('/tls', 'pods', 443), httpRule('/plain', 'pods', 80)];
+    const t = withPolicies([
+      backendTlsPolicy('whole', 'pods', { hostname: 'whole.example.com' }),
+      backendTlsPolicy('https-port', 'pods', { hostname: 'port.example.com' }, { sectionName: 'https', created: '2026-02-01T00:00:00Z' }),
+      backendTlsPolicy('https-port-older', 'pods', { hostname: 'older.example.com' }, { sectionName: 'https', created: '2025-12-01T00:00:00Z' }),
+      backendTlsPolicy('no-such-port', 'pods', { hostname: 'nothing.example.com' }, { sectionName: 'grpc' }),
+    ], rules);
+    const tlsOf = (path: string) => t.intents[0]!.routes.find((r) => r.path === path)!.backendTls;
+    expect(tlsOf('/tls')).toEqual(expect.objectContaining({ serverName: 'older.example.com' }));
+    expect(tlsOf('/plain')).toEqual(expect.objectContaining({ serverName: 'whole.example.com' }));
+    expect(policyConditions(t, 'https-port-older')?.[0]?.[2]).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
+    expect(policyConditions(t, 'whole')?.[0]?.[2]).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' });
+    expect(policyConditions(t, 'https-port')?.[0]?.[2]).toEqual({ Accepted: 'False/Conflicted', ResolvedRefs: 'True/ResolvedRefs' });
+    expect(t.policies.find((p) => p.ref.name === 'https-port')!.ancestors[0]!.conditions[0]!.message).toBe('BackendTLSPolicy default/https-port: BackendTLSPolicy default/https-port-older targets the same Service and section and is older; it applies');
+    // A policy no backend of our routes reaches has no status of ours.
+    expect(policyConditions(t, 'no-such-port')).toBeUndefined();
+    // A route without a policy stays plain.
+    expect(withPolicies([]).intents[0]!.routes[0]!.backendTls).toBeUndefined();
+  });
+
+  it('fails the backend closed (503) when its policy cannot be honoured, with the spec\'s reasons', () => {
+    const missing = withPolicies([backendTlsPolicy('missing', 'web', { caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'nowhere' }] })]);
+    expect(policyConditions(missing, 'missing')?.[0]?.[2]).toEqual({ Accepted: 'False/NoValidCACertificate', ResolvedRefs: 'False/InvalidCACertificateRef' });
+    expect(missing.policies[0]!.ancestors[0]!.conditions[1]!.message).toBe('BackendTLSPolicy default/missing: spec.validation.caCertificateRefs[0]: ConfigMap default/nowhere not found');
+    expect(actionAt(missing, '/')).toEqual({ kind: 'unavailable', reason: 'BackendTLSPolicy default/missing: spec.validation.caCertificateRefs[0]: ConfigMap default/nowhere not found' });
+    expect(missing.diagnostics).toContainEqual(expect.objectContaining({ object: expect.objectContaining({ kind: 'BackendTLSPolicy', name: 'missing' }), reason: 'NoValidCACertificate' }));
+    // The route itself stays accepted with its references resolved: the policy is what is wrong.
+    expect(parentConditions(missing)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['True', 'ResolvedRefs'] });
+
+    const empty = withPolicies([backendTlsPolicy('empty', 'web', { caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'empty' }] })], undefined, checkedCas({ metadata: { name: 'empty', namespace: 'default' }, data: {} }));
+    expect(empty.policies[0]!.ancestors[0]!.conditions[1]).toMatchObject({ status: 'False', reason: 'InvalidCACertificateRef', message: 'BackendTLSPolicy default/empty: spec.validation.caCertificateRefs[0]: ConfigMap default/empty: data.ca.crt is required (the CA certificates to verify with)' });
+    expect(actionAt(empty, '/').kind).toBe('unavailable');
+
+    const wrongKind = withPolicies([backendTlsPolicy('kind', 'web', { caCertificateRefs: [{ group: '', kind: 'Secret', name: 'ca' }] })]);
+    expect(policyConditions(wrongKind, 'kind')?.[0]?.[2]).toEqual({ Accepted: 'False/NoValidCACertificate', ResolvedRefs: 'False/InvalidKind' });
+    expect(actionAt(wrongKind, '/').kind).toBe('unavailable');
+
+    const sans = withPolicies([backendTlsPolicy('sans', 'web', { subjectAltNames: [{ type: 'Hostname', hostname: 'other.example.com' }] })]);
+    expect(policyConditions(sans, 'sans')?.[0]?.[2]).toEqual({ Accepted: 'False/Invalid', ResolvedRefs: 'True/ResolvedRefs' });
+    expect(actionAt(sans, '/').kind).toBe('unavailable');
+    const wildcard = withPolicies([backendTlsPolicy('wild', 'web', { hostname: '*.example.com' })]);
+    expect(wildcard.policies[0]!.ancestors[0]!.conditions[0]!.message).toBe('BackendTLSPolicy default/wild: spec.validation.hostname: "*.example.com" is a wildcard (the spec asks for a precise hostname)');
+    const unknownSet = withPolicies([backendTlsPolicy('set', 'web', { wellKnownCACertificates: 'example.com/corporate' })]);
+    expect(policyConditions(unknownSet, 'set')?.[0]?.[2]).toEqual({ Accepted: 'False/Invalid', ResolvedRefs: 'True/ResolvedRefs' });
+  });
+
+  it('verifies against the data plane\'s system CAs for wellKnownCACertificates: System, and joins the bundles of several ConfigMaps', () => {
+    const system = withPolicies([backendTlsPolicy('system', 'web', { wellKnownCACertificates: 'System' })]);
+    expect(system.intents[0]!.routes[0]!.backendTls).toEqual({ serverName: 'pods.example.com', ca: SYSTEM_CAS });
+    expect(inlined(render(modelOf(system).model, RENDER_SETTINGS))).toContain('proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;');
+
+    const two = withPolicies([backendTlsPolicy('two', 'web', { caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'ca' }, { group: '', kind: 'ConfigMap', name: 'ca-2' }] })], undefined, checkedCas(caConfigMap('ca', CA_PEM), caConfigMap('ca-2', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')));
+    // One reference that does not parse fails the backend closed though the other is good.
+    expect(policyConditions(two, 'two')?.[0]?.[2]).toEqual({ Accepted: 'True/Accepted', ResolvedRefs: 'False/InvalidCACertificateRef' });
+    expect(actionAt(two, '/').kind).toBe('unavailable');
+    const joined = withPolicies([backendTlsPolicy('two', 'web', { caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'ca' }, { group: '', kind: 'ConfigMap', name: 'ca-2' }] })], undefined, checkedCas(caConfigMap('ca', CA_PEM), caConfigMap('ca-2', CA_PEM)));
+    const ca = joined.intents[0]!.routes[0]!.backendTls as { ca: CaBundle };
+    expect(ca.ca.source).toBe('default/ca,default/ca-2');
+    expect(ca.ca.pem.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+  });
+
+  it('keeps TLS and plain pods apart: a rule whose backends differ in policy is dropped, routes sharing a path with another policy are not served there, and the upstreams differ', () => {
+    const mixed = withPolicies([backendTlsPolicy('web-tls', 'web')], [{ ...httpRule('/', 'web'), backendRefs: [{ name: 'web', port: 80, weight: 1 }, { name: 'api', port: 80, weight: 1 }] }, httpRule('/api', 'api')]);
+    expect(parentConditions(mixed)).toEqual({ Accepted: ['True', 'Accepted'], PartiallyInvalid: ['True', 'UnsupportedValue'], ResolvedRefs: ['True', 'ResolvedRefs'] });
+    expect(parentCondition(mixed, 'PartiallyInvalid').message).toBe('Dropped Rule(s): spec.rules[0].backendRefs: their Services differ in BackendTLSPolicy (a rule has one TLS setting to its pods): not supported yet');
+    expect(policyConditions(mixed, 'web-tls')).toBeUndefined();
+
+    const shared = translate({
+      httpRoutes: [
+        httpRoute('web', { hostnames: ['web.example.com'], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [{ name: 'x-tls', value: '1' }] }], backendRefs: [{ name: 'web', port: 80 }] }] }, { created: '2026-01-01T00:00:00Z' }),
+        httpRoute('plain', { hostnames: ['web.example.com'], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' }, headers: [{ name: 'x-plain', value: '1' }] }], backendRefs: [{ name: 'api', port: 80 }] }] }, { created: '2026-02-01T00:00:00Z' }),
+      ],
+      backendTlsPolicies: [backendTlsPolicy('web-tls', 'web')], caConfigMaps: checkedCas(caConfigMap('ca', CA_PEM)), services,
+    });
+    const built = modelOf(shared);
+    expect(built.diagnostics).toContainEqual(expect.objectContaining({ object: expect.objectContaining({ kind: 'HTTPRoute', name: 'plain' }), reason: 'Conflict' }));
+    const location = built.model.servers.find((s) => s.host === 'web.example.com')!.locations.find((l) => l.path === '/')!;
+    expect(location.action.kind === 'proxy' && location.action.branches?.map((b) => b.conditions.headers[0]!.name)).toEqual(['x-tls']);
+
+    const both = modelOf(withPolicies([backendTlsPolicy('web-tls', 'web')], [httpRule('/tls', 'web')]));
+    const plainToo = modelOf(translate({ httpRoutes: [httpRoute('web', { hostnames: ['web.example.com'], rules: [httpRule('/tls', 'web')] }), httpRoute('other', { hostnames: ['other.example.com'], rules: [httpRule('/', 'web')] })], backendTlsPolicies: [], services }));
+    expect(both.model.upstreams.map((u) => u.name)).toEqual([expect.stringMatching(/^default_web_80_tls_[0-9a-f]{12}$/)]);
+    expect(plainToo.model.upstreams.map((u) => u.name)).toEqual(['default_web_80']);
+  });
+
+  it('speaks gRPC over TLS (grpcs) to a GRPCRoute\'s pods under a policy', () => {
+    const t = translate({ grpcRoutes: [grpcRoute('calls', { hostnames: ['web.example.com'], rules: [grpcRule('echo.Echo', undefined, 'web')] })], backendTlsPolicies: [backendTlsPolicy('web-tls', 'web')], caConfigMaps: checkedCas(caConfigMap('ca', CA_PEM)), services });
+    const action = modelOf(t).model.servers.find((s) => s.host === 'web.example.com')!.locations[0]!.action;
+    expect(action.kind === 'proxy' && [action.protocol, action.tls?.serverName]).toEqual(['GRPCS', 'pods.example.com']);
+    expect(inlined(render(modelOf(t).model, RENDER_SETTINGS))).toContain('grpc_pass grpcs://');
   });
 });

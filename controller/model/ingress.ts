@@ -5,7 +5,7 @@ import { ANNOTATION_PREFIX, parseSettings, reviewAnnotationKeys, type IngressSet
 import { checkExactOrPrefixPath, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortName, checkPortNumber, checkRegexPath, checkServiceName, quote } from './names.js';
 import { parseProxyAnnotations, type ProxySettings } from './proxy-annotations.js';
 import { certificateChoice, classifyGroup, groupsForMode, protocolsFrom, strictOrder, type Capabilities, type TlsDefaults } from './pq.js';
-import type { Diagnostic, HeaderEdits, ObjectRef, PathMatch, RedirectTarget, RequestConditions, TlsPolicy, UrlRewrite } from './types.js';
+import type { BackendTls, Diagnostic, HeaderEdits, ObjectRef, PathMatch, RedirectTarget, RequestConditions, TlsPolicy, UrlRewrite } from './types.js';
 
 export interface BackendRef {
   namespace: string;
@@ -36,6 +36,8 @@ export interface IntentRoute {
   timeoutMs?: number;
   /** A redirect the data plane builds per request (a prefix replacement, or one branch among others). */
   redirectTo?: RedirectTarget;
+  /** Gateway API: the BackendTLSPolicy of the route's backends (all of them alike): TLS to the pods instead of the intent's protocol. */
+  backendTls?: BackendTls;
 }
 
 export interface IngressIntent {

@@ -1,9 +1,9 @@
 // Builders for unit tests: Kubernetes objects as plain data, and the test certificates in controller/testdata.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../project.js';
-import type { GRPCRoute, GRPCRouteRule, Gateway, GatewayClass, HTTPRoute, HTTPRouteRule, Listener, ReferenceGrant, SecretObjectReference } from './gateway-api.js';
+import type { BackendTLSPolicy, GRPCRoute, GRPCRouteRule, Gateway, GatewayClass, HTTPRoute, HTTPRouteRule, Listener, ReferenceGrant, SecretObjectReference } from './gateway-api.js';
 import { OPENSSL_3_5_CAPABILITIES, type Capabilities } from './pq.js';
 import type { Location, ObjectRef, PathMatch } from './types.js';
 
@@ -35,6 +35,11 @@ export function route(host: string, path: string, pathType: string, service: str
 
 export function service(name: string, ports: { name?: string; port: number }[], namespace = 'default'): V1Service {
   return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace }, spec: { ports } };
+}
+
+/** Services by namespace/name, each with port 80: what Gateway API translation looks up. */
+export function servicesByKey(keys: string[]): Map<string, V1Service> {
+  return new Map(keys.map((key) => [key, service(key.split('/')[1]!, [{ port: 80 }], key.split('/')[0])]));
 }
 
 export function endpointSlice(serviceName: string, port: { name?: string; port: number }, endpoints: { ip: string; ready?: boolean }[], namespace = 'default'): V1EndpointSlice {
@@ -143,4 +148,22 @@ export function grpcRule(service: string | undefined, method: string | undefined
 
 export function referenceGrant(name: string, namespace: string, from: ReferenceGrant['spec']['from'], to: ReferenceGrant['spec']['to']): ReferenceGrant {
   return { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'ReferenceGrant', metadata: { name, namespace }, spec: { from, to } };
+}
+
+/** A BackendTLSPolicy on Service `service` (and its port named `sectionName`): verified against ConfigMap `ca`'s ca.crt for `hostname`. */
+export function backendTlsPolicy(name: string, service: string, validation: Partial<BackendTLSPolicy['spec']['validation']> = {}, extra: { sectionName?: string; created?: string; namespace?: string } = {}): BackendTLSPolicy {
+  return {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'BackendTLSPolicy',
+    metadata: { name, namespace: extra.namespace ?? 'default', generation: 1, creationTimestamp: extra.created ?? GATEWAY_FIXTURE_CREATED },
+    spec: {
+      targetRefs: [{ group: '', kind: 'Service', name: service, ...(extra.sectionName ? { sectionName: extra.sectionName } : {}) }],
+      validation: { hostname: 'pods.example.com', ...(validation.wellKnownCACertificates ? {} : { caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'ca' }] }), ...validation },
+    },
+  };
+}
+
+/** A ConfigMap with CA certificates in ca.crt, as BackendTLSPolicies name them. */
+export function caConfigMap(name: string, pem: string, namespace = 'default'): V1ConfigMap {
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data: { 'ca.crt': pem } };
 }

@@ -66,9 +66,9 @@ export interface CertificatePair {
   fingerprint: string;
 }
 
-/** CA certificates from a Secret's ca.crt: verify clients (auth-tls) or upstreams (proxy-ssl). */
+/** CA certificates from a Secret's or ConfigMap's ca.crt: verify clients (auth-tls) or upstreams (proxy-ssl, BackendTLSPolicy). */
 export interface CaBundle {
-  /** namespace/name of the Secret. */
+  /** namespace/name of the Secret or ConfigMap (comma-separated when joined). */
   source: string;
   pem: string;
   /** sha256 of the PEM: names the file on disk. */
@@ -111,11 +111,20 @@ export interface UpstreamTls {
   /** Name sent as SNI and checked against the pod's certificate. */
   serverName: string;
   sendServerName: boolean;
-  /** Present when the pod's certificate is verified. */
-  verify?: { ca: CaBundle; depth: number };
+  /** Present when the pod's certificate is verified: against a CA bundle, or the data plane's system CAs. */
+  verify?: { ca: CaBundle | typeof SYSTEM_CAS; depth: number };
   /** Presented to the pod when it asks for a client certificate. */
   clientCertificate?: CertificatePair;
 }
+
+/** The data plane's own trust store (Debian's ca-certificates), as BackendTLSPolicy's wellKnownCACertificates: System names it. */
+export const SYSTEM_CAS = 'system';
+
+/**
+ * TLS to a route's backends as a Gateway API BackendTLSPolicy asks: `serverName` is sent as SNI and verified against
+ * `ca`. `unusable`: a policy applies that cannot be honoured, and the route answers 503 rather than go without it.
+ */
+export type BackendTls = { serverName: string; ca: CaBundle | typeof SYSTEM_CAS } | { unusable: string };
 
 /** A request header or query parameter a branch requires: the whole value equal, or matched by a regular expression. */
 export interface ValueMatch {

@@ -7,7 +7,7 @@ import Handlebars from 'handlebars';
 import { quote } from '../model/names.js';
 import { GROUP_CODEPOINTS, listenerKey, opensslGroupList } from '../model/pq.js';
 import { TARGET_VARIABLES } from '../model/proxy-annotations.js';
-import type { Branch, CaBundle, CertificatePair, ClientAuth, HeaderEdits, Location, LocationAction, Model, RedirectTarget, Server, TlsPolicy, Upstream, UrlRewrite, ValueMatch } from '../model/types.js';
+import { SYSTEM_CAS, type Branch, type CaBundle, type CertificatePair, type ClientAuth, type HeaderEdits, type Location, type LocationAction, type Model, type RedirectTarget, type Server, type TlsPolicy, type Upstream, type UrlRewrite, type ValueMatch } from '../model/types.js';
 import { TEMPLATES_DIR } from '../project.js';
 
 /** Where things are, as NGINX sees them (inside its root when it runs chrooted). */
@@ -224,6 +224,9 @@ export class ServerBlocks {
   }
 }
 
+/** Debian's bundle of the system CAs (ca-certificates), in the data-plane image and the test rootfs alike. */
+const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
+
 /** What a file in paths.certificates is made of; its content is made once per render, not once per server naming it. */
 type FileSource = CertificatePair | CaBundle | Buffer;
 
@@ -355,7 +358,7 @@ export function render(model: Model, settings: RenderSettings, blocks = new Serv
         groups: tls.policy.groups.flat().join(':'),
         serverName: tls.serverName,
         sendServerName: tls.sendServerName ? 'on' : 'off',
-        verify: tls.verify && { ca: caFile(tls.verify.ca), depth: tls.verify.depth },
+        verify: tls.verify && { ca: tls.verify.ca === SYSTEM_CAS ? SYSTEM_CA_FILE : caFile(tls.verify.ca), depth: tls.verify.depth },
         certificate: tls.clientCertificate && certificateFile(tls.clientCertificate),
       },
       errorPages: action.errorPages?.codes.map((code) => ({ code, location: http.errorLocation(server.host, action.errorPages!.upstream, code) })),

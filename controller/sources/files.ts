@@ -29,6 +29,7 @@ export const INGRESS_KINDS: ManifestKinds<Snapshot> = {
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} GRPCRoute`]: 'grpcRoutes',
   [`${GATEWAY_GROUP}/v1beta1 ReferenceGrant`]: 'referenceGrants',
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} ReferenceGrant`]: 'referenceGrants',
+  [`${GATEWAY_GROUP}/${GATEWAY_VERSION} BackendTLSPolicy`]: 'backendTlsPolicies',
   'v1 Namespace': 'namespaces',
 };
 

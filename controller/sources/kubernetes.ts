@@ -28,6 +28,8 @@ export interface KubernetesSourceOptions {
   publishService: string;
   /** Namespace of the session ticket Secret, or ''; its Secrets are watched also outside the watched namespace. */
   ticketSecretNamespace: string;
+  /** Gateway API is served: ConfigMaps of every watched namespace, which BackendTLSPolicies name as CAs, not only the defaults'. */
+  caConfigMaps?: boolean;
   /** How long a list may go unanswered before it is abandoned and retried; kube-apiserver's own limit by default. */
   listTimeoutMs?: number;
 }
@@ -78,9 +80,13 @@ export class KubernetesSource implements Source {
     if (ns && ticketNamespace && ticketNamespace !== ns) {
       this.add('ticket-secrets', 'secrets', `/api/v1/namespaces/${ticketNamespace}/secrets`, (o) => core.listNamespacedSecret({ namespace: ticketNamespace }, o));
     }
-    if (options.configMap) {
-      const cmNamespace = options.configMap.split('/')[0] ?? '';
-      this.add('configmaps', 'configMaps', `/api/v1/namespaces/${cmNamespace}/configmaps`, (o) => core.listNamespacedConfigMap({ namespace: cmNamespace }, o));
+    const cmNamespace = options.configMap.split('/')[0] ?? '';
+    if (options.caConfigMaps) {
+      this.add('configmaps', 'configMaps', scoped('/api/v1', 'configmaps'), (o) =>
+        ns ? core.listNamespacedConfigMap({ namespace: ns }, o) : core.listConfigMapForAllNamespaces({}, o));
+    }
+    if (options.configMap && !(options.caConfigMaps && (!ns || cmNamespace === ns))) {
+      this.add('defaults-configmap', 'configMaps', `/api/v1/namespaces/${cmNamespace}/configmaps`, (o) => core.listNamespacedConfigMap({ namespace: cmNamespace }, o));
     }
     // Gateway API is the cluster's to install: a kind it does not serve is an empty list, looked for again later.
     const custom = kc.makeApiClient(CustomObjectsApi);
@@ -119,12 +125,13 @@ export class KubernetesSource implements Source {
       services: [...list('services'), ...list('publish-service')],
       endpointSlices: list('endpointslices'),
       secrets: [...list('secrets'), ...list('ticket-secrets')],
-      configMaps: list('configmaps'),
+      configMaps: [...list('configmaps'), ...list('defaults-configmap')],
       gatewayClasses: list(GATEWAY_API_RESOURCES.gatewayClasses.plural),
       gateways: list(GATEWAY_API_RESOURCES.gateways.plural),
       httpRoutes: list(GATEWAY_API_RESOURCES.httpRoutes.plural),
       grpcRoutes: list(GATEWAY_API_RESOURCES.grpcRoutes.plural),
       referenceGrants: list(GATEWAY_API_RESOURCES.referenceGrants.plural),
+      backendTlsPolicies: list(GATEWAY_API_RESOURCES.backendTlsPolicies.plural),
       namespaces: list('namespaces'),
     };
   }
@@ -174,4 +181,5 @@ const API_VERSIONS: Record<string, string> = {
   Ingress: 'networking.k8s.io/v1', Secret: 'v1', ConfigMap: 'v1', Service: 'v1', Pod: 'v1',
   Certificate: 'qubesec.io/v1alpha1', Issuer: 'qubesec.io/v1alpha1', ClusterIssuer: 'qubesec.io/v1alpha1', SignaturePolicy: 'qubesec.io/v1alpha1',
   VpnGateway: 'qubesec.io/v1alpha1', VpnPeer: 'qubesec.io/v1alpha1',
+  ...Object.fromEntries(Object.values(GATEWAY_API_RESOURCES).map((r) => [r.kind, `${GATEWAY_GROUP}/${r.version}`])),
 };

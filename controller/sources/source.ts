@@ -32,12 +32,13 @@ export interface Snapshot {
   httpRoutes: readonly KubernetesObject[];
   grpcRoutes: readonly KubernetesObject[];
   referenceGrants: readonly KubernetesObject[];
+  backendTlsPolicies: readonly KubernetesObject[];
   namespaces: readonly V1Namespace[];
 }
 
 /** A snapshot with no objects: tests and sources fill in what they have. */
 export function emptySnapshot(): Snapshot {
-  return { ingressClasses: [], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [], gatewayClasses: [], gateways: [], httpRoutes: [], grpcRoutes: [], referenceGrants: [], namespaces: [] };
+  return { ingressClasses: [], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [], gatewayClasses: [], gateways: [], httpRoutes: [], grpcRoutes: [], referenceGrants: [], backendTlsPolicies: [], namespaces: [] };
 }
 
 /** What a source holds (its snapshot's shape): for each kind it reads, its objects. */

@@ -1,7 +1,8 @@
+import { checkCaConfigMap } from '../model/certificates.js';
 import { translateGateways } from '../model/gateway.js';
 import { BUILTIN_TLS_DEFAULTS } from '../model/pq.js';
-import type { GRPCRoute } from '../model/gateway-api.js';
-import { CAPABILITIES, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule } from '../model/testing.js';
+import type { BackendTLSPolicy, GRPCRoute } from '../model/gateway-api.js';
+import { CAPABILITIES, backendTlsPolicy, caConfigMap, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, servicesByKey, testPem } from '../model/testing.js';
 import type { GatewayStatus } from '../reconciler.js';
 import { gatewayStatusPatches, type GatewayObjects, type StatusHolder, type StatusPatch } from './gateway.js';
 
@@ -9,18 +10,20 @@ const CONTROLLER = 'qubesec.io/gateway-controller';
 const T0 = new Date('2026-12-01T10:00:00.123Z');
 const T1 = new Date('2026-12-01T11:00:00Z');
 
-function translated(programmed = true, routes = [httpRoute('web', { hostnames: ['web.example.com'], rules: [httpRule('/', 'web')] })], grpcRoutes: GRPCRoute[] = []): GatewayStatus {
+function translated(programmed = true, routes = [httpRoute('web', { hostnames: ['web.example.com'], rules: [httpRule('/', 'web')] })], grpcRoutes: GRPCRoute[] = [], backendTlsPolicies: BackendTLSPolicy[] = []): GatewayStatus {
   const t = translateGateways({
     gatewayClasses: [gatewayClass()],
     gateways: [gateway('gw', [httpListener('http')])],
     httpRoutes: routes,
     grpcRoutes,
     referenceGrants: [],
+    backendTlsPolicies,
     namespaceLabels: new Map(),
-    services: new Set(['default/web']),
+    services: servicesByKey(['default/web']),
     certificates: new Set(),
+    caConfigMaps: new Map([['default/ca', checkCaConfigMap(caConfigMap('ca', testPem('mldsa-ca.crt')), T0)]]),
   }, { controllerName: CONTROLLER, defaults: BUILTIN_TLS_DEFAULTS, capabilities: CAPABILITIES, ports: { http: 80, https: 443 } });
-  return { gatewayClasses: t.gatewayClasses, gateways: t.gateways, routes: t.routes, programmed };
+  return { gatewayClasses: t.gatewayClasses, gateways: t.gateways, routes: t.routes, policies: t.policies, programmed };
 }
 
 /** The objects as the API server would hold them after `patches`: keys in its own (sorted) order, a new resourceVersion. */
@@ -30,7 +33,7 @@ function stored(objects: GatewayObjects, patches: StatusPatch[]): GatewayObjects
     const patch = patches.find((p) => p.kind === kind && p.name === o.metadata?.name && p.namespace === (o.metadata?.namespace ?? ''));
     return patch ? { metadata: { ...o.metadata, resourceVersion: `${o.metadata?.resourceVersion}+` }, status: sortKeys({ ...o.status, ...patch.status }) as StatusHolder['status'] } : o;
   });
-  return { gatewayClasses: apply(objects.gatewayClasses, 'GatewayClass'), gateways: apply(objects.gateways, 'Gateway'), httpRoutes: apply(objects.httpRoutes, 'HTTPRoute'), grpcRoutes: apply(objects.grpcRoutes, 'GRPCRoute') };
+  return { gatewayClasses: apply(objects.gatewayClasses, 'GatewayClass'), gateways: apply(objects.gateways, 'Gateway'), httpRoutes: apply(objects.httpRoutes, 'HTTPRoute'), grpcRoutes: apply(objects.grpcRoutes, 'GRPCRoute'), backendTlsPolicies: apply(objects.backendTlsPolicies, 'BackendTLSPolicy') };
 }
 
 const fresh = (): GatewayObjects => ({
@@ -38,6 +41,7 @@ const fresh = (): GatewayObjects => ({
   gateways: [{ metadata: { namespace: 'default', name: 'gw', resourceVersion: '2', generation: 1 } }],
   httpRoutes: [{ metadata: { namespace: 'default', name: 'web', resourceVersion: '3', generation: 1 } }],
   grpcRoutes: [],
+  backendTlsPolicies: [],
 });
 const conditionsOf = (patch: StatusPatch | undefined) => (patch?.status?.conditions ?? []).map((c) => `${c.type}=${c.status}/${c.reason}@${c.lastTransitionTime}`);
 
@@ -87,5 +91,22 @@ describe('gatewayStatusPatches', () => {
     expect(gone.map((p) => `${p.kind} ${p.name}`)).toEqual(['Gateway gw', 'GRPCRoute web']);
     expect(gone[0]!.status?.listeners?.[0]?.attachedRoutes).toBe(1);
     expect(gone[1]!.status?.parents).toEqual([]);
+  });
+
+  it('writes a BackendTLSPolicy\'s conditions under our Gateway as its ancestor, keeps other controllers\' ancestors, and removes ours once no route of ours reaches it', () => {
+    const policy = backendTlsPolicy('web-tls', 'web');
+    const other = { ancestorRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', namespace: 'default', name: 'theirs' }, controllerName: 'example.com/other', conditions: [{ type: 'Accepted', status: 'True' as const, reason: 'Accepted', message: '', lastTransitionTime: '2026-01-01T00:00:00Z' }] };
+    const objects: GatewayObjects = { ...fresh(), backendTlsPolicies: [{ metadata: { namespace: 'default', name: 'web-tls', resourceVersion: '5', generation: 1 }, status: { ancestors: [other] } }] };
+    const patches = gatewayStatusPatches(translated(true, undefined, [], [policy]), objects, [], CONTROLLER, T0);
+    const written = patches.find((p) => p.kind === 'BackendTLSPolicy');
+    expect(written?.resourceVersion).toBe('5');
+    expect(written?.status?.ancestors?.map((a) => [a.controllerName, `${a.ancestorRef.kind} ${a.ancestorRef.namespace}/${a.ancestorRef.name}`, a.conditions.map((c) => `${c.type}=${c.status}/${c.reason}@${c.lastTransitionTime}`)])).toEqual([
+      ['example.com/other', 'Gateway default/theirs', ['Accepted=True/Accepted@2026-01-01T00:00:00Z']],
+      [CONTROLLER, 'Gateway default/gw', ['Accepted=True/Accepted@2026-12-01T10:00:00Z', 'ResolvedRefs=True/ResolvedRefs@2026-12-01T10:00:00Z']],
+    ]);
+    const held = stored(objects, patches);
+    expect(gatewayStatusPatches(translated(true, undefined, [], [policy]), held, [], CONTROLLER, T1).filter((p) => p.kind === 'BackendTLSPolicy')).toEqual([]);
+    const gone = gatewayStatusPatches(translated(true, [httpRoute('web', { hostnames: ['web.example.com'], rules: [httpRule('/', 'api')] })], [], [policy]), held, [], CONTROLLER, T1).find((p) => p.kind === 'BackendTLSPolicy');
+    expect(gone?.status?.ancestors).toEqual([other]);
   });
 });

@@ -1,6 +1,7 @@
-// What the leader writes into the status of GatewayClasses, Gateways, HTTPRoutes and GRPCRoutes: the translation's conditions
-// (model/gateway.ts), Programmed from the data plane, the published addresses, and lastTransitionTime kept while a
-// condition's status stays. Pure; gateway-writer.ts writes. A route's parents of other controllers are kept.
+// What the leader writes into the status of GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes and BackendTLSPolicies: the
+// translation's conditions (model/gateway.ts), Programmed from the data plane, the published addresses, and
+// lastTransitionTime kept while a condition's status stays. Pure; gateway-writer.ts writes. A route's parents and a
+// policy's ancestors of other controllers are kept.
 import { isIP } from 'node:net';
 import type { V1IngressLoadBalancerIngress } from '@kubernetes/client-node';
 import type { GatewayCondition, ParentReference } from '../model/gateway-api.js';
@@ -19,6 +20,12 @@ interface RouteParentStatus {
   conditions: WrittenCondition[];
 }
 
+interface PolicyAncestorStatus {
+  ancestorRef: ParentReference;
+  controllerName: string;
+  conditions: WrittenCondition[];
+}
+
 /** The parts of a cached object the status is compared with. */
 export interface StatusHolder {
   metadata?: { namespace?: string; name?: string; resourceVersion?: string; generation?: number };
@@ -27,10 +34,11 @@ export interface StatusHolder {
     addresses?: { type?: string; value: string }[];
     listeners?: { name: string; supportedKinds: { group?: string; kind: string }[]; attachedRoutes: number; conditions: WrittenCondition[] }[];
     parents?: RouteParentStatus[];
+    ancestors?: PolicyAncestorStatus[];
   };
 }
 
-export type GatewayApiKind = 'GatewayClass' | 'Gateway' | RouteKind;
+export type GatewayApiKind = 'GatewayClass' | 'Gateway' | RouteKind | 'BackendTLSPolicy';
 
 export interface StatusPatch {
   kind: GatewayApiKind;
@@ -46,6 +54,7 @@ export interface GatewayObjects {
   gateways: readonly StatusHolder[];
   httpRoutes: readonly StatusHolder[];
   grpcRoutes: readonly StatusHolder[];
+  backendTlsPolicies: readonly StatusHolder[];
 }
 
 /**
@@ -76,27 +85,33 @@ export function gatewayStatusPatches(status: GatewayStatus, objects: GatewayObje
     push('Gateway', draft.ref, held, gatewayStatus(draft, held, published, status.programmed, time));
   }
 
-  for (const [kind, list] of [['HTTPRoute', objects.httpRoutes], ['GRPCRoute', objects.grpcRoutes]] as const) {
-    const routes = byKey(list);
+  // Route parents and policy ancestors: one entry per parent per controller; ours replaced, a route or policy no
+  // longer drafted (it names no Gateway of ours) losing ours.
+  const entries = <F extends 'parents' | 'ancestors'>(kind: GatewayApiKind, list: readonly StatusHolder[], field: F, drafts: readonly { ref: ObjectRef; entries: { ref: ParentReference; conditions: GatewayCondition[] }[] }[]) => {
+    const refField = field === 'parents' ? 'parentRef' : 'ancestorRef';
+    const held = byKey(list);
     const drafted = new Set<string>();
-    for (const route of status.routes.filter((r) => r.ref.kind === kind)) {
-      const key = `${route.ref.namespace}/${route.ref.name}`;
+    const heldEntries = (o: StatusHolder | undefined) => (o?.status?.[field] ?? []) as (RouteParentStatus & PolicyAncestorStatus)[];
+    for (const draft of drafts) {
+      const key = `${draft.ref.namespace}/${draft.ref.name}`;
       drafted.add(key);
-      const held = routes.get(key);
-      const heldParents = held?.status?.parents ?? [];
-      const ours = route.parents.map((p) => {
-        const before = heldParents.find((h) => h.controllerName === controllerName && sameParent(h.parentRef, p.parentRef, route.ref.namespace));
-        return { parentRef: p.parentRef, controllerName, conditions: merge(before?.conditions, p.conditions, time) };
+      const before = heldEntries(held.get(key));
+      const ours = draft.entries.map((e) => {
+        const was = before.find((h) => h.controllerName === controllerName && sameParent(h[refField], e.ref, draft.ref.namespace));
+        return { [refField]: e.ref, controllerName, conditions: merge(was?.conditions, e.conditions, time) };
       });
-      push(kind, route.ref, held, { parents: [...heldParents.filter((h) => h.controllerName !== controllerName), ...ours] });
+      push(kind, draft.ref, held.get(key), { [field]: [...before.filter((h) => h.controllerName !== controllerName), ...ours] });
     }
-    // A route that no longer names our Gateways loses our parent entries.
-    for (const [key, held] of routes) {
-      if (drafted.has(key) || !(held.status?.parents ?? []).some((p) => p.controllerName === controllerName)) continue;
+    for (const [key, o] of held) {
+      if (drafted.has(key) || !heldEntries(o).some((h) => h.controllerName === controllerName)) continue;
       const [namespace = '', name = ''] = key.split('/');
-      push(kind, { kind, namespace, name }, held, { parents: held.status!.parents!.filter((p) => p.controllerName !== controllerName) });
+      push(kind, { kind, namespace, name }, o, { [field]: heldEntries(o).filter((h) => h.controllerName !== controllerName) });
     }
+  };
+  for (const [kind, list] of [['HTTPRoute', objects.httpRoutes], ['GRPCRoute', objects.grpcRoutes]] as const) {
+    entries(kind, list, 'parents', status.routes.filter((r) => r.ref.kind === kind).map((r) => ({ ref: r.ref, entries: r.parents.map((p) => ({ ref: p.parentRef, conditions: p.conditions })) })));
   }
+  entries('BackendTLSPolicy', objects.backendTlsPolicies, 'ancestors', status.policies.map((p) => ({ ref: p.ref, entries: p.ancestors.map((a) => ({ ref: a.ancestorRef, conditions: a.conditions })) })));
   return patches;
 }
 

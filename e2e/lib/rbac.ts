@@ -23,6 +23,9 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
       { group: 'gateway.networking.k8s.io', resource: 'grpcroutes', namespace: 'default', verb: 'patch', subresource: 'status', name: 'calls' },
       { group: 'gateway.networking.k8s.io', resource: 'gateways', namespace: 'default', verb: 'patch', subresource: 'status', name: 'gw' },
       { group: '', resource: 'namespaces', verb: 'list' },
+      { group: '', resource: 'configmaps', namespace: 'default', verb: 'watch' },
+      { group: 'gateway.networking.k8s.io', resource: 'backendtlspolicies', namespace: 'default', verb: 'list' },
+      { group: 'gateway.networking.k8s.io', resource: 'backendtlspolicies', namespace: 'default', verb: 'patch', subresource: 'status', name: 'web-tls' },
     ],
     denied: [
       { ...ingresses, verb: 'update', name: 'app' },
@@ -37,8 +40,8 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
       { ...leases, verb: 'update', name: 'kube-scheduler' },
       { ...leases, verb: 'delete', name: lease },
       { ...leases, verb: 'create', namespace: 'default' },
-      { group: '', resource: 'configmaps', namespace: 'default', verb: 'list' },
       { group: '', resource: 'events', namespace: 'default', verb: 'patch' },
+      { group: '', resource: 'configmaps', namespace: 'default', verb: 'update', name: 'ca' },
       { group: '', resource: 'services', namespace: 'default', verb: 'update', name: 'app' },
       { group: '', resource: 'pods', namespace: 'default', verb: 'create' },
       { group: 'qubesec.io', resource: 'certificates', namespace: 'default', verb: 'delete', name: 'app-tls' },
@@ -46,6 +49,7 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
       { group: 'gateway.networking.k8s.io', resource: 'gateways', namespace: 'default', verb: 'patch', name: 'gw' },
       { group: 'gateway.networking.k8s.io', resource: 'httproutes', namespace: 'default', verb: 'update', subresource: 'status', name: 'web' },
       { group: 'gateway.networking.k8s.io', resource: 'grpcroutes', namespace: 'default', verb: 'patch', name: 'calls' },
+      { group: 'gateway.networking.k8s.io', resource: 'backendtlspolicies', namespace: 'default', verb: 'patch', name: 'web-tls' },
     ],
   };
 }
