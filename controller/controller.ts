@@ -8,8 +8,8 @@ import type { Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Ingress } from '@kubernetes/client-node';
 import chokidar, { type FSWatcher } from 'chokidar';
-import { GATEWAY_KIND, GRPC_ROUTE_KIND, HTTP_ROUTE_KIND, INGRESS_KIND, answerReview } from './admission/review.js';
-import { VALIDATE_GATEWAYS_PATH, VALIDATE_GRPC_ROUTES_PATH, VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH, replaceKeyPairs, serveAdmission, stopHttpsServer, type WebhookOptions } from './admission/server.js';
+import { GATEWAY_KIND, GRPC_ROUTE_KIND, HTTP_ROUTE_KIND, INGRESS_KIND, TLS_ROUTE_KIND, answerReview } from './admission/review.js';
+import { VALIDATE_GATEWAYS_PATH, VALIDATE_GRPC_ROUTES_PATH, VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH, VALIDATE_TLS_ROUTES_PATH, replaceKeyPairs, serveAdmission, stopHttpsServer, type WebhookOptions } from './admission/server.js';
 import { Applier } from './dataplane/applier.js';
 import { defaultModules, probeCapabilities, type DataPlaneRuntime } from './dataplane/runtime.js';
 import { accessLogFromFlags, entropySourceFromFlags, sessionResumptionFromFlags, tlsDefaultsFromFlags, type Flags } from './config.js';
@@ -29,7 +29,7 @@ import { KubernetesEventRecorder, KubernetesSource, errorText, loadKubeConfig } 
 import { INITIAL_BACKOFF_MS, MAX_BACKOFF_MS } from './sources/reflector.js';
 import type { EventRecorder, Source } from './sources/source.js';
 import { publishFrom } from './status/addresses.js';
-import type { GRPCRoute, Gateway, HTTPRoute } from './model/gateway-api.js';
+import type { GRPCRoute, Gateway, HTTPRoute, TLSRoute } from './model/gateway-api.js';
 import { GatewayStatusWriter } from './status/gateway-writer.js';
 import { StatusWriter } from './status/writer.js';
 import { SignaturePolicies } from './signatures/controller.js';
@@ -187,6 +187,7 @@ export async function startController(flags: Flags, log: Logger = createLogger(f
         [VALIDATE_INGRESSES_PATH]: (body: string) => answerReview(body, INGRESS_KIND, (ingress: V1Ingress) => reconciler.admit(ingress)),
         [VALIDATE_HTTP_ROUTES_PATH]: (body: string) => answerReview(body, HTTP_ROUTE_KIND, (route: KubernetesObject) => reconciler.admitRoute('HTTPRoute', route as unknown as HTTPRoute)),
         [VALIDATE_GRPC_ROUTES_PATH]: (body: string) => answerReview(body, GRPC_ROUTE_KIND, (route: KubernetesObject) => reconciler.admitRoute('GRPCRoute', route as unknown as GRPCRoute)),
+        [VALIDATE_TLS_ROUTES_PATH]: (body: string) => answerReview(body, TLS_ROUTE_KIND, (route: KubernetesObject) => reconciler.admitRoute('TLSRoute', route as unknown as TLSRoute)),
         [VALIDATE_GATEWAYS_PATH]: (body: string) => answerReview(body, GATEWAY_KIND, (gateway: KubernetesObject) => reconciler.admitGateway(gateway as unknown as Gateway)),
         ...(signatures ? { [VALIDATE_SIGNATURES_PATH]: (body: string) => signatures.answer(body) } : {}),
       };

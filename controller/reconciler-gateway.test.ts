@@ -176,9 +176,9 @@ describe('Reconciler with Gateway API objects', () => {
     const badOption = gateway('gw', [httpListener('http'), httpsListener('https', 'pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': 'fast' })]);
     const denied = r.reconciler.admitGateway(badOption);
     expect(denied.allowed ? '' : denied.message).toMatch(/^Gateway default\/gw: spec\.listeners\[1\]\.tls\.options\[qubesec\.io\/pq-mode\]: "fast" is not one of hybrid, strict, classical/);
-    const passthrough = gateway('gw', [httpListener('http'), { name: 'tls', port: 443, protocol: 'TLS', tls: { mode: 'Passthrough' } }]);
-    const warned = r.reconciler.admitGateway(passthrough);
-    expect(warned).toEqual({ allowed: true, warnings: [expect.stringContaining('spec.listeners[1].protocol: "TLS" is not supported yet')] });
+    const tcp = gateway('gw', [httpListener('http'), { name: 'tcp', port: 443, protocol: 'TCP' }]);
+    const warned = r.reconciler.admitGateway(tcp);
+    expect(warned).toEqual({ allowed: true, warnings: [expect.stringContaining('spec.listeners[1].protocol: "TCP" is not supported yet')] });
     expect(r.reconciler.admitGateway(gateway('theirs', [{ name: 'tls', port: 443, protocol: 'TLS' }], { className: 'other' }))).toEqual({ allowed: true, warnings: [] });
     // The current version of a served Gateway passes as it is.
     expect(r.reconciler.admitGateway(gateway('gw', [httpListener('http')]))).toEqual({ allowed: true, warnings: [] });

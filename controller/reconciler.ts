@@ -9,7 +9,7 @@ import { parseSettings } from './model/annotations.js';
 import { ModelBuilder, endpointSliceService, intentKey, type InputChanges } from './model/build.js';
 import { PAIR_FIELDS, checkCaConfigMap, checkCaSecret, checkPair, checkTlsSecret, secretData, type CheckedCa } from './model/certificates.js';
 import { servedIngresses } from './model/classes.js';
-import type { BackendTLSPolicy, GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant } from './model/gateway-api.js';
+import type { BackendTLSPolicy, GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant, TLSRoute } from './model/gateway-api.js';
 import { translateGateways, type GatewayTranslation, type RouteKind } from './model/gateway.js';
 import { Coalescer } from './coalescer.js';
 import { REJECTED, ingressRef, translateIngress, type BackendRef, type IngressIntent, type IngressTranslation } from './model/ingress.js';
@@ -52,6 +52,9 @@ export interface GatewayStatus extends Pick<GatewayTranslation, 'gatewayClasses'
 }
 
 type SecretUse = 'serving' | 'client' | 'ca';
+
+/** The snapshot's list of each route kind. */
+const ROUTE_LISTS = { HTTPRoute: 'httpRoutes', GRPCRoute: 'grpcRoutes', TLSRoute: 'tlsRoutes' } as const satisfies Record<RouteKind, keyof Snapshot>;
 
 function checkSecret(secret: V1Secret, use: SecretUse, now: Date): { content: CertificatePair | CaBundle; expires?: Date } | { error: string } {
   if (use === 'ca') {
@@ -231,15 +234,15 @@ export class Reconciler {
   }
 
   /**
-   * What a sync would make of `route` (an HTTPRoute or a GRPCRoute) among the other objects of the last sync: denied with the values QubeSec
+   * What a sync would make of `route` (an HTTPRoute, GRPCRoute or TLSRoute) among the other objects of the last sync: denied with the values QubeSec
    * refuses (features it does not serve yet are Warnings: another controller may serve them), allowed with the
    * route's Warnings. A route naming none of QubeSec's Gateways is allowed as it is. Pure over memory: no I/O.
    */
-  admitRoute(kind: RouteKind, route: HTTPRoute | GRPCRoute): AdmissionDecision {
+  admitRoute(kind: RouteKind, route: HTTPRoute | GRPCRoute | TLSRoute): AdmissionDecision {
     const gateway = this.options.gateway;
     if (!gateway) return { allowed: true, warnings: [] };
     const { namespace, name } = refOf(route);
-    const translation = this.translateGatewayApi(gateway, this.tlsDefaults?.defaults ?? this.options.tlsDefaults, kind === 'HTTPRoute' ? { httpRoutes: route as HTTPRoute } : { grpcRoutes: route as GRPCRoute });
+    const translation = this.translateGatewayApi(gateway, this.tlsDefaults?.defaults ?? this.options.tlsDefaults, { [ROUTE_LISTS[kind]]: route });
     const judged = translation.routes.find((r) => r.ref.kind === kind && r.ref.namespace === namespace && r.ref.name === name);
     if (!judged) return { allowed: true, warnings: [] };
     if (judged.refused.length > 0) return { allowed: false, message: judged.refused.join('; ') };
@@ -259,7 +262,7 @@ export class Reconciler {
     const translation = this.translateGatewayApi(gateway, this.tlsDefaults?.defaults ?? this.options.tlsDefaults, { gateways: reviewed });
     const judged = translation.gateways.find((g) => g.ref.namespace === namespace && g.ref.name === name);
     if (!judged) return { allowed: true, warnings: [] };
-    const refused = judged.listeners.flatMap((l) => l.conditions.filter((c) => c.type === 'Accepted' && c.status === 'False' && c.reason === 'UnsupportedValue').map((c) => c.message));
+    const refused = judged.listeners.filter((l) => !l.notServedYet).flatMap((l) => l.conditions.filter((c) => c.type === 'Accepted' && c.status === 'False' && c.reason === 'UnsupportedValue').map((c) => c.message));
     if (refused.length > 0) return { allowed: false, message: refused.join('; ') };
     return { allowed: true, warnings: warningsAbout(translation, 'Gateway', namespace, name) };
   }
@@ -470,7 +473,7 @@ export class Reconciler {
   private updateGateways(changed: ChangedKeys<Snapshot>, tlsDefaults: TlsDefaults): void {
     const gateway = this.options.gateway;
     if (!gateway) return;
-    const gatewayKinds = [changed.gatewayClasses, changed.gateways, changed.httpRoutes, changed.grpcRoutes, changed.referenceGrants, changed.backendTlsPolicies, changed.namespaces];
+    const gatewayKinds = [changed.gatewayClasses, changed.gateways, changed.httpRoutes, changed.grpcRoutes, changed.tlsRoutes, changed.referenceGrants, changed.backendTlsPolicies, changed.namespaces];
     const referenced = this.view.of('gateways').size > 0 && (changed.services.size > 0 || [...changed.secrets].some((key) => this.gatewaySecrets.has(key))
       || [...changed.configMaps].some((key) => this.gatewayConfigMaps.has(key)));
     if (!gatewayKinds.some((keys) => keys.size > 0) && !referenced && this.gatewaysTranslatedWith === tlsDefaults) return;
@@ -503,8 +506,8 @@ export class Reconciler {
    * The one call of translateGateways: syncs and admission reviews judge alike, on the objects of the last sync; a
    * review puts the object it judges in place of its current version.
    */
-  private translateGatewayApi(gateway: NonNullable<ReconcilerOptions['gateway']>, tlsDefaults: TlsDefaults, reviewed: { gateways?: Gateway; httpRoutes?: HTTPRoute; grpcRoutes?: GRPCRoute } = {}): GatewayTranslation {
-    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'grpcRoutes' | 'referenceGrants' | 'backendTlsPolicies') => {
+  private translateGatewayApi(gateway: NonNullable<ReconcilerOptions['gateway']>, tlsDefaults: TlsDefaults, reviewed: { gateways?: Gateway; httpRoutes?: HTTPRoute; grpcRoutes?: GRPCRoute; tlsRoutes?: TLSRoute } = {}): GatewayTranslation {
+    const list = <T>(kind: 'gatewayClasses' | 'gateways' | 'httpRoutes' | 'grpcRoutes' | 'tlsRoutes' | 'referenceGrants' | 'backendTlsPolicies') => {
       const held = this.view.of(kind);
       const replacing = reviewed[kind as keyof typeof reviewed];
       if (!replacing) return [...held.values()] as unknown as T[];
@@ -516,6 +519,7 @@ export class Reconciler {
       gateways: list<Gateway>('gateways'),
       httpRoutes: list<HTTPRoute>('httpRoutes'),
       grpcRoutes: list<GRPCRoute>('grpcRoutes'),
+      tlsRoutes: list<TLSRoute>('tlsRoutes'),
       referenceGrants: list<ReferenceGrant>('referenceGrants'),
       backendTlsPolicies: list<BackendTLSPolicy>('backendTlsPolicies'),
       namespaceLabels: new Map([...this.view.of('namespaces').values()].map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}])),

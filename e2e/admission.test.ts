@@ -4,8 +4,8 @@ import { rm, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { execa } from 'execa';
-import { MAX_BODY_BYTES, VALIDATE_GATEWAYS_PATH, VALIDATE_GRPC_ROUTES_PATH, VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
-import { gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
+import { MAX_BODY_BYTES, VALIDATE_GATEWAYS_PATH, VALIDATE_GRPC_ROUTES_PATH, VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH, VALIDATE_TLS_ROUTES_PATH } from '../controller/admission/server.js';
+import { gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, tlsRoute } from '../controller/model/testing.js';
 import { startCluster, type TestCluster } from './cluster/cluster.js';
 import { legacyHandshake, nodeHttps } from './lib/clients.js';
 import { eventually, freePort, gatewayApiCrds, kubeBinary, rootfs } from './lib/env.js';
@@ -38,7 +38,7 @@ const webhookConfiguration = (): V1ValidatingWebhookConfiguration => ({
     // Go's crypto/x509 in the API server verifies the ECDSA chain; ML-DSA is for clients that can.
     clientConfig: { url: `https://127.0.0.1:${webhookPort}${VALIDATE_INGRESSES_PATH}`, caBundle: Buffer.from(pairs.ecdsa.caPem).toString('base64') },
     rules: [{ apiGroups: ['networking.k8s.io'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['ingresses'], scope: 'Namespaced' }],
-  }, ...([['httproute', VALIDATE_HTTP_ROUTES_PATH], ['grpcroute', VALIDATE_GRPC_ROUTES_PATH], ['gateway', VALIDATE_GATEWAYS_PATH]] as const).map(([kind, path]) => ({
+  }, ...([['httproute', VALIDATE_HTTP_ROUTES_PATH], ['grpcroute', VALIDATE_GRPC_ROUTES_PATH], ['tlsroute', VALIDATE_TLS_ROUTES_PATH], ['gateway', VALIDATE_GATEWAYS_PATH]] as const).map(([kind, path]) => ({
     name: `validate.${kind}.qubesec.io`,
     admissionReviewVersions: ['v1'],
     sideEffects: 'None',
@@ -106,7 +106,7 @@ describe('the validating admission webhook', () => {
     expect([create.status, create.json.message]).toEqual([400, expected]);
   });
 
-  it('judges Gateways, HTTPRoutes and GRPCRoutes as the controller would: refused values denied with the field, what is not served yet warned', async () => {
+  it('judges Gateways, HTTPRoutes, GRPCRoutes and TLSRoutes as the controller would: refused values denied with the field, what is not served yet warned', async () => {
     const gatewayWith = (pqMode: string) => gateway('gw', [httpListener('http'), httpsListener('https', 'pq.example.com', ['pq-mldsa'], { 'qubesec.io/pq-mode': pqMode })]);
     const refused = await eventually(async () => {
       const r = await kube.request('POST', `${GATEWAY_API}/gateways?dryRun=All`, gatewayWith('fast'));
@@ -115,8 +115,8 @@ describe('the validating admission webhook', () => {
     expect(refused.json.message).toBe('admission webhook "validate.gateway.qubesec.io" denied the request: Gateway default/gw: spec.listeners[1].tls.options[qubesec.io/pq-mode]: "fast" is not one of hybrid, strict, classical');
     const stored = await kube.request('POST', `${GATEWAY_API}/gateways`, gatewayWith('strict'));
     expect(stored.status).toBe(201);
-    const passthrough = await kube.request('POST', `${GATEWAY_API}/gateways?dryRun=All`, gateway('tls', [{ name: 'tls', port: 443, protocol: 'TLS', tls: { mode: 'Passthrough' } }]));
-    expect([passthrough.status, passthrough.warnings]).toEqual([201, [expect.stringContaining('spec.listeners[0].protocol: "TLS" is not supported yet'), 'Gateway default/tls: no listener is valid (tls)']]);
+    const terminating = await kube.request('POST', `${GATEWAY_API}/gateways?dryRun=All`, gateway('tls', [{ name: 'tls', port: 443, protocol: 'TLS', tls: { mode: 'Terminate', certificateRefs: [{ name: 'pq-mldsa' }] } }]));
+    expect([terminating.status, terminating.warnings]).toEqual([201, [expect.stringContaining('spec.listeners[0].tls.mode: a TLS listener serves Passthrough; Terminate (TLSRoute to plain backends) is not supported yet'), 'Gateway default/tls: no listener is valid (tls)']]);
 
     // The Gateway the controller now holds: a route naming it is judged; the webhook may be a sync behind, so poll.
     // A value the CRD's schema lets through (it checks no regular expression) and the controller refuses.
@@ -135,6 +135,13 @@ describe('the validating admission webhook', () => {
     expect([deniedCalls.status, deniedCalls.json.message]).toEqual([400, expect.stringMatching(/^admission webhook "validate.grpcroute.qubesec.io" denied the request: GRPCRoute default\/bad-calls: spec\.rules\[0\]\.matches\[0\]\.method\.service: "\(unclosed" is not a regular expression/)]);
     const goodCalls = await kube.request('POST', `${GATEWAY_API}/grpcroutes?dryRun=All`, grpcRoute('calls', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['rpc.pq.example.com'], rules: [grpcRule('echo.Echo', 'Say', 'alpha')] }));
     expect([goodCalls.status, goodCalls.warnings]).toEqual([201, ['GRPCRoute default/calls: spec.rules[0].backendRefs[0]: Service default/alpha not found (its share of requests answers 503)']]);
+    // A TLSRoute, judged by its own webhook: allowed, told that no listener of the Gateway takes it (none is TLS) and
+    // that its Service is not there.
+    const passing = await kube.request('POST', `${GATEWAY_API}/tlsroutes?dryRun=All`, tlsRoute('db', ['db.pq.example.com'], 'alpha'));
+    expect([passing.status, passing.warnings]).toEqual([201, [
+      expect.stringMatching(/^TLSRoute default\/db: no listener of Gateway default\/gw allows TLSRoutes from namespace default/),
+      'TLSRoute default/db: spec.rules[0].backendRefs[0]: Service default/alpha not found (its share of connections is rejected)',
+    ]]);
   });
 
   it('admits a good Ingress, warning as the controller does, and an Ingress of another class untouched', async () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { KubernetesObject, V1ClusterRole, V1DaemonSet, V1Deployment, V1PodSpec, V1Role, V1Secret, V1Service, V1StatefulSet, V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import { execa } from 'execa';
 import { parseAllDocuments, stringify } from 'yaml';
-import { VALIDATE_GATEWAYS_PATH, VALIDATE_GRPC_ROUTES_PATH, VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH } from '../controller/admission/server.js';
+import { VALIDATE_GATEWAYS_PATH, VALIDATE_GRPC_ROUTES_PATH, VALIDATE_HTTP_ROUTES_PATH, VALIDATE_INGRESSES_PATH, VALIDATE_TLS_ROUTES_PATH } from '../controller/admission/server.js';
 import { parseFlagSet } from '../controller/config.js';
 import { selfSignedPair } from '../controller/pki/selfsigned.js';
 import { PROJECT_ROOT } from '../controller/project.js';
@@ -291,7 +291,7 @@ describe('helm lint and template', () => {
     expect(installed.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata!.name).sort()).toEqual(expect.arrayContaining(['gatewayclasses.gateway.networking.k8s.io', 'gateways.gateway.networking.k8s.io', 'httproutes.gateway.networking.k8s.io', 'grpcroutes.gateway.networking.k8s.io', 'referencegrants.gateway.networking.k8s.io']));
 
     const hooks = (name: string) => ofKind<V1ValidatingWebhookConfiguration>(rendered.get(name)!, 'ValidatingWebhookConfiguration')[0]!.webhooks!;
-    for (const [name, resource, path] of [['validate.httproute.qubesec.io', 'httproutes', VALIDATE_HTTP_ROUTES_PATH], ['validate.grpcroute.qubesec.io', 'grpcroutes', VALIDATE_GRPC_ROUTES_PATH], ['validate.gateway.qubesec.io', 'gateways', VALIDATE_GATEWAYS_PATH]]) {
+    for (const [name, resource, path] of [['validate.httproute.qubesec.io', 'httproutes', VALIDATE_HTTP_ROUTES_PATH], ['validate.grpcroute.qubesec.io', 'grpcroutes', VALIDATE_GRPC_ROUTES_PATH], ['validate.tlsroute.qubesec.io', 'tlsroutes', VALIDATE_TLS_ROUTES_PATH], ['validate.gateway.qubesec.io', 'gateways', VALIDATE_GATEWAYS_PATH]]) {
       const hook = hooks('defaults').find((h) => h.name === name);
       expect(hook?.rules).toEqual([{ apiGroups: ['gateway.networking.k8s.io'], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: [resource] }]);
       expect(hook?.clientConfig.service?.path).toBe(path);

@@ -109,6 +109,7 @@ describe('Gateway API v1.6.3 standard CRDs', () => {
       gateways: [storedGateway],
       httpRoutes: [storedRoute],
       grpcRoutes: [],
+      tlsRoutes: [],
       referenceGrants: storedGrants,
       backendTlsPolicies: [],
       namespaceLabels: new Map([['default', {}]]),

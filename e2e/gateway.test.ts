@@ -1,15 +1,17 @@
 // Gateway API through the whole pipeline: the pinned standard CRDs on a real kube-apiserver, the controller's sources,
 // translation and status writer, real NGINX on OpenSSL 3.5, real curl (PQ) and OpenSSL 3.0 s_client (legacy).
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseAllDocuments } from 'yaml';
 import type { Gateway, HTTPRoute } from '../controller/model/gateway-api.js';
 import { groupName } from '../controller/model/pq.js';
-import { backendTlsPolicy, caConfigMap, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener } from '../controller/model/testing.js';
+import { backendTlsPolicy, caConfigMap, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, tlsListener, tlsRoute } from '../controller/model/testing.js';
 import type { WrittenCondition } from '../controller/status/gateway.js';
 import type { TestCluster } from './cluster/cluster.js';
 import { startEcho } from './lib/backends.js';
 import { legacyHandshake, pqCurl } from './lib/clients.js';
-import { eventually, freePort, gatewayApiCrds, kubeBinary } from './lib/env.js';
+import { eventually, freePort, gatewayApiCrds, kubeBinary, rootfs } from './lib/env.js';
 import { startTestController, type TestController } from './lib/harness.js';
 import type { Kube } from './lib/kube.js';
 import type { TestHost } from './lib/netns.js';
@@ -63,6 +65,14 @@ async function status<T>(resource: string, name: string, namespace = 'default'):
 }
 const summary = (conditions: WrittenCondition[] = []) => Object.fromEntries(conditions.map((c) => [c.type, `${c.status}/${c.reason}`]));
 type GatewayStatus = { addresses?: { type: string; value: string }[]; conditions?: WrittenCondition[]; listeners?: { name: string; attachedRoutes: number; supportedKinds: { kind: string }[]; conditions: WrittenCondition[] }[] };
+/** A route's parents, once it has any: each as [Gateway name, conditions as type -> status/reason]. */
+async function parentsOf(resource: string, name: string) {
+  const s = await eventually(async () => {
+    const held = await status<RouteStatus>(resource, name);
+    return held?.parents?.length ? held : undefined;
+  }, 20_000, `${resource} ${name} status`);
+  return s.parents!.map((p) => [p.parentRef.name, summary(p.conditions)]);
+}
 type PolicyStatus = { ancestors?: { controllerName: string; ancestorRef: { kind: string; name: string }; conditions: WrittenCondition[] }[] };
 type RouteStatus = { parents?: { controllerName: string; parentRef: { name: string }; conditions: WrittenCondition[] }[] };
 
@@ -289,11 +299,7 @@ describe('Gateway API on a real API server', () => {
     expect([plain.status, plain.headers['grpc-status'], message(plain).backend]).toEqual([200, '0', 'alpha']);
     expect((await pqCurl({ host: 'web.pq.example.com', port: controller.httpPort, scheme: 'http' })).status).toBe(200);
 
-    const routeStatus = await eventually(async () => {
-      const s = await status<RouteStatus>('grpcroute', 'calls');
-      return s?.parents?.length ? s : undefined;
-    }, 20_000, 'GRPCRoute status');
-    expect(routeStatus.parents?.map((p) => [p.parentRef.name, summary(p.conditions)])).toEqual([['rpc', { Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }]]);
+    expect(await parentsOf('grpcroute', 'calls')).toEqual([['rpc', { Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }]]);
     const gwStatus = await eventually(async () => {
       const s = await status<GatewayStatus>('gateway', 'rpc');
       return s?.listeners?.length ? s : undefined;
@@ -347,6 +353,41 @@ describe('Gateway API on a real API server', () => {
     await kube.apply(caConfigMap('later-ca', podCa.certificatePem));
     await served('pods.pq.example.com', (x) => x.status === 200, '/later');
     expect(await ancestors('later-ca-tls', (s) => summary(s.ancestors![0]!.conditions).Accepted === 'True/Accepted')).toEqual(ours({ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }));
+  });
+
+  it('passes TLS through by SNI to a TLSRoute\'s pod on the HTTPS port: the pod\'s own ML-DSA certificate and key exchange reach PQ curl, while HTTPS routes there still terminate', async () => {
+    const podCa = await mldsaRoot('Passthrough pod CA');
+    await writeFile(join(anchors.dir, 'passthrough-ca.crt'), podCa.certificatePem);
+    const podCaFile = `${anchors.dir.slice(rootfs().length)}/passthrough-ca.crt`;
+    const leaf = await mldsaLeaf(anchors.dir, podCa, 'passthrough-pod', 'CN=db.pass.example.com', 'server', ['db.pass.example.com']);
+    const port = await freePort();
+    await startTlsBackend(testHost, anchors.dir, 'passthrough-nginx', leaf, [{ port, groups: 'X25519MLKEM768', answer: 'pod $ssl_server_name $ssl_protocol' }]);
+    await kube.publishService('tls-db', port, testHost.address);
+    await kube.apply(gateway('pass-gw', [tlsListener('pass', '*.pass.example.com')]) as never);
+    const route = tlsRoute('db', ['db.pass.example.com'], 'tls-db', 80);
+    await kube.apply({ ...route, spec: { ...route.spec, parentRefs: [{ name: 'pass-gw' }] } } as never);
+    const db = { host: 'db.pass.example.com', port: controller.httpsPort, path: '/' };
+
+    const r = await eventually(async () => {
+      const answer = await pqCurl(db, { cacert: podCaFile });
+      if (answer.status === 200) return answer;
+      throw new Error(`last answer: curl exit ${answer.exitCode}, status ${answer.status}, body ${answer.body.slice(0, 200)}`);
+    }, 20_000, 'db.pass.example.com through passthrough');
+    // Verified against the pod's CA only: the handshake was the pod's, not NGINX's.
+    expect([r.group, r.signature, r.body.trim()]).toEqual(['X25519MLKEM768', 'id-ml-dsa-65', 'pod db.pass.example.com TLSv1.3']);
+    // The same port still terminates the HTTPS listener's hosts with QubeSec's certificates.
+    expect((await pqCurl(target('web.pq.example.com'), { cacert: anchors.mldsa })).status).toBe(200);
+
+    expect(await parentsOf('tlsroute', 'db')).toEqual([['pass-gw', { Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }]]);
+    const gwStatus = await eventually(async () => {
+      const s = await status<GatewayStatus>('gateway', 'pass-gw');
+      return summary(s?.conditions).Programmed === 'True/Programmed' ? s : undefined;
+    }, 20_000, 'pass-gw Programmed');
+    expect(gwStatus.listeners?.map((l) => [l.name, l.attachedRoutes, l.supportedKinds.map((k) => k.kind)])).toEqual([['pass', 1, ['TLSRoute']]]);
+
+    // The route gone: the name is QubeSec's again (the catch-all's 404, behind its own certificate).
+    await kubectl(['delete', 'tlsroute', 'db']);
+    await notServed('db.pass.example.com');
   });
 
   it('qubesec migrate prints Gateway API objects the API server takes and QubeSec serves as it served the Ingress', async () => {

@@ -18,6 +18,7 @@ export interface ReviewedKind {
 export const INGRESS_KIND: ReviewedKind = { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress', plural: 'Ingresses' };
 export const HTTP_ROUTE_KIND: ReviewedKind = { group: GATEWAY_GROUP, version: GATEWAY_VERSION, kind: 'HTTPRoute', plural: 'HTTPRoutes' };
 export const GRPC_ROUTE_KIND: ReviewedKind = { group: GATEWAY_GROUP, version: GATEWAY_VERSION, kind: 'GRPCRoute', plural: 'GRPCRoutes' };
+export const TLS_ROUTE_KIND: ReviewedKind = { group: GATEWAY_GROUP, version: GATEWAY_VERSION, kind: 'TLSRoute', plural: 'TLSRoutes' };
 export const GATEWAY_KIND: ReviewedKind = { group: GATEWAY_GROUP, version: GATEWAY_VERSION, kind: 'Gateway', plural: 'Gateways' };
 
 /**

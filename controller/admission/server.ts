@@ -12,6 +12,7 @@ import type { ReviewReply } from './review.js';
 export const VALIDATE_INGRESSES_PATH = '/validate/networking/v1/ingresses';
 export const VALIDATE_HTTP_ROUTES_PATH = '/validate/gateway.networking.k8s.io/v1/httproutes';
 export const VALIDATE_GRPC_ROUTES_PATH = '/validate/gateway.networking.k8s.io/v1/grpcroutes';
+export const VALIDATE_TLS_ROUTES_PATH = '/validate/gateway.networking.k8s.io/v1/tlsroutes';
 export const VALIDATE_GATEWAYS_PATH = '/validate/gateway.networking.k8s.io/v1/gateways';
 
 /** Request body in, reply out: readReview and a verdict, for one path. */

@@ -371,6 +371,8 @@ export class Applier {
     if (previous === undefined) {
       await rm(confFile, { force: true });
       this.written.delete(confFile);
+      // A master that refused its first configuration is exiting, and may not have yet: nothing good ever ran.
+      if (this.nginx.running) await this.nginx.stop();
       return;
     }
     await this.write(confFile, previous, 0o644);
@@ -512,7 +514,9 @@ function pieceHash(piece: object, json: () => string): string {
 export function configurationHash(model: Model): string {
   const rest = JSON.stringify({ ...model, servers: model.servers.length, upstreams: model.upstreams.length });
   const servers = model.servers.map((server) => pieceHash(server, () => JSON.stringify(server)));
-  const upstreams = model.upstreams.map((upstream) => pieceHash(upstream, () => JSON.stringify({ ...upstream, endpoints: undefined })));
+  // A passthrough's endpoints are in the stream block (it has no Lua balancer): their changes reload.
+  const passedThrough = new Set(model.servers.flatMap((s) => s.passthrough?.backends.map((b) => b.upstream) ?? []));
+  const upstreams = model.upstreams.map((upstream) => (passedThrough.has(upstream.name) ? sha256(JSON.stringify(upstream)) : pieceHash(upstream, () => JSON.stringify({ ...upstream, endpoints: undefined }))));
   return sha256(`${rest}\n${servers.join('')}\n${upstreams.join('')}`);
 }
 

@@ -46,7 +46,7 @@ const modelOf = (intents: IngressIntent[]) => buildModel({
 }).model;
 function servedByMigration(migration: Migration) {
   const t = translateGateways({
-    gatewayClasses: [gatewayClass()], gateways: migration.gateways, httpRoutes: migration.httpRoutes, grpcRoutes: [], referenceGrants: [], backendTlsPolicies: [],
+    gatewayClasses: [gatewayClass()], gateways: migration.gateways, httpRoutes: migration.httpRoutes, grpcRoutes: [], tlsRoutes: [], referenceGrants: [], backendTlsPolicies: [],
     namespaceLabels: new Map([['default', {}]]), services: SERVICES, certificates: CERTIFICATES, caConfigMaps: new Map(),
   }, { controllerName: GATEWAY_CONTROLLER_NAME, defaults: BUILTIN_TLS_DEFAULTS, capabilities: CAPABILITIES, ports: { http: 80, https: 443 } });
   expect(t.routes.flatMap((r) => r.parents.flatMap((p) => p.conditions.filter((c) => c.status === 'False').map((c) => c.message)))).toEqual([]);

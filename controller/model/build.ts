@@ -366,10 +366,11 @@ function insertionPoint<T>(sorted: readonly T[], item: T, compare: (a: T, b: T) 
   return low;
 }
 
-/** The hosts whose servers an intent takes part in: its rules' and its spec.tls entries'. */
+/** The hosts whose servers an intent takes part in: its rules', its spec.tls entries' and its passthrough's. */
 function hostsOf(intent: IngressIntent): Set<string> {
   const hosts = new Set(intent.routes.map((route) => route.host));
   for (const entry of intent.tls) for (const host of entry.hosts) hosts.add(host);
+  for (const host of intent.passthrough?.hosts ?? []) hosts.add(host);
   return hosts;
 }
 
@@ -441,6 +442,22 @@ function buildHost(host: string, intents: readonly IngressIntent[], all: ModelIn
   const draft: ServerDraft = { host, locations: new Map(), branched: new Map() };
   const uses = new Map<string, UpstreamUse>();
   let order = 0;
+
+  // TLS passthrough takes the host's TLS connections by their SNI, before any handshake: the oldest TLSRoute for it
+  // serves it, and nothing else can (a server block would never see its TLS connections).
+  const passing = intents.find((i) => i.passthrough?.hosts.includes(host));
+  if (passing) {
+    for (const other of intents) {
+      if (other !== passing) diagnostics.push(warning(other.ref, 'Conflict', `${title(other)}: host ${host} is passed through (TLS, by SNI) to ${title(passing)}, which is ${other.passthrough ? 'older' : 'a TLSRoute'}; it is not served for that host`));
+    }
+    const backends = passing.passthrough!.backends.map((b) => {
+      if (b.refused) return { upstream: '', weight: b.weight };
+      const name = upstreamName(b.backend, {});
+      if (!uses.has(name)) uses.set(name, { backend: b.backend, variant: {}, intent: passing });
+      return { upstream: name, weight: b.weight };
+    });
+    return { server: { host, locations: [], passthrough: { backends } }, diagnostics: diagnostics.slice(), upstreams: Array.from(uses), reads: [] };
+  }
 
   for (const intent of intents) {
     const upstream = (backend: BackendRef, variant: UpstreamVariant = {}) => {

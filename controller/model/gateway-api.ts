@@ -16,6 +16,7 @@ export const GATEWAY_API_RESOURCES = {
   gateways: { kind: 'Gateway', plural: 'gateways', version: GATEWAY_VERSION, namespaced: true },
   httpRoutes: { kind: 'HTTPRoute', plural: 'httproutes', version: GATEWAY_VERSION, namespaced: true },
   grpcRoutes: { kind: 'GRPCRoute', plural: 'grpcroutes', version: GATEWAY_VERSION, namespaced: true },
+  tlsRoutes: { kind: 'TLSRoute', plural: 'tlsroutes', version: GATEWAY_VERSION, namespaced: true },
   referenceGrants: { kind: 'ReferenceGrant', plural: 'referencegrants', version: 'v1beta1', namespaced: true },
   backendTlsPolicies: { kind: 'BackendTLSPolicy', plural: 'backendtlspolicies', version: GATEWAY_VERSION, namespaced: true },
 } as const;
@@ -218,6 +219,20 @@ export interface GRPCRoute {
     parentRefs?: ParentReference[];
     hostnames?: string[];
     rules?: GRPCRouteRule[];
+  };
+}
+
+/** The spec's TLSRoute: connections chosen by their SNI, passed on still encrypted (a Passthrough listener). */
+export interface TLSRoute {
+  apiVersion?: string;
+  kind?: 'TLSRoute';
+  metadata: GatewayObjectMeta;
+  spec: {
+    parentRefs?: ParentReference[];
+    /** SNI names (a wildcard first label allowed): at least one. */
+    hostnames?: string[];
+    /** Exactly one. */
+    rules?: { name?: string; backendRefs?: HTTPBackendRef[] }[];
   };
 }
 

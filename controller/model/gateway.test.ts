@@ -1,13 +1,14 @@
 import type { V1ConfigMap } from '@kubernetes/client-node';
+import { configurationHash } from '../dataplane/applier.js';
 import { render } from '../render/render.js';
 import { RENDER_SETTINGS, inlined } from '../render/testing.js';
 import { buildModel } from './build.js';
 import { checkCaConfigMap, checkTlsSecret } from './certificates.js';
-import type { BackendTLSPolicy, GatewayCondition, HTTPRoute, HTTPRouteRule } from './gateway-api.js';
+import type { BackendTLSPolicy, GatewayCondition, HTTPRoute, HTTPRouteRule, TLSRoute } from './gateway-api.js';
 import { GATEWAY_CONTROLLER_NAME, intersect, translateGateways, type GatewayOptions, type GatewaySnapshot, type GatewayTranslation } from './gateway.js';
 import { translateIngress } from './ingress.js';
 import { BUILTIN_TLS_DEFAULTS, GROUPS_BY_MODE, defaultPolicy } from './pq.js';
-import { CAPABILITIES, backendTlsPolicy, caConfigMap, endpointSlice, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, ingress, referenceGrant, route, service, servicesByKey, testPem, tlsSecret } from './testing.js';
+import { CAPABILITIES, backendTlsPolicy, caConfigMap, endpointSlice, gateway, gatewayClass, grpcRoute, grpcRule, httpListener, httpRoute, httpRule, httpsListener, ingress, referenceGrant, route, service, servicesByKey, testPem, tlsListener, tlsRoute, tlsSecret } from './testing.js';
 import { SYSTEM_CAS, type CaBundle, type CertificatePair } from './types.js';
 
 const NOW = new Date('2026-11-28T00:00:00Z');
@@ -32,6 +33,7 @@ function snapshot(parts: Partial<GatewaySnapshot>): GatewaySnapshot {
     gateways: [gateway('gw', [httpListener('http')])],
     httpRoutes: [],
     grpcRoutes: [],
+    tlsRoutes: [],
     referenceGrants: [],
     backendTlsPolicies: [],
     namespaceLabels: new Map<string, Record<string, string>>([['default', {}], ['team-a', { team: 'a', env: 'prod' }], ['team-b', { team: 'b' }], ['backends', {}], ['certs', {}]]),
@@ -569,11 +571,11 @@ describe('listeners', () => {
 
   it('refuses protocols and ports the data plane does not serve, and requested addresses', () => {
     const t = translate({ gateways: [gateway('gw', [
-      { name: 'tls', port: 443, protocol: 'TLS', tls: { mode: 'Passthrough' } },
+      { name: 'udp', port: 443, protocol: 'UDP' },
       { name: 'odd-port', port: 8080, protocol: 'HTTP' },
       httpListener('http'),
     ])] });
-    expect(listenerConditions(t, 'tls').Accepted).toEqual(['False', 'UnsupportedProtocol']);
+    expect(listenerConditions(t, 'udp').Accepted).toEqual(['False', 'UnsupportedProtocol']);
     expect(listenerConditions(t, 'odd-port').Accepted).toEqual(['False', 'PortUnavailable']);
     expect(listenerConditions(t, 'http').Accepted).toEqual(['True', 'Accepted']);
     const withAddress = gateway('gw', [httpListener('http')]);
@@ -921,5 +923,83 @@ describe('BackendTLSPolicy', () => {
     const action = modelOf(t).model.servers.find((s) => s.host === 'web.example.com')!.locations[0]!.action;
     expect(action.kind === 'proxy' && [action.protocol, action.tls?.serverName]).toEqual(['GRPCS', 'pods.example.com']);
     expect(inlined(render(modelOf(t).model, RENDER_SETTINGS))).toContain('grpc_pass grpcs://');
+  });
+});
+
+describe('TLSRoute (passthrough)', () => {
+  const services = servicesByKey(['default/web', 'default/api']);
+  services.set('default/pods', service('pods', [{ name: 'https', port: 443 }]));
+  const gw = () => gateway('gw', [tlsListener('pass', '*.pass.example.com'), httpsListener('https', '*.pq.example.com', ['pq-mldsa'])]);
+  const withRoutes = (tlsRoutes: TLSRoute[], extra: Partial<GatewaySnapshot> = {}) => translate({ gateways: [gw()], tlsRoutes, services, ...extra });
+  const slices = new Map([['default/pods', [endpointSlice('pods', { name: 'https', port: 8443 }, [{ ip: '198.18.0.20' }, { ip: '198.18.0.21' }])]]]);
+  const modelOf = (t: GatewayTranslation) => buildModel({ intents: t.intents, services, endpointSlices: slices, certificates: CERTIFICATES, caBundles: new Map(), defaultPolicy: defaultPolicy(BUILTIN_TLS_DEFAULTS, CAPABILITIES), defaultCertificates: [] });
+
+  it('passes a TLS listener\'s SNI names through to the Service, beside an HTTPS listener on the same port; statuses as the spec says', () => {
+    const t = withRoutes([tlsRoute('pass', ['db.pass.example.com', 'db.other.example.com'], 'pods')]);
+    expect(listenerConditions(t, 'pass')).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['True', 'ResolvedRefs'], Conflicted: ['False', 'NoConflicts'] });
+    expect(t.gateways[0]!.listeners.map((l) => [l.name, l.supportedKinds.map((k) => k.kind), l.attachedRoutes])).toEqual([['pass', ['TLSRoute'], 1], ['https', ['HTTPRoute', 'GRPCRoute'], 0]]);
+    expect(parentConditions(t, 'pass')).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['True', 'ResolvedRefs'] });
+    const intent = t.intents.find((i) => i.ref.kind === 'TLSRoute')!;
+    expect(intent.passthrough).toEqual({ hosts: ['db.pass.example.com'], backends: [{ backend: { namespace: 'default', service: 'pods', port: '443' }, weight: 1 }] });
+    expect(intent.routes).toEqual([]);
+
+    const { model, diagnostics } = modelOf(t);
+    expect(diagnostics).toEqual([]);
+    const server = model.servers.find((s) => s.host === 'db.pass.example.com')!;
+    expect(server).toEqual({ host: 'db.pass.example.com', locations: [], passthrough: { backends: [{ upstream: 'default_pods_443', weight: 1 }] } });
+    expect(model.upstreams.find((u) => u.name === 'default_pods_443')?.endpoints).toEqual([{ address: '198.18.0.20', port: 8443 }, { address: '198.18.0.21', port: 8443 }]);
+
+    const config = inlined(render(model, RENDER_SETTINGS));
+    const socket = /db\.pass\.example\.com unix:(\/run\/qubesec\/sockets\/passthrough-[0-9a-f]{16}\.sock);/.exec(config)?.[1];
+    expect(socket).toBeDefined();
+    expect(config).toContain(`listen unix:${socket} proxy_protocol;`);
+    expect(config).toMatch(/upstream qubesec_passthrough_[0-9a-f]{16} \{\n\s+server 198\.18\.0\.20:8443 weight=60;\n\s+server 198\.18\.0\.21:8443 weight=60;\n\s+\}/);
+    // The HTTPS listener's hosts now come through the stream block's default, on the policy's socket.
+    expect(config).toMatch(/default unix:\/run\/qubesec\/sockets\/tls-[0-9a-f]{16}\.sock;/);
+    expect(config).not.toMatch(/server_name db\.pass\.example\.com;/);
+  });
+
+  it('rejects the share of connections of a missing or refused backend, by weight, and reloads for endpoint changes', () => {
+    const route = tlsRoute('pass', ['db.pass.example.com'], 'pods');
+    route.spec.rules![0]!.backendRefs = [{ name: 'pods', port: 443, weight: 3 }, { name: 'gone', port: 443, weight: 1 }, { group: 'example.com', kind: 'Bucket', name: 'x', weight: 1 }];
+    const t = withRoutes([route]);
+    expect(parentConditions(t, 'pass')).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'BackendNotFound'] });
+    const { model } = modelOf(t);
+    const config = inlined(render(model, RENDER_SETTINGS));
+    expect(config).toMatch(/server 198\.18\.0\.20:8443 weight=180;\n\s+server 198\.18\.0\.21:8443 weight=180;\n\s+server unix:\/run\/qubesec\/sockets\/rejected\.sock weight=120 max_fails=0;\n\s+server unix:\/run\/qubesec\/sockets\/rejected\.sock weight=120 max_fails=0;/);
+    expect(config).toContain('proxy_next_upstream off;');
+
+    // No Lua balancer in the stream block: the endpoints are in the configuration, whose hash sees them.
+    const moved = { ...model, upstreams: model.upstreams.map((u) => ({ ...u, endpoints: [{ address: '198.18.0.22', port: 8443 }] })) };
+    expect(configurationHash(moved)).not.toBe(configurationHash(model));
+    const plain = modelOf(translate({ httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'pods', 443)] })], services }));
+    expect(configurationHash({ ...plain.model, upstreams: plain.model.upstreams.map((u) => ({ ...u, endpoints: [] })) })).toBe(configurationHash(plain.model));
+  });
+
+  it('refuses what passthrough cannot do, each alone: no hostnames, a Terminate TLS listener, another port; an HTTPRoute for a passed-through host is not served there', () => {
+    const none = withRoutes([tlsRoute('pass', [], 'pods')]);
+    expect(parentConditions(none, 'pass').Accepted).toEqual(['False', 'UnsupportedValue']);
+    expect(parentCondition(none, 'Accepted', 'pass').message).toBe('TLSRoute default/pass: spec.hostnames: a TLSRoute needs at least one (the SNI names it takes)');
+
+    const terminate = translate({ gateways: [gateway('gw', [{ ...tlsListener('pass'), tls: { mode: 'Terminate', certificateRefs: [{ name: 'pq-mldsa' }] } }, { ...tlsListener('elsewhere'), port: 8443 }])], tlsRoutes: [tlsRoute('pass', ['db.pass.example.com'], 'pods')], services });
+    expect(listenerConditions(terminate, 'pass').Accepted).toEqual(['False', 'UnsupportedValue']);
+    expect(listenerConditions(terminate, 'elsewhere').Accepted).toEqual(['False', 'PortUnavailable']);
+    expect(terminate.intents).toEqual([]);
+
+    // An HTTPRoute does not attach to a TLS listener, nor a TLSRoute to an HTTPS one.
+    const crossed = translate({ gateways: [gw()], httpRoutes: [httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'pass' }], hostnames: ['web.pass.example.com'], rules: [httpRule('/', 'web')] })], tlsRoutes: [tlsRoute('pass', ['db.pq.example.com'], 'pods', 443)].map((r) => ({ ...r, spec: { ...r.spec, parentRefs: [{ name: 'gw', sectionName: 'https' }] } })), services });
+    expect(parentConditions(crossed).Accepted).toEqual(['False', 'NotAllowedByListeners']);
+    expect(parentConditions(crossed, 'pass').Accepted).toEqual(['False', 'NotAllowedByListeners']);
+
+    // A TLS and an HTTPS listener for one hostname on one port: both Conflicted (SNI cannot tell them apart).
+    const clash = translate({ gateways: [gateway('gw', [tlsListener('pass', 'db.example.com'), httpsListener('https', 'db.example.com', ['pq-mldsa'])])], services });
+    expect(listenerConditions(clash, 'pass').Conflicted).toEqual(['True', 'HostnameConflict']);
+    expect(listenerConditions(clash, 'https').Conflicted).toEqual(['True', 'HostnameConflict']);
+
+    // Passthrough wins the host: an HTTPRoute for it through another listener is not served for it.
+    const both = translate({ gateways: [gateway('gw', [tlsListener('pass'), httpListener('http')])], httpRoutes: [httpRoute('web', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['db.pass.example.com'], rules: [httpRule('/', 'web')] })], tlsRoutes: [tlsRoute('pass', ['db.pass.example.com'], 'pods')], services });
+    const built = modelOf(both);
+    expect(built.model.servers.find((s) => s.host === 'db.pass.example.com')?.passthrough).toBeDefined();
+    expect(built.diagnostics).toContainEqual(expect.objectContaining({ object: expect.objectContaining({ kind: 'HTTPRoute', name: 'web' }), reason: 'Conflict', message: 'HTTPRoute default/web: host db.pass.example.com is passed through (TLS, by SNI) to TLSRoute default/pass, which is a TLSRoute; it is not served for that host' }));
   });
 });

@@ -6,7 +6,7 @@
 import type { V1Service } from '@kubernetes/client-node';
 import { ANNOTATION_PREFIX, parseSettings, type IngressSettings } from './annotations.js';
 import { joinCaBundles, type CheckedCa } from './certificates.js';
-import { GATEWAY_GROUP, type BackendTLSPolicy, type Gateway, type GatewayClass, type GatewayCondition, type GRPCMethodMatch, type GRPCRoute, type GRPCRouteRule, type HTTPHeaderFilter, type HTTPPathMatch, type HTTPRequestRedirect, type HTTPRoute, type HTTPRouteMatch, type HTTPRouteRule, type HTTPURLRewrite, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind } from './gateway-api.js';
+import { GATEWAY_GROUP, type BackendTLSPolicy, type Gateway, type HTTPBackendRef, type GatewayClass, type GatewayCondition, type GRPCMethodMatch, type GRPCRoute, type GRPCRouteRule, type HTTPHeaderFilter, type HTTPPathMatch, type HTTPRequestRedirect, type HTTPRoute, type HTTPRouteMatch, type HTTPRouteRule, type HTTPURLRewrite, type LabelSelector, type Listener, type ParentReference, type ReferenceGrant, type RouteGroupKind, type TLSRoute } from './gateway-api.js';
 import { PRECEDENCE, policyFromSettings, prefixRoutes, warning, type BackendRef, type IngressIntent, type IntentRoute } from './ingress.js';
 import { checkExactOrPrefixPath, checkHeaderName, checkHeaderValue, checkHost, checkNamespaceName, checkObjectName, checkPath, checkPortNumber, checkRegexPath, checkServiceName, checkValueRegex, quote } from './names.js';
 import type { Capabilities, TlsDefaults } from './pq.js';
@@ -25,6 +25,7 @@ export interface GatewaySnapshot {
   gateways: readonly Gateway[];
   httpRoutes: readonly HTTPRoute[];
   grpcRoutes: readonly GRPCRoute[];
+  tlsRoutes: readonly TLSRoute[];
   referenceGrants: readonly ReferenceGrant[];
   backendTlsPolicies: readonly BackendTLSPolicy[];
   /** Labels of each Namespace, by name: allowedRoutes namespace selectors read them. */
@@ -51,6 +52,8 @@ export interface ListenerStatusDraft {
   attachedRoutes: number;
   /** Accepted, ResolvedRefs, Conflicted; Programmed is the caller's, once the data plane has the model. */
   conditions: GatewayCondition[];
+  /** Not accepted for what QubeSec does not serve yet, not for a value it refuses: admission warns, and allows. */
+  notServedYet?: true;
 }
 
 export interface GatewayStatusDraft {
@@ -85,6 +88,9 @@ export interface GatewayTranslation {
 
 /** The route kinds an HTTP or HTTPS listener takes when its allowedRoutes.kinds names none. */
 const ROUTE_KINDS: readonly { group: string; kind: RouteKind }[] = [{ group: GATEWAY_GROUP, kind: 'HTTPRoute' }, { group: GATEWAY_GROUP, kind: 'GRPCRoute' }];
+
+/** The route kinds a TLS (Passthrough) listener takes. */
+const TLS_ROUTE_KINDS: readonly { group: string; kind: RouteKind }[] = [{ group: GATEWAY_GROUP, kind: 'TLSRoute' }];
 
 /** A listener as the translation judged it. */
 interface ListenerView {
@@ -134,12 +140,13 @@ export function translateGateways(snapshot: GatewaySnapshot, options: GatewayOpt
   }
 
   const judged: JudgedRoute[] = [];
-  const judge = (route: HTTPRoute | GRPCRoute, kind: RouteKind) => {
+  const judge = (route: HTTPRoute | GRPCRoute | TLSRoute, kind: RouteKind) => {
     const one = unreadable(route, kind, result.diagnostics, () => judgeRoute(route, kind, gateways, grants, policies, snapshot, options));
     if (one) judged.push(one);
   };
   for (const route of snapshot.httpRoutes) judge(route, 'HTTPRoute');
   for (const route of snapshot.grpcRoutes) judge(route, 'GRPCRoute');
+  for (const route of snapshot.tlsRoutes) judge(route, 'TLSRoute');
   settleKindConflicts(judged);
   for (const route of judged) {
     result.routes.push({ ref: route.ref, parents: route.parents, refused: route.refused });
@@ -160,7 +167,7 @@ export function translateGateways(snapshot: GatewaySnapshot, options: GatewayOpt
  * `read()` of one object, or undefined with a Warning when its fields are not of the schema's types: the API server
  * checks them, a manifest file may not, and one such object must fail alone.
  */
-function unreadable<T>(object: Gateway | HTTPRoute | GRPCRoute, kind: 'Gateway' | RouteKind, diagnostics: Diagnostic[], read: () => T): T | undefined {
+function unreadable<T>(object: Gateway | HTTPRoute | GRPCRoute | TLSRoute, kind: 'Gateway' | RouteKind, diagnostics: Diagnostic[], read: () => T): T | undefined {
   try {
     return read();
   } catch (err) {
@@ -178,14 +185,15 @@ function judgeGateway(gateway: Gateway, classAccepted: boolean, grants: Referenc
   const diagnostics: Diagnostic[] = [];
   const views: ListenerView[] = gateway.spec.listeners.map((listener, index) => judgeListener(gateway, ref, listener, index, grants, snapshot, options));
 
-  // Listeners must be distinct: one protocol per port, and one listener per port, protocol and hostname. All
-  // indistinct ones are refused; the spec forbids picking a winner.
+  // Listeners must be distinct: one protocol per port (HTTPS and TLS both are TLS: SNI tells them apart), and one
+  // listener per port, protocol and hostname. All indistinct ones are refused; the spec forbids picking a winner.
   const candidates = views.filter(isAccepted);
+  const family = (protocol: string) => (protocol === 'TLS' ? 'HTTPS' : protocol);
   for (const view of candidates) {
     const { port, protocol, hostname } = view.listener;
     const samePort = candidates.filter((o) => o !== view && o.listener.port === port);
-    const protocolClash = samePort.find((o) => o.listener.protocol !== protocol);
-    const hostnameClash = samePort.find((o) => o.listener.protocol === protocol && (o.listener.hostname ?? '') === (hostname ?? ''));
+    const protocolClash = samePort.find((o) => family(o.listener.protocol) !== family(protocol));
+    const hostnameClash = samePort.find((o) => family(o.listener.protocol) === family(protocol) && (o.listener.hostname ?? '') === (hostname ?? ''));
     const clash = protocolClash ? { reason: 'ProtocolConflict', other: protocolClash, what: `protocol ${protocolClash.listener.protocol} on port ${port}` }
       : hostnameClash ? { reason: 'HostnameConflict', other: hostnameClash, what: `hostname ${hostname ?? '(any)'} on port ${port}` }
         : undefined;
@@ -234,22 +242,30 @@ function judgeListener(gateway: Gateway, gatewayRef: ObjectRef, listener: Listen
   const view: ListenerView = { gateway, gatewayRef, listener, index, usable: false, secrets: [], policyFromOptions: false, status };
   const refused = (reason: string, message: string) => setCondition(status, condition('Accepted', 'False', reason, `${field}${message}`, generation));
 
-  // Kinds: HTTPRoute and GRPCRoute are served; others are named in ResolvedRefs.
-  const wanted: readonly RouteGroupKind[] = listener.allowedRoutes?.kinds?.length ? listener.allowedRoutes.kinds : ROUTE_KINDS;
-  const servedKind = (k: RouteGroupKind) => ROUTE_KINDS.find((r) => r.kind === k.kind && r.group === (k.group ?? GATEWAY_GROUP));
+  // Kinds: HTTPRoute and GRPCRoute on HTTP and HTTPS listeners, TLSRoute on TLS ones; others are named in ResolvedRefs.
+  const kinds = listener.protocol === 'TLS' ? TLS_ROUTE_KINDS : ROUTE_KINDS;
+  const wanted: readonly RouteGroupKind[] = listener.allowedRoutes?.kinds?.length ? listener.allowedRoutes.kinds : kinds;
+  const servedKind = (k: RouteGroupKind) => kinds.find((r) => r.kind === k.kind && r.group === (k.group ?? GATEWAY_GROUP));
   const unsupportedKinds = wanted.filter((k) => !servedKind(k));
-  status.supportedKinds = ROUTE_KINDS.filter((r) => wanted.some((k) => servedKind(k) === r)).map((r) => ({ ...r }));
+  status.supportedKinds = kinds.filter((r) => wanted.some((k) => servedKind(k) === r)).map((r) => ({ ...r }));
   const refProblems: { reason: string; message: string }[] = [];
   if (unsupportedKinds.length > 0) {
-    refProblems.push({ reason: 'InvalidRouteKinds', message: `${field}.allowedRoutes.kinds: ${unsupportedKinds.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind}`).join(', ')} not supported (QubeSec serves ${ROUTE_KINDS.map((r) => r.kind).join(' and ')})` });
+    refProblems.push({ reason: 'InvalidRouteKinds', message: `${field}.allowedRoutes.kinds: ${unsupportedKinds.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind}`).join(', ')} not supported (QubeSec serves ${kinds.map((r) => r.kind).join(' and ')} on ${listener.protocol} listeners)` });
   }
 
-  if (listener.protocol !== 'HTTP' && listener.protocol !== 'HTTPS') {
-    refused('UnsupportedProtocol', `.protocol: ${quote(listener.protocol)} is not supported yet (HTTP and HTTPS are)`);
-  } else if (listener.port !== (listener.protocol === 'HTTP' ? options.ports.http : options.ports.https)) {
-    refused('PortUnavailable', `.port: the data plane serves ${listener.protocol} on port ${listener.protocol === 'HTTP' ? options.ports.http : options.ports.https}, not ${listener.port}`);
+  // TLS passthrough shares the HTTPS port: SNI picks passthrough or termination before any handshake.
+  const port = listener.protocol === 'HTTP' ? options.ports.http : options.ports.https;
+  if (listener.protocol !== 'HTTP' && listener.protocol !== 'HTTPS' && listener.protocol !== 'TLS') {
+    refused('UnsupportedProtocol', `.protocol: ${quote(listener.protocol)} is not supported yet (HTTP, HTTPS and TLS are)`);
+  } else if (listener.port !== port) {
+    refused('PortUnavailable', `.port: the data plane serves ${listener.protocol} on port ${port}, not ${listener.port}`);
   } else if (listener.hostname !== undefined && checkHost(listener.hostname)) {
     refused('UnsupportedValue', `.hostname: ${quote(listener.hostname)} ${checkHost(listener.hostname)}`);
+  } else if (listener.protocol === 'TLS') {
+    if ((listener.tls?.mode ?? 'Terminate') !== 'Passthrough') {
+      refused('UnsupportedValue', '.tls.mode: a TLS listener serves Passthrough; Terminate (TLSRoute to plain backends) is not supported yet');
+      status.notServedYet = true;
+    }
   } else if (listener.protocol === 'HTTPS') {
     const tls = listener.tls;
     if (!tls || (tls.mode ?? 'Terminate') !== 'Terminate') {
@@ -292,7 +308,7 @@ function judgeListener(gateway: Gateway, gatewayRef: ObjectRef, listener: Listen
   if (!status.conditions.some((c) => c.type === 'Accepted')) {
     setCondition(status, condition('Accepted', 'True', 'Accepted', 'accepted', generation));
     // An HTTPS listener whose every certificate is unusable serves nothing: no plain text, no default certificate.
-    view.usable = status.supportedKinds.length > 0 && (listener.protocol === 'HTTP' || view.secrets.length > 0);
+    view.usable = status.supportedKinds.length > 0 && (listener.protocol !== 'HTTPS' || view.secrets.length > 0);
   }
   // RefNotPermitted before InvalidCertificateRef before InvalidRouteKinds: the one a user must act on first.
   const order = ['RefNotPermitted', 'InvalidCertificateRef', 'InvalidRouteKinds'];
@@ -327,7 +343,10 @@ function listenerPolicy(entries: Record<string, string> | undefined, field: stri
 }
 
 /** A route kind served on HTTP and HTTPS listeners: both become the same intents, a GRPCRoute's speaking gRPC to the pods. */
-export type RouteKind = 'HTTPRoute' | 'GRPCRoute';
+export type HttpRouteKind = 'HTTPRoute' | 'GRPCRoute';
+
+/** Every route kind served; a TLSRoute attaches to TLS Passthrough listeners only. */
+export type RouteKind = HttpRouteKind | 'TLSRoute';
 
 /** A route's attachment to one listener, and the hosts it gives the route there. */
 interface Attachment {
@@ -357,11 +376,13 @@ interface RuleOutcome {
   dropped?: { reason: 'UnsupportedValue' | 'IncompatibleFilters'; message: string; refused: boolean };
   /** A backendRef that cannot be resolved: ResolvedRefs False; the rule is served, that backend's share answering 500 (refused) or 503 (missing). */
   refProblem?: { reason: 'InvalidKind' | 'RefNotPermitted' | 'BackendNotFound'; message: string };
+  /** A TLSRoute's rule: the backends of its passthrough (routes is empty). */
+  passthrough?: NonNullable<IntentRoute['backends']>;
   /** The BackendTLSPolicies that apply to its backends, or lost to one that does: their status names the route's Gateways. */
   policies?: BackendTLSPolicy[];
 }
 
-function judgeRoute(route: HTTPRoute | GRPCRoute, kind: RouteKind, gateways: ReadonlyMap<string, { listeners: ListenerView[] }>, grants: ReferenceGrants, policies: BackendTlsPolicies, snapshot: GatewaySnapshot, options: GatewayOptions): JudgedRoute | undefined {
+function judgeRoute(route: HTTPRoute | GRPCRoute | TLSRoute, kind: RouteKind, gateways: ReadonlyMap<string, { listeners: ListenerView[] }>, grants: ReferenceGrants, policies: BackendTlsPolicies, snapshot: GatewaySnapshot, options: GatewayOptions): JudgedRoute | undefined {
   const namespace = route.metadata.namespace ?? 'default';
   const ref = { kind, namespace, name: route.metadata.name ?? '', uid: route.metadata.uid };
   const generation = route.metadata.generation;
@@ -380,9 +401,13 @@ function judgeRoute(route: HTTPRoute | GRPCRoute, kind: RouteKind, gateways: Rea
   });
   // The port a redirect without scheme or port keeps: that of the first listener the route names.
   const firstListener = ourParents.flatMap(({ parentRef, gateway }) => gateway!.listeners.filter((v) => parentRef.sectionName === undefined || v.listener.name === parentRef.sectionName))[0]?.listener;
-  const outcomes = kind === 'GRPCRoute'
-    ? ((route as GRPCRoute).spec.rules ?? [{}]).map((rule, i) => translateGrpcRule(rule, i, namespace, grants, policies, snapshot))
-    : ((route as HTTPRoute).spec.rules ?? [{}]).map((rule, i) => translateRule(rule, i, 'HTTPRoute', namespace, grants, policies, snapshot, firstListener));
+  if (kind === 'TLSRoute' && hostnames.length === 0 && hostnameErrors.length === 0) hostnameErrors.push('spec.hostnames: a TLSRoute needs at least one (the SNI names it takes)');
+  const outcomes = kind === 'TLSRoute'
+    ? ((route as TLSRoute).spec.rules ?? []).map((rule, i) => translateTlsRule(rule, i, namespace, grants, snapshot))
+    : kind === 'GRPCRoute'
+      ? ((route as GRPCRoute).spec.rules ?? [{}]).map((rule, i) => translateGrpcRule(rule, i, namespace, grants, policies, snapshot))
+      : ((route as HTTPRoute).spec.rules ?? [{}]).map((rule, i) => translateRule(rule, i, 'HTTPRoute', namespace, grants, policies, snapshot, firstListener));
+  if (kind === 'TLSRoute' && outcomes.length !== 1) hostnameErrors.push(`spec.rules: a TLSRoute has exactly one rule, not ${outcomes.length}`);
   const served = outcomes.filter((o) => !o.dropped);
   const dropped = outcomes.flatMap((o) => (o.dropped ? [o.dropped.message] : []));
   const refProblem = outcomes.find((o) => o.refProblem)?.refProblem;
@@ -446,18 +471,19 @@ function settleKindConflicts(routes: readonly JudgedRoute[]): void {
   if (!routes.some((r) => r.ref.kind === 'GRPCRoute') || !routes.some((r) => r.ref.kind === 'HTTPRoute')) return;
   // A route without creationTimestamp (a manifest file's) counts as the newest.
   const age = (r: JudgedRoute) => r.created || '~';
-  const order = [...routes].sort((a, b) => (age(a) !== age(b) ? (age(a) < age(b) ? -1 : 1) : name(a.ref).localeCompare(name(b.ref))));
+  const order = routes.filter((r) => r.ref.kind !== 'TLSRoute').sort((a, b) => (age(a) !== age(b) ? (age(a) < age(b) ? -1 : 1) : name(a.ref).localeCompare(name(b.ref))));
   // Per listener, the accepted attachments of each kind: a route is checked against the other kind's only.
-  const held = new Map<ListenerView, Record<RouteKind, { route: JudgedRoute; hosts: string[] }[]>>();
+  const held = new Map<ListenerView, Record<HttpRouteKind, { route: JudgedRoute; hosts: string[] }[]>>();
   for (const route of order) {
-    const other: RouteKind = route.ref.kind === 'HTTPRoute' ? 'GRPCRoute' : 'HTTPRoute';
+    const own = route.ref.kind as HttpRouteKind;
+    const other: HttpRouteKind = own === 'HTTPRoute' ? 'GRPCRoute' : 'HTTPRoute';
     const lost = new Map<number, JudgedRoute>();
     route.attachments = route.attachments.filter((a) => {
       let kinds = held.get(a.view);
       if (!kinds) held.set(a.view, (kinds = { HTTPRoute: [], GRPCRoute: [] }));
       const rival = kinds[other].find((h) => hostsOverlap(h.hosts, a.hosts));
       if (!rival) {
-        kinds[route.ref.kind].push({ route, hosts: a.hosts });
+        kinds[own].push({ route, hosts: a.hosts });
         return true;
       }
       lost.set(a.parent, rival.route);
@@ -493,6 +519,13 @@ function routeIntent(judged: JudgedRoute, options: GatewayOptions): { intent?: I
     }
   }
   if (attachments.length === 0 || served.length === 0) return { diagnostics };
+  if (ref.kind === 'TLSRoute') {
+    // Passthrough: no TLS policy of ours applies (the pods terminate); the hosts are the SNI names of the attachments.
+    const hosts = [...new Set(attachments.flatMap((x) => x.hosts))];
+    const policy = policyFromSettings({}, options.defaults, options.capabilities).policy;
+    const proxy = parseProxyAnnotations(undefined, ref.namespace, false).settings;
+    return { intent: { ref, created: judged.created, policy, policyFromAnnotations: false, routes: [], tls: [], proxy, passthrough: { hosts, backends: served[0]!.passthrough! } }, diagnostics };
+  }
 
   // One intent: each served rule's routes on every host the route's listeners give it, first rule first; a later rule
   // for the same host, path and conditions loses to the earlier (the spec's tie-breaking within a route).
@@ -548,7 +581,7 @@ function routeIntent(judged: JudgedRoute, options: GatewayOptions): { intent?: I
 }
 
 /** Filter types QubeSec serves, by route kind, each at most once per rule (the spec allows one of each core type). */
-const SERVED_FILTERS: Record<RouteKind, readonly string[]> = {
+const SERVED_FILTERS: Record<HttpRouteKind, readonly string[]> = {
   HTTPRoute: ['RequestRedirect', 'RequestHeaderModifier', 'ResponseHeaderModifier', 'URLRewrite'],
   GRPCRoute: ['RequestHeaderModifier', 'ResponseHeaderModifier'],
 };
@@ -605,7 +638,7 @@ function grpcPath(match: GRPCMethodMatch, at: string, invalid: string[]): HTTPPa
   return { type: 'RegularExpression', value: `/(?:${service ?? '[^/]+'})/(?:${method ?? '[^/]+'})` };
 }
 
-function translateRule(rule: HTTPRouteRule, index: number, kind: RouteKind, namespace: string, grants: ReferenceGrants, policies: BackendTlsPolicies, snapshot: GatewaySnapshot, listener: Listener | undefined): RuleOutcome {
+function translateRule(rule: HTTPRouteRule, index: number, kind: HttpRouteKind, namespace: string, grants: ReferenceGrants, policies: BackendTlsPolicies, snapshot: GatewaySnapshot, listener: Listener | undefined): RuleOutcome {
   const field = `spec.rules[${index}]`;
   const unsupported: string[] = [];
   const invalid: string[] = [];
@@ -646,31 +679,7 @@ function translateRule(rule: HTTPRouteRule, index: number, kind: RouteKind, name
   if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
   if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')}: not supported yet`, refused: false } };
 
-  const backends: NonNullable<IntentRoute['backends']> = [];
-  // The first unresolvable reference's reason, and every message; a refused backend's share of requests answers 500.
-  const problems: { reason: NonNullable<RuleOutcome['refProblem']>['reason']; message: string }[] = [];
-  for (const backendRef of backendRefs) {
-    const at = `${field}.backendRefs[${rule.backendRefs!.indexOf(backendRef)}]`;
-    const target = backendRef.namespace ?? namespace;
-    const weight = backendRef.weight ?? 1;
-    if ((backendRef.group ?? '') !== '' || (backendRef.kind ?? 'Service') !== 'Service') {
-      problems.push({ reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to; its share of requests answers 500)` });
-      backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
-      continue;
-    }
-    if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind, namespace }, { group: '', kind: 'Service', namespace: target, name: backendRef.name })) {
-      problems.push({ reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it (its share of requests answers 500)` });
-      backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
-      continue;
-    }
-    const serviceError = checkServiceName(backendRef.name);
-    if (serviceError) invalid.push(`${at}.name: ${quote(backendRef.name)} ${serviceError}`);
-    if (backendRef.port === undefined) invalid.push(`${at}.port: is required for a Service`);
-    else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
-    if (!Number.isInteger(weight) || weight < 0 || weight > 1_000_000) invalid.push(`${at}.weight: ${weight} is not an integer from 0 to 1000000`);
-    backends.push({ backend: { namespace: target, service: backendRef.name, port: String(backendRef.port ?? '') }, weight });
-    if (!snapshot.services.has(`${target}/${backendRef.name}`)) problems.push({ reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its share of requests answers 503)` });
-  }
+  const { backends, problems } = resolveBackendRefs(backendRefs, rule.backendRefs ?? [], field, kind, namespace, grants, snapshot, invalid);
   // TLS to the pods as their Services' BackendTLSPolicies ask. NGINX has one TLS setting per location, so a rule's
   // backends must agree on it.
   const tlsOf = backends.filter((b) => !b.refused).map((b) => policies.backendTls(b.backend));
@@ -723,6 +732,52 @@ function translateRule(rule: HTTPRouteRule, index: number, kind: RouteKind, name
   });
   if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
   const outcome: RuleOutcome = { routes, policies: considered };
+  if (problems.length > 0) outcome.refProblem = { reason: problems[0]!.reason, message: problems.map((p) => p.message).join('; ') };
+  return outcome;
+}
+
+/**
+ * A rule's backendRefs (weight 0 left out: `refs`; `all` the rule's list, for field indexes) as the intent's backends:
+ * a refused one (another kind, another namespace without a ReferenceGrant) keeps its share, which the data plane
+ * rejects. Values QubeSec refuses go to `invalid`; the unresolvable references' reasons to `problems`.
+ */
+function resolveBackendRefs(refs: readonly HTTPBackendRef[], all: readonly HTTPBackendRef[], field: string, kind: RouteKind, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot, invalid: string[]) {
+  const backends: NonNullable<IntentRoute['backends']> = [];
+  const problems: NonNullable<RuleOutcome['refProblem']>[] = [];
+  for (const backendRef of refs) {
+    const at = `${field}.backendRefs[${all.indexOf(backendRef)}]`;
+    const target = backendRef.namespace ?? namespace;
+    const weight = backendRef.weight ?? 1;
+    if ((backendRef.group ?? '') !== '' || (backendRef.kind ?? 'Service') !== 'Service') {
+      problems.push({ reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to; its share of ${kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 500'})` });
+      backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
+      continue;
+    }
+    if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind, namespace }, { group: '', kind: 'Service', namespace: target, name: backendRef.name })) {
+      problems.push({ reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it (its share of ${kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 500'})` });
+      backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
+      continue;
+    }
+    const serviceError = checkServiceName(backendRef.name);
+    if (serviceError) invalid.push(`${at}.name: ${quote(backendRef.name)} ${serviceError}`);
+    if (backendRef.port === undefined) invalid.push(`${at}.port: is required for a Service`);
+    else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
+    if (!Number.isInteger(weight) || weight < 0 || weight > 1_000_000) invalid.push(`${at}.weight: ${weight} is not an integer from 0 to 1000000`);
+    backends.push({ backend: { namespace: target, service: backendRef.name, port: String(backendRef.port ?? '') }, weight });
+    if (!snapshot.services.has(`${target}/${backendRef.name}`)) problems.push({ reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its share of ${kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 503'})` });
+  }
+  return { backends, problems };
+}
+
+/** A TLSRoute's one rule: the backends its hosts' connections go to, still encrypted. */
+function translateTlsRule(rule: NonNullable<TLSRoute['spec']['rules']>[number], index: number, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot): RuleOutcome {
+  const field = `spec.rules[${index}]`;
+  const invalid: string[] = [];
+  const refs = (rule.backendRefs ?? []).filter((b) => b.weight !== 0);
+  if (refs.length === 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${field}.backendRefs: none with weight above 0 (the connections would all be rejected)`, refused: false } };
+  const { backends, problems } = resolveBackendRefs(refs, rule.backendRefs ?? [], field, 'TLSRoute', namespace, grants, snapshot, invalid);
+  if (invalid.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: invalid.join('; '), refused: true } };
+  const outcome: RuleOutcome = { routes: [], passthrough: backends };
   if (problems.length > 0) outcome.refProblem = { reason: problems[0]!.reason, message: problems.map((p) => p.message).join('; ') };
   return outcome;
 }

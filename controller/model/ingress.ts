@@ -50,6 +50,8 @@ export interface IngressIntent {
   routes: IntentRoute[];
   tls: { hosts: string[]; secret: string }[];
   proxy: ProxySettings;
+  /** Gateway API TLSRoute: its hosts' TLS connections passed on to the backends, still encrypted (routes and tls are empty). */
+  passthrough?: { hosts: string[]; backends: { backend: BackendRef; weight: number; refused?: true }[] };
 }
 
 export interface IngressTranslation {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1ConfigMap, V1EndpointSlice, V1Ingress, V1Secret, V1Service } from '@kubernetes/client-node';
 import { PROJECT_ROOT } from '../project.js';
-import type { BackendTLSPolicy, GRPCRoute, GRPCRouteRule, Gateway, GatewayClass, HTTPRoute, HTTPRouteRule, Listener, ReferenceGrant, SecretObjectReference } from './gateway-api.js';
+import type { BackendTLSPolicy, GRPCRoute, GRPCRouteRule, Gateway, GatewayClass, HTTPRoute, HTTPRouteRule, Listener, ReferenceGrant, SecretObjectReference, TLSRoute } from './gateway-api.js';
 import { OPENSSL_3_5_CAPABILITIES, type Capabilities } from './pq.js';
 import type { Location, ObjectRef, PathMatch } from './types.js';
 
@@ -108,6 +108,11 @@ export function httpsListener(name: string, hostname: string | undefined, secret
   return { name, port: 443, protocol: 'HTTPS', ...(hostname === undefined ? {} : { hostname }), tls: { mode: 'Terminate', certificateRefs, ...(options ? { options } : {}) } };
 }
 
+/** A TLS listener on the HTTPS port that passes connections through by SNI. */
+export function tlsListener(name: string, hostname?: string): Listener {
+  return { name, port: 443, protocol: 'TLS', ...(hostname === undefined ? {} : { hostname }), tls: { mode: 'Passthrough' } };
+}
+
 export function gateway(name: string, listeners: Listener[], extra: { namespace?: string; className?: string; generation?: number } = {}): Gateway {
   return {
     apiVersion: 'gateway.networking.k8s.io/v1',
@@ -124,7 +129,7 @@ export function httpRule(path: string, serviceName: string, port = 80, type = 'P
 
 type RouteExtra = { namespace?: string; created?: string; generation?: number };
 
-function routeObject<K extends 'HTTPRoute' | 'GRPCRoute', S>(kind: K, name: string, spec: S, extra: RouteExtra) {
+function routeObject<K extends 'HTTPRoute' | 'GRPCRoute' | 'TLSRoute', S>(kind: K, name: string, spec: S, extra: RouteExtra) {
   return {
     apiVersion: 'gateway.networking.k8s.io/v1',
     kind,
@@ -139,6 +144,11 @@ export function httpRoute(name: string, spec: Partial<HTTPRoute['spec']>, extra:
 
 export function grpcRoute(name: string, spec: Partial<GRPCRoute['spec']>, extra: RouteExtra = {}): GRPCRoute {
   return routeObject('GRPCRoute', name, spec, extra);
+}
+
+/** A TLSRoute passing `hostnames` through to Service `serviceName`'s port. */
+export function tlsRoute(name: string, hostnames: string[], serviceName: string, port = 443, extra: RouteExtra = {}): TLSRoute {
+  return routeObject('TLSRoute', name, { hostnames, rules: [{ backendRefs: [{ name: serviceName, port }] }] }, extra);
 }
 
 /** One GRPCRoute rule: calls of `service` (and `method`) to one Service port. */

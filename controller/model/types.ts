@@ -251,6 +251,11 @@ export interface Server {
     certificates: CertificatePair[];
     clientAuth?: ClientAuth;
   };
+  /**
+   * TLS passthrough (Gateway API TLSRoute): the host's TLS connections, chosen by their SNI before any handshake, go on
+   * still encrypted to one of `backends` (drawn by weight; upstream '' rejects its share). Such a server has no locations.
+   */
+  passthrough?: { backends: { upstream: string; weight: number }[] };
 }
 
 export interface Endpoint {

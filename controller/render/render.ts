@@ -130,6 +130,7 @@ export interface NewHostEntry {
  */
 export function newHostEntry(server: Server, model: Model, settings: Pick<RenderSettings, 'httpsRedirectPort' | 'paths'>): NewHostEntry | { waitsForReload: string } {
   const waits = (why: string) => ({ waitsForReload: why });
+  if (server.passthrough) return waits('TLS passthrough');
   if (server.host === '' || server.host.startsWith('*.')) return waits('a wildcard host');
   if (server.locations.length === 0) return waits('no paths');
   const tls = server.tls;
@@ -224,6 +225,28 @@ export class ServerBlocks {
   }
 }
 
+/** Weights are shares of this among a backend's endpoints: divisible by 1 to 6 endpoints. */
+const PASSTHROUGH_WEIGHT_SCALE = 120;
+
+/**
+ * The stream upstream's servers for a passthrough, each as its tokens: each backend's weight shared among its ready endpoints; a backend
+ * refused or without endpoints keeps its share on a socket nobody listens on, so that share of connections is
+ * rejected (the spec), never marked failed (max_fails=0) and never retried elsewhere (proxy_next_upstream off).
+ */
+function passthroughPeers(backends: readonly { upstream: string; weight: number }[], upstreams: ReadonlyMap<string, Upstream>, sockets: string): string[][] {
+  const peers: string[][] = [];
+  for (const backend of backends) {
+    const endpoints = backend.upstream === '' ? [] : upstreams.get(backend.upstream)?.endpoints ?? [];
+    if (endpoints.length === 0) {
+      peers.push([`unix:${sockets}/rejected.sock`, `weight=${backend.weight * PASSTHROUGH_WEIGHT_SCALE}`, 'max_fails=0']);
+      continue;
+    }
+    const weight = Math.max(1, Math.round((backend.weight * PASSTHROUGH_WEIGHT_SCALE) / endpoints.length));
+    for (const e of endpoints) peers.push([`${isIP(e.address) === 6 ? `[${e.address}]` : e.address}:${e.port}`, `weight=${weight}`]);
+  }
+  return peers;
+}
+
 /** Debian's bundle of the system CAs (ca-certificates), in the data-plane image and the test rootfs alike. */
 const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
 
@@ -302,7 +325,8 @@ export function render(model: Model, settings: RenderSettings, blocks = new Serv
   for (const server of model.servers) {
     if (server.tls && !listeners.has(listenerKey(server.tls.policy))) listeners.set(listenerKey(server.tls.policy), server.tls.policy);
   }
-  const sniRouting = listeners.size > 1;
+  const passthroughServers = model.servers.filter((s) => s.passthrough);
+  const sniRouting = listeners.size > 1 || passthroughServers.length > 0;
   // Named by the policy, not its position: while a reload overlaps old and new workers, an old worker's SNI route
   // must still reach a listener with the same policy.
   const sockets = new Map<string, string>();
@@ -321,6 +345,11 @@ export function render(model: Model, settings: RenderSettings, blocks = new Serv
   const tlsListen = (policy: TlsPolicy) => (sniRouting ? [`unix:${socketOf(policy)}`, 'ssl', 'proxy_protocol'] : [`${bind}${settings.httpsPort}`, 'ssl']);
   const httpsRedirectPort = settings.httpsRedirectPort === 443 ? '' : `:${settings.httpsRedirectPort}`;
   const upstreamsByName = upstreamsByNameOf(model.upstreams);
+  // Named by the host, as the policies' sockets are by the policy, so that an old worker's route still leads to it.
+  const passthrough = passthroughServers.map((server) => {
+    const id = createHash('sha256').update(server.host).digest('hex').slice(0, 16);
+    return { host: server.host, socket: `${settings.paths.sockets}/passthrough-${id}.sock`, upstream: `qubesec_passthrough_${id}`, servers: passthroughPeers(server.passthrough!.backends, upstreamsByName, settings.paths.sockets) };
+  });
   let http = new HttpBlocks();
 
   const proxyView = (action: Extract<LocationAction, { kind: 'proxy' }>, location: Location, server: Server, affinityVariable: string | undefined) => {
@@ -422,7 +451,7 @@ export function render(model: Model, settings: RenderSettings, blocks = new Serv
   const context = JSON.stringify([bind, settings.httpPort, settings.httpsPort, httpsRedirectPort, settings.paths, sniRouting, defaultBackend]);
   const affinityOf = (server: Server) => server.locations.map((l) => (l.action.kind === 'proxy' ? upstreamsByName.get(l.action.upstream)?.affinityCookie ?? '' : '')).join(',');
   const serverFiles = new Map<string, string>();
-  const serverBlockList = blocks.render(model.servers, model.upstreams, context, affinityOf, (server) => {
+  const serverBlockList = blocks.render(passthroughServers.length > 0 ? model.servers.filter((s) => !s.passthrough) : model.servers, model.upstreams, context, affinityOf, (server) => {
     const outer = { http, certificateFiles };
     http = new HttpBlocks();
     certificateFiles = new Map();
@@ -459,9 +488,11 @@ export function render(model: Model, settings: RenderSettings, blocks = new Serv
     sniRouting: sniRouting
       ? {
           defaultSocket: socketOf(model.defaultPolicy),
-          routes: model.servers
-            .filter((s) => s.tls && listenerKey(s.tls.policy) !== defaultListenerKey)
-            .map((s) => ({ host: s.host, socket: socketOf(s.tls!.policy) })),
+          routes: [
+            ...model.servers.filter((s) => s.tls && listenerKey(s.tls.policy) !== defaultListenerKey).map((s) => ({ host: s.host, socket: socketOf(s.tls!.policy) })),
+            ...passthrough.map((p) => ({ host: p.host, socket: p.socket })),
+          ],
+          passthrough,
         }
       : undefined,
     policyDefaults: [...listeners.values()].map((policy, i) => ({

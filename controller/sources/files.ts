@@ -27,6 +27,7 @@ export const INGRESS_KINDS: ManifestKinds<Snapshot> = {
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} Gateway`]: 'gateways',
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} HTTPRoute`]: 'httpRoutes',
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} GRPCRoute`]: 'grpcRoutes',
+  [`${GATEWAY_GROUP}/${GATEWAY_VERSION} TLSRoute`]: 'tlsRoutes',
   [`${GATEWAY_GROUP}/v1beta1 ReferenceGrant`]: 'referenceGrants',
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} ReferenceGrant`]: 'referenceGrants',
   [`${GATEWAY_GROUP}/${GATEWAY_VERSION} BackendTLSPolicy`]: 'backendTlsPolicies',

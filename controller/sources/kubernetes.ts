@@ -130,6 +130,7 @@ export class KubernetesSource implements Source {
       gateways: list(GATEWAY_API_RESOURCES.gateways.plural),
       httpRoutes: list(GATEWAY_API_RESOURCES.httpRoutes.plural),
       grpcRoutes: list(GATEWAY_API_RESOURCES.grpcRoutes.plural),
+      tlsRoutes: list(GATEWAY_API_RESOURCES.tlsRoutes.plural),
       referenceGrants: list(GATEWAY_API_RESOURCES.referenceGrants.plural),
       backendTlsPolicies: list(GATEWAY_API_RESOURCES.backendTlsPolicies.plural),
       namespaces: list('namespaces'),

@@ -31,6 +31,7 @@ export interface Snapshot {
   gateways: readonly KubernetesObject[];
   httpRoutes: readonly KubernetesObject[];
   grpcRoutes: readonly KubernetesObject[];
+  tlsRoutes: readonly KubernetesObject[];
   referenceGrants: readonly KubernetesObject[];
   backendTlsPolicies: readonly KubernetesObject[];
   namespaces: readonly V1Namespace[];
@@ -38,7 +39,7 @@ export interface Snapshot {
 
 /** A snapshot with no objects: tests and sources fill in what they have. */
 export function emptySnapshot(): Snapshot {
-  return { ingressClasses: [], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [], gatewayClasses: [], gateways: [], httpRoutes: [], grpcRoutes: [], referenceGrants: [], backendTlsPolicies: [], namespaces: [] };
+  return { ingressClasses: [], ingresses: [], services: [], endpointSlices: [], secrets: [], configMaps: [], gatewayClasses: [], gateways: [], httpRoutes: [], grpcRoutes: [], tlsRoutes: [], referenceGrants: [], backendTlsPolicies: [], namespaces: [] };
 }
 
 /** What a source holds (its snapshot's shape): for each kind it reads, its objects. */

@@ -34,7 +34,7 @@ export class GatewayStatusWriter extends CoalescedWork {
     const published = this.publish ? publishedAddresses(this.publish, snapshot.services) : { addresses: [] };
     const addresses = 'error' in published ? [] : published.addresses;
     const held = (list: Snapshot['gateways']) => list as unknown as StatusHolder[];
-    const patches = gatewayStatusPatches(this.status(), { gatewayClasses: held(snapshot.gatewayClasses), gateways: held(snapshot.gateways), httpRoutes: held(snapshot.httpRoutes), grpcRoutes: held(snapshot.grpcRoutes), backendTlsPolicies: held(snapshot.backendTlsPolicies) }, addresses, this.controllerName, new Date());
+    const patches = gatewayStatusPatches(this.status(), { gatewayClasses: held(snapshot.gatewayClasses), gateways: held(snapshot.gateways), httpRoutes: held(snapshot.httpRoutes), grpcRoutes: held(snapshot.grpcRoutes), tlsRoutes: held(snapshot.tlsRoutes), backendTlsPolicies: held(snapshot.backendTlsPolicies) }, addresses, this.controllerName, new Date());
     let failed = false;
     for (const patch of patches) {
       if (this.stopped) return;

@@ -16,6 +16,7 @@ function translated(programmed = true, routes = [httpRoute('web', { hostnames: [
     gateways: [gateway('gw', [httpListener('http')])],
     httpRoutes: routes,
     grpcRoutes,
+    tlsRoutes: [],
     referenceGrants: [],
     backendTlsPolicies,
     namespaceLabels: new Map(),
@@ -33,7 +34,7 @@ function stored(objects: GatewayObjects, patches: StatusPatch[]): GatewayObjects
     const patch = patches.find((p) => p.kind === kind && p.name === o.metadata?.name && p.namespace === (o.metadata?.namespace ?? ''));
     return patch ? { metadata: { ...o.metadata, resourceVersion: `${o.metadata?.resourceVersion}+` }, status: sortKeys({ ...o.status, ...patch.status }) as StatusHolder['status'] } : o;
   });
-  return { gatewayClasses: apply(objects.gatewayClasses, 'GatewayClass'), gateways: apply(objects.gateways, 'Gateway'), httpRoutes: apply(objects.httpRoutes, 'HTTPRoute'), grpcRoutes: apply(objects.grpcRoutes, 'GRPCRoute'), backendTlsPolicies: apply(objects.backendTlsPolicies, 'BackendTLSPolicy') };
+  return { gatewayClasses: apply(objects.gatewayClasses, 'GatewayClass'), gateways: apply(objects.gateways, 'Gateway'), httpRoutes: apply(objects.httpRoutes, 'HTTPRoute'), grpcRoutes: apply(objects.grpcRoutes, 'GRPCRoute'), tlsRoutes: apply(objects.tlsRoutes, 'TLSRoute'), backendTlsPolicies: apply(objects.backendTlsPolicies, 'BackendTLSPolicy') };
 }
 
 const fresh = (): GatewayObjects => ({
@@ -41,6 +42,7 @@ const fresh = (): GatewayObjects => ({
   gateways: [{ metadata: { namespace: 'default', name: 'gw', resourceVersion: '2', generation: 1 } }],
   httpRoutes: [{ metadata: { namespace: 'default', name: 'web', resourceVersion: '3', generation: 1 } }],
   grpcRoutes: [],
+  tlsRoutes: [],
   backendTlsPolicies: [],
 });
 const conditionsOf = (patch: StatusPatch | undefined) => (patch?.status?.conditions ?? []).map((c) => `${c.type}=${c.status}/${c.reason}@${c.lastTransitionTime}`);

@@ -1,4 +1,4 @@
-// What the leader writes into the status of GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes and BackendTLSPolicies: the
+// What the leader writes into the status of GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes, TLSRoutes and BackendTLSPolicies: the
 // translation's conditions (model/gateway.ts), Programmed from the data plane, the published addresses, and
 // lastTransitionTime kept while a condition's status stays. Pure; gateway-writer.ts writes. A route's parents and a
 // policy's ancestors of other controllers are kept.
@@ -54,6 +54,7 @@ export interface GatewayObjects {
   gateways: readonly StatusHolder[];
   httpRoutes: readonly StatusHolder[];
   grpcRoutes: readonly StatusHolder[];
+  tlsRoutes: readonly StatusHolder[];
   backendTlsPolicies: readonly StatusHolder[];
 }
 
@@ -108,7 +109,7 @@ export function gatewayStatusPatches(status: GatewayStatus, objects: GatewayObje
       push(kind, { kind, namespace, name }, o, { [field]: heldEntries(o).filter((h) => h.controllerName !== controllerName) });
     }
   };
-  for (const [kind, list] of [['HTTPRoute', objects.httpRoutes], ['GRPCRoute', objects.grpcRoutes]] as const) {
+  for (const [kind, list] of [['HTTPRoute', objects.httpRoutes], ['GRPCRoute', objects.grpcRoutes], ['TLSRoute', objects.tlsRoutes]] as const) {
     entries(kind, list, 'parents', status.routes.filter((r) => r.ref.kind === kind).map((r) => ({ ref: r.ref, entries: r.parents.map((p) => ({ ref: p.parentRef, conditions: p.conditions })) })));
   }
   entries('BackendTLSPolicy', objects.backendTlsPolicies, 'ancestors', status.policies.map((p) => ({ ref: p.ref, entries: p.ancestors.map((a) => ({ ref: a.ancestorRef, conditions: a.conditions })) })));

@@ -25,6 +25,8 @@ export function controllerAccess(namespace: string, lease: string, ticketSecret 
       { group: '', resource: 'namespaces', verb: 'list' },
       { group: '', resource: 'configmaps', namespace: 'default', verb: 'watch' },
       { group: 'gateway.networking.k8s.io', resource: 'backendtlspolicies', namespace: 'default', verb: 'list' },
+      { group: 'gateway.networking.k8s.io', resource: 'tlsroutes', namespace: 'default', verb: 'watch' },
+      { group: 'gateway.networking.k8s.io', resource: 'tlsroutes', namespace: 'default', verb: 'patch', subresource: 'status', name: 'pass' },
       { group: 'gateway.networking.k8s.io', resource: 'backendtlspolicies', namespace: 'default', verb: 'patch', subresource: 'status', name: 'web-tls' },
     ],
     denied: [
