@@ -851,6 +851,11 @@ describe('BackendTLSPolicy', () => {
     expect(policyConditions(t, 'no-such-port')).toBeUndefined();
     // A route without a policy stays plain.
     expect(withPolicies([]).intents[0]!.routes[0]!.backendTls).toBeUndefined();
+    // A policy from a manifest file (no creationTimestamp) counts as the newest.
+    const fromFile = backendTlsPolicy('a-from-file', 'web', { hostname: 'file.example.com' });
+    delete fromFile.metadata.creationTimestamp;
+    const stored = withPolicies([fromFile, backendTlsPolicy('z-stored', 'web', { hostname: 'stored.example.com' })]);
+    expect(stored.intents[0]!.routes[0]!.backendTls).toEqual(expect.objectContaining({ serverName: 'stored.example.com' }));
   });
 
   it('fails the backend closed (503) when its policy cannot be honoured, with the spec\'s reasons', () => {

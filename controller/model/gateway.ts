@@ -1003,9 +1003,10 @@ class BackendTlsPolicies {
   private readonly judged = new Map<BackendTLSPolicy, JudgedPolicy>();
 
   constructor(private readonly snapshot: GatewaySnapshot) {
-    const created = (p: BackendTLSPolicy) => (p.metadata.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : '');
-    const sorted = [...snapshot.backendTlsPolicies].sort((a, b) => created(a).localeCompare(created(b))
-      || `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
+    // A policy without creationTimestamp (a manifest file's) counts as the newest, as routes do.
+    const created = (p: BackendTLSPolicy) => (p.metadata.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : '~');
+    const sorted = [...snapshot.backendTlsPolicies].sort((a, b) => (created(a) !== created(b) ? (created(a) < created(b) ? -1 : 1)
+      : `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`)));
     for (const policy of sorted) {
       const namespace = policy.metadata.namespace ?? 'default';
       for (const target of policy.spec?.targetRefs ?? []) {
