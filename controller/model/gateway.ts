@@ -469,9 +469,7 @@ function judgeRoute(route: HTTPRoute | GRPCRoute | TLSRoute, kind: RouteKind, ga
 function settleKindConflicts(routes: readonly JudgedRoute[]): void {
   // Most clusters have one kind only: nothing to settle, and no work on each translation.
   if (!routes.some((r) => r.ref.kind === 'GRPCRoute') || !routes.some((r) => r.ref.kind === 'HTTPRoute')) return;
-  // A route without creationTimestamp (a manifest file's) counts as the newest.
-  const age = (r: JudgedRoute) => r.created || '~';
-  const order = routes.filter((r) => r.ref.kind !== 'TLSRoute').sort((a, b) => (age(a) !== age(b) ? (age(a) < age(b) ? -1 : 1) : name(a.ref).localeCompare(name(b.ref))));
+  const order = routes.filter((r) => r.ref.kind !== 'TLSRoute').sort(oldestFirst((r) => r.created, (r) => name(r.ref)));
   // Per listener, the accepted attachments of each kind: a route is checked against the other kind's only.
   const held = new Map<ListenerView, Record<HttpRouteKind, { route: JudgedRoute; hosts: string[] }[]>>();
   for (const route of order) {
@@ -744,17 +742,19 @@ function translateRule(rule: HTTPRouteRule, index: number, kind: HttpRouteKind, 
 function resolveBackendRefs(refs: readonly HTTPBackendRef[], all: readonly HTTPBackendRef[], field: string, kind: RouteKind, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot, invalid: string[]) {
   const backends: NonNullable<IntentRoute['backends']> = [];
   const problems: NonNullable<RuleOutcome['refProblem']>[] = [];
+  const refusedShare = kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 500';
+  const missingShare = kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 503';
   for (const backendRef of refs) {
     const at = `${field}.backendRefs[${all.indexOf(backendRef)}]`;
     const target = backendRef.namespace ?? namespace;
     const weight = backendRef.weight ?? 1;
     if ((backendRef.group ?? '') !== '' || (backendRef.kind ?? 'Service') !== 'Service') {
-      problems.push({ reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to; its share of ${kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 500'})` });
+      problems.push({ reason: 'InvalidKind', message: `${at}: ${backendRef.group ?? ''}/${backendRef.kind} is not a Service (the kind QubeSec routes to; its share of ${refusedShare})` });
       backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
       continue;
     }
     if (target !== namespace && !grants.permits({ group: GATEWAY_GROUP, kind, namespace }, { group: '', kind: 'Service', namespace: target, name: backendRef.name })) {
-      problems.push({ reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it (its share of ${kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 500'})` });
+      problems.push({ reason: 'RefNotPermitted', message: `${at}: Service ${target}/${backendRef.name} is in another namespace and no ReferenceGrant there allows it (its share of ${refusedShare})` });
       backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
       continue;
     }
@@ -764,7 +764,7 @@ function resolveBackendRefs(refs: readonly HTTPBackendRef[], all: readonly HTTPB
     else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
     if (!Number.isInteger(weight) || weight < 0 || weight > 1_000_000) invalid.push(`${at}.weight: ${weight} is not an integer from 0 to 1000000`);
     backends.push({ backend: { namespace: target, service: backendRef.name, port: String(backendRef.port ?? '') }, weight });
-    if (!snapshot.services.has(`${target}/${backendRef.name}`)) problems.push({ reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its share of ${kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 503'})` });
+    if (!snapshot.services.has(`${target}/${backendRef.name}`)) problems.push({ reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its share of ${missingShare})` });
   }
   return { backends, problems };
 }
@@ -1003,10 +1003,7 @@ class BackendTlsPolicies {
   private readonly judged = new Map<BackendTLSPolicy, JudgedPolicy>();
 
   constructor(private readonly snapshot: GatewaySnapshot) {
-    // A policy without creationTimestamp (a manifest file's) counts as the newest, as routes do.
-    const created = (p: BackendTLSPolicy) => (p.metadata.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : '~');
-    const sorted = [...snapshot.backendTlsPolicies].sort((a, b) => (created(a) !== created(b) ? (created(a) < created(b) ? -1 : 1)
-      : `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`)));
+    const sorted = [...snapshot.backendTlsPolicies].sort(oldestFirst((p) => (p.metadata.creationTimestamp ? new Date(p.metadata.creationTimestamp).toISOString() : ''), (p) => `${p.metadata.namespace}/${p.metadata.name}`));
     for (const policy of sorted) {
       const namespace = policy.metadata.namespace ?? 'default';
       for (const target of policy.spec?.targetRefs ?? []) {
@@ -1127,6 +1124,15 @@ class ReferenceGrants {
       grant.spec.from.some((f) => f.group === from.group && f.kind === from.kind && f.namespace === from.namespace)
       && grant.spec.to.some((t) => t.group === to.group && t.kind === to.kind && (t.name === undefined || t.name === '' || t.name === to.name)));
   }
+}
+
+/**
+ * The spec's order for conflicts: older first (creationTimestamp as ISO text, compared by code point; '' from a
+ * manifest file counts as the newest), then by namespace/name.
+ */
+function oldestFirst<T>(created: (x: T) => string, key: (x: T) => string): (a: T, b: T) => number {
+  const age = (x: T) => created(x) || '~';
+  return (a, b) => (age(a) !== age(b) ? (age(a) < age(b) ? -1 : 1) : key(a).localeCompare(key(b)));
 }
 
 function isAccepted(view: ListenerView): boolean {
