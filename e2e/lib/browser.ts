@@ -40,14 +40,23 @@ export async function startBrowser(trustedRoots: string[]): Promise<Browser> {
     await execa('certutil', ['-d', `sql:${nssdb}`, '-A', '-t', 'C,,', '-n', `qubesec-test-root-${i}`, '-i', root]);
   }
   const profile = join(home, 'profile');
+  // A process group of its own, so that the renderer and utility processes can be killed with the browser; TMPDIR in
+  // HOME, so that what Chromium leaves there goes with it.
   const child = spawn('chromium', [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
     '--no-first-run', `--user-data-dir=${profile}`, '--remote-debugging-port=0', '--host-resolver-rules=MAP * 127.0.0.1',
     'about:blank',
-  ], { env: { ...process.env, HOME: home }, stdio: ['ignore', 'ignore', 'pipe'] });
+  ], { env: { ...process.env, HOME: home, TMPDIR: home }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Helper processes may still be writing to the profile when the browser itself is gone; the group goes first, and
+  // removal retries what they wrote meanwhile.
+  const kill = async () => {
+    try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* the group has already gone */ }
+    await exited;
+    await rm(home, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  };
   try {
     const [port, path] = await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`chromium exited ${child.exitCode}: ${stderr}`);
@@ -59,16 +68,15 @@ export async function startBrowser(trustedRoots: string[]): Promise<Browser> {
     return {
       visit: (url, options) => visit(cdp, url, options?.ignoreCertificateErrors ?? false),
       async stop() {
+        // Browser.close lets Chromium stop its helpers and flush the profile; the kill is for a browser that hangs.
+        await withTimeout(cdp.send('Browser.close'), 5_000, 'closing Chromium').catch(() => undefined);
         cdp.close();
-        child.kill('SIGKILL');
-        await exited;
-        await rm(home, { recursive: true, force: true });
+        await withTimeout(exited, 5_000, 'Chromium exiting').catch(() => undefined);
+        await kill();
       },
     };
   } catch (err) {
-    child.kill('SIGKILL');
-    await exited;
-    await rm(home, { recursive: true, force: true });
+    await kill();
     throw err;
   }
 }
