@@ -158,7 +158,8 @@ describe('Gateway API on a real API server', () => {
   it('says BackendNotFound for a missing Service and serves it once it exists; a deleted route stops being served', async () => {
     const route: HTTPRoute = httpRoute('later', { parentRefs: [{ name: 'gw', sectionName: 'https' }], hostnames: ['later.pq.example.com'], rules: [httpRule('/', 'gamma')] });
     await kube.apply(route as never);
-    await served('later.pq.example.com', (x) => x.status === 503);
+    // An invalid backendRef's share answers 500 (the spec), not the 503 of a Service with no ready endpoint.
+    await served('later.pq.example.com', (x) => x.status === 500);
     const missing = await eventually(async () => {
       const s = await status<RouteStatus>('httproute', 'later');
       return s?.parents?.length ? s : undefined;

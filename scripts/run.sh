@@ -44,6 +44,12 @@ test_node() {
   bash e2e/node/images.sh "$QUBESEC_NODE_IMAGES" >/dev/null
   export QUBESEC_NODE_IMAGES
 }
+# Gateway API's conformance suite and the images its manifests name, from the Go module proxy (e2e/conformance.test.ts).
+conformance() {
+  QUBESEC_CONFORMANCE="$root/.cache/gateway-conformance"
+  bash e2e/conformance/build.sh "$QUBESEC_CONFORMANCE"
+  export QUBESEC_CONFORMANCE
+}
 jest() { node --experimental-vm-modules --no-warnings node_modules/jest/bin/jest.js --runInBand "$@"; }
 lint() {
   npx eslint --max-warnings 0 controller e2e
@@ -56,8 +62,8 @@ case "$step" in
   lint) build; lint ;;
   demo) build; rootfs; node dist/controller/cli/main.js demo "$@" ;;
   test:unit) build; acvp; QUBESEC_TESTS=unit jest "$@" ;;
-  test:e2e) build; rootfs; vpn_rootfs; kube; helm; gateway_crds; test_node; QUBESEC_TESTS=e2e jest "$@" ;;
-  test) build; lint; acvp; rootfs; vpn_rootfs; kube; helm; gateway_crds; test_node; jest "$@" ;;
+  test:e2e) build; rootfs; vpn_rootfs; kube; helm; gateway_crds; test_node; conformance; QUBESEC_TESTS=e2e jest "$@" ;;
+  test) build; lint; acvp; rootfs; vpn_rootfs; kube; helm; gateway_crds; test_node; conformance; jest "$@" ;;
   bench) build; rootfs; vpn_rootfs; kube; for b in dist/e2e/bench/*.js; do node --disable-warning=ExperimentalWarning "$b"; done ;;
   *) echo "usage: scripts/run.sh build|lint|demo|test|test:unit|test:e2e|bench [args]" >&2; exit 2 ;;
 esac

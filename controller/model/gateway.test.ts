@@ -322,10 +322,19 @@ describe('HTTPRoute -> IngressIntent', () => {
     expect(location.action.kind === 'proxy' && location.action.branches?.[0]?.backends).toEqual([{ upstream: 'default_api_80', weight: 3 }, { upstream: '', weight: 1 }]);
   });
 
-  it('serves a backendRef to a missing Service (503, as for Ingress) and says BackendNotFound', () => {
+  it('refuses a backendRef to a missing Service (its share answers 500, as the spec asks) and says BackendNotFound', () => {
     const t = translate({ httpRoutes: [httpRoute('web', { rules: [httpRule('/', 'gone')] })] });
-    expect(routeTable(t)).toEqual([['', 'prefix', '/', 1, 'default/gone:80']]);
+    expect(t.intents[0]!.routes.map((r) => r.backends)).toEqual([[{ backend: { namespace: 'default', service: '', port: '' }, weight: 1, refused: true }]]);
     expect(parentConditions(t)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['False', 'BackendNotFound'] });
+  });
+
+  it('answers 500 for a rule with no backendRef of weight above 0, and accepts it', () => {
+    const refused = [{ backend: { namespace: 'default', service: '', port: '' }, weight: 1, refused: true }];
+    for (const backendRefs of [[], [{ name: 'api', port: 80, weight: 0 }]]) {
+      const t = translate({ httpRoutes: [httpRoute('web', { rules: [{ matches: [{ path: { value: '/none' } }], backendRefs }] })] });
+      expect(t.intents[0]!.routes.map((r) => [r.path, r.backends])).toEqual([['/none', refused], ['/none/', refused]]);
+      expect(parentConditions(t)).toEqual({ Accepted: ['True', 'Accepted'], ResolvedRefs: ['True', 'ResolvedRefs'] });
+    }
   });
 
   it('needs a ReferenceGrant in the Service\'s namespace for a cross-namespace backendRef', () => {
@@ -576,6 +585,9 @@ describe('listeners', () => {
       httpListener('http'),
     ])] });
     expect(listenerConditions(t, 'udp').Accepted).toEqual(['False', 'UnsupportedProtocol']);
+    // No route kind on a protocol QubeSec does not serve (the spec), and no InvalidRouteKinds for it either.
+    expect(t.gateways[0]!.listeners.find((l) => l.name === 'udp')!.supportedKinds).toEqual([]);
+    expect(listenerConditions(t, 'udp').ResolvedRefs).toEqual(['True', 'ResolvedRefs']);
     expect(listenerConditions(t, 'odd-port').Accepted).toEqual(['False', 'PortUnavailable']);
     expect(listenerConditions(t, 'http').Accepted).toEqual(['True', 'Accepted']);
     const withAddress = gateway('gw', [httpListener('http')]);

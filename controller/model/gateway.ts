@@ -242,14 +242,15 @@ function judgeListener(gateway: Gateway, gatewayRef: ObjectRef, listener: Listen
   const view: ListenerView = { gateway, gatewayRef, listener, index, usable: false, secrets: [], policyFromOptions: false, status };
   const refused = (reason: string, message: string) => setCondition(status, condition('Accepted', 'False', reason, `${field}${message}`, generation));
 
-  // Kinds: HTTPRoute and GRPCRoute on HTTP and HTTPS listeners, TLSRoute on TLS ones; others are named in ResolvedRefs.
-  const kinds = listener.protocol === 'TLS' ? TLS_ROUTE_KINDS : ROUTE_KINDS;
+  // Kinds: HTTPRoute and GRPCRoute on HTTP and HTTPS listeners, TLSRoute on TLS ones, none on a protocol QubeSec does
+  // not serve; others are named in ResolvedRefs.
+  const kinds = listener.protocol === 'TLS' ? TLS_ROUTE_KINDS : listener.protocol === 'HTTP' || listener.protocol === 'HTTPS' ? ROUTE_KINDS : [];
   const wanted: readonly RouteGroupKind[] = listener.allowedRoutes?.kinds?.length ? listener.allowedRoutes.kinds : kinds;
   const servedKind = (k: RouteGroupKind) => kinds.find((r) => r.kind === k.kind && r.group === (k.group ?? GATEWAY_GROUP));
   const unsupportedKinds = wanted.filter((k) => !servedKind(k));
   status.supportedKinds = kinds.filter((r) => wanted.some((k) => servedKind(k) === r)).map((r) => ({ ...r }));
   const refProblems: { reason: string; message: string }[] = [];
-  if (unsupportedKinds.length > 0) {
+  if (unsupportedKinds.length > 0 && kinds.length > 0) {
     refProblems.push({ reason: 'InvalidRouteKinds', message: `${field}.allowedRoutes.kinds: ${unsupportedKinds.map((k) => `${k.group ?? GATEWAY_GROUP}/${k.kind}`).join(', ')} not supported (QubeSec serves ${kinds.map((r) => r.kind).join(' and ')} on ${listener.protocol} listeners)` });
   }
 
@@ -670,7 +671,6 @@ function translateRule(rule: HTTPRouteRule, index: number, kind: HttpRouteKind, 
   const conditions = matches.map((m, j) => conditionsOf(m, `${field}.matches[${j}]`, invalid));
   // A redirect answers every request itself: its backendRefs are never used (the spec), so not judged.
   const backendRefs = redirect ? [] : (rule.backendRefs ?? []).filter((b) => b.weight !== 0);
-  if (!redirect && backendRefs.length === 0) unsupported.push(`${field}.backendRefs (none with weight above 0: the spec answers 500)`);
   backendRefs.forEach((b) => {
     if ((b.filters ?? []).length > 0) unsupported.push(`${field}.backendRefs[${rule.backendRefs!.indexOf(b)}].filters`);
   });
@@ -678,6 +678,8 @@ function translateRule(rule: HTTPRouteRule, index: number, kind: HttpRouteKind, 
   if (unsupported.length > 0) return { routes: [], dropped: { reason: 'UnsupportedValue', message: `${unsupported.join(', ')}: not supported yet`, refused: false } };
 
   const { backends, problems } = resolveBackendRefs(backendRefs, rule.backendRefs ?? [], field, kind, namespace, grants, snapshot, invalid);
+  // No backendRef with weight above 0: every request answers 500 (the spec).
+  if (!redirect && backends.length === 0) backends.push({ backend: { namespace, service: '', port: '' }, weight: 1, refused: true });
   // TLS to the pods as their Services' BackendTLSPolicies ask. NGINX has one TLS setting per location, so a rule's
   // backends must agree on it.
   const tlsOf = backends.filter((b) => !b.refused).map((b) => policies.backendTls(b.backend));
@@ -736,14 +738,14 @@ function translateRule(rule: HTTPRouteRule, index: number, kind: HttpRouteKind, 
 
 /**
  * A rule's backendRefs (weight 0 left out: `refs`; `all` the rule's list, for field indexes) as the intent's backends:
- * a refused one (another kind, another namespace without a ReferenceGrant) keeps its share, which the data plane
- * rejects. Values QubeSec refuses go to `invalid`; the unresolvable references' reasons to `problems`.
+ * a refused one (another kind, another namespace without a ReferenceGrant, a Service that does not exist) keeps its
+ * share, which the data plane rejects (HTTP 500, as the spec asks of an invalid backendRef). Values QubeSec refuses go
+ * to `invalid`; the unresolvable references' reasons to `problems`.
  */
 function resolveBackendRefs(refs: readonly HTTPBackendRef[], all: readonly HTTPBackendRef[], field: string, kind: RouteKind, namespace: string, grants: ReferenceGrants, snapshot: GatewaySnapshot, invalid: string[]) {
   const backends: NonNullable<IntentRoute['backends']> = [];
   const problems: NonNullable<RuleOutcome['refProblem']>[] = [];
   const refusedShare = kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 500';
-  const missingShare = kind === 'TLSRoute' ? 'connections is rejected' : 'requests answers 503';
   for (const backendRef of refs) {
     const at = `${field}.backendRefs[${all.indexOf(backendRef)}]`;
     const target = backendRef.namespace ?? namespace;
@@ -763,8 +765,12 @@ function resolveBackendRefs(refs: readonly HTTPBackendRef[], all: readonly HTTPB
     if (backendRef.port === undefined) invalid.push(`${at}.port: is required for a Service`);
     else if (checkPortNumber(backendRef.port)) invalid.push(`${at}.port: ${backendRef.port} ${checkPortNumber(backendRef.port)}`);
     if (!Number.isInteger(weight) || weight < 0 || weight > 1_000_000) invalid.push(`${at}.weight: ${weight} is not an integer from 0 to 1000000`);
+    if (!snapshot.services.has(`${target}/${backendRef.name}`)) {
+      problems.push({ reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its share of ${refusedShare})` });
+      backends.push({ backend: { namespace: target, service: '', port: '' }, weight, refused: true });
+      continue;
+    }
     backends.push({ backend: { namespace: target, service: backendRef.name, port: String(backendRef.port ?? '') }, weight });
-    if (!snapshot.services.has(`${target}/${backendRef.name}`)) problems.push({ reason: 'BackendNotFound', message: `${at}: Service ${target}/${backendRef.name} not found (its share of ${missingShare})` });
   }
   return { backends, problems };
 }

@@ -18,15 +18,18 @@ export interface TestController extends RunningController {
   metric(name: string): Promise<number>;
 }
 
-export async function startTestController(source: { kubeconfig: string } | { manifests: string }, extra: string[] = []): Promise<TestController> {
-  const [httpsPort, httpPort] = [await freePort(), await freePort()];
+/** Where NGINX listens when not on 127.0.0.1 and free ports: where a suite that reads the Gateway's address goes. */
+export interface Listen { address: string; httpPort: number; httpsPort: number }
+
+export async function startTestController(source: { kubeconfig: string } | { manifests: string }, extra: string[] = [], listen?: Listen): Promise<TestController> {
+  const [httpsPort, httpPort] = listen ? [listen.httpsPort, listen.httpPort] : [await freePort(), await freePort()];
   const confDir = `/run/qubesec-e2e-${randomBytes(4).toString('hex')}`;
   const logs: string[] = [];
   const flags = parseFlags([
     ...('kubeconfig' in source ? ['--kubeconfig', source.kubeconfig] : ['--manifests', source.manifests]),
     '--nginx-root', rootfs(),
     '--conf-dir', confDir,
-    '--bind-address', '127.0.0.1',
+    '--bind-address', listen?.address ?? '127.0.0.1',
     '--https-port', String(httpsPort),
     '--http-port', String(httpPort),
     '--status-port', '0',

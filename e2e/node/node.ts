@@ -41,10 +41,10 @@ export interface TestNode {
 }
 
 /**
- * Starts the node with the images of `imagesDir` (docker-archive tars, as e2e/node/images.sh writes them) loaded into
- * containerd, where the kubelet finds them without a pull (no registry is reachable).
+ * Starts the node with the images of `imagesDir` (docker-archive tars, as e2e/node/images.sh writes them) and of
+ * `moreImageDirs` loaded into containerd, where the kubelet finds them without a pull (no registry is reachable).
  */
-export async function startNode(imagesDir: string): Promise<TestNode> {
+export async function startNode(imagesDir: string, moreImageDirs: string[] = []): Promise<TestNode> {
   await sweepDeadRuns();
   const dir = `${NODE_DIR_PREFIX}${process.pid}`;
   await mkdir(dir, { recursive: true });
@@ -90,12 +90,13 @@ export async function startNode(imagesDir: string): Promise<TestNode> {
       for (const [name, result] of exited) throw new Error(`${name} exited (${result.exitCode ?? result.signal}): ${await logTail(dir, name)}`);
     };
 
-    const archives = (await readdir(imagesDir)).filter((name) => name.endsWith('.tar'));
-    if (!archives.includes(PAUSE_ARCHIVE)) throw new Error(`${imagesDir} has no ${PAUSE_ARCHIVE}: make the images with e2e/node/images.sh`);
+    if (!(await imageArchives(imagesDir)).includes(PAUSE_ARCHIVE)) throw new Error(`${imagesDir} has no ${PAUSE_ARCHIVE}: make the images with e2e/node/images.sh`);
     await writeContainerdConfig(dir, await archiveImageName(join(imagesDir, PAUSE_ARCHIVE)));
     run('containerd', 'containerd', ['--config', join(dir, 'containerd.toml')]);
     await eventually(async () => (await failIfExited(), (await ctr('version').catch(() => undefined)) ? true : undefined), 30_000, 'containerd serving');
-    for (const archive of archives) await ctr('images', 'import', '--no-unpack', join(imagesDir, archive));
+    for (const folder of [imagesDir, ...moreImageDirs]) {
+      for (const archive of await imageArchives(folder)) await ctr('images', 'import', '--no-unpack', join(folder, archive));
+    }
 
     const kubeconfig = (component: string) => join(cluster!.dir, `${component}.kubeconfig`);
     for (const component of ['kube-controller-manager', 'kube-scheduler']) {
@@ -202,6 +203,10 @@ async function kubeletPki(dir: string): Promise<{ ca: string; clientCert: string
 }
 
 /** The name a docker-archive tar carries (its manifest.json's first RepoTag). */
+async function imageArchives(folder: string): Promise<string[]> {
+  return (await readdir(folder)).filter((name) => name.endsWith('.tar'));
+}
+
 async function archiveImageName(tar: string): Promise<string> {
   const manifest = JSON.parse((await execa('tar', ['-xOf', tar, 'manifest.json'])).stdout) as { RepoTags?: string[] }[];
   const name = manifest[0]?.RepoTags?.[0];
