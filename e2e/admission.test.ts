@@ -128,13 +128,13 @@ describe('the validating admission webhook', () => {
     expect(deniedRoute.json.message).toMatch(/^admission webhook "validate.httproute.qubesec.io" denied the request: HTTPRoute default\/bad: spec\.rules\[0\]\.matches\[0\]\.headers\[0\]\.value: "\(unclosed" is not a regular expression/);
     // On the HTTP listener (the HTTPS one has no Secret here): allowed, told only that its Service is not there.
     const good = await kube.request('POST', `${GATEWAY_API}/httproutes?dryRun=All`, httpRoute('good', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['pq.example.com'], rules: [httpRule('/', 'alpha')] }));
-    expect([good.status, good.warnings]).toEqual([201, ['HTTPRoute default/good: spec.rules[0].backendRefs[0]: Service default/alpha not found (its share of requests answers 503)']]);
+    expect([good.status, good.warnings]).toEqual([201, ['HTTPRoute default/good: spec.rules[0].backendRefs[0]: Service default/alpha not found (its share of requests answers 500)']]);
     // A GRPCRoute: its regular expression the schema lets through, judged by its own webhook.
     const badCalls = grpcRoute('bad-calls', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['pq.example.com'], rules: [{ matches: [{ method: { type: 'RegularExpression', service: '(unclosed' } }], backendRefs: [{ name: 'alpha', port: 80 }] }] });
     const deniedCalls = await kube.request('POST', `${GATEWAY_API}/grpcroutes?dryRun=All`, badCalls);
     expect([deniedCalls.status, deniedCalls.json.message]).toEqual([400, expect.stringMatching(/^admission webhook "validate.grpcroute.qubesec.io" denied the request: GRPCRoute default\/bad-calls: spec\.rules\[0\]\.matches\[0\]\.method\.service: "\(unclosed" is not a regular expression/)]);
     const goodCalls = await kube.request('POST', `${GATEWAY_API}/grpcroutes?dryRun=All`, grpcRoute('calls', { parentRefs: [{ name: 'gw', sectionName: 'http' }], hostnames: ['rpc.pq.example.com'], rules: [grpcRule('echo.Echo', 'Say', 'alpha')] }));
-    expect([goodCalls.status, goodCalls.warnings]).toEqual([201, ['GRPCRoute default/calls: spec.rules[0].backendRefs[0]: Service default/alpha not found (its share of requests answers 503)']]);
+    expect([goodCalls.status, goodCalls.warnings]).toEqual([201, ['GRPCRoute default/calls: spec.rules[0].backendRefs[0]: Service default/alpha not found (its share of requests answers 500)']]);
     // A TLSRoute, judged by its own webhook: allowed, told that no listener of the Gateway takes it (none is TLS) and
     // that its Service is not there.
     const passing = await kube.request('POST', `${GATEWAY_API}/tlsroutes?dryRun=All`, tlsRoute('db', ['db.pq.example.com'], 'alpha'));

@@ -30,7 +30,7 @@ export interface GatewaySnapshot {
   backendTlsPolicies: readonly BackendTLSPolicy[];
   /** Labels of each Namespace, by name: allowedRoutes namespace selectors read them. */
   namespaceLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
-  /** The Services by namespace/name: a backendRef to another is BackendNotFound (it answers 503); ports by name for BackendTLSPolicy sectionNames. */
+  /** The Services by namespace/name: a backendRef to another is BackendNotFound (its share answers 500); ports by name for BackendTLSPolicy sectionNames. */
   services: ReadonlyMap<string, V1Service>;
   /** The ca.crt of each ConfigMap that exists (namespace/name), checked: BackendTLSPolicy's caCertificateRefs. */
   caConfigMaps: { get(key: string): CheckedCa | undefined };
