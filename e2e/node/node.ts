@@ -202,11 +202,12 @@ async function kubeletPki(dir: string): Promise<{ ca: string; clientCert: string
   return { ca: file('ca.crt'), clientCert: file('client.crt'), clientKey: file('client.key') };
 }
 
-/** The name a docker-archive tar carries (its manifest.json's first RepoTag). */
+/** The docker-archive tars of a folder, by file name. */
 async function imageArchives(folder: string): Promise<string[]> {
   return (await readdir(folder)).filter((name) => name.endsWith('.tar'));
 }
 
+/** The name a docker-archive tar carries (its manifest.json's first RepoTag). */
 async function archiveImageName(tar: string): Promise<string> {
   const manifest = JSON.parse((await execa('tar', ['-xOf', tar, 'manifest.json'])).stdout) as { RepoTags?: string[] }[];
   const name = manifest[0]?.RepoTags?.[0];
