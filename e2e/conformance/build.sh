@@ -37,7 +37,7 @@ GOBIN="$out/bin" CGO_ENABLED=0 GOFLAGS=-mod=mod go install -trimpath -ldflags='-
 
 # shellcheck source=e2e/node/build-scratch.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../node/build-scratch.sh"
-# One static binary from scratch as the entrypoint, under each of `names`; the first name's tar holds them all.
+# One static binary from scratch as the entrypoint, committed under the first name, tagged with the others; a tar for each.
 commit_image() {
   local binary="$1" user="$2"; shift 2
   container="$(buildah from scratch)"
